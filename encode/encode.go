@@ -1,0 +1,69 @@
+// Package encode turns one chunk of video into an encoded shard, either by
+// running the ffmpeg binary or by a deterministic simulation. It knows
+// ffmpeg and nothing about gRPC or the shard store.
+package encode
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Encoder names recorded in metadata.
+const (
+	NameFFmpeg    = "ffmpeg"
+	NameSimulated = "simulated"
+)
+
+// Errors returned by encoders, wrapped with detail; test with errors.Is.
+var (
+	// ErrInvalidInput means the input is not media the encoder can decode;
+	// the wrapped message carries ffmpeg's reason.
+	ErrInvalidInput = errors.New("invalid input")
+	// ErrInvalidOptions means a per-request override is outside the allowlist.
+	ErrInvalidOptions = errors.New("invalid encoding options")
+	// ErrUnavailable means the encoder cannot run at all (binary missing).
+	ErrUnavailable = errors.New("encoder unavailable")
+)
+
+// Output is where an encoder writes the encoded chunk. Encoders that run a
+// process write to Path; in-process encoders call Write. An encoder uses one
+// or the other, never both.
+type Output interface {
+	io.Writer
+	Path() string
+}
+
+// Options are per-request overrides. Zero values mean the configured default.
+type Options struct {
+	VideoCodec string
+	CRF        *int
+	Preset     string
+}
+
+// Result describes what an encode produced, for the chunk's metadata.
+type Result struct {
+	Encoder    string // NameFFmpeg or NameSimulated
+	VideoCodec string
+	AudioCodec string
+	Container  string
+	// Settings are the effective encoder settings (codec, crf, preset, ...).
+	Settings        map[string]string
+	DurationSeconds float64
+	FrameCount      int64
+	Width, Height   int
+	EncodeTime      time.Duration
+	// InputSize is the number of input bytes consumed.
+	InputSize int64
+}
+
+// Encoder encodes one chunk. Encode reads the whole input, writes the
+// encoded chunk to out, and returns when done or when ctx ends; on error
+// out's content is unspecified and the caller discards it.
+type Encoder interface {
+	Name() string
+	Encode(ctx context.Context, in io.Reader, out Output, opts Options) (Result, error)
+	// Check reports whether the encoder can run (for health checks).
+	Check(ctx context.Context) error
+}
