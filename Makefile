@@ -41,3 +41,9 @@ proto-check: proto ## fail if the committed generated code differs from a fresh 
 
 clean:
 	rm -rf $(BIN) $(TOOLS)
+
+demo: ## the main job end to end: a worker encodes a clip with ffmpeg (installs ffmpeg if missing)
+	bash scripts/demo.sh
+
+testdata: ## regenerate testdata/ clips from ffmpeg's lavfi sources
+	bash scripts/make-testdata.sh

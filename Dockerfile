@@ -1,0 +1,31 @@
+# videoshard worker image: a static Go build on Debian with ffmpeg.
+#   docker build -t videoshard .
+#   docker run -v $PWD/configs/worker.yaml:/etc/videoshard/worker.yaml:ro \
+#     -v shards:/var/lib/videoshard -p 50061:50061 videoshard
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/worker ./cmd/worker \
+ && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/master ./cmd/master \
+ && GOBIN=/out go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --home /var/lib/videoshard videoshard \
+ && mkdir -p /var/lib/videoshard /etc/videoshard && chown videoshard /var/lib/videoshard
+COPY --from=build /out/ /usr/local/bin/
+COPY configs/worker.yaml /etc/videoshard/worker.yaml
+USER videoshard
+# In a container the worker must listen beyond loopback; the port is only
+# reachable where it is published.
+ENV VIDEOSHARD_LISTEN=0.0.0.0:50061 VIDEOSHARD_STORAGE_ROOT=/var/lib/videoshard
+VOLUME /var/lib/videoshard
+EXPOSE 50061
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s \
+  CMD ["grpc-health-probe", "-addr=127.0.0.1:50061"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["worker", "--config", "/etc/videoshard/worker.yaml"]

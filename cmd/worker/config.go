@@ -1,0 +1,286 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cast"
+	"github.com/spf13/viper"
+)
+
+// Config is the worker's whole configuration, read from a file, the
+// environment (VIDEOSHARD_ + key, dots as underscores) and flags.
+type Config struct {
+	Listen        string
+	WorkerID      string
+	Encoder       string // "ffmpeg" or "simulated"
+	ShutdownGrace time.Duration
+	Storage       StorageConfig
+	FFmpeg        FFmpegConfig
+	Simulated     SimulatedConfig
+	Limits        LimitsConfig
+	GRPC          GRPCConfig
+}
+
+type StorageConfig struct {
+	Root string
+}
+
+type FFmpegConfig struct {
+	Binary          string
+	FFprobe         string
+	VideoCodec      string
+	CRF             int
+	Preset          string
+	AudioCodec      string
+	Container       string
+	Threads         int
+	Timeout         time.Duration
+	ExtraOutputArgs []string
+}
+
+type SimulatedConfig struct {
+	Ratio float64
+	Delay time.Duration
+}
+
+type LimitsConfig struct {
+	MaxConcurrentTasks int
+	MaxQueuedTasks     int
+	MaxChunkBytes      int64
+}
+
+type GRPCConfig struct {
+	MaxMessageBytes int64
+}
+
+// defaults holds every known key with its default; a key not here is unknown.
+func defaults() map[string]any {
+	return map[string]any{
+		"listen":                      "127.0.0.1:50061",
+		"worker_id":                   "",
+		"encoder":                     "ffmpeg",
+		"shutdown_grace":              "30s",
+		"storage.root":                "./video_shards",
+		"ffmpeg.binary":               "ffmpeg",
+		"ffmpeg.ffprobe":              "ffprobe",
+		"ffmpeg.video_codec":          "libx264",
+		"ffmpeg.crf":                  0,
+		"ffmpeg.preset":               "",
+		"ffmpeg.audio_codec":          "copy",
+		"ffmpeg.container":            "matroska",
+		"ffmpeg.threads":              0,
+		"ffmpeg.timeout":              "10m",
+		"ffmpeg.extra_output_args":    []string{},
+		"simulated.ratio":             0.5,
+		"simulated.delay":             "0s",
+		"limits.max_concurrent_tasks": runtime.NumCPU(),
+		"limits.max_queued_tasks":     0,
+		"limits.max_chunk_bytes":      "4GiB",
+		"grpc.max_message_bytes":      "256MiB",
+	}
+}
+
+// newViper returns a viper that knows every key and reads the environment.
+func newViper() *viper.Viper {
+	v := viper.New()
+	for k, val := range defaults() {
+		v.SetDefault(k, val)
+	}
+	v.SetEnvPrefix("VIDEOSHARD")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	return v
+}
+
+// readConfigFile merges a YAML config into v, refusing unknown keys.
+func readConfigFile(v *viper.Viper, r io.Reader) error {
+	file := viper.New()
+	file.SetConfigType("yaml")
+	if err := file.ReadConfig(r); err != nil {
+		return fmt.Errorf("parse config: %w", err)
+	}
+	known := defaults()
+	var unknown []string
+	for _, k := range file.AllKeys() {
+		if _, ok := known[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("config: unknown key %s", strings.Join(unknown, ", "))
+	}
+	v.SetConfigType("yaml")
+	return v.MergeConfigMap(file.AllSettings())
+}
+
+// loadConfig turns the merged settings into a validated Config. Every error
+// names the key.
+func loadConfig(v *viper.Viper) (Config, error) {
+	r := &keyReader{v: v}
+	cfg := Config{
+		Listen:        r.str("listen"),
+		WorkerID:      r.str("worker_id"),
+		Encoder:       r.oneOf("encoder", "ffmpeg", "simulated"),
+		ShutdownGrace: r.duration("shutdown_grace"),
+		Storage:       StorageConfig{Root: r.str("storage.root")},
+		FFmpeg: FFmpegConfig{
+			Binary:          r.str("ffmpeg.binary"),
+			FFprobe:         r.str("ffmpeg.ffprobe"),
+			VideoCodec:      r.str("ffmpeg.video_codec"),
+			CRF:             r.integer("ffmpeg.crf"),
+			Preset:          r.str("ffmpeg.preset"),
+			AudioCodec:      r.str("ffmpeg.audio_codec"),
+			Container:       r.str("ffmpeg.container"),
+			Threads:         r.integer("ffmpeg.threads"),
+			Timeout:         r.duration("ffmpeg.timeout"),
+			ExtraOutputArgs: r.strings("ffmpeg.extra_output_args"),
+		},
+		Simulated: SimulatedConfig{
+			Ratio: r.float("simulated.ratio"),
+			Delay: r.duration("simulated.delay"),
+		},
+		Limits: LimitsConfig{
+			MaxConcurrentTasks: r.integer("limits.max_concurrent_tasks"),
+			MaxQueuedTasks:     r.integer("limits.max_queued_tasks"),
+			MaxChunkBytes:      r.size("limits.max_chunk_bytes"),
+		},
+		GRPC: GRPCConfig{MaxMessageBytes: r.size("grpc.max_message_bytes")},
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		r.fail("listen", fmt.Errorf("%q is not host:port", cfg.Listen))
+	}
+	if cfg.WorkerID == "" {
+		cfg.WorkerID = cfg.Listen
+	}
+	if cfg.Storage.Root == "" {
+		r.fail("storage.root", errors.New("must not be empty"))
+	}
+	r.check("ffmpeg.timeout", cfg.FFmpeg.Timeout >= 0, "must not be negative")
+	r.check("ffmpeg.threads", cfg.FFmpeg.Threads >= 0, "must not be negative")
+	r.check("simulated.ratio", cfg.Simulated.Ratio > 0 && cfg.Simulated.Ratio <= 1, "must be in (0, 1]")
+	r.check("simulated.delay", cfg.Simulated.Delay >= 0, "must not be negative")
+	r.check("shutdown_grace", cfg.ShutdownGrace >= 0, "must not be negative")
+	r.check("limits.max_concurrent_tasks", cfg.Limits.MaxConcurrentTasks >= 1, "must be at least 1")
+	r.check("limits.max_queued_tasks", cfg.Limits.MaxQueuedTasks >= 0, "must not be negative (0 means 4 x max_concurrent_tasks)")
+	r.check("limits.max_chunk_bytes", cfg.Limits.MaxChunkBytes >= 1, "must be positive")
+	r.check("grpc.max_message_bytes", cfg.GRPC.MaxMessageBytes >= 1<<20 && cfg.GRPC.MaxMessageBytes <= 2<<30-1,
+		"must be between 1MiB and 2GiB")
+	if len(r.errs) > 0 {
+		return Config{}, errors.Join(r.errs...)
+	}
+	return cfg, nil
+}
+
+// keyReader reads typed values, collecting one error per bad key.
+type keyReader struct {
+	v    *viper.Viper
+	errs []error
+}
+
+func (r *keyReader) fail(key string, err error) {
+	r.errs = append(r.errs, fmt.Errorf("config key %s: %w", key, err))
+}
+
+func (r *keyReader) check(key string, ok bool, msg string) {
+	if !ok {
+		r.fail(key, errors.New(msg))
+	}
+}
+
+func (r *keyReader) str(key string) string {
+	s, err := cast.ToStringE(r.v.Get(key))
+	if err != nil {
+		r.fail(key, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+func (r *keyReader) oneOf(key string, allowed ...string) string {
+	s := r.str(key)
+	if !slices.Contains(allowed, s) {
+		r.fail(key, fmt.Errorf("%q is not one of %s", s, strings.Join(allowed, ", ")))
+	}
+	return s
+}
+
+func (r *keyReader) integer(key string) int {
+	n, err := cast.ToIntE(r.v.Get(key))
+	if err != nil {
+		r.fail(key, fmt.Errorf("%v is not an integer", r.v.Get(key)))
+	}
+	return n
+}
+
+func (r *keyReader) float(key string) float64 {
+	f, err := cast.ToFloat64E(r.v.Get(key))
+	if err != nil {
+		r.fail(key, fmt.Errorf("%v is not a number", r.v.Get(key)))
+	}
+	return f
+}
+
+func (r *keyReader) duration(key string) time.Duration {
+	raw := r.v.Get(key)
+	if s, ok := raw.(string); ok {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			r.fail(key, fmt.Errorf("%q is not a duration like 500ms or 2m", s))
+		}
+		return d
+	}
+	r.fail(key, fmt.Errorf("%v is not a duration like 500ms or 2m", raw))
+	return 0
+}
+
+func (r *keyReader) strings(key string) []string {
+	ss, err := cast.ToStringSliceE(r.v.Get(key))
+	if err != nil {
+		r.fail(key, fmt.Errorf("%v is not a list of strings", r.v.Get(key)))
+	}
+	return ss
+}
+
+// size reads a byte count: an integer, or a number with a unit
+// (KiB, MiB, GiB, KB, MB, GB, B).
+func (r *keyReader) size(key string) int64 {
+	raw := r.v.Get(key)
+	n, err := parseSize(raw)
+	if err != nil {
+		r.fail(key, err)
+	}
+	return n
+}
+
+func parseSize(raw any) (int64, error) {
+	if s, ok := raw.(string); ok {
+		s = strings.TrimSpace(s)
+		units := []struct {
+			suffix string
+			mult   int64
+		}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+		for _, u := range units {
+			if num, ok := strings.CutSuffix(s, u.suffix); ok {
+				v, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+				if err != nil || v < 0 || v > (1<<62)/u.mult {
+					return 0, fmt.Errorf("%q is not a size like 256MiB", s)
+				}
+				return v * u.mult, nil
+			}
+		}
+	}
+	v, err := cast.ToInt64E(raw)
+	if err != nil {
+		return 0, fmt.Errorf("%v is not a size like 256MiB", raw)
+	}
+	return v, nil
+}

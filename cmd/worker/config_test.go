@@ -1,0 +1,165 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func parse(t *testing.T, yaml string, env map[string]string) (Config, error) {
+	t.Helper()
+	for k, val := range env {
+		t.Setenv(k, val)
+	}
+	v := newViper()
+	if yaml != "" {
+		if err := readConfigFile(v, strings.NewReader(yaml)); err != nil {
+			return Config{}, err
+		}
+	}
+	return loadConfig(v)
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := parse(t, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Listen, "127.0.0.1:50061"; got != want {
+		t.Errorf("listen = %q, want %q", got, want)
+	}
+	if got, want := cfg.WorkerID, cfg.Listen; got != want {
+		t.Errorf("worker_id = %q, want the listen address %q", got, want)
+	}
+	if cfg.Encoder != "ffmpeg" || cfg.FFmpeg.VideoCodec != "libx264" || cfg.FFmpeg.Container != "matroska" {
+		t.Errorf("encoder defaults = %q %q %q", cfg.Encoder, cfg.FFmpeg.VideoCodec, cfg.FFmpeg.Container)
+	}
+	if got, want := cfg.GRPC.MaxMessageBytes, int64(256<<20); got != want {
+		t.Errorf("grpc.max_message_bytes = %d, want %d", got, want)
+	}
+	if got, want := cfg.Limits.MaxChunkBytes, int64(4<<30); got != want {
+		t.Errorf("limits.max_chunk_bytes = %d, want %d", got, want)
+	}
+	if cfg.Limits.MaxConcurrentTasks < 1 || cfg.Simulated.Ratio != 0.5 {
+		t.Errorf("limits/simulated defaults = %+v %+v", cfg.Limits, cfg.Simulated)
+	}
+}
+
+func TestConfigLayers(t *testing.T) {
+	yaml := `
+encoder: simulated
+worker_id: w1
+storage: {root: /tmp/store}
+ffmpeg: {video_codec: libx265, crf: 28, timeout: 90s, extra_output_args: ["-tune", "film"]}
+simulated: {ratio: 0.25, delay: 200ms}
+limits: {max_concurrent_tasks: 3, max_chunk_bytes: 64MiB}
+grpc: {max_message_bytes: 1073741824}
+`
+	cfg, err := parse(t, yaml, map[string]string{
+		"VIDEOSHARD_FFMPEG_VIDEO_CODEC":          "libvpx-vp9",
+		"VIDEOSHARD_LIMITS_MAX_CONCURRENT_TASKS": "5",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"encoder", cfg.Encoder, "simulated"},
+		{"worker_id", cfg.WorkerID, "w1"},
+		{"storage.root", cfg.Storage.Root, "/tmp/store"},
+		{"ffmpeg.video_codec (env over file)", cfg.FFmpeg.VideoCodec, "libvpx-vp9"},
+		{"ffmpeg.crf", cfg.FFmpeg.CRF, 28},
+		{"ffmpeg.timeout", cfg.FFmpeg.Timeout, 90 * time.Second},
+		{"ffmpeg.extra_output_args", strings.Join(cfg.FFmpeg.ExtraOutputArgs, " "), "-tune film"},
+		{"simulated.ratio", cfg.Simulated.Ratio, 0.25},
+		{"simulated.delay", cfg.Simulated.Delay, 200 * time.Millisecond},
+		{"limits.max_concurrent_tasks (env over file)", cfg.Limits.MaxConcurrentTasks, 5},
+		{"limits.max_chunk_bytes", cfg.Limits.MaxChunkBytes, int64(64 << 20)},
+		{"grpc.max_message_bytes", cfg.GRPC.MaxMessageBytes, int64(1 << 30)},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		env        map[string]string
+		wantKey    string
+	}{
+		{"unknown top-level key", "listne: 1.2.3.4:5\n", nil, "listne"},
+		{"unknown nested key", "ffmpeg: {codec: libx264}\n", nil, "ffmpeg.codec"},
+		{"bad encoder", "encoder: gpu\n", nil, "encoder"},
+		{"bad crf", "ffmpeg: {crf: high}\n", nil, "ffmpeg.crf"},
+		{"bad timeout", "ffmpeg: {timeout: soon}\n", nil, "ffmpeg.timeout"},
+		{"bare number timeout", "ffmpeg: {timeout: 30}\n", nil, "ffmpeg.timeout"},
+		{"ratio out of range", "simulated: {ratio: 1.5}\n", nil, "simulated.ratio"},
+		{"zero concurrency", "limits: {max_concurrent_tasks: 0}\n", nil, "limits.max_concurrent_tasks"},
+		{"bad size", "limits: {max_chunk_bytes: lots}\n", nil, "limits.max_chunk_bytes"},
+		{"tiny message limit", "grpc: {max_message_bytes: 1000}\n", nil, "grpc.max_message_bytes"},
+		{"bad listen", "listen: nowhere\n", nil, "listen"},
+		{"bad env value", "", map[string]string{"VIDEOSHARD_SIMULATED_DELAY": "x"}, "simulated.delay"},
+		{"not yaml", "listen: [\n", nil, "parse config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(t, tt.yaml, tt.env)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if !strings.Contains(err.Error(), tt.wantKey) {
+				t.Fatalf("error %q does not name %q", err, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestShippedConfigsParse(t *testing.T) {
+	for _, name := range []string{"worker.yaml", "worker-simulated.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			f, err := os.Open(filepath.Join("..", "..", "configs", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			v := newViper()
+			if err := readConfigFile(v, f); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := loadConfig(v); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in      any
+		want    int64
+		wantErr bool
+	}{
+		{"256MiB", 256 << 20, false},
+		{"4GiB", 4 << 30, false},
+		{"10 KB", 10000, false},
+		{"12B", 12, false},
+		{1024, 1024, false},
+		{"1024", 1024, false},
+		{"-1MiB", 0, true},
+		{"1.5GiB", 0, true},
+		{"huge", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("parseSize(%v) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

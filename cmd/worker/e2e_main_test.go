@@ -1,0 +1,296 @@
+package main
+
+// End-to-end tests: they build the real worker binary, start it on a
+// loopback port with a temporary store, and drive it over gRPC.
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	pb "github.com/videoshard/videoshard/proto"
+)
+
+var workerBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "videoshard-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	workerBinary = filepath.Join(dir, "worker")
+	build := exec.Command("go", "build", "-o", workerBinary, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build worker:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// worker is a running worker process.
+type worker struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string
+	root   string
+	config string
+	conn   *grpc.ClientConn
+	client pb.VideoProcessingServiceClient
+	logs   *lockedBuffer
+	exited chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var addrPattern = regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
+
+// startWorker runs the worker with yaml appended to a config that listens
+// on a free loopback port and stores in root (a new temp dir when empty).
+func startWorker(t *testing.T, root, yaml string) *worker {
+	t.Helper()
+	if root == "" {
+		root = filepath.Join(t.TempDir(), "store")
+	}
+	config := filepath.Join(t.TempDir(), "worker.yaml")
+	body := fmt.Sprintf("listen: 127.0.0.1:0\nstorage:\n  root: %s\n%s", root, yaml)
+	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := &worker{t: t, root: root, config: config, logs: &lockedBuffer{}, exited: make(chan error, 1)}
+	w.cmd = exec.Command(workerBinary, "--config", config)
+	stderr, err := w.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			w.logs.add(line + "\n")
+			if m := addrPattern.FindStringSubmatch(line); m != nil {
+				select {
+				case addrCh <- m[1]:
+				default:
+				}
+			}
+		}
+		w.exited <- w.cmd.Wait()
+	}()
+	select {
+	case w.addr = <-addrCh:
+	case err := <-w.exited:
+		t.Fatalf("worker exited at start-up: %v\n%s", err, w.logs)
+	case <-time.After(30 * time.Second):
+		w.cmd.Process.Kill()
+		t.Fatalf("worker did not start\n%s", w.logs)
+	}
+	w.conn, err = grpc.NewClient(w.addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(512<<20), grpc.MaxCallSendMsgSize(512<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.client = pb.NewVideoProcessingServiceClient(w.conn)
+	t.Cleanup(w.stop)
+	return w
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (w *worker) stop() {
+	if w.cmd.ProcessState != nil {
+		return
+	}
+	w.conn.Close()
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-w.exited:
+		if err != nil {
+			w.t.Errorf("worker exited with %v\n%s", err, w.logs)
+		}
+	case <-time.After(30 * time.Second):
+		w.cmd.Process.Kill()
+		w.t.Errorf("worker did not stop on SIGTERM\n%s", w.logs)
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func (w *worker) healthStatus(ctx context.Context) healthpb.HealthCheckResponse_ServingStatus {
+	resp, err := healthpb.NewHealthClient(w.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		w.t.Fatalf("grpc.health.v1 Check: %v", err)
+	}
+	return resp.GetStatus()
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// treeDigest maps every file under root to its sha256, to prove a store was
+// not touched.
+func treeDigest(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			out[rel+"/"] = "dir"
+			return nil
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(path)
+			out[rel] = "link:" + target
+			return nil
+		}
+		out[rel] = sha(readFile(t, path))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func diffTrees(a, b map[string]string) []string {
+	var diffs []string
+	for k, v := range a {
+		if b[k] != v {
+			diffs = append(diffs, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			diffs = append(diffs, k)
+		}
+	}
+	sort.Strings(diffs)
+	return diffs
+}
+
+// upload sends data through UploadChunk in frames of frameSize.
+func upload(ctx context.Context, c pb.VideoProcessingServiceClient, h *pb.UploadHeader, data []byte, frameSize int) (*pb.ProcessChunkResponse, error) {
+	stream, err := c.UploadChunk(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(&pb.UploadChunkRequest{Frame: &pb.UploadChunkRequest_Header{Header: h}}); err != nil {
+		return nil, err
+	}
+	for off := 0; off < len(data); off += frameSize {
+		end := min(off+frameSize, len(data))
+		if err := stream.Send(&pb.UploadChunkRequest{Frame: &pb.UploadChunkRequest_Data{Data: data[off:end]}}); err != nil {
+			if err == io.EOF {
+				break // the server has answered; CloseAndRecv has its status
+			}
+			return nil, err
+		}
+	}
+	return stream.CloseAndRecv()
+}
+
+// download reads a shard through DownloadShard.
+func download(ctx context.Context, c pb.VideoProcessingServiceClient, req *pb.GetShardRequest) (*pb.ChunkMetadata, []byte, error) {
+	stream, err := c.DownloadShard(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	var meta *pb.ChunkMetadata
+	var data []byte
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return meta, data, nil
+		}
+		if err != nil {
+			return meta, data, err
+		}
+		if msg.GetMetadata() != nil {
+			meta = msg.GetMetadata()
+		}
+		data = append(data, msg.GetData()...)
+	}
+}
+
+func testdataPath(name string) string {
+	return filepath.Join("..", "..", "testdata", name)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processAlive reports whether pid still runs (a zombie counts as gone).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(b))
+	return len(fields) > 2 && fields[2] != "Z"
+}

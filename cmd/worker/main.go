@@ -1,0 +1,212 @@
+// Command worker is the videoshard worker daemon: it receives video chunks
+// over gRPC, encodes them (ffmpeg or simulated) and keeps them as shards.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/videoshard/videoshard/encode"
+	"github.com/videoshard/videoshard/grpcapi"
+	"github.com/videoshard/videoshard/storage"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	v := newViper()
+	var configFile string
+	cmd := &cobra.Command{
+		Use:           "worker",
+		Short:         "videoshard worker: encode video chunks and keep them as shards",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := configFrom(v, configFile)
+			if err != nil {
+				return err
+			}
+			return run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML config file")
+	f.String("listen", "", "address to listen on (key listen)")
+	f.String("storage-root", "", "shard store directory (key storage.root)")
+	f.String("encoder", "", "ffmpeg or simulated (key encoder)")
+	for flag, key := range map[string]string{"listen": "listen", "storage-root": "storage.root", "encoder": "encoder"} {
+		if err := v.BindPFlag(key, f.Lookup(flag)); err != nil {
+			panic(err) // flags are defined just above
+		}
+	}
+	return cmd
+}
+
+// configFrom reads the config file, if any, under env and flags.
+func configFrom(v *viper.Viper, path string) (Config, error) {
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		defer f.Close()
+		if err := readConfigFile(v, f); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return loadConfig(v)
+}
+
+func newEncoder(cfg Config, tempDir string, log *slog.Logger) (encode.Encoder, string, error) {
+	if cfg.Encoder == encode.NameSimulated {
+		enc, err := encode.NewSimulated(encode.SimulatedConfig{Ratio: cfg.Simulated.Ratio, Delay: cfg.Simulated.Delay})
+		return enc, "simulated", err
+	}
+	f := cfg.FFmpeg
+	enc, err := encode.NewFFmpeg(encode.FFmpegConfig{
+		Binary:          f.Binary,
+		FFprobe:         f.FFprobe,
+		VideoCodec:      f.VideoCodec,
+		CRF:             f.CRF,
+		Preset:          f.Preset,
+		AudioCodec:      f.AudioCodec,
+		Container:       f.Container,
+		Threads:         f.Threads,
+		Timeout:         f.Timeout,
+		ExtraOutputArgs: f.ExtraOutputArgs,
+		TempDir:         tempDir,
+		Logger:          log,
+	})
+	return enc, f.VideoCodec, err
+}
+
+func run(ctx context.Context, cfg Config) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	store, err := storage.Open(storage.Options{Root: cfg.Storage.Root, Logger: log})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	enc, codec, err := newEncoder(cfg, store.TempDir(), log)
+	if err != nil {
+		return fmt.Errorf("encoder: %w", err)
+	}
+	srv := grpcapi.NewServer(store, enc, grpcapi.Config{
+		WorkerID:           cfg.WorkerID,
+		VideoCodec:         codec,
+		MaxConcurrentTasks: cfg.Limits.MaxConcurrentTasks,
+		MaxQueuedTasks:     cfg.Limits.MaxQueuedTasks,
+		MaxChunkBytes:      cfg.Limits.MaxChunkBytes,
+		MaxMessageBytes:    int(cfg.GRPC.MaxMessageBytes),
+		Logger:             log,
+	})
+
+	opts := append(grpcapi.ServerOptions(log),
+		grpc.MaxRecvMsgSize(int(cfg.GRPC.MaxMessageBytes)),
+		grpc.MaxSendMsgSize(int(cfg.GRPC.MaxMessageBytes)),
+	)
+	gs := grpc.NewServer(opts...)
+	srv.Register(gs)
+	healthSrv := health.NewServer()
+	healthpb.RegisterHealthServer(gs, healthSrv)
+	reflection.Register(gs)
+
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if err := srv.Healthy(ctx); err != nil {
+		log.Warn("worker starts unhealthy", "reason", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go srv.Run(ctx)
+	go watchHealth(ctx, srv, healthSrv, log)
+
+	log.Info("videoshard worker listening", "addr", lis.Addr().String(), "worker_id", cfg.WorkerID,
+		"encoder", cfg.Encoder, "codec", codec, "store", store.Root())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gs.Serve(lis) }()
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case sig := <-signals:
+		log.Info("shutting down: finishing in-flight chunks", "signal", sig.String(), "grace", cfg.ShutdownGrace)
+	}
+
+	srv.SetDraining()
+	healthSrv.Shutdown() // NOT_SERVING for every service
+	stopped := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(cfg.ShutdownGrace):
+		log.Warn("grace period over: cancelling in-flight chunks")
+		gs.Stop()
+	case sig := <-signals:
+		log.Warn("second signal: cancelling in-flight chunks", "signal", sig.String())
+		gs.Stop()
+	}
+	<-stopped
+	if err := <-serveErr; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("worker stopped")
+	return nil
+}
+
+// watchHealth keeps the standard health service in step with the worker's
+// dependencies.
+func watchHealth(ctx context.Context, srv *grpcapi.Server, hs *health.Server, log *slog.Logger) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	var last healthpb.HealthCheckResponse_ServingStatus
+	for {
+		st := healthpb.HealthCheckResponse_SERVING
+		if err := srv.Healthy(ctx); err != nil {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+			if st != last {
+				log.Warn("worker unhealthy", "reason", err)
+			}
+		}
+		if st != last {
+			hs.SetServingStatus("", st)
+			hs.SetServingStatus("replication.VideoProcessingService", st)
+			last = st
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,574 @@
+package encode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	ffmpeg "github.com/u2takey/ffmpeg-go"
+)
+
+// defaultInputFormats are the demuxers ffmpeg and ffprobe may use to read a
+// chunk: common video containers and elementary streams. Playlist and
+// indirection demuxers (hls, concat, ...) are excluded on purpose, since
+// they could make ffmpeg read other local files into the output.
+var defaultInputFormats = []string{
+	"mov", "matroska", "webm", "mpegts", "mpeg", "avi", "flv", "ogg", "ivf",
+	"asf", "mxf", "nut", "m4v", "h264", "hevc", "obu", "yuv4mpegpipe",
+}
+
+// FFmpegConfig configures an FFmpeg encoder. Zero values mean the defaults
+// given per field; NewFFmpeg fills them in and FFmpeg.Config reports them.
+type FFmpegConfig struct {
+	// Binary is the ffmpeg program, a name looked up in PATH or a path.
+	// Default "ffmpeg".
+	Binary string
+	// FFprobe is the ffprobe program. Default "ffprobe".
+	FFprobe string
+	// VideoCodec is the default ffmpeg video encoder; it must be on the
+	// allowlist (libx264, libx265, libvpx-vp9, libaom-av1, libsvtav1,
+	// mpeg4). Default "libx264".
+	VideoCodec string
+	// CRF is the default constant rate factor for VideoCodec: 0-51 for
+	// libx264/libx265, 0-63 for libvpx-vp9/libaom-av1/libsvtav1; mpeg4 takes
+	// none. -1 means "do not pass -crf". 0 means the codec's default (23 for
+	// libx264, 28 for libx265, 31 for libvpx-vp9, 30 for libaom-av1, 35 for
+	// libsvtav1, none for mpeg4), so a configured lossless CRF 0 is not
+	// expressible here; a request can still ask for it.
+	CRF int
+	// Preset is the default preset for VideoCodec: ultrafast..placebo for
+	// libx264/libx265, "0".."13" for libsvtav1; the others take none.
+	// Default "medium" for libx264/libx265, none otherwise.
+	Preset string
+	// AudioCodec is "copy" (keep the audio streams as they are), "none"
+	// (drop audio), or an ffmpeg audio encoder name such as "aac" or
+	// "libopus". Default "copy".
+	AudioCodec string
+	// Container is the ffmpeg muxer name (-f), e.g. "matroska", "mp4",
+	// "webm". Output paths carry no extension, so it is always passed.
+	// Default "matroska".
+	Container string
+	// Threads is passed as -threads when positive; 0 lets ffmpeg decide.
+	Threads int
+	// Timeout bounds the ffmpeg run and output probe of one chunk (spooling
+	// the input is the caller's I/O and is not counted); 0 means none. On
+	// expiry the error wraps context.DeadlineExceeded.
+	Timeout time.Duration
+	// ExtraOutputArgs are operator-trusted ffmpeg output options, inserted
+	// just before the output file, after (and so overriding) the generated
+	// ones. Requests can never add arguments.
+	ExtraOutputArgs []string
+	// InputFormats are the demuxers ffmpeg may use to read input
+	// (-format_whitelist); input in any other format is ErrInvalidInput.
+	// Default: common video containers and elementary streams; playlist and
+	// concat demuxers are not among them.
+	InputFormats []string
+	// TempDir is where inputs are spooled (ffmpeg needs a seekable file for
+	// mp4). Default os.TempDir().
+	TempDir string
+	// Logger receives debug records of each command line. Default: discard.
+	Logger *slog.Logger
+}
+
+// FFmpeg encodes chunks by running the ffmpeg binary. It writes the encoded
+// chunk to Output.Path and never calls Output.Write. It is safe for
+// concurrent use; each Encode runs its own ffmpeg process.
+type FFmpeg struct {
+	cfg FFmpegConfig
+	log *slog.Logger
+}
+
+var _ Encoder = (*FFmpeg)(nil)
+
+// NewFFmpeg validates cfg, fills in defaults, and returns an encoder. It
+// does not run ffmpeg; use Check for that. The error names the bad field.
+func NewFFmpeg(cfg FFmpegConfig) (*FFmpeg, error) {
+	if cfg.Binary == "" {
+		cfg.Binary = "ffmpeg"
+	}
+	if cfg.FFprobe == "" {
+		cfg.FFprobe = "ffprobe"
+	}
+	if cfg.VideoCodec == "" {
+		cfg.VideoCodec = "libx264"
+	}
+	spec, err := lookupCodec(cfg.VideoCodec)
+	if err != nil {
+		return nil, fmt.Errorf("ffmpeg config: VideoCodec: %v", err)
+	}
+	switch cfg.CRF {
+	case 0:
+		cfg.CRF = spec.defaultCRF
+	case -1:
+	default:
+		if err := spec.checkCRF(cfg.VideoCodec, cfg.CRF); err != nil {
+			return nil, fmt.Errorf("ffmpeg config: CRF: %v (or -1 for none)", err)
+		}
+	}
+	if cfg.Preset == "" {
+		cfg.Preset = spec.defaultPreset
+	} else if err := spec.checkPreset(cfg.VideoCodec, cfg.Preset); err != nil {
+		return nil, fmt.Errorf("ffmpeg config: Preset: %v", err)
+	}
+	if cfg.AudioCodec == "" {
+		cfg.AudioCodec = "copy"
+	} else if !isName(cfg.AudioCodec, "_-") {
+		return nil, fmt.Errorf("ffmpeg config: AudioCodec %q: want copy, none, or an encoder name of [a-z0-9_-]", cfg.AudioCodec)
+	}
+	if cfg.Container == "" {
+		cfg.Container = "matroska"
+	} else if !isName(cfg.Container, "_") {
+		return nil, fmt.Errorf("ffmpeg config: Container %q: want a muxer name of [a-z0-9_]", cfg.Container)
+	}
+	if cfg.Threads < 0 {
+		return nil, fmt.Errorf("ffmpeg config: Threads %d must not be negative", cfg.Threads)
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("ffmpeg config: Timeout %v must not be negative", cfg.Timeout)
+	}
+	if cfg.InputFormats == nil {
+		cfg.InputFormats = defaultInputFormats
+	}
+	cfg.InputFormats = slices.Clone(cfg.InputFormats)
+	if len(cfg.InputFormats) == 0 {
+		return nil, errors.New("ffmpeg config: InputFormats is empty")
+	}
+	for _, f := range cfg.InputFormats {
+		if !isName(f, "_") {
+			return nil, fmt.Errorf("ffmpeg config: InputFormats: %q: want a demuxer name of [a-z0-9_]", f)
+		}
+	}
+	cfg.ExtraOutputArgs = slices.Clone(cfg.ExtraOutputArgs)
+	if cfg.TempDir == "" {
+		cfg.TempDir = os.TempDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &FFmpeg{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Name returns NameFFmpeg.
+func (f *FFmpeg) Name() string { return NameFFmpeg }
+
+// Config returns the effective configuration, defaults filled in.
+func (f *FFmpeg) Config() FFmpegConfig {
+	c := f.cfg
+	c.ExtraOutputArgs = slices.Clone(c.ExtraOutputArgs)
+	c.InputFormats = slices.Clone(c.InputFormats)
+	return c
+}
+
+// Check runs ffmpeg and ffprobe to print their versions and verifies that
+// ffmpeg has the configured video encoder, audio encoder (if any) and
+// muxer. Any failure wraps ErrUnavailable with the reason.
+func (f *FFmpeg) Check(ctx context.Context) error {
+	for _, bin := range []string{f.cfg.Binary, f.cfg.FFprobe} {
+		if stderr, err := run(ctx, command{name: bin, args: []string{"-hide_banner", "-version"}}); err != nil {
+			return fmt.Errorf("%w: %w%s", ErrUnavailable, err, withReason(stderr))
+		}
+	}
+	out := &limitedBuffer{max: 1 << 20}
+	stderr, err := run(ctx, command{name: f.cfg.Binary, args: []string{"-hide_banner", "-encoders"}, stdout: out})
+	if err != nil {
+		return fmt.Errorf("%w: list encoders: %w%s", ErrUnavailable, err, withReason(stderr))
+	}
+	encoders := parseEncoders(out.String())
+	need := []string{f.cfg.VideoCodec}
+	if a := f.cfg.AudioCodec; a != "copy" && a != "none" {
+		need = append(need, a)
+	}
+	for _, name := range need {
+		if !encoders[name] {
+			return fmt.Errorf("%w: %s has no %s encoder", ErrUnavailable, f.cfg.Binary, name)
+		}
+	}
+
+	out = &limitedBuffer{max: 1 << 20}
+	stderr, err = run(ctx, command{name: f.cfg.Binary, args: []string{"-hide_banner", "-muxers"}, stdout: out})
+	if err != nil {
+		return fmt.Errorf("%w: list muxers: %w%s", ErrUnavailable, err, withReason(stderr))
+	}
+	if !parseMuxers(out.String())[f.cfg.Container] {
+		return fmt.Errorf("%w: %s has no %s muxer", ErrUnavailable, f.cfg.Binary, f.cfg.Container)
+	}
+	return nil
+}
+
+// parseEncoders returns the encoder names in `ffmpeg -encoders` output,
+// whose lines look like " V....D libx264   libx264 H.264 ...".
+func parseEncoders(s string) map[string]bool {
+	names := make(map[string]bool)
+	for line := range strings.Lines(s) {
+		fields := strings.Fields(line)
+		if len(fields) >= 2 && len(fields[0]) == 6 && fields[1] != "=" {
+			names[fields[1]] = true
+		}
+	}
+	return names
+}
+
+// parseMuxers returns the muxer names in `ffmpeg -muxers` output, whose
+// lines look like "  E matroska        Matroska".
+func parseMuxers(s string) map[string]bool {
+	names := make(map[string]bool)
+	for line := range strings.Lines(s) {
+		fields := strings.Fields(line)
+		if len(fields) >= 2 && (fields[0] == "E" || fields[0] == "DE") {
+			for name := range strings.SplitSeq(fields[1], ",") {
+				names[name] = true
+			}
+		}
+	}
+	return names
+}
+
+// settings are the effective encoder settings of one request.
+type settings struct {
+	codec     string
+	crf       int // -1: not passed
+	preset    string
+	audio     string
+	container string
+	threads   int
+}
+
+// resolve applies opts to the configured defaults. A request that picks a
+// different codec gets that codec's own defaults for CRF and preset (the
+// configured ones were chosen for the configured codec); explicit CRF and
+// preset are checked against the effective codec. Anything outside the
+// allowlist is ErrInvalidOptions.
+func (f *FFmpeg) resolve(opts Options) (settings, error) {
+	s := settings{
+		codec:     f.cfg.VideoCodec,
+		crf:       f.cfg.CRF,
+		preset:    f.cfg.Preset,
+		audio:     f.cfg.AudioCodec,
+		container: f.cfg.Container,
+		threads:   f.cfg.Threads,
+	}
+	spec := videoCodecs[s.codec]
+	if opts.VideoCodec != "" && opts.VideoCodec != s.codec {
+		sp, err := lookupCodec(opts.VideoCodec)
+		if err != nil {
+			return settings{}, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+		}
+		spec = sp
+		s.codec, s.crf, s.preset = opts.VideoCodec, sp.defaultCRF, sp.defaultPreset
+	}
+	if opts.CRF != nil {
+		if err := spec.checkCRF(s.codec, *opts.CRF); err != nil {
+			return settings{}, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+		}
+		s.crf = *opts.CRF
+	}
+	if opts.Preset != "" {
+		if err := spec.checkPreset(s.codec, opts.Preset); err != nil {
+			return settings{}, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+		}
+		s.preset = opts.Preset
+	}
+	return s, nil
+}
+
+// metadata returns s as Result.Settings: codec, audio_codec and container
+// always; crf, preset and threads only when passed to ffmpeg.
+func (s settings) metadata() map[string]string {
+	m := map[string]string{
+		"codec":       s.codec,
+		"audio_codec": s.audio,
+		"container":   s.container,
+	}
+	if s.crf >= 0 {
+		m["crf"] = strconv.Itoa(s.crf)
+	}
+	if s.preset != "" {
+		m["preset"] = s.preset
+	}
+	if s.threads > 0 {
+		m["threads"] = strconv.Itoa(s.threads)
+	}
+	return m
+}
+
+// inputOptions restrict what ffmpeg and ffprobe may open: local files only,
+// and only the configured demuxers.
+func (f *FFmpeg) inputOptions() ffmpeg.KwArgs {
+	return ffmpeg.KwArgs{
+		"protocol_whitelist": "file",
+		"format_whitelist":   strings.Join(f.cfg.InputFormats, ","),
+	}
+}
+
+// args builds the ffmpeg command line (without the program name) that
+// encodes inPath into outPath with s. Paths are passed as "file:path" so no
+// part of a name is taken for a protocol.
+func (f *FFmpeg) args(inPath, outPath string, s settings) []string {
+	in := f.inputOptions()
+	in["nostdin"] = ""
+	in["hide_banner"] = ""
+	in["loglevel"] = "error"
+
+	maps := []string{"0:v:0"}
+	out := ffmpeg.KwArgs{
+		"f":        s.container,
+		"c:v":      s.codec,
+		"fps_mode": "passthrough", // exactly the input's frames, never duplicated or dropped
+	}
+	if s.audio == "none" {
+		out["an"] = ""
+	} else {
+		out["c:a"] = s.audio
+		maps = append(maps, "0:a?")
+	}
+	out["map"] = maps
+	if s.crf >= 0 {
+		out["crf"] = s.crf
+		if s.codec == "libvpx-vp9" || s.codec == "libaom-av1" {
+			out["b:v"] = "0" // constant quality rather than constrained
+		}
+	}
+	if s.preset != "" {
+		out["preset"] = s.preset
+	}
+	if s.threads > 0 {
+		out["threads"] = s.threads
+	}
+	if s.codec == "libx265" {
+		out["x265-params"] = "log-level=error" // x265 logs on its own otherwise
+	}
+
+	outArg := "file:" + outPath
+	args := ffmpeg.Input("file:"+inPath, in).Output(outArg, out).OverWriteOutput().GetArgs()
+	if len(f.cfg.ExtraOutputArgs) > 0 {
+		i := len(args) - 1
+		for i >= 0 && args[i] != outArg {
+			i--
+		}
+		args = slices.Insert(args, max(i, 0), f.cfg.ExtraOutputArgs...)
+	}
+	return args
+}
+
+// env returns extra environment for encoders that log outside ffmpeg's
+// -loglevel.
+func (s settings) env() []string {
+	if s.codec == "libsvtav1" {
+		return []string{"SVT_LOG=1"} // errors only
+	}
+	return nil
+}
+
+// Encode spools in to a temporary file, runs ffmpeg to encode it into
+// out.Path(), and probes the result. The temporary file is removed before
+// Encode returns. Errors: ErrInvalidOptions for opts outside the allowlist,
+// ErrInvalidInput for input that is empty or holds no decodable video (the
+// message carries ffmpeg's reason), ErrUnavailable when ffmpeg cannot be
+// started, and an error wrapping ctx.Err() (or context.DeadlineExceeded for
+// the configured Timeout) when the run was cut short; ffmpeg and its
+// children are killed then.
+func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Options) (Result, error) {
+	s, err := f.resolve(opts)
+	if err != nil {
+		return Result{}, err
+	}
+	inPath, size, err := f.spool(ctx, in)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() {
+		if err := os.Remove(inPath); err != nil {
+			f.log.Warn("remove spooled input", "path", inPath, "err", err)
+		}
+	}()
+	if size == 0 {
+		return Result{}, fmt.Errorf("%w: empty input", ErrInvalidInput)
+	}
+
+	runCtx := ctx
+	if f.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, f.cfg.Timeout)
+		defer cancel()
+	}
+
+	args := f.args(inPath, out.Path(), s)
+	f.log.Debug("ffmpeg start", "binary", f.cfg.Binary, "args", args)
+	start := time.Now()
+	stderr, err := run(runCtx, command{name: f.cfg.Binary, args: args, env: s.env()})
+	elapsed := time.Since(start)
+	f.log.Debug("ffmpeg done", "elapsed", elapsed, "err", err)
+	if err != nil {
+		return Result{}, f.failure(ctx, runCtx, err, stderr, inPath)
+	}
+
+	info, err := probe(runCtx, f.cfg.FFprobe, out.Path(), nil)
+	if se := (*startError)(nil); errors.As(err, &se) {
+		return Result{}, fmt.Errorf("%w: probe output: %w", ErrUnavailable, err)
+	}
+	if err != nil {
+		return Result{}, f.timeout(ctx, runCtx, fmt.Errorf("probe output: %w", err))
+	}
+	video, ok := info.FirstStream("video")
+	if !ok {
+		return Result{}, errors.New("probe output: no video stream")
+	}
+	audio, _ := info.FirstStream("audio")
+	return Result{
+		Encoder:         NameFFmpeg,
+		VideoCodec:      video.CodecName,
+		AudioCodec:      audio.CodecName,
+		Container:       s.container,
+		Settings:        s.metadata(),
+		DurationSeconds: info.Duration,
+		FrameCount:      video.Frames,
+		Width:           video.Width,
+		Height:          video.Height,
+		EncodeTime:      elapsed,
+		InputSize:       size,
+	}, nil
+}
+
+// spool copies in to a new file in TempDir and returns its path and size.
+// On error nothing is left behind.
+func (f *FFmpeg) spool(ctx context.Context, in io.Reader) (path string, n int64, err error) {
+	tmp, err := os.CreateTemp(f.cfg.TempDir, "videoshard-in-*")
+	if err != nil {
+		return "", 0, fmt.Errorf("spool input: %w", err)
+	}
+	defer func() {
+		if cerr := tmp.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("spool input: %w", cerr)
+		}
+		if err != nil {
+			_ = os.Remove(tmp.Name())
+			path, n = "", 0
+		}
+	}()
+	n, err = io.Copy(tmp, ctxReader{ctx: ctx, r: in})
+	if err != nil {
+		return "", 0, fmt.Errorf("spool input: %w", err)
+	}
+	return tmp.Name(), n, nil
+}
+
+// ctxReader stops reading once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// timeout marks err as the configured Timeout's doing when only runCtx
+// (not the caller's ctx) has ended.
+func (f *FFmpeg) timeout(ctx, runCtx context.Context, err error) error {
+	if runCtx.Err() != nil && ctx.Err() == nil {
+		return fmt.Errorf("chunk timeout %v exceeded: %w", f.cfg.Timeout, err)
+	}
+	return err
+}
+
+// badInputHints are ffmpeg messages that mean the input itself is at fault.
+var badInputHints = []string{
+	"Invalid data found when processing input",
+	"moov atom not found",
+	"Format not on whitelist",
+	"matches no streams",
+	"could not find codec parameters",
+	"EBML header parsing failed",
+	"does not contain any stream",
+	"File ended prematurely",
+	"Cannot determine format of input stream",
+	"partial file",
+	"Error while decoding stream",
+	"Invalid NAL unit",
+	"corrupt",
+}
+
+// failure classifies a failed ffmpeg run.
+func (f *FFmpeg) failure(ctx, runCtx context.Context, err error, stderr, inPath string) error {
+	var se *startError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if runCtx.Err() != nil {
+		return f.timeout(ctx, runCtx, err)
+	}
+	reason := tidyReason(stderr, inPath)
+	for _, hint := range badInputHints {
+		if strings.Contains(stderr, hint) {
+			return fmt.Errorf("%w: %s", ErrInvalidInput, reason)
+		}
+	}
+	// ffmpeg's words are not conclusive: ask ffprobe whether the input has
+	// a video stream at all.
+	info, perr := probe(runCtx, f.cfg.FFprobe, inPath, f.inputOptions())
+	switch {
+	case runCtx.Err() != nil:
+		return f.timeout(ctx, runCtx, fmt.Errorf("probe input after ffmpeg failed%s: %w", withReason(reason), perr))
+	case errors.As(perr, &se):
+		return fmt.Errorf("%w%s (input not checked: %v)", err, withReason(reason), perr)
+	case perr != nil:
+		return fmt.Errorf("%w: %s", ErrInvalidInput, firstNonEmpty(reason, tidyReason(perr.Error(), inPath)))
+	case !hasVideo(info):
+		return fmt.Errorf("%w: no decodable video stream%s", ErrInvalidInput, withReason(reason))
+	}
+	return fmt.Errorf("%w%s", err, withReason(reason))
+}
+
+// hasVideo reports whether info has a video stream of a known codec.
+func hasVideo(info ProbeInfo) bool {
+	for _, s := range info.Streams {
+		if s.CodecType == "video" && s.CodecName != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// tidyReason turns a stderr tail into one line for an error message,
+// naming the spooled input "input" instead of its temporary path.
+func tidyReason(stderr, inPath string) string {
+	s := stderr
+	if inPath != "" {
+		s = strings.ReplaceAll(s, "file:"+inPath, "input")
+		s = strings.ReplaceAll(s, inPath, "input")
+	}
+	var lines []string
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSpace(line); line != "" {
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines, "; ")
+}
+
+// withReason formats a non-empty reason (or stderr tail) as ": reason".
+func withReason(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + tidyReason(reason, "")
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,156 @@
+package encode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	ffmpeg "github.com/u2takey/ffmpeg-go"
+)
+
+// maxProbeOutput bounds the ffprobe JSON read; real reports are a few KiB.
+const maxProbeOutput = 4 << 20
+
+// ProbeInfo is what ffprobe reports about a media file.
+type ProbeInfo struct {
+	// FormatName is the demuxer's name list, e.g. "mov,mp4,m4a,3gp,3g2,mj2".
+	FormatName string
+	// Duration is in seconds; 0 when ffprobe does not know it.
+	Duration float64
+	// Size is the file size in bytes.
+	Size    int64
+	Streams []StreamInfo
+}
+
+// StreamInfo describes one stream of a probed file.
+type StreamInfo struct {
+	Index     int
+	CodecType string // "video", "audio", "subtitle", "data", ...
+	CodecName string // e.g. "h264", "aac"; "" when unknown
+	// Width and Height are set for video streams.
+	Width, Height int
+	// Frames is the container's frame count, or, when the container does
+	// not record one (matroska, webm), the number of packets read.
+	Frames int64
+	// AvgFrameRate is a ratio such as "30/1" or "30000/1001".
+	AvgFrameRate string
+}
+
+// FirstStream returns the first stream of the given codec type.
+func (p ProbeInfo) FirstStream(codecType string) (StreamInfo, bool) {
+	for _, s := range p.Streams {
+		if s.CodecType == codecType {
+			return s, true
+		}
+	}
+	return StreamInfo{}, false
+}
+
+// Probe runs ffprobe (ffprobeBinary, or "ffprobe" when empty) on the local
+// file at path and returns its format and streams. It reads every packet to
+// count frames, but decodes nothing. When ctx ends, ffprobe is killed and the
+// error wraps ctx.Err(). A file ffprobe cannot open gives an error carrying
+// ffprobe's reason.
+func Probe(ctx context.Context, ffprobeBinary, path string) (ProbeInfo, error) {
+	if ffprobeBinary == "" {
+		ffprobeBinary = "ffprobe"
+	}
+	return probe(ctx, ffprobeBinary, path, nil)
+}
+
+// probe runs ffprobe on path with extra input options (such as whitelists).
+// The path is passed as "file:path", so nothing in it selects a protocol.
+func probe(ctx context.Context, bin, path string, inputOpts ffmpeg.KwArgs) (ProbeInfo, error) {
+	kw := ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{inputOpts, {
+		"v":             "error",
+		"hide_banner":   "",
+		"count_packets": "",
+		"show_format":   "",
+		"show_streams":  "",
+		"of":            "json",
+	}})
+	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+path)
+	stdout := &limitedBuffer{max: maxProbeOutput}
+	stderr, err := run(ctx, command{name: bin, args: args, stdout: stdout})
+	if err != nil {
+		if stderr != "" {
+			return ProbeInfo{}, fmt.Errorf("%w: %s", err, stderr)
+		}
+		return ProbeInfo{}, err
+	}
+	if stdout.overflowed {
+		return ProbeInfo{}, fmt.Errorf("ffprobe: report larger than %d bytes", maxProbeOutput)
+	}
+	return parseProbe(stdout.Bytes())
+}
+
+// probeReport is the subset of ffprobe's JSON that is used. ffprobe prints
+// most numbers as strings, and omits fields it does not know.
+type probeReport struct {
+	Format struct {
+		FormatName string `json:"format_name"`
+		Duration   string `json:"duration"`
+		Size       string `json:"size"`
+	} `json:"format"`
+	Streams []struct {
+		Index         int    `json:"index"`
+		CodecType     string `json:"codec_type"`
+		CodecName     string `json:"codec_name"`
+		Width         int    `json:"width"`
+		Height        int    `json:"height"`
+		NbFrames      string `json:"nb_frames"`
+		NbReadPackets string `json:"nb_read_packets"`
+		AvgFrameRate  string `json:"avg_frame_rate"`
+	} `json:"streams"`
+}
+
+func parseProbe(data []byte) (ProbeInfo, error) {
+	var r probeReport
+	if err := json.Unmarshal(data, &r); err != nil {
+		return ProbeInfo{}, fmt.Errorf("parse ffprobe report: %w", err)
+	}
+	if r.Format.FormatName == "" {
+		return ProbeInfo{}, errors.New("parse ffprobe report: no format")
+	}
+	info := ProbeInfo{
+		FormatName: r.Format.FormatName,
+		Duration:   parseFloat(r.Format.Duration),
+		Size:       parseInt(r.Format.Size),
+	}
+	for _, s := range r.Streams {
+		frames := parseInt(s.NbFrames)
+		if frames <= 0 {
+			frames = parseInt(s.NbReadPackets)
+		}
+		info.Streams = append(info.Streams, StreamInfo{
+			Index:        s.Index,
+			CodecType:    s.CodecType,
+			CodecName:    s.CodecName,
+			Width:        s.Width,
+			Height:       s.Height,
+			Frames:       frames,
+			AvgFrameRate: s.AvgFrameRate,
+		})
+	}
+	return info, nil
+}
+
+// parseFloat and parseInt read ffprobe's numeric strings; absent or "N/A"
+// gives 0.
+func parseFloat(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0
+	}
+	return f
+}
+
+func parseInt(s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}

@@ -1,0 +1,135 @@
+package encode
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// simBlockSize is the fixed block the simulated encoder reads. Output depends
+// only on the input bytes, never on how the reader splits its reads.
+const simBlockSize = 64 << 10
+
+// simBuffers recycles the per-call block buffer.
+var simBuffers = sync.Pool{New: func() any {
+	b := make([]byte, simBlockSize)
+	return &b
+}}
+
+// SimulatedConfig configures a Simulated encoder.
+type SimulatedConfig struct {
+	// Ratio is output size over input size, in (0, 1]. Zero means 0.5.
+	// Each 64 KiB input block contributes its first round(Ratio*len(block))
+	// bytes to the output.
+	Ratio float64
+	// Delay is slept once per chunk, after the input is consumed, to model
+	// encode time. It ends early, with ctx's error, when ctx ends. Zero means
+	// no delay; negative is invalid.
+	Delay time.Duration
+}
+
+// Simulated is a deterministic in-process stand-in for a real encoder: the
+// same input bytes always give the same output bytes. It writes through
+// Output.Write and never uses Output.Path. It is safe for concurrent use.
+type Simulated struct {
+	ratio float64
+	delay time.Duration
+}
+
+var _ Encoder = (*Simulated)(nil)
+
+// NewSimulated returns a Simulated encoder. The error names the invalid field.
+func NewSimulated(cfg SimulatedConfig) (*Simulated, error) {
+	ratio := cfg.Ratio
+	if ratio == 0 {
+		ratio = 0.5
+	}
+	if math.IsNaN(ratio) || ratio <= 0 || ratio > 1 {
+		return nil, fmt.Errorf("simulated config: Ratio %v must be in (0, 1]", cfg.Ratio)
+	}
+	if cfg.Delay < 0 {
+		return nil, fmt.Errorf("simulated config: Delay %v must not be negative", cfg.Delay)
+	}
+	return &Simulated{ratio: ratio, delay: cfg.Delay}, nil
+}
+
+// Name returns NameSimulated.
+func (s *Simulated) Name() string { return NameSimulated }
+
+// Check always succeeds: the simulation needs nothing outside the process.
+func (s *Simulated) Check(context.Context) error { return nil }
+
+// Encode reads in to the end in 64 KiB blocks and writes a prefix of each
+// block to out. Empty input returns ErrInvalidInput; opts are ignored.
+func (s *Simulated) Encode(ctx context.Context, in io.Reader, out Output, _ Options) (Result, error) {
+	start := time.Now()
+	bp := simBuffers.Get().(*[]byte)
+	defer simBuffers.Put(bp)
+	buf := *bp
+
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return Result{}, fmt.Errorf("simulated encode: %w", err)
+		}
+		n, rerr := io.ReadFull(in, buf)
+		if n > 0 {
+			total += int64(n)
+			keep := int(math.Round(s.ratio * float64(n)))
+			if err := writeFull(out, buf[:keep]); err != nil {
+				return Result{}, fmt.Errorf("simulated encode: write output: %w", err)
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return Result{}, fmt.Errorf("simulated encode: read input: %w", rerr)
+		}
+	}
+	if total == 0 {
+		return Result{}, fmt.Errorf("%w: empty input", ErrInvalidInput)
+	}
+	if err := sleepCtx(ctx, s.delay); err != nil {
+		return Result{}, fmt.Errorf("simulated encode: %w", err)
+	}
+	return Result{
+		Encoder:    NameSimulated,
+		VideoCodec: "simulated",
+		Container:  "raw",
+		Settings:   map[string]string{"ratio": strconv.FormatFloat(s.ratio, 'g', -1, 64)},
+		EncodeTime: time.Since(start),
+		InputSize:  total,
+	}, nil
+}
+
+// writeFull writes p to w, treating a short write without error as an error.
+func writeFull(w io.Writer, p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	n, err := w.Write(p)
+	if err == nil && n != len(p) {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+// sleepCtx sleeps for d or until ctx ends, whichever is first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

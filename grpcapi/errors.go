@@ -1,0 +1,58 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/videoshard/videoshard/encode"
+	"github.com/videoshard/videoshard/storage"
+)
+
+// Errors raised by the server itself, mapped in toStatus like the others.
+var (
+	errInvalid   = errors.New("invalid request")
+	errTooLarge  = errors.New("too large")
+	errBusy      = errors.New("worker busy")
+	errCorrupted = errors.New("shard corrupted")
+)
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errInvalid}, args...)...)
+}
+
+// toStatus is the one place errors become gRPC status codes.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var code codes.Code
+	switch {
+	case errors.Is(err, errInvalid),
+		errors.Is(err, storage.ErrInvalid),
+		errors.Is(err, encode.ErrInvalidInput),
+		errors.Is(err, encode.ErrInvalidOptions):
+		code = codes.InvalidArgument
+	case errors.Is(err, storage.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, errTooLarge), errors.Is(err, errBusy), errors.Is(err, storage.ErrNoSpace):
+		code = codes.ResourceExhausted
+	case errors.Is(err, errCorrupted):
+		code = codes.DataLoss
+	case errors.Is(err, encode.ErrUnavailable):
+		code = codes.Unavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	default:
+		code = codes.Internal
+	}
+	return status.Error(code, err.Error())
+}

@@ -1,0 +1,71 @@
+// Package storage keeps a worker's encoded shards and their metadata on the
+// local filesystem. It knows files only: no encoder, no gRPC.
+//
+// # Layout
+//
+// The layout is the original worker's, so existing stores open unchanged:
+//
+//	<root>/<video_id>/chunk_<n>.shard                    the encoded chunk
+//	<root>/metadata/<video_id>_chunk_<n>_metadata.json   its Metadata, JSON, 2-space indent
+//	<root>/.tmp/                                         scratch for callers (TempDir)
+//
+// Video ids are restricted (ValidateVideoID) so that an id is always exactly
+// one safe path element; chunk indexes are 0..math.MaxInt32. Because a
+// metadata file name is ambiguous when ids contain "_chunk_", identity is
+// never parsed out of a name: Open reads video_id and chunk_index from the
+// JSON and requires the name to be exactly what they produce.
+//
+// # Writing
+//
+// A chunk is written by Create, then Write (or an external process writing
+// Pending.Path), then Commit or Abort. The bytes go to a hidden temporary
+// file in the video's directory; Commit fsyncs it, hashes it, writes the
+// metadata to a temporary file the same way, and then renames the shard and
+// the metadata into place, fsyncing each directory. A rename within one
+// directory is atomic, so a shard name only ever refers to a complete file.
+// Replacing an existing chunk first keeps a hard link to the old shard and
+// metadata, so that a failure at any later step restores the previous
+// version: after a failed Commit the store is as it was. What a crash can
+// leave behind, and how Open repairs it, is described at Pending.Commit.
+//
+// # Reading
+//
+// Open reads every metadata file once and keeps the committed chunks in an
+// in-memory index; Lookup, List and VideoMetadata answer from it without
+// touching the disk, and only a chunk whose shard was checked at Open (or
+// that this Store committed) is listed. Shards without metadata and temporary
+// files are never listed. OpenShard opens a committed shard; ResolveLocation
+// maps a client-supplied location back to a chunk, refusing anything that is
+// not a shard path inside the root.
+//
+// # Locking
+//
+// The original worker had four locks. Here:
+//
+//   - _file_write_lock (one lock for every write) becomes a lock per
+//     (video, chunk), taken by Commit around the renames and the index
+//     update. Different chunks and videos commit in parallel; the bytes are
+//     written, fsynced and hashed before the lock is taken. The lock map is
+//     reference counted, so it holds only chunks in flight.
+//   - _file_read_lock is not needed: readers open only renamed, complete
+//     files, never a file being written. OpenShard takes the chunk's lock
+//     only for the open, so the file and the metadata it returns are the same
+//     version; an open file keeps its content after a rename over its name.
+//   - _metadata_lock becomes the per-chunk lock (one writer per metadata
+//     file) plus a sync.RWMutex over the index, held only to read or copy map
+//     entries and never during I/O, so readers never wait for unrelated
+//     writes.
+//   - _active_tasks_lock is not storage's concern: the server counts its
+//     tasks with an atomic counter.
+//
+// # Caveats
+//
+// One Store per root: Open removes temporary files, including those of a
+// live Store on the same root. The index is built at Open, so files changed
+// on disk by hand are seen only after reopening (OpenShard does check that
+// the file still has the recorded size). Open checks each shard's size, not
+// its checksum. A case-insensitive filesystem would let videos "A" and "a"
+// collide. The failure-atomic replace uses hard links; on a filesystem
+// without them a replace still works but a failure after its first rename
+// loses the previous version (this is logged).
+package storage

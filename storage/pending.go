@@ -1,0 +1,429 @@
+package storage
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// timestampLayout is ISO-8601 in UTC with microseconds, as the seed wrote
+// (plus the zone designator).
+const timestampLayout = "2006-01-02T15:04:05.000000Z"
+
+// Create starts writing a new version of a chunk. The bytes go to a fresh
+// temporary file in TempDir (".chunk_<n>.shard.tmp-…"), never indexed; the
+// video's directory is made only at Commit, so a chunk that is never
+// committed leaves no trace in the store; the caller writes through Write, or has another process
+// write the file at Path, then calls Commit to publish it or Abort to discard
+// it. Until Commit returns, readers see the previous version, if any.
+//
+// Create returns an error wrapping ErrInvalid for a bad id or index, and one
+// wrapping ErrNoSpace if the filesystem is full.
+func (s *Store) Create(videoID string, chunkIndex int) (*Pending, error) {
+	if err := validateKey(videoID, chunkIndex); err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
+	f, err := s.fs.CreateTemp(s.tmpDir, "."+shardName(chunkIndex)+tempInfix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("create %s chunk %d: %w", videoID, chunkIndex, noSpace(err))
+	}
+	return &Pending{
+		s:       s,
+		videoID: videoID,
+		chunk:   chunkIndex,
+		f:       f,
+		path:    f.Name(),
+		h:       sha256.New(),
+	}, nil
+}
+
+// ensureVideoDir creates a video directory if needed, making its entry in
+// the root durable, and refuses anything but a real directory (a symlink
+// planted there would send writes outside the store).
+func (s *Store) ensureVideoDir(dir string) error {
+	fi, err := s.fs.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := s.fs.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := s.fs.SyncDir(s.root); err != nil {
+			return err
+		}
+		fi, err = s.fs.Lstat(dir)
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory (mode %v)", dir, fi.Mode())
+	}
+	return nil
+}
+
+// Pending is a chunk version being written, created by Store.Create. It
+// ends with exactly one Commit or Abort; Abort after either is a no-op, so
+//
+//	p, err := store.Create(id, n)
+//	if err != nil { ... }
+//	defer p.Abort()
+//	... p.Write(...) or an external writer on p.Path() ...
+//	meta, err := p.Commit(storage.Metadata{OriginalSize: ..., WorkerID: ...})
+//
+// is the usual shape. A Pending is not safe for concurrent use.
+type Pending struct {
+	s       *Store
+	videoID string
+	chunk   int
+	f       File   // nil once closed
+	path    string // the temporary shard
+	metaTmp string // the temporary metadata file, once written
+
+	h     hash.Hash // SHA-256 of the bytes passed to Write
+	n     int64     // bytes passed to Write
+	wrote bool      // Write was called with data
+	werr  error     // the first Write error; Commit fails with it
+	done  bool      // Commit or Abort was called
+}
+
+// Path returns the absolute path of the temporary file, for a writer in
+// another process (such as ffmpeg) to open and write. Use either Path or
+// Write, not both. The name does not end in ".shard", so a writer that picks
+// its output format by extension must be told the format.
+func (p *Pending) Path() string { return p.path }
+
+// Write appends b to the temporary file and hashes it. After a failed write
+// the Pending is broken: Commit returns the error (wrapping ErrNoSpace if the
+// filesystem is full).
+func (p *Pending) Write(b []byte) (int, error) {
+	if p.done {
+		return 0, fmt.Errorf("write %s: %w", p, os.ErrClosed)
+	}
+	if p.werr != nil {
+		return 0, fmt.Errorf("write %s: earlier write failed: %w", p, p.werr)
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	p.wrote = true
+	n, err := p.f.Write(b)
+	p.h.Write(b[:n])
+	p.n += int64(n)
+	if err != nil {
+		p.werr = noSpace(err)
+		return n, fmt.Errorf("write %s: %w", p, p.werr)
+	}
+	return n, nil
+}
+
+// String names the chunk, for errors.
+func (p *Pending) String() string { return p.videoID + " chunk " + strconv.Itoa(p.chunk) }
+
+// Commit makes the written bytes the chunk's committed version and returns
+// its metadata. From meta it keeps what only the caller knows (OriginalSize,
+// WorkerID, Encoder and the other encode fields) and fills in VideoID,
+// ChunkIndex, EncodedSize, ChecksumSHA256, ShardLocation, Timestamp and
+// CompressionRatio (encoded/original, 0 when OriginalSize is 0).
+//
+// The steps: fsync the temporary shard and measure and hash it (from the
+// running hash if the bytes came through Write, else by reading the file);
+// write the metadata JSON to a temporary file and fsync it; then, under the
+// chunk's lock, rename the shard into place and fsync the video directory,
+// rename the metadata into place and fsync metadata/, and update the index.
+// Before each rename over an existing file Commit keeps a hard link to it
+// (".<name>.bak-…") so that a failure of any later step can put the previous
+// version back.
+//
+// On error nothing of the new version remains: temporary files are removed,
+// the previous committed version (if any) is still on disk byte for byte and
+// still indexed, and the error wraps ErrNoSpace if the filesystem was full.
+// (Should even the rollback fail, the chunk is dropped from the index rather
+// than served inconsistently, and the failure is logged.)
+//
+// A crash cannot be rolled back in-process. The remaining window is between
+// the two renames when replacing an existing chunk: the disk then holds the
+// new shard beside the old metadata (and the .bak- link to the old shard).
+// Open detects this (the shard no longer matches the recorded size and
+// checksum) and restores the old shard from the link; without a usable link
+// the chunk is not indexed and Open logs why. A crash before the first rename
+// leaves only temporary files, which Open removes; a crash after the second
+// leaves the new version, complete.
+//
+// Commit after Commit or Abort returns an error wrapping os.ErrClosed.
+func (p *Pending) Commit(meta Metadata) (Metadata, error) {
+	if p.done {
+		return Metadata{}, fmt.Errorf("commit %s: %w", p, os.ErrClosed)
+	}
+	p.done = true
+	m, err := p.commit(meta)
+	if err != nil {
+		p.discard()
+		return Metadata{}, fmt.Errorf("commit %s: %w", p, noSpace(err))
+	}
+	return m, nil
+}
+
+// Abort discards the temporary file. It is a no-op after Commit or a
+// previous Abort.
+func (p *Pending) Abort() error {
+	if p.done {
+		return nil
+	}
+	p.done = true
+	if err := p.discard(); err != nil {
+		return fmt.Errorf("abort %s: %w", p, err)
+	}
+	return nil
+}
+
+// discard closes and removes the temporary files.
+func (p *Pending) discard() error {
+	if p.f != nil {
+		p.f.Close() // its error does not matter: the file is being thrown away
+		p.f = nil
+	}
+	var errs []error
+	for _, name := range []string{p.path, p.metaTmp} {
+		if name == "" {
+			continue
+		}
+		if err := p.s.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Pending) commit(meta Metadata) (Metadata, error) {
+	s := p.s
+	if p.werr != nil {
+		return Metadata{}, fmt.Errorf("earlier write failed: %w", p.werr)
+	}
+	if meta.OriginalSize < 0 {
+		return Metadata{}, fmt.Errorf("%w: original size %d is negative", ErrInvalid, meta.OriginalSize)
+	}
+
+	// The temporary shard is private to p: make it durable, measure and
+	// hash it, all before taking the chunk's lock.
+	if err := p.f.Sync(); err != nil {
+		return Metadata{}, fmt.Errorf("sync shard: %w", err)
+	}
+	size, sum, err := p.digest()
+	if err != nil {
+		return Metadata{}, err
+	}
+	err = p.f.Close()
+	p.f = nil
+	if err != nil {
+		return Metadata{}, fmt.Errorf("close shard: %w", err)
+	}
+
+	meta = cloneMetadata(meta)
+	meta.VideoID = p.videoID
+	meta.ChunkIndex = p.chunk
+	meta.EncodedSize = size
+	meta.ChecksumSHA256 = sum
+	meta.ShardLocation = s.shardPath(p.videoID, p.chunk)
+	meta.Timestamp = s.now().UTC().Format(timestampLayout)
+	meta.CompressionRatio = 0
+	if meta.OriginalSize > 0 {
+		meta.CompressionRatio = float64(size) / float64(meta.OriginalSize)
+	}
+	data, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return Metadata{}, fmt.Errorf("%w: encode metadata: %v", ErrInvalid, err)
+	}
+	data = append(data, '\n')
+	metaName := metadataName(p.videoID, p.chunk)
+	if p.metaTmp, err = s.writeTemp(s.metaDir, "."+metaName+tempInfix+"*", data); err != nil {
+		return Metadata{}, fmt.Errorf("write metadata: %w", err)
+	}
+
+	unlock := s.locks.lock(chunkKey{p.videoID, p.chunk})
+	defer unlock()
+
+	if err := s.ensureVideoDir(s.videoDir(p.videoID)); err != nil {
+		return Metadata{}, fmt.Errorf("create video directory: %w", err)
+	}
+	shard, err := s.install(s.videoDir(p.videoID), p.path, meta.ShardLocation)
+	if err != nil {
+		return Metadata{}, p.rolledBack(fmt.Errorf("install shard: %w", err))
+	}
+	md, err := s.install(s.metaDir, p.metaTmp, filepath.Join(s.metaDir, metaName))
+	if err != nil {
+		return Metadata{}, p.rolledBack(errors.Join(fmt.Errorf("install metadata: %w", err), shard.undo()))
+	}
+	s.put(meta)
+	shard.finish()
+	md.finish()
+	return cloneMetadata(meta), nil
+}
+
+// rolledBack inspects a failed install: if the rollback failed too, the
+// chunk's disk state is unknown, so it leaves the index and the failure is
+// logged.
+func (p *Pending) rolledBack(err error) error {
+	var u *undoError
+	if errors.As(err, &u) {
+		p.s.drop(p.videoID, p.chunk)
+		p.s.log.Error("rollback failed; chunk no longer served until the store is reopened",
+			"video_id", p.videoID, "chunk_index", p.chunk, "err", err)
+	}
+	return err
+}
+
+// digest returns the size and hex SHA-256 of the temporary shard, which
+// must still be the file p created.
+func (p *Pending) digest() (int64, string, error) {
+	fi, err := p.f.Stat()
+	if err != nil {
+		return 0, "", fmt.Errorf("stat shard: %w", err)
+	}
+	li, err := p.s.fs.Lstat(p.path)
+	if err != nil || !os.SameFile(fi, li) {
+		return 0, "", fmt.Errorf("temporary shard %s was removed or replaced", p.path)
+	}
+	if p.wrote {
+		if fi.Size() != p.n {
+			return 0, "", fmt.Errorf("temporary shard is %d bytes but %d were written; was it also written through Path?",
+				fi.Size(), p.n)
+		}
+		return p.n, hex.EncodeToString(p.h.Sum(nil)), nil
+	}
+	// Another process wrote the file. Nothing moved p.f's offset from 0.
+	h := sha256.New()
+	n, err := io.Copy(h, p.f)
+	if err != nil {
+		return 0, "", fmt.Errorf("hash shard: %w", err)
+	}
+	if n != fi.Size() {
+		return 0, "", fmt.Errorf("temporary shard changed while being hashed (%d bytes, then %d)", fi.Size(), n)
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// writeTemp writes data to a new temporary file in dir, fsyncs and closes
+// it, and returns its path. On error it leaves nothing behind.
+func (s *Store) writeTemp(dir, pattern string, data []byte) (string, error) {
+	f, err := s.fs.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	name := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		s.fs.Remove(name)
+		return "", err
+	}
+	return name, nil
+}
+
+// installed is a file renamed into place, with what it takes to put the
+// previous version back.
+type installed struct {
+	s      *Store
+	dir    string
+	final  string
+	backup string // hard link to the previous version; "" if none was kept
+	hadOld bool   // final existed before
+}
+
+// undoError marks a failed rollback.
+type undoError struct{ err error }
+
+func (e *undoError) Error() string { return "rollback: " + e.err.Error() }
+func (e *undoError) Unwrap() error { return e.err }
+
+// install renames tmp over final in dir and fsyncs dir, first linking any
+// existing final to a backup name. If the rename or the fsync fails, the
+// previous state is restored before returning the error.
+func (s *Store) install(dir, tmp, final string) (*installed, error) {
+	in := &installed{s: s, dir: dir, final: final}
+	fi, err := s.fs.Lstat(final)
+	switch {
+	case err == nil:
+		in.hadOld = true
+		if fi.Mode().IsRegular() {
+			if in.backup, err = s.link(final, dir, "."+filepath.Base(final)+backupInfix); err != nil {
+				s.log.Warn("cannot keep the previous version while replacing it; a failed replace will lose it",
+					"path", final, "err", err)
+			}
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	if err := s.fs.Rename(tmp, final); err != nil {
+		in.finish()
+		return nil, err
+	}
+	if err := s.fs.SyncDir(dir); err != nil {
+		return nil, errors.Join(err, in.undo())
+	}
+	return in, nil
+}
+
+// link hard-links target to a new name prefix+random in dir.
+func (s *Store) link(target, dir, prefix string) (string, error) {
+	for range 100 {
+		name := filepath.Join(dir, prefix+randomString())
+		err := s.fs.Link(target, name)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	return "", &fs.PathError{Op: "link", Path: filepath.Join(dir, prefix+"*"), Err: fs.ErrExist}
+}
+
+// undo restores the state before install: the previous version from its
+// backup, or no file at all if there was none. The error, if any, is an
+// *undoError.
+func (in *installed) undo() error {
+	var err error
+	switch {
+	case in.backup != "":
+		err = in.s.fs.Rename(in.backup, in.final)
+		if err == nil {
+			in.backup = ""
+		}
+	case !in.hadOld:
+		err = in.s.fs.Remove(in.final)
+	default:
+		err = fmt.Errorf("previous version of %s was not kept", in.final)
+	}
+	if err == nil {
+		err = in.s.fs.SyncDir(in.dir)
+	}
+	if err != nil {
+		return &undoError{err}
+	}
+	return nil
+}
+
+// finish drops the backup once it is no longer needed. Failing to remove it
+// is harmless (Open removes it) and only logged.
+func (in *installed) finish() {
+	if in.backup == "" {
+		return
+	}
+	if err := in.s.fs.Remove(in.backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		in.s.log.Warn("cannot remove backup", "path", in.backup, "err", err)
+	}
+	in.backup = ""
+}

@@ -1,0 +1,186 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Video is one video's committed chunks.
+type Video struct {
+	ID     string
+	Chunks []Metadata // sorted by ChunkIndex
+}
+
+// Lookup returns the committed metadata of a chunk from the index, without
+// touching the disk. It returns an error wrapping ErrInvalid for a bad id or
+// index and one wrapping ErrNotFound if the chunk is not committed.
+func (s *Store) Lookup(videoID string, chunkIndex int) (Metadata, error) {
+	if err := validateKey(videoID, chunkIndex); err != nil {
+		return Metadata{}, fmt.Errorf("lookup: %w", err)
+	}
+	m, ok := s.get(videoID, chunkIndex)
+	if !ok {
+		return Metadata{}, fmt.Errorf("lookup %s chunk %d: %w", videoID, chunkIndex, ErrNotFound)
+	}
+	return m, nil
+}
+
+// OpenShard opens a committed shard for reading and returns it with its
+// metadata; the file is the version the metadata describes, even while the
+// chunk is being replaced (a replace waits for the open, and an open file
+// keeps its content after a rename over its name). The caller closes the
+// file. It returns an error wrapping ErrInvalid for a bad id or index and
+// one wrapping ErrNotFound if the chunk is not committed or its file has
+// gone.
+func (s *Store) OpenShard(videoID string, chunkIndex int) (*os.File, Metadata, error) {
+	if err := validateKey(videoID, chunkIndex); err != nil {
+		return nil, Metadata{}, fmt.Errorf("open shard: %w", err)
+	}
+	unlock := s.locks.lock(chunkKey{videoID, chunkIndex})
+	defer unlock()
+	m, ok := s.get(videoID, chunkIndex)
+	if !ok {
+		return nil, Metadata{}, fmt.Errorf("open shard %s chunk %d: %w", videoID, chunkIndex, ErrNotFound)
+	}
+	f, err := os.OpenFile(m.ShardLocation, os.O_RDONLY|oNoFollow, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, Metadata{}, fmt.Errorf("open shard: %w: %w", ErrNotFound, err)
+	}
+	if err != nil {
+		return nil, Metadata{}, fmt.Errorf("open shard: %w", err)
+	}
+	fi, err := f.Stat()
+	if err == nil && (!fi.Mode().IsRegular() || fi.Size() != m.EncodedSize) {
+		err = fmt.Errorf("%s changed on disk: %d bytes (mode %v), metadata says %d",
+			m.ShardLocation, fi.Size(), fi.Mode(), m.EncodedSize)
+	}
+	if err != nil {
+		f.Close()
+		return nil, Metadata{}, fmt.Errorf("open shard: %w", err)
+	}
+	return f, m, nil
+}
+
+// ResolveLocation maps a shard location to the chunk it names, without
+// opening anything. It accepts the absolute ShardLocation that Commit and
+// List return (also through a symlinked path to the root) and the relative
+// form "<video_id>/chunk_<n>.shard". After cleaning and resolving symlinks,
+// the location must lie inside the root and be exactly
+// <valid video id>/chunk_<n>.shard with n in canonical decimal; anything
+// else (empty, NUL bytes, outside the root, metadata or temporary files, a
+// symlink pointing elsewhere) is refused with an error wrapping ErrInvalid.
+// A well-formed location of a chunk that is not committed returns an error
+// wrapping ErrNotFound.
+func (s *Store) ResolveLocation(location string) (videoID string, chunkIndex int, err error) {
+	switch {
+	case location == "":
+		return "", 0, fmt.Errorf("resolve location: %w: empty location", ErrInvalid)
+	case strings.IndexByte(location, 0) >= 0:
+		return "", 0, fmt.Errorf("resolve location %q: %w: contains a NUL byte", location, ErrInvalid)
+	}
+	p := filepath.Clean(location)
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(s.root, p)
+	}
+	resolved, err := resolveSymlinks(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("resolve location %q: %w: %v", location, ErrInvalid, err)
+	}
+	rel, err := filepath.Rel(s.root, resolved)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", 0, fmt.Errorf("resolve location %q: %w: outside the store", location, ErrInvalid)
+	}
+	video, file, ok := strings.Cut(rel, string(filepath.Separator))
+	if !ok || strings.ContainsRune(file, filepath.Separator) {
+		return "", 0, fmt.Errorf("resolve location %q: %w: not <video_id>/chunk_<n>.shard", location, ErrInvalid)
+	}
+	if err := ValidateVideoID(video); err != nil {
+		return "", 0, fmt.Errorf("resolve location %q: %w", location, err)
+	}
+	n, ok := parseShardName(file)
+	if !ok {
+		return "", 0, fmt.Errorf("resolve location %q: %w: not <video_id>/chunk_<n>.shard", location, ErrInvalid)
+	}
+	if _, ok := s.get(video, n); !ok {
+		return "", 0, fmt.Errorf("resolve location %q: %w", location, ErrNotFound)
+	}
+	return video, n, nil
+}
+
+// resolveSymlinks resolves the symlinks in the clean absolute path p. The
+// longest existing prefix is resolved and the missing rest joined to it, so
+// a location that does not exist yet still resolves through a symlinked
+// root. A dangling symlink is an error.
+func resolveSymlinks(p string) (string, error) {
+	rest := ""
+	for {
+		resolved, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(resolved, rest), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if _, lerr := os.Lstat(p); lerr == nil {
+			return "", fmt.Errorf("%s is a dangling symlink", p)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(p, rest), nil
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
+}
+
+// List returns committed chunks from the index, without touching the disk:
+// every video for videoID "", else only that one. Videos are sorted by ID
+// and chunks by index. A named video with no committed chunk returns an
+// error wrapping ErrNotFound; an invalid one, ErrInvalid.
+func (s *Store) List(videoID string) ([]Video, error) {
+	if videoID != "" {
+		chunks, err := s.VideoMetadata(videoID)
+		if err != nil {
+			return nil, fmt.Errorf("list: %w", err)
+		}
+		return []Video{{ID: videoID, Chunks: chunks}}, nil
+	}
+	s.mu.RLock()
+	videos := make([]Video, 0, len(s.index))
+	for id, chunks := range s.index {
+		v := Video{ID: id, Chunks: make([]Metadata, 0, len(chunks))}
+		for _, m := range chunks {
+			v.Chunks = append(v.Chunks, m)
+		}
+		videos = append(videos, v)
+	}
+	s.mu.RUnlock()
+	sort.Slice(videos, func(i, j int) bool { return videos[i].ID < videos[j].ID })
+	for _, v := range videos {
+		for i := range v.Chunks {
+			v.Chunks[i] = cloneMetadata(v.Chunks[i])
+		}
+		sort.Slice(v.Chunks, func(i, j int) bool { return v.Chunks[i].ChunkIndex < v.Chunks[j].ChunkIndex })
+	}
+	return videos, nil
+}
+
+// VideoMetadata returns the metadata of a video's committed chunks, sorted
+// by index, from the index. Only chunks whose metadata names exactly this
+// video are included. A video with no committed chunk returns an error
+// wrapping ErrNotFound; an invalid id, ErrInvalid.
+func (s *Store) VideoMetadata(videoID string) ([]Metadata, error) {
+	if err := ValidateVideoID(videoID); err != nil {
+		return nil, fmt.Errorf("video metadata: %w", err)
+	}
+	chunks := s.chunks(videoID)
+	if len(chunks) == 0 {
+		return nil, fmt.Errorf("video metadata %s: %w", videoID, ErrNotFound)
+	}
+	return chunks, nil
+}
