@@ -73,6 +73,7 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 	if cfg.FrameBytes <= 0 {
 		cfg.FrameBytes = 1 << 20
 	}
+	cfg.FrameBytes = min(cfg.FrameBytes, cfg.MaxMessageBytes-messageHeadroom)
 	if cfg.HealthTTL <= 0 {
 		cfg.HealthTTL = 2 * time.Second
 	}

@@ -1,0 +1,190 @@
+package master
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	replicationpb "github.com/videoshard/videoshard/proto"
+)
+
+// Sizes the client works with.
+const (
+	// DefaultMaxMessageBytes is the largest message the client sends or
+	// receives when DialOptions.MaxMessageBytes is 0. It matches the
+	// worker's default grpc.max_message_bytes.
+	DefaultMaxMessageBytes = 256 << 20
+
+	// MessageHeadroom is what a chunk message needs beyond the chunk bytes.
+	MessageHeadroom = 64 << 10
+
+	// MinMaxMessageBytes is the smallest DialOptions.MaxMessageBytes.
+	MinMaxMessageBytes = 2 * MessageHeadroom
+
+	// DefaultUnaryLimit is the largest chunk sent with unary ProcessChunk
+	// when the worker does not report max_unary_chunk_bytes (the original
+	// worker kept gRPC's 4 MiB default receive limit).
+	DefaultUnaryLimit = 4<<20 - MessageHeadroom
+
+	// FrameBytes is the size of each data frame of a streamed upload,
+	// unless the unary limit is smaller.
+	FrameBytes = 1 << 20
+
+	// DefaultMasterID is sent as master_id in health checks when
+	// DialOptions.MasterID is empty.
+	DefaultMasterID = "videoshard-master"
+)
+
+// Errors the client detects itself. They come wrapped with the call they
+// belong to; test them with errors.Is.
+var (
+	// ErrChecksumMismatch: a downloaded shard's SHA-256 differs from the
+	// checksum_sha256 in its metadata (or the metadata carries none).
+	ErrChecksumMismatch = errors.New("checksum mismatch")
+
+	// ErrSizeMismatch: a downloaded shard's length differs from the
+	// encoded_size in its metadata.
+	ErrSizeMismatch = errors.New("size mismatch")
+
+	// ErrProtocol: the worker broke the streaming protocol, for example a
+	// DownloadShard stream whose first message carries no metadata.
+	ErrProtocol = errors.New("protocol violation")
+
+	// ErrRejected: the worker answered without a gRPC error but with
+	// success=false, the way the original worker reported failures.
+	ErrRejected = errors.New("worker reported failure")
+
+	// ErrFileChanged: the file given to ProcessFile changed size while it
+	// was being sent.
+	ErrFileChanged = errors.New("file changed while sending")
+)
+
+// DialOptions configures Dial. The zero value dials with TLS; see Insecure.
+type DialOptions struct {
+	// Insecure dials in plaintext. Workers speak only plaintext for now, so
+	// every caller sets it; false dials TLS verified against the system's
+	// root certificates, unless GRPCOptions carries other credentials.
+	Insecure bool
+
+	// MaxMessageBytes bounds every single message the client sends or
+	// receives. 0 means DefaultMaxMessageBytes; other values under
+	// MinMaxMessageBytes are refused. A chunk is sent with unary
+	// ProcessChunk only if it also fits in this limit minus MessageHeadroom.
+	MaxMessageBytes int
+
+	// MasterID is sent as master_id in health checks; empty means
+	// DefaultMasterID.
+	MasterID string
+
+	// GRPCOptions are appended to the options Dial builds, so they win:
+	// a custom dialer, interceptors, transport credentials.
+	GRPCOptions []grpc.DialOption
+}
+
+// Client talks to one worker. It is safe for concurrent use.
+type Client struct {
+	conn     *grpc.ClientConn
+	rpc      replicationpb.VideoProcessingServiceClient
+	maxMsg   int
+	masterID string
+
+	mu         sync.Mutex // guards unaryLimit
+	unaryLimit int64      // learnt from the first health check; 0: not yet
+}
+
+// Dial returns a Client for the worker at addr (HOST:PORT, or any gRPC
+// target). The connection is made lazily: an unreachable worker shows up as
+// an Unavailable error from the first call, not here. Dial fails only on a
+// bad address or options, or when ctx is already done.
+func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if addr == "" {
+		return nil, errors.New("dial: empty worker address")
+	}
+	maxMsg := opts.MaxMessageBytes
+	if maxMsg == 0 {
+		maxMsg = DefaultMaxMessageBytes
+	}
+	if maxMsg < MinMaxMessageBytes {
+		return nil, fmt.Errorf("dial %s: MaxMessageBytes %d is under the minimum %d", addr, maxMsg, MinMaxMessageBytes)
+	}
+	masterID := opts.MasterID
+	if masterID == "" {
+		masterID = DefaultMasterID
+	}
+
+	var creds credentials.TransportCredentials
+	if opts.Insecure {
+		creds = insecure.NewCredentials()
+	} else {
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	dialOpts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(maxMsg),
+			grpc.MaxCallSendMsgSize(maxMsg),
+		),
+	}
+	dialOpts = append(dialOpts, opts.GRPCOptions...)
+
+	conn, err := grpc.NewClient(addr, dialOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return &Client{
+		conn:     conn,
+		rpc:      replicationpb.NewVideoProcessingServiceClient(conn),
+		maxMsg:   maxMsg,
+		masterID: masterID,
+	}, nil
+}
+
+// Close closes the connection; calls in flight fail with Canceled.
+func (c *Client) Close() error {
+	return c.conn.Close()
+}
+
+// Health asks the worker how it is. An unhealthy worker is an answer, not
+// an error: check is_healthy and message.
+func (c *Client) Health(ctx context.Context) (*replicationpb.HealthCheckResponse, error) {
+	resp, err := c.rpc.CheckHealth(ctx, &replicationpb.HealthCheckRequest{MasterId: c.masterID})
+	if err != nil {
+		return nil, fmt.Errorf("check health: %w", err)
+	}
+	return resp, nil
+}
+
+// List returns the worker's stored shards, for one video or, with an empty
+// videoID, for all of them. The worker lists an unknown video as empty.
+func (c *Client) List(ctx context.Context, videoID string) (*replicationpb.ListShardsResponse, error) {
+	resp, err := c.rpc.ListShards(ctx, &replicationpb.ListShardsRequest{VideoId: videoID})
+	if err != nil {
+		return nil, fmt.Errorf("list shards: %w", err)
+	}
+	if !resp.GetSuccess() {
+		return nil, fmt.Errorf("list shards: %w: %s", ErrRejected, resp.GetMessage())
+	}
+	return resp, nil
+}
+
+// Metadata returns the metadata of every stored chunk of a video. A video
+// with no chunks is NotFound.
+func (c *Client) Metadata(ctx context.Context, videoID string) (*replicationpb.GetVideoMetadataResponse, error) {
+	resp, err := c.rpc.GetVideoMetadata(ctx, &replicationpb.GetVideoMetadataRequest{VideoId: videoID})
+	if err != nil {
+		return nil, fmt.Errorf("video metadata %q: %w", videoID, err)
+	}
+	if !resp.GetSuccess() {
+		return nil, fmt.Errorf("video metadata %q: %w: %s", videoID, ErrRejected, resp.GetMessage())
+	}
+	return resp, nil
+}
