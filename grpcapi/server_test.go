@@ -1,0 +1,223 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/videoshard/videoshard/encode"
+	pb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/storage"
+)
+
+// fakeEncoder lets tests control an encode: it copies its input to the
+// output unless told otherwise.
+type fakeEncoder struct {
+	started chan struct{} // receives once per Encode, if not nil
+	block   chan struct{} // Encode waits on it (or ctx), if not nil
+	readN   int64         // read only this many bytes, if > 0
+	err     error
+}
+
+func (f *fakeEncoder) Name() string                    { return "fake" }
+func (f *fakeEncoder) Check(ctx context.Context) error { return nil }
+
+func (f *fakeEncoder) Encode(ctx context.Context, in io.Reader, out encode.Output, _ encode.Options) (encode.Result, error) {
+	if f.started != nil {
+		f.started <- struct{}{}
+	}
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return encode.Result{}, ctx.Err()
+		}
+	}
+	if f.err != nil {
+		return encode.Result{}, f.err
+	}
+	if f.readN > 0 {
+		in = io.LimitReader(in, f.readN)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		return encode.Result{}, err
+	}
+	return encode.Result{Encoder: "fake"}, nil
+}
+
+type harness struct {
+	srv    *Server
+	store  *storage.Store
+	client pb.VideoProcessingServiceClient
+}
+
+func newHarness(t *testing.T, enc encode.Encoder, cfg Config) *harness {
+	t.Helper()
+	store, err := storage.Open(storage.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(store, enc, cfg)
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer(ServerOptions(srv.log)...)
+	srv.Register(gs)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &harness{srv: srv, store: store, client: pb.NewVideoProcessingServiceClient(conn)}
+}
+
+func TestToStatus(t *testing.T) {
+	tests := []struct {
+		err  error
+		want codes.Code
+	}{
+		{fmt.Errorf("x: %w", storage.ErrInvalid), codes.InvalidArgument},
+		{fmt.Errorf("x: %w", encode.ErrInvalidInput), codes.InvalidArgument},
+		{fmt.Errorf("x: %w", encode.ErrInvalidOptions), codes.InvalidArgument},
+		{invalidf("bad"), codes.InvalidArgument},
+		{fmt.Errorf("x: %w", storage.ErrNotFound), codes.NotFound},
+		{fmt.Errorf("x: %w", storage.ErrNoSpace), codes.ResourceExhausted},
+		{fmt.Errorf("x: %w", errBusy), codes.ResourceExhausted},
+		{fmt.Errorf("x: %w", errTooLarge), codes.ResourceExhausted},
+		{fmt.Errorf("x: %w", errCorrupted), codes.DataLoss},
+		{fmt.Errorf("x: %w", encode.ErrUnavailable), codes.Unavailable},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
+		{fmt.Errorf("x: %w", context.Canceled), codes.Canceled},
+		{status.Error(codes.Aborted, "kept"), codes.Aborted},
+		{errors.New("disk on fire"), codes.Internal},
+	}
+	for _, tt := range tests {
+		if got := status.Code(toStatus(tt.err)); got != tt.want {
+			t.Errorf("toStatus(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+	if toStatus(nil) != nil {
+		t.Error("toStatus(nil) != nil")
+	}
+}
+
+func TestBusyQueueIsBounded(t *testing.T) {
+	enc := &fakeEncoder{started: make(chan struct{}, 10), block: make(chan struct{})}
+	h := newHarness(t, enc, Config{MaxConcurrentTasks: 1, MaxQueuedTasks: 1})
+	ctx := context.Background()
+	results := make(chan error, 2)
+	send := func(i int32) {
+		_, err := h.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: i, ChunkData: []byte("data")})
+		results <- err
+	}
+	go send(0)
+	<-enc.started // one encode runs
+	go send(1)    // one waits in the queue
+	deadline := time.Now().Add(10 * time.Second)
+	for h.srv.queued.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("second request never queued")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_, err := h.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 2, ChunkData: []byte("data")})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("third request: %v, want ResourceExhausted", err)
+	}
+	if got := h.srv.ActiveTasks(); got != 1 {
+		t.Fatalf("ActiveTasks = %d, want 1", got)
+	}
+	close(enc.block)
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.srv.ActiveTasks(); got != 0 {
+		t.Fatalf("ActiveTasks after = %d, want 0", got)
+	}
+}
+
+func TestEncoderLeavingInputUnreadIsAnError(t *testing.T) {
+	h := newHarness(t, &fakeEncoder{readN: 3}, Config{})
+	_, err := h.client.ProcessChunk(context.Background(), &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: []byte("0123456789")})
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("got %v, want Internal", err)
+	}
+	if _, err := h.store.Lookup("v", 0); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("chunk stored anyway: %v", err)
+	}
+}
+
+func TestCorruptedShardIsDataLoss(t *testing.T) {
+	h := newHarness(t, &fakeEncoder{}, Config{FrameBytes: 7})
+	ctx := context.Background()
+	resp, err := h.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: []byte("some shard bytes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(resp.GetShardLocation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[3] ^= 0xff // one flipped byte, same size
+	if err := os.WriteFile(resp.GetShardLocation(), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.GetShard(ctx, &pb.GetShardRequest{ShardLocation: resp.GetShardLocation()}); status.Code(err) != codes.DataLoss {
+		t.Fatalf("GetShard of a corrupted shard: %v, want DataLoss", err)
+	}
+	stream, err := h.client.DownloadShard(ctx, &pb.GetShardRequest{ShardLocation: resp.GetShardLocation()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err = stream.Recv()
+		if err != nil {
+			break
+		}
+	}
+	if status.Code(err) != codes.DataLoss {
+		t.Fatalf("DownloadShard of a corrupted shard ended with %v, want DataLoss", err)
+	}
+}
+
+func TestUnaryGetShardOverTheLimit(t *testing.T) {
+	h := newHarness(t, &fakeEncoder{}, Config{MaxMessageBytes: messageHeadroom + 10})
+	ctx := context.Background()
+	if _, err := h.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: make([]byte, 11)}); err != nil {
+		t.Fatal(err)
+	}
+	idx := int32(0)
+	_, err := h.client.GetShard(ctx, &pb.GetShardRequest{VideoId: "v", ChunkIndex: &idx})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("GetShard over the message limit: %v, want ResourceExhausted", err)
+	}
+}
+
+func TestCancelledWhileQueued(t *testing.T) {
+	enc := &fakeEncoder{started: make(chan struct{}, 10), block: make(chan struct{})}
+	h := newHarness(t, enc, Config{MaxConcurrentTasks: 1})
+	defer close(enc.block)
+	go h.client.ProcessChunk(context.Background(), &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: []byte("x")})
+	<-enc.started
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := h.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 1, ChunkData: []byte("x")})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("queued request past its deadline: %v, want DeadlineExceeded", err)
+	}
+}
