@@ -159,9 +159,6 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		r.fail("listen", fmt.Errorf("%q is not host:port", cfg.Listen))
 	}
-	if cfg.WorkerID == "" {
-		cfg.WorkerID = cfg.Listen
-	}
 	if cfg.Storage.Root == "" {
 		r.fail("storage.root", errors.New("must not be empty"))
 	}

@@ -30,8 +30,8 @@ func TestConfigDefaults(t *testing.T) {
 	if got, want := cfg.Listen, "127.0.0.1:50061"; got != want {
 		t.Errorf("listen = %q, want %q", got, want)
 	}
-	if got, want := cfg.WorkerID, cfg.Listen; got != want {
-		t.Errorf("worker_id = %q, want the listen address %q", got, want)
+	if cfg.WorkerID != "" {
+		t.Errorf("worker_id = %q, want empty (the bound address at start)", cfg.WorkerID)
 	}
 	if cfg.Encoder != "ffmpeg" || cfg.FFmpeg.VideoCodec != "libx264" || cfg.FFmpeg.Container != "matroska" {
 		t.Errorf("encoder defaults = %q %q %q", cfg.Encoder, cfg.FFmpeg.VideoCodec, cfg.FFmpeg.Container)
@@ -161,5 +161,42 @@ func TestParseSize(t *testing.T) {
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("parseSize(%v) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.wantErr)
 		}
+	}
+}
+
+func TestFlagsOverrideFileAndEnv(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "w.yaml")
+	if err := os.WriteFile(config, []byte("listen: 127.0.0.1:1\nencoder: ffmpeg\nstorage: {root: /from/file}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VIDEOSHARD_LISTEN", "127.0.0.1:2")
+	v := newViper()
+	cmd := newRootCmd(v)
+	if err := cmd.ParseFlags([]string{"--listen", "127.0.0.1:3", "--encoder", "simulated", "--storage-root", "/from/flag"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configFrom(v, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:3" || cfg.Encoder != "simulated" || cfg.Storage.Root != "/from/flag" {
+		t.Fatalf("flags did not win: %+v", cfg)
+	}
+}
+
+func TestEnvOverridesFile(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "w.yaml")
+	if err := os.WriteFile(config, []byte("listen: 127.0.0.1:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VIDEOSHARD_LISTEN", "127.0.0.1:2")
+	v := newViper()
+	newRootCmd(v) // binds the flags, unset
+	cfg, err := configFrom(v, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:2" {
+		t.Fatalf("listen = %s, want the environment's", cfg.Listen)
 	}
 }

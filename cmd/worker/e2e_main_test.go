@@ -63,7 +63,8 @@ type worker struct {
 	conn   *grpc.ClientConn
 	client pb.VideoProcessingServiceClient
 	logs   *lockedBuffer
-	exited chan error
+	done   chan struct{} // closed when the process has exited
+	err    error         // its exit status, once done is closed
 }
 
 type lockedBuffer struct {
@@ -97,7 +98,7 @@ func startWorker(t *testing.T, root, yaml string) *worker {
 	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w := &worker{t: t, root: root, config: config, logs: &lockedBuffer{}, exited: make(chan error, 1)}
+	w := &worker{t: t, root: root, config: config, logs: &lockedBuffer{}, done: make(chan struct{})}
 	w.cmd = exec.Command(workerBinary, "--config", config)
 	stderr, err := w.cmd.StderrPipe()
 	if err != nil {
@@ -119,12 +120,13 @@ func startWorker(t *testing.T, root, yaml string) *worker {
 				}
 			}
 		}
-		w.exited <- w.cmd.Wait()
+		w.err = w.cmd.Wait()
+		close(w.done)
 	}()
 	select {
 	case w.addr = <-addrCh:
-	case err := <-w.exited:
-		t.Fatalf("worker exited at start-up: %v\n%s", err, w.logs)
+	case <-w.done:
+		t.Fatalf("worker exited at start-up: %v\n%s", w.err, w.logs)
 	case <-time.After(30 * time.Second):
 		w.cmd.Process.Kill()
 		t.Fatalf("worker did not start\n%s", w.logs)
@@ -142,15 +144,17 @@ func startWorker(t *testing.T, root, yaml string) *worker {
 
 // stop sends SIGTERM and waits for a clean exit.
 func (w *worker) stop() {
-	if w.cmd.ProcessState != nil {
-		return
-	}
 	w.conn.Close()
+	select {
+	case <-w.done:
+		return // already stopped
+	default:
+	}
 	w.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-w.exited:
-		if err != nil {
-			w.t.Errorf("worker exited with %v\n%s", err, w.logs)
+	case <-w.done:
+		if w.err != nil {
+			w.t.Errorf("worker exited with %v\n%s", w.err, w.logs)
 		}
 	case <-time.After(30 * time.Second):
 		w.cmd.Process.Kill()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -421,5 +422,46 @@ func getShard(w *worker, req *pb.GetShardRequest) func() error {
 	return func() error {
 		_, err := w.client.GetShard(ctxT(w.t), req)
 		return err
+	}
+}
+
+// SIGTERM lets a chunk in flight finish, then the worker exits cleanly and
+// the chunk is there after a restart.
+func TestE2EGracefulShutdown(t *testing.T) {
+	w := startWorker(t, "", "encoder: simulated\nsimulated: {delay: 1500ms}\nshutdown_grace: 20s\n")
+	ctx := ctxT(t)
+	data := randomBytes(100_000, 11)
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "inflight", ChunkIndex: 0, ChunkData: data})
+		done <- err
+	}()
+	waitFor(t, func() bool {
+		h, err := w.client.CheckHealth(ctx, &pb.HealthCheckRequest{})
+		return err == nil && h.GetActiveTasks() == 1
+	})
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("chunk in flight during SIGTERM: %v", err)
+	}
+	select {
+	case <-w.done:
+		if w.err != nil {
+			t.Fatalf("worker exit: %v\n%s", w.err, w.logs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("worker did not exit after SIGTERM")
+	}
+	if !strings.Contains(w.logs.String(), "worker stopped") {
+		t.Errorf("no clean-stop log line:\n%s", w.logs)
+	}
+	w2 := startWorker(t, w.root, "encoder: simulated\n")
+	if _, err := w2.client.GetVideoMetadata(ctxT(t), &pb.GetVideoMetadataRequest{VideoId: "inflight"}); err != nil {
+		t.Fatalf("chunk finished during shutdown is missing after restart: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(w.root, ".tmp")); len(entries) != 0 {
+		t.Fatalf("temp files left: %v", entries)
 	}
 }

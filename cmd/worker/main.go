@@ -26,14 +26,13 @@ import (
 )
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
+	if err := newRootCmd(newViper()).Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
-func newRootCmd() *cobra.Command {
-	v := newViper()
+func newRootCmd(v *viper.Viper) *cobra.Command {
 	var configFile string
 	cmd := &cobra.Command{
 		Use:           "worker",
@@ -102,6 +101,10 @@ func newEncoder(cfg Config, tempDir string, log *slog.Logger) (encode.Encoder, s
 
 func run(ctx context.Context, cfg Config) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// Registered first: a signal from now on means a graceful stop.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
 
 	store, err := storage.Open(storage.Options{Root: cfg.Storage.Root, Logger: log})
 	if err != nil {
@@ -110,6 +113,13 @@ func run(ctx context.Context, cfg Config) error {
 	enc, codec, err := newEncoder(cfg, store.TempDir(), log)
 	if err != nil {
 		return fmt.Errorf("encoder: %w", err)
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if cfg.WorkerID == "" {
+		cfg.WorkerID = lis.Addr().String()
 	}
 	srv := grpcapi.NewServer(store, enc, grpcapi.Config{
 		WorkerID:           cfg.WorkerID,
@@ -131,10 +141,6 @@ func run(ctx context.Context, cfg Config) error {
 	healthpb.RegisterHealthServer(gs, healthSrv)
 	reflection.Register(gs)
 
-	lis, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	if err := srv.Healthy(ctx); err != nil {
 		log.Warn("worker starts unhealthy", "reason", err)
 	}
@@ -150,9 +156,6 @@ func run(ctx context.Context, cfg Config) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
 
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(signals)
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)

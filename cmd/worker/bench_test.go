@@ -1,0 +1,334 @@
+package main
+
+// Benchmarks against the real worker binary (built by TestMain into
+// workerBinary). Run them through scripts/bench.sh (make bench); `go test`
+// without -bench never runs them.
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/storage"
+)
+
+// benchWorker is a worker process started by startBenchWorker: the parts of
+// worker (e2e_main_test.go) a benchmark needs, for any testing.TB.
+type benchWorker struct {
+	tb     testing.TB
+	cmd    *exec.Cmd
+	addr   string
+	conn   *grpc.ClientConn
+	client pb.VideoProcessingServiceClient
+	logs   *lockedBuffer
+	exited chan error
+}
+
+// startBenchWorker is startWorker for a testing.TB: it runs the worker with
+// yaml appended to a config that listens on a free loopback port and stores
+// in root, and waits until it reports healthy.
+func startBenchWorker(tb testing.TB, root, yaml string) *benchWorker {
+	tb.Helper()
+	config := filepath.Join(tb.TempDir(), "worker.yaml")
+	body := fmt.Sprintf("listen: 127.0.0.1:0\nstorage:\n  root: %s\n%s", root, yaml)
+	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	w := &benchWorker{tb: tb, logs: &lockedBuffer{}, exited: make(chan error, 1)}
+	w.cmd = exec.Command(workerBinary, "--config", config)
+	stderr, err := w.cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			w.logs.add(line + "\n")
+			if m := addrPattern.FindStringSubmatch(line); m != nil {
+				select {
+				case addrCh <- m[1]:
+				default:
+				}
+			}
+		}
+		w.exited <- w.cmd.Wait()
+	}()
+	select {
+	case w.addr = <-addrCh:
+	case err := <-w.exited:
+		tb.Fatalf("worker exited at start-up: %v\n%s", err, w.logs)
+	case <-time.After(30 * time.Second):
+		w.cmd.Process.Kill()
+		tb.Fatalf("worker did not start\n%s", w.logs)
+	}
+	tb.Cleanup(w.stop)
+	w.conn, err = grpc.NewClient(w.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w.client = pb.NewVideoProcessingServiceClient(w.conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		h, err := w.client.CheckHealth(ctx, &pb.HealthCheckRequest{MasterId: "bench"})
+		cancel()
+		if err == nil && h.GetIsHealthy() {
+			return w
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("worker not healthy after 30s: %v %v\n%s", h, err, w.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (w *benchWorker) stop() {
+	if w.cmd.ProcessState != nil {
+		return
+	}
+	if w.conn != nil {
+		w.conn.Close()
+	}
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-w.exited:
+		if err != nil {
+			w.tb.Errorf("worker exited with %v\n%s", err, w.logs)
+		}
+	case <-time.After(30 * time.Second):
+		w.cmd.Process.Kill()
+		w.tb.Errorf("worker did not stop on SIGTERM\n%s", w.logs)
+	}
+}
+
+// procStatusKiB returns a "Vm..." field of /proc/pid/status in KiB.
+func procStatusKiB(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, field+":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("/proc/%d/status: odd %s line %q", pid, field, line)
+		}
+		return strconv.ParseInt(f[0], 10, 64)
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
+}
+
+// resetPeakRSS makes VmHWM equal the current VmRSS (clear_refs value 5).
+func resetPeakRSS(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+func benchMedian(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+const (
+	shardBytes = 1 << 30
+	shardPiece = 1 << 20
+	shardVideo = "bench-download"
+)
+
+// plantShard commits a shardBytes shard of pseudo-random bytes as chunk 0 of
+// shardVideo through the storage package, before any worker runs on root,
+// and returns its metadata.
+func plantShard(b *testing.B, root string) storage.Metadata {
+	b.Helper()
+	s, err := storage.Open(storage.Options{Root: root})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := s.Create(shardVideo, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Abort()
+	rng := rand.NewChaCha8([32]byte{'s', 'h', 'a', 'r', 'd'})
+	buf := make([]byte, shardPiece)
+	for range shardBytes / shardPiece {
+		rng.Read(buf)
+		if _, err := p.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	meta, err := p.Commit(storage.Metadata{OriginalSize: 2 * shardBytes, WorkerID: "bench", Encoder: "simulated"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return meta
+}
+
+// downloadShard streams the shard through DownloadShard, hashing and
+// discarding it, and checks size and checksum against the metadata.
+func downloadShard(ctx context.Context, c pb.VideoProcessingServiceClient, want storage.Metadata) error {
+	var idx int32 = 0
+	stream, err := c.DownloadShard(ctx, &pb.GetShardRequest{VideoId: shardVideo, ChunkIndex: &idx})
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	var n int64
+	var meta *pb.ChunkMetadata
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if m := msg.GetMetadata(); m != nil {
+			meta = m
+		}
+		h.Write(msg.GetData())
+		n += int64(len(msg.GetData()))
+	}
+	if meta == nil || meta.GetChecksumSha256() != want.ChecksumSHA256 {
+		return fmt.Errorf("metadata %v, want checksum %s", meta, want.ChecksumSHA256)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); n != want.EncodedSize || got != want.ChecksumSHA256 {
+		return fmt.Errorf("downloaded %d bytes with sha256 %s, metadata says %d bytes, %s", n, got, want.EncodedSize, want.ChecksumSHA256)
+	}
+	return nil
+}
+
+// readShard is the reference: the same file read from disk into SHA-256.
+func readShard(path string, want storage.Metadata) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); n != want.EncodedSize || got != want.ChecksumSHA256 {
+		return fmt.Errorf("read %d bytes with sha256 %s, metadata says %d bytes, %s", n, got, want.EncodedSize, want.ChecksumSHA256)
+	}
+	return nil
+}
+
+// BenchmarkDownloadShard1GiB streams a 1 GiB shard out of a real worker
+// (simulated mode) through DownloadShard, and measures its MB/s (10^6 bytes
+// per second; the client SHA-256s the bytes and compares them with the
+// metadata) and how far the worker's resident memory rises while serving it
+// (target: under 64 MiB). The shard is planted through the storage package
+// before the worker starts, so no upload inflates the worker. Each round
+// starts a fresh worker on the store, waits until it is healthy, reads its
+// VmRSS (baseline), resets its peak (clear_refs 5), downloads, and reads
+// VmHWM (peak); and reads the same file from disk into SHA-256 (io.Copy) as
+// the reference, before the download in even rounds and after it in odd
+// ones. The shard is in the page cache for both (it was just written).
+// VIDEOSHARD_BENCH_DOWNLOAD_ROUNDS sets the rounds (default 3).
+func BenchmarkDownloadShard1GiB(b *testing.B) {
+	rounds := 3
+	if v := os.Getenv("VIDEOSHARD_BENCH_DOWNLOAD_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("VIDEOSHARD_BENCH_DOWNLOAD_ROUNDS=%q: want a positive integer", v)
+		}
+		rounds = n
+	}
+	root := filepath.Join(b.TempDir(), "store")
+	meta := plantShard(b, root)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+
+	timed := func(f func() error) time.Duration {
+		start := time.Now()
+		if err := f(); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	mbps := func(d time.Duration) float64 { return float64(meta.EncodedSize) / d.Seconds() / 1e6 }
+	const mib = 1024.0 // KiB per MiB
+
+	var refMB, dlMB, ratio, baseMiB, peakMiB, growMiB []float64
+	for b.Loop() {
+		for r := range rounds {
+			w := startBenchWorker(b, root, "encoder: simulated\nworker_id: bench\n")
+			pid := w.cmd.Process.Pid
+			var ref time.Duration
+			if r%2 == 0 {
+				ref = timed(func() error { return readShard(meta.ShardLocation, meta) })
+			}
+			base, err := procStatusKiB(pid, "VmRSS")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := resetPeakRSS(pid); err != nil {
+				b.Fatal(err)
+			}
+			dl := timed(func() error { return downloadShard(ctx, w.client, meta) })
+			peak, err := procStatusKiB(pid, "VmHWM")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r%2 == 1 {
+				ref = timed(func() error { return readShard(meta.ShardLocation, meta) })
+			}
+			w.stop()
+
+			refMB = append(refMB, mbps(ref))
+			dlMB = append(dlMB, mbps(dl))
+			ratio = append(ratio, ref.Seconds()/dl.Seconds())
+			baseMiB = append(baseMiB, float64(base)/mib)
+			peakMiB = append(peakMiB, float64(peak)/mib)
+			growMiB = append(growMiB, float64(peak-base)/mib)
+			b.Logf("round %d: DownloadShard %.0f MB/s (%.2fs), disk read+sha256 %.0f MB/s, ratio %.2f; "+
+				"worker RSS %.1f MiB before, peak %.1f MiB, growth %.1f MiB",
+				r+1, mbps(dl), dl.Seconds(), mbps(ref), ref.Seconds()/dl.Seconds(),
+				float64(base)/mib, float64(peak)/mib, float64(peak-base)/mib)
+		}
+	}
+	b.ReportMetric(float64(len(dlMB)), "rounds")
+	b.ReportMetric(benchMedian(dlMB), "download-MB/s")
+	b.ReportMetric(benchMedian(refMB), "ref-MB/s")
+	b.ReportMetric(benchMedian(ratio), "download/ref")
+	b.ReportMetric(benchMedian(baseMiB), "rss-base-MiB")
+	b.ReportMetric(benchMedian(peakMiB), "rss-peak-MiB")
+	b.ReportMetric(benchMedian(growMiB), "rss-growth-MiB")
+	b.ReportMetric(slices.Max(growMiB), "rss-growth-max-MiB")
+}
