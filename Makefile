@@ -45,5 +45,8 @@ clean:
 demo: ## the main job end to end: a worker encodes a clip with ffmpeg (installs ffmpeg if missing)
 	bash scripts/demo.sh
 
+bench: ## the benchmarks behind the figures in the issues, as a summary (scripts/bench.sh; ~5 min, needs ffmpeg)
+	bash scripts/bench.sh
+
 testdata: ## regenerate testdata/ clips from ffmpeg's lavfi sources
 	bash scripts/make-testdata.sh

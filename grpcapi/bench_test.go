@@ -12,8 +12,13 @@ package grpcapi_test
 // 127.0.0.1 TCP listener, with a grpc.NewClient client in the same process.
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -25,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,6 +75,27 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// logSeries logs one line: each round's value of a figure, then the median.
+// (A benchmark's log keeps only its first 10 lines, so rounds go across.)
+func logSeries(b *testing.B, label, format string, xs []float64) {
+	b.Helper()
+	var sb strings.Builder
+	for _, x := range xs {
+		fmt.Fprintf(&sb, " "+format, x)
+	}
+	b.Logf("%-24s%s | median "+format, label+":", sb.String(), median(xs))
+}
+
+// minorFaults is this process's count of minor page faults so far: the
+// cost of touching memory the process never used (or gave back).
+func minorFaults() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Minflt
+}
+
 // benchStore opens a store in a fresh temporary directory.
 func benchStore(b *testing.B) *storage.Store {
 	b.Helper()
@@ -81,7 +108,7 @@ func benchStore(b *testing.B) *storage.Store {
 
 // startBenchServer serves grpcapi over store and enc as cmd/worker does
 // (interceptors, message limits) on 127.0.0.1:0 and returns a client.
-func startBenchServer(b *testing.B, store *storage.Store, enc encode.Encoder, codec string) pb.VideoProcessingServiceClient {
+func startBenchServer(b *testing.B, store *storage.Store, enc encode.Encoder, codec string, extra ...grpc.ServerOption) pb.VideoProcessingServiceClient {
 	b.Helper()
 	log := slog.New(slog.DiscardHandler)
 	srv := grpcapi.NewServer(store, enc, grpcapi.Config{
@@ -90,12 +117,75 @@ func startBenchServer(b *testing.B, store *storage.Store, enc encode.Encoder, co
 		MaxMessageBytes: benchMaxMessage,
 		Logger:          log,
 	})
-	opts := append(grpcapi.ServerOptions(log),
+	return serveBench(b, srv.Register, extra...)
+}
+
+// phaseTimer is a server interceptor that splits the last call's time on
+// the server: for a unary call, the handler's time (grpc has received and
+// decoded the request before interceptors run, so the rest of the client's
+// wall time is transport, encoding and decoding); for a stream, the time the
+// handler spent inside RecvMsg (waiting for and decoding frames) and its
+// whole time.
+type phaseTimer struct {
+	mu      sync.Mutex
+	handler time.Duration
+	recv    time.Duration
+}
+
+func (p *phaseTimer) last() (handler, recv time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.handler, p.recv
+}
+
+func (p *phaseTimer) options() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			start := time.Now()
+			resp, err := h(ctx, req)
+			d := time.Since(start)
+			p.mu.Lock()
+			p.handler, p.recv = d, 0
+			p.mu.Unlock()
+			return resp, err
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			ts := &timedStream{ServerStream: ss}
+			start := time.Now()
+			err := h(srv, ts)
+			d := time.Since(start)
+			p.mu.Lock()
+			p.handler, p.recv = d, ts.recv
+			p.mu.Unlock()
+			return err
+		}),
+	}
+}
+
+type timedStream struct {
+	grpc.ServerStream
+	recv time.Duration
+}
+
+func (s *timedStream) RecvMsg(m any) error {
+	start := time.Now()
+	err := s.ServerStream.RecvMsg(m)
+	s.recv += time.Since(start)
+	return err
+}
+
+// serveBench starts a gRPC server with the worker's interceptors and message
+// limits (and extra options after them), lets register add services, and
+// returns a client of it.
+func serveBench(b *testing.B, register func(*grpc.Server), extra ...grpc.ServerOption) pb.VideoProcessingServiceClient {
+	b.Helper()
+	opts := append(grpcapi.ServerOptions(slog.New(slog.DiscardHandler)),
 		grpc.MaxRecvMsgSize(benchMaxMessage),
 		grpc.MaxSendMsgSize(benchMaxMessage),
 	)
+	opts = append(opts, extra...)
 	gs := grpc.NewServer(opts...)
-	srv.Register(gs)
+	register(gs)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -130,8 +220,8 @@ type argsRecorder struct {
 }
 
 func (h *argsRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (h *argsRecorder) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h *argsRecorder) WithGroup(string) slog.Handler           { return h }
+func (h *argsRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *argsRecorder) WithGroup(string) slog.Handler            { return h }
 
 func (h *argsRecorder) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "ffmpeg start" {
@@ -277,17 +367,19 @@ func BenchmarkFFmpegProcessChunkVsDirect(b *testing.B) {
 
 	var ratios, directS, rpcS, ffmpegS []float64
 	for b.Loop() {
-		for i := range pairs {
+		for range pairs {
 			d := direct()
 			r, resp := rpc()
 			ratios = append(ratios, r.Seconds()/d.Seconds())
 			directS = append(directS, d.Seconds())
 			rpcS = append(rpcS, r.Seconds())
 			ffmpegS = append(ffmpegS, resp.GetMetadata().GetEncodeTimeSeconds())
-			b.Logf("pair %d: direct %.3fs  rpc %.3fs (ffmpeg inside %.3fs)  ratio %.4f",
-				i+1, d.Seconds(), r.Seconds(), resp.GetMetadata().GetEncodeTimeSeconds(), r.Seconds()/d.Seconds())
 		}
 	}
+	logSeries(b, "direct s", "%.3f", directS)
+	logSeries(b, "rpc s", "%.3f", rpcS)
+	logSeries(b, "ffmpeg inside rpc s", "%.3f", ffmpegS)
+	logSeries(b, "ratio rpc/direct", "%.4f", ratios)
 	b.ReportMetric(float64(len(ratios)), "pairs")
 	b.ReportMetric(median(ratios), "ratio")
 	b.ReportMetric(median(directS), "direct-s")
@@ -309,13 +401,13 @@ func ingestData() []byte {
 	return data
 }
 
-func simulatedServer(b *testing.B) pb.VideoProcessingServiceClient {
+func simulatedServer(b *testing.B, extra ...grpc.ServerOption) pb.VideoProcessingServiceClient {
 	b.Helper()
 	enc, err := encode.NewSimulated(encode.SimulatedConfig{Ratio: 0.5})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return startBenchServer(b, benchStore(b), enc, "simulated")
+	return startBenchServer(b, benchStore(b), enc, "simulated", extra...)
 }
 
 // writeSync writes data to a new file at path, fsyncs and closes it: the
@@ -374,81 +466,164 @@ func processStreamed(ctx context.Context, c pb.VideoProcessingServiceClient, vid
 
 func mbps(bytes int, d time.Duration) float64 { return float64(bytes) / d.Seconds() / 1e6 }
 
+// ingestTarget picks where the ingest benchmarks' runs write. By default
+// (VIDEOSHARD_BENCH_INGEST_CHUNKS=replace) every worker run replaces the same
+// chunk and every reference run writes a new file and removes the previous
+// one, so both recycle the page cache they used: the steady state of a busy
+// machine. With VIDEOSHARD_BENCH_INGEST_CHUNKS=new every worker run commits a
+// new chunk and reference files are kept, so both take fresh memory for
+// their page cache on every run, which on a VM whose memory the guest has
+// not touched yet costs a host fault per page and dominates the figures.
+type ingestTarget struct {
+	fresh  bool
+	refDir string
+	run    int    // runs so far
+	prev   string // the previous reference file, removed by the next
+}
+
+func newIngestTarget(b *testing.B) *ingestTarget {
+	b.Helper()
+	t := &ingestTarget{refDir: b.TempDir()} // same filesystem as the store: both under the test's temp dir
+	switch v := os.Getenv("VIDEOSHARD_BENCH_INGEST_CHUNKS"); v {
+	case "", "replace":
+	case "new":
+		t.fresh = true
+	default:
+		b.Fatalf("VIDEOSHARD_BENCH_INGEST_CHUNKS=%q: want replace or new", v)
+	}
+	return t
+}
+
+// chunk is the chunk index for this round's worker runs.
+func (t *ingestTarget) chunk() int {
+	if t.fresh {
+		return t.run
+	}
+	return 0
+}
+
+// next ends a round.
+func (t *ingestTarget) next() { t.run++ }
+
+// reference writes and fsyncs data to a new file; unless fresh, it then
+// removes the previous one, as a chunk replace unlinks the previous shard.
+func (t *ingestTarget) reference(data []byte) error {
+	path := filepath.Join(t.refDir, "ref-"+strconv.Itoa(t.run))
+	if err := writeSync(path, data); err != nil {
+		return err
+	}
+	if !t.fresh && t.prev != "" && t.prev != path {
+		if err := os.Remove(t.prev); err != nil {
+			return err
+		}
+	}
+	t.prev = path
+	return nil
+}
+
 // BenchmarkSimulatedIngest64MiB measures how fast a simulated-mode worker
 // takes a 64 MiB chunk (unary ProcessChunk, and UploadChunk in 1 MiB frames)
 // against writing and fsyncing the same 64 MiB to a new file in the same
 // filesystem. Each round runs the three in a rotating order (reference,
 // unary, streamed; then unary, streamed, reference; ...) after one untimed
-// warm-up of each; every worker run commits a new chunk (a fresh chunk
-// index, never a replace). Metrics: median MB/s (10^6 bytes of input per
-// second) of each and the median per-round ratios to the reference (target
-// >= 0.7). VIDEOSHARD_BENCH_INGEST_ROUNDS sets the rounds (default 9).
+// warm-up of each. By default every worker run replaces the same chunk and
+// every reference run replaces its previous file; see ingestTarget for
+// VIDEOSHARD_BENCH_INGEST_CHUNKS=new (new chunks, files kept). Metrics: median MB/s (10^6 bytes of chunk per second) of each and
+// the median per-round ratios to the reference (target >= 0.7); where a
+// worker call's time went on the server (phaseTimer): the unary handler's
+// milliseconds (the rest is gRPC), the streamed handler's milliseconds and
+// those of it spent in RecvMsg; and the process's minor page faults per run
+// (client and server share the process). VIDEOSHARD_BENCH_INGEST_ROUNDS sets
+// the rounds (default 15).
 func BenchmarkSimulatedIngest64MiB(b *testing.B) {
-	rounds := benchRounds(b, "VIDEOSHARD_BENCH_INGEST_ROUNDS", 9)
+	rounds := benchRounds(b, "VIDEOSHARD_BENCH_INGEST_ROUNDS", 15)
 	data := ingestData()
-	client := simulatedServer(b)
+	timer := &phaseTimer{}
+	client := simulatedServer(b, timer.options()...)
 	ctx := benchCtx(b)
-	refDir := b.TempDir() // same filesystem as the store (both under the test's temp dir)
-	if st, err := os.Stat(filepath.Dir(refDir)); err == nil {
-		b.Logf("reference and store in %s (%v)", filepath.Dir(refDir), st.Mode())
-	}
+	target := newIngestTarget(b)
 
-	chunk := 0
 	runs := [3]func() error{
-		func() error {
-			path := filepath.Join(refDir, "ref-"+strconv.Itoa(chunk))
-			defer os.Remove(path)
-			return writeSync(path, data)
-		},
-		func() error { return processUnary(ctx, client, "bench-unary", chunk, data) },
-		func() error { return processStreamed(ctx, client, "bench-stream", chunk, data) },
+		func() error { return target.reference(data) },
+		func() error { return processUnary(ctx, client, "bench-unary", target.chunk(), data) },
+		func() error { return processStreamed(ctx, client, "bench-stream", target.chunk(), data) },
 	}
 	names := [3]string{"reference", "unary", "streamed"}
-	timeRun := func(i int) time.Duration {
+	timeRun := func(i int) (time.Duration, int64) {
+		faults := minorFaults()
 		start := time.Now()
 		err := runs[i]()
 		d := time.Since(start)
 		if err != nil {
 			b.Fatalf("%s: %v", names[i], err)
 		}
-		return d
+		return d, minorFaults() - faults
 	}
 	for i := range runs { // warm-up
 		timeRun(i)
 	}
-	chunk++
+	target.next()
 
-	var mb [3][]float64
+	ms := func(d time.Duration) float64 { return d.Seconds() * 1e3 }
+	var mb, faults [3][]float64
 	var unaryRatio, streamRatio []float64
+	var unaryHandler, unaryGRPC, streamHandler, streamRecv []float64
 	for b.Loop() {
 		for r := range rounds {
 			var d [3]time.Duration
+			var uh, sh, sr time.Duration
 			for k := range 3 {
 				i := (r + k) % 3
-				d[i] = timeRun(i)
+				var f int64
+				d[i], f = timeRun(i)
+				faults[i] = append(faults[i], float64(f))
+				switch i {
+				case 1:
+					uh, _ = timer.last()
+				case 2:
+					sh, sr = timer.last()
+				}
 			}
-			chunk++
+			target.next()
 			for i := range 3 {
 				mb[i] = append(mb[i], mbps(len(data), d[i]))
 			}
 			unaryRatio = append(unaryRatio, d[0].Seconds()/d[1].Seconds())
 			streamRatio = append(streamRatio, d[0].Seconds()/d[2].Seconds())
-			b.Logf("round %d: reference %.0f MB/s  unary %.0f MB/s (%.2f)  streamed %.0f MB/s (%.2f)", r+1,
-				mbps(len(data), d[0]), mbps(len(data), d[1]), d[0].Seconds()/d[1].Seconds(),
-				mbps(len(data), d[2]), d[0].Seconds()/d[2].Seconds())
+			unaryHandler = append(unaryHandler, ms(uh))
+			unaryGRPC = append(unaryGRPC, ms(d[1]-uh))
+			streamHandler = append(streamHandler, ms(sh))
+			streamRecv = append(streamRecv, ms(sr))
 		}
 	}
+	logSeries(b, "reference MB/s", "%.0f", mb[0])
+	logSeries(b, "unary MB/s", "%.0f", mb[1])
+	logSeries(b, "streamed MB/s", "%.0f", mb[2])
+	logSeries(b, "unary/ref", "%.2f", unaryRatio)
+	logSeries(b, "streamed/ref", "%.2f", streamRatio)
+	logSeries(b, "unary handler ms", "%.0f", unaryHandler)
+	logSeries(b, "streamed handler ms", "%.0f", streamHandler)
+	logSeries(b, "  of it in RecvMsg ms", "%.0f", streamRecv)
+	logSeries(b, "minor faults ref/un/st", "%.0f", []float64{median(faults[0]), median(faults[1]), median(faults[2])})
+
 	b.ReportMetric(float64(len(unaryRatio)), "rounds")
 	b.ReportMetric(median(mb[0]), "ref-MB/s")
 	b.ReportMetric(median(mb[1]), "unary-MB/s")
 	b.ReportMetric(median(mb[2]), "stream-MB/s")
 	b.ReportMetric(median(unaryRatio), "unary/ref")
 	b.ReportMetric(median(streamRatio), "stream/ref")
+	b.ReportMetric(median(unaryHandler), "unary-handler-ms")
+	b.ReportMetric(median(unaryGRPC), "unary-grpc-ms")
+	b.ReportMetric(median(streamHandler), "stream-handler-ms")
+	b.ReportMetric(median(streamRecv), "stream-recv-ms")
+	b.ReportMetric(median(faults[0]), "ref-minflt")
+	b.ReportMetric(median(faults[1]), "unary-minflt")
+	b.ReportMetric(median(faults[2]), "stream-minflt")
 }
 
 // BenchmarkSimulatedUnary64MiB and BenchmarkSimulatedStream64MiB run one
 // ingest path alone, for CPU profiles (scripts/bench.sh with
-// BENCH_PROFILE=1) and benchstat; they commit a new chunk each iteration.
+// BENCH_PROFILE=1) and benchstat; each iteration replaces the same chunk.
 func BenchmarkSimulatedUnary64MiB(b *testing.B) {
 	benchIngestPath(b, "bench-unary", processUnary)
 }
@@ -462,33 +637,154 @@ func benchIngestPath(b *testing.B, video string,
 	data := ingestData()
 	client := simulatedServer(b)
 	ctx := benchCtx(b)
-	if err := run(ctx, client, video+"-warm", 0, data); err != nil {
+	if err := run(ctx, client, video, 0, data); err != nil { // warm-up: the timed runs all replace it
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(data)))
-	chunk := 0
 	for b.Loop() {
-		if err := run(ctx, client, video, chunk, data); err != nil {
+		if err := run(ctx, client, video, 0, data); err != nil { // replaces chunk 0
 			b.Fatal(err)
 		}
-		chunk++
 	}
 }
 
-// BenchmarkWriteSync64MiB is the reference of the two above, alone.
+// BenchmarkWriteSync64MiB is the reference of the two above, alone (a new
+// file each time, the previous one removed).
 func BenchmarkWriteSync64MiB(b *testing.B) {
 	data := ingestData()
-	dir := b.TempDir()
+	target := newIngestTarget(b)
 	b.SetBytes(int64(len(data)))
-	i := 0
 	for b.Loop() {
-		path := filepath.Join(dir, "ref-"+strconv.Itoa(i))
-		if err := writeSync(path, data); err != nil {
+		if err := target.reference(data); err != nil {
 			b.Fatal(err)
 		}
-		b.StopTimer()
-		os.Remove(path)
-		b.StartTimer()
-		i++
+		target.next()
+	}
+}
+
+// discardServer answers ProcessChunk and UploadChunk without doing anything
+// with the bytes: gRPC's own cost of carrying a chunk.
+type discardServer struct {
+	pb.UnimplementedVideoProcessingServiceServer
+}
+
+func (discardServer) ProcessChunk(_ context.Context, req *pb.ProcessChunkRequest) (*pb.ProcessChunkResponse, error) {
+	return &pb.ProcessChunkResponse{Success: true, OriginalSize: int64(len(req.GetChunkData()))}, nil
+}
+
+func (discardServer) UploadChunk(stream pb.VideoProcessingService_UploadChunkServer) error {
+	var n int64
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return stream.SendAndClose(&pb.ProcessChunkResponse{Success: true, OriginalSize: n})
+		}
+		if err != nil {
+			return err
+		}
+		n += int64(len(msg.GetData()))
+	}
+}
+
+// hashingReader is grpcapi's input hash (process.go), for the pipeline leg.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+}
+
+func (r *hashingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.h.Write(p[:n])
+	return n, err
+}
+
+// pipelineNoRPC is what grpcapi's process does with a chunk once it has
+// it, without gRPC: hash the input while the simulated encoder reads it,
+// write the output through a Pending (which hashes it), and commit.
+func pipelineNoRPC(store *storage.Store, enc encode.Encoder, chunk int, data []byte) error {
+	p, err := store.Create("bench-pipeline", chunk)
+	if err != nil {
+		return err
+	}
+	defer p.Abort()
+	in := &hashingReader{r: bytes.NewReader(data), h: sha256.New()}
+	if _, err := enc.Encode(context.Background(), in, p, encode.Options{}); err != nil {
+		return err
+	}
+	_, err = p.Commit(storage.Metadata{OriginalSize: int64(len(data)), InputChecksumSHA256: hex.EncodeToString(in.h.Sum(nil))})
+	return err
+}
+
+// BenchmarkSimulatedIngestBreakdown splits BenchmarkSimulatedIngest64MiB's
+// gap to the reference into its parts, in the same interleaved rounds:
+// gRPC alone (a server that discards the chunk, unary and streamed), the
+// worker's pipeline alone (input SHA-256, simulated encode, Pending with its
+// SHA-256, Commit; no gRPC), and the two SHA-256 passes alone (64 MiB input
+// + 32 MiB output, pure CPU). Each as median MB/s of chunk input and as a
+// ratio to the reference write+fsync (see ingestTarget).
+// VIDEOSHARD_BENCH_INGEST_ROUNDS sets the rounds (default 15).
+func BenchmarkSimulatedIngestBreakdown(b *testing.B) {
+	rounds := benchRounds(b, "VIDEOSHARD_BENCH_INGEST_ROUNDS", 15)
+	data := ingestData()
+	ctx := benchCtx(b)
+	discard := serveBench(b, func(g *grpc.Server) { pb.RegisterVideoProcessingServiceServer(g, discardServer{}) })
+	store := benchStore(b)
+	enc, err := encode.NewSimulated(encode.SimulatedConfig{Ratio: 0.5})
+	if err != nil {
+		b.Fatal(err)
+	}
+	target := newIngestTarget(b)
+
+	names := []string{"ref", "grpc-unary", "grpc-stream", "pipeline", "sha256x2"}
+	runs := []func() error{
+		func() error { return target.reference(data) },
+		func() error { return processUnary(ctx, discard, "bench", 0, data) },
+		func() error { return processStreamed(ctx, discard, "bench", 0, data) },
+		func() error { return pipelineNoRPC(store, enc, target.chunk(), data) },
+		func() error {
+			sha256.Sum256(data)
+			sha256.Sum256(data[:len(data)/2])
+			return nil
+		},
+	}
+	timeRun := func(i int) time.Duration {
+		start := time.Now()
+		err := runs[i]()
+		d := time.Since(start)
+		if err != nil {
+			b.Fatalf("%s: %v", names[i], err)
+		}
+		return d
+	}
+	for i := range runs { // warm-up
+		timeRun(i)
+	}
+	target.next()
+
+	mb := make([][]float64, len(runs))
+	ratio := make([][]float64, len(runs))
+	for b.Loop() {
+		for r := range rounds {
+			d := make([]time.Duration, len(runs))
+			for k := range runs {
+				i := (r + k) % len(runs)
+				d[i] = timeRun(i)
+			}
+			target.next()
+			for i := range runs {
+				mb[i] = append(mb[i], mbps(len(data), d[i]))
+				ratio[i] = append(ratio[i], d[0].Seconds()/d[i].Seconds())
+			}
+		}
+	}
+	for i, name := range names {
+		logSeries(b, name+" MB/s", "%.0f", mb[i])
+	}
+	b.ReportMetric(float64(len(mb[0])), "rounds")
+	for i, name := range names {
+		b.ReportMetric(median(mb[i]), name+"-MB/s")
+		if i > 0 {
+			b.ReportMetric(median(ratio[i]), name+"/ref")
+		}
 	}
 }

@@ -39,7 +39,8 @@ type benchWorker struct {
 	conn   *grpc.ClientConn
 	client pb.VideoProcessingServiceClient
 	logs   *lockedBuffer
-	exited chan error
+	done   chan struct{} // closed when the process has exited
+	err    error         // its exit status, once done is closed
 }
 
 // startBenchWorker is startWorker for a testing.TB: it runs the worker with
@@ -52,7 +53,7 @@ func startBenchWorker(tb testing.TB, root, yaml string) *benchWorker {
 	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	w := &benchWorker{tb: tb, logs: &lockedBuffer{}, exited: make(chan error, 1)}
+	w := &benchWorker{tb: tb, logs: &lockedBuffer{}, done: make(chan struct{})}
 	w.cmd = exec.Command(workerBinary, "--config", config)
 	stderr, err := w.cmd.StderrPipe()
 	if err != nil {
@@ -74,12 +75,13 @@ func startBenchWorker(tb testing.TB, root, yaml string) *benchWorker {
 				}
 			}
 		}
-		w.exited <- w.cmd.Wait()
+		w.err = w.cmd.Wait()
+		close(w.done)
 	}()
 	select {
 	case w.addr = <-addrCh:
-	case err := <-w.exited:
-		tb.Fatalf("worker exited at start-up: %v\n%s", err, w.logs)
+	case <-w.done:
+		tb.Fatalf("worker exited at start-up: %v\n%s", w.err, w.logs)
 	case <-time.After(30 * time.Second):
 		w.cmd.Process.Kill()
 		tb.Fatalf("worker did not start\n%s", w.logs)
@@ -105,19 +107,21 @@ func startBenchWorker(tb testing.TB, root, yaml string) *benchWorker {
 	}
 }
 
-// stop sends SIGTERM and waits for a clean exit.
+// stop sends SIGTERM and waits for a clean exit; it may be called again.
 func (w *benchWorker) stop() {
-	if w.cmd.ProcessState != nil {
-		return
-	}
 	if w.conn != nil {
 		w.conn.Close()
 	}
+	select {
+	case <-w.done:
+		return // already stopped
+	default:
+	}
 	w.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-w.exited:
-		if err != nil {
-			w.tb.Errorf("worker exited with %v\n%s", err, w.logs)
+	case <-w.done:
+		if w.err != nil {
+			w.tb.Errorf("worker exited with %v\n%s", w.err, w.logs)
 		}
 	case <-time.After(30 * time.Second):
 		w.cmd.Process.Kill()
@@ -317,11 +321,21 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 			baseMiB = append(baseMiB, float64(base)/mib)
 			peakMiB = append(peakMiB, float64(peak)/mib)
 			growMiB = append(growMiB, float64(peak-base)/mib)
-			b.Logf("round %d: DownloadShard %.0f MB/s (%.2fs), disk read+sha256 %.0f MB/s, ratio %.2f; "+
-				"worker RSS %.1f MiB before, peak %.1f MiB, growth %.1f MiB",
-				r+1, mbps(dl), dl.Seconds(), mbps(ref), ref.Seconds()/dl.Seconds(),
-				float64(base)/mib, float64(peak)/mib, float64(peak-base)/mib)
 		}
+	}
+	// One line per figure, rounds across (a benchmark's log keeps 10 lines).
+	for _, f := range []struct {
+		label string
+		xs    []float64
+	}{
+		{"DownloadShard MB/s", dlMB}, {"read+sha256 MB/s", refMB}, {"download/ref", ratio},
+		{"RSS before MiB", baseMiB}, {"RSS peak MiB", peakMiB}, {"RSS growth MiB", growMiB},
+	} {
+		var sb strings.Builder
+		for _, x := range f.xs {
+			fmt.Fprintf(&sb, " %.2f", x)
+		}
+		b.Logf("%-20s%s | median %.2f", f.label+":", sb.String(), benchMedian(f.xs))
 	}
 	b.ReportMetric(float64(len(dlMB)), "rounds")
 	b.ReportMetric(benchMedian(dlMB), "download-MB/s")

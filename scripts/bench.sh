@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# bench.sh runs the benchmarks behind the figures in the issues and prints
+# them as a summary. Every figure is a ratio against a reference run side by
+# side in the same process, in interleaved rounds, reported as medians.
+#
+#   ffmpeg   grpcapi BenchmarkFFmpegProcessChunkVsDirect  ProcessChunk of a 10 s 720p clip / the same
+#                                                         ffmpeg command run directly      (<= 1.05)
+#   ingest   grpcapi BenchmarkSimulatedIngest64MiB        64 MiB chunk, unary and streamed, MB/s /
+#                                                         write+fsync of 64 MiB            (>= 0.7)
+#            grpcapi BenchmarkSimulatedIngestBreakdown    the same gap split: gRPC alone, pipeline
+#                                                         alone, the two SHA-256 passes alone
+#   download cmd/worker BenchmarkDownloadShard1GiB        DownloadShard of a 1 GiB shard from the real
+#                                                         worker: MB/s / disk read+sha256, and the
+#                                                         worker's RSS growth              (< 64 MiB)
+#   extra    storage BenchmarkCommit64MiB, encode BenchmarkSimulated64MiB and
+#            BenchmarkFFmpegDirectVsEncoder (ns/op pairs, no interleaving)
+#
+# Usage: scripts/bench.sh [ffmpeg|ingest|download|extra|profile ...]   (default: all but profile)
+# Environment:
+#   BENCH_OUT=DIR                         where raw outputs and profiles go (default: a new temp dir)
+#   BENCH_PROFILE=1                       also CPU-profile the simulated unary and streamed ingest
+#   VIDEOSHARD_BENCH_FFMPEG_PAIRS=N       direct/rpc pairs (default 5)
+#   VIDEOSHARD_BENCH_INGEST_ROUNDS=N      ingest rounds (default 15)
+#   VIDEOSHARD_BENCH_DOWNLOAD_ROUNDS=N    download rounds, one fresh worker each (default 3)
+# Needs ffmpeg and ffprobe (the ffmpeg and extra parts), ~4 GiB free in TMPDIR, and about
+# 3-5 minutes on a 2-core machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+
+parts=("$@")
+if [ ${#parts[@]} -eq 0 ]; then
+	parts=(ffmpeg ingest download extra)
+	[ "${BENCH_PROFILE:-}" = 1 ] && parts+=(profile)
+fi
+want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+
+for p in "${parts[@]}"; do
+	case $p in ffmpeg | ingest | download | extra | profile) ;; *)
+		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, extra, profile)" >&2
+		exit 2
+		;;
+	esac
+done
+if want ffmpeg || want extra; then
+	for bin in ffmpeg ffprobe; do
+		command -v "$bin" >/dev/null || {
+			echo "bench.sh: $bin not found; install ffmpeg (scripts/ensure-deps.sh) or run: scripts/bench.sh ingest download" >&2
+			exit 1
+		}
+	done
+fi
+
+out=${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/videoshard-bench.XXXXXX")}
+mkdir -p "$out"
+echo "raw outputs in $out"
+
+# bench NAME PKG PATTERN [go test flags...]: run benchmarks, tee to $out/NAME.txt;
+# a failure stops the script. bench_optional: a failure is reported and skipped.
+failed=()
+bench() {
+	local name=$1 pkg=$2 pattern=$3
+	shift 3
+	echo
+	echo "== $name: go test -run '^\$' -bench '$pattern' $* $pkg"
+	if ! $GO test -run '^$' -bench "$pattern" -timeout 60m "$@" "$pkg" 2>&1 | tee "$out/$name.txt"; then
+		echo "bench.sh: $name failed (output in $out/$name.txt)" >&2
+		return 1
+	fi
+}
+bench_required() { bench "$@" || exit 1; }
+bench_optional() { bench "$@" || failed+=("$1"); }
+
+# metric FILE BENCHMARK UNIT: the value reported for UNIT on BENCHMARK's line.
+metric() {
+	awk -v b="$2" -v u="$3" '
+		$1 ~ ("^" b "(-[0-9]+)?$") {
+			for (i = 3; i <= NF; i++) if ($i == u) { print $(i - 1); exit }
+		}' "$1"
+}
+
+# verdict VALUE OP TARGET: "ok" or "MISS".
+verdict() {
+	awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+		if (v == "") { print "n/a"; exit }
+		ok = (op == "<=" && v + 0 <= t + 0) || (op == ">=" && v + 0 >= t + 0) || (op == "<" && v + 0 < t + 0)
+		print (ok ? "ok" : "MISS")
+	}'
+}
+
+if want ffmpeg; then
+	bench_required ffmpeg ./grpcapi/ 'BenchmarkFFmpegProcessChunkVsDirect$' -benchtime=1x
+fi
+if want ingest; then
+	bench_required ingest ./grpcapi/ 'BenchmarkSimulatedIngest64MiB$|BenchmarkSimulatedIngestBreakdown$' -benchtime=1x
+fi
+if want download; then
+	bench_required download ./cmd/worker/ 'BenchmarkDownloadShard1GiB$' -benchtime=1x
+fi
+if want extra; then
+	bench_optional storage ./storage/ 'BenchmarkCommit64MiB$' -benchtime=10x -count=3
+	bench_optional encode ./encode/ 'BenchmarkSimulated64MiB$|BenchmarkFFmpegDirectVsEncoder$' -benchtime=3x -count=1
+fi
+if want profile; then
+	for path in Unary Stream; do
+		bench_required "profile-$path" ./grpcapi/ "BenchmarkSimulated${path}64MiB\$" -benchtime=30x \
+			-cpuprofile "$out/ingest-$path.cpu.prof" -o "$out/grpcapi.test"
+		echo "-- pprof -top ($path)"
+		$GO tool pprof -top -nodecount=30 "$out/grpcapi.test" "$out/ingest-$path.cpu.prof" 2>/dev/null | sed -n '4,40p'
+		echo "-- pprof -top -cum, worker-side frames ($path)"
+		$GO tool pprof -top -cum -nodecount=30 -focus 'Handler|grpcapi|storage|encode' \
+			"$out/grpcapi.test" "$out/ingest-$path.cpu.prof" 2>/dev/null | sed -n '6,40p'
+	done
+fi
+
+# ---------------------------------------------------------------------------
+echo
+echo "================================ summary (medians) ================================"
+row() { printf '%-46s %-24s %-26s %-7s %-9s %s\n' "$@"; }
+int() { awk -v v="$1" 'BEGIN { printf "%d", v + 0.5 }'; }
+row "figure" "measured" "reference" "ratio" "target" "verdict"
+if want ffmpeg; then
+	f=$out/ffmpeg.txt B=BenchmarkFFmpegProcessChunkVsDirect
+	r=$(metric "$f" $B ratio)
+	row "ffmpeg ProcessChunk/direct ($(int "$(metric "$f" $B pairs)") pairs)" \
+		"rpc $(metric "$f" $B rpc-s) s" "direct $(metric "$f" $B direct-s) s" "$r" "<= 1.05" "$(verdict "$r" '<=' 1.05)"
+	row "  ffmpeg run inside the worker" "$(metric "$f" $B rpc-ffmpeg-s) s" "" "" "" ""
+fi
+if want ingest; then
+	f=$out/ingest.txt B=BenchmarkSimulatedIngest64MiB
+	n=$(int "$(metric "$f" $B rounds)")
+	u=$(metric "$f" $B unary/ref) s=$(metric "$f" $B stream/ref)
+	row "simulated ingest 64 MiB, unary ($n rounds)" "$(metric "$f" $B unary-MB/s) MB/s" \
+		"write+fsync $(metric "$f" $B ref-MB/s) MB/s" "$u" ">= 0.7" "$(verdict "$u" '>=' 0.7)"
+	row "simulated ingest 64 MiB, streamed 1 MiB" "$(metric "$f" $B stream-MB/s) MB/s" \
+		"write+fsync $(metric "$f" $B ref-MB/s) MB/s" "$s" ">= 0.7" "$(verdict "$s" '>=' 0.7)"
+	row "  unary: handler / gRPC (ms)" "$(metric "$f" $B unary-handler-ms) / $(metric "$f" $B unary-grpc-ms)" "" "" "" ""
+	row "  streamed: handler / in RecvMsg (ms)" "$(metric "$f" $B stream-handler-ms) / $(metric "$f" $B stream-recv-ms)" "" "" "" ""
+	row "  chunks (VIDEOSHARD_BENCH_INGEST_CHUNKS)" "${VIDEOSHARD_BENCH_INGEST_CHUNKS:-replace}" "" "" "" ""
+	B=BenchmarkSimulatedIngestBreakdown
+	for leg in grpc-unary grpc-stream pipeline sha256x2; do
+		row "  breakdown: $leg alone" "$(metric "$f" $B "$leg-MB/s") MB/s" \
+			"write+fsync $(metric "$f" $B ref-MB/s) MB/s" "$(metric "$f" $B "$leg/ref")" "" ""
+	done
+fi
+if want download; then
+	f=$out/download.txt B=BenchmarkDownloadShard1GiB
+	g=$(metric "$f" $B rss-growth-max-MiB)
+	row "DownloadShard 1 GiB ($(int "$(metric "$f" $B rounds)") rounds)" "$(metric "$f" $B download-MB/s) MB/s" \
+		"read+sha256 $(metric "$f" $B ref-MB/s) MB/s" "$(metric "$f" $B download/ref)" "" ""
+	row "  worker RSS growth (median; max)" "$(metric "$f" $B rss-growth-MiB); $g MiB" \
+		"base $(metric "$f" $B rss-base-MiB) MiB" "" "< 64 MiB" "$(verdict "$g" '<' 64)"
+	row "  worker peak RSS" "$(metric "$f" $B rss-peak-MiB) MiB" "" "" "" ""
+fi
+if want extra; then
+	# Medians of the -count runs' MB/s (storage) and the ns/op pair (encode).
+	med() { sort -g | awk '{a[NR] = $1} END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+	mbs() { awk -v b="$2" '$1 ~ ("^" b "-[0-9]+$") { for (i = 3; i <= NF; i++) if ($i == "MB/s") print $(i - 1) }' "$1" | med; }
+	nsop() { awk -v b="$2" '$1 ~ ("^" b "-[0-9]+$") { for (i = 3; i <= NF; i++) if ($i == "ns/op") print $(i - 1) }' "$1" | med; }
+	p=$(mbs "$out/storage.txt" BenchmarkCommit64MiB/Pending) w=$(mbs "$out/storage.txt" BenchmarkCommit64MiB/WriteFileSync)
+	if [ -n "$p" ] && [ -n "$w" ]; then
+		row "storage Commit 64 MiB (3 x 10 iters)" "$p MB/s" "WriteFile+fsync $w MB/s" \
+			"$(awk -v a="$p" -v b="$w" 'BEGIN { printf "%.3f", a / b }')" "" ""
+	else
+		row "storage Commit 64 MiB" "failed" "" "" "" ""
+	fi
+	s=$(mbs "$out/encode.txt" BenchmarkSimulated64MiB)
+	d=$(nsop "$out/encode.txt" BenchmarkFFmpegDirectVsEncoder/direct) e=$(nsop "$out/encode.txt" BenchmarkFFmpegDirectVsEncoder/encoder)
+	if [ -n "$s" ] && [ -n "$d" ] && [ -n "$e" ]; then
+		row "encode Simulated 64 MiB" "$s MB/s" "" "" "" ""
+		row "encode FFmpeg Encoder/direct (ultrafast, 3x)" "$(awk -v e="$e" 'BEGIN { printf "%.3f s", e / 1e9 }')" \
+			"$(awk -v d="$d" 'BEGIN { printf "direct %.3f s", d / 1e9 }')" \
+			"$(awk -v a="$e" -v b="$d" 'BEGIN { printf "%.3f", a / b }')" "" ""
+	else
+		row "encode benchmarks" "failed" "" "" "" ""
+	fi
+fi
+if want profile; then
+	for path in Unary Stream; do
+		v=$(awk '$1 ~ /^BenchmarkSimulated'"$path"'64MiB(-[0-9]+)?$/ { for (i = 3; i <= NF; i++) if ($i == "MB/s") print $(i - 1) }' "$out/profile-$path.txt")
+		row "  $path alone, 30 iters (profiled)" "$v MB/s" "" "" "" ""
+	done
+fi
+[ ${#failed[@]} -eq 0 ] || echo "FAILED (skipped above): ${failed[*]} -- see $out"
+echo "(MB/s = 10^6 bytes/s; per-round figures are in the logs above and in $out)"
