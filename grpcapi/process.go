@@ -7,8 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/videoshard/videoshard/encode"
@@ -25,7 +25,9 @@ func (s *Server) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) 
 	if err := s.checkSize(size); err != nil {
 		return nil, toStatus(err)
 	}
-	meta, err := s.process(ctx, req.GetVideoId(), int(req.GetChunkIndex()), bytes.NewReader(req.GetChunkData()), req.GetEncoding())
+	hasher := newInputHasher()
+	hasher.add(req.GetChunkData())
+	meta, err := s.process(ctx, req.GetVideoId(), int(req.GetChunkIndex()), bytes.NewReader(req.GetChunkData()), hasher, req.GetEncoding())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -52,8 +54,9 @@ func (s *Server) UploadChunk(stream pb.VideoProcessingService_UploadChunkServer)
 	if err := s.checkSize(h.GetTotalSize()); err != nil {
 		return toStatus(err)
 	}
-	in := &uploadReader{stream: stream, remaining: h.GetTotalSize(), total: h.GetTotalSize()}
-	meta, err := s.process(stream.Context(), h.GetVideoId(), int(h.GetChunkIndex()), in, h.GetEncoding())
+	hasher := newInputHasher()
+	in := &uploadReader{stream: stream, remaining: h.GetTotalSize(), total: h.GetTotalSize(), hasher: hasher}
+	meta, err := s.process(stream.Context(), h.GetVideoId(), int(h.GetChunkIndex()), in, hasher, h.GetEncoding())
 	if err != nil {
 		return toStatus(err)
 	}
@@ -77,8 +80,10 @@ func (s *Server) checkSize(size int64) error {
 	return nil
 }
 
-// process encodes in into a pending shard and commits it.
-func (s *Server) process(ctx context.Context, videoID string, chunkIndex int, in io.Reader, o *pb.EncodingOptions) (storage.Metadata, error) {
+// process encodes in into a pending shard and commits it. hasher has been
+// or is being fed every byte of in, by its source.
+func (s *Server) process(ctx context.Context, videoID string, chunkIndex int, in io.Reader, hasher *inputHasher, o *pb.EncodingOptions) (storage.Metadata, error) {
+	defer hasher.finish()
 	release, err := s.acquire(ctx)
 	if err != nil {
 		return storage.Metadata{}, err
@@ -91,14 +96,13 @@ func (s *Server) process(ctx context.Context, videoID string, chunkIndex int, in
 	}
 	defer pending.Abort()
 
-	counted := &hashingReader{r: in, h: sha256.New()}
 	start := time.Now()
-	res, err := s.enc.Encode(ctx, counted, pending, encodeOptions(o))
+	res, err := s.enc.Encode(ctx, in, pending, encodeOptions(o))
 	if err != nil {
 		return storage.Metadata{}, fmt.Errorf("encode %s chunk %d: %w", videoID, chunkIndex, err)
 	}
 	// Only a fully read input was checked whole (an upload's size, its frames).
-	if n, err := counted.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+	if n, err := in.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = fmt.Errorf("encoder %s left input unread", res.Encoder)
 		}
@@ -108,10 +112,11 @@ func (s *Server) process(ctx context.Context, videoID string, chunkIndex int, in
 	if encodeTime == 0 {
 		encodeTime = time.Since(start)
 	}
+	inputSize, inputSum := hasher.finish()
 	meta, err := pending.Commit(storage.Metadata{
-		OriginalSize:        counted.n,
+		OriginalSize:        inputSize,
 		WorkerID:            s.cfg.WorkerID,
-		InputChecksumSHA256: hex.EncodeToString(counted.h.Sum(nil)),
+		InputChecksumSHA256: inputSum,
 		Encoder:             res.Encoder,
 		VideoCodec:          res.VideoCodec,
 		AudioCodec:          res.AudioCodec,
@@ -183,17 +188,39 @@ func encodeOptions(o *pb.EncodingOptions) encode.Options {
 	return opts
 }
 
-type hashingReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
+// inputHasher computes a chunk's SHA-256 on its own goroutine while the
+// encoder reads the same bytes, so hashing does not add to the encode time.
+type inputHasher struct {
+	pieces chan []byte
+	done   chan struct{}
+	once   sync.Once
+	n      int64
+	sum    string
 }
 
-func (r *hashingReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.h.Write(p[:n])
-	r.n += int64(n)
-	return n, err
+func newInputHasher() *inputHasher {
+	h := &inputHasher{pieces: make(chan []byte, 64), done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		d := sha256.New()
+		for b := range h.pieces {
+			d.Write(b)
+			h.n += int64(len(b))
+		}
+		h.sum = hex.EncodeToString(d.Sum(nil))
+	}()
+	return h
+}
+
+// add queues b for hashing; b must not change afterwards.
+func (h *inputHasher) add(b []byte) { h.pieces <- b }
+
+// finish waits for every added byte to be hashed and returns the count and
+// hex digest. It may be called more than once.
+func (h *inputHasher) finish() (int64, string) {
+	h.once.Do(func() { close(h.pieces) })
+	<-h.done
+	return h.n, h.sum
 }
 
 // uploadReader presents UploadChunk's data frames as one stream of exactly
@@ -203,6 +230,7 @@ type uploadReader struct {
 	total, remaining int64
 	buf              []byte
 	ended            bool
+	hasher           *inputHasher // fed each frame as it arrives
 }
 
 func (r *uploadReader) Read(p []byte) (int, error) {
@@ -230,6 +258,7 @@ func (r *uploadReader) Read(p []byte) (int, error) {
 		}
 		r.remaining -= int64(len(data))
 		r.buf = data
+		r.hasher.add(data) // gRPC gives each message its own memory
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]

@@ -86,11 +86,12 @@ type Pending struct {
 	path    string // the temporary shard
 	metaTmp string // the temporary metadata file, once written
 
-	h     hash.Hash // SHA-256 of the bytes passed to Write
-	n     int64     // bytes passed to Write
-	wrote bool      // Write was called with data
-	werr  error     // the first Write error; Commit fails with it
-	done  bool      // Commit or Abort was called
+	h       hash.Hash // SHA-256 of the bytes passed to Write
+	n       int64     // bytes passed to Write
+	flushed int64     // bytes handed to startWriteback
+	wrote   bool      // Write was called with data
+	werr    error     // the first Write error; Commit fails with it
+	done    bool      // Commit or Abort was called
 }
 
 // Path returns the absolute path of the temporary file, for a writer in
@@ -113,15 +114,42 @@ func (p *Pending) Write(b []byte) (int, error) {
 		return 0, nil
 	}
 	p.wrote = true
-	n, err := p.f.Write(b)
-	p.h.Write(b[:n])
+	var n int
+	var err error
+	if len(b) >= overlapHashBytes {
+		// Hash on another core while the kernel copies b.
+		hashed := make(chan struct{})
+		go func() {
+			p.h.Write(b)
+			close(hashed)
+		}()
+		n, err = p.f.Write(b)
+		<-hashed
+	} else {
+		n, err = p.f.Write(b)
+		p.h.Write(b[:n])
+	}
 	p.n += int64(n)
 	if err != nil {
+		// After a short write the hash covers bytes not on disk; the
+		// Pending is broken from here on, so it never reaches a commit.
 		p.werr = noSpace(err)
 		return n, fmt.Errorf("write %s: %w", p, p.werr)
 	}
+	if p.n-p.flushed >= writebackBytes {
+		startWriteback(p.f, p.flushed, p.n-p.flushed)
+		p.flushed = p.n
+	}
 	return n, nil
 }
+
+const (
+	// overlapHashBytes is the write size from which hashing runs beside
+	// the write instead of after it.
+	overlapHashBytes = 256 << 10
+	// writebackBytes is how much is written between writeback hints.
+	writebackBytes = 8 << 20
+)
 
 // String names the chunk, for errors.
 func (p *Pending) String() string { return p.videoID + " chunk " + strconv.Itoa(p.chunk) }
