@@ -13,6 +13,8 @@ import (
 	"time"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
+
+	"github.com/videoshard/videoshard/internal/proc"
 )
 
 // defaultInputFormats are the demuxers ffmpeg and ffprobe may use to read a
@@ -171,12 +173,12 @@ func (f *FFmpeg) Config() FFmpegConfig {
 // muxer. Any failure wraps ErrUnavailable with the reason.
 func (f *FFmpeg) Check(ctx context.Context) error {
 	for _, bin := range []string{f.cfg.Binary, f.cfg.FFprobe} {
-		if stderr, err := run(ctx, command{name: bin, args: []string{"-hide_banner", "-version"}}); err != nil {
+		if stderr, err := proc.Run(ctx, proc.Cmd{Name: bin, Args: []string{"-hide_banner", "-version"}}); err != nil {
 			return fmt.Errorf("%w: %w%s", ErrUnavailable, err, withReason(stderr))
 		}
 	}
-	out := &limitedBuffer{max: 1 << 20}
-	stderr, err := run(ctx, command{name: f.cfg.Binary, args: []string{"-hide_banner", "-encoders"}, stdout: out})
+	out := proc.NewLimitedBuffer(1 << 20)
+	stderr, err := proc.Run(ctx, proc.Cmd{Name: f.cfg.Binary, Args: []string{"-hide_banner", "-encoders"}, Stdout: out})
 	if err != nil {
 		return fmt.Errorf("%w: list encoders: %w%s", ErrUnavailable, err, withReason(stderr))
 	}
@@ -191,8 +193,8 @@ func (f *FFmpeg) Check(ctx context.Context) error {
 		}
 	}
 
-	out = &limitedBuffer{max: 1 << 20}
-	stderr, err = run(ctx, command{name: f.cfg.Binary, args: []string{"-hide_banner", "-muxers"}, stdout: out})
+	out = proc.NewLimitedBuffer(1 << 20)
+	stderr, err = proc.Run(ctx, proc.Cmd{Name: f.cfg.Binary, Args: []string{"-hide_banner", "-muxers"}, Stdout: out})
 	if err != nil {
 		return fmt.Errorf("%w: list muxers: %w%s", ErrUnavailable, err, withReason(stderr))
 	}
@@ -402,7 +404,7 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 	args := f.args(inPath, out.Path(), s)
 	f.log.Debug("ffmpeg start", "binary", f.cfg.Binary, "args", args)
 	start := time.Now()
-	stderr, err := run(runCtx, command{name: f.cfg.Binary, args: args, env: s.env()})
+	stderr, err := proc.Run(runCtx, proc.Cmd{Name: f.cfg.Binary, Args: args, Env: s.env()})
 	elapsed := time.Since(start)
 	f.log.Debug("ffmpeg done", "elapsed", elapsed, "err", err)
 	if err != nil {
@@ -410,7 +412,7 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 	}
 
 	info, err := probe(runCtx, f.cfg.FFprobe, out.Path(), nil)
-	if se := (*startError)(nil); errors.As(err, &se) {
+	if se := (*proc.StartError)(nil); errors.As(err, &se) {
 		return Result{}, fmt.Errorf("%w: probe output: %w", ErrUnavailable, err)
 	}
 	if err != nil {
@@ -500,7 +502,7 @@ var badInputHints = []string{
 
 // failure classifies a failed ffmpeg run.
 func (f *FFmpeg) failure(ctx, runCtx context.Context, err error, stderr, inPath string) error {
-	var se *startError
+	var se *proc.StartError
 	if errors.As(err, &se) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}

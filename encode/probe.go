@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
+
+	"github.com/videoshard/videoshard/internal/proc"
 )
 
 // maxProbeOutput bounds the ffprobe JSON read; real reports are a few KiB.
@@ -72,15 +74,15 @@ func probe(ctx context.Context, bin, path string, inputOpts ffmpeg.KwArgs) (Prob
 		"of":            "json",
 	}})
 	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+path)
-	stdout := &limitedBuffer{max: maxProbeOutput}
-	stderr, err := run(ctx, command{name: bin, args: args, stdout: stdout})
+	stdout := proc.NewLimitedBuffer(maxProbeOutput)
+	stderr, err := proc.Run(ctx, proc.Cmd{Name: bin, Args: args, Stdout: stdout})
 	if err != nil {
 		if stderr != "" {
 			return ProbeInfo{}, fmt.Errorf("%w: %s", err, stderr)
 		}
 		return ProbeInfo{}, err
 	}
-	if stdout.overflowed {
+	if stdout.Overflowed() {
 		return ProbeInfo{}, fmt.Errorf("ffprobe: report larger than %d bytes", maxProbeOutput)
 	}
 	return parseProbe(stdout.Bytes())

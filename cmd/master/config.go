@@ -22,7 +22,14 @@ type Config struct {
 }
 
 // configKeys are the keys a config file may hold.
-var configKeys = []string{"worker", "json", "timeout"}
+func configKeys() []string {
+	keys := []string{"worker", "json", "timeout"}
+	for k := range jobDefaults() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
 
 // DefaultConfig is the configuration before flags, environment and file.
 func DefaultConfig() Config {
@@ -94,14 +101,14 @@ func readConfigFile(v *viper.Viper, path string) error {
 	}
 	var unknown []string
 	for _, k := range file.AllKeys() {
-		if !slices.Contains(configKeys, k) {
+		if !slices.Contains(configKeys(), k) {
 			unknown = append(unknown, k)
 		}
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
 		return fmt.Errorf("config %s: unknown key %s (known: %s)", path,
-			strings.Join(unknown, ", "), strings.Join(configKeys, ", "))
+			strings.Join(unknown, ", "), strings.Join(configKeys(), ", "))
 	}
 	if err := v.MergeConfigMap(file.AllSettings()); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)

@@ -58,8 +58,10 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	a := &app{v: newViper(), stdout: stdout}
 	root := &cobra.Command{
 		Use:   "master",
-		Short: "Talk to a videoshard worker",
-		Long: `master talks to one videoshard worker over gRPC.
+		Short: "Encode videos across videoshard workers, and talk to one worker",
+		Long: `master encodes a video across videoshard workers (encode, reconstruct,
+status) and talks to one worker over gRPC (health, process-chunk, list,
+metadata, get-shard).
 
 Settings come from flags, then the environment (VIDEOSHARD_MASTER_WORKER,
 VIDEOSHARD_MASTER_JSON, VIDEOSHARD_MASTER_TIMEOUT, VIDEOSHARD_MASTER_CONFIG),
@@ -85,7 +87,8 @@ the gRPC code), 2 on bad usage.`,
 		}
 	}
 
-	root.AddCommand(a.healthCmd(), a.processChunkCmd(), a.listCmd(), a.metadataCmd(), a.getShardCmd())
+	root.AddCommand(a.healthCmd(), a.processChunkCmd(), a.listCmd(), a.metadataCmd(), a.getShardCmd(),
+		a.encodeCmd(), a.reconstructCmd(), a.statusCmd())
 	return root
 }
 

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package encode
+package proc
 
 // waitExited reports false: without waitid(WNOWAIT) the caller falls back to
 // watching ctx while exec.Cmd.Wait reaps the child.

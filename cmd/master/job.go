@@ -1,0 +1,263 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/videoshard/videoshard/master"
+	replicationpb "github.com/videoshard/videoshard/proto"
+)
+
+// JobConfig is what encode, reconstruct and status read: flags, then the
+// environment (VIDEOSHARD_MASTER_ + key), then the config file.
+type JobConfig struct {
+	Workers        []string // key workers: HOST:PORT list
+	VideoID        string   // key video_id
+	SegmentSeconds float64  // key segment_seconds
+	StateDir       string   // key state_dir
+	Codec, Preset  string   // keys codec, preset
+	CRF            int      // key crf; -1: the workers' default
+	PerWorkerCap   int      // key per_worker_cap; 0: each worker's own limit
+	MaxAttempts    int      // key max_attempts
+	FFmpeg         string   // key ffmpeg
+	FFprobe        string   // key ffprobe
+}
+
+// jobKeys are the job keys with their defaults; configKeys adds them.
+func jobDefaults() map[string]any {
+	return map[string]any{
+		"workers":         "",
+		"video_id":        "",
+		"segment_seconds": float64(master.DefaultSegmentSeconds),
+		"state_dir":       "./" + master.DefaultStateDir,
+		"codec":           "",
+		"crf":             -1,
+		"preset":          "",
+		"per_worker_cap":  0,
+		"max_attempts":    master.DefaultMaxAttempts,
+		"ffmpeg":          "ffmpeg",
+		"ffprobe":         "ffprobe",
+	}
+}
+
+// bindJobFlags binds the flags a job command defines to their keys. It runs
+// when the command runs, so commands can share keys.
+func bindJobFlags(v *viper.Viper, flags *pflag.FlagSet) error {
+	var err error
+	flags.VisitAll(func(f *pflag.Flag) {
+		key := strings.ReplaceAll(f.Name, "-", "_")
+		if _, ok := jobDefaults()[key]; ok && err == nil {
+			err = v.BindPFlag(key, f)
+		}
+	})
+	return err
+}
+
+func loadJobConfig(v *viper.Viper) (JobConfig, error) {
+	if _, err := loadConfig(v); err != nil { // merges the file, checks the shared keys
+		return JobConfig{}, err
+	}
+	var c JobConfig
+	var errs []error
+	num := func(key string, parse func(string) error) {
+		if err := parse(strings.TrimSpace(fmt.Sprint(v.Get(key)))); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a number", key, fmt.Sprint(v.Get(key))))
+		}
+	}
+	c.Workers = splitList(v.Get("workers"))
+	c.VideoID = strings.TrimSpace(v.GetString("video_id"))
+	num("segment_seconds", func(s string) (err error) { c.SegmentSeconds, err = strconv.ParseFloat(s, 64); return })
+	c.StateDir = v.GetString("state_dir")
+	c.Codec, c.Preset = v.GetString("codec"), v.GetString("preset")
+	num("crf", func(s string) (err error) { c.CRF, err = strconv.Atoi(s); return })
+	num("per_worker_cap", func(s string) (err error) { c.PerWorkerCap, err = strconv.Atoi(s); return })
+	num("max_attempts", func(s string) (err error) { c.MaxAttempts, err = strconv.Atoi(s); return })
+	c.FFmpeg, c.FFprobe = v.GetString("ffmpeg"), v.GetString("ffprobe")
+	switch {
+	case len(errs) > 0:
+	case c.SegmentSeconds <= 0:
+		errs = append(errs, fmt.Errorf("segment_seconds: %g is not positive", c.SegmentSeconds))
+	case c.CRF < -1:
+		errs = append(errs, fmt.Errorf("crf: %d is negative", c.CRF))
+	case c.PerWorkerCap < 0:
+		errs = append(errs, fmt.Errorf("per_worker_cap: %d is negative", c.PerWorkerCap))
+	case c.MaxAttempts < 1:
+		errs = append(errs, fmt.Errorf("max_attempts: %d is less than 1", c.MaxAttempts))
+	case c.StateDir == "":
+		errs = append(errs, errors.New("state_dir: empty"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// splitList reads a list given as a YAML list or a comma-separated string.
+func splitList(v any) []string {
+	var parts []string
+	switch t := v.(type) {
+	case []any:
+		for _, e := range t {
+			parts = append(parts, fmt.Sprint(e))
+		}
+	case []string:
+		parts = t
+	default:
+		parts = strings.Split(fmt.Sprint(t), ",")
+	}
+	var out []string
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// job turns the config into the master's job settings.
+func (c JobConfig) job(input, output string) master.JobConfig {
+	var enc *replicationpb.EncodingOptions
+	if c.Codec != "" || c.Preset != "" || c.CRF >= 0 {
+		enc = &replicationpb.EncodingOptions{VideoCodec: c.Codec, Preset: c.Preset}
+		if c.CRF >= 0 {
+			crf := int32(c.CRF)
+			enc.Crf = &crf
+		}
+	}
+	return master.JobConfig{
+		Input: input, Output: output, VideoID: c.VideoID, SegmentSeconds: c.SegmentSeconds, StateDir: c.StateDir,
+		Tools: master.Tools{FFmpeg: c.FFmpeg, FFprobe: c.FFprobe},
+		Dispatch: master.DispatchConfig{
+			Workers: c.Workers, PerWorkerCap: c.PerWorkerCap, MaxAttempts: c.MaxAttempts, Encoding: enc,
+			Dial: master.DialOptions{Insecure: true, MaxMessageBytes: 16 << 20},
+		},
+		Progress: os.Stderr,
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+}
+
+func (a *app) encodeCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "encode --workers HOST:PORT[,HOST:PORT...] --output OUT [flags] INPUT",
+		Short: "Encode a video across workers and rebuild it, verified frame for frame",
+		Long: `Encode a video across workers: probe it, split its video stream into chunks
+that start on keyframes, encode them on the workers, fetch the shards back,
+join them with the source's audio and subtitles (carried once, never
+chunked), and verify the output against the source.
+
+The chunk map is saved in the state directory after every chunk. Run the
+same command again after a failure or Ctrl-C to resume: chunks the workers
+still hold are not encoded again. The output's extension picks its
+container (.mkv, .mp4, .mov, .webm).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.jobConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if len(cfg.Workers) == 0 {
+				return errors.New("--workers: name at least one worker")
+			}
+			job := cfg.job(args[0], output)
+			sum, err := master.Encode(cmd.Context(), job)
+			if perr := a.printSummary(sum, err); perr != nil {
+				return perr
+			}
+			return failed(err)
+		},
+	}
+	a.jobFlags(cmd, &output, true)
+	return cmd
+}
+
+func (a *app) reconstructCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "reconstruct --video-id ID --output OUT [--workers ...]",
+		Short: "Rebuild a video from the shards on the workers, without encoding",
+		Long: `Rebuild a video from its shards: from the chunk map in the state directory,
+or, with none, from what the workers named by --workers hold for the video.
+With a chunk map whose input is still in place, the input's audio is muxed
+in and the output verified against it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.jobConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if cfg.VideoID == "" {
+				return errors.New("--video-id: empty")
+			}
+			sum, err := master.Reconstruct(cmd.Context(), cfg.job("", output))
+			if perr := a.printSummary(sum, err); perr != nil {
+				return perr
+			}
+			return failed(err)
+		},
+	}
+	a.jobFlags(cmd, &output, false)
+	return cmd
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status --video-id ID [--state-dir DIR]",
+		Short: "Print a job's chunk map: which worker holds each chunk",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.jobConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if cfg.VideoID == "" {
+				return errors.New("--video-id: empty")
+			}
+			state, err := master.LoadState(cfg.StateDir, cfg.VideoID)
+			if err != nil {
+				return failed(err)
+			}
+			return a.printState(state)
+		},
+	}
+	f := cmd.Flags()
+	f.String("video-id", "", "the job's video id")
+	f.String("state-dir", "", "directory of chunk maps (default ./master_state)")
+	return cmd
+}
+
+func (a *app) jobFlags(cmd *cobra.Command, output *string, encode bool) {
+	f := cmd.Flags()
+	f.StringVarP(output, "output", "o", "", "file to write; its extension picks the container")
+	f.String("workers", "", "workers, HOST:PORT[,HOST:PORT...]")
+	f.String("video-id", "", "the job's name on the workers (default: from the input's file name)")
+	f.String("state-dir", "", "directory of chunk maps (default ./master_state)")
+	f.String("ffmpeg", "", "ffmpeg binary (default ffmpeg)")
+	f.String("ffprobe", "", "ffprobe binary (default ffprobe)")
+	if encode {
+		f.Float64("segment-seconds", 0, "target chunk length in seconds (default 10)")
+		f.String("codec", "", "video encoder for the workers, e.g. libx264 (default: the workers')")
+		f.Int("crf", -1, "constant rate factor (default: the workers')")
+		f.String("preset", "", "encoder preset (default: the workers')")
+		f.Int("per-worker-cap", 0, "most chunks in flight per worker (default: each worker's max_concurrent_tasks)")
+		f.Int("max-attempts", 0, "tries per chunk before the job fails (default 5)")
+	}
+	mustRequire(cmd, "output")
+}
+
+// jobConfig binds the command's flags (only those set override) and loads.
+func (a *app) jobConfig(cmd *cobra.Command) (JobConfig, error) {
+	for k, val := range jobDefaults() {
+		a.v.SetDefault(k, val)
+	}
+	if err := bindJobFlags(a.v, cmd.Flags()); err != nil {
+		return JobConfig{}, err
+	}
+	return loadJobConfig(a.v)
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/videoshard/videoshard/master"
+)
+
+// printSummary prints what a job did; with an error and nothing done, nothing.
+func (a *app) printSummary(s master.Summary, jobErr error) error {
+	if s.Chunks == 0 && jobErr != nil {
+		return nil
+	}
+	p := printer{w: a.stdout, asJSON: a.v.GetBool("json")}
+	if p.asJSON {
+		return p.writeJSON(s)
+	}
+	workers := make([]string, 0, len(s.PerWorker))
+	for w, n := range s.PerWorker {
+		workers = append(workers, fmt.Sprintf("%s: %d", w, n))
+	}
+	slices.Sort(workers)
+	fs := []field{
+		{"video", s.VideoID},
+		{"input", s.Input},
+		{"output", s.Output},
+		{"chunks", fmt.Sprintf("%d (%d already stored)", s.Chunks, s.Resumed)},
+		{"per worker", strings.Join(workers, ", ")},
+		{"encoders", strings.Join(s.Encoders, ", ")},
+		{"input size", bytesIfSet(s.InputSize)},
+		{"output size", bytesIfSet(s.OutputSize)},
+		{"compression", ratioIfSet(s.CompressionRatio)},
+		{"length", seconds(s.MediaSeconds)},
+		{"wall time", s.Wall.Round(1e6).String()},
+		{"speed", speedIfSet(s.Speed)},
+		{"chunk map", s.StatePath},
+	}
+	if v := s.Verification; v != nil {
+		verdict := "OK"
+		if !v.OK {
+			verdict = "FAILED: " + strings.Join(v.Problems, "; ")
+		}
+		fs = append(fs,
+			field{"verification", verdict},
+			field{"frames", fmt.Sprintf("%d output, %d source", v.OutputFrames, v.SourceFrames)},
+			field{"duration", fmt.Sprintf("%.3fs output, %.3fs source (tolerance %.3fs)", v.OutputDuration, v.SourceDuration, v.FrameDuration)},
+			field{"audio streams", fmt.Sprintf("%d output, %d source", v.AudioStreamsOutput, v.AudioStreamsSource)},
+		)
+	} else if s.VerificationSkipReason != "" {
+		fs = append(fs, field{"verification", "skipped: " + s.VerificationSkipReason})
+	}
+	return p.fields(fs)
+}
+
+func speedIfSet(x float64) string {
+	if x == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2fx realtime", x)
+}
+
+func ratioIfSet(r float64) string {
+	if r == 0 {
+		return ""
+	}
+	return strconv.FormatFloat(r, 'f', 3, 64)
+}
+
+// printState prints a chunk map.
+func (a *app) printState(s *master.JobState) error {
+	p := printer{w: a.stdout, asJSON: a.v.GetBool("json")}
+	if p.asJSON {
+		return p.writeJSON(s)
+	}
+	done := len(s.Chunks) - len(s.Pending())
+	if err := p.fields([]field{
+		{"video", s.VideoID},
+		{"source", s.Source},
+		{"output", s.Output},
+		{"chunks", fmt.Sprintf("%d of %d stored", done, len(s.Chunks))},
+		{"updated", s.UpdatedAt.Format("2006-01-02 15:04:05Z07:00")},
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintln(p.w)
+	rows := make([][]string, 0, len(s.Chunks))
+	for _, c := range s.Chunks {
+		state := "pending"
+		if c.Done {
+			state = "stored"
+		}
+		rows = append(rows, []string{
+			strconv.Itoa(c.Index), state, strconv.FormatInt(c.Frames, 10), seconds(c.Duration),
+			dash(c.Worker), dash(c.Encoder), bytesIfSet(c.EncodedSize), dash(short(c.Checksum)), dash(c.Location),
+		})
+	}
+	return p.table([]string{"CHUNK", "STATE", "FRAMES", "DURATION", "WORKER", "ENCODER", "SIZE", "SHA256", "LOCATION"}, rows)
+}

@@ -1,0 +1,944 @@
+package master
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	replicationpb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/storage"
+)
+
+// Dispatcher defaults, used when the DispatchConfig field is zero.
+const (
+	DefaultMaxAttempts   = 5
+	DefaultBackoffBase   = 200 * time.Millisecond
+	DefaultBackoffMax    = 5 * time.Second
+	DefaultProbeInterval = 2 * time.Second
+	DefaultProbeTimeout  = 5 * time.Second
+	DefaultChunkTimeout  = 30 * time.Minute
+)
+
+// Encoder names a worker reports in chunk metadata.
+const (
+	EncoderFFmpeg    = "ffmpeg"
+	EncoderSimulated = "simulated"
+)
+
+// Errors of the dispatcher. They come wrapped; test them with errors.Is.
+var (
+	// ErrNoHealthyWorker: NewDispatcher found no worker answering healthy.
+	// The message names each worker's problem.
+	ErrNoHealthyWorker = errors.New("no healthy worker")
+
+	// ErrUnhealthy: a worker answered its health check with is_healthy=false.
+	ErrUnhealthy = errors.New("worker unhealthy")
+
+	// ErrFrameMismatch: an ffmpeg worker's shard has a frame count other
+	// than the chunk's. The chunk is retried, like any transient failure.
+	ErrFrameMismatch = errors.New("frame count mismatch")
+
+	// ErrClosed: Run was called on a closed Dispatcher.
+	ErrClosed = errors.New("dispatcher closed")
+)
+
+// DispatchConfig configures a Dispatcher. Zero values mean the defaults.
+type DispatchConfig struct {
+	// Workers are the workers' addresses (HOST:PORT); at least one, no
+	// duplicates. They are the names in results, events and Stats.
+	Workers []string
+
+	// PerWorkerCap is the most chunks in flight on one worker. 0 means the
+	// worker's own max_concurrent_tasks (at least 1), learnt from each
+	// health probe. Either way a probe that finds the worker already running
+	// tasks that are not ours lowers it by that many, to no less than 1.
+	PerWorkerCap int
+
+	// MaxAttempts is how many times one chunk is tried before the job
+	// fails (DefaultMaxAttempts).
+	MaxAttempts int
+
+	// BackoffBase and BackoffMax bound the wait before a retry: attempt n
+	// waits BackoffBase*2^(n-1), capped at BackoffMax, of which a random
+	// half is jitter (DefaultBackoffBase, DefaultBackoffMax).
+	BackoffBase, BackoffMax time.Duration
+
+	// ProbeInterval is how often a worker out of rotation is probed with a
+	// health check (DefaultProbeInterval).
+	ProbeInterval time.Duration
+
+	// ProbeTimeout is the deadline of one health probe (DefaultProbeTimeout).
+	ProbeTimeout time.Duration
+
+	// ChunkTimeout is the deadline of one attempt at one chunk, upload and
+	// encode included (DefaultChunkTimeout).
+	ChunkTimeout time.Duration
+
+	// Encoding is sent with every chunk; nil means the workers' defaults.
+	Encoding *replicationpb.EncodingOptions
+
+	// Dial is used for every worker. Workers speak plaintext: set Insecure.
+	Dial DialOptions
+
+	// Logger receives one line per retry, failure and worker change, and
+	// debug lines per chunk; nil discards.
+	Logger *slog.Logger
+}
+
+// ChunkTask is one chunk to encode: the file holding its bytes, and what is
+// known about it to check the result.
+type ChunkTask struct {
+	// Index is the chunk index, 0 to math.MaxInt32, unique within a Run.
+	Index int
+	// Path is the chunk file; it must stay unchanged until Run returns.
+	Path string
+	// Frames is the chunk's frame count; an ffmpeg worker's result must
+	// match it. 0 means unknown: no frame check.
+	Frames int64
+	// Size is the file's size in bytes; a worker that reports receiving
+	// another size fails the job. 0 means unknown.
+	Size int64
+}
+
+// ChunkResult is a chunk stored on a worker.
+type ChunkResult struct {
+	Index int
+	// Worker is the address of the worker holding the shard.
+	Worker string
+	// Location is the shard_location to fetch it with.
+	Location string
+	// Checksum is the shard's SHA-256, hex.
+	Checksum                  string
+	OriginalSize, EncodedSize int64
+	// Frames is the frame count the worker measured (0 for simulated).
+	Frames        int64
+	Encoder       string
+	VideoCodec    string
+	EncodeSeconds float64
+	// Attempts is how many attempts it took, this one included.
+	Attempts int
+	// MediaChecked is true when the worker encoded with ffmpeg and the
+	// shard's frame count was checked against ChunkTask.Frames; false for
+	// the simulated encoder (its shards are not media) or unknown frames.
+	MediaChecked bool
+}
+
+// EventKind says what an Event reports.
+type EventKind string
+
+// Event kinds.
+const (
+	EventStarted    EventKind = "started"     // an attempt at a chunk was sent
+	EventRetry      EventKind = "retry"       // an attempt failed and will be retried after Delay
+	EventDone       EventKind = "done"        // a chunk is stored (and onDone accepted it)
+	EventWorkerDown EventKind = "worker-down" // a worker left the rotation; Err says why
+	EventWorkerUp   EventKind = "worker-up"   // a worker came back into rotation
+)
+
+// Event is a step of a job, for progress and logs.
+type Event struct {
+	Kind EventKind
+	Time time.Time
+	// VideoID is empty for worker events.
+	VideoID string
+	// Chunk is the chunk index; -1 for worker events.
+	Chunk  int
+	Worker string
+	// Attempt is the attempt's number, from 1 (chunk events).
+	Attempt int
+	// Delay is the wait before the next attempt (retry).
+	Delay time.Duration
+	// Err is the failure (retry) or the reason (worker-down).
+	Err error
+	// Done and Total count the job's chunks (chunk events).
+	Done, Total int
+	// Result is the stored chunk (done).
+	Result *ChunkResult
+}
+
+// WorkerStats is a worker's state as the Dispatcher sees it.
+type WorkerStats struct {
+	// WorkerID, Encoder and VideoCodec are what its last good probe said.
+	WorkerID, Encoder, VideoCodec string
+	// Up is whether it is in rotation.
+	Up bool
+	// Cap is the most chunks it is given at once (0 until a good probe).
+	Cap      int
+	InFlight int
+	// Done counts chunks it stored, Failures attempts that failed on it,
+	// over the Dispatcher's life.
+	Done, Failures int
+	// LastError is the last failure or failed probe, if any.
+	LastError string
+}
+
+// ChunkError is the error Run returns when a chunk failed for good: the
+// worker refused it (Permanent), or it failed MaxAttempts times. It unwraps
+// to the last attempt's error, so status.Code gives the worker's code.
+type ChunkError struct {
+	Index     int
+	Attempts  int
+	Permanent bool
+	// Workers and Errs are every failed attempt's worker and error, oldest
+	// first.
+	Workers []string
+	Errs    []error
+}
+
+func (e *ChunkError) Error() string {
+	last := len(e.Errs) - 1
+	if e.Permanent {
+		return fmt.Sprintf("chunk %d refused by %s: %v", e.Index, e.Workers[last], e.Errs[last])
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "chunk %d failed %d attempts; last errors:", e.Index, e.Attempts)
+	for i := max(0, len(e.Errs)-3); i < len(e.Errs); i++ {
+		fmt.Fprintf(&b, " [%s] %v;", e.Workers[i], e.Errs[i])
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+func (e *ChunkError) Unwrap() error { return e.Errs[len(e.Errs)-1] }
+
+// Dispatcher spreads the chunks of a video over workers: each chunk goes to
+// the least loaded worker in rotation, never more than a worker's cap at
+// once; transient failures are retried on another worker with backoff;
+// workers that stop answering leave the rotation and are probed in the
+// background until they are healthy again. It is safe for concurrent use,
+// and concurrent Runs share the workers' caps.
+type Dispatcher struct {
+	cfg     DispatchConfig
+	log     *slog.Logger
+	workers []*dispWorker // in cfg.Workers order
+
+	bg      context.Context // ends at Close; bounds the probers
+	stop    context.CancelFunc
+	probers sync.WaitGroup
+
+	eventMu sync.Mutex // serialises event callbacks; never held with mu
+
+	mu      sync.Mutex        // guards the fields below and every worker's mutable fields
+	changed chan struct{}     // closed and replaced when a slot frees or a worker returns
+	jobs    map[*dispJob]bool // running jobs, for worker events
+	closed  bool
+}
+
+// dispWorker is one worker. Fields below client are guarded by Dispatcher.mu.
+type dispWorker struct {
+	addr   string
+	client *Client
+
+	up, probing         bool
+	cap, inflight       int
+	done, failures      int
+	lastErr             string
+	id, encoder, vcodec string
+}
+
+// NewDispatcher dials every worker and probes each with a health check
+// (bounded by ctx and ProbeTimeout). Workers that fail the probe start out
+// of rotation and are probed in the background. It fails only on a bad
+// config or when no worker is healthy; that error wraps ErrNoHealthyWorker
+// and names each worker's problem. ctx bounds only these first probes:
+// Close ends the background work.
+func NewDispatcher(ctx context.Context, cfg DispatchConfig) (*Dispatcher, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		changed: make(chan struct{}),
+		jobs:    make(map[*dispJob]bool),
+	}
+	d.bg, d.stop = context.WithCancel(context.WithoutCancel(ctx))
+	for _, addr := range cfg.Workers {
+		c, err := Dial(ctx, addr, cfg.Dial)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("new dispatcher: %w", err)
+		}
+		d.workers = append(d.workers, &dispWorker{addr: addr, client: c})
+	}
+
+	resps := make([]*replicationpb.HealthCheckResponse, len(d.workers))
+	errs := make([]error, len(d.workers))
+	var wg sync.WaitGroup
+	for i, w := range d.workers {
+		wg.Go(func() { resps[i], errs[i] = d.probe(ctx, w) })
+	}
+	wg.Wait()
+
+	var problems []string
+	healthy := 0
+	encoders := make(map[string]bool)
+	for i, w := range d.workers {
+		if errs[i] == nil {
+			healthy++
+			encoders[resps[i].GetEncoder()] = true
+			d.mu.Lock()
+			d.upLocked(w, resps[i])
+			capacity := w.cap
+			d.mu.Unlock()
+			h := resps[i]
+			d.log.Info("worker ready", "worker", w.addr, "worker_id", h.GetWorkerId(), "encoder", h.GetEncoder(),
+				"codec", h.GetVideoCodec(), "cap", capacity)
+			continue
+		}
+		problems = append(problems, fmt.Sprintf("%s: %v", w.addr, errs[i]))
+	}
+	if healthy == 0 {
+		d.Close()
+		return nil, fmt.Errorf("new dispatcher: %w: %s", ErrNoHealthyWorker, strings.Join(problems, "; "))
+	}
+	if len(encoders) > 1 {
+		d.log.Warn("workers use different encoders; a video's chunks may mix them", "encoders", slices.Sorted(maps.Keys(encoders)))
+	}
+	for i, w := range d.workers {
+		if errs[i] != nil {
+			d.log.Warn("worker not ready; probing it in the background", "worker", w.addr, "error", errs[i])
+			d.markDown(w, errs[i])
+		}
+	}
+	return d, nil
+}
+
+func (c *DispatchConfig) setDefaults() error {
+	if len(c.Workers) == 0 {
+		return errors.New("dispatch config: Workers is empty")
+	}
+	seen := make(map[string]bool)
+	for _, w := range c.Workers {
+		if w == "" {
+			return errors.New("dispatch config: Workers has an empty address")
+		}
+		if seen[w] {
+			return fmt.Errorf("dispatch config: worker %s is listed twice", w)
+		}
+		seen[w] = true
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"PerWorkerCap", int64(c.PerWorkerCap)}, {"MaxAttempts", int64(c.MaxAttempts)},
+		{"BackoffBase", int64(c.BackoffBase)}, {"BackoffMax", int64(c.BackoffMax)},
+		{"ProbeInterval", int64(c.ProbeInterval)}, {"ProbeTimeout", int64(c.ProbeTimeout)},
+		{"ChunkTimeout", int64(c.ChunkTimeout)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("dispatch config: %s is negative", f.name)
+		}
+	}
+	setDefaultValue(&c.MaxAttempts, DefaultMaxAttempts)
+	setDefaultValue(&c.BackoffBase, DefaultBackoffBase)
+	setDefaultValue(&c.BackoffMax, DefaultBackoffMax)
+	setDefaultValue(&c.ProbeInterval, DefaultProbeInterval)
+	setDefaultValue(&c.ProbeTimeout, DefaultProbeTimeout)
+	setDefaultValue(&c.ChunkTimeout, DefaultChunkTimeout)
+	c.BackoffMax = max(c.BackoffMax, c.BackoffBase)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+func setDefaultValue[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// Close stops the background probes and closes every connection. Call it
+// after Run has returned; Runs still going fail.
+func (d *Dispatcher) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.stop()
+	d.probers.Wait()
+	var errs []error
+	for _, w := range d.workers {
+		if err := w.client.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", w.addr, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Client returns the connection to the worker at addr, for fetching its
+// shards, or nil if addr is not one of the Dispatcher's workers. It stays
+// valid until Close.
+func (d *Dispatcher) Client(addr string) *Client {
+	for _, w := range d.workers {
+		if w.addr == addr {
+			return w.client
+		}
+	}
+	return nil
+}
+
+// Clients returns every worker's connection by address, as ConfirmDone
+// takes them. They stay valid until Close.
+func (d *Dispatcher) Clients() map[string]*Client {
+	m := make(map[string]*Client, len(d.workers))
+	for _, w := range d.workers {
+		m[w.addr] = w.client
+	}
+	return m
+}
+
+// ConfirmDone is ConfirmDone over the Dispatcher's connections.
+func (d *Dispatcher) ConfirmDone(ctx context.Context, s *JobState) (confirmed, missing []int) {
+	return ConfirmDone(ctx, d.Clients(), s)
+}
+
+// Stats returns every worker's state, by address.
+func (d *Dispatcher) Stats() map[string]WorkerStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := make(map[string]WorkerStats, len(d.workers))
+	for _, w := range d.workers {
+		m[w.addr] = WorkerStats{
+			WorkerID: w.id, Encoder: w.encoder, VideoCodec: w.vcodec,
+			Up: w.up, Cap: w.cap, InFlight: w.inflight,
+			Done: w.done, Failures: w.failures, LastError: w.lastErr,
+		}
+	}
+	return m
+}
+
+// probe asks w for its health within ProbeTimeout. An unhealthy answer is
+// an error wrapping ErrUnhealthy.
+func (d *Dispatcher) probe(ctx context.Context, w *dispWorker) (*replicationpb.HealthCheckResponse, error) {
+	// A connection in backoff after a failure would fail the probe at once
+	// until its next attempt, which gRPC spaces up to two minutes apart.
+	w.client.conn.ResetConnectBackoff()
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.ProbeTimeout)
+	defer cancel()
+	resp, err := w.client.Health(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !resp.GetIsHealthy() {
+		return nil, fmt.Errorf("%w: %s", ErrUnhealthy, resp.GetMessage())
+	}
+	return resp, nil
+}
+
+// upLocked puts w into rotation with what its probe said.
+func (d *Dispatcher) upLocked(w *dispWorker, h *replicationpb.HealthCheckResponse) {
+	c := d.cfg.PerWorkerCap
+	if c <= 0 {
+		c = max(1, int(h.GetMaxConcurrentTasks()))
+	}
+	// Tasks running that are not ours: another master, or ours from before
+	// the worker left the rotation.
+	others := max(0, int(h.GetActiveTasks())-w.inflight)
+	w.cap = max(1, c-others)
+	w.up = true
+	w.id, w.encoder, w.vcodec = h.GetWorkerId(), h.GetEncoder(), h.GetVideoCodec()
+	d.broadcastLocked()
+}
+
+func (d *Dispatcher) broadcastLocked() {
+	close(d.changed)
+	d.changed = make(chan struct{})
+}
+
+// markDown takes w out of rotation and starts probing it, once.
+func (d *Dispatcher) markDown(w *dispWorker, reason error) {
+	d.mu.Lock()
+	wasUp := w.up
+	w.up = false
+	w.lastErr = reason.Error()
+	startProbe := !w.probing && !d.closed
+	if startProbe {
+		w.probing = true
+		d.probers.Add(1)
+	}
+	d.mu.Unlock()
+	if startProbe {
+		go d.probeLoop(w)
+	}
+	if wasUp {
+		d.log.Warn("worker out of rotation", "worker", w.addr, "error", reason)
+		d.workerEvent(Event{Kind: EventWorkerDown, Worker: w.addr, Err: reason})
+	}
+}
+
+// probeLoop probes w every ProbeInterval until it is healthy or Close.
+func (d *Dispatcher) probeLoop(w *dispWorker) {
+	defer d.probers.Done()
+	t := time.NewTicker(d.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.bg.Done():
+			d.mu.Lock()
+			w.probing = false
+			d.mu.Unlock()
+			return
+		case <-t.C:
+		}
+		resp, err := d.probe(d.bg, w)
+		d.mu.Lock()
+		if err != nil {
+			if d.bg.Err() == nil {
+				w.lastErr = err.Error()
+			}
+			d.mu.Unlock()
+			continue
+		}
+		w.probing = false
+		d.upLocked(w, resp)
+		capacity := w.cap
+		d.mu.Unlock()
+		d.log.Info("worker back in rotation", "worker", w.addr, "cap", capacity)
+		d.workerEvent(Event{Kind: EventWorkerUp, Worker: w.addr})
+		return
+	}
+}
+
+// workerEvent reports ev to every running job.
+func (d *Dispatcher) workerEvent(ev Event) {
+	ev.Time = time.Now()
+	ev.Chunk = -1
+	d.mu.Lock()
+	var fns []func(Event)
+	for j := range d.jobs {
+		if j.onEvent != nil {
+			fns = append(fns, j.onEvent)
+		}
+	}
+	d.mu.Unlock()
+	d.eventMu.Lock()
+	defer d.eventMu.Unlock()
+	for _, fn := range fns {
+		fn(ev)
+	}
+}
+
+// pickLocked returns the least loaded worker in rotation with a free slot,
+// avoiding the workers in avoid unless every worker in rotation is in it;
+// nil if there is none now.
+func (d *Dispatcher) pickLocked(avoid map[*dispWorker]bool) *dispWorker {
+	others := false
+	for _, w := range d.workers {
+		if w.up && !avoid[w] {
+			others = true
+			break
+		}
+	}
+	var best *dispWorker
+	for _, w := range d.workers {
+		if !w.up || w.inflight >= w.cap || (others && avoid[w]) {
+			continue
+		}
+		if best == nil || lessLoadedWorker(w, best) {
+			best = w
+		}
+	}
+	return best
+}
+
+// lessLoadedWorker orders workers by inflight/cap, then failures, then address.
+func lessLoadedWorker(a, b *dispWorker) bool {
+	if l, r := a.inflight*b.cap, b.inflight*a.cap; l != r {
+		return l < r
+	}
+	if a.failures != b.failures {
+		return a.failures < b.failures
+	}
+	return a.addr < b.addr
+}
+
+func (d *Dispatcher) anyFreeLocked() bool {
+	for _, w := range d.workers {
+		if w.up && w.inflight < w.cap {
+			return true
+		}
+	}
+	return false
+}
+
+// backoff is the wait before attempt n+1 after n failed attempts.
+func (d *Dispatcher) backoff(n int) time.Duration {
+	b := d.cfg.BackoffMax
+	if shift := n - 1; shift < 62 && d.cfg.BackoffBase <= math.MaxInt64>>shift {
+		b = min(b, d.cfg.BackoffBase<<shift)
+	}
+	half := b / 2
+	return half + rand.N(b-half+1)
+}
+
+// Run encodes tasks, chunks of videoID, on the workers and returns when
+// every one is stored, or with the first error that ends the job.
+//
+// onDone (may be nil) is called once per stored chunk, never concurrently,
+// in completion order; the caller persists its state there. If it returns
+// an error the job stops with it. onEvent (may be nil) receives the job's
+// events and worker changes while Run lasts, never concurrently; it must
+// not block for long.
+//
+// Errors: a chunk the worker refuses (InvalidArgument, FailedPrecondition,
+// PermissionDenied, Unauthenticated, NotFound, or a local problem such as a
+// missing chunk file) stops the job at once, cancelling the chunks in
+// flight; so does a chunk failing MaxAttempts times. Both are *ChunkError.
+// Transient failures (Unavailable, DeadlineExceeded, ResourceExhausted,
+// Aborted, Internal, Unknown, DataLoss, a frame count mismatch, a broken
+// connection) are retried on another worker if there is one. Cancelling
+// ctx stops the job with ctx's error. Chunks stored before the job stopped
+// stay stored on their workers; onDone has seen each of them, unless
+// onDone itself failed. Run returns only once no attempt is in flight.
+func (d *Dispatcher) Run(ctx context.Context, videoID string, tasks []ChunkTask,
+	onDone func(ChunkResult) error, onEvent func(Event)) error {
+	if err := storage.ValidateVideoID(videoID); err != nil {
+		return fmt.Errorf("dispatch: %w", err)
+	}
+	seen := make(map[int]bool, len(tasks))
+	for _, t := range tasks {
+		if err := storage.ValidateChunkIndex(int64(t.Index)); err != nil {
+			return fmt.Errorf("dispatch %s: %w", videoID, err)
+		}
+		if seen[t.Index] {
+			return fmt.Errorf("dispatch %s: chunk %d is listed twice", videoID, t.Index)
+		}
+		seen[t.Index] = true
+		if t.Path == "" {
+			return fmt.Errorf("dispatch %s: chunk %d has no path", videoID, t.Index)
+		}
+	}
+	j := &dispJob{d: d, videoID: videoID, onDone: onDone, onEvent: onEvent}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	d.jobs[j] = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.jobs, j)
+		d.mu.Unlock()
+	}()
+	if err := j.run(ctx, tasks); err != nil {
+		return fmt.Errorf("dispatch %s: %w", videoID, err)
+	}
+	return nil
+}
+
+// dispJob is one Run.
+type dispJob struct {
+	d       *Dispatcher
+	videoID string
+	onDone  func(ChunkResult) error
+	onEvent func(Event)
+
+	doneMu     sync.Mutex // serialises onDone, guards doneFailed
+	doneFailed bool
+}
+
+// pendingChunk is a chunk waiting to be sent, or in flight.
+type pendingChunk struct {
+	task     ChunkTask
+	attempts int
+	ready    time.Time // not before
+	failed   map[*dispWorker]bool
+	workers  []string
+	errs     []error
+}
+
+// attemptOutcome classifies an attempt.
+type attemptOutcome int
+
+const (
+	outcomeOK         attemptOutcome = iota
+	outcomeTransient                 // retry
+	outcomeWorkerDown                // retry, and take the worker out of rotation
+	outcomePermanent                 // stop the job
+	outcomeAborted                   // the job was stopped meanwhile
+	outcomeRecordFail                // onDone failed
+)
+
+type attemptResult struct {
+	p   *pendingChunk
+	w   *dispWorker
+	res ChunkResult
+	out attemptOutcome
+	err error
+}
+
+func (j *dispJob) run(ctx context.Context, tasks []ChunkTask) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d := j.d
+	total := len(tasks)
+	queue := make([]*pendingChunk, 0, total)
+	for _, t := range tasks {
+		queue = append(queue, &pendingChunk{task: t, failed: make(map[*dispWorker]bool)})
+	}
+	slices.SortFunc(queue, func(a, b *pendingChunk) int { return cmp.Compare(a.task.Index, b.task.Index) })
+	results := make(chan attemptResult, total)
+	inflight, done := 0, 0
+	var fail error
+
+	for fail == nil && done < total {
+		now := time.Now()
+		var next time.Time // when the earliest waiting retry is due
+		var started []attemptResult
+		d.mu.Lock()
+		for i := 0; i < len(queue); {
+			p := queue[i]
+			if p.ready.After(now) {
+				if next.IsZero() || p.ready.Before(next) {
+					next = p.ready
+				}
+				i++
+				continue
+			}
+			w := d.pickLocked(p.failed)
+			if w == nil {
+				if !d.anyFreeLocked() {
+					break
+				}
+				i++
+				continue
+			}
+			w.inflight++
+			p.attempts++
+			queue = slices.Delete(queue, i, i+1)
+			started = append(started, attemptResult{p: p, w: w})
+		}
+		wake := d.changed
+		d.mu.Unlock()
+
+		for _, s := range started {
+			inflight++
+			d.log.Debug("chunk sent", "video_id", j.videoID, "chunk", s.p.task.Index, "worker", s.w.addr, "attempt", s.p.attempts)
+			j.event(Event{Kind: EventStarted, Chunk: s.p.task.Index, Worker: s.w.addr, Attempt: s.p.attempts, Done: done, Total: total})
+			go j.attempt(ctx, s.w, s.p, results)
+		}
+
+		var timer *time.Timer
+		var due <-chan time.Time
+		if !next.IsZero() {
+			timer = time.NewTimer(time.Until(next))
+			due = timer.C
+		}
+		select {
+		case r := <-results:
+			inflight--
+			if r.out == outcomeAborted {
+				// Only ctx ending aborts an attempt while the loop runs.
+				fail = ctx.Err()
+				break
+			}
+			var retry *pendingChunk
+			retry, fail = j.handle(r, &done, total)
+			if retry != nil {
+				queue = insertPendingChunk(queue, retry)
+			}
+		case <-wake:
+		case <-due:
+		case <-ctx.Done():
+			fail = ctx.Err()
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+
+	// Stop the chunks still in flight and wait for them: stored ones still
+	// reach onDone.
+	cancel()
+	for ; inflight > 0; inflight-- {
+		r := <-results
+		if r.out == outcomeOK {
+			done++
+			j.event(Event{Kind: EventDone, Chunk: r.p.task.Index, Worker: r.w.addr, Attempt: r.p.attempts,
+				Done: done, Total: total, Result: &r.res})
+		}
+	}
+	return fail
+}
+
+// handle digests one attempt's result. It returns the chunk to retry, or
+// the error that ends the job.
+func (j *dispJob) handle(r attemptResult, done *int, total int) (*pendingChunk, error) {
+	p := r.p
+	idx := p.task.Index
+	switch r.out {
+	case outcomeOK:
+		*done++
+		j.d.log.Debug("chunk stored", "video_id", j.videoID, "chunk", idx, "worker", r.w.addr,
+			"attempts", p.attempts, "encoded_size", r.res.EncodedSize)
+		j.event(Event{Kind: EventDone, Chunk: idx, Worker: r.w.addr, Attempt: p.attempts,
+			Done: *done, Total: total, Result: &r.res})
+		return nil, nil
+	case outcomeRecordFail:
+		return nil, fmt.Errorf("chunk %d: record result: %w", idx, r.err)
+	}
+	p.failed[r.w] = true
+	p.workers = append(p.workers, r.w.addr)
+	p.errs = append(p.errs, r.err)
+	if r.out == outcomePermanent {
+		j.d.log.Error("chunk refused", "video_id", j.videoID, "chunk", idx, "worker", r.w.addr, "error", r.err)
+		return nil, &ChunkError{Index: idx, Attempts: p.attempts, Permanent: true, Workers: p.workers, Errs: p.errs}
+	}
+	if p.attempts >= j.d.cfg.MaxAttempts {
+		j.d.log.Error("chunk failed", "video_id", j.videoID, "chunk", idx, "attempts", p.attempts, "error", r.err)
+		return nil, &ChunkError{Index: idx, Attempts: p.attempts, Workers: p.workers, Errs: p.errs}
+	}
+	delay := j.d.backoff(p.attempts)
+	p.ready = time.Now().Add(delay)
+	j.d.log.Warn("chunk failed, will retry", "video_id", j.videoID, "chunk", idx, "worker", r.w.addr,
+		"attempt", p.attempts, "delay", delay.Round(time.Millisecond), "error", r.err)
+	j.event(Event{Kind: EventRetry, Chunk: idx, Worker: r.w.addr, Attempt: p.attempts, Delay: delay,
+		Err: r.err, Done: *done, Total: total})
+	return p, nil
+}
+
+func insertPendingChunk(queue []*pendingChunk, p *pendingChunk) []*pendingChunk {
+	i, _ := slices.BinarySearchFunc(queue, p.task.Index, func(q *pendingChunk, idx int) int {
+		return cmp.Compare(q.task.Index, idx)
+	})
+	return slices.Insert(queue, i, p)
+}
+
+// event reports a chunk event to the job's callback.
+func (j *dispJob) event(ev Event) {
+	if j.onEvent == nil {
+		return
+	}
+	ev.Time = time.Now()
+	ev.VideoID = j.videoID
+	j.d.eventMu.Lock()
+	defer j.d.eventMu.Unlock()
+	j.onEvent(ev)
+}
+
+// attempt sends one chunk to one worker, frees the worker's slot, records a
+// success with onDone, and reports to the job's loop.
+func (j *dispJob) attempt(ctx context.Context, w *dispWorker, p *pendingChunk, results chan<- attemptResult) {
+	d := j.d
+	actx, cancel := context.WithTimeout(ctx, d.cfg.ChunkTimeout)
+	resp, err := w.client.ProcessFile(actx, j.videoID, int32(p.task.Index), p.task.Path, d.cfg.Encoding)
+	cancel()
+	var res ChunkResult
+	if err == nil {
+		res, err = j.check(w, p, resp)
+	}
+	out := classifyAttempt(ctx, err)
+
+	d.mu.Lock()
+	w.inflight--
+	switch out {
+	case outcomeOK:
+		w.done++
+	case outcomeTransient, outcomeWorkerDown, outcomePermanent:
+		w.failures++
+		w.lastErr = err.Error()
+	}
+	d.broadcastLocked()
+	d.mu.Unlock()
+	if out == outcomeWorkerDown {
+		d.markDown(w, err)
+	}
+
+	if out == outcomeOK && j.onDone != nil {
+		j.doneMu.Lock()
+		if !j.doneFailed {
+			if rerr := j.onDone(res); rerr != nil {
+				j.doneFailed = true
+				out, err = outcomeRecordFail, rerr
+			}
+		}
+		j.doneMu.Unlock()
+	}
+	results <- attemptResult{p: p, w: w, res: res, out: out, err: err}
+}
+
+// check turns a worker's answer into a result, or an error if the answer
+// is not the chunk asked for.
+func (j *dispJob) check(w *dispWorker, p *pendingChunk, resp *replicationpb.ProcessChunkResponse) (ChunkResult, error) {
+	t := p.task
+	meta := resp.GetMetadata()
+	res := ChunkResult{
+		Index:         t.Index,
+		Worker:        w.addr,
+		Location:      resp.GetShardLocation(),
+		Checksum:      resp.GetChecksumSha256(),
+		OriginalSize:  resp.GetOriginalSize(),
+		EncodedSize:   resp.GetEncodedSize(),
+		Frames:        meta.GetFrameCount(),
+		Encoder:       meta.GetEncoder(),
+		VideoCodec:    meta.GetVideoCodec(),
+		EncodeSeconds: meta.GetEncodeTimeSeconds(),
+		Attempts:      p.attempts,
+	}
+	switch {
+	case res.Location == "":
+		return res, fmt.Errorf("chunk %d: %w: the answer has no shard_location", t.Index, ErrProtocol)
+	case meta != nil && (int(meta.GetChunkIndex()) != t.Index || meta.GetVideoId() != "" && meta.GetVideoId() != j.videoID):
+		return res, fmt.Errorf("chunk %d: %w: the answer is for chunk %d of %q", t.Index, ErrProtocol,
+			meta.GetChunkIndex(), meta.GetVideoId())
+	case t.Size > 0 && res.OriginalSize > 0 && res.OriginalSize != t.Size:
+		return res, fmt.Errorf("chunk %d: %w: the worker received %d bytes, the chunk has %d",
+			t.Index, ErrFileChanged, res.OriginalSize, t.Size)
+	}
+	if res.Encoder == EncoderFFmpeg && t.Frames > 0 {
+		if res.Frames != t.Frames {
+			return res, fmt.Errorf("chunk %d: %w: the shard has %d frames, the chunk %d",
+				t.Index, ErrFrameMismatch, res.Frames, t.Frames)
+		}
+		res.MediaChecked = true
+	}
+	return res, nil
+}
+
+// classifyAttempt sorts an attempt's error. jobCtx is the job's context: once it
+// is done, failures are the job's doing, not the worker's.
+func classifyAttempt(jobCtx context.Context, err error) attemptOutcome {
+	if err == nil {
+		return outcomeOK
+	}
+	if jobCtx.Err() != nil {
+		return outcomeAborted
+	}
+	if errors.Is(err, ErrFrameMismatch) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrRejected) {
+		return outcomeTransient
+	}
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+			// Canceled that we did not ask for: the worker is shutting down.
+			return outcomeWorkerDown
+		case codes.ResourceExhausted, codes.Aborted, codes.Internal, codes.Unknown, codes.DataLoss:
+			return outcomeTransient
+		}
+		return outcomePermanent
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return outcomeWorkerDown
+	}
+	// Local: the chunk file is missing, unreadable or changed.
+	return outcomePermanent
+}

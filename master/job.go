@@ -1,0 +1,533 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	replicationpb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/storage"
+)
+
+// Job defaults.
+const (
+	DefaultSegmentSeconds = 10
+	DefaultStateDir       = "master_state"
+	// fetchParallel is how many shards are downloaded at once.
+	fetchParallel = 4
+)
+
+// JobConfig configures Encode and Reconstruct.
+type JobConfig struct {
+	// Input is the source video (Encode only).
+	Input string
+	// Output is the file to write; its extension picks the container.
+	Output string
+	// VideoID names the job on the workers and in the state directory;
+	// empty means DefaultVideoID(Input).
+	VideoID string
+	// SegmentSeconds is the target chunk length (DefaultSegmentSeconds).
+	SegmentSeconds float64
+	// StateDir holds the chunk map of every job, <video_id>.json, and a
+	// <video_id>.work directory while the job runs (DefaultStateDir).
+	StateDir string
+	Tools    Tools
+	// Dispatch says which workers to use and how (Workers is required for
+	// Encode; Reconstruct adds the workers the chunk map names).
+	Dispatch DispatchConfig
+	// Progress receives the progress bar or lines; nil shows none.
+	Progress io.Writer
+	Logger   *slog.Logger
+}
+
+// Summary describes a finished job.
+type Summary struct {
+	VideoID, Input, Output string
+	// Chunks is the job's chunk count; Resumed of them were already stored
+	// on the workers when this run started.
+	Chunks, Resumed int
+	// PerWorker counts the chunks each worker holds.
+	PerWorker map[string]int
+	// Encoders are the encoders that made the shards (ffmpeg, simulated).
+	Encoders               []string
+	InputSize, OutputSize  int64
+	EncodedSize            int64 // the shards' bytes
+	CompressionRatio       float64
+	MediaSeconds           float64
+	Wall                   time.Duration
+	Speed                  float64 // MediaSeconds / Wall
+	StatePath              string
+	Verification           *Verification // nil when not verified
+	VerificationSkipReason string
+}
+
+// DefaultVideoID derives a job's video id from its input's file name: the
+// characters a worker does not accept become '_'.
+func DefaultVideoID(input string) string {
+	name := []byte(filepath.Base(input))
+	for i, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			name[i] = '_'
+		}
+	}
+	id := strings.TrimLeft(string(name), ".")
+	if len(id) > storage.MaxVideoIDLen {
+		id = id[:storage.MaxVideoIDLen]
+	}
+	if id == "" || id == "metadata" {
+		id = "video_" + id
+	}
+	return id
+}
+
+func (c JobConfig) withDefaults() JobConfig {
+	if c.SegmentSeconds <= 0 {
+		c.SegmentSeconds = DefaultSegmentSeconds
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.VideoID == "" && c.Input != "" {
+		c.VideoID = DefaultVideoID(c.Input)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Dispatch.Logger == nil {
+		c.Dispatch.Logger = c.Logger
+	}
+	return c
+}
+
+func (c JobConfig) workDir() string { return filepath.Join(c.StateDir, c.VideoID+".work") }
+
+// Encode runs a whole job: probe the input, split its video into chunks,
+// encode them across the workers, and rebuild and verify the output. The
+// chunk map is saved after every chunk; running Encode again with the same
+// input, video id and settings resumes, without encoding again the chunks
+// the workers still hold.
+func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
+	start := time.Now()
+	cfg = cfg.withDefaults()
+	src, err := Probe(ctx, cfg.Tools, cfg.Input)
+	if err != nil {
+		return Summary{}, err
+	}
+	container, err := ContainerFor(cfg.Output)
+	if err != nil {
+		return Summary{}, err
+	}
+	if codec := outputCodec(cfg.Dispatch.Encoding); codec != "" {
+		if err := CheckCompatible(container, codec); err != nil {
+			return Summary{}, err
+		}
+	}
+	if err := storage.ValidateVideoID(cfg.VideoID); err != nil {
+		return Summary{}, fmt.Errorf("--video-id: %w", err)
+	}
+	state, resumed, err := openState(cfg, src)
+	if err != nil {
+		return Summary{}, err
+	}
+
+	d, err := NewDispatcher(ctx, cfg.Dispatch)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer d.Close()
+
+	if resumed {
+		_, missing := d.ConfirmDone(ctx, state)
+		if err := ctx.Err(); err != nil {
+			return Summary{}, err
+		}
+		if len(missing) > 0 {
+			cfg.Logger.Info("chunks no longer on their workers will be encoded again", "chunks", missing)
+		}
+		if err := state.Save(cfg.StateDir); err != nil {
+			return Summary{}, err
+		}
+	}
+	sum := Summary{VideoID: cfg.VideoID, Input: src.Path, Output: cfg.Output}
+	if pending := state.Pending(); len(pending) > 0 || len(state.Chunks) == 0 {
+		sum.Resumed = len(state.Chunks) - len(pending)
+		if err := encodeChunks(ctx, cfg, src, state, d); err != nil {
+			return Summary{}, fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
+		}
+	} else {
+		sum.Resumed = len(state.Chunks)
+	}
+	if err := reconstruct(ctx, cfg, state, &src, d.Clients(), &sum); err != nil {
+		return Summary{}, err
+	}
+	sum.Wall = time.Since(start)
+	sum.Speed = sum.MediaSeconds / sum.Wall.Seconds()
+	return sum, nil
+}
+
+// outputCodec maps a requested ffmpeg encoder to the codec it produces, for
+// an early container check; "" when the workers' default applies.
+func outputCodec(o *replicationpb.EncodingOptions) string {
+	switch o.GetVideoCodec() {
+	case "libx264":
+		return "h264"
+	case "libx265":
+		return "hevc"
+	case "libvpx-vp9":
+		return "vp9"
+	case "libaom-av1", "libsvtav1":
+		return "av1"
+	case "mpeg4":
+		return "mpeg4"
+	}
+	return ""
+}
+
+// encodingMap records the requested options, so a resume can refuse others.
+func encodingMap(o *replicationpb.EncodingOptions) map[string]string {
+	m := map[string]string{}
+	if o.GetVideoCodec() != "" {
+		m["codec"] = o.GetVideoCodec()
+	}
+	if o != nil && o.Crf != nil {
+		m["crf"] = strconv.Itoa(int(o.GetCrf()))
+	}
+	if o.GetPreset() != "" {
+		m["preset"] = o.GetPreset()
+	}
+	return m
+}
+
+// openState loads the job's chunk map for a resume, or starts a new one. A
+// map made from another input or with other settings is refused rather
+// than mixed with this run.
+func openState(cfg JobConfig, src SourceInfo) (*JobState, bool, error) {
+	fi, err := os.Stat(src.Path)
+	if err != nil {
+		return nil, false, err
+	}
+	fresh := &JobState{
+		VideoID: cfg.VideoID, Source: src.Path, SourceSize: fi.Size(), SourceModTime: fi.ModTime().UTC(),
+		SourceFrames: src.Video.Frames, SegmentSeconds: cfg.SegmentSeconds,
+		Encoding: encodingMap(cfg.Dispatch.Encoding), Output: cfg.Output,
+	}
+	state, err := LoadState(cfg.StateDir, cfg.VideoID)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fresh, false, fresh.Save(cfg.StateDir)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var differs []string
+	if state.Source != fresh.Source || state.SourceSize != fresh.SourceSize || !state.SourceModTime.Equal(fresh.SourceModTime) ||
+		state.SourceFrames != fresh.SourceFrames {
+		differs = append(differs, "input "+state.Source)
+	}
+	if state.SegmentSeconds != fresh.SegmentSeconds {
+		differs = append(differs, fmt.Sprintf("segment length %gs", state.SegmentSeconds))
+	}
+	if fmt.Sprint(state.Encoding) != fmt.Sprint(fresh.Encoding) {
+		differs = append(differs, fmt.Sprintf("encoding %v", state.Encoding))
+	}
+	if len(differs) > 0 {
+		path, _ := StatePath(cfg.StateDir, cfg.VideoID)
+		return nil, false, fmt.Errorf("video %s already has a job in %s with another %s: choose another --video-id, or remove that file to start over",
+			cfg.VideoID, path, strings.Join(differs, ", "))
+	}
+	state.Output = cfg.Output
+	return state, true, nil
+}
+
+// encodeChunks splits the source and dispatches the chunks not yet done.
+func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *JobState, d *Dispatcher) error {
+	chunkDir := filepath.Join(cfg.workDir(), "chunks")
+	if err := os.RemoveAll(chunkDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(chunkDir, 0o755); err != nil {
+		return err
+	}
+	chunks, err := Split(ctx, cfg.Tools, src, cfg.SegmentSeconds, chunkDir)
+	if err != nil {
+		return err
+	}
+	if len(state.Chunks) == 0 {
+		for _, c := range chunks {
+			state.Chunks = append(state.Chunks, ChunkState{Index: c.Index, Frames: c.Frames, Size: c.Size, Start: c.Start, Duration: c.Duration})
+		}
+		if err := state.Save(cfg.StateDir); err != nil {
+			return err
+		}
+	} else if err := sameSplit(state, chunks); err != nil {
+		return err
+	}
+
+	pending := state.Pending()
+	tasks := make([]ChunkTask, 0, len(pending))
+	doneMedia := src.Video.Duration
+	for _, i := range pending {
+		c := chunks[i]
+		tasks = append(tasks, ChunkTask{Index: c.Index, Path: c.Path, Frames: c.Frames, Size: c.Size})
+		doneMedia -= c.Duration
+	}
+	var progress *Progress
+	if cfg.Progress != nil {
+		progress = NewProgress(cfg.Progress, len(chunks), src.Video.Duration)
+		if skipped := len(chunks) - len(pending); skipped > 0 {
+			progress.Skip(skipped, doneMedia)
+		}
+		defer progress.Finish()
+	}
+	onDone := func(r ChunkResult) error {
+		state.Record(r)
+		return state.Save(cfg.StateDir)
+	}
+	onEvent := func(e Event) {
+		if progress == nil {
+			return
+		}
+		switch e.Kind {
+		case EventDone:
+			progress.ChunkDone(e.Chunk, chunks[e.Chunk].Duration, e.Worker)
+		case EventRetry:
+			progress.Logf("chunk %d failed on %s (attempt %d): %v; retrying in %s", e.Chunk, e.Worker, e.Attempt, e.Err, e.Delay.Round(time.Millisecond))
+		case EventWorkerDown:
+			progress.Logf("worker %s out of rotation: %v", e.Worker, e.Err)
+		case EventWorkerUp:
+			progress.Logf("worker %s back in rotation", e.Worker)
+		}
+	}
+	err = d.Run(ctx, cfg.VideoID, tasks, onDone, onEvent)
+	if err == nil {
+		err = os.RemoveAll(chunkDir)
+	}
+	return err
+}
+
+// sameSplit checks that a resumed job's source split as it did before.
+func sameSplit(state *JobState, chunks []Chunk) error {
+	if len(chunks) != len(state.Chunks) {
+		return fmt.Errorf("the source now splits into %d chunks, the saved job has %d", len(chunks), len(state.Chunks))
+	}
+	for i, c := range chunks {
+		if s := state.Chunks[i]; s.Index != c.Index || s.Frames != c.Frames {
+			return fmt.Errorf("chunk %d now has %d frames, the saved job says %d", c.Index, c.Frames, s.Frames)
+		}
+	}
+	return nil
+}
+
+// reconstruct fetches every shard of the job, joins them with the source's
+// side streams (src nil: none), writes cfg.Output and verifies it against
+// src. Shards a simulated encoder made are not media: they are
+// concatenated as bytes, and the media checks are skipped, saying so.
+func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *SourceInfo, clients map[string]*Client, sum *Summary) error {
+	if len(state.Chunks) == 0 {
+		return errors.New("reconstruct: the job has no chunks")
+	}
+	if pending := state.Pending(); len(pending) > 0 {
+		return fmt.Errorf("reconstruct: chunks %v are not encoded yet", pending)
+	}
+	shardDir := filepath.Join(cfg.workDir(), "shards")
+	if err := os.RemoveAll(shardDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(shardDir, 0o755); err != nil {
+		return err
+	}
+	paths, encoders, err := fetchShards(ctx, state, clients, shardDir)
+	if err != nil {
+		return err
+	}
+
+	sum.Chunks = len(state.Chunks)
+	sum.PerWorker = map[string]int{}
+	for _, c := range state.Chunks {
+		sum.PerWorker[c.Worker]++
+		sum.EncodedSize += c.EncodedSize
+		sum.MediaSeconds += c.Duration
+	}
+	for e := range encoders {
+		sum.Encoders = append(sum.Encoders, e)
+	}
+	if src != nil {
+		sum.InputSize = src.Size
+		if src.Video.Duration > 0 {
+			sum.MediaSeconds = src.Video.Duration
+		}
+	}
+	if path, err := StatePath(cfg.StateDir, cfg.VideoID); err == nil {
+		if _, err := os.Stat(path); err == nil {
+			sum.StatePath = path
+		}
+	}
+
+	if encoders["simulated"] {
+		sum.VerificationSkipReason = "shards made by a simulated encoder are not media: the output is their bytes, concatenated; media checks skipped"
+		if err := concatFiles(paths, cfg.Output); err != nil {
+			return err
+		}
+	} else {
+		var side SideStreams
+		var source SourceInfo
+		if src != nil {
+			source = *src
+			container, err := ContainerFor(cfg.Output)
+			if err != nil {
+				return err
+			}
+			if side, err = ExtractSideStreams(ctx, cfg.Tools, source, container, cfg.workDir()); err != nil {
+				return err
+			}
+			defer removeIfSet(side.Path)
+		}
+		shards := make([]Shard, len(paths))
+		for i, p := range paths {
+			shards[i] = Shard{Path: p, Duration: state.Chunks[i].Duration}
+		}
+		if err := Join(ctx, cfg.Tools, source, shards, side, cfg.Output); err != nil {
+			return err
+		}
+		if src == nil {
+			sum.VerificationSkipReason = "no source to compare with: the chunk map is missing or its input changed"
+		} else {
+			v, err := Verify(ctx, cfg.Tools, *src, cfg.Output)
+			if err != nil {
+				return err
+			}
+			sum.Verification = &v
+		}
+	}
+	if fi, err := os.Stat(cfg.Output); err == nil {
+		sum.OutputSize = fi.Size()
+	}
+	if sum.InputSize > 0 {
+		sum.CompressionRatio = float64(sum.OutputSize) / float64(sum.InputSize)
+	}
+	if err := os.RemoveAll(cfg.workDir()); err != nil {
+		cfg.Logger.Warn("cannot remove the work directory", "dir", cfg.workDir(), "err", err)
+	}
+	if v := sum.Verification; v != nil && !v.OK {
+		return fmt.Errorf("verification of %s failed: %s", cfg.Output, strings.Join(v.Problems, "; "))
+	}
+	return nil
+}
+
+func removeIfSet(path string) {
+	if path != "" {
+		os.Remove(path)
+	}
+}
+
+// fetchShards downloads every chunk's shard into dir, a few at a time,
+// each checked against the checksum in the chunk map. It returns the local
+// paths in chunk order and the encoders that made them.
+func fetchShards(ctx context.Context, state *JobState, clients map[string]*Client, dir string) ([]string, map[string]bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	paths := make([]string, len(state.Chunks))
+	encoders := make([]string, len(state.Chunks))
+	jobs := make(chan int)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+	}
+	for range min(fetchParallel, len(state.Chunks)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				c := state.Chunks[i]
+				path := filepath.Join(dir, fmt.Sprintf("shard_%06d.mkv", c.Index))
+				enc, err := fetchShard(ctx, clients[c.Worker], c, path)
+				if err != nil {
+					fail(fmt.Errorf("fetch chunk %d from %s: %w", c.Index, c.Worker, err))
+					continue
+				}
+				paths[i], encoders[i] = path, enc
+			}
+		}()
+	}
+	for i := range state.Chunks {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	set := map[string]bool{}
+	for _, e := range encoders {
+		set[e] = true
+	}
+	return paths, set, nil
+}
+
+func fetchShard(ctx context.Context, c *Client, chunk ChunkState, path string) (encoder string, err error) {
+	if c == nil {
+		return "", errors.New("that worker is not among the workers given")
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	meta, _, err := c.DownloadShard(ctx, &replicationpb.GetShardRequest{ShardLocation: chunk.Location}, f)
+	if err != nil {
+		return "", err
+	}
+	if chunk.Checksum != "" && meta.GetChecksumSha256() != chunk.Checksum {
+		return "", fmt.Errorf("the worker holds another version (sha256 %s, the chunk map says %s)", meta.GetChecksumSha256(), chunk.Checksum)
+	}
+	return meta.GetEncoder(), nil
+}
+
+// concatFiles writes the files' bytes, in order, to out atomically.
+func concatFiles(paths []string, out string) error {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	return writeStateAtomic(filepath.Dir(abs), filepath.Base(abs), func(w io.Writer) error {
+		for _, p := range paths {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(w, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,470 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	ffmpeg "github.com/u2takey/ffmpeg-go"
+)
+
+// sideFile is the name of the file ExtractSideStreams writes in its dir.
+const sideFile = "side.mka"
+
+// shardFormats are the demuxers Join lets ffmpeg use on a shard: what
+// workers write. Anything else (a playlist, a concat script) is refused, so
+// a shard cannot make ffmpeg read other files into the output.
+const shardFormats = "matroska,webm,mov"
+
+// SideStream is a source stream carried around the chunks: audio and
+// subtitles go into the output once, from the side file, never through the
+// workers (cutting audio at chunk boundaries would leave gaps from encoder
+// priming and let it drift).
+type SideStream struct {
+	// SourceIndex is the stream's index in the source.
+	SourceIndex int
+	// Type is "audio" or "subtitle".
+	Type string
+	// Codec is the source's codec.
+	Codec string
+	// Encoder is "" when Join copies the stream into the output as it is,
+	// or the encoder Join converts it with because the output container
+	// cannot carry Codec: "aac" (MP4, MOV), "libopus" (WebM), "mov_text",
+	// "webvtt".
+	Encoder string
+	// Bitrate is the audio bitrate for Encoder, e.g. "160k"; "" otherwise.
+	Bitrate string
+}
+
+// SideStreams is what ExtractSideStreams planned and wrote.
+type SideStreams struct {
+	// Path is the side file: a Matroska file holding Streams, in order,
+	// stream-copied from the source (mov_text subtitles, which Matroska
+	// cannot hold, as SubRip), with the source's metadata and chapters.
+	// "" when there is nothing to carry.
+	Path string
+	// Container is the output container the plan is for.
+	Container string
+	// Streams are the streams the output will carry besides its video.
+	Streams []SideStream
+	// Dropped names each source stream left out, and why: subtitles the
+	// container cannot carry (bitmap subtitles in MP4 or WebM), data and
+	// attachment streams, further video streams and cover images.
+	Dropped []string
+}
+
+// Audio codecs each container takes as they are; others are converted
+// (audioEncoder). Matroska takes all.
+var audioCodecsFor = map[string][]string{
+	"mp4":  {"aac", "mp3", "ac3", "eac3", "opus", "alac"},
+	"mov":  {"aac", "mp3", "ac3", "eac3", "alac", "pcm_*"},
+	"webm": {"opus", "vorbis"},
+}
+
+// Subtitle codecs by kind.
+var (
+	textSubtitles   = []string{"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
+	bitmapSubtitles = []string{"dvd_subtitle", "hdmv_pgs_subtitle", "dvb_subtitle"}
+)
+
+func codecIn(codec string, list []string) bool {
+	for _, c := range list {
+		if c == codec || (strings.HasSuffix(c, "*") && strings.HasPrefix(codec, strings.TrimSuffix(c, "*"))) {
+			return true
+		}
+	}
+	return false
+}
+
+// planSideStreams decides, for each audio and subtitle stream of src,
+// whether the output in container copies it, converts it, or drops it.
+func planSideStreams(src SourceInfo, container string) (SideStreams, error) {
+	if container != "matroska" && videoCodecsFor[container] == nil {
+		return SideStreams{}, fmt.Errorf("%w: unknown container %q", ErrIncompatible, container)
+	}
+	plan := SideStreams{Container: container}
+	drop := func(s StreamInfo, why string) {
+		plan.Dropped = append(plan.Dropped, fmt.Sprintf("stream %d (%s %s): %s", s.Index, s.Type, s.Codec, why))
+	}
+	for _, a := range src.Audio {
+		if a.Codec == "" {
+			drop(a, "unknown codec")
+			continue
+		}
+		s := SideStream{SourceIndex: a.Index, Type: "audio", Codec: a.Codec}
+		if container != "matroska" && !codecIn(a.Codec, audioCodecsFor[container]) {
+			s.Encoder, s.Bitrate = audioEncoder(container, a.Channels)
+		}
+		plan.Streams = append(plan.Streams, s)
+	}
+	for _, o := range src.Other {
+		if o.Type != "subtitle" {
+			drop(o, o.Type+" streams are not carried")
+			continue
+		}
+		text, bitmap := codecIn(o.Codec, textSubtitles), codecIn(o.Codec, bitmapSubtitles)
+		s := SideStream{SourceIndex: o.Index, Type: "subtitle", Codec: o.Codec}
+		switch {
+		case container == "matroska" && (text || bitmap):
+		case (container == "mp4" || container == "mov") && text:
+			s.Encoder = "mov_text"
+		case container == "webm" && text:
+			if o.Codec != "webvtt" {
+				s.Encoder = "webvtt"
+			}
+		case bitmap:
+			drop(o, container+" cannot carry bitmap subtitles")
+			continue
+		default:
+			drop(o, "subtitle codec not carried")
+			continue
+		}
+		plan.Streams = append(plan.Streams, s)
+	}
+	return plan, nil
+}
+
+// audioEncoder picks the encoder and bitrate for audio the container cannot
+// carry: AAC at 80 kb/s per channel for MP4 and MOV, Opus at 64 kb/s per
+// channel for WebM, at most 512 kb/s; an unknown channel count counts as 2.
+func audioEncoder(container string, channels int) (encoder, bitrate string) {
+	if channels <= 0 {
+		channels = 2
+	}
+	encoder, per := "aac", 80
+	if container == "webm" {
+		encoder, per = "libopus", 64
+	}
+	return encoder, strconv.Itoa(min(per*channels, 512)) + "k"
+}
+
+// ExtractSideStreams plans how the output in container (as ContainerFor
+// returns it) carries src's audio and subtitle streams, and copies those
+// streams once, for the whole file, into dir/side.mka (see SideStreams). No
+// audio is re-encoded here: audio the container cannot carry (Vorbis or PCM
+// in MP4, AAC in WebM, ...) is marked for Join to convert, once, while it
+// writes the output. A source with nothing to carry gives SideStreams with
+// an empty Path and no file.
+//
+// dir must exist; an existing side.mka is replaced. On error the file is
+// removed; an ended ctx gives an error wrapping ctx.Err().
+func ExtractSideStreams(ctx context.Context, tools Tools, src SourceInfo, container, dir string) (side SideStreams, err error) {
+	if err := ctx.Err(); err != nil {
+		return SideStreams{}, err
+	}
+	plan, err := planSideStreams(src, container)
+	if err != nil {
+		return SideStreams{}, fmt.Errorf("extract side streams: %w", err)
+	}
+	if len(plan.Streams) == 0 {
+		return plan, nil
+	}
+	if src.Path == "" {
+		return SideStreams{}, errors.New("extract side streams: the source has no path (use Probe)")
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return SideStreams{}, fmt.Errorf("extract side streams: %w", err)
+	}
+	path := filepath.Join(dir, sideFile)
+	defer func() {
+		if err != nil {
+			_ = os.Remove(path)
+		}
+	}()
+
+	maps := make([]string, len(plan.Streams))
+	kw := ffmpeg.KwArgs{"c": "copy", "f": "matroska"}
+	for i, s := range plan.Streams {
+		maps[i] = "0:" + strconv.Itoa(s.SourceIndex)
+		if s.Codec == "mov_text" {
+			kw["c:"+strconv.Itoa(i)] = "srt" // Matroska cannot hold mov_text
+		}
+	}
+	kw["map"] = maps
+	out := ffmpeg.Input("file:"+src.Path).Output("file:"+path, kw)
+	if err := runFFmpeg(ctx, tools, out); err != nil {
+		return SideStreams{}, fmt.Errorf("extract side streams of %s: %w", src.Path, err)
+	}
+	plan.Path = path
+	return plan, nil
+}
+
+// Shard is an encoded chunk, fetched to a local file, for Join.
+type Shard struct {
+	// Path is the local file: Matroska, WebM or MP4/MOV holding the encoded
+	// video of one chunk, every frame of it, timestamps passed through. All
+	// shards of a Join must be alike (same container, codec and time base,
+	// as a fleet of workers configured the same writes them): the concat
+	// demuxer takes every file's time base to be the first's.
+	Path string
+	// Duration is the chunk's Duration: where the next shard starts, in
+	// seconds after this one. 0 lets ffmpeg take the shard's own duration,
+	// which Matroska's millisecond timestamps make drift over many shards.
+	Duration float64
+}
+
+// Join writes outPath: the shards' video, concatenated in order without
+// re-encoding, with side's streams muxed in once, in the container
+// ContainerFor(outPath) names.
+//
+// Each shard is placed Shard.Duration after the previous one, so the joined
+// video keeps the source's timestamps (to the millisecond of Matroska) and
+// its length; the video and the side streams keep the source's offset from
+// each other. Audio and subtitles marked with an Encoder are converted;
+// everything else is stream-copied. The first shard's video codec is
+// checked with CheckCompatible first (an error wraps ErrIncompatible).
+//
+// The output is written to a temporary file beside outPath, synced, and
+// renamed over it, and the directory synced: outPath is either untouched or
+// complete. On every error, a cancelled ctx included (the error then wraps
+// ctx.Err()), the temporary files are removed.
+func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side SideStreams, outPath string) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	container, err := ContainerFor(outPath)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	if side.Path != "" && side.Container != container {
+		return fmt.Errorf("join: the side streams were planned for %s, the output is %s", side.Container, container)
+	}
+	if len(shards) == 0 {
+		return errors.New("join: no shards")
+	}
+	paths := make([]string, len(shards))
+	for i, s := range shards {
+		if paths[i], err = checkShard(s); err != nil {
+			return fmt.Errorf("join: shard %d: %w", i, err)
+		}
+	}
+	if err := checkShardCodec(ctx, tools, paths[0], container); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	outAbs, err := filepath.Abs(outPath)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	dir, base := filepath.Split(outAbs)
+
+	list, err := writeConcatList(dir, base, paths, shards)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	defer os.Remove(list)
+
+	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	tmp := f.Name()
+	_ = f.Close()
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+	}()
+
+	if err := runFFmpeg(ctx, tools, joinCommand(src, list, side, container, tmp)); err != nil {
+		return fmt.Errorf("join %s: %w", outPath, err)
+	}
+	if err := mediaSyncFile(tmp); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	if err := os.Rename(tmp, outAbs); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	if err := mediaSyncDir(dir); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	return nil
+}
+
+// joinCommand builds the ffmpeg command line of Join:
+//
+//	-f concat -safe 0 -protocol_whitelist file -format_whitelist concat
+//	  [-itsoffset V] -i LIST
+//	[-protocol_whitelist file -format_whitelist matroska [-itsoffset A] -i SIDE]
+//	-map 0:v:0 [-map 1:0 -map 1:1 ...] -c copy [-c:N ENC -b:N RATE ...]
+//	[-map_metadata 1] [-movflags +faststart] -f CONTAINER TMP
+//
+// ffmpeg moves each input to start at zero, then adds -itsoffset: V and A
+// put the video and the side streams back where they were relative to the
+// source's start.
+func joinCommand(src SourceInfo, list string, side SideStreams, container, tmp string) *ffmpeg.Stream {
+	concatIn := ffmpeg.KwArgs{
+		"f":                  "concat",
+		"safe":               "0", // the list names absolute paths, checked by checkShard
+		"protocol_whitelist": "file",
+		"format_whitelist":   "concat", // the shards get their own, in the list
+	}
+	if off := startOffset(src, src.Video.StartTime); off > 0 {
+		concatIn["itsoffset"] = formatSeconds(off)
+	}
+	streams := []*ffmpeg.Stream{ffmpeg.Input("file:"+list, concatIn).Get("v:0")}
+	out := ffmpeg.KwArgs{"c": "copy", "f": container}
+	if side.Path != "" {
+		sideIn := ffmpeg.KwArgs{"protocol_whitelist": "file", "format_whitelist": "matroska"}
+		first := math.Inf(1)
+		for _, s := range side.Streams {
+			if t := streamStart(src, s.SourceIndex); t < first {
+				first = t
+			}
+		}
+		if off := startOffset(src, first); off > 0 {
+			sideIn["itsoffset"] = formatSeconds(off)
+		}
+		in := ffmpeg.Input("file:"+side.Path, sideIn)
+		for i, s := range side.Streams {
+			streams = append(streams, in.Get(strconv.Itoa(i)))
+			if s.Encoder != "" {
+				out["c:"+strconv.Itoa(1+i)] = s.Encoder
+			}
+			if s.Bitrate != "" {
+				out["b:"+strconv.Itoa(1+i)] = s.Bitrate
+			}
+		}
+		out["map_metadata"] = "1" // the source's, carried by the side file
+	}
+	if container == "mp4" || container == "mov" {
+		out["movflags"] = "+faststart"
+	}
+	return ffmpeg.Output(streams, "file:"+tmp, out)
+}
+
+// startOffset is t measured from the source's start; 0 for an unknown t
+// (+Inf).
+func startOffset(src SourceInfo, t float64) float64 {
+	if math.IsInf(t, 0) {
+		return 0
+	}
+	return t - src.StartTime
+}
+
+// streamStart is the start time of src's stream index; +Inf when unknown.
+func streamStart(src SourceInfo, index int) float64 {
+	for _, list := range [][]StreamInfo{src.Audio, src.Other} {
+		for _, s := range list {
+			if s.Index == index {
+				return s.StartTime
+			}
+		}
+	}
+	return math.Inf(1)
+}
+
+func formatSeconds(s float64) string { return strconv.FormatFloat(s, 'f', 6, 64) }
+
+// checkShard returns the shard's absolute path after checking that it is a
+// regular file whose name the concat list can hold.
+func checkShard(s Shard) (string, error) {
+	if s.Path == "" {
+		return "", errors.New("empty path")
+	}
+	if strings.ContainsAny(s.Path, "\n\r\x00") {
+		return "", fmt.Errorf("path %q has a line break", s.Path)
+	}
+	if s.Duration < 0 || math.IsNaN(s.Duration) || math.IsInf(s.Duration, 0) {
+		return "", fmt.Errorf("bad duration %v", s.Duration)
+	}
+	abs, err := filepath.Abs(s.Path)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", abs)
+	}
+	return abs, nil
+}
+
+// checkShardCodec probes a shard's headers and checks that container can
+// carry its video.
+func checkShardCodec(ctx context.Context, tools Tools, path, container string) error {
+	rep, err := probeReport(ctx, tools, path)
+	if err != nil {
+		return fmt.Errorf("shard %s: %w", path, err)
+	}
+	for _, s := range rep.Streams {
+		if s.CodecType == "video" {
+			return CheckCompatible(container, s.CodecName)
+		}
+	}
+	return fmt.Errorf("shard %s: %w: no video stream", path, ErrNoVideo)
+}
+
+// writeConcatList writes the concat demuxer's script for paths beside the
+// output and returns its name. Each file may only be opened as one of
+// shardFormats, and is placed its shard's Duration after the previous one.
+func writeConcatList(dir, base string, paths []string, shards []Shard) (name string, err error) {
+	var b strings.Builder
+	b.WriteString("ffconcat version 1.0\n")
+	for i, p := range paths {
+		fmt.Fprintf(&b, "file %s\n", concatQuote("file:"+p))
+		fmt.Fprintf(&b, "option format_whitelist %s\n", shardFormats)
+		if d := shards[i].Duration; d > 0 {
+			fmt.Fprintf(&b, "duration %s\n", formatSeconds(d))
+		}
+	}
+	f, err := os.CreateTemp(dir, "."+base+".*.concat")
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(f.Name())
+			name = ""
+		}
+	}()
+	if _, err := f.WriteString(b.String()); err != nil {
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// concatQuote quotes s for the concat demuxer (ffmpeg's av_get_token): in
+// single quotes everything is literal, and a single quote inside is closed,
+// escaped and reopened:
+//
+//	it's  ->  'it'\''s'
+func concatQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// mediaSyncFile flushes the file at path to stable storage.
+func mediaSyncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// mediaSyncDir makes a rename in dir durable.
+func mediaSyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

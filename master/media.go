@@ -1,0 +1,487 @@
+package master
+
+// The media side of the master: probe a source, split its video into
+// keyframe-aligned chunks without re-encoding (split.go), carry its audio and
+// subtitles once, outside the chunks (join.go), join the encoded shards back
+// with them (join.go), and check the result (verify.go).
+//
+// The timeline: every function here measures time from the source's
+// earliest stream start (SourceInfo.StartTime), the way ffmpeg does when it
+// remuxes a file. Chunk.Start and Chunk.Duration come from the source's own
+// packet timestamps, not from the chunk files (Matroska rounds to the
+// millisecond), so that Join can place every shard exactly where its chunk
+// was and the joined video neither drifts against the audio nor changes
+// length.
+//
+// Every program runs through internal/proc under the caller's context:
+// cancelling it kills ffmpeg or ffprobe and the error wraps ctx.Err().
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	ffmpeg "github.com/u2takey/ffmpeg-go"
+
+	"github.com/videoshard/videoshard/internal/proc"
+)
+
+// Errors of the media functions. They come wrapped with the file they are
+// about; test them with errors.Is. A missing file wraps fs.ErrNotExist.
+var (
+	// ErrNotMedia: ffprobe cannot read the file as media at all. The
+	// message carries ffprobe's reason.
+	ErrNotMedia = errors.New("not a media file")
+
+	// ErrNoVideo: the file is media but not a video: no video stream (audio
+	// only, or only a cover image), a video stream without frames, or a
+	// still image (one frame).
+	ErrNoVideo = errors.New("not a video")
+
+	// ErrSplitMismatch: the chunks Split wrote do not add up to the source:
+	// their frame counts differ from the source's, or a chunk does not start
+	// on one of the source's keyframes.
+	ErrSplitMismatch = errors.New("chunks do not match the source")
+
+	// ErrIncompatible: the output file's container cannot be written (an
+	// unknown extension) or cannot carry the encoded video codec.
+	ErrIncompatible = errors.New("incompatible output")
+)
+
+// maxProbeReport bounds the ffprobe JSON read; real reports are a few KiB.
+const maxProbeReport = 4 << 20
+
+// Tools names the programs the media functions run: a name looked up in
+// PATH, or a path. Empty fields mean "ffmpeg" and "ffprobe".
+type Tools struct {
+	FFmpeg  string
+	FFprobe string
+}
+
+func (t Tools) ffmpeg() string {
+	if t.FFmpeg == "" {
+		return "ffmpeg"
+	}
+	return t.FFmpeg
+}
+
+func (t Tools) ffprobe() string {
+	if t.FFprobe == "" {
+		return "ffprobe"
+	}
+	return t.FFprobe
+}
+
+// SourceInfo is what Probe learnt about a source video. Times are seconds.
+type SourceInfo struct {
+	// Path is the file's absolute path.
+	Path string
+	// FormatName is the demuxer's name list, e.g. "mov,mp4,m4a,3gp,3g2,mj2".
+	FormatName string
+	// StartTime is the earliest start of any stream, the origin ffmpeg
+	// measures from; it may be negative (Opus pre-skip).
+	StartTime float64
+	// Duration is the container's duration; 0 when unknown.
+	Duration float64
+	// Size is the file size in bytes.
+	Size int64
+	// Video is the first video stream that is not a cover image.
+	Video VideoStream
+	// Audio lists the audio streams in file order.
+	Audio []StreamInfo
+	// Other lists subtitle, data and attachment streams, and further video
+	// streams (cover images included), in file order. Only subtitles are
+	// carried into the output.
+	Other []StreamInfo
+
+	// keys are the video's keyframes in packet order, for Split; nil when
+	// the SourceInfo was not made by Probe (Split then scans again).
+	keys []keyframe
+	// startTicks is the video's first presentation timestamp in its time
+	// base; valid when keys is not nil.
+	startTicks int64
+}
+
+// StreamInfo describes one stream of a source.
+type StreamInfo struct {
+	// Index is the stream's index in the file (ffmpeg's 0:Index).
+	Index int
+	// Type is ffprobe's codec_type: "video", "audio", "subtitle", "data",
+	// "attachment".
+	Type string
+	// Codec is ffprobe's codec_name, e.g. "aac"; "" when unknown.
+	Codec string
+	// StartTime is the stream's first timestamp; 0 when unknown.
+	StartTime float64
+	// Channels and SampleRate are set for audio streams.
+	Channels   int
+	SampleRate int
+	// Language is the stream's language tag, "" when none.
+	Language string
+}
+
+// VideoStream describes the video stream Probe picked.
+type VideoStream struct {
+	StreamInfo
+	Width, Height int
+	// FrameRate is ffprobe's r_frame_rate, e.g. "30000/1001";
+	// AvgFrameRate its avg_frame_rate.
+	FrameRate    string
+	AvgFrameRate string
+	// FPS is AvgFrameRate as a number, or FrameRate when the average is
+	// unknown; 0 when neither is known.
+	FPS float64
+	// TimeBase is the stream's time base, e.g. "1/15360".
+	TimeBase string
+	// Frames is the number of video packets, counted by reading them all
+	// (nothing is decoded); with one frame per packet, the frame count.
+	Frames int64
+	// Keyframes is the number of packets flagged as keyframes.
+	Keyframes int
+	// Duration runs from the first frame's start to the last frame's end,
+	// from the packet timestamps; 0 when they are missing.
+	Duration float64
+}
+
+// FrameDuration returns 1/FPS in seconds, or 0 when the rate is unknown.
+func (v VideoStream) FrameDuration() float64 {
+	if v.FPS <= 0 {
+		return 0
+	}
+	return 1 / v.FPS
+}
+
+// Probe reads the source at path with ffprobe: its container, streams, and,
+// by reading every video packet (without decoding), the exact frame and
+// keyframe counts.
+//
+// Errors: a missing file wraps fs.ErrNotExist; a file ffprobe cannot read
+// wraps ErrNotMedia with ffprobe's reason; a file without a usable video
+// stream (audio only, a cover image only, a still image such as a PNG or
+// JPEG, or a video stream without frames) wraps ErrNoVideo. ffprobe that
+// cannot be started gives a *proc.StartError; an ended ctx an error wrapping
+// ctx.Err().
+func Probe(ctx context.Context, tools Tools, path string) (SourceInfo, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return SourceInfo{}, fmt.Errorf("probe %s: %w", path, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return SourceInfo{}, fmt.Errorf("probe %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return SourceInfo{}, fmt.Errorf("probe %s: %w: not a regular file", path, ErrNotMedia)
+	}
+	rep, err := probeReport(ctx, tools, abs)
+	if err != nil {
+		return SourceInfo{}, fmt.Errorf("probe %s: %w", path, err)
+	}
+	info, err := rep.sourceInfo(abs)
+	if err != nil {
+		return SourceInfo{}, fmt.Errorf("probe %s: %w", path, err)
+	}
+	info.Size = fi.Size()
+
+	scan, err := scanPackets(ctx, tools, abs, info.Video.Index, scanKeys)
+	if err != nil {
+		return SourceInfo{}, fmt.Errorf("probe %s: read video packets: %w", path, err)
+	}
+	v := &info.Video
+	v.Frames = scan.packets
+	v.Keyframes = scan.keyframes
+	v.Duration = scan.duration(v.FPS)
+	info.keys = scan.keys
+	info.startTicks = scan.minPTS
+	if scan.packets == 0 {
+		return SourceInfo{}, fmt.Errorf("probe %s: %w: the video stream has no frames", path, ErrNoVideo)
+	}
+	if scan.packets == 1 {
+		return SourceInfo{}, fmt.Errorf("probe %s: %w: a still image (%s, one frame)", path, ErrNoVideo, v.Codec)
+	}
+	return info, nil
+}
+
+// ffprobe's JSON report, the subset used. ffprobe prints most numbers as
+// strings and omits what it does not know.
+type ffprobeReport struct {
+	Format struct {
+		FormatName string `json:"format_name"`
+		StartTime  string `json:"start_time"`
+		Duration   string `json:"duration"`
+	} `json:"format"`
+	Streams []ffprobeStream `json:"streams"`
+}
+
+type ffprobeStream struct {
+	Index        int    `json:"index"`
+	CodecType    string `json:"codec_type"`
+	CodecName    string `json:"codec_name"`
+	Width        int    `json:"width"`
+	Height       int    `json:"height"`
+	RFrameRate   string `json:"r_frame_rate"`
+	AvgFrameRate string `json:"avg_frame_rate"`
+	TimeBase     string `json:"time_base"`
+	StartTime    string `json:"start_time"`
+	Channels     int    `json:"channels"`
+	SampleRate   string `json:"sample_rate"`
+	Disposition  struct {
+		AttachedPic int `json:"attached_pic"`
+	} `json:"disposition"`
+	Tags struct {
+		Language string `json:"language"`
+	} `json:"tags"`
+}
+
+// probeReport runs ffprobe for the container and stream headers of the
+// local file at abs. A run that fails (as opposed to one that cannot start
+// or is cancelled) wraps ErrNotMedia.
+func probeReport(ctx context.Context, tools Tools, abs string) (ffprobeReport, error) {
+	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{
+		"v":            "error",
+		"hide_banner":  "",
+		"show_format":  "",
+		"show_streams": "",
+		"of":           "json",
+	}), "file:"+abs)
+	out := proc.NewLimitedBuffer(maxProbeReport)
+	if err := runTool(ctx, tools.ffprobe(), args, out); err != nil {
+		if isToolFailure(ctx, err) {
+			return ffprobeReport{}, fmt.Errorf("%w: %w", ErrNotMedia, err)
+		}
+		return ffprobeReport{}, err
+	}
+	if out.Overflowed() {
+		return ffprobeReport{}, fmt.Errorf("ffprobe: report larger than %d bytes", maxProbeReport)
+	}
+	var rep ffprobeReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		return ffprobeReport{}, fmt.Errorf("parse ffprobe report: %w", err)
+	}
+	if rep.Format.FormatName == "" {
+		return ffprobeReport{}, fmt.Errorf("%w: ffprobe found no format", ErrNotMedia)
+	}
+	return rep, nil
+}
+
+// sourceInfo sorts the report's streams; it fails with ErrNoVideo when there
+// is no video stream other than cover images.
+func (r ffprobeReport) sourceInfo(abs string) (SourceInfo, error) {
+	info := SourceInfo{
+		Path:       abs,
+		FormatName: r.Format.FormatName,
+		StartTime:  parseSeconds(r.Format.StartTime),
+		Duration:   parseSeconds(r.Format.Duration),
+	}
+	found := false
+	for _, s := range r.Streams {
+		si := StreamInfo{
+			Index:     s.Index,
+			Type:      s.CodecType,
+			Codec:     s.CodecName,
+			StartTime: parseSeconds(s.StartTime),
+			Channels:  s.Channels,
+			Language:  s.Tags.Language,
+		}
+		si.SampleRate, _ = strconv.Atoi(s.SampleRate)
+		switch {
+		case s.CodecType == "video" && s.Disposition.AttachedPic == 0 && !found:
+			found = true
+			info.Video = VideoStream{
+				StreamInfo:   si,
+				Width:        s.Width,
+				Height:       s.Height,
+				FrameRate:    s.RFrameRate,
+				AvgFrameRate: s.AvgFrameRate,
+				TimeBase:     s.TimeBase,
+			}
+			fps := parseRate(s.AvgFrameRate)
+			if fps <= 0 {
+				fps = parseRate(s.RFrameRate)
+			}
+			info.Video.FPS = fps
+		case s.CodecType == "audio":
+			info.Audio = append(info.Audio, si)
+		default:
+			info.Other = append(info.Other, si)
+		}
+	}
+	if !found {
+		if len(info.Audio) > 0 {
+			return SourceInfo{}, fmt.Errorf("%w: no video stream (audio only)", ErrNoVideo)
+		}
+		return SourceInfo{}, fmt.Errorf("%w: no video stream", ErrNoVideo)
+	}
+	return info, nil
+}
+
+// ContainerFor returns the ffmpeg muxer for an output file, by extension:
+// .mkv gives "matroska", .mp4 and .m4v "mp4", .mov "mov", .webm "webm".
+// Any other extension wraps ErrIncompatible.
+func ContainerFor(outPath string) (string, error) {
+	switch ext := strings.ToLower(filepath.Ext(outPath)); ext {
+	case ".mkv":
+		return "matroska", nil
+	case ".mp4", ".m4v":
+		return "mp4", nil
+	case ".mov":
+		return "mov", nil
+	case ".webm":
+		return "webm", nil
+	default:
+		return "", fmt.Errorf("%w: output %s: unknown extension %q (want .mkv, .mp4, .m4v, .mov or .webm)", ErrIncompatible, outPath, ext)
+	}
+}
+
+// videoCodecsFor lists the video codecs each container takes, by ffprobe
+// codec name. Matroska takes any.
+var videoCodecsFor = map[string][]string{
+	"mp4":  {"h264", "hevc", "av1", "vp9", "mpeg4"},
+	"mov":  {"h264", "hevc", "mpeg4"},
+	"webm": {"vp8", "vp9", "av1"},
+}
+
+// encoderCodecs maps the worker's encoder names to the codec they produce.
+var encoderCodecs = map[string]string{
+	"libx264":    "h264",
+	"libx265":    "hevc",
+	"libvpx-vp9": "vp9",
+	"libvpx":     "vp8",
+	"libaom-av1": "av1",
+	"libsvtav1":  "av1",
+}
+
+// CheckCompatible reports whether container (as ContainerFor returns it)
+// can carry video in videoCodec, a codec name ("h264", "vp9") or a worker
+// encoder name ("libx264", "libvpx-vp9"). WebM takes only VP8, VP9 and AV1;
+// MOV neither VP9 nor AV1; Matroska anything. Call it before encoding: an
+// incompatible pair wraps ErrIncompatible. Audio and subtitles never make
+// an output incompatible, since ExtractSideStreams plans to convert or drop
+// what the container cannot carry.
+func CheckCompatible(container, videoCodec string) error {
+	codec := videoCodec
+	if c, ok := encoderCodecs[videoCodec]; ok {
+		codec = c
+	}
+	if container == "matroska" {
+		return nil
+	}
+	allowed, ok := videoCodecsFor[container]
+	if !ok {
+		return fmt.Errorf("%w: unknown container %q", ErrIncompatible, container)
+	}
+	for _, c := range allowed {
+		if c == codec {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s cannot carry %s video (it takes %s)", ErrIncompatible, container, videoCodec, strings.Join(allowed, ", "))
+}
+
+// ffmpegGlobal are the options every ffmpeg run starts with: no stdin, no
+// banner, errors only, overwrite the (always fresh, temporary) output, and
+// -xerror: without it ffmpeg logs an input it cannot read (a broken shard in
+// a concat list, a corrupt source) as an error, treats it as the end of
+// input, and exits 0 with a truncated output.
+var ffmpegGlobal = []string{"-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y"}
+
+// runFFmpeg runs ffmpeg with the command line s builds.
+func runFFmpeg(ctx context.Context, tools Tools, s *ffmpeg.Stream) error {
+	args := append(append([]string(nil), ffmpegGlobal...), s.GetArgs()...)
+	return runTool(ctx, tools.ffmpeg(), args, nil)
+}
+
+// runTool runs a program through proc.Run; a failure carries the tail of
+// its stderr on one line.
+func runTool(ctx context.Context, bin string, args []string, stdout io.Writer) error {
+	stderr, err := proc.Run(ctx, proc.Cmd{Name: bin, Args: args, Stdout: stdout})
+	if err != nil {
+		if reason := oneLine(stderr); reason != "" {
+			return fmt.Errorf("%w: %s", err, reason)
+		}
+		return err
+	}
+	return nil
+}
+
+// isToolFailure reports whether err is a program that ran and failed, as
+// opposed to one that could not start or was cut short by ctx.
+func isToolFailure(ctx context.Context, err error) bool {
+	var se *proc.StartError
+	return err != nil && !errors.As(err, &se) && ctx.Err() == nil
+}
+
+// oneLine joins the non-empty lines of s with "; ".
+func oneLine(s string) string {
+	var lines []string
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSpace(line); line != "" {
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines, "; ")
+}
+
+// parseSeconds reads an ffprobe time; absent or "N/A" gives 0.
+func parseSeconds(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return f
+}
+
+// parseRate reads a rate such as "30000/1001"; unknown ("0/0") gives 0.
+func parseRate(s string) float64 {
+	r, ok := parseRational(s)
+	if !ok || r.num <= 0 {
+		return 0
+	}
+	return float64(r.num) / float64(r.den)
+}
+
+// rational is a time base or rate, num/den with den > 0.
+type rational struct{ num, den int64 }
+
+func parseRational(s string) (rational, bool) {
+	n, d, ok := strings.Cut(s, "/")
+	if !ok {
+		return rational{}, false
+	}
+	num, err1 := strconv.ParseInt(n, 10, 64)
+	den, err2 := strconv.ParseInt(d, 10, 64)
+	if err1 != nil || err2 != nil || den <= 0 {
+		return rational{}, false
+	}
+	return rational{num, den}, true
+}
+
+// seconds converts ticks of time base r to seconds.
+func (r rational) seconds(ticks int64) float64 {
+	return float64(ticks) * float64(r.num) / float64(r.den)
+}
+
+// micros converts ticks of time base r to whole microseconds, rounded to
+// the nearest, exactly (no floating point).
+func (r rational) micros(ticks int64) int64 {
+	n := new(big.Int).Mul(big.NewInt(ticks), big.NewInt(r.num))
+	n.Mul(n, big.NewInt(1_000_000))
+	d := big.NewInt(r.den)
+	// Round half away from zero: (2n + sign*d) / 2d, truncated.
+	n.Mul(n, big.NewInt(2))
+	if n.Sign() >= 0 {
+		n.Add(n, d)
+	} else {
+		n.Sub(n, d)
+	}
+	n.Quo(n, d.Mul(d, big.NewInt(2)))
+	return n.Int64()
+}

@@ -1,0 +1,133 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/videoshard/videoshard/storage"
+)
+
+// Reconstruct rebuilds a job's output from the shards its workers hold,
+// without encoding anything: from the chunk map in cfg.StateDir, or, when
+// there is none, from what cfg.Dispatch.Workers list for the video. With a
+// chunk map whose input is still there unchanged, the source's audio and
+// subtitles are muxed in and the output is verified against it; otherwise
+// the output has the video alone and the summary says why it was not
+// verified.
+func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
+	start := time.Now()
+	cfg = cfg.withDefaults()
+	if err := storage.ValidateVideoID(cfg.VideoID); err != nil {
+		return Summary{}, fmt.Errorf("--video-id: %w", err)
+	}
+	if _, err := ContainerFor(cfg.Output); err != nil {
+		return Summary{}, err
+	}
+	state, err := LoadState(cfg.StateDir, cfg.VideoID)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		state = nil
+		if len(cfg.Dispatch.Workers) == 0 {
+			path, _ := StatePath(cfg.StateDir, cfg.VideoID)
+			return Summary{}, fmt.Errorf("no chunk map at %s: name the workers to ask with --workers", path)
+		}
+	case err != nil:
+		return Summary{}, err
+	}
+
+	addrs := slices.Clone(cfg.Dispatch.Workers)
+	if state != nil {
+		for _, c := range state.Chunks {
+			addrs = append(addrs, c.Worker)
+		}
+	}
+	slices.Sort(addrs)
+	addrs = slices.Compact(addrs)
+	clients := make(map[string]*Client, len(addrs))
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for _, addr := range addrs {
+		if addr == "" {
+			continue
+		}
+		c, err := Dial(ctx, addr, cfg.Dispatch.Dial)
+		if err != nil {
+			return Summary{}, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		clients[addr] = c
+	}
+
+	var src *SourceInfo
+	if state == nil {
+		if state, err = stateFromWorkers(ctx, cfg.VideoID, clients); err != nil {
+			return Summary{}, err
+		}
+	} else if fi, err := os.Stat(state.Source); err == nil && fi.Size() == state.SourceSize && fi.ModTime().Equal(state.SourceModTime) {
+		s, err := Probe(ctx, cfg.Tools, state.Source)
+		if err != nil {
+			return Summary{}, err
+		}
+		src = &s
+	}
+	sum := Summary{VideoID: cfg.VideoID, Input: state.Source, Output: cfg.Output, Resumed: len(state.Chunks)}
+	if err := reconstruct(ctx, cfg, state, src, clients, &sum); err != nil {
+		return Summary{}, err
+	}
+	sum.Wall = time.Since(start)
+	sum.Speed = sum.MediaSeconds / sum.Wall.Seconds()
+	return sum, nil
+}
+
+// stateFromWorkers builds a chunk map from what the workers hold for a
+// video: every chunk from 0 to the last must be on one of them.
+func stateFromWorkers(ctx context.Context, videoID string, clients map[string]*Client) (*JobState, error) {
+	found := map[int]ChunkState{}
+	addrs := make([]string, 0, len(clients))
+	for addr := range clients {
+		addrs = append(addrs, addr)
+	}
+	slices.Sort(addrs)
+	for _, addr := range addrs {
+		resp, err := clients[addr].Metadata(ctx, videoID)
+		if status.Code(err) == codes.NotFound {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ask %s for %s: %w", addr, videoID, err)
+		}
+		for _, m := range resp.GetChunksMetadata() {
+			i := int(m.GetChunkIndex())
+			if _, dup := found[i]; dup {
+				continue // the first worker in address order wins
+			}
+			found[i] = ChunkState{
+				Index: i, Done: true, Worker: addr, Location: m.GetShardLocation(), Checksum: m.GetChecksumSha256(),
+				Encoder: m.GetEncoder(), VideoCodec: m.GetVideoCodec(), EncodedSize: m.GetEncodedSize(),
+				Frames: m.GetFrameCount(), Size: m.GetOriginalSize(),
+			}
+		}
+	}
+	if len(found) == 0 {
+		return nil, fmt.Errorf("no worker holds chunks of %s", videoID)
+	}
+	s := &JobState{Version: StateVersion, VideoID: videoID}
+	for i := range len(found) {
+		c, ok := found[i]
+		if !ok {
+			return nil, fmt.Errorf("the workers hold %d chunks of %s, but not chunk %d", len(found), videoID, i)
+		}
+		s.Chunks = append(s.Chunks, c)
+	}
+	return s, nil
+}

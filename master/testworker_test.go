@@ -1,0 +1,397 @@
+package master_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/videoshard/videoshard/encode"
+	"github.com/videoshard/videoshard/grpcapi"
+	"github.com/videoshard/videoshard/master"
+	replicationpb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/storage"
+)
+
+// workerOpts configures an in-process worker: the real gRPC API over a
+// store in a temporary directory and the simulated encoder.
+type workerOpts struct {
+	MaxTasks        int           // max_concurrent_tasks (default 1)
+	Delay           time.Duration // simulated encode time per chunk
+	MaxMessageBytes int           // the worker's message limit (default 4 MiB)
+	// Hooks, when set, sits in front of the real server to inject faults.
+	Hooks *hooks
+}
+
+// testWorker is a worker listening on 127.0.0.1 over TCP. It counts the
+// chunk RPCs (ProcessChunk and UploadChunk) in flight, as the server sees
+// them.
+type testWorker struct {
+	Addr  string
+	Store *storage.Store
+	gs    *grpc.Server
+
+	// OnChunk, if set before the first call, runs as each chunk RPC starts,
+	// with the count of chunk RPCs so far.
+	OnChunk func(n int)
+
+	mu      sync.Mutex // guards the fields below
+	cur     int
+	peak    int
+	calls   int
+	streams int
+	lastEnd time.Time     // when the last chunk RPC ended
+	idle    time.Duration // total time with no chunk RPC between two chunk RPCs
+	gaps    int
+}
+
+func startWorker(tb testing.TB, o workerOpts) *testWorker {
+	tb.Helper()
+	store, err := storage.Open(storage.Options{Root: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	enc, err := encode.NewSimulated(encode.SimulatedConfig{Delay: o.Delay})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := &testWorker{Addr: lis.Addr().String(), Store: store}
+	srv := grpcapi.NewServer(store, enc, grpcapi.Config{
+		WorkerID:           w.Addr,
+		VideoCodec:         "simulated",
+		MaxConcurrentTasks: max(o.MaxTasks, 1),
+		MaxMessageBytes:    o.MaxMessageBytes,
+	})
+	// WaitForHandlers: Stop returns only once no handler writes to the
+	// store, so the temporary directory can be removed.
+	w.gs = grpc.NewServer(grpc.ChainUnaryInterceptor(w.unary), grpc.ChainStreamInterceptor(w.stream),
+		grpc.WaitForHandlers(true))
+	var impl replicationpb.VideoProcessingServiceServer = srv
+	if o.Hooks != nil {
+		o.Hooks.VideoProcessingServiceServer = srv
+		impl = o.Hooks
+	}
+	replicationpb.RegisterVideoProcessingServiceServer(w.gs, impl)
+	go w.gs.Serve(lis)
+	tb.Cleanup(w.gs.Stop)
+	return w
+}
+
+// Kill stops the server at once: connections close, calls in flight fail.
+func (w *testWorker) Kill() { w.gs.Stop() }
+
+func isChunkRPC(method string) bool {
+	return strings.HasSuffix(method, "/ProcessChunk") || strings.HasSuffix(method, "/UploadChunk")
+}
+
+func (w *testWorker) begin(stream bool) {
+	w.mu.Lock()
+	if w.cur == 0 && !w.lastEnd.IsZero() {
+		w.idle += time.Since(w.lastEnd)
+		w.gaps++
+	}
+	w.cur++
+	w.calls++
+	if stream {
+		w.streams++
+	}
+	w.peak = max(w.peak, w.cur)
+	n, fn := w.calls, w.OnChunk
+	w.mu.Unlock()
+	if fn != nil {
+		fn(n)
+	}
+}
+
+func (w *testWorker) end() {
+	w.mu.Lock()
+	w.cur--
+	if w.cur == 0 {
+		w.lastEnd = time.Now()
+	}
+	w.mu.Unlock()
+}
+
+// TakeIdle returns the time the worker sat idle between chunk RPCs and the
+// number of such gaps, and starts counting afresh.
+func (w *testWorker) TakeIdle() (time.Duration, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	idle, gaps := w.idle, w.gaps
+	w.idle, w.gaps, w.lastEnd = 0, 0, time.Time{}
+	return idle, gaps
+}
+
+func (w *testWorker) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if !isChunkRPC(info.FullMethod) {
+		return h(ctx, req)
+	}
+	w.begin(false)
+	defer w.end()
+	return h(ctx, req)
+}
+
+func (w *testWorker) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if !isChunkRPC(info.FullMethod) {
+		return h(srv, ss)
+	}
+	w.begin(true)
+	defer w.end()
+	return h(srv, ss)
+}
+
+// Peak is the most chunk RPCs the worker ever had in flight at once.
+func (w *testWorker) Peak() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.peak
+}
+
+// Calls counts chunk RPCs, and how many of them were streamed uploads.
+func (w *testWorker) Calls() (calls, streams int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls, w.streams
+}
+
+// hooks wraps a real server. Its functions are set before the server
+// starts and may be nil.
+type hooks struct {
+	replicationpb.VideoProcessingServiceServer
+
+	// Process replaces ProcessChunk; next is the real one. n counts calls
+	// from 1.
+	Process func(ctx context.Context, n int, req *replicationpb.ProcessChunkRequest,
+		next func() (*replicationpb.ProcessChunkResponse, error)) (*replicationpb.ProcessChunkResponse, error)
+	// Health edits CheckHealth's answer.
+	Health func(resp *replicationpb.HealthCheckResponse) *replicationpb.HealthCheckResponse
+
+	n atomic.Int32
+}
+
+func (h *hooks) ProcessChunk(ctx context.Context, req *replicationpb.ProcessChunkRequest) (*replicationpb.ProcessChunkResponse, error) {
+	next := func() (*replicationpb.ProcessChunkResponse, error) {
+		return h.VideoProcessingServiceServer.ProcessChunk(ctx, req)
+	}
+	if h.Process == nil {
+		return next()
+	}
+	return h.Process(ctx, int(h.n.Add(1)), req, next)
+}
+
+func (h *hooks) CheckHealth(ctx context.Context, req *replicationpb.HealthCheckRequest) (*replicationpb.HealthCheckResponse, error) {
+	resp, err := h.VideoProcessingServiceServer.CheckHealth(ctx, req)
+	if err != nil || h.Health == nil {
+		return resp, err
+	}
+	return h.Health(resp), nil
+}
+
+// silentWorker returns the address of a listener that accepts connections
+// and never says a word.
+func silentWorker(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		lis.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return lis.Addr().String()
+}
+
+// closedPort returns an address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	return addr
+}
+
+// chunkFile is a chunk written for a test, with what the simulated encoder
+// makes of it.
+type chunkFile struct {
+	master.ChunkTask
+	wantSum  string // SHA-256 of the simulated output
+	wantSize int64
+}
+
+// writeChunks writes n chunk files of size(i) random bytes each.
+func writeChunks(tb testing.TB, n int, size func(i int) int) []chunkFile {
+	tb.Helper()
+	dir := tb.TempDir()
+	chunks := make([]chunkFile, n)
+	for i := range n {
+		data := make([]byte, size(i))
+		rand.Read(data)
+		path := filepath.Join(dir, fmt.Sprintf("chunk_%04d.bin", i))
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		out := simulate(data)
+		sum := sha256.Sum256(out)
+		chunks[i] = chunkFile{
+			ChunkTask: master.ChunkTask{Index: i, Path: path, Size: int64(len(data))},
+			wantSum:   hex.EncodeToString(sum[:]),
+			wantSize:  int64(len(out)),
+		}
+	}
+	return chunks
+}
+
+// simulate is what encode.Simulated at ratio 0.5 outputs for data.
+func simulate(data []byte) []byte {
+	var out bytes.Buffer
+	for len(data) > 0 {
+		block := data[:min(len(data), 64<<10)]
+		out.Write(block[:int(math.Round(0.5*float64(len(block))))])
+		data = data[len(block):]
+	}
+	return out.Bytes()
+}
+
+func tasksOf(chunks []chunkFile) []master.ChunkTask {
+	tasks := make([]master.ChunkTask, len(chunks))
+	for i, c := range chunks {
+		tasks[i] = c.ChunkTask
+	}
+	return tasks
+}
+
+// fastConfig is a config with short waits for tests.
+func fastConfig(tb testing.TB, addrs ...string) master.DispatchConfig {
+	return master.DispatchConfig{
+		Workers:       addrs,
+		BackoffBase:   5 * time.Millisecond,
+		BackoffMax:    40 * time.Millisecond,
+		ProbeInterval: 50 * time.Millisecond,
+		ProbeTimeout:  500 * time.Millisecond,
+		ChunkTimeout:  20 * time.Second,
+		Dial:          master.DialOptions{Insecure: true},
+		Logger:        testLogger(tb),
+	}
+}
+
+func newDispatcher(tb testing.TB, cfg master.DispatchConfig) *master.Dispatcher {
+	tb.Helper()
+	d, err := master.NewDispatcher(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { d.Close() })
+	return d
+}
+
+// testLogger logs warnings and worse to the test's log.
+func testLogger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+var _ io.Writer = tbWriter{}
+
+// recorder collects a Run's results and events, and checks that onDone is
+// never called concurrently.
+type recorder struct {
+	t       *testing.T
+	busy    atomic.Int32
+	mu      sync.Mutex
+	results map[int]master.ChunkResult
+	events  []master.Event
+}
+
+func newRecorder(t *testing.T) *recorder {
+	return &recorder{t: t, results: make(map[int]master.ChunkResult)}
+}
+
+func (r *recorder) onDone(res master.ChunkResult) error {
+	if r.busy.Add(1) != 1 {
+		r.t.Errorf("onDone called concurrently")
+	}
+	defer r.busy.Add(-1)
+	time.Sleep(time.Millisecond) // widen the window for overlap
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.results[res.Index]; dup {
+		r.t.Errorf("chunk %d reported done twice", res.Index)
+	}
+	r.results[res.Index] = res
+	return nil
+}
+
+func (r *recorder) onEvent(ev master.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+}
+
+func (r *recorder) Results() map[int]master.ChunkResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := make(map[int]master.ChunkResult, len(r.results))
+	for k, v := range r.results {
+		m[k] = v
+	}
+	return m
+}
+
+// Events returns the events of kind, for worker (any worker if empty).
+func (r *recorder) Events(kind master.EventKind, worker string) []master.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var evs []master.Event
+	for _, ev := range r.events {
+		if ev.Kind == kind && (worker == "" || ev.Worker == worker) {
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}

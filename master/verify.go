@@ -1,0 +1,149 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// durationSlack is added to the one-frame duration tolerance: Matroska
+// stores times in whole milliseconds.
+const durationSlack = 0.001
+
+// Verification compares an output with its source. Durations and offsets
+// are seconds; video durations run from the first frame's start to the last
+// frame's end, from the packet timestamps.
+type Verification struct {
+	SourceFrames, OutputFrames     int64
+	SourceDuration, OutputDuration float64
+	// FrameDuration is one source frame (1/FPS): the tolerance for the
+	// duration and the audio/video offset.
+	FrameDuration float64
+	// MaxDrift is the largest difference between a source frame's
+	// presentation time and the output frame's at the same place, both
+	// measured from their first frame; -1 when the frame counts differ or
+	// timestamps are missing. More than half a frame is a problem.
+	MaxDrift float64
+	// AVOffsetSource and AVOffsetOutput are how much later the video starts
+	// than the first audio stream; 0 without audio.
+	AVOffsetSource, AVOffsetOutput         float64
+	AudioStreamsSource, AudioStreamsOutput int
+	// OK is true when Problems is empty.
+	OK bool
+	// Problems says, in words, each way the output falls short: another
+	// frame count, a duration more than a frame (plus a millisecond) off,
+	// drifting timestamps, a lost audio stream, a moved audio/video offset,
+	// no video at all.
+	Problems []string
+}
+
+// Verify reads the output at outPath and the source src again, every video
+// packet of both (nothing is decoded), and compares them: the frame counts
+// must be equal, the video durations within one frame, every frame's
+// timestamp within half a frame of the source's, as many audio streams as
+// the source's, and the video's offset from the first audio stream within
+// one frame of the source's.
+//
+// A mismatch is not an error: it is reported in Problems, with OK false.
+// The error is for what prevents the comparison: a missing output (wraps
+// fs.ErrNotExist), an output ffprobe cannot read (ErrNotMedia), ffprobe not
+// starting, an ended ctx (wraps ctx.Err()).
+func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (Verification, error) {
+	if err := ctx.Err(); err != nil {
+		return Verification{}, err
+	}
+	abs, err := filepath.Abs(outPath)
+	if err != nil {
+		return Verification{}, fmt.Errorf("verify: %w", err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return Verification{}, fmt.Errorf("verify: %w", err)
+	}
+	v := Verification{
+		SourceFrames:       src.Video.Frames,
+		FrameDuration:      src.Video.FrameDuration(),
+		MaxDrift:           -1,
+		AudioStreamsSource: len(src.Audio),
+	}
+	if len(src.Audio) > 0 {
+		v.AVOffsetSource = src.Video.StartTime - src.Audio[0].StartTime
+	}
+	srcScan, err := scanPackets(ctx, tools, src.Path, src.Video.Index, scanPTS)
+	if err != nil {
+		return Verification{}, fmt.Errorf("verify: read source %s: %w", src.Path, err)
+	}
+	v.SourceFrames = srcScan.packets
+	v.SourceDuration = srcScan.duration(src.Video.FPS)
+	if v.FrameDuration <= 0 && v.SourceFrames > 0 {
+		v.FrameDuration = v.SourceDuration / float64(v.SourceFrames)
+	}
+
+	rep, err := probeReport(ctx, tools, abs)
+	if err != nil {
+		return Verification{}, fmt.Errorf("verify %s: %w", outPath, err)
+	}
+	out, err := rep.sourceInfo(abs)
+	if errors.Is(err, ErrNoVideo) {
+		v.Problems = append(v.Problems, "the output has no video stream")
+		return v, nil
+	}
+	if err != nil {
+		return Verification{}, fmt.Errorf("verify %s: %w", outPath, err)
+	}
+	v.AudioStreamsOutput = len(out.Audio)
+	if len(out.Audio) > 0 {
+		v.AVOffsetOutput = out.Video.StartTime - out.Audio[0].StartTime
+	}
+	outScan, err := scanPackets(ctx, tools, abs, out.Video.Index, scanPTS)
+	if err != nil {
+		return Verification{}, fmt.Errorf("verify %s: read video packets: %w", outPath, err)
+	}
+	v.OutputFrames = outScan.packets
+	fps := out.Video.FPS
+	if fps <= 0 {
+		fps = src.Video.FPS
+	}
+	v.OutputDuration = outScan.duration(fps)
+	if v.OutputFrames == v.SourceFrames &&
+		srcScan.withPTS == srcScan.packets && outScan.withPTS == outScan.packets {
+		v.MaxDrift = maxDrift(srcScan.sortedPTS(), outScan.sortedPTS())
+	}
+
+	problem := func(format string, args ...any) {
+		v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
+	}
+	if v.OutputFrames != v.SourceFrames {
+		problem("the output has %d video frames, the source %d", v.OutputFrames, v.SourceFrames)
+	}
+	if d := math.Abs(v.OutputDuration - v.SourceDuration); d > v.FrameDuration+durationSlack {
+		problem("the output's video lasts %.6fs, the source's %.6fs: %.6fs apart, more than a frame (%.6fs)",
+			v.OutputDuration, v.SourceDuration, d, v.FrameDuration)
+	}
+	if v.MaxDrift > v.FrameDuration/2 {
+		problem("the output's frame times drift up to %.6fs from the source's, more than half a frame", v.MaxDrift)
+	}
+	if v.AudioStreamsOutput != v.AudioStreamsSource {
+		problem("the output has %d audio streams, the source %d", v.AudioStreamsOutput, v.AudioStreamsSource)
+	}
+	if v.AudioStreamsSource > 0 && v.AudioStreamsOutput > 0 {
+		if d := math.Abs(v.AVOffsetOutput - v.AVOffsetSource); d > v.FrameDuration+durationSlack {
+			problem("the output's video starts %.6fs after its audio, the source's %.6fs: more than a frame apart",
+				v.AVOffsetOutput, v.AVOffsetSource)
+		}
+	}
+	v.OK = len(v.Problems) == 0
+	return v, nil
+}
+
+// maxDrift is the largest difference between two equally long lists of
+// times.
+func maxDrift(a, b []float64) float64 {
+	var m float64
+	for i := range a {
+		m = max(m, math.Abs(a[i]-b[i]))
+	}
+	return m
+}

@@ -1,0 +1,133 @@
+package master_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/videoshard/videoshard/master"
+)
+
+// verifyBroken joins shards (already broken by the caller) without checks
+// and returns Verify's findings.
+func verifyBroken(t *testing.T, src master.SourceInfo, shards []master.Shard, side bool, name string) master.Verification {
+	t.Helper()
+	ctx, tools := context.Background(), mediaTools(t)
+	out := filepath.Join(t.TempDir(), name)
+	var ss master.SideStreams
+	if side {
+		container, _ := master.ContainerFor(out)
+		var err error
+		if ss, err = master.ExtractSideStreams(ctx, tools, src, container, t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := master.Join(ctx, tools, src, shards, ss, out); err != nil {
+		t.Fatal(err)
+	}
+	v, err := master.Verify(ctx, tools, src, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func wantProblem(t *testing.T, v master.Verification, text string) {
+	t.Helper()
+	if v.OK {
+		t.Errorf("OK with %+v", v)
+	}
+	for _, p := range v.Problems {
+		if strings.Contains(p, text) {
+			return
+		}
+	}
+	t.Errorf("Problems %q, want one mentioning %q", v.Problems, text)
+}
+
+func TestVerify_MissingChunk(t *testing.T) {
+	t.Parallel()
+	src := mustProbe(t, clip(clipH264AAC))
+	shards := encodeShards(t, mustSplit(t, src, 1), x264Args)
+	v := verifyBroken(t, src, shards[:3], true, "out.mkv")
+	wantProblem(t, v, "90 video frames, the source 120")
+	wantProblem(t, v, "lasts 3.000000s, the source's 4.000000s")
+	if v.MaxDrift != -1 {
+		t.Errorf("MaxDrift = %v, want -1 when frame counts differ", v.MaxDrift)
+	}
+}
+
+// TestVerify_Drift: every frame is there but the shards are placed wrong.
+func TestVerify_Drift(t *testing.T) {
+	t.Parallel()
+	src := mustProbe(t, clip(clipH264NTSC))
+	shards := encodeShards(t, mustSplit(t, src, 1), x264Args)
+	for i := range shards {
+		shards[i].Duration += 0.05 // a gap after every shard
+	}
+	v := verifyBroken(t, src, shards, false, "out.mkv")
+	wantProblem(t, v, "drift up to 0.100")
+	wantProblem(t, v, "more than a frame")
+	if v.OutputFrames != v.SourceFrames {
+		t.Errorf("frames %d, want %d", v.OutputFrames, v.SourceFrames)
+	}
+}
+
+func TestVerify_LostAudio(t *testing.T) {
+	t.Parallel()
+	src := mustProbe(t, clip(clipH264AAC))
+	shards := encodeShards(t, mustSplit(t, src, 1), x264Args)
+	v := verifyBroken(t, src, shards, false, "out.mp4")
+	wantProblem(t, v, "0 audio streams, the source 1")
+	if len(v.Problems) != 1 {
+		t.Errorf("Problems %q, want only the audio", v.Problems)
+	}
+}
+
+func TestVerify_NoVideo(t *testing.T) {
+	src := mustProbe(t, clip(clipH264AAC))
+	out := filepath.Join(t.TempDir(), "audio.mka")
+	ffmpegT(t, "-i", src.Path, "-map", "0:a", "-c", "copy", out)
+	v, err := master.Verify(context.Background(), mediaTools(t), src, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, v, "no video stream")
+}
+
+func TestVerify_Errors(t *testing.T) {
+	src := mustProbe(t, clip(clipH264AAC))
+	tools := mediaTools(t)
+	_, err := master.Verify(context.Background(), tools, src, filepath.Join(t.TempDir(), "missing.mkv"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing output: err = %v, want fs.ErrNotExist", err)
+	}
+	junk := filepath.Join(t.TempDir(), "junk.mkv")
+	if err := os.WriteFile(junk, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := master.Verify(context.Background(), tools, src, junk); !errors.Is(err, master.ErrNotMedia) {
+		t.Errorf("junk output: err = %v, want ErrNotMedia", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := master.Verify(ctx, tools, src, src.Path); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: err = %v, want context.Canceled", err)
+	}
+}
+
+// TestVerify_SourceAgainstItself: a file is its own perfect output.
+func TestVerify_SourceAgainstItself(t *testing.T) {
+	t.Parallel()
+	for _, c := range []string{clipH264AAC, clipH264NTSC, clipVP9Opus} {
+		src := mustProbe(t, clip(c))
+		v := mustVerify(t, src, src.Path)
+		if v.MaxDrift != 0 || v.OutputDuration != v.SourceDuration || v.AVOffsetOutput != v.AVOffsetSource {
+			t.Errorf("%s: %+v, want identical", c, v)
+		}
+	}
+}
