@@ -5,7 +5,6 @@ package main
 // without -bench never runs them.
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,119 +12,36 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
+	"github.com/videoshard/videoshard/internal/e2etest"
 	pb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
 
-// benchWorker is a worker process started by startBenchWorker: the parts of
-// worker (e2e_main_test.go) a benchmark needs, for any testing.TB.
-type benchWorker struct {
-	tb     testing.TB
-	cmd    *exec.Cmd
-	addr   string
-	conn   *grpc.ClientConn
-	client pb.VideoProcessingServiceClient
-	logs   *lockedBuffer
-	done   chan struct{} // closed when the process has exited
-	err    error         // its exit status, once done is closed
-}
-
-// startBenchWorker is startWorker for a testing.TB: it runs the worker with
-// yaml appended to a config that listens on a free loopback port and stores
-// in root, and waits until it reports healthy.
-func startBenchWorker(tb testing.TB, root, yaml string) *benchWorker {
+// startBenchWorker starts the worker on root and waits until it reports
+// healthy.
+func startBenchWorker(tb testing.TB, root, yaml string) *e2etest.Worker {
 	tb.Helper()
-	config := filepath.Join(tb.TempDir(), "worker.yaml")
-	body := fmt.Sprintf("listen: 127.0.0.1:0\nstorage:\n  root: %s\n%s", root, yaml)
-	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	w := &benchWorker{tb: tb, logs: &lockedBuffer{}, done: make(chan struct{})}
-	w.cmd = exec.Command(workerBinary, "--config", config)
-	stderr, err := w.cmd.StderrPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := w.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	addrCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			w.logs.add(line + "\n")
-			if m := addrPattern.FindStringSubmatch(line); m != nil {
-				select {
-				case addrCh <- m[1]:
-				default:
-				}
-			}
-		}
-		w.err = w.cmd.Wait()
-		close(w.done)
-	}()
-	select {
-	case w.addr = <-addrCh:
-	case <-w.done:
-		tb.Fatalf("worker exited at start-up: %v\n%s", w.err, w.logs)
-	case <-time.After(30 * time.Second):
-		w.cmd.Process.Kill()
-		tb.Fatalf("worker did not start\n%s", w.logs)
-	}
-	tb.Cleanup(w.stop)
-	w.conn, err = grpc.NewClient(w.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w.client = pb.NewVideoProcessingServiceClient(w.conn)
+	w := e2etest.StartWorker(tb, workerBinary, root, "", yaml)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		h, err := w.client.CheckHealth(ctx, &pb.HealthCheckRequest{MasterId: "bench"})
+		h, err := w.Client.CheckHealth(ctx, &pb.HealthCheckRequest{MasterId: "bench"})
 		cancel()
 		if err == nil && h.GetIsHealthy() {
 			return w
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("worker not healthy after 30s: %v %v\n%s", h, err, w.logs)
+			tb.Fatalf("worker not healthy after 30s: %v %v\n%s", h, err, w.Logs)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop sends SIGTERM and waits for a clean exit; it may be called again.
-func (w *benchWorker) stop() {
-	if w.conn != nil {
-		w.conn.Close()
-	}
-	select {
-	case <-w.done:
-		return // already stopped
-	default:
-	}
-	w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.done:
-		if w.err != nil {
-			w.tb.Errorf("worker exited with %v\n%s", w.err, w.logs)
-		}
-	case <-time.After(30 * time.Second):
-		w.cmd.Process.Kill()
-		w.tb.Errorf("worker did not stop on SIGTERM\n%s", w.logs)
 	}
 }
 
@@ -293,7 +209,7 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 	for b.Loop() {
 		for r := range rounds {
 			w := startBenchWorker(b, root, "encoder: simulated\nworker_id: bench\n")
-			pid := w.cmd.Process.Pid
+			pid := w.Cmd.Process.Pid
 			var ref time.Duration
 			if r%2 == 0 {
 				ref = timed(func() error { return readShard(meta.ShardLocation, meta) })
@@ -305,7 +221,7 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 			if err := resetPeakRSS(pid); err != nil {
 				b.Fatal(err)
 			}
-			dl := timed(func() error { return downloadShard(ctx, w.client, meta) })
+			dl := timed(func() error { return downloadShard(ctx, w.Client, meta) })
 			peak, err := procStatusKiB(pid, "VmHWM")
 			if err != nil {
 				b.Fatal(err)
@@ -313,7 +229,7 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 			if r%2 == 1 {
 				ref = timed(func() error { return readShard(meta.ShardLocation, meta) })
 			}
-			w.stop()
+			w.Stop()
 
 			refMB = append(refMB, mbps(ref))
 			dlMB = append(dlMB, mbps(dl))

@@ -59,7 +59,7 @@ var clips = []string{
 func TestE2EFFmpegEncodesClips(t *testing.T) {
 	w := startWorker(t, "", "encoder: ffmpeg\nffmpeg: {preset: veryfast}\nlimits: {max_concurrent_tasks: 2}\n")
 	ctx := ctxT(t)
-	h, err := w.client.CheckHealth(ctx, &pb.HealthCheckRequest{})
+	h, err := w.Client.CheckHealth(ctx, &pb.HealthCheckRequest{})
 	if err != nil || !h.GetIsHealthy() || h.GetEncoder() != "ffmpeg" {
 		t.Fatalf("CheckHealth = %v, %v", h, err)
 	}
@@ -67,7 +67,7 @@ func TestE2EFFmpegEncodesClips(t *testing.T) {
 		t.Run(clip, func(t *testing.T) {
 			src := readFile(t, testdataPath(clip))
 			_, wantFrames, wantW, wantH := probeVideo(t, testdataPath(clip))
-			resp, err := w.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "clips", ChunkIndex: int32(i), ChunkData: src})
+			resp, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "clips", ChunkIndex: int32(i), ChunkData: src})
 			if err != nil {
 				t.Fatalf("ProcessChunk: %v", err)
 			}
@@ -92,7 +92,7 @@ func TestE2EFFmpegEncodesClips(t *testing.T) {
 			if m.GetEncoderSettings()["crf"] != "23" || m.GetEncoderSettings()["preset"] != "veryfast" {
 				t.Errorf("encoder settings %v", m.GetEncoderSettings())
 			}
-			checkMetadataFile(t, w.root, "clips", int32(i), len(src), data)
+			checkMetadataFile(t, w.Root, "clips", int32(i), len(src), data)
 		})
 	}
 }
@@ -103,7 +103,7 @@ func TestE2EFFmpegOverridesAndBadMedia(t *testing.T) {
 	src := readFile(t, testdataPath("h264_noaudio_320x240_30000-1001_3s.mkv"))
 
 	crf := int32(40)
-	resp, err := w.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "vp9", ChunkIndex: 0, ChunkData: src,
+	resp, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "vp9", ChunkIndex: 0, ChunkData: src,
 		Encoding: &pb.EncodingOptions{VideoCodec: "libvpx-vp9", Crf: &crf}})
 	if err != nil {
 		t.Fatalf("vp9 override: %v", err)
@@ -112,7 +112,7 @@ func TestE2EFFmpegOverridesAndBadMedia(t *testing.T) {
 		t.Fatalf("override produced %s (metadata %s), want vp9", codec, resp.GetMetadata().GetVideoCodec())
 	}
 
-	before := treeDigest(t, w.root)
+	before := treeDigest(t, w.Root)
 	badCRF, badPreset := int32(99), "--help"
 	tests := []struct {
 		name    string
@@ -128,16 +128,16 @@ func TestE2EFFmpegOverridesAndBadMedia(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := w.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "bad", ChunkIndex: 0, ChunkData: tt.data, Encoding: tt.opts})
+			_, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "bad", ChunkIndex: 0, ChunkData: tt.data, Encoding: tt.opts})
 			if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), tt.wantMsg) {
 				t.Fatalf("got %v, want InvalidArgument mentioning %q", err, tt.wantMsg)
 			}
 		})
 	}
-	if d := diffTrees(before, treeDigest(t, w.root)); len(d) > 0 {
+	if d := diffTrees(before, treeDigest(t, w.Root)); len(d) > 0 {
 		t.Fatalf("refused input changed the store: %v", d)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(w.root, ".tmp")); len(entries) != 0 {
+	if entries, _ := os.ReadDir(filepath.Join(w.Root, ".tmp")); len(entries) != 0 {
 		t.Fatalf("temp files left: %v", entries)
 	}
 }
@@ -145,14 +145,14 @@ func TestE2EFFmpegOverridesAndBadMedia(t *testing.T) {
 func TestE2EFFmpegMissingIsUnhealthy(t *testing.T) {
 	w := startWorker(t, "", "encoder: ffmpeg\nffmpeg: {binary: /nonexistent/ffmpeg}\n")
 	ctx := ctxT(t)
-	h, err := w.client.CheckHealth(ctx, &pb.HealthCheckRequest{})
+	h, err := w.Client.CheckHealth(ctx, &pb.HealthCheckRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.GetIsHealthy() || !strings.Contains(h.GetMessage(), "/nonexistent/ffmpeg") {
 		t.Fatalf("CheckHealth = %v, want unhealthy naming the missing binary", h)
 	}
-	_, err = w.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: readFile(t, testdataPath(clips[0]))})
+	_, err = w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: readFile(t, testdataPath(clips[0]))})
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("ProcessChunk without ffmpeg: %v, want Unavailable", err)
 	}
@@ -172,7 +172,7 @@ func TestE2EFFmpegCancelKillsEncode(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := w.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: readFile(t, testdataPath(clips[0]))})
+		_, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: readFile(t, testdataPath(clips[0]))})
 		done <- err
 	}()
 	var pid int
@@ -187,10 +187,10 @@ func TestE2EFFmpegCancelKillsEncode(t *testing.T) {
 	}
 	waitFor(t, func() bool { return !processAlive(pid) })
 	waitFor(t, func() bool {
-		entries, _ := os.ReadDir(filepath.Join(w.root, ".tmp"))
+		entries, _ := os.ReadDir(filepath.Join(w.Root, ".tmp"))
 		return len(entries) == 0
 	})
-	list, err := w.client.ListShards(ctxT(t), &pb.ListShardsRequest{})
+	list, err := w.Client.ListShards(ctxT(t), &pb.ListShardsRequest{})
 	if err != nil || len(list.GetVideos()) != 0 {
 		t.Fatalf("ListShards after cancel = %v, %v", list, err)
 	}

@@ -4,7 +4,6 @@ package main
 // loopback port with a temporary store, and drive it over gRPC.
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,20 +11,15 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/videoshard/videoshard/internal/e2etest"
 	pb "github.com/videoshard/videoshard/proto"
 )
 
@@ -37,129 +31,24 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	workerBinary = filepath.Join(dir, "worker")
-	args := []string{"build", "-o", workerBinary}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, ".")...)
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build worker:", err)
+	bins, err := e2etest.Build(dir, "github.com/videoshard/videoshard/cmd/worker")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	workerBinary = bins["worker"]
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// worker is a running worker process.
-type worker struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	addr   string
-	root   string
-	config string
-	conn   *grpc.ClientConn
-	client pb.VideoProcessingServiceClient
-	logs   *lockedBuffer
-	done   chan struct{} // closed when the process has exited
-	err    error         // its exit status, once done is closed
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteString(s)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-var addrPattern = regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
+type worker = e2etest.Worker
 
 // startWorker runs the worker with yaml appended to a config that listens
 // on a free loopback port and stores in root (a new temp dir when empty).
 func startWorker(t *testing.T, root, yaml string) *worker {
 	t.Helper()
-	if root == "" {
-		root = filepath.Join(t.TempDir(), "store")
-	}
-	config := filepath.Join(t.TempDir(), "worker.yaml")
-	body := fmt.Sprintf("listen: 127.0.0.1:0\nstorage:\n  root: %s\n%s", root, yaml)
-	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	w := &worker{t: t, root: root, config: config, logs: &lockedBuffer{}, done: make(chan struct{})}
-	w.cmd = exec.Command(workerBinary, "--config", config)
-	stderr, err := w.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addrCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			w.logs.add(line + "\n")
-			if m := addrPattern.FindStringSubmatch(line); m != nil {
-				select {
-				case addrCh <- m[1]:
-				default:
-				}
-			}
-		}
-		w.err = w.cmd.Wait()
-		close(w.done)
-	}()
-	select {
-	case w.addr = <-addrCh:
-	case <-w.done:
-		t.Fatalf("worker exited at start-up: %v\n%s", w.err, w.logs)
-	case <-time.After(30 * time.Second):
-		w.cmd.Process.Kill()
-		t.Fatalf("worker did not start\n%s", w.logs)
-	}
-	w.conn, err = grpc.NewClient(w.addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(512<<20), grpc.MaxCallSendMsgSize(512<<20)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.client = pb.NewVideoProcessingServiceClient(w.conn)
-	t.Cleanup(w.stop)
-	return w
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (w *worker) stop() {
-	w.conn.Close()
-	select {
-	case <-w.done:
-		return // already stopped
-	default:
-	}
-	w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.done:
-		if w.err != nil {
-			w.t.Errorf("worker exited with %v\n%s", w.err, w.logs)
-		}
-	case <-time.After(30 * time.Second):
-		w.cmd.Process.Kill()
-		w.t.Errorf("worker did not stop on SIGTERM\n%s", w.logs)
-	}
+	return e2etest.StartWorker(t, workerBinary, root, "", yaml)
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -168,10 +57,10 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func (w *worker) healthStatus(ctx context.Context) healthpb.HealthCheckResponse_ServingStatus {
-	resp, err := healthpb.NewHealthClient(w.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+func healthStatus(t *testing.T, ctx context.Context, w *worker) healthpb.HealthCheckResponse_ServingStatus {
+	resp, err := healthpb.NewHealthClient(w.Conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil {
-		w.t.Fatalf("grpc.health.v1 Check: %v", err)
+		t.Fatalf("grpc.health.v1 Check: %v", err)
 	}
 	return resp.GetStatus()
 }

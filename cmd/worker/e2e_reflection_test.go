@@ -10,7 +10,7 @@ import (
 // Server reflection lists the services, so grpcurl works without the proto.
 func TestE2EReflection(t *testing.T) {
 	w := startWorker(t, "", "encoder: simulated\n")
-	stream, err := reflectionpb.NewServerReflectionClient(w.conn).ServerReflectionInfo(ctxT(t))
+	stream, err := reflectionpb.NewServerReflectionClient(w.Conn).ServerReflectionInfo(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
@@ -33,10 +34,10 @@ func TestE2ESimulatedEveryRPC(t *testing.T) {
 	w := startWorker(t, "", "encoder: simulated\nworker_id: sim-1\n")
 	ctx := ctxT(t)
 
-	if got := w.healthStatus(ctx); got != healthpb.HealthCheckResponse_SERVING {
+	if got := healthStatus(t, ctx, w); got != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("grpc.health.v1 status = %v, want SERVING", got)
 	}
-	h, err := w.client.CheckHealth(ctx, &pb.HealthCheckRequest{MasterId: "test"})
+	h, err := w.Client.CheckHealth(ctx, &pb.HealthCheckRequest{MasterId: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +57,11 @@ func TestE2ESimulatedEveryRPC(t *testing.T) {
 	}{{"b_video.mp4", 2}, {"a_chunk_1", 0}, {"b_video.mp4", 0}, {"a", 1}, {"b_video.mp4", 10}}
 	for _, o := range order {
 		data := inputs[o.video][o.chunk]
-		resp, err := w.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: o.video, ChunkIndex: o.chunk, ChunkData: data})
+		resp, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: o.video, ChunkIndex: o.chunk, ChunkData: data})
 		if err != nil {
 			t.Fatalf("ProcessChunk(%s, %d): %v", o.video, o.chunk, err)
 		}
-		wantLoc := filepath.Join(w.root, o.video, "chunk_"+itoa(o.chunk)+".shard")
+		wantLoc := filepath.Join(w.Root, o.video, "chunk_"+itoa(o.chunk)+".shard")
 		if !resp.GetSuccess() || resp.GetShardLocation() != wantLoc || resp.GetWorkerId() != "sim-1" {
 			t.Fatalf("ProcessChunk response = %v, want success at %s", resp, wantLoc)
 		}
@@ -72,7 +73,7 @@ func TestE2ESimulatedEveryRPC(t *testing.T) {
 			t.Errorf("%s on disk: %d bytes sha %s; response says %d bytes sha %s",
 				wantLoc, len(shard), sha(shard), resp.GetEncodedSize(), resp.GetChecksumSha256())
 		}
-		checkMetadataFile(t, w.root, o.video, o.chunk, len(data), shard)
+		checkMetadataFile(t, w.Root, o.video, o.chunk, len(data), shard)
 
 		// GetShard by each accepted form of address returns the same bytes.
 		idx := o.chunk
@@ -81,7 +82,7 @@ func TestE2ESimulatedEveryRPC(t *testing.T) {
 			{ShardLocation: o.video + "/chunk_" + itoa(o.chunk) + ".shard"},
 			{VideoId: o.video, ChunkIndex: &idx},
 		} {
-			got, err := w.client.GetShard(ctx, req)
+			got, err := w.Client.GetShard(ctx, req)
 			if err != nil {
 				t.Fatalf("GetShard(%v): %v", req, err)
 			}
@@ -89,23 +90,23 @@ func TestE2ESimulatedEveryRPC(t *testing.T) {
 				t.Fatalf("GetShard(%v) returned %d bytes, want the %d on disk", req, len(got.GetShardData()), len(shard))
 			}
 		}
-		meta, streamed, err := download(ctx, w.client, &pb.GetShardRequest{ShardLocation: wantLoc})
+		meta, streamed, err := download(ctx, w.Client, &pb.GetShardRequest{ShardLocation: wantLoc})
 		if err != nil || !bytes.Equal(streamed, shard) || meta.GetChecksumSha256() != sha(shard) {
 			t.Fatalf("DownloadShard: err %v, %d bytes (want %d), meta %v", err, len(streamed), len(shard), meta)
 		}
 	}
 
 	// Determinism: the same input gives the same shard.
-	again, err := w.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "again", ChunkIndex: 0, ChunkData: inputs["a"][1]})
+	again, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "again", ChunkIndex: 0, ChunkData: inputs["a"][1]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, _ := w.client.GetShard(ctx, &pb.GetShardRequest{ShardLocation: filepath.Join(w.root, "a", "chunk_1.shard")})
+	first, _ := w.Client.GetShard(ctx, &pb.GetShardRequest{ShardLocation: filepath.Join(w.Root, "a", "chunk_1.shard")})
 	if again.GetChecksumSha256() != sha(first.GetShardData()) {
 		t.Error("simulated encoder is not deterministic")
 	}
 
-	list, err := w.client.ListShards(ctx, &pb.ListShardsRequest{})
+	list, err := w.Client.ListShards(ctx, &pb.ListShardsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestE2ESimulatedEveryRPC(t *testing.T) {
 	for _, v := range list.GetVideos() {
 		for _, c := range v.GetChunks() {
 			got = append(got, v.GetVideoId()+"#"+itoa(c.GetChunkIndex()))
-			if c.GetSizeBytes() <= 0 || !strings.HasPrefix(c.GetShardLocation(), w.root+"/") {
+			if c.GetSizeBytes() <= 0 || !strings.HasPrefix(c.GetShardLocation(), w.Root+"/") {
 				t.Errorf("chunk info %v", c)
 			}
 		}
@@ -122,23 +123,23 @@ func TestE2ESimulatedEveryRPC(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("ListShards order = %v, want %v", got, want)
 	}
-	one, err := w.client.ListShards(ctx, &pb.ListShardsRequest{VideoId: "a"})
+	one, err := w.Client.ListShards(ctx, &pb.ListShardsRequest{VideoId: "a"})
 	if err != nil || len(one.GetVideos()) != 1 || len(one.GetVideos()[0].GetChunks()) != 1 {
 		t.Fatalf("ListShards(a) = %v, %v; want only video a's one chunk", one, err)
 	}
-	none, err := w.client.ListShards(ctx, &pb.ListShardsRequest{VideoId: "unknown"})
+	none, err := w.Client.ListShards(ctx, &pb.ListShardsRequest{VideoId: "unknown"})
 	if err != nil || len(none.GetVideos()) != 0 {
 		t.Fatalf("ListShards(unknown) = %v, %v; want an empty list", none, err)
 	}
 
-	md, err := w.client.GetVideoMetadata(ctx, &pb.GetVideoMetadataRequest{VideoId: "a"})
+	md, err := w.Client.GetVideoMetadata(ctx, &pb.GetVideoMetadataRequest{VideoId: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(md.GetChunksMetadata()) != 1 || md.GetChunksMetadata()[0].GetChunkIndex() != 1 {
 		t.Fatalf("GetVideoMetadata(a) mixes in other videos: %v", md)
 	}
-	md, err = w.client.GetVideoMetadata(ctx, &pb.GetVideoMetadataRequest{VideoId: "b_video.mp4"})
+	md, err = w.Client.GetVideoMetadata(ctx, &pb.GetVideoMetadataRequest{VideoId: "b_video.mp4"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,17 +155,17 @@ func TestE2ESimulatedEveryRPC(t *testing.T) {
 	}
 
 	// A restart rebuilds the same index from disk.
-	before := treeDigest(t, w.root)
-	w.stop()
-	w2 := startWorker(t, w.root, "encoder: simulated\nworker_id: sim-1\n")
-	list2, err := w2.client.ListShards(ctxT(t), &pb.ListShardsRequest{})
+	before := treeDigest(t, w.Root)
+	w.Stop()
+	w2 := startWorker(t, w.Root, "encoder: simulated\nworker_id: sim-1\n")
+	list2, err := w2.Client.ListShards(ctxT(t), &pb.ListShardsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !protoEqualList(list, list2) {
 		t.Fatalf("after restart ListShards = %v, want %v", list2, list)
 	}
-	if d := diffTrees(before, treeDigest(t, w.root)); len(d) > 0 {
+	if d := diffTrees(before, treeDigest(t, w.Root)); len(d) > 0 {
 		t.Fatalf("restart changed the store: %v", d)
 	}
 }
@@ -245,7 +246,7 @@ func TestE2ELargeChunks(t *testing.T) {
 
 	// An old client sends a 48 MiB chunk in one unary message.
 	big := randomBytes(48<<20, 7)
-	resp, err := w.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "big", ChunkIndex: 0, ChunkData: big})
+	resp, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "big", ChunkIndex: 0, ChunkData: big})
 	if err != nil {
 		t.Fatalf("unary 48 MiB ProcessChunk: %v", err)
 	}
@@ -254,20 +255,20 @@ func TestE2ELargeChunks(t *testing.T) {
 	}
 
 	// The same bytes streamed in uneven frames make the same shard.
-	up, err := upload(ctx, w.client, &pb.UploadHeader{VideoId: "big", ChunkIndex: 1, TotalSize: int64(len(big))}, big, 1<<20+17)
+	up, err := upload(ctx, w.Client, &pb.UploadHeader{VideoId: "big", ChunkIndex: 1, TotalSize: int64(len(big))}, big, 1<<20+17)
 	if err != nil {
 		t.Fatalf("UploadChunk: %v", err)
 	}
 	if up.GetChecksumSha256() != resp.GetChecksumSha256() || up.GetOriginalSize() != int64(len(big)) {
 		t.Fatalf("streamed upload gave %v, unary gave %v", up.GetChecksumSha256(), resp.GetChecksumSha256())
 	}
-	_, data, err := download(ctx, w.client, &pb.GetShardRequest{ShardLocation: up.GetShardLocation()})
+	_, data, err := download(ctx, w.Client, &pb.GetShardRequest{ShardLocation: up.GetShardLocation()})
 	if err != nil || sha(data) != up.GetChecksumSha256() {
 		t.Fatalf("DownloadShard: %v, sha %s want %s", err, sha(data), up.GetChecksumSha256())
 	}
 
 	// Over the configured chunk limit: ResourceExhausted, before any data is read.
-	_, err = upload(ctx, w.client, &pb.UploadHeader{VideoId: "big", ChunkIndex: 2, TotalSize: 81 << 20}, big[:1<<20], 1<<20)
+	_, err = upload(ctx, w.Client, &pb.UploadHeader{VideoId: "big", ChunkIndex: 2, TotalSize: 81 << 20}, big[:1<<20], 1<<20)
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("oversized upload: %v, want ResourceExhausted", err)
 	}
@@ -277,23 +278,23 @@ func TestE2ESimulatedBadInput(t *testing.T) {
 	w := startWorker(t, "", "encoder: simulated\nlimits: {max_chunk_bytes: 1MiB}\n")
 	ctx := ctxT(t)
 	good := randomBytes(4096, 9)
-	stored, err := w.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "kept", ChunkIndex: 0, ChunkData: good})
+	stored, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "kept", ChunkIndex: 0, ChunkData: good})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Places a hostile location might reach: a sibling folder sharing the
 	// store's name as a prefix, and a symlink inside the store pointing out.
-	sibling := w.root + "2"
+	sibling := w.Root + "2"
 	if err := os.MkdirAll(filepath.Join(sibling, "kept"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(sibling, "kept", "chunk_0.shard"), []byte("secret"), 0o644)
 	outside := filepath.Join(t.TempDir(), "outside.shard")
 	os.WriteFile(outside, []byte("secret"), 0o644)
-	if err := os.Symlink(outside, filepath.Join(w.root, "kept", "chunk_7.shard")); err != nil {
+	if err := os.Symlink(outside, filepath.Join(w.Root, "kept", "chunk_7.shard")); err != nil {
 		t.Fatal(err)
 	}
-	before := treeDigest(t, w.root)
+	before := treeDigest(t, w.Root)
 	neg := int32(-1)
 	zero := int32(0)
 
@@ -316,35 +317,35 @@ func TestE2ESimulatedBadInput(t *testing.T) {
 		{"empty chunk", process(w, "kept", 3, nil), codes.InvalidArgument},
 		{"chunk over the limit", process(w, "kept", 3, randomBytes(1<<20+1, 1)), codes.ResourceExhausted},
 		{"get: outside path", getShard(w, &pb.GetShardRequest{ShardLocation: "/etc/passwd"}), codes.InvalidArgument},
-		{"get: metadata json", getShard(w, &pb.GetShardRequest{ShardLocation: filepath.Join(w.root, "metadata", "kept_chunk_0_metadata.json")}), codes.InvalidArgument},
+		{"get: metadata json", getShard(w, &pb.GetShardRequest{ShardLocation: filepath.Join(w.Root, "metadata", "kept_chunk_0_metadata.json")}), codes.InvalidArgument},
 		{"get: sibling prefix folder", getShard(w, &pb.GetShardRequest{ShardLocation: filepath.Join(sibling, "kept", "chunk_0.shard")}), codes.InvalidArgument},
-		{"get: dotdot", getShard(w, &pb.GetShardRequest{ShardLocation: filepath.Join(w.root, "kept", "..", "..", "store2", "kept", "chunk_0.shard")}), codes.InvalidArgument},
+		{"get: dotdot", getShard(w, &pb.GetShardRequest{ShardLocation: filepath.Join(w.Root, "kept", "..", "..", "store2", "kept", "chunk_0.shard")}), codes.InvalidArgument},
 		{"get: relative dotdot", getShard(w, &pb.GetShardRequest{ShardLocation: "../store2/kept/chunk_0.shard"}), codes.InvalidArgument},
-		{"get: symlink out of the store", getShard(w, &pb.GetShardRequest{ShardLocation: filepath.Join(w.root, "kept", "chunk_7.shard")}), codes.InvalidArgument},
-		{"get: NUL", getShard(w, &pb.GetShardRequest{ShardLocation: w.root + "/kept/chunk_0.shard\x00"}), codes.InvalidArgument},
+		{"get: symlink out of the store", getShard(w, &pb.GetShardRequest{ShardLocation: filepath.Join(w.Root, "kept", "chunk_7.shard")}), codes.InvalidArgument},
+		{"get: NUL", getShard(w, &pb.GetShardRequest{ShardLocation: w.Root + "/kept/chunk_0.shard\x00"}), codes.InvalidArgument},
 		{"get: nothing named", getShard(w, &pb.GetShardRequest{}), codes.InvalidArgument},
 		{"get: negative index", getShard(w, &pb.GetShardRequest{VideoId: "kept", ChunkIndex: &neg}), codes.InvalidArgument},
 		{"get: bad id", getShard(w, &pb.GetShardRequest{VideoId: "../kept", ChunkIndex: &zero}), codes.InvalidArgument},
-		{"get: not stored", getShard(w, &pb.GetShardRequest{ShardLocation: filepath.Join(w.root, "kept", "chunk_5.shard")}), codes.NotFound},
+		{"get: not stored", getShard(w, &pb.GetShardRequest{ShardLocation: filepath.Join(w.Root, "kept", "chunk_5.shard")}), codes.NotFound},
 		{"get: unknown video", getShard(w, &pb.GetShardRequest{VideoId: "nope", ChunkIndex: &zero}), codes.NotFound},
 		{"download: outside path", func() error {
-			_, _, err := download(ctx, w.client, &pb.GetShardRequest{ShardLocation: "/etc/passwd"})
+			_, _, err := download(ctx, w.Client, &pb.GetShardRequest{ShardLocation: "/etc/passwd"})
 			return err
 		}, codes.InvalidArgument},
 		{"list: traversal", func() error {
-			_, err := w.client.ListShards(ctx, &pb.ListShardsRequest{VideoId: "../.."})
+			_, err := w.Client.ListShards(ctx, &pb.ListShardsRequest{VideoId: "../.."})
 			return err
 		}, codes.InvalidArgument},
 		{"metadata: traversal", func() error {
-			_, err := w.client.GetVideoMetadata(ctx, &pb.GetVideoMetadataRequest{VideoId: "../kept"})
+			_, err := w.Client.GetVideoMetadata(ctx, &pb.GetVideoMetadataRequest{VideoId: "../kept"})
 			return err
 		}, codes.InvalidArgument},
 		{"metadata: unknown video", func() error {
-			_, err := w.client.GetVideoMetadata(ctx, &pb.GetVideoMetadataRequest{VideoId: "nope"})
+			_, err := w.Client.GetVideoMetadata(ctx, &pb.GetVideoMetadataRequest{VideoId: "nope"})
 			return err
 		}, codes.NotFound},
 		{"upload: data before header", func() error {
-			stream, err := w.client.UploadChunk(ctx)
+			stream, err := w.Client.UploadChunk(ctx)
 			if err != nil {
 				return err
 			}
@@ -353,7 +354,7 @@ func TestE2ESimulatedBadInput(t *testing.T) {
 			return err
 		}, codes.InvalidArgument},
 		{"upload: no messages", func() error {
-			stream, err := w.client.UploadChunk(ctx)
+			stream, err := w.Client.UploadChunk(ctx)
 			if err != nil {
 				return err
 			}
@@ -361,15 +362,15 @@ func TestE2ESimulatedBadInput(t *testing.T) {
 			return err
 		}, codes.InvalidArgument},
 		{"upload: stops halfway", func() error {
-			_, err := upload(ctx, w.client, &pb.UploadHeader{VideoId: "kept", ChunkIndex: 0, TotalSize: 8192}, good, 1000)
+			_, err := upload(ctx, w.Client, &pb.UploadHeader{VideoId: "kept", ChunkIndex: 0, TotalSize: 8192}, good, 1000)
 			return err
 		}, codes.InvalidArgument},
 		{"upload: more than announced", func() error {
-			_, err := upload(ctx, w.client, &pb.UploadHeader{VideoId: "kept", ChunkIndex: 0, TotalSize: 100}, good, 64)
+			_, err := upload(ctx, w.Client, &pb.UploadHeader{VideoId: "kept", ChunkIndex: 0, TotalSize: 100}, good, 64)
 			return err
 		}, codes.InvalidArgument},
 		{"upload: second header", func() error {
-			stream, err := w.client.UploadChunk(ctx)
+			stream, err := w.Client.UploadChunk(ctx)
 			if err != nil {
 				return err
 			}
@@ -380,11 +381,11 @@ func TestE2ESimulatedBadInput(t *testing.T) {
 			return err
 		}, codes.InvalidArgument},
 		{"upload: zero size", func() error {
-			_, err := upload(ctx, w.client, &pb.UploadHeader{VideoId: "kept", ChunkIndex: 0, TotalSize: 0}, nil, 1)
+			_, err := upload(ctx, w.Client, &pb.UploadHeader{VideoId: "kept", ChunkIndex: 0, TotalSize: 0}, nil, 1)
 			return err
 		}, codes.InvalidArgument},
 		{"upload: traversal id", func() error {
-			_, err := upload(ctx, w.client, &pb.UploadHeader{VideoId: "../../etc", ChunkIndex: 0, TotalSize: int64(len(good))}, good, 1024)
+			_, err := upload(ctx, w.Client, &pb.UploadHeader{VideoId: "../../etc", ChunkIndex: 0, TotalSize: int64(len(good))}, good, 1024)
 			return err
 		}, codes.InvalidArgument},
 	}
@@ -399,28 +400,32 @@ func TestE2ESimulatedBadInput(t *testing.T) {
 			}
 		})
 	}
-	if d := diffTrees(before, treeDigest(t, w.root)); len(d) > 0 {
+	if d := diffTrees(before, treeDigest(t, w.Root)); len(d) > 0 {
 		t.Fatalf("bad input changed the store: %v", d)
 	}
-	got, err := w.client.GetShard(ctx, &pb.GetShardRequest{ShardLocation: stored.GetShardLocation()})
+	got, err := w.Client.GetShard(ctx, &pb.GetShardRequest{ShardLocation: stored.GetShardLocation()})
 	if err != nil || sha(got.GetShardData()) != stored.GetChecksumSha256() {
 		t.Fatalf("the stored chunk is no longer intact: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(w.root), "x")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(filepath.Dir(w.Root), "x")); !os.IsNotExist(err) {
 		t.Fatalf("a traversal id wrote outside the store: %v", err)
 	}
 }
 
 func process(w *worker, video string, chunk int32, data []byte) func() error {
 	return func() error {
-		_, err := w.client.ProcessChunk(ctxT(w.t), &pb.ProcessChunkRequest{VideoId: video, ChunkIndex: chunk, ChunkData: data})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: video, ChunkIndex: chunk, ChunkData: data})
 		return err
 	}
 }
 
 func getShard(w *worker, req *pb.GetShardRequest) func() error {
 	return func() error {
-		_, err := w.client.GetShard(ctxT(w.t), req)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := w.Client.GetShard(ctx, req)
 		return err
 	}
 }
@@ -433,35 +438,35 @@ func TestE2EGracefulShutdown(t *testing.T) {
 	data := randomBytes(100_000, 11)
 	done := make(chan error, 1)
 	go func() {
-		_, err := w.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "inflight", ChunkIndex: 0, ChunkData: data})
+		_, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "inflight", ChunkIndex: 0, ChunkData: data})
 		done <- err
 	}()
 	waitFor(t, func() bool {
-		h, err := w.client.CheckHealth(ctx, &pb.HealthCheckRequest{})
+		h, err := w.Client.CheckHealth(ctx, &pb.HealthCheckRequest{})
 		return err == nil && h.GetActiveTasks() == 1
 	})
-	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := w.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("chunk in flight during SIGTERM: %v", err)
 	}
 	select {
-	case <-w.done:
-		if w.err != nil {
-			t.Fatalf("worker exit: %v\n%s", w.err, w.logs)
+	case <-w.Done:
+		if w.Err != nil {
+			t.Fatalf("worker exit: %v\n%s", w.Err, w.Logs)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("worker did not exit after SIGTERM")
 	}
-	if !strings.Contains(w.logs.String(), "worker stopped") {
-		t.Errorf("no clean-stop log line:\n%s", w.logs)
+	if !strings.Contains(w.Logs.String(), "worker stopped") {
+		t.Errorf("no clean-stop log line:\n%s", w.Logs)
 	}
-	w2 := startWorker(t, w.root, "encoder: simulated\n")
-	if _, err := w2.client.GetVideoMetadata(ctxT(t), &pb.GetVideoMetadataRequest{VideoId: "inflight"}); err != nil {
+	w2 := startWorker(t, w.Root, "encoder: simulated\n")
+	if _, err := w2.Client.GetVideoMetadata(ctxT(t), &pb.GetVideoMetadataRequest{VideoId: "inflight"}); err != nil {
 		t.Fatalf("chunk finished during shutdown is missing after restart: %v", err)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(w.root, ".tmp")); len(entries) != 0 {
+	if entries, _ := os.ReadDir(filepath.Join(w.Root, ".tmp")); len(entries) != 0 {
 		t.Fatalf("temp files left: %v", entries)
 	}
 }
