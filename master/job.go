@@ -2,6 +2,8 @@ package master
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -271,6 +274,17 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 		return err
 	}
 
+	adopted, err := adoptStored(ctx, d.Clients(), state, chunks, cfg.Dispatch.Encoding)
+	if err != nil {
+		return err
+	}
+	if len(adopted) > 0 {
+		cfg.Logger.Info("chunks the workers already hold for this input are not encoded again", "chunks", adopted)
+		if err := state.Save(cfg.StateDir); err != nil {
+			return err
+		}
+	}
+
 	pending := state.Pending()
 	tasks := make([]ChunkTask, 0, len(pending))
 	doneMedia := src.Video.Duration
@@ -311,6 +325,84 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 		err = os.RemoveAll(chunkDir)
 	}
 	return err
+}
+
+// adoptStored records as done the pending chunks that a worker already
+// holds, encoded from the same input bytes with the requested settings: a
+// chunk a worker finished after the master stopped following it (killed
+// mid-chunk), or a job whose chunk map was lost. It asks each worker once.
+func adoptStored(ctx context.Context, clients map[string]*Client, state *JobState, chunks []Chunk, o *replicationpb.EncodingOptions) ([]int, error) {
+	want := map[int]string{} // pending chunk -> its input's sha256
+	for _, i := range state.Pending() {
+		sum, err := fileSHA256(chunks[i].Path)
+		if err != nil {
+			return nil, err
+		}
+		want[i] = sum
+	}
+	if len(want) == 0 {
+		return nil, nil
+	}
+	addrs := make([]string, 0, len(clients))
+	for addr := range clients {
+		addrs = append(addrs, addr)
+	}
+	slices.Sort(addrs)
+	var adopted []int
+	for _, addr := range addrs {
+		resp, err := clients[addr].Metadata(ctx, state.VideoID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue // not there, or not answering: nothing to adopt from it
+		}
+		for _, m := range resp.GetChunksMetadata() {
+			i := int(m.GetChunkIndex())
+			sum, ok := want[i]
+			if !ok || !strings.EqualFold(m.GetInputChecksumSha256(), sum) || !sameSettings(m.GetEncoderSettings(), o) {
+				continue
+			}
+			media := m.GetEncoder() == EncoderFFmpeg
+			if media && m.GetFrameCount() != chunks[i].Frames {
+				continue
+			}
+			state.Record(ChunkResult{
+				Index: i, Worker: addr, Location: m.GetShardLocation(), Checksum: m.GetChecksumSha256(),
+				OriginalSize: m.GetOriginalSize(), EncodedSize: m.GetEncodedSize(), Frames: m.GetFrameCount(),
+				Encoder: m.GetEncoder(), VideoCodec: m.GetVideoCodec(), EncodeSeconds: m.GetEncodeTimeSeconds(),
+				Attempts: 1, MediaChecked: media,
+			})
+			delete(want, i)
+			adopted = append(adopted, i)
+		}
+	}
+	slices.Sort(adopted)
+	return adopted, nil
+}
+
+// sameSettings reports whether a stored chunk's encoder settings agree
+// with every option the job requests.
+func sameSettings(settings map[string]string, o *replicationpb.EncodingOptions) bool {
+	for k, v := range encodingMap(o) {
+		if settings[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // sameSplit checks that a resumed job's source split as it did before.

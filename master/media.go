@@ -163,8 +163,8 @@ func (v VideoStream) FrameDuration() float64 {
 // by reading every video packet (without decoding), the exact frame and
 // keyframe counts.
 //
-// Errors: a missing file wraps fs.ErrNotExist; a file ffprobe cannot read
-// wraps ErrNotMedia with ffprobe's reason; a file without a usable video
+// Errors: a missing file wraps fs.ErrNotExist; a file ffprobe cannot read,
+// or no regular file at all, wraps ErrNotMedia with ffprobe's reason; a file without a usable video
 // stream (audio only, a cover image only, a still image such as a PNG or
 // JPEG, or a video stream without frames) wraps ErrNoVideo. ffprobe that
 // cannot be started gives a *proc.StartError; an ended ctx an error wrapping

@@ -1,0 +1,266 @@
+package main
+
+// End-to-end tests of `master encode`: the real master and worker binaries,
+// real ffmpeg, workers on loopback ports.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/videoshard/videoshard/internal/e2etest"
+	"github.com/videoshard/videoshard/master"
+	pb "github.com/videoshard/videoshard/proto"
+)
+
+var bins map[string]string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "videoshard-master-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bins, err = e2etest.Build(dir, "github.com/videoshard/videoshard/cmd/worker", "github.com/videoshard/videoshard/cmd/master")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func testdata(name string) string {
+	p, _ := filepath.Abs(filepath.Join("..", "..", "testdata", name))
+	return p
+}
+
+const fastFFmpeg = "encoder: ffmpeg\nffmpeg: {preset: ultrafast}\nlimits: {max_concurrent_tasks: 2}\n"
+
+// runMaster runs the master binary and returns its exit status and output.
+func runMaster(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bins["master"], args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errOut.String()
+}
+
+func addrs(ws ...*e2etest.Worker) string {
+	var a []string
+	for _, w := range ws {
+		a = append(a, w.Addr)
+	}
+	return strings.Join(a, ",")
+}
+
+// probeFrames counts a file's video frames and audio streams with ffprobe.
+func probeFrames(t *testing.T, path string) (frames int, audio int) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_packets", "-show_entries",
+		"stream=codec_type,nb_read_packets", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		kind, n, _ := strings.Cut(line, ",")
+		switch kind {
+		case "video":
+			frames, _ = strconv.Atoi(strings.TrimSpace(n))
+		case "audio":
+			audio++
+		}
+	}
+	return frames, audio
+}
+
+func TestE2EEncodeFrameExact(t *testing.T) {
+	w1 := e2etest.StartWorker(t, bins["worker"], "", "", fastFFmpeg)
+	w2 := e2etest.StartWorker(t, bins["worker"], "", "", fastFFmpeg)
+	tests := []struct {
+		clip, out string
+		extra     []string
+	}{
+		{"h264_aac_640x360_30fps_4s.mp4", "out.mkv", nil},
+		{"h264_aac_640x360_30fps_4s.mp4", "out.mp4", nil},
+		{"h264_noaudio_320x240_30000-1001_3s.mkv", "out.mkv", nil},
+		{"h264_noaudio_320x240_30000-1001_3s.mkv", "out.mp4", nil},
+		{"vp9_opus_320x240_25fps_3s.webm", "out.mkv", nil},
+		{"vp9_opus_320x240_25fps_3s.webm", "out.webm", []string{"--codec", "libvpx-vp9", "--crf", "45"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.clip+"->"+tt.out, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, tt.out)
+			args := append([]string{"encode", "--workers", addrs(w1, w2), "--output", out, "--segment-seconds", "1",
+				"--state-dir", filepath.Join(dir, "state"), "--video-id", "v-" + strings.ReplaceAll(tt.clip+tt.out, "/", "_")}, tt.extra...)
+			code, stdout, stderr := runMaster(t, append(args, testdata(tt.clip))...)
+			if code != 0 {
+				t.Fatalf("master encode exited %d\n%s\n%s", code, stdout, stderr)
+			}
+			if !strings.Contains(stdout, "verification:   OK") {
+				t.Fatalf("summary does not say the output verified:\n%s", stdout)
+			}
+			srcFrames, srcAudio := probeFrames(t, testdata(tt.clip))
+			gotFrames, gotAudio := probeFrames(t, out)
+			if gotFrames != srcFrames || gotAudio != srcAudio {
+				t.Fatalf("output has %d frames and %d audio streams; source %d and %d", gotFrames, gotAudio, srcFrames, srcAudio)
+			}
+			if strings.Contains(stdout, "per worker:") && !strings.Contains(stdout, w1.Addr) && !strings.Contains(stdout, w2.Addr) {
+				t.Errorf("summary names no worker:\n%s", stdout)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(dir, "state")); len(entries) != 1 {
+				t.Errorf("state dir holds %v, want only the chunk map", entries)
+			}
+		})
+	}
+}
+
+// A worker killed mid-job and a listed worker that never answers: the job
+// completes on the rest.
+func TestE2EWorkerFailures(t *testing.T) {
+	dir := t.TempDir()
+	hang := filepath.Join(dir, "ffmpeg")
+	started := filepath.Join(dir, "started")
+	// An ffmpeg that never finishes an encode, so the chunk is in flight
+	// when its worker is killed.
+	script := "#!/bin/sh\ncase \"$*\" in *file:*) ;; *) exec ffmpeg \"$@\";; esac\ntouch " + started + "\nsleep 600\n"
+	if err := os.WriteFile(hang, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	good := e2etest.StartWorker(t, bins["worker"], "", "", fastFFmpeg)
+	doomed := e2etest.StartWorker(t, bins["worker"], "", "", "encoder: ffmpeg\nffmpeg: {binary: "+hang+"}\n")
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never speaks
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+
+	out := filepath.Join(dir, "out.mkv")
+	cmd := exec.Command(bins["master"], "encode", "--workers", addrs(good, doomed)+","+silent.Addr().String(),
+		"--output", out, "--segment-seconds", "1", "--state-dir", filepath.Join(dir, "state"), "--per-worker-cap", "1",
+		testdata("h264_noaudio_320x240_30000-1001_3s.mkv"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	doomed.Kill()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("master encode: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "verification:   OK") || !strings.Contains(stdout.String(), good.Addr+": 3") {
+		t.Fatalf("want all 3 chunks on the surviving worker, verified:\n%s\n%s", stdout.String(), stderr.String())
+	}
+	if frames, _ := probeFrames(t, out); frames != 90 {
+		t.Fatalf("output has %d frames, want 90", frames)
+	}
+}
+
+// The master killed mid-job resumes: the second run encodes only what the
+// first did not store, and no chunk is encoded twice.
+func TestE2EResumeAfterMasterKilled(t *testing.T) {
+	sim := "encoder: simulated\nsimulated: {delay: 400ms}\nlimits: {max_concurrent_tasks: 1}\n"
+	w1 := e2etest.StartWorker(t, bins["worker"], "", "", sim)
+	w2 := e2etest.StartWorker(t, bins["worker"], "", "", sim)
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	args := []string{"encode", "--workers", addrs(w1, w2), "--output", filepath.Join(dir, "out.mkv"), "--segment-seconds", "0.5",
+		"--state-dir", stateDir, "--video-id", "resume", testdata("h264_aac_640x360_30fps_4s.mp4")}
+
+	first := exec.Command(bins["master"], args...)
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, func() bool {
+		s, err := master.LoadState(stateDir, "resume")
+		return err == nil && len(s.Chunks) > 0 && len(s.Pending()) <= len(s.Chunks)-2
+	})
+	first.Process.Signal(syscall.SIGKILL)
+	first.Wait()
+	s, err := master.LoadState(stateDir, "resume")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Pending()) == 0 {
+		t.Fatal("the first run finished before it was killed; the test proves nothing")
+	}
+
+	code, stdout, stderr := runMaster(t, args...)
+	if code != 0 {
+		t.Fatalf("resumed run exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "media checks skipped") {
+		t.Errorf("simulated shards: the summary should say media checks were skipped:\n%s", stdout)
+	}
+	// Every chunk was stored exactly once across both workers.
+	stored := map[string]int{}
+	for _, w := range []*e2etest.Worker{w1, w2} {
+		for _, line := range strings.Split(w.Logs.String(), "\n") {
+			if strings.Contains(line, `msg="chunk stored"`) && strings.Contains(line, "video_id=resume ") {
+				f := strings.Fields(line[strings.Index(line, "chunk="):])
+				stored[f[0]]++
+			}
+		}
+	}
+	final, err := master.LoadState(stateDir, "resume")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != len(final.Chunks) {
+		t.Fatalf("%d chunks stored, the job has %d: %v", len(stored), len(final.Chunks), stored)
+	}
+	for chunk, n := range stored {
+		if n != 1 {
+			t.Errorf("%s encoded %d times", chunk, n)
+		}
+	}
+}
+
+func TestE2ENotVideo(t *testing.T) {
+	w := e2etest.StartWorker(t, bins["worker"], "", "", fastFFmpeg)
+	dir := t.TempDir()
+	code, stdout, stderr := runMaster(t, "encode", "--workers", w.Addr, "--output", filepath.Join(dir, "out.mkv"),
+		"--state-dir", filepath.Join(dir, "state"), testdata("not_video.txt"))
+	if code != 1 || !strings.Contains(stderr, "not a media file") {
+		t.Fatalf("exit %d, want 1 with a clear reason\n%s\n%s", code, stdout, stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := w.Client.ListShards(ctx, &pb.ListShardsRequest{})
+	if err != nil || len(list.GetVideos()) != 0 {
+		t.Fatalf("the worker stores %v (%v), want nothing", list.GetVideos(), err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+		t.Fatalf("a state dir was made for an input that is not video: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met in %s", limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
