@@ -223,6 +223,7 @@ func openState(cfg JobConfig, src SourceInfo) (*JobState, bool, error) {
 		SourceFrames: src.Video.Frames, SegmentSeconds: cfg.SegmentSeconds,
 		Encoding: encodingMap(cfg.Dispatch.Encoding), Output: cfg.Output,
 	}
+	removeStateTemps(cfg.StateDir, cfg.VideoID) // left by a master that crashed mid-save
 	state, err := LoadState(cfg.StateDir, cfg.VideoID)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fresh, false, fresh.Save(cfg.StateDir)

@@ -78,14 +78,13 @@ func StatePath(dir, videoID string) (string, error) {
 }
 
 // LoadState reads the state of videoID from dir. A missing state is an
-// error wrapping os.ErrNotExist. It also removes temporary files an
-// interrupted Save of this video left behind.
+// error wrapping os.ErrNotExist. It only reads: a job may be saving the
+// state at the same time.
 func LoadState(dir, videoID string) (*JobState, error) {
 	path, err := StatePath(dir, videoID)
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
-	removeStateTemps(dir, videoID)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)

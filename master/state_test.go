@@ -141,7 +141,9 @@ func TestJobState_FailedWriteKeepsOld(t *testing.T) {
 	}
 }
 
-func TestLoadState_RemovesTemps(t *testing.T) {
+// LoadState only reads; removeStateTemps, run when a job opens its state,
+// clears what a crashed save left.
+func TestRemoveStateTemps(t *testing.T) {
 	dir := t.TempDir()
 	if err := sampleJobState().Save(dir); err != nil {
 		t.Fatal(err)
@@ -156,6 +158,10 @@ func TestLoadState_RemovesTemps(t *testing.T) {
 	if _, err := LoadState(dir, "clip.mp4"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(crashed); err != nil {
+		t.Fatalf("LoadState removed a temp file a running save may own: %v", err)
+	}
+	removeStateTemps(dir, "clip.mp4")
 	if _, err := os.Stat(crashed); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("leftover temp of the video still there: %v", err)
 	}

@@ -1,42 +1,53 @@
 #!/usr/bin/env bash
-# The main job end to end on one machine: start a worker in ffmpeg mode on
-# loopback with a temporary store, send it a clip as a chunk, list, read the
-# metadata, fetch the shard back and ffprobe it, then stop the worker.
+# The main job end to end on one machine: start two workers in ffmpeg mode
+# on loopback with temporary stores, `master encode` a clip across them,
+# print the summary and the verification, then stop the workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 make --no-print-directory build >/dev/null
 
 work=$(mktemp -d)
-worker_pid=""
+pids=()
 cleanup() {
-  [ -n "$worker_pid" ] && kill -TERM "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null || true
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 50161)
-addr="127.0.0.1:$port"
-clip=testdata/h264_aac_640x360_30fps_4s.mp4
+# A free loopback port, asked of the kernel.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
+    || echo $((50100 + RANDOM % 800))
+}
 
-echo "== starting a worker (ffmpeg, libx264) on $addr, store $work/store"
-VIDEOSHARD_FFMPEG_PRESET=veryfast bin/worker --config configs/worker.yaml --listen "$addr" \
-  --storage-root "$work/store" 2>"$work/worker.log" &
-worker_pid=$!
-export VIDEOSHARD_MASTER_WORKER="$addr"
-for _ in $(seq 100); do bin/master health >/dev/null 2>&1 && break; sleep 0.1; done
+workers=()
+for i in 1 2; do
+  addr="127.0.0.1:$(free_port)"
+  bin/worker --config configs/worker.yaml --listen "$addr" --storage-root "$work/store$i" 2>"$work/worker$i.log" &
+  pids+=($!)
+  workers+=("$addr")
+done
+for addr in "${workers[@]}"; do
+  for _ in $(seq 100); do bin/master --worker "$addr" health >/dev/null 2>&1 && break; sleep 0.1; done
+done
+echo "== two workers (ffmpeg, libx264 CRF 23) on ${workers[*]}"
 
-echo "== health";               bin/master health
-echo "== process-chunk $clip";  bin/master process-chunk --video-id demo.mp4 --chunk-index 0 "$clip"
-echo "== process-chunk (vp9 override, crf 40)"
-bin/master process-chunk --video-id demo.mp4 --chunk-index 1 --codec libvpx-vp9 --crf 40 "$clip"
-echo "== list";                 bin/master list
-echo "== metadata";             bin/master metadata --video-id demo.mp4
-echo "== get-shard chunk 0";    bin/master get-shard --video-id demo.mp4 --chunk-index 0 --output "$work/chunk0.mkv"
-echo "== ffprobe of the fetched shard"
-ffprobe -v error -show_entries stream=codec_type,codec_name,width,height:format=format_name,duration \
-  -of compact=p=0 "$work/chunk0.mkv"
-echo "== the store on disk"
-(cd "$work/store" && find . -path ./.tmp -prune -o -type f -print | sort)
-echo "== worker log"
-cat "$work/worker.log"
+# A 12 s 720p source with audio, from ffmpeg's test sources, keyframes every 2 s.
+src="$work/source.mp4"
+ffmpeg -nostdin -hide_banner -v error -f lavfi -i "testsrc2=size=1280x720:rate=30:duration=12" \
+  -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=12" \
+  -c:v libx264 -preset veryfast -crf 14 -g 60 -pix_fmt yuv420p -c:a aac -b:a 128k -shortest "$src"
+echo "== source: $(ffprobe -v error -show_entries stream=codec_name,width,height:format=duration,size -of compact=p=0 "$src" | tr '\n' ' ')"
+
+out="$work/encoded.mkv"
+echo "== master encode (2 s chunks) -> $out"
+bin/master encode --workers "$(IFS=,; echo "${workers[*]}")" --output "$out" --segment-seconds 2 \
+  --state-dir "$work/state" --preset veryfast "$src"
+
+echo "== the chunk map"
+bin/master status --state-dir "$work/state" --video-id source.mp4
+echo "== ffprobe of the output"
+ffprobe -v error -count_packets -show_entries stream=codec_type,codec_name,nb_read_packets:format=format_name,duration \
+  -of compact=p=0 "$out"

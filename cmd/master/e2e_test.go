@@ -264,3 +264,45 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Ctrl-C cancels the chunks in flight, keeps the chunk map and says how to
+// resume.
+func TestE2EInterrupt(t *testing.T) {
+	w := e2etest.StartWorker(t, bins["worker"], "", "", "encoder: simulated\nsimulated: {delay: 700ms}\nlimits: {max_concurrent_tasks: 1}\n")
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	cmd := exec.Command(bins["master"], "encode", "--workers", w.Addr, "--output", filepath.Join(dir, "out.mkv"),
+		"--segment-seconds", "1", "--state-dir", stateDir, "--video-id", "interrupted", testdata("h264_aac_640x360_30fps_4s.mp4"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, func() bool {
+		s, err := master.LoadState(stateDir, "interrupted")
+		return err == nil && len(s.Chunks) > 0 && len(s.Pending()) < len(s.Chunks)
+	})
+	start := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("interrupted master: %v, want exit status 1\n%s", err, stderr.String())
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("the master took %s to stop after Ctrl-C", time.Since(start))
+	}
+	if !strings.Contains(stderr.String(), "run the same command to resume") {
+		t.Errorf("no resume hint:\n%s", stderr.String())
+	}
+	s, err := master.LoadState(stateDir, "interrupted")
+	if err != nil || len(s.Pending()) == len(s.Chunks) {
+		t.Fatalf("chunk map after Ctrl-C: %+v, %v", s, err)
+	}
+	// The worker stops encoding the cancelled chunk: nothing runs there.
+	waitFor(t, 10*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h, err := w.Client.CheckHealth(ctx, &pb.HealthCheckRequest{})
+		return err == nil && h.GetActiveTasks() == 0
+	})
+}
