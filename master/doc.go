@@ -1,20 +1,29 @@
-// Package master is a client of the worker's wire API
-// (replication.VideoProcessingService, see proto/videoshard.proto).
+// Package master encodes a video across videoshard workers, as a client of
+// their wire API only (replication.VideoProcessingService, see
+// proto/videoshard.proto): it never reads a worker's disk.
 //
-// A Client wraps one gRPC connection to one worker. Its methods take a
-// context first; cancelling it cancels the call in flight. Errors the worker
-// returns are gRPC status errors, wrapped with %w and a short description of
-// the call, so status.Code(err) gives the worker's code. Errors the client
-// detects itself (a shard that does not match its checksum, a worker that
-// breaks the streaming protocol, an old-style success=false answer) are the
-// sentinels below, also wrapped.
+// The layers, bottom up:
 //
-// Chunk uploads pick the RPC by size: a chunk that fits in one message goes
-// through the original unary ProcessChunk, a larger one through the
-// client-streaming UploadChunk, read from the file one frame at a time so a
-// chunk is never held in memory whole. Downloads always use the
-// server-streaming DownloadShard and verify the SHA-256 on the way.
+//   - Client wraps one gRPC connection to one worker. Chunk uploads pick the
+//     RPC by size (unary ProcessChunk when the chunk fits one message, the
+//     client-streaming UploadChunk otherwise, read a frame at a time);
+//     downloads use the server-streaming DownloadShard and verify the
+//     SHA-256 on the way. Worker errors are gRPC status errors wrapped with
+//     %w, so status.Code(err) gives the worker's code.
+//   - The media functions run ffmpeg and ffprobe locally: Probe a source,
+//     Split its video stream into keyframe-aligned Matroska chunks without
+//     re-encoding (frame counts checked), ExtractSideStreams (audio and
+//     subtitles, carried once for the whole file, never chunked), Join the
+//     shards with the concat demuxer and stream copy, and Verify the output
+//     against the source (frames, duration, drift, audio).
+//   - Dispatcher spreads chunks over workers: least loaded first, per-worker
+//     caps, retries of transient failures on another worker with backoff,
+//     workers that stop answering taken out of rotation and re-probed, and
+//     Av1an's frame-count check on every ffmpeg shard.
+//   - JobState is a job's chunk map, saved atomically after every chunk.
+//   - Encode and Reconstruct run whole jobs; Progress shows them.
 //
-// Caveat: this is the first layer of the master. It talks to one worker and
-// neither retries nor splits videos; that belongs to the layers above.
+// Every function that runs a program or a call takes a context first;
+// cancelling it kills the programs (their whole process group) and cancels
+// the calls in flight.
 package master
