@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/videoshard/videoshard/encode"
 	"github.com/videoshard/videoshard/storage"
@@ -54,5 +57,15 @@ func toStatus(err error) error {
 	default:
 		code = codes.Internal
 	}
-	return status.Error(code, err.Error())
+	st := status.New(code, err.Error())
+	if errors.Is(err, errBusy) {
+		// Tell well-behaved clients when to come back.
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(busyRetryDelay)}); derr == nil {
+			st = d
+		}
+	}
+	return st.Err()
 }
+
+// busyRetryDelay is the retry hint sent with an overload refusal.
+const busyRetryDelay = time.Second

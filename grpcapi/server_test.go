@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -136,6 +137,15 @@ func TestBusyQueueIsBounded(t *testing.T) {
 	_, err := h.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 2, ChunkData: []byte("data")})
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("third request: %v, want ResourceExhausted", err)
+	}
+	var hint *errdetails.RetryInfo
+	for _, d := range status.Convert(err).Details() {
+		if r, ok := d.(*errdetails.RetryInfo); ok {
+			hint = r
+		}
+	}
+	if hint == nil || hint.GetRetryDelay().AsDuration() <= 0 {
+		t.Fatalf("overload refusal carries no retry hint: %v", status.Convert(err).Details())
 	}
 	if got := h.srv.ActiveTasks(); got != 1 {
 		t.Fatalf("ActiveTasks = %d, want 1", got)
