@@ -605,11 +605,7 @@ func fetchShard(ctx context.Context, c *Client, chunk ChunkState, path string) (
 
 // concatFiles writes the files' bytes, in order, to out atomically.
 func concatFiles(paths []string, out string) error {
-	abs, err := filepath.Abs(out)
-	if err != nil {
-		return err
-	}
-	return writeStateAtomic(filepath.Dir(abs), filepath.Base(abs), func(w io.Writer) error {
+	return WriteFileAtomic(out, func(w io.Writer) error {
 		for _, p := range paths {
 			f, err := os.Open(p)
 			if err != nil {

@@ -274,7 +274,7 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 	if err := runFFmpeg(ctx, tools, joinCommand(src, list, side, container, tmp)); err != nil {
 		return fmt.Errorf("join %s: %w", outPath, err)
 	}
-	if err := mediaSyncFile(tmp); err != nil {
+	if err := syncFile(tmp); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
 	if err := os.Chmod(tmp, 0o644); err != nil {
@@ -283,7 +283,7 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 	if err := os.Rename(tmp, outAbs); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	if err := mediaSyncDir(dir); err != nil {
+	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
 	return nil
@@ -444,27 +444,4 @@ func writeConcatList(dir, base string, paths []string, shards []Shard) (name str
 //	it's  ->  'it'\''s'
 func concatQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// mediaSyncFile flushes the file at path to stable storage.
-func mediaSyncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// mediaSyncDir makes a rename in dir durable.
-func mediaSyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

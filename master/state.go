@@ -145,7 +145,7 @@ func (s *JobState) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	err = writeStateAtomic(dir, filepath.Base(path), func(w io.Writer) error {
+	err = WriteFileAtomic(path, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
@@ -255,61 +255,8 @@ func ConfirmDone(ctx context.Context, clients map[string]*Client, s *JobState) (
 // removeStateTemps removes the temporary files of interrupted Saves of
 // videoID. Errors are ignored: a leftover is only clutter.
 func removeStateTemps(dir, videoID string) {
-	matches, _ := filepath.Glob(filepath.Join(dir, stateTempPrefix(videoID+".json")+"*"))
+	matches, _ := filepath.Glob(filepath.Join(dir, tempPrefix(videoID+".json")+"*"))
 	for _, m := range matches {
 		os.Remove(m)
 	}
-}
-
-func stateTempPrefix(name string) string { return "." + name + ".tmp-" }
-
-// writeStateAtomic creates or replaces dir/name with what write writes, so
-// the file holds either its old content or the whole new one: write goes
-// to a temporary file in dir, which is synced, closed and renamed over the
-// file, and dir is synced. If anything fails before the rename the
-// temporary file is removed and the file is untouched.
-func writeStateAtomic(dir, name string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(dir, stateTempPrefix(name)+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := write(f); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncStateDir(dir)
-}
-
-// syncStateDir makes a rename in dir durable.
-func syncStateDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -120,12 +120,12 @@ func TestJobState_FailedWriteKeepsOld(t *testing.T) {
 	}
 
 	errInjected := errors.New("injected: no space left on device")
-	err = writeStateAtomic(dir, "clip.mp4.json", func(w io.Writer) error {
+	err = WriteFileAtomic(filepath.Join(dir, "clip.mp4.json"), func(w io.Writer) error {
 		w.Write([]byte(`{"version": 1, "video_id": "clip.mp4", "chu`))
 		return errInjected
 	})
 	if !errors.Is(err, errInjected) {
-		t.Fatalf("writeStateAtomic: %v, want the injected error", err)
+		t.Fatalf("WriteFileAtomic: %v, want the injected error", err)
 	}
 
 	s.SegmentSeconds = math.NaN() // JSON cannot encode it
@@ -148,8 +148,8 @@ func TestRemoveStateTemps(t *testing.T) {
 	if err := sampleJobState().Save(dir); err != nil {
 		t.Fatal(err)
 	}
-	crashed := filepath.Join(dir, stateTempPrefix("clip.mp4.json")+"12345")
-	other := filepath.Join(dir, stateTempPrefix("other.mp4.json")+"12345")
+	crashed := filepath.Join(dir, tempPrefix("clip.mp4.json")+"12345")
+	other := filepath.Join(dir, tempPrefix("other.mp4.json")+"12345")
 	for _, p := range []string{crashed, other} {
 		if err := os.WriteFile(p, []byte("{"), 0o644); err != nil {
 			t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/videoshard/videoshard/master"
 	replicationpb "github.com/videoshard/videoshard/proto"
 )
 
@@ -316,7 +317,7 @@ func TestWriteFileAtomic_ErrWrite(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out")
 	boom := errors.New("boom")
-	err := writeFileAtomic(path, func(w io.Writer) error {
+	err := master.WriteFileAtomic(path, func(w io.Writer) error {
 		w.Write([]byte("partial"))
 		return boom
 	})

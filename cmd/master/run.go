@@ -72,7 +72,7 @@ func runGetShard(ctx context.Context, c *master.Client, p printer, req *replicat
 		meta *replicationpb.ChunkMetadata
 		n    int64
 	)
-	err := writeFileAtomic(output, func(w io.Writer) error {
+	err := master.WriteFileAtomic(output, func(w io.Writer) error {
 		var err error
 		meta, n, err = c.DownloadShard(ctx, req, w)
 		return err

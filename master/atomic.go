@@ -1,4 +1,4 @@
-package main
+package master
 
 import (
 	"fmt"
@@ -7,17 +7,18 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic creates or replaces the file at path with what write
-// writes, so that path holds either its old content or the whole new one:
-// write goes to a temporary file in the same directory, which is synced,
-// closed and renamed over path, and the directory is synced. If anything
-// fails the temporary file is removed and path is untouched.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+// WriteFileAtomic creates or replaces the file at path with what write
+// writes, so that path holds either its old content or the whole new one,
+// even across a crash: write goes to a temporary file beside path
+// (".<name>.tmp-*"), which is synced, closed and renamed over path, and the
+// directory is synced. If anything fails the temporary file is removed and
+// path is untouched.
+func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	f, err := os.CreateTemp(dir, tempPrefix(base)+"*")
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)
 	}
@@ -28,7 +29,6 @@ func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-
 	if err := write(f); err != nil {
 		return err
 	}
@@ -45,6 +45,22 @@ func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 		return fmt.Errorf("rename: %w", err)
 	}
 	return syncDir(dir)
+}
+
+// tempPrefix is the name prefix of WriteFileAtomic's temporary files.
+func tempPrefix(name string) string { return "." + name + ".tmp-" }
+
+// syncFile flushes the file at path to stable storage.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // syncDir makes a rename in dir durable.
