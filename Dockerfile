@@ -21,10 +21,18 @@ COPY --from=build /out/ /usr/local/bin/
 COPY configs/worker.yaml /etc/videoshard/worker.yaml
 USER videoshard
 # In a container the worker must listen beyond loopback; the port is only
-# reachable where it is published.
-ENV VIDEOSHARD_LISTEN=0.0.0.0:50061 VIDEOSHARD_STORAGE_ROOT=/var/lib/videoshard
+# reachable where it is published. A worker listening beyond loopback with
+# neither TLS nor tokens refuses to start unless insecure is true, so the
+# image sets it: configure tls.* and auth.* (see README, "Security") in the
+# mounted config before publishing the port beyond a trusted network, and
+# set VIDEOSHARD_INSECURE=false to have the worker insist on it.
+ENV VIDEOSHARD_LISTEN=0.0.0.0:50061 VIDEOSHARD_STORAGE_ROOT=/var/lib/videoshard VIDEOSHARD_INSECURE=true
 VOLUME /var/lib/videoshard
 EXPOSE 50061
+# The health service needs no token. With tls.* configured the probe must
+# speak TLS too: override this HEALTHCHECK (docker run --health-cmd, or a
+# derived image) adding -tls -tls-ca-cert=CA.pem -tls-server-name=NAME, and
+# for mutual TLS -tls-client-cert=CERT.pem -tls-client-key=KEY.pem.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s \
   CMD ["grpc-health-probe", "-addr=127.0.0.1:50061"]
 STOPSIGNAL SIGTERM

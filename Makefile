@@ -50,3 +50,30 @@ bench: ## the benchmarks behind the figures in the issues, as a summary (scripts
 
 testdata: ## regenerate testdata/ clips from ffmpeg's lavfi sources
 	bash scripts/make-testdata.sh
+
+# Robustness: crash harness, load test, fuzzing.
+.PHONY: crashtest loadtest fuzz
+
+CRASH_CYCLES ?= 60
+FUZZTIME ?= 30s
+# Minimising each new input must not eat the run: slow targets (a store
+# opened per input) would otherwise stall for up to a minute.
+FUZZMINIMIZETIME ?= 5s
+# package:target for every native fuzz target; their seed corpora live in
+# <package>/testdata/fuzz/<target>/ and run with plain `go test`.
+FUZZ_TARGETS := storage:FuzzValidateVideoID storage:FuzzResolveLocation storage:FuzzMetadataJSON \
+	cmd/worker:FuzzConfig grpcapi:FuzzUploadFrames
+
+crashtest: ## kill -9 the real worker under concurrent writes CRASH_CYCLES times (60) and check the store after each restart
+	VIDEOSHARD_CRASH_CYCLES=$(CRASH_CYCLES) $(GO) test -count=1 -timeout 30m -run '^TestCrashKill9$$' -v ./cmd/worker/
+
+loadtest: build ## 64 clients for 30 s against a simulated worker: ops/s, p50/p99 per op, errors, memory (scripts/loadtest.sh)
+	bash scripts/loadtest.sh
+
+fuzz: ## run every fuzz target for FUZZTIME (30s) each; a failure is saved under testdata/fuzz
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg/ || failed="$$failed $$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failing targets:$$failed"; exit 1; fi

@@ -58,6 +58,16 @@ type Result struct {
 	InputSize int64
 }
 
+// SettingsResolver is implemented by encoders that can say, without
+// encoding, which effective settings an encode with opts would use: exactly
+// the map Encode would return as Result.Settings, or the error (wrapping
+// ErrInvalidOptions) Encode would return for opts. The worker compares it
+// with a stored chunk's settings to answer a retried request from the store
+// instead of encoding again. FFmpeg and Simulated implement it.
+type SettingsResolver interface {
+	Settings(opts Options) (map[string]string, error)
+}
+
 // Encoder encodes one chunk. Encode reads the whole input, writes the
 // encoded chunk to out, and returns when done or when ctx ends; on error
 // out's content is unspecified and the caller discards it.

@@ -87,7 +87,10 @@ type FFmpeg struct {
 	log *slog.Logger
 }
 
-var _ Encoder = (*FFmpeg)(nil)
+var (
+	_ Encoder          = (*FFmpeg)(nil)
+	_ SettingsResolver = (*FFmpeg)(nil)
+)
 
 // NewFFmpeg validates cfg, fills in defaults, and returns an encoder. It
 // does not run ffmpeg; use Check for that. The error names the bad field.
@@ -240,6 +243,7 @@ type settings struct {
 	audio     string
 	container string
 	threads   int
+	extra     []string // the configured ExtraOutputArgs
 }
 
 // resolve applies opts to the configured defaults. A request that picks a
@@ -255,6 +259,7 @@ func (f *FFmpeg) resolve(opts Options) (settings, error) {
 		audio:     f.cfg.AudioCodec,
 		container: f.cfg.Container,
 		threads:   f.cfg.Threads,
+		extra:     f.cfg.ExtraOutputArgs,
 	}
 	spec := videoCodecs[s.codec]
 	if opts.VideoCodec != "" && opts.VideoCodec != s.codec {
@@ -280,8 +285,21 @@ func (f *FFmpeg) resolve(opts Options) (settings, error) {
 	return s, nil
 }
 
+// Settings returns the effective settings an Encode with opts would record
+// in Result.Settings, or the ErrInvalidOptions error it would fail with. It
+// runs nothing.
+func (f *FFmpeg) Settings(opts Options) (map[string]string, error) {
+	s, err := f.resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.metadata(), nil
+}
+
 // metadata returns s as Result.Settings: codec, audio_codec and container
-// always; crf, preset and threads only when passed to ffmpeg.
+// always; crf, preset and threads only when passed to ffmpeg, and
+// extra_output_args (space-joined) only when configured, since they change
+// the output too.
 func (s settings) metadata() map[string]string {
 	m := map[string]string{
 		"codec":       s.codec,
@@ -296,6 +314,9 @@ func (s settings) metadata() map[string]string {
 	}
 	if s.threads > 0 {
 		m["threads"] = strconv.Itoa(s.threads)
+	}
+	if len(s.extra) > 0 {
+		m["extra_output_args"] = strings.Join(s.extra, " ")
 	}
 	return m
 }

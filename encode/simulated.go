@@ -39,7 +39,10 @@ type Simulated struct {
 	buffers sync.Pool // of *[]byte, simBatchBlocks*simBlockSize long
 }
 
-var _ Encoder = (*Simulated)(nil)
+var (
+	_ Encoder          = (*Simulated)(nil)
+	_ SettingsResolver = (*Simulated)(nil)
+)
 
 // NewSimulated returns a Simulated encoder. The error names the invalid field.
 func NewSimulated(cfg SimulatedConfig) (*Simulated, error) {
@@ -109,10 +112,18 @@ func (s *Simulated) Encode(ctx context.Context, in io.Reader, out Output, _ Opti
 		Encoder:    NameSimulated,
 		VideoCodec: "simulated",
 		Container:  "raw",
-		Settings:   map[string]string{"ratio": strconv.FormatFloat(s.ratio, 'g', -1, 64)},
+		Settings:   s.settings(),
 		EncodeTime: time.Since(start),
 		InputSize:  total,
 	}, nil
+}
+
+// Settings returns what Encode records as Result.Settings: the ratio.
+// Options are ignored, as Encode ignores them.
+func (s *Simulated) Settings(Options) (map[string]string, error) { return s.settings(), nil }
+
+func (s *Simulated) settings() map[string]string {
+	return map[string]string{"ratio": strconv.FormatFloat(s.ratio, 'g', -1, 64)}
 }
 
 // writeFull writes p to w, treating a short write without error as an error.

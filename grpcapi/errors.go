@@ -21,6 +21,8 @@ var (
 	errTooLarge  = errors.New("too large")
 	errBusy      = errors.New("worker busy")
 	errCorrupted = errors.New("shard corrupted")
+	// errUnauthenticated: a call without a valid bearer token (auth.go).
+	errUnauthenticated = errors.New("authentication required")
 )
 
 func invalidf(format string, args ...any) error {
@@ -48,6 +50,8 @@ func toStatus(err error) error {
 		code = codes.ResourceExhausted
 	case errors.Is(err, errCorrupted):
 		code = codes.DataLoss
+	case errors.Is(err, errUnauthenticated):
+		code = codes.Unauthenticated
 	case errors.Is(err, encode.ErrUnavailable):
 		code = codes.Unavailable
 	case errors.Is(err, context.DeadlineExceeded):

@@ -61,7 +61,9 @@ func (s *Server) Healthy(ctx context.Context) error {
 	return h.err
 }
 
-// CheckHealth reports load and whether the worker can take chunks.
+// CheckHealth reports load, whether the worker can take chunks, and the
+// integrity counters (shards found corrupt since start, shards in
+// quarantine).
 func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*pb.HealthCheckResponse, error) {
 	resp := &pb.HealthCheckResponse{
 		IsHealthy:          true,
@@ -73,6 +75,9 @@ func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*
 		MaxUnaryChunkBytes: int64(s.cfg.MaxMessageBytes - messageHeadroom),
 		MaxChunkBytes:      s.cfg.MaxChunkBytes,
 		Message:            "ok",
+
+		CorruptedShardsDetected: s.corrupted.Load(),
+		QuarantinedShards:       s.store.Quarantined(),
 	}
 	var problems []string
 	if cpu, err := s.health.cpu.Percent(); err == nil {

@@ -11,14 +11,39 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// ServerOptions returns the interceptors every worker runs: panic recovery
-// outermost (a panic becomes Internal without leaking the stack to the
-// client), then one log line per call.
-func ServerOptions(log *slog.Logger) []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(recoverUnary(log), logUnary(log)),
-		grpc.ChainStreamInterceptor(recoverStream(log), logStream(log)),
+// ServerOptions returns the interceptors every worker runs, outermost
+// first: panic recovery (a panic becomes Internal without leaking the stack
+// to the client), one log line per call, then, with WithAuth, the bearer
+// token check. Logging sits outside auth so that refused calls are logged
+// too (method and Unauthenticated, never the token).
+func ServerOptions(log *slog.Logger, opts ...Option) []grpc.ServerOption {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
+	unary := []grpc.UnaryServerInterceptor{recoverUnary(log), logUnary(log)}
+	stream := []grpc.StreamServerInterceptor{recoverStream(log), logStream(log)}
+	if o.auth != nil {
+		unary = append(unary, o.auth.UnaryServerInterceptor())
+		stream = append(stream, o.auth.StreamServerInterceptor())
+	}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	}
+}
+
+// Option adds an interceptor to ServerOptions.
+type Option func(*options)
+
+type options struct {
+	auth *TokenAuth
+}
+
+// WithAuth requires a bearer token on every call auth does not exempt. A
+// nil auth is no check.
+func WithAuth(auth *TokenAuth) Option {
+	return func(o *options) { o.auth = auth }
 }
 
 func recovered(log *slog.Logger, method string, p any) error {

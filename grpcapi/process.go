@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
+	"os"
 	"sync"
 	"time"
 
@@ -16,22 +19,32 @@ import (
 	"github.com/videoshard/videoshard/storage"
 )
 
-// ProcessChunk encodes a chunk sent whole in one message.
+// ProcessChunk encodes a chunk sent whole in one message. A retry (the same
+// video, chunk, input bytes and effective settings as the committed chunk)
+// is answered from the store without encoding; see process.
 func (s *Server) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) (*pb.ProcessChunkResponse, error) {
 	if err := validateChunkID(req.GetVideoId(), int64(req.GetChunkIndex())); err != nil {
 		return nil, toStatus(err)
 	}
-	size := int64(len(req.GetChunkData()))
-	if err := s.checkSize(size); err != nil {
+	data := req.GetChunkData()
+	if err := s.checkSize(int64(len(data))); err != nil {
 		return nil, toStatus(err)
 	}
 	hasher := newInputHasher()
-	hasher.add(req.GetChunkData())
-	meta, err := s.process(ctx, req.GetVideoId(), int(req.GetChunkIndex()), bytes.NewReader(req.GetChunkData()), hasher, req.GetEncoding())
+	hasher.add(data)
+	meta, stored, err := s.process(ctx, &chunkRequest{
+		videoID: req.GetVideoId(),
+		index:   int(req.GetChunkIndex()),
+		size:    int64(len(data)),
+		in:      bytes.NewReader(data),
+		data:    data,
+		hasher:  hasher,
+		opts:    encodeOptions(req.GetEncoding()),
+	})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return s.processResponse(meta), nil
+	return s.processResponse(meta, stored), nil
 }
 
 // UploadChunk is ProcessChunk for chunks of any size: a header message,
@@ -56,11 +69,18 @@ func (s *Server) UploadChunk(stream pb.VideoProcessingService_UploadChunkServer)
 	}
 	hasher := newInputHasher()
 	in := &uploadReader{stream: stream, remaining: h.GetTotalSize(), total: h.GetTotalSize(), hasher: hasher}
-	meta, err := s.process(stream.Context(), h.GetVideoId(), int(h.GetChunkIndex()), in, hasher, h.GetEncoding())
+	meta, stored, err := s.process(stream.Context(), &chunkRequest{
+		videoID: h.GetVideoId(),
+		index:   int(h.GetChunkIndex()),
+		size:    h.GetTotalSize(),
+		in:      in,
+		hasher:  hasher,
+		opts:    encodeOptions(h.GetEncoding()),
+	})
 	if err != nil {
 		return toStatus(err)
 	}
-	return stream.SendAndClose(s.processResponse(meta))
+	return stream.SendAndClose(s.processResponse(meta, stored))
 }
 
 func validateChunkID(videoID string, chunkIndex int64) error {
@@ -80,43 +100,113 @@ func (s *Server) checkSize(size int64) error {
 	return nil
 }
 
-// process encodes in into a pending shard and commits it. hasher has been
-// or is being fed every byte of in, by its source.
-func (s *Server) process(ctx context.Context, videoID string, chunkIndex int, in io.Reader, hasher *inputHasher, o *pb.EncodingOptions) (storage.Metadata, error) {
-	defer hasher.finish()
+// chunkRequest is a validated ProcessChunk or UploadChunk.
+type chunkRequest struct {
+	videoID string
+	index   int
+	size    int64     // exact input size, announced or measured
+	in      io.Reader // the input; its source feeds every byte to hasher
+	data    []byte    // the whole input, when it came in one message
+	hasher  *inputHasher
+	opts    encode.Options
+}
+
+// process encodes a chunk into a pending shard and commits it, unless the
+// store already holds its result: then it returns that chunk's metadata
+// with stored set, and nothing is encoded or written.
+//
+// The store holds the result when the committed chunk has the same input
+// size and SHA-256, the same encoder and the same effective settings (as the
+// encoder resolves r.opts, see encode.SettingsResolver), and its shard still
+// verifies against its checksum; a stored shard that does not is counted
+// and quarantined, and the chunk is encoded anew. A unary chunk is hashed
+// before anything else (about 45 ms for 64 MiB, and only when a stored chunk
+// of that size and settings exists and the first MiB's SHA-256 matches
+// the stored one). An upload cannot be hashed before it has been read: when
+// such a stored chunk exists, its first MiB is read and compared; if it
+// matches too (most likely a retry), the upload is spooled to the store's
+// TempDir (under an encode slot), compared whole, and encoded from the spool
+// on a mismatch; otherwise it streams into the encoder as usual. After an encode the comparison is made once more, against
+// whatever was committed meanwhile (a duplicate request that raced this one,
+// or an encoder that cannot tell its settings in advance), and a match is
+// answered with the committed chunk, the new output discarded. Different
+// bytes or settings replace the chunk through Commit: the old version stays
+// readable until the new one is committed.
+func (s *Server) process(ctx context.Context, r *chunkRequest) (_ storage.Metadata, stored bool, _ error) {
+	defer r.hasher.finish()
+	settings, known := s.settingsFor(r.opts)
+	if known && r.data != nil {
+		m, ok := s.candidate(r, s.enc.Name(), settings)
+		if ok && prefixMatches(m, r.data[:min(len(r.data), inputPrefixBytes)]) {
+			sum := func() string {
+				h := sha256.Sum256(r.data)
+				return hex.EncodeToString(h[:])
+			}
+			if m, ok := s.storedResult(r, s.enc.Name(), settings, sum); ok {
+				return m, true, nil
+			}
+		}
+	}
+
 	release, err := s.acquire(ctx)
 	if err != nil {
-		return storage.Metadata{}, err
+		return storage.Metadata{}, false, err
 	}
 	defer release()
 
-	pending, err := s.store.Create(videoID, chunkIndex)
+	if known && r.data == nil {
+		if m, ok := s.candidate(r, s.enc.Name(), settings); ok {
+			prefix := make([]byte, min(r.size, inputPrefixBytes))
+			if _, err := io.ReadFull(r.in, prefix); err != nil {
+				return storage.Metadata{}, false, fmt.Errorf("upload %s chunk %d: %w", r.videoID, r.index, err)
+			}
+			r.in = io.MultiReader(bytes.NewReader(prefix), r.in)
+			if prefixMatches(m, prefix) {
+				spool, err := s.spool(ctx, r.in)
+				if err != nil {
+					return storage.Metadata{}, false, fmt.Errorf("upload %s chunk %d: %w", r.videoID, r.index, err)
+				}
+				defer spool.remove(s)
+				sum := func() string { _, sum := r.hasher.finish(); return sum }
+				if m, ok := s.storedResult(r, s.enc.Name(), settings, sum); ok {
+					return m, true, nil
+				}
+				r.in = spool.f
+			}
+		}
+	}
+
+	pending, err := s.store.Create(r.videoID, r.index)
 	if err != nil {
-		return storage.Metadata{}, err
+		return storage.Metadata{}, false, err
 	}
 	defer pending.Abort()
 
 	start := time.Now()
-	res, err := s.enc.Encode(ctx, in, pending, encodeOptions(o))
+	res, err := s.enc.Encode(ctx, r.in, pending, r.opts)
 	if err != nil {
-		return storage.Metadata{}, fmt.Errorf("encode %s chunk %d: %w", videoID, chunkIndex, err)
+		return storage.Metadata{}, false, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
 	}
 	// Only a fully read input was checked whole (an upload's size, its frames).
-	if n, err := in.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+	if n, err := r.in.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = fmt.Errorf("encoder %s left input unread", res.Encoder)
 		}
-		return storage.Metadata{}, fmt.Errorf("encode %s chunk %d: %w", videoID, chunkIndex, err)
+		return storage.Metadata{}, false, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
 	}
 	encodeTime := res.EncodeTime
 	if encodeTime == 0 {
 		encodeTime = time.Since(start)
 	}
-	inputSize, inputSum := hasher.finish()
+	inputSize, inputSum := r.hasher.finish()
+	if m, ok := s.storedResult(r, res.Encoder, res.Settings, func() string { return inputSum }); ok {
+		return m, true, nil // the deferred Abort discards the new output
+	}
 	meta, err := pending.Commit(storage.Metadata{
 		OriginalSize:        inputSize,
 		WorkerID:            s.cfg.WorkerID,
 		InputChecksumSHA256: inputSum,
+		InputPrefixSHA256:   r.hasher.prefixSum(),
 		Encoder:             res.Encoder,
 		VideoCodec:          res.VideoCodec,
 		AudioCodec:          res.AudioCodec,
@@ -129,12 +219,113 @@ func (s *Server) process(ctx context.Context, videoID string, chunkIndex int, in
 		EncodeTimeSeconds:   encodeTime.Seconds(),
 	})
 	if err != nil {
-		return storage.Metadata{}, fmt.Errorf("store %s chunk %d: %w", videoID, chunkIndex, err)
+		return storage.Metadata{}, false, fmt.Errorf("store %s chunk %d: %w", r.videoID, r.index, err)
 	}
-	s.log.Info("chunk stored", "video_id", videoID, "chunk", chunkIndex,
+	s.log.Info("chunk stored", "video_id", r.videoID, "chunk", r.index,
 		"original_size", meta.OriginalSize, "encoded_size", meta.EncodedSize,
 		"encoder", meta.Encoder, "codec", meta.VideoCodec, "encode_time", encodeTime.Round(time.Millisecond))
-	return meta, nil
+	return meta, false, nil
+}
+
+// settingsFor returns the effective settings an encode with opts would
+// record, if the encoder can say so in advance and opts are valid (invalid
+// ones are refused by Encode, with its error).
+func (s *Server) settingsFor(opts encode.Options) (map[string]string, bool) {
+	r, ok := s.enc.(encode.SettingsResolver)
+	if !ok {
+		return nil, false
+	}
+	settings, err := r.Settings(opts)
+	if err != nil {
+		return nil, false
+	}
+	return settings, true
+}
+
+// candidate returns the committed chunk r names if it could be r's result:
+// same input size, encoder and settings, and an input checksum to compare
+// with.
+func (s *Server) candidate(r *chunkRequest, encoder string, settings map[string]string) (storage.Metadata, bool) {
+	m, err := s.store.Lookup(r.videoID, r.index)
+	if err != nil || m.InputChecksumSHA256 == "" || m.OriginalSize != r.size ||
+		m.Encoder != encoder || !maps.Equal(m.EncoderSettings, settings) {
+		return storage.Metadata{}, false
+	}
+	return m, true
+}
+
+// storedResult returns the committed chunk r names if it is r's result: a
+// candidate whose input checksum is inputSum() (called only for a
+// candidate) and whose shard still verifies. A shard that does not is
+// handled as corruption (counted, quarantined) and is no result.
+func (s *Server) storedResult(r *chunkRequest, encoder string, settings map[string]string, inputSum func() string) (storage.Metadata, bool) {
+	m, ok := s.candidate(r, encoder, settings)
+	if !ok || inputSum() != m.InputChecksumSHA256 {
+		return storage.Metadata{}, false
+	}
+	f, cur, err := s.store.OpenShard(r.videoID, r.index)
+	if err != nil {
+		s.corruptOpen(err)
+		return storage.Metadata{}, false
+	}
+	defer f.Close()
+	if cur.ChecksumSHA256 != m.ChecksumSHA256 || cur.Timestamp != m.Timestamp {
+		return storage.Metadata{}, false // replaced just now: encode rather than guess
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err == nil && (n != cur.EncodedSize || hex.EncodeToString(h.Sum(nil)) != cur.ChecksumSHA256) {
+		err = fmt.Errorf("%d bytes with sha256 %x, its metadata says %d bytes with %s",
+			n, h.Sum(nil), cur.EncodedSize, cur.ChecksumSHA256)
+	}
+	if err != nil {
+		s.corrupt(cur, fmt.Errorf("%w: %s: %v", errCorrupted, cur.ShardLocation, err))
+		return storage.Metadata{}, false
+	}
+	s.log.Info("chunk already stored; not encoded again", "video_id", r.videoID, "chunk", r.index,
+		"input_sha256", cur.InputChecksumSHA256)
+	return cur, true
+}
+
+// spooled is an upload copied to a temporary file in the store's TempDir.
+type spooled struct{ f *os.File }
+
+// spool copies in to a new file in the store's TempDir and rewinds it.
+func (s *Server) spool(ctx context.Context, in io.Reader) (*spooled, error) {
+	f, err := os.CreateTemp(s.store.TempDir(), "upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	sp := &spooled{f: f}
+	if _, err := io.Copy(f, ctxReader{ctx, in}); err != nil {
+		sp.remove(s)
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		sp.remove(s)
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	return sp, nil
+}
+
+func (sp *spooled) remove(s *Server) {
+	sp.f.Close()
+	if err := os.Remove(sp.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("cannot remove spooled upload", "path", sp.f.Name(), "err", err)
+	}
+}
+
+// ctxReader stops reading once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // acquire takes an encode slot, waiting in a bounded queue.
@@ -163,14 +354,20 @@ func (s *Server) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-func (s *Server) processResponse(m storage.Metadata) *pb.ProcessChunkResponse {
+// processResponse describes a committed chunk; stored means it was already
+// in the store (a retry), and only the message says so.
+func (s *Server) processResponse(m storage.Metadata, stored bool) *pb.ProcessChunkResponse {
+	msg := fmt.Sprintf("chunk %d of %s stored", m.ChunkIndex, m.VideoID)
+	if stored {
+		msg = fmt.Sprintf("chunk %d of %s already stored", m.ChunkIndex, m.VideoID)
+	}
 	return &pb.ProcessChunkResponse{
 		Success:        true,
 		WorkerId:       s.cfg.WorkerID,
 		ShardLocation:  m.ShardLocation,
 		OriginalSize:   m.OriginalSize,
 		EncodedSize:    m.EncodedSize,
-		Message:        fmt.Sprintf("chunk %d of %s stored", m.ChunkIndex, m.VideoID),
+		Message:        msg,
 		ChecksumSha256: m.ChecksumSHA256,
 		Metadata:       toProtoMetadata(m),
 	}
@@ -188,28 +385,55 @@ func encodeOptions(o *pb.EncodingOptions) encode.Options {
 	return opts
 }
 
-// inputHasher computes a chunk's SHA-256 on its own goroutine while the
-// encoder reads the same bytes, so hashing does not add to the encode time.
+// inputPrefixBytes is how much of an input its prefix checksum covers.
+const inputPrefixBytes = 1 << 20
+
+// prefixMatches reports whether prefix (an input's first inputPrefixBytes,
+// or all of it) may begin the stored chunk m's input: its SHA-256 is m's,
+// or m records none.
+func prefixMatches(m storage.Metadata, prefix []byte) bool {
+	if m.InputPrefixSHA256 == "" {
+		return true
+	}
+	sum := sha256.Sum256(prefix)
+	return hex.EncodeToString(sum[:]) == m.InputPrefixSHA256
+}
+
+// inputHasher computes a chunk's SHA-256 (and that of its first
+// inputPrefixBytes) on its own goroutine while the encoder reads the same
+// bytes, so hashing does not add to the encode time.
 type inputHasher struct {
 	pieces chan []byte
 	done   chan struct{}
 	once   sync.Once
 	n      int64
 	sum    string
+	prefix string
 }
 
 func newInputHasher() *inputHasher {
 	h := &inputHasher{pieces: make(chan []byte, 64), done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
-		d := sha256.New()
+		d, p := sha256.New(), sha256.New()
 		for b := range h.pieces {
+			if h.n < inputPrefixBytes {
+				p.Write(b[:min(int64(len(b)), inputPrefixBytes-h.n)])
+			}
 			d.Write(b)
 			h.n += int64(len(b))
 		}
 		h.sum = hex.EncodeToString(d.Sum(nil))
+		h.prefix = hex.EncodeToString(p.Sum(nil))
 	}()
 	return h
+}
+
+// prefixSum waits like finish and returns the hex SHA-256 of the first
+// inputPrefixBytes.
+func (h *inputHasher) prefixSum() string {
+	h.finish()
+	return h.prefix
 }
 
 // add queues b for hashing; b must not change afterwards.

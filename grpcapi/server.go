@@ -53,6 +53,8 @@ type Server struct {
 	queued atomic.Int32  // requests waiting for a slot
 	active atomic.Int32  // encodes in flight
 
+	corrupted atomic.Int64 // shards found corrupt since start (CheckHealth)
+
 	health *healthState
 }
 

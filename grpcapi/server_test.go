@@ -1,12 +1,15 @@
 package grpcapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,12 +32,24 @@ type fakeEncoder struct {
 	block   chan struct{} // Encode waits on it (or ctx), if not nil
 	readN   int64         // read only this many bytes, if > 0
 	err     error
+	calls   atomic.Int32 // Encode calls
 }
 
 func (f *fakeEncoder) Name() string                    { return "fake" }
 func (f *fakeEncoder) Check(ctx context.Context) error { return nil }
 
-func (f *fakeEncoder) Encode(ctx context.Context, in io.Reader, out encode.Output, _ encode.Options) (encode.Result, error) {
+// Settings implements encode.SettingsResolver: the codec (default "fake")
+// and the CRF if one was asked for.
+func (f *fakeEncoder) Settings(o encode.Options) (map[string]string, error) {
+	m := map[string]string{"codec": cmp.Or(o.VideoCodec, "fake")}
+	if o.CRF != nil {
+		m["crf"] = strconv.Itoa(*o.CRF)
+	}
+	return m, nil
+}
+
+func (f *fakeEncoder) Encode(ctx context.Context, in io.Reader, out encode.Output, opts encode.Options) (encode.Result, error) {
+	f.calls.Add(1)
 	if f.started != nil {
 		f.started <- struct{}{}
 	}
@@ -54,7 +69,8 @@ func (f *fakeEncoder) Encode(ctx context.Context, in io.Reader, out encode.Outpu
 	if _, err := io.Copy(out, in); err != nil {
 		return encode.Result{}, err
 	}
-	return encode.Result{Encoder: "fake"}, nil
+	settings, _ := f.Settings(opts)
+	return encode.Result{Encoder: "fake", Settings: settings}, nil
 }
 
 type harness struct {
@@ -189,6 +205,13 @@ func TestCorruptedShardIsDataLoss(t *testing.T) {
 	}
 	if _, err := h.client.GetShard(ctx, &pb.GetShardRequest{ShardLocation: resp.GetShardLocation()}); status.Code(err) != codes.DataLoss {
 		t.Fatalf("GetShard of a corrupted shard: %v, want DataLoss", err)
+	}
+	// The corrupted shard was quarantined: store it again, corrupt it again.
+	if _, err := h.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: []byte("some shard bytes")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(resp.GetShardLocation(), data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	stream, err := h.client.DownloadShard(ctx, &pb.GetShardRequest{ShardLocation: resp.GetShardLocation()})
 	if err != nil {

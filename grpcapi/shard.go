@@ -17,7 +17,8 @@ import (
 const messageHeadroom = 64 << 10
 
 // GetShard returns a whole shard in one message, verified against its
-// checksum; shards too large for one message must use DownloadShard.
+// checksum; shards too large for one message must use DownloadShard. A
+// mismatch is DataLoss, and the shard is quarantined (see corrupt).
 func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.GetShardResponse, error) {
 	f, meta, err := s.openShard(req)
 	if err != nil {
@@ -30,9 +31,12 @@ func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.Get
 	}
 	data := make([]byte, meta.EncodedSize)
 	if _, err := io.ReadFull(f, data); err != nil {
-		return nil, toStatus(fmt.Errorf("%w: read %s: %v", errCorrupted, meta.ShardLocation, err))
+		err = fmt.Errorf("%w: read %s: %v", errCorrupted, meta.ShardLocation, err)
+		s.corrupt(meta, err)
+		return nil, toStatus(err)
 	}
 	if err := checkShard(meta, int64(len(data)), sha256.Sum256(data), f); err != nil {
+		s.corrupt(meta, err)
 		return nil, toStatus(err)
 	}
 	return &pb.GetShardResponse{
@@ -45,7 +49,8 @@ func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.Get
 
 // DownloadShard streams a shard: metadata first, then frames of data. The
 // checksum is verified as the bytes go out; a mismatch ends the stream
-// with DataLoss, so a client never takes corrupted bytes for a success.
+// with DataLoss, so a client never takes corrupted bytes for a success, and
+// the shard is quarantined.
 func (s *Server) DownloadShard(req *pb.GetShardRequest, stream pb.VideoProcessingService_DownloadShardServer) error {
 	f, meta, err := s.openShard(req)
 	if err != nil {
@@ -75,12 +80,18 @@ func (s *Server) DownloadShard(req *pb.GetShardRequest, stream pb.VideoProcessin
 			break
 		}
 		if err != nil {
-			return toStatus(fmt.Errorf("%w: read %s: %v", errCorrupted, meta.ShardLocation, err))
+			err = fmt.Errorf("%w: read %s: %v", errCorrupted, meta.ShardLocation, err)
+			s.corrupt(meta, err)
+			return toStatus(err)
 		}
 	}
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
-	return toStatus(checkShard(meta, sent, sum, nil))
+	if err := checkShard(meta, sent, sum, nil); err != nil {
+		s.corrupt(meta, err)
+		return toStatus(err)
+	}
+	return nil
 }
 
 // checkShard compares what was read with the committed metadata. rest, if
@@ -100,13 +111,18 @@ func checkShard(meta storage.Metadata, size int64, sum [sha256.Size]byte, rest i
 	return nil
 }
 
-// openShard finds the committed shard a request names.
+// openShard finds and opens the committed shard a request names. A shard
+// whose size or type no longer matches is handled as corruption.
 func (s *Server) openShard(req *pb.GetShardRequest) (*os.File, storage.Metadata, error) {
 	videoID, chunkIndex, err := s.resolveShard(req)
 	if err != nil {
 		return nil, storage.Metadata{}, err
 	}
-	return s.store.OpenShard(videoID, chunkIndex)
+	f, m, err := s.store.OpenShard(videoID, chunkIndex)
+	if err != nil {
+		return nil, storage.Metadata{}, s.corruptOpen(err)
+	}
+	return f, m, nil
 }
 
 func (s *Server) resolveShard(req *pb.GetShardRequest) (string, int, error) {

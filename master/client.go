@@ -2,14 +2,11 @@ package master
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	replicationpb "github.com/videoshard/videoshard/proto"
 )
@@ -65,12 +62,32 @@ var (
 	ErrFileChanged = errors.New("file changed while sending")
 )
 
-// DialOptions configures Dial. The zero value dials with TLS; see Insecure.
+// DialOptions configures Dial. The zero value dials with TLS verified
+// against the system's root certificates; see Insecure.
 type DialOptions struct {
-	// Insecure dials in plaintext. Workers speak only plaintext for now, so
-	// every caller sets it; false dials TLS verified against the system's
-	// root certificates, unless GRPCOptions carries other credentials.
+	// Insecure dials in plaintext, for workers without tls.cert_file. It
+	// cannot be combined with the TLS fields below. False dials TLS (1.2 at
+	// least), unless GRPCOptions carries other credentials.
 	Insecure bool
+
+	// CAFile is a PEM file of the certificate authorities that sign the
+	// workers' certificates; empty trusts the system's roots.
+	CAFile string
+
+	// CertFile and KeyFile are the PEM client certificate and key presented
+	// to workers that require mutual TLS (tls.client_ca_file); both or
+	// neither.
+	CertFile, KeyFile string
+
+	// ServerName is the name the worker's certificate must carry; empty
+	// means the host of the address Dial was given.
+	ServerName string
+
+	// Token, when not empty, is sent with every call as the metadata
+	// "authorization: Bearer <token>" (the workers' auth.tokens). With TLS
+	// it is only ever sent over TLS. With Insecure it is sent in clear text:
+	// fine on loopback, readable by anyone on the path anywhere else.
+	Token string
 
 	// MaxMessageBytes bounds every single message the client sends or
 	// receives. 0 means DefaultMaxMessageBytes; other values under
@@ -121,11 +138,9 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 		masterID = DefaultMasterID
 	}
 
-	var creds credentials.TransportCredentials
-	if opts.Insecure {
-		creds = insecure.NewCredentials()
-	} else {
-		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	creds, err := opts.transportCredentials()
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -133,6 +148,12 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 			grpc.MaxCallRecvMsgSize(maxMsg),
 			grpc.MaxCallSendMsgSize(maxMsg),
 		),
+	}
+	if opts.Token != "" {
+		if err := checkToken(opts.Token); err != nil {
+			return nil, fmt.Errorf("dial %s: token: %w", addr, err)
+		}
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearerToken{token: opts.Token, tls: !opts.Insecure}))
 	}
 	dialOpts = append(dialOpts, opts.GRPCOptions...)
 

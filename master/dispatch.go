@@ -89,7 +89,8 @@ type DispatchConfig struct {
 	// Encoding is sent with every chunk; nil means the workers' defaults.
 	Encoding *replicationpb.EncodingOptions
 
-	// Dial is used for every worker. Workers speak plaintext: set Insecure.
+	// Dial is used for every worker: Insecure for plaintext workers, or
+	// the TLS files, and the Token when the workers require one.
 	Dial DialOptions
 
 	// Logger receives one line per retry, failure and worker change, and

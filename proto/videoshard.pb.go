@@ -652,8 +652,15 @@ type HealthCheckResponse struct {
 	MaxUnaryChunkBytes int64  `protobuf:"varint,10,opt,name=max_unary_chunk_bytes,json=maxUnaryChunkBytes,proto3" json:"max_unary_chunk_bytes,omitempty"`
 	MaxChunkBytes      int64  `protobuf:"varint,11,opt,name=max_chunk_bytes,json=maxChunkBytes,proto3" json:"max_chunk_bytes,omitempty"`
 	StorageFreeBytes   int64  `protobuf:"varint,12,opt,name=storage_free_bytes,json=storageFreeBytes,proto3" json:"storage_free_bytes,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Shards found not to match their checksum or size since the worker
+	// started, by reads (GetShard, DownloadShard, a retried ProcessChunk) and
+	// scrubs. Each was quarantined.
+	CorruptedShardsDetected int64 `protobuf:"varint,13,opt,name=corrupted_shards_detected,json=corruptedShardsDetected,proto3" json:"corrupted_shards_detected,omitempty"`
+	// Entries in the store's quarantine directory (<root>/.quarantine):
+	// corrupt or orphaned shards and metadata moved out of the store.
+	QuarantinedShards int64 `protobuf:"varint,14,opt,name=quarantined_shards,json=quarantinedShards,proto3" json:"quarantined_shards,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *HealthCheckResponse) Reset() {
@@ -766,6 +773,20 @@ func (x *HealthCheckResponse) GetMaxChunkBytes() int64 {
 func (x *HealthCheckResponse) GetStorageFreeBytes() int64 {
 	if x != nil {
 		return x.StorageFreeBytes
+	}
+	return 0
+}
+
+func (x *HealthCheckResponse) GetCorruptedShardsDetected() int64 {
+	if x != nil {
+		return x.CorruptedShardsDetected
+	}
+	return 0
+}
+
+func (x *HealthCheckResponse) GetQuarantinedShards() int64 {
+	if x != nil {
+		return x.QuarantinedShards
 	}
 	return 0
 }
@@ -1366,7 +1387,7 @@ const file_videoshard_proto_rawDesc = "" +
 	"\bmetadata\x18\x01 \x01(\v2\x1a.replication.ChunkMetadataR\bmetadata\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"1\n" +
 	"\x12HealthCheckRequest\x12\x1b\n" +
-	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\"\xdb\x03\n" +
+	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\"\xc6\x04\n" +
 	"\x13HealthCheckResponse\x12\x1d\n" +
 	"\n" +
 	"is_healthy\x18\x01 \x01(\bR\tisHealthy\x12\x1b\n" +
@@ -1382,7 +1403,9 @@ const file_videoshard_proto_rawDesc = "" +
 	"\x15max_unary_chunk_bytes\x18\n" +
 	" \x01(\x03R\x12maxUnaryChunkBytes\x12&\n" +
 	"\x0fmax_chunk_bytes\x18\v \x01(\x03R\rmaxChunkBytes\x12,\n" +
-	"\x12storage_free_bytes\x18\f \x01(\x03R\x10storageFreeBytes\".\n" +
+	"\x12storage_free_bytes\x18\f \x01(\x03R\x10storageFreeBytes\x12:\n" +
+	"\x19corrupted_shards_detected\x18\r \x01(\x03R\x17corruptedShardsDetected\x12-\n" +
+	"\x12quarantined_shards\x18\x0e \x01(\x03R\x11quarantinedShards\".\n" +
 	"\x11ListShardsRequest\x12\x19\n" +
 	"\bvideo_id\x18\x01 \x01(\tR\avideoId\"\x9b\x01\n" +
 	"\tChunkInfo\x12\x1f\n" +

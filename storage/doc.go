@@ -8,6 +8,8 @@
 //	<root>/<video_id>/chunk_<n>.shard                    the encoded chunk
 //	<root>/metadata/<video_id>_chunk_<n>_metadata.json   its Metadata, JSON, 2-space indent
 //	<root>/.tmp/                                         scratch for callers (TempDir)
+//	<root>/.quarantine/<time>-<video_id>_chunk_<n>/      what was taken out of the store (QuarantineDir)
+//	<root>/.lock                                         held by a Store opened with Options.Lock
 //
 // Video ids are restricted (ValidateVideoID) so that an id is always exactly
 // one safe path element; chunk indexes are 0..math.MaxInt32. Because a
@@ -33,10 +35,22 @@
 // Open reads every metadata file once and keeps the committed chunks in an
 // in-memory index; Lookup, List and VideoMetadata answer from it without
 // touching the disk, and only a chunk whose shard was checked at Open (or
-// that this Store committed) is listed. Shards without metadata and temporary
-// files are never listed. OpenShard opens a committed shard; ResolveLocation
-// maps a client-supplied location back to a chunk, refusing anything that is
-// not a shard path inside the root.
+// that this Store committed) is listed. Temporary files are removed; shards
+// without metadata, metadata without shards, shards of the wrong size and
+// unusable metadata files are quarantined, so the index is what the video
+// and metadata directories hold. OpenShard opens a committed shard;
+// ResolveLocation maps a client-supplied location back to a chunk, refusing
+// anything that is not a shard path inside the root.
+//
+// # Integrity
+//
+// Every committed shard's SHA-256 is in its metadata. Readers that read a
+// whole shard compare it (OpenShard itself checks only the size), and Scrub
+// re-reads every shard at a bounded rate. A chunk found corrupt is
+// quarantined (Quarantine, QuarantineVersion): its files are moved, not
+// deleted, into QuarantineDir and it leaves the index, so it is no longer
+// listed or served, stays out after a reopen, and can simply be written
+// again.
 //
 // # Locking
 //
@@ -61,10 +75,11 @@
 // # Caveats
 //
 // One Store per root: Open removes temporary files, including those of a
-// live Store on the same root. The index is built at Open, so files changed
-// on disk by hand are seen only after reopening (OpenShard does check that
-// the file still has the recorded size). Open checks each shard's size, not
-// its checksum. A case-insensitive filesystem would let videos "A" and "a"
+// live Store on the same root; Options.Lock makes a second Open fail
+// instead. The index is built at Open, so files changed on disk by hand are
+// seen only after reopening (OpenShard does check that the file still has
+// the recorded size). Open checks each shard's size, not its checksum; that
+// is Scrub's job. A case-insensitive filesystem would let videos "A" and "a"
 // collide. The failure-atomic replace uses hard links; on a filesystem
 // without them a replace still works but a failure after its first rename
 // loses the previous version (this is logged).

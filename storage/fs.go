@@ -26,7 +26,8 @@ type FS interface {
 	// Link creates newname as a hard link to oldname; it fails if newname
 	// exists.
 	Link(oldname, newname string) error
-	// Rename atomically replaces newpath with oldpath (same directory).
+	// Rename atomically replaces newpath with oldpath (same directory, or
+	// another directory of the store when quarantining).
 	Rename(oldpath, newpath string) error
 	// Remove removes a file.
 	Remove(name string) error

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -16,8 +17,8 @@ import (
 // under 4 KiB.
 const maxMetadataBytes = 1 << 20
 
-// load builds the index from disk, removing temporary files and resolving
-// interrupted replaces on the way.
+// load builds the index from disk, removing temporary files, resolving
+// interrupted replaces and quarantining what cannot be indexed on the way.
 func (s *Store) load() error {
 	metas, err := s.readMetadataDir()
 	if err != nil {
@@ -31,14 +32,17 @@ func (s *Store) load() error {
 	index := make(map[string]map[int]Metadata)
 	for key, m := range metas {
 		path := s.shardPath(key.video, key.chunk)
-		var ok bool
+		var msg, detail string
+		var extra []string
 		if bk := backups[key]; len(bk) > 0 {
-			ok = s.recoverChunk(path, m, bk)
+			msg, detail, extra = s.recoverChunk(path, m, bk)
 			delete(backups, key)
 		} else {
-			ok = s.checkShard(path, shards[key], m)
+			msg, detail = checkShard(shards[key], m)
 		}
-		if !ok {
+		if msg != "" {
+			files := append([]string{s.metadataPath(key.video, key.chunk), path}, extra...)
+			s.quarantineAtOpen(key.video+"_chunk_"+strconv.Itoa(key.chunk), msg, detail, files...)
 			continue
 		}
 		m.ShardLocation = path // the store may have moved since
@@ -58,8 +62,8 @@ func (s *Store) load() error {
 	}
 	for key := range shards {
 		if _, ok := metas[key]; !ok {
-			s.log.Warn("shard has no metadata; not indexed",
-				"path", s.shardPath(key.video, key.chunk))
+			s.quarantineAtOpen(key.video+"_chunk_"+strconv.Itoa(key.chunk), "shard has no metadata", "",
+				s.shardPath(key.video, key.chunk))
 		}
 	}
 	s.index = index
@@ -85,29 +89,30 @@ func (s *Store) readMetadataDir() (map[chunkKey]Metadata, error) {
 			s.log.Warn("unexpected file in metadata directory; ignored", "path", path)
 			continue
 		}
+		label := strings.TrimSuffix(name, ".json")
 		if !e.Type().IsRegular() {
-			s.log.Warn("metadata is not a regular file; not indexed", "path", path, "mode", e.Type())
+			s.quarantineAtOpen(label, "metadata is not a regular file", fmt.Sprintf("mode %v", e.Type()), path)
 			continue
 		}
 		m, err := readMetadata(path)
 		if err != nil {
-			s.log.Warn("unreadable metadata; not indexed", "path", path, "err", err)
+			s.quarantineAtOpen(label, "unreadable metadata", err.Error(), path)
 			continue
 		}
 		// The name is ambiguous ("a_chunk_1_chunk_2_metadata.json"), so
 		// identity comes from the content, and the name must be exactly
 		// what the content produces.
 		if err := validateKey(m.VideoID, m.ChunkIndex); err != nil {
-			s.log.Warn("metadata names an invalid chunk; not indexed", "path", path, "err", err)
+			s.quarantineAtOpen(label, "metadata names an invalid chunk", err.Error(), path)
 			continue
 		}
 		if want := metadataName(m.VideoID, m.ChunkIndex); name != want {
-			s.log.Warn("metadata file name does not match its video_id and chunk_index; not indexed",
-				"path", path, "want_name", want)
+			s.quarantineAtOpen(label, "metadata file name does not match its video_id and chunk_index",
+				"its content names "+want, path)
 			continue
 		}
 		if m.EncodedSize < 0 {
-			s.log.Warn("metadata has a negative encoded_size; not indexed", "path", path)
+			s.quarantineAtOpen(label, "metadata has a negative encoded_size", "", path)
 			continue
 		}
 		metas[chunkKey{m.VideoID, m.ChunkIndex}] = m
@@ -135,8 +140,9 @@ func readMetadata(path string) (Metadata, error) {
 	return m, nil
 }
 
-// scanVideoDirs lists the shard files of every video directory, removes
-// temporary files, and collects backups left by interrupted replaces.
+// scanVideoDirs lists the shard files of every video directory (regular or
+// not), removes temporary files, and collects backups left by interrupted
+// replaces.
 func (s *Store) scanVideoDirs() (shards map[chunkKey]fs.FileInfo, backups map[chunkKey][]string, err error) {
 	entries, err := os.ReadDir(s.root)
 	if err != nil {
@@ -176,11 +182,7 @@ func (s *Store) scanVideoDirs() (shards map[chunkKey]fs.FileInfo, backups map[ch
 			if !ok {
 				continue
 			}
-			if !f.Type().IsRegular() {
-				s.log.Warn("shard is not a regular file; not indexed", "path", path, "mode", f.Type())
-				continue
-			}
-			fi, err := f.Info()
+			fi, err := f.Info() // not following a symlink: checkShard refuses anything irregular
 			if err != nil {
 				s.log.Warn("cannot stat shard; not indexed", "path", path, "err", err)
 				continue
@@ -191,20 +193,35 @@ func (s *Store) scanVideoDirs() (shards map[chunkKey]fs.FileInfo, backups map[ch
 	return shards, backups, nil
 }
 
-// checkShard reports whether the shard at path (described by fi, nil if
-// missing) is what m records: it must exist with the recorded size. The
-// checksum is not verified, as that would read every shard at Open.
-func (s *Store) checkShard(path string, fi fs.FileInfo, m Metadata) bool {
+// checkShard says what is wrong with a shard (described by fi, nil if
+// missing) for m, or "" if nothing: it must be a regular file of the
+// recorded size. The checksum is not verified, as that would read every
+// shard at Open; Scrub does that.
+func checkShard(fi fs.FileInfo, m Metadata) (msg, detail string) {
 	switch {
 	case fi == nil:
-		s.log.Warn("metadata without shard; not indexed", "path", path)
-		return false
+		return "metadata without shard", ""
+	case !fi.Mode().IsRegular():
+		return "shard is not a regular file", fmt.Sprintf("mode %v", fi.Mode())
 	case fi.Size() != m.EncodedSize:
-		s.log.Warn("shard size differs from metadata; not indexed",
-			"path", path, "size", fi.Size(), "encoded_size", m.EncodedSize)
-		return false
+		return "shard size differs from metadata", fmt.Sprintf("%d bytes, encoded_size %d", fi.Size(), m.EncodedSize)
 	}
-	return true
+	return "", ""
+}
+
+// quarantineAtOpen moves files that cannot be indexed into QuarantineDir
+// and logs why; msg is a short phrase, detail may be empty.
+func (s *Store) quarantineAtOpen(label, msg, detail string, files ...string) {
+	reason := msg
+	if detail != "" {
+		reason += ": " + detail
+	}
+	dir, err := s.moveToQuarantine(label, reason, files...)
+	if err != nil {
+		s.log.Error(msg+"; not indexed, and cannot be quarantined", "files", files, "detail", detail, "err", err)
+		return
+	}
+	s.log.Warn(msg+"; quarantined", "files", files, "detail", detail, "path", dir)
 }
 
 // recoverChunk resolves a replace that a crash interrupted, leaving backups
@@ -212,8 +229,9 @@ func (s *Store) checkShard(path string, fi fs.FileInfo, m Metadata) bool {
 // size and checksum, the replace got through (or never started) and the
 // backups go. Otherwise the crash fell between the two renames: the shard is
 // new but the metadata old, so the backup that matches the metadata is
-// renamed back. It reports whether the chunk can be indexed.
-func (s *Store) recoverChunk(path string, m Metadata, backups []string) bool {
+// renamed back. It returns "" if the chunk can be indexed, else why not and
+// any backup to quarantine with it.
+func (s *Store) recoverChunk(path string, m Metadata, backups []string) (msg, detail string, keep []string) {
 	defer func() {
 		for _, b := range backups {
 			if b != "" {
@@ -222,26 +240,24 @@ func (s *Store) recoverChunk(path string, m Metadata, backups []string) bool {
 		}
 	}()
 	if s.matches(path, m) {
-		return true
+		return "", "", nil
 	}
 	for i, b := range backups {
 		if !s.matches(b, m) {
 			continue
 		}
 		if err := os.Rename(b, path); err != nil {
-			s.log.Error("cannot restore shard after interrupted replace; not indexed",
-				"path", path, "backup", b, "err", err)
-			return false
+			backups[i] = "" // the good version: kept, in quarantine
+			return "cannot restore shard after interrupted replace", err.Error(), []string{b}
 		}
 		backups[i] = ""
 		if err := s.fs.SyncDir(filepath.Dir(path)); err != nil {
 			s.log.Warn("cannot sync directory", "path", filepath.Dir(path), "err", err)
 		}
 		s.log.Warn("interrupted replace rolled back: restored the previous shard", "path", path)
-		return true
+		return "", "", nil
 	}
-	s.log.Warn("shard matches neither its metadata nor any backup; not indexed", "path", path)
-	return false
+	return "shard matches neither its metadata nor any backup", "", nil
 }
 
 // matches reports whether the regular file at path has m's size and, when m

@@ -34,9 +34,12 @@ func (s *Store) Lookup(videoID string, chunkIndex int) (Metadata, error) {
 // metadata; the file is the version the metadata describes, even while the
 // chunk is being replaced (a replace waits for the open, and an open file
 // keeps its content after a rename over its name). The caller closes the
-// file. It returns an error wrapping ErrInvalid for a bad id or index and
-// one wrapping ErrNotFound if the chunk is not committed or its file has
-// gone.
+// file. It returns an error wrapping ErrInvalid for a bad id or index, one
+// wrapping ErrNotFound if the chunk is not committed, and a *CorruptError
+// (matching ErrCorrupt) if the shard no longer has the recorded size, is
+// not a regular file, or has gone (then it matches ErrNotFound too). The
+// checksum is not verified here: that needs reading the whole file, which
+// is the caller's (or Scrub's) business.
 func (s *Store) OpenShard(videoID string, chunkIndex int) (*os.File, Metadata, error) {
 	if err := validateKey(videoID, chunkIndex); err != nil {
 		return nil, Metadata{}, fmt.Errorf("open shard: %w", err)
@@ -47,23 +50,41 @@ func (s *Store) OpenShard(videoID string, chunkIndex int) (*os.File, Metadata, e
 	if !ok {
 		return nil, Metadata{}, fmt.Errorf("open shard %s chunk %d: %w", videoID, chunkIndex, ErrNotFound)
 	}
-	f, err := os.OpenFile(m.ShardLocation, os.O_RDONLY|oNoFollow, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, Metadata{}, fmt.Errorf("open shard: %w: %w", ErrNotFound, err)
-	}
+	f, err := s.openVersion(m)
 	if err != nil {
-		return nil, Metadata{}, fmt.Errorf("open shard: %w", err)
-	}
-	fi, err := f.Stat()
-	if err == nil && (!fi.Mode().IsRegular() || fi.Size() != m.EncodedSize) {
-		err = fmt.Errorf("%s changed on disk: %d bytes (mode %v), metadata says %d",
-			m.ShardLocation, fi.Size(), fi.Mode(), m.EncodedSize)
-	}
-	if err != nil {
-		f.Close()
 		return nil, Metadata{}, fmt.Errorf("open shard: %w", err)
 	}
 	return f, m, nil
+}
+
+// openVersion opens the shard m describes and checks that it is a regular
+// file of the recorded size. A mismatch is a *CorruptError.
+func (s *Store) openVersion(m Metadata) (*os.File, error) {
+	f, err := os.OpenFile(m.ShardLocation, os.O_RDONLY|oNoFollow, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &CorruptError{Metadata: m, Reason: "shard file is missing", Missing: true}
+	case err != nil && isSymlinkLoop(err):
+		return nil, &CorruptError{Metadata: m, Reason: "shard is a symlink, not a regular file"}
+	case err != nil:
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	var reason string
+	switch {
+	case !fi.Mode().IsRegular():
+		reason = fmt.Sprintf("shard is not a regular file (mode %v)", fi.Mode())
+	case fi.Size() != m.EncodedSize:
+		reason = fmt.Sprintf("shard holds %d bytes, its metadata says %d", fi.Size(), m.EncodedSize)
+	default:
+		return f, nil
+	}
+	f.Close()
+	return nil, &CorruptError{Metadata: m, Reason: reason}
 }
 
 // ResolveLocation maps a shard location to the chunk it names, without

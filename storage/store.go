@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,9 +25,16 @@ type Options struct {
 	// Now stamps committed metadata; nil means time.Now. Its result is
 	// converted to UTC.
 	Now func() time.Time
-	// Logger receives what Open skipped or repaired and failures that
-	// cannot be returned (a rollback that failed); nil discards.
+	// Logger receives what Open skipped, repaired or quarantined, every
+	// quarantine, and failures that cannot be returned (a rollback that
+	// failed); nil discards.
 	Logger *slog.Logger
+	// Lock makes Open take an exclusive advisory lock (flock) on
+	// <root>/.lock, held until Close or the process exits, so that a second
+	// process cannot open the same root: its Open fails with an error
+	// wrapping ErrLocked. Two Stores in one process conflict too. The lock
+	// is not taken on platforms without flock.
+	Lock bool
 }
 
 // Store is a directory of committed shards and their metadata, with an
@@ -36,12 +44,17 @@ type Store struct {
 	root    string // absolute, symlink-resolved
 	metaDir string // <root>/metadata
 	tmpDir  string // <root>/.tmp
+	quarDir string // <root>/.quarantine, created on first use
 	fs      FS
 	now     func() time.Time
 	log     *slog.Logger
 
-	// locks serialises writers (and OpenShard) per chunk.
+	// locks serialises writers (and OpenShard and Quarantine) per chunk.
 	locks keyedMutex
+
+	lockFile    *os.File     // <root>/.lock when Options.Lock; nil after Close
+	lockMu      sync.Mutex   // guards lockFile
+	quarantined atomic.Int64 // entries in quarDir
 
 	// mu guards index and is held only to read or copy map entries, never
 	// during I/O.
@@ -59,13 +72,20 @@ type Store struct {
 // the recorded encoded_size; everything else is skipped and logged. Shards
 // without metadata are not indexed.
 //
+// What Open cannot index is not left where it was: a shard without
+// metadata, metadata without a shard, a shard whose size differs from its
+// metadata, and a metadata file that is unreadable or misnamed are moved into
+// <root>/.quarantine (see Quarantine) and logged, so that the index is exactly
+// what the store's directories hold.
+//
 // Only one Store may use a root at a time: Open deletes the temporary files
-// of a Store that is still writing.
-func Open(opts Options) (*Store, error) {
+// of a Store that is still writing. Options.Lock enforces this between
+// processes.
+func Open(opts Options) (s *Store, err error) {
 	if opts.Root == "" {
 		return nil, fmt.Errorf("open store: %w: root is required", ErrInvalid)
 	}
-	s := &Store{fs: opts.FS, now: opts.Now, log: opts.Logger}
+	s = &Store{fs: opts.FS, now: opts.Now, log: opts.Logger}
 	if s.fs == nil {
 		s.fs = OSFS{}
 	}
@@ -88,6 +108,17 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.metaDir = filepath.Join(s.root, metadataDirName)
 	s.tmpDir = filepath.Join(s.root, tempDirName)
+	s.quarDir = filepath.Join(s.root, quarantineDirName)
+	if opts.Lock {
+		if err := s.lock(); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", s.root, err)
+		}
+		defer func() {
+			if err != nil {
+				s.Close()
+			}
+		}()
+	}
 	for _, dir := range []string{s.metaDir, s.tmpDir} {
 		if err := s.fs.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("open store: %w", noSpace(err))
@@ -99,10 +130,50 @@ func Open(opts Options) (*Store, error) {
 	if err := s.emptyTempDir(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if err := s.countQuarantined(); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	if err := s.load(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return s, nil
+}
+
+// lock opens <root>/.lock and takes an exclusive lock on it.
+func (s *Store) lock() error {
+	f, err := os.OpenFile(filepath.Join(s.root, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("lock: %w", noSpace(err))
+	}
+	if err := flock(f); err != nil {
+		f.Close()
+		if errors.Is(err, ErrLocked) {
+			return err
+		}
+		return fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	s.lockMu.Lock()
+	s.lockFile = f
+	s.lockMu.Unlock()
+	return nil
+}
+
+// Close releases the lock taken for Options.Lock, letting another process
+// open the root; without Lock it does nothing. The Store's methods keep
+// working after Close, but it no longer excludes other processes. Close is
+// idempotent.
+func (s *Store) Close() error {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	if s.lockFile == nil {
+		return nil
+	}
+	err := s.lockFile.Close() // closing the descriptor releases the flock
+	s.lockFile = nil
+	if err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
 }
 
 // Root returns the store's absolute, symlink-resolved root directory.

@@ -424,7 +424,7 @@ func TestOpen_RemovesLeftoverTempFiles(t *testing.T) {
 	assertNotFound(t, s, "v", 9)
 }
 
-// What Open refuses to index, and says why.
+// What Open refuses to index, says why, and quarantines.
 func TestOpen_SkipsInconsistentChunks(t *testing.T) {
 	good := payload(1, 100)
 	tests := []struct {
@@ -513,6 +513,10 @@ func TestOpen_SkipsInconsistentChunks(t *testing.T) {
 			assertNotFound(t, s, tt.video, tt.chunk)
 			if !strings.Contains(logs.String(), tt.log) {
 				t.Errorf("log does not say %q:\n%s", tt.log, logs)
+			}
+			// Not left in place: moved aside, so the index is what is on disk.
+			if !strings.Contains(logs.String(), "quarantined") || s.Quarantined() == 0 {
+				t.Errorf("nothing quarantined (Quarantined = %d):\n%s", s.Quarantined(), logs)
 			}
 			if videos, err := s.List(""); err != nil {
 				t.Fatal(err)

@@ -4,6 +4,7 @@ package storage
 
 import (
 	"errors"
+	"os"
 	"syscall"
 )
 
@@ -22,4 +23,18 @@ func freeBytes(path string) (int64, error) {
 
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// isSymlinkLoop reports whether an open with O_NOFOLLOW failed because the
+// final element is a symlink.
+func isSymlinkLoop(err error) bool { return errors.Is(err, syscall.ELOOP) }
+
+// flock takes an exclusive advisory lock on f without waiting; a lock held
+// elsewhere is ErrLocked.
+func flock(f *os.File) error {
+	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return ErrLocked
+	}
+	return err
 }

@@ -15,11 +15,13 @@ import (
 // id ValidateVideoID accepts can actually be stored.
 const MaxVideoIDLen = 200
 
-// Names inside the root that are not video directories. Neither can be a
+// Names inside the root that are not video directories. None can be a
 // video id: "metadata" is reserved and ids cannot start with '.'.
 const (
-	metadataDirName = "metadata"
-	tempDirName     = ".tmp"
+	metadataDirName   = "metadata"
+	tempDirName       = ".tmp"
+	quarantineDirName = ".quarantine"
+	lockFileName      = ".lock"
 )
 
 // ValidateVideoID reports whether id can name a video: 1 to MaxVideoIDLen

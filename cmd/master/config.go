@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/videoshard/videoshard/master"
 )
 
 // Config is what every subcommand needs, read from flags, the environment
@@ -19,11 +21,42 @@ type Config struct {
 	Worker  string        // key worker: the worker's HOST:PORT
 	JSON    bool          // key json: print JSON instead of tables
 	Timeout time.Duration // key timeout: limit on a whole command; 0: none
+	TLS     TLSConfig     // keys tls_ca, tls_cert, tls_key, tls_server_name
+	// Token (key token) is sent to workers that require auth.tokens. It is
+	// never printed.
+	Token string
+}
+
+// TLSConfig is how the master reaches workers that serve TLS. All empty
+// means plaintext.
+type TLSConfig struct {
+	CA         string // key tls_ca: PEM CAs of the workers' certificates (default: the system's)
+	Cert, Key  string // keys tls_cert, tls_key: client certificate for mutual TLS
+	ServerName string // key tls_server_name: name the workers' certificates carry
+}
+
+// securityKeys are the keys of TLSConfig and Token, by flag name.
+var securityKeys = map[string]string{
+	"tls-ca": "tls_ca", "tls-cert": "tls_cert", "tls-key": "tls_key",
+	"tls-server-name": "tls_server_name", "token": "token",
+}
+
+// dialOptions are the connection settings of every worker the command
+// talks to.
+func (c Config) dialOptions() master.DialOptions {
+	return master.DialOptions{
+		Insecure: c.TLS == TLSConfig{},
+		CAFile:   c.TLS.CA, CertFile: c.TLS.Cert, KeyFile: c.TLS.Key, ServerName: c.TLS.ServerName,
+		Token: c.Token,
+	}
 }
 
 // configKeys are the keys a config file may hold.
 func configKeys() []string {
 	keys := []string{"worker", "json", "timeout"}
+	for _, k := range securityKeys {
+		keys = append(keys, k)
+	}
 	for k := range jobDefaults() {
 		keys = append(keys, k)
 	}
@@ -43,6 +76,12 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		return fmt.Errorf("timeout: negative duration %s", c.Timeout)
+	}
+	switch {
+	case c.TLS.Cert != "" && c.TLS.Key == "":
+		return errors.New("tls_key: empty, but tls_cert is set: give both or neither")
+	case c.TLS.Cert == "" && c.TLS.Key != "":
+		return errors.New("tls_cert: empty, but tls_key is set: give both or neither")
 	}
 	return nil
 }
@@ -81,6 +120,13 @@ func loadConfig(v *viper.Viper) (Config, error) {
 		return Config{}, fmt.Errorf("timeout: %q is not a duration (like 30s or 5m)", fmt.Sprint(v.Get("timeout")))
 	}
 	cfg.Timeout = timeout
+	cfg.TLS = TLSConfig{
+		CA:         strings.TrimSpace(v.GetString("tls_ca")),
+		Cert:       strings.TrimSpace(v.GetString("tls_cert")),
+		Key:        strings.TrimSpace(v.GetString("tls_key")),
+		ServerName: strings.TrimSpace(v.GetString("tls_server_name")),
+	}
+	cfg.Token = strings.TrimSpace(v.GetString("token"))
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}

@@ -30,6 +30,9 @@ type JobConfig struct {
 	MaxAttempts    int      // key max_attempts
 	FFmpeg         string   // key ffmpeg
 	FFprobe        string   // key ffprobe
+	// Dial reaches the workers (keys tls_ca, tls_cert, tls_key,
+	// tls_server_name, token of Config).
+	Dial master.DialOptions
 }
 
 // jobKeys are the job keys with their defaults; configKeys adds them.
@@ -63,10 +66,11 @@ func bindJobFlags(v *viper.Viper, flags *pflag.FlagSet) error {
 }
 
 func loadJobConfig(v *viper.Viper) (JobConfig, error) {
-	if _, err := loadConfig(v); err != nil { // merges the file, checks the shared keys
+	base, err := loadConfig(v) // merges the file, checks the shared keys
+	if err != nil {
 		return JobConfig{}, err
 	}
-	var c JobConfig
+	c := JobConfig{Dial: base.dialOptions()}
 	var errs []error
 	num := func(key string, parse func(string) error) {
 		if err := parse(strings.TrimSpace(fmt.Sprint(v.Get(key)))); err != nil {
@@ -135,11 +139,18 @@ func (c JobConfig) job(input, output string) master.JobConfig {
 		Tools: master.Tools{FFmpeg: c.FFmpeg, FFprobe: c.FFprobe},
 		Dispatch: master.DispatchConfig{
 			Workers: c.Workers, PerWorkerCap: c.PerWorkerCap, MaxAttempts: c.MaxAttempts, Encoding: enc,
-			Dial: master.DialOptions{Insecure: true, MaxMessageBytes: 16 << 20},
+			Dial: c.dialLimited(),
 		},
 		Progress: os.Stderr,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
+}
+
+// dialLimited is c.Dial with the message limit of job commands.
+func (c JobConfig) dialLimited() master.DialOptions {
+	d := c.Dial
+	d.MaxMessageBytes = 16 << 20
+	return d
 }
 
 func (a *app) encodeCmd() *cobra.Command {

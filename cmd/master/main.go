@@ -67,6 +67,13 @@ Settings come from flags, then the environment (VIDEOSHARD_MASTER_WORKER,
 VIDEOSHARD_MASTER_JSON, VIDEOSHARD_MASTER_TIMEOUT, VIDEOSHARD_MASTER_CONFIG),
 then the YAML file named by --config (keys worker, json, timeout).
 
+Workers that serve TLS: --tls-ca (and --tls-cert/--tls-key for mutual TLS,
+--tls-server-name when the certificate names another host); any of them
+turns TLS on, otherwise the master speaks plaintext. Workers that require a
+token: --token, better VIDEOSHARD_MASTER_TOKEN (flags show in ps). Every
+command uses them (keys tls_ca, tls_cert, tls_key, tls_server_name, token).
+Without TLS the token crosses the network in clear text.
+
 Exit status: 0 on success, 1 when the command fails (the message ends with
 the gRPC code), 2 on bad usage.`,
 		SilenceUsage:  true,
@@ -83,6 +90,16 @@ the gRPC code), 2 on bad usage.`,
 	pf.String("config", "", "YAML config file")
 	for _, name := range []string{"worker", "json", "timeout", "config"} {
 		if err := a.v.BindPFlag(name, pf.Lookup(name)); err != nil {
+			panic(err) // the flag is defined just above
+		}
+	}
+	pf.String("tls-ca", "", "PEM CA file to verify workers' TLS certificates (default: the system's roots); turns TLS on")
+	pf.String("tls-cert", "", "PEM client certificate for workers that require mutual TLS (with --tls-key); turns TLS on")
+	pf.String("tls-key", "", "PEM private key of --tls-cert")
+	pf.String("tls-server-name", "", "name the workers' certificates must carry (default: the host dialled); turns TLS on")
+	pf.String("token", "", "bearer token for workers with auth.tokens (prefer VIDEOSHARD_MASTER_TOKEN: flags show in ps)")
+	for flag, key := range securityKeys {
+		if err := a.v.BindPFlag(key, pf.Lookup(flag)); err != nil {
 			panic(err) // the flag is defined just above
 		}
 	}

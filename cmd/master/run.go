@@ -16,7 +16,7 @@ var errUnhealthy = errors.New("worker is unhealthy")
 // connect dials the configured worker. Every subcommand that talks to the
 // worker starts here.
 func connect(ctx context.Context, cfg Config) (*master.Client, error) {
-	return master.Dial(ctx, cfg.Worker, master.DialOptions{Insecure: true})
+	return master.Dial(ctx, cfg.Worker, cfg.dialOptions())
 }
 
 func runHealth(ctx context.Context, c *master.Client, p printer) error {

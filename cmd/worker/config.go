@@ -28,10 +28,18 @@ type Config struct {
 	Simulated     SimulatedConfig
 	Limits        LimitsConfig
 	GRPC          GRPCConfig
+	TLS           TLSConfig  // security.go
+	Auth          AuthConfig // security.go
+	// Insecure allows listening beyond loopback with neither TLS nor auth.
+	Insecure bool
 }
 
 type StorageConfig struct {
 	Root string
+	// ScrubInterval is the time between background scrubs; 0 turns them off.
+	ScrubInterval time.Duration
+	// ScrubBytesPerSecond caps a scrub's read rate; 0 means no limit.
+	ScrubBytesPerSecond int64
 }
 
 type FFmpegConfig struct {
@@ -86,6 +94,16 @@ func defaults() map[string]any {
 		"limits.max_queued_tasks":     0,
 		"limits.max_chunk_bytes":      "4GiB",
 		"grpc.max_message_bytes":      "256MiB",
+		// Transport security and authentication (security.go).
+		"tls.cert_file":      "",
+		"tls.key_file":       "",
+		"tls.client_ca_file": "",
+		"auth.tokens":        []string{},
+		"auth.tokens_file":   "",
+		"insecure":           false,
+		// Background integrity checks of the store (storage.Scrub).
+		"storage.scrub_interval":         "0s",
+		"storage.scrub_bytes_per_second": 0,
 	}
 }
 
@@ -132,7 +150,11 @@ func loadConfig(v *viper.Viper) (Config, error) {
 		WorkerID:      r.str("worker_id"),
 		Encoder:       r.oneOf("encoder", "ffmpeg", "simulated"),
 		ShutdownGrace: r.duration("shutdown_grace"),
-		Storage:       StorageConfig{Root: r.str("storage.root")},
+		Storage: StorageConfig{
+			Root:                r.str("storage.root"),
+			ScrubInterval:       r.duration("storage.scrub_interval"),
+			ScrubBytesPerSecond: r.size("storage.scrub_bytes_per_second"),
+		},
 		FFmpeg: FFmpegConfig{
 			Binary:          r.str("ffmpeg.binary"),
 			FFprobe:         r.str("ffmpeg.ffprobe"),
@@ -155,6 +177,13 @@ func loadConfig(v *viper.Viper) (Config, error) {
 			MaxChunkBytes:      r.size("limits.max_chunk_bytes"),
 		},
 		GRPC: GRPCConfig{MaxMessageBytes: r.size("grpc.max_message_bytes")},
+		TLS: TLSConfig{
+			CertFile:     r.str("tls.cert_file"),
+			KeyFile:      r.str("tls.key_file"),
+			ClientCAFile: r.str("tls.client_ca_file"),
+		},
+		Auth:     AuthConfig{Tokens: r.strings("auth.tokens"), TokensFile: r.str("auth.tokens_file")},
+		Insecure: r.boolean("insecure"),
 	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		r.fail("listen", fmt.Errorf("%q is not host:port", cfg.Listen))
@@ -162,6 +191,8 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	if cfg.Storage.Root == "" {
 		r.fail("storage.root", errors.New("must not be empty"))
 	}
+	r.check("storage.scrub_interval", cfg.Storage.ScrubInterval >= 0, "must not be negative (0 turns background scrubs off)")
+	r.check("storage.scrub_bytes_per_second", cfg.Storage.ScrubBytesPerSecond >= 0, "must not be negative (0 means no limit)")
 	r.check("ffmpeg.timeout", cfg.FFmpeg.Timeout >= 0, "must not be negative")
 	r.check("ffmpeg.threads", cfg.FFmpeg.Threads >= 0, "must not be negative")
 	r.check("simulated.ratio", cfg.Simulated.Ratio > 0 && cfg.Simulated.Ratio <= 1, "must be in (0, 1]")
@@ -172,6 +203,7 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	r.check("limits.max_chunk_bytes", cfg.Limits.MaxChunkBytes >= 1, "must be positive")
 	r.check("grpc.max_message_bytes", cfg.GRPC.MaxMessageBytes >= 1<<20 && cfg.GRPC.MaxMessageBytes <= 2<<30-1,
 		"must be between 1MiB and 2GiB")
+	checkSecurity(r, cfg)
 	if len(r.errs) > 0 {
 		return Config{}, errors.Join(r.errs...)
 	}
@@ -237,6 +269,14 @@ func (r *keyReader) duration(key string) time.Duration {
 	}
 	r.fail(key, fmt.Errorf("%v is not a duration like 500ms or 2m", raw))
 	return 0
+}
+
+func (r *keyReader) boolean(key string) bool {
+	b, err := cast.ToBoolE(r.v.Get(key))
+	if err != nil {
+		r.fail(key, fmt.Errorf("%v is not true or false", r.v.Get(key)))
+	}
+	return b
 }
 
 func (r *keyReader) strings(key string) []string {

@@ -58,6 +58,7 @@ func newRootCmd(v *viper.Viper) *cobra.Command {
 			panic(err) // flags are defined just above
 		}
 	}
+	cmd.AddCommand(newScrubCmd(v))
 	return cmd
 }
 
@@ -106,10 +107,17 @@ func run(ctx context.Context, cfg Config) error {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
 
-	store, err := storage.Open(storage.Options{Root: cfg.Storage.Root, Logger: log})
+	// Certificates and tokens are read first: a bad file stops start-up
+	// before the store is locked.
+	creds, auth, err := serverSecurity(cfg)
+	if err != nil {
+		return err
+	}
+	store, err := storage.Open(storage.Options{Root: cfg.Storage.Root, Logger: log, Lock: true})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	defer store.Close()
 	enc, codec, err := newEncoder(cfg, store.TempDir(), log)
 	if err != nil {
 		return fmt.Errorf("encoder: %w", err)
@@ -131,10 +139,13 @@ func run(ctx context.Context, cfg Config) error {
 		Logger:             log,
 	})
 
-	opts := append(grpcapi.ServerOptions(log),
+	opts := append(grpcapi.ServerOptions(log, grpcapi.WithAuth(auth)),
 		grpc.MaxRecvMsgSize(int(cfg.GRPC.MaxMessageBytes)),
 		grpc.MaxSendMsgSize(int(cfg.GRPC.MaxMessageBytes)),
 	)
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
 	gs := grpc.NewServer(opts...)
 	srv.Register(gs)
 	healthSrv := health.NewServer()
@@ -149,9 +160,13 @@ func run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	go srv.Run(ctx)
 	go watchHealth(ctx, srv, healthSrv, log)
+	stopScrubber := startScrubber(ctx, srv, cfg.Storage)
+	defer stopScrubber()
 
+	tlsMode, authMode := securityMode(cfg)
 	log.Info("videoshard worker listening", "addr", lis.Addr().String(), "worker_id", cfg.WorkerID,
-		"encoder", cfg.Encoder, "codec", codec, "store", store.Root())
+		"encoder", cfg.Encoder, "codec", codec, "store", store.Root(), "tls", tlsMode, "auth", authMode)
+	warnInsecure(log, cfg)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
@@ -164,6 +179,7 @@ func run(ctx context.Context, cfg Config) error {
 	}
 
 	srv.SetDraining()
+	stopScrubber()
 	healthSrv.Shutdown() // NOT_SERVING for every service
 	stopped := make(chan struct{})
 	go func() {

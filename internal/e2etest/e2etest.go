@@ -80,7 +80,11 @@ var addrPattern = regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
 // listens on a free loopback port (or listen, if not empty) and stores in
 // root (a new temporary directory when empty). The worker is stopped with
 // SIGTERM at the end of the test, which fails if it does not exit cleanly.
-func StartWorker(t testing.TB, bin, root, listen, yaml string) *Worker {
+//
+// Conn dials in plaintext; dial options are applied after that default,
+// so a worker with tls.* in yaml wants grpc.WithTransportCredentials (and,
+// with auth.*, grpc.WithPerRPCCredentials).
+func StartWorker(t testing.TB, bin, root, listen, yaml string, dial ...grpc.DialOption) *Worker {
 	t.Helper()
 	if root == "" {
 		root = filepath.Join(t.TempDir(), "store")
@@ -126,9 +130,10 @@ func StartWorker(t testing.TB, bin, root, listen, yaml string) *Worker {
 		w.Cmd.Process.Kill()
 		t.Fatalf("worker did not start\n%s", w.Logs)
 	}
-	w.Conn, err = grpc.NewClient(w.Addr,
+	w.Conn, err = grpc.NewClient(w.Addr, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(512<<20), grpc.MaxCallSendMsgSize(512<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(512<<20), grpc.MaxCallSendMsgSize(512<<20)),
+	}, dial...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,416 @@
+package main
+
+// The benchmark behind the master's figures on one machine: `master encode`
+// across two local ffmpeg workers against one ffmpeg run over the whole file
+// with the same codec, CRF and preset. Run it through scripts/bench.sh
+// (`scripts/bench.sh master`); `go test` without -bench never runs it.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/videoshard/videoshard/internal/e2etest"
+	pb "github.com/videoshard/videoshard/proto"
+)
+
+// The workers' and the reference's encoding: the worker's defaults, spelt
+// out so a change of defaults cannot make the two sides differ.
+const (
+	mbenchCodec  = "libx264"
+	mbenchCRF    = "23"
+	mbenchPreset = "medium"
+)
+
+// mbenchEnvInt reads a positive integer from env, or returns def.
+func mbenchEnvInt(b *testing.B, env string, def int) int {
+	b.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive integer", env, v)
+	}
+	return n
+}
+
+func mbenchMedian(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// mbenchSource writes seconds of 1280x720 30 fps video to path: testsrc2
+// (moving patterns, a counter, colour bars) under temporal film-grain-like
+// noise, as a high-quality mezzanine (libx264 CRF 12, veryfast, closed GOPs
+// of 2 s, no scene-cut keyframes, so chunks cut on a fixed grid) with a
+// 48 kHz AAC sine tone.
+func mbenchSource(b *testing.B, path string, seconds int) {
+	b.Helper()
+	d := strconv.Itoa(seconds)
+	cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration="+d+",noise=alls=6:allf=t",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+d,
+		"-map", "0:v", "-map", "1:a",
+		"-c:v", "libx264", "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p",
+		"-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+		"-c:a", "aac", "-b:a", "128k",
+		"-movflags", "+faststart", path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("make source: %v\n%s", err, out)
+	}
+}
+
+// mbenchWorker starts a worker and waits until it reports healthy.
+func mbenchWorker(b *testing.B, yaml string) *e2etest.Worker {
+	b.Helper()
+	w := e2etest.StartWorker(b, bins["worker"], "", "", yaml)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		h, err := w.Client.CheckHealth(ctx, &pb.HealthCheckRequest{MasterId: "bench"})
+		cancel()
+		if err == nil && h.GetIsHealthy() {
+			return w
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("worker not healthy after 30s: %v %v\n%s", h, err, w.Logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mbenchCPU is a process's CPU seconds so far, its own and its waited-for
+// children's (the worker's ffmpeg and ffprobe runs), from /proc/pid/stat.
+func mbenchCPU(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return math.NaN()
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // f[0] is field 3 (state)
+	var ticks float64
+	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime: fields 14-17
+		v, _ := strconv.ParseFloat(f[i], 64)
+		ticks += v
+	}
+	return ticks / 100 // USER_HZ
+}
+
+// mbenchRusageCPU is an exited command's CPU seconds, its children's
+// included (wait4 reports both).
+func mbenchRusageCPU(ps *os.ProcessState) float64 {
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	return (ps.UserTime() + ps.SystemTime()).Seconds()
+}
+
+// mbenchRun is one `master encode`.
+type mbenchRun struct {
+	wall       time.Duration // process start to exit
+	cpu        float64       // the master's CPU seconds, its ffmpeg/ffprobe runs included
+	stdout     string
+	firstDone  time.Duration // when the first "chunk N done" progress line came
+	lastDone   time.Duration // and the last
+	firstChunk int           // which chunk was done first
+}
+
+var mbenchDoneLine = regexp.MustCompile(`^chunk (\d+) done on `)
+
+// mbenchMaster runs `master encode`, timing its progress lines as they come.
+func mbenchMaster(b *testing.B, args ...string) mbenchRun {
+	b.Helper()
+	cmd := exec.Command(bins["master"], args...)
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := mbenchRun{firstChunk: -1}
+	var errLines []string
+	var wg sync.WaitGroup
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	wg.Go(func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			at := time.Since(start)
+			line := sc.Text()
+			errLines = append(errLines, line)
+			if m := mbenchDoneLine.FindStringSubmatch(line); m != nil {
+				if r.firstChunk < 0 {
+					r.firstChunk, _ = strconv.Atoi(m[1])
+					r.firstDone = at
+				}
+				r.lastDone = at
+			}
+		}
+	})
+	wg.Wait() // the pipe closes when the master exits
+	err = cmd.Wait()
+	r.wall = time.Since(start)
+	if err != nil {
+		b.Fatalf("master %s: %v\n%s\n%s", strings.Join(args, " "), err, stdout.String(), strings.Join(errLines, "\n"))
+	}
+	r.cpu = mbenchRusageCPU(cmd.ProcessState)
+	r.stdout = stdout.String()
+	return r
+}
+
+// mbenchField is the value of a "key: value" line of the master's summary.
+func mbenchField(summary, key string) string {
+	for line := range strings.SplitSeq(summary, "\n") {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return ""
+}
+
+// mbenchEncodeTimes reads, from a worker's log, the ffmpeg time of each
+// chunk of videoID it stored ("chunk stored ... encode_time=12.3s").
+func mbenchEncodeTimes(logs, videoID string) map[int]float64 {
+	times := map[int]float64{}
+	for line := range strings.SplitSeq(logs, "\n") {
+		if !strings.Contains(line, `msg="chunk stored"`) || !strings.Contains(line, " video_id="+videoID+" ") {
+			continue
+		}
+		var chunk int
+		var d time.Duration
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "chunk="); ok {
+				chunk, _ = strconv.Atoi(v)
+			}
+			if v, ok := strings.CutPrefix(f, "encode_time="); ok {
+				d, _ = time.ParseDuration(v)
+			}
+		}
+		times[chunk] = d.Seconds()
+	}
+	return times
+}
+
+var mbenchPSNRAverage = regexp.MustCompile(`PSNR y:\S+ u:\S+ v:\S+ average:(\S+)`)
+
+// mbenchPSNR is the average PSNR (dB, over Y, U and V, weighted as ffmpeg's
+// psnr filter does) of the video of out against the video of src, frame by
+// frame, both timelines starting at zero.
+func mbenchPSNR(b *testing.B, out, src string) float64 {
+	b.Helper()
+	cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-i", out, "-i", src,
+		"-lavfi", "[0:v]setpts=PTS-STARTPTS[o];[1:v]setpts=PTS-STARTPTS[s];[o][s]psnr", "-an", "-f", "null", "-")
+	res, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("psnr of %s: %v\n%s", out, err, res)
+	}
+	m := mbenchPSNRAverage.FindAllSubmatch(res, -1)
+	if m == nil {
+		b.Fatalf("psnr of %s: no PSNR line in ffmpeg's output:\n%s", out, res)
+	}
+	v, err := strconv.ParseFloat(string(m[len(m)-1][1]), 64)
+	if err != nil {
+		b.Fatalf("psnr of %s: %q: %v", out, m[len(m)-1][1], err)
+	}
+	return v
+}
+
+func mbenchSize(b *testing.B, path string) float64 {
+	b.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return float64(fi.Size())
+}
+
+// BenchmarkMasterEncodeVsWholeFile encodes a 30 s 1280x720 30 fps source
+// (testsrc2 under film-grain noise, a 40 Mb/s H.264 mezzanine with a keyframe
+// every 2 s, and AAC audio; made once, in the temporary directory) with
+// `master encode` across two local workers in ffmpeg mode (libx264, CRF 23,
+// preset medium, Matroska, ffmpeg's own thread count), and, as the
+// reference, with one ffmpeg over the whole file with the same codec, CRF,
+// preset, threads and container, copying the audio as the workers do. Each
+// round runs both, the master first in even rounds and the reference first
+// in odd ones; then, untimed, the PSNR of each output against the source
+// (ffmpeg's psnr filter, average over Y, U and V). The figures (the issue's
+// targets): median wall-time ratio master/reference (<= 1.15), output size
+// ratio (<= 1.05), and PSNR master - reference (>= -0.2 dB); also the
+// medians of each side, how many rounds the master's own verification
+// said OK, and where the master's wall time went (see the log).
+//
+// Environment: VIDEOSHARD_BENCH_MASTER_ROUNDS (default 3),
+// VIDEOSHARD_BENCH_MASTER_SEGMENT (the master's --segment-seconds, default
+// 6: five 6 s chunks of the source's 2 s GOPs), VIDEOSHARD_BENCH_MASTER_SLOTS
+// (each worker's limits.max_concurrent_tasks, default 1: two encodes at once
+// on the machine, each with ffmpeg's default threads).
+func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
+	for _, bin := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			b.Fatalf("this benchmark needs %s: %v", bin, err)
+		}
+	}
+	rounds := mbenchEnvInt(b, "VIDEOSHARD_BENCH_MASTER_ROUNDS", 3)
+	slots := mbenchEnvInt(b, "VIDEOSHARD_BENCH_MASTER_SLOTS", 1)
+	segment := "6"
+	if v := os.Getenv("VIDEOSHARD_BENCH_MASTER_SEGMENT"); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err != nil || !(f > 0) {
+			b.Fatalf("VIDEOSHARD_BENCH_MASTER_SEGMENT=%q: want a positive number of seconds", v)
+		}
+		segment = v
+	}
+
+	dir := b.TempDir()
+	src := filepath.Join(dir, "source.mp4")
+	genStart := time.Now()
+	mbenchSource(b, src, 30)
+	genTime := time.Since(genStart)
+
+	yaml := fmt.Sprintf("encoder: ffmpeg\nffmpeg: {video_codec: %s, crf: %s, preset: %s, audio_codec: copy, container: matroska, threads: 0}\nlimits: {max_concurrent_tasks: %d}\n",
+		mbenchCodec, mbenchCRF, mbenchPreset, slots)
+	w1, w2 := mbenchWorker(b, yaml), mbenchWorker(b, yaml)
+	workers := w1.Addr + "," + w2.Addr
+	b.Logf("source %.1f MB (made in %.0f s); segment %s s; 2 workers x %d slot(s), %s crf %s preset %s; %d rounds",
+		mbenchSize(b, src)/1e6, genTime.Seconds(), segment, slots, mbenchCodec, mbenchCRF, mbenchPreset, rounds)
+
+	ref := func(out string) (time.Duration, float64) {
+		cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", src,
+			"-map", "0:v:0", "-map", "0:a?", "-c:v", mbenchCodec, "-crf", mbenchCRF, "-preset", mbenchPreset,
+			"-c:a", "copy", "-fps_mode", "passthrough", "-f", "matroska", out)
+		start := time.Now()
+		res, err := cmd.CombinedOutput()
+		d := time.Since(start)
+		if err != nil {
+			b.Fatalf("reference ffmpeg: %v\n%s", err, res)
+		}
+		return d, mbenchRusageCPU(cmd.ProcessState)
+	}
+
+	var (
+		wallRatio, sizeRatio, psnrM, psnrR, psnrD  []float64
+		masterS, refS, masterMB, refMB, masterCPU  []float64
+		refCPU, headS, encS, tailS, busiest, idleS []float64
+		verified, chunks                           float64
+	)
+	for b.Loop() {
+		for r := range rounds {
+			rd := filepath.Join(dir, fmt.Sprintf("round%d", r))
+			if err := os.MkdirAll(rd, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			id := fmt.Sprintf("bench-master-%d-r%d", time.Now().UnixNano(), r)
+			mOut, rOut := filepath.Join(rd, "master.mkv"), filepath.Join(rd, "ref.mkv")
+			args := []string{"encode", "--workers", workers, "--output", mOut, "--segment-seconds", segment,
+				"--state-dir", filepath.Join(rd, "state"), "--video-id", id, src}
+
+			var m mbenchRun
+			var rWall time.Duration
+			var rCPU float64
+			cpu0 := mbenchCPU(w1.Cmd.Process.Pid) + mbenchCPU(w2.Cmd.Process.Pid)
+			var cpu1 float64
+			if r%2 == 0 {
+				m = mbenchMaster(b, args...)
+				cpu1 = mbenchCPU(w1.Cmd.Process.Pid) + mbenchCPU(w2.Cmd.Process.Pid)
+				rWall, rCPU = ref(rOut)
+			} else {
+				rWall, rCPU = ref(rOut)
+				cpu0 = mbenchCPU(w1.Cmd.Process.Pid) + mbenchCPU(w2.Cmd.Process.Pid)
+				m = mbenchMaster(b, args...)
+				cpu1 = mbenchCPU(w1.Cmd.Process.Pid) + mbenchCPU(w2.Cmd.Process.Pid)
+			}
+
+			// Untimed: what the master said, what the workers did, quality.
+			verdict := mbenchField(m.stdout, "verification")
+			if verdict == "OK" {
+				verified++
+			}
+			n, _ := strconv.Atoi(strings.Fields(mbenchField(m.stdout, "chunks") + " 0")[0])
+			chunks = float64(n)
+			// Encode phase: from the start of the first chunk's ffmpeg (its
+			// done time less its ffmpeg time) to the last chunk done.
+			// Before it: probe, split, upload; after it: fetch, join, verify.
+			t1 := mbenchEncodeTimes(w1.Logs.String(), id)
+			t2 := mbenchEncodeTimes(w2.Logs.String(), id)
+			var sum1, sum2 float64
+			for _, v := range t1 {
+				sum1 += v
+			}
+			for _, v := range t2 {
+				sum2 += v
+			}
+			first := t1[m.firstChunk] + t2[m.firstChunk]
+			head := m.firstDone.Seconds() - first
+			enc := m.lastDone.Seconds() - head
+			tail := m.wall.Seconds() - m.lastDone.Seconds()
+			// Worker idle inside the encode phase, summed over both workers.
+			idle := 2*enc - sum1 - sum2
+
+			mSize, rSize := mbenchSize(b, mOut), mbenchSize(b, rOut)
+			pm, pr := mbenchPSNR(b, mOut, src), mbenchPSNR(b, rOut, src)
+			os.RemoveAll(rd)
+
+			order := "master first"
+			if r%2 == 1 {
+				order = "ref first"
+			}
+			b.Logf("round %d (%s): wall %.2f/%.2f s = %.3f; size %.2f/%.2f MB = %.3f; PSNR %.3f/%.3f dB (%+.3f); verification %s; chunks %s; phases head %.1f enc %.1f tail %.1f s, ffmpeg %.1f+%.1f s, idle %.1f s; CPU %.1f/%.1f s",
+				r, order, m.wall.Seconds(), rWall.Seconds(), m.wall.Seconds()/rWall.Seconds(),
+				mSize/1e6, rSize/1e6, mSize/rSize, pm, pr, pm-pr, verdict, mbenchField(m.stdout, "per worker"),
+				head, enc, tail, sum1, sum2, idle, m.cpu+cpu1-cpu0, rCPU)
+
+			wallRatio = append(wallRatio, m.wall.Seconds()/rWall.Seconds())
+			sizeRatio = append(sizeRatio, mSize/rSize)
+			psnrM, psnrR, psnrD = append(psnrM, pm), append(psnrR, pr), append(psnrD, pm-pr)
+			masterS, refS = append(masterS, m.wall.Seconds()), append(refS, rWall.Seconds())
+			masterMB, refMB = append(masterMB, mSize/1e6), append(refMB, rSize/1e6)
+			masterCPU, refCPU = append(masterCPU, m.cpu+cpu1-cpu0), append(refCPU, rCPU)
+			headS, encS, tailS = append(headS, head), append(encS, enc), append(tailS, tail)
+			busiest, idleS = append(busiest, max(sum1, sum2)), append(idleS, idle)
+		}
+	}
+	b.Logf("medians: wall %.3f (<= 1.15), size %.3f (<= 1.05), PSNR delta %+.3f dB (>= -0.2); verified %d of %d rounds",
+		mbenchMedian(wallRatio), mbenchMedian(sizeRatio), mbenchMedian(psnrD), int(verified), len(wallRatio))
+	b.ReportMetric(float64(len(wallRatio)), "rounds")
+	b.ReportMetric(chunks, "chunks")
+	b.ReportMetric(mbenchMedian(wallRatio), "wall-ratio")
+	b.ReportMetric(mbenchMedian(sizeRatio), "size-ratio")
+	b.ReportMetric(mbenchMedian(psnrD), "psnr-delta-dB")
+	b.ReportMetric(mbenchMedian(psnrM), "psnr-master-dB")
+	b.ReportMetric(mbenchMedian(psnrR), "psnr-ref-dB")
+	b.ReportMetric(mbenchMedian(masterS), "master-s")
+	b.ReportMetric(mbenchMedian(refS), "ref-s")
+	b.ReportMetric(mbenchMedian(masterMB), "master-MB")
+	b.ReportMetric(mbenchMedian(refMB), "ref-MB")
+	b.ReportMetric(mbenchMedian(masterCPU), "master-cpu-s")
+	b.ReportMetric(mbenchMedian(refCPU), "ref-cpu-s")
+	b.ReportMetric(mbenchMedian(headS), "head-s")
+	b.ReportMetric(mbenchMedian(encS), "encode-phase-s")
+	b.ReportMetric(mbenchMedian(tailS), "tail-s")
+	b.ReportMetric(mbenchMedian(busiest), "busiest-worker-ffmpeg-s")
+	b.ReportMetric(mbenchMedian(idleS), "worker-idle-s")
+	b.ReportMetric(verified/float64(len(wallRatio)), "verified-share")
+}

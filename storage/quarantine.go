@@ -1,0 +1,214 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// quarantineStampLayout starts a quarantine directory's name: UTC, sortable,
+// to the nanosecond.
+const quarantineStampLayout = "20060102T150405.000000000Z"
+
+// quarantineReasonName is the file in each quarantine directory that says
+// why and from where. No shard ("chunk_<n>.shard") or metadata file (moved
+// only when its name ends in ".json") can take this name.
+const quarantineReasonName = "REASON.txt"
+
+// maxQuarantineLabel bounds the label part of a quarantine directory's name
+// so that stamp, label and a collision suffix fit in NAME_MAX (255).
+const maxQuarantineLabel = 255 - len(quarantineStampLayout) - len("-") - len("-999")
+
+// QuarantineDir returns <root>/.quarantine, where corrupt or orphaned files
+// are moved: one directory per quarantined chunk or file, named
+// "<UTC timestamp>-<video_id>_chunk_<n>" (or "-<file name>" for a metadata
+// file whose chunk is unknown), holding the files under their original names
+// and a REASON.txt. The store never reads, lists or deletes what is there;
+// it is the operator's to inspect, restore (stop the worker, move the files
+// back, start it) or delete. The directory exists once something was
+// quarantined.
+func (s *Store) QuarantineDir() string { return s.quarDir }
+
+// Quarantined returns the number of entries in QuarantineDir: those found
+// at Open plus those quarantined since. Entries an operator removes while
+// the Store is open are still counted.
+func (s *Store) Quarantined() int64 { return s.quarantined.Load() }
+
+// countQuarantined counts the entries already in QuarantineDir.
+func (s *Store) countQuarantined() error {
+	entries, err := os.ReadDir(s.quarDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.quarantined.Store(int64(len(entries)))
+	return nil
+}
+
+// Quarantine takes a committed chunk out of the store without deleting it:
+// its metadata and shard are moved into a new directory under QuarantineDir
+// (metadata first, so that a crash in between leaves an orphan shard, which
+// Open quarantines too), every directory involved is fsynced, and the chunk
+// leaves the index. From then on Lookup, List, VideoMetadata, OpenShard and
+// ResolveLocation no longer see it, reopening the store does not bring it
+// back, and a new Create and Commit of the chunk work as for a chunk never
+// stored. reason is recorded in the directory's REASON.txt and logged.
+//
+// Quarantine returns an error wrapping ErrInvalid for a bad id or index and
+// one wrapping ErrNotFound if the chunk is not committed. If moving the files
+// fails, the chunk stays out of the index (it is not served) and the error
+// is returned; the next Open sees whatever the move left and indexes or
+// quarantines it.
+func (s *Store) Quarantine(videoID string, chunkIndex int, reason string) error {
+	if err := validateKey(videoID, chunkIndex); err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	_, err := s.quarantine(chunkKey{videoID, chunkIndex}, nil, reason)
+	return err
+}
+
+// QuarantineVersion is Quarantine for the version m describes only (as
+// returned by OpenShard, Lookup or in a *CorruptError): if the chunk has
+// been replaced or quarantined since m was read, it does nothing and
+// returns an error wrapping ErrNotFound. Readers that found a version
+// corrupt use it, so that a good replacement committed meanwhile is kept.
+// Versions are told apart by checksum, size and commit timestamp.
+func (s *Store) QuarantineVersion(m Metadata, reason string) error {
+	if err := validateKey(m.VideoID, m.ChunkIndex); err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	_, err := s.quarantine(chunkKey{m.VideoID, m.ChunkIndex}, &m, reason)
+	return err
+}
+
+// quarantine moves a committed chunk (the version want describes, if not
+// nil) into a new quarantine directory and returns its path.
+func (s *Store) quarantine(key chunkKey, want *Metadata, reason string) (string, error) {
+	unlock := s.locks.lock(key)
+	defer unlock()
+	cur, ok := s.get(key.video, key.chunk)
+	if !ok || want != nil && !sameVersion(cur, *want) {
+		return "", fmt.Errorf("quarantine %s chunk %d: %w (replaced or already quarantined)", key.video, key.chunk, ErrNotFound)
+	}
+	s.drop(key.video, key.chunk)
+	dir, err := s.moveToQuarantine(key.video+"_chunk_"+strconv.Itoa(key.chunk), reason,
+		s.metadataPath(key.video, key.chunk), s.shardPath(key.video, key.chunk))
+	if err != nil {
+		s.log.Error("cannot quarantine chunk; no longer served until the store is reopened",
+			"video_id", key.video, "chunk_index", key.chunk, "reason", reason, "err", err)
+		return dir, fmt.Errorf("quarantine %s chunk %d: %w", key.video, key.chunk, noSpace(err))
+	}
+	s.log.Warn("chunk quarantined", "video_id", key.video, "chunk_index", key.chunk,
+		"reason", reason, "path", dir)
+	return dir, nil
+}
+
+// sameVersion reports whether a and b describe the same committed version.
+func sameVersion(a, b Metadata) bool {
+	return a.ChecksumSHA256 == b.ChecksumSHA256 && a.EncodedSize == b.EncodedSize && a.Timestamp == b.Timestamp
+}
+
+// moveToQuarantine moves files (absolute paths inside the root; those that
+// do not exist are skipped) into a new directory under QuarantineDir named
+// after the current time and label, beside a REASON.txt, and fsyncs the
+// directories involved. It returns the new directory. The caller holds
+// whatever lock keeps others off the files.
+func (s *Store) moveToQuarantine(label, reason string, files ...string) (string, error) {
+	if err := s.ensureDir(s.quarDir, s.root); err != nil {
+		return "", err
+	}
+	if len(label) > maxQuarantineLabel {
+		label = label[:maxQuarantineLabel]
+	}
+	now := s.now().UTC()
+	base := now.Format(quarantineStampLayout) + "-" + label
+	var dir string
+	for i := 0; ; i++ {
+		name := base
+		if i > 0 {
+			name += "-" + strconv.Itoa(i)
+		}
+		dir = filepath.Join(s.quarDir, name)
+		_, err := s.fs.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		if i >= 999 {
+			return "", &fs.PathError{Op: "mkdir", Path: base + "-*", Err: fs.ErrExist}
+		}
+	}
+	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	s.quarantined.Add(1)
+	if err := s.fs.SyncDir(s.quarDir); err != nil {
+		return dir, err
+	}
+
+	var note strings.Builder
+	fmt.Fprintf(&note, "reason: %s\ntime: %s\n", oneLine(reason), now.Format(timestampLayout))
+	var moves [][2]string
+	for _, f := range files {
+		if _, err := s.fs.Lstat(f); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		to := filepath.Join(dir, filepath.Base(f))
+		moves = append(moves, [2]string{f, to})
+		fmt.Fprintf(&note, "from: %s\n", f)
+	}
+	// The note goes first: a crash during the moves leaves it saying what
+	// was meant to be moved here.
+	tmp, err := s.writeTemp(dir, "."+quarantineReasonName+tempInfix+"*", []byte(note.String()))
+	if err != nil {
+		return dir, err
+	}
+	if err := s.fs.Rename(tmp, filepath.Join(dir, quarantineReasonName)); err != nil {
+		s.fs.Remove(tmp)
+		return dir, err
+	}
+	synced := map[string]bool{}
+	var errs []error
+	for _, mv := range moves {
+		if err := s.fs.Rename(mv[0], mv[1]); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		parent := filepath.Dir(mv[0])
+		if !synced[parent] {
+			synced[parent] = true
+			if err := s.fs.SyncDir(parent); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := s.fs.SyncDir(dir); err != nil {
+		errs = append(errs, err)
+	}
+	return dir, errors.Join(errs...)
+}
+
+// ensureDir creates dir (a child of parent) if it is missing, making its
+// entry durable.
+func (s *Store) ensureDir(dir, parent string) error {
+	if _, err := s.fs.Lstat(dir); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return s.fs.SyncDir(parent)
+}
+
+// oneLine keeps a reason on one line of REASON.txt.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
