@@ -341,7 +341,7 @@ func TestScrub_RateLimit(t *testing.T) {
 	if elapsed < want*8/10 {
 		t.Fatalf("scrub of %d bytes at %d B/s took %v, want at least %v", rep.Bytes, rate, elapsed, want*8/10)
 	}
-	if elapsed > 5*want {
+	if elapsed > 10*want {
 		t.Errorf("scrub took %v, far more than the %v the rate allows", elapsed, want)
 	}
 	if rep.Checked != shards || rep.Duration < want*8/10 {
