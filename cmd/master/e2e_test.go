@@ -141,7 +141,7 @@ func TestE2EWorkerFailures(t *testing.T) {
 	started := filepath.Join(dir, "started")
 	// An ffmpeg that never finishes an encode, so the chunk is in flight
 	// when its worker is killed.
-	script := "#!/bin/sh\ncase \"$*\" in *file:*) ;; *) exec ffmpeg \"$@\";; esac\ntouch " + started + "\nsleep 600\n"
+	script := "#!/bin/sh\ncase \"$*\" in *file:*) ;; *) exec ffmpeg \"$@\";; esac\necho $$ > " + started + "\nexec sleep 600\n"
 	if err := os.WriteFile(hang, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +162,15 @@ func TestE2EWorkerFailures(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	var encodePID int
+	waitFor(t, 60*time.Second, func() bool {
+		b, err := os.ReadFile(started)
+		encodePID, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && encodePID > 0
+	})
 	doomed.Kill()
+	// The kernel kills the encode of a worker that died (PR_SET_PDEATHSIG).
+	waitFor(t, 10*time.Second, func() bool { return syscall.Kill(encodePID, 0) != nil })
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("master encode: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}

@@ -164,7 +164,7 @@ func TestE2EFFmpegCancelKillsEncode(t *testing.T) {
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "ffmpeg")
 	pidFile := filepath.Join(dir, "pid")
-	script := "#!/bin/sh\ncase \"$*\" in *file:*) ;; *) exec ffmpeg \"$@\";; esac\necho $$ > " + pidFile + "\nsleep 600\n"
+	script := "#!/bin/sh\ncase \"$*\" in *file:*) ;; *) exec ffmpeg \"$@\";; esac\necho $$ > " + pidFile + "\nexec sleep 600\n"
 	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

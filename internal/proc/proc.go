@@ -75,7 +75,7 @@ func Run(ctx context.Context, c Cmd) (stderrTail string, err error) {
 	if len(c.Env) > 0 {
 		cmd.Env = append(os.Environ(), c.Env...)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = sysProcAttr()
 	cmd.WaitDelay = pipeWaitDelay
 	if err := cmd.Start(); err != nil {
 		return "", &StartError{Name: c.Name, Err: err}

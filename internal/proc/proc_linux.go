@@ -26,3 +26,10 @@ func waitExited(pid int) bool {
 		}
 	}
 }
+
+// sysProcAttr puts the child in its own process group (so the whole group
+// can be killed) and has the kernel kill it if this process dies first, as
+// under kill -9, so no encode outlives a crashed worker.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
