@@ -17,6 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	replicationpb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
@@ -56,8 +59,9 @@ type JobConfig struct {
 type Summary struct {
 	VideoID, Input, Output string
 	// Chunks is the job's chunk count; Resumed of them were already stored
-	// on the workers when this run started.
-	Chunks, Resumed int
+	// on the workers when this run started; Reencoded were encoded again
+	// because their shards were lost or corrupted on a worker.
+	Chunks, Resumed, Reencoded int
 	// PerWorker counts the chunks each worker holds.
 	PerWorker map[string]int
 	// Encoders are the encoders that made the shards (ffmpeg, simulated).
@@ -169,8 +173,28 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	} else {
 		sum.Resumed = len(state.Chunks)
 	}
-	if err := reconstruct(ctx, cfg, state, &src, d.Clients(), &sum); err != nil {
-		return Summary{}, err
+	// A shard lost or corrupted on its worker (NotFound, DataLoss) is
+	// encoded again, and the output rebuilt.
+	for attempt := 1; ; attempt++ {
+		err := reconstruct(ctx, cfg, state, &src, d.Clients(), &sum)
+		var lost *LostShardsError
+		if !errors.As(err, &lost) || attempt > 2 {
+			if err != nil {
+				return Summary{}, err
+			}
+			break
+		}
+		cfg.Logger.Warn("shards lost on their workers; encoding them again", "chunks", lost.Chunks, "err", lost.Err)
+		for _, i := range lost.Chunks {
+			state.forget(i)
+		}
+		if err := state.Save(cfg.StateDir); err != nil {
+			return Summary{}, err
+		}
+		if err := encodeChunks(ctx, cfg, src, state, d); err != nil {
+			return Summary{}, fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
+		}
+		sum.Reencoded += len(lost.Chunks)
 	}
 	sum.Wall = time.Since(start)
 	sum.Speed = sum.MediaSeconds / sum.Wall.Seconds()
@@ -534,6 +558,7 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*Clien
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
+		lost     LostShardsError
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -551,6 +576,13 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*Clien
 				c := state.Chunks[i]
 				path := filepath.Join(dir, fmt.Sprintf("shard_%06d.mkv", c.Index))
 				enc, err := fetchShard(ctx, clients[c.Worker], c, path)
+				if code := status.Code(err); code == codes.DataLoss || code == codes.NotFound {
+					mu.Lock()
+					lost.Chunks = append(lost.Chunks, i)
+					lost.Err = fmt.Errorf("chunk %d on %s: %w", c.Index, c.Worker, err)
+					mu.Unlock()
+					continue
+				}
 				if err != nil {
 					fail(fmt.Errorf("fetch chunk %d from %s: %w", c.Index, c.Worker, err))
 					continue
@@ -570,6 +602,10 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*Clien
 	if firstErr != nil {
 		return nil, nil, firstErr
 	}
+	if len(lost.Chunks) > 0 {
+		slices.Sort(lost.Chunks)
+		return nil, nil, &lost
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -579,6 +615,20 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*Clien
 	}
 	return paths, set, nil
 }
+
+// LostShardsError reports chunks whose shards their workers no longer hold
+// intact (NotFound, or DataLoss: the worker found them corrupted and
+// quarantined them). Chunks are positions in the chunk map.
+type LostShardsError struct {
+	Chunks []int
+	Err    error // one of the failures
+}
+
+func (e *LostShardsError) Error() string {
+	return fmt.Sprintf("shards of chunks %v are lost on their workers: %v", e.Chunks, e.Err)
+}
+
+func (e *LostShardsError) Unwrap() error { return e.Err }
 
 func fetchShard(ctx context.Context, c *Client, chunk ChunkState, path string) (encoder string, err error) {
 	if c == nil {

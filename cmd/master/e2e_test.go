@@ -313,3 +313,32 @@ func TestE2EInterrupt(t *testing.T) {
 		return err == nil && h.GetActiveTasks() == 0
 	})
 }
+
+// A shard corrupted on its worker's disk after the job stored it: the
+// worker refuses it with DataLoss when the master fetches it, and the
+// master encodes that chunk again instead of failing.
+func TestE2ECorruptShardIsEncodedAgain(t *testing.T) {
+	w := e2etest.StartWorker(t, bins["worker"], "", "", fastFFmpeg)
+	dir := t.TempDir()
+	args := []string{"encode", "--workers", w.Addr, "--output", filepath.Join(dir, "out.mkv"), "--segment-seconds", "1",
+		"--state-dir", filepath.Join(dir, "state"), "--video-id", "rot", testdata("h264_noaudio_320x240_30000-1001_3s.mkv")}
+	if code, stdout, stderr := runMaster(t, args...); code != 0 {
+		t.Fatalf("first run exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	shard := filepath.Join(w.Root, "rot", "chunk_1.shard")
+	data, err := os.ReadFile(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff // bit rot: same size, other bytes
+	if err := os.WriteFile(shard, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runMaster(t, args...)
+	if code != 0 || !strings.Contains(stdout, "1 encoded again") || !strings.Contains(stdout, "verification:   OK") {
+		t.Fatalf("second run exited %d, want chunk 1 encoded again and the output verified\n%s\n%s", code, stdout, stderr)
+	}
+	if frames, _ := probeFrames(t, filepath.Join(dir, "out.mkv")); frames != 90 {
+		t.Fatalf("output has %d frames, want 90", frames)
+	}
+}

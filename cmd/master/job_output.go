@@ -27,7 +27,7 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 		{"video", s.VideoID},
 		{"input", s.Input},
 		{"output", s.Output},
-		{"chunks", fmt.Sprintf("%d (%d already stored)", s.Chunks, s.Resumed)},
+		{"chunks", fmt.Sprintf("%d (%d already stored, %d encoded again after a lost shard)", s.Chunks, s.Resumed, s.Reencoded)},
 		{"per worker", strings.Join(workers, ", ")},
 		{"encoders", strings.Join(s.Encoders, ", ")},
 		{"input size", bytesIfSet(s.InputSize)},
