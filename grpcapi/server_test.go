@@ -81,7 +81,13 @@ type harness struct {
 
 func newHarness(t *testing.T, enc encode.Encoder, cfg Config) *harness {
 	t.Helper()
-	store, err := storage.Open(storage.Options{Root: t.TempDir()})
+	return newHarnessFS(t, nil, enc, cfg)
+}
+
+// newHarnessFS is newHarness over a store whose write path goes through fsys.
+func newHarnessFS(t *testing.T, fsys storage.FS, enc encode.Encoder, cfg Config) *harness {
+	t.Helper()
+	store, err := storage.Open(storage.Options{Root: t.TempDir(), FS: fsys})
 	if err != nil {
 		t.Fatal(err)
 	}
