@@ -106,3 +106,25 @@ func isName(s, extra string) bool {
 	}
 	return true
 }
+
+// checkOptions validates per-request overrides against the allowlist, for
+// encoders that do not act on them (the simulation): a request is refused
+// by every worker alike, whatever its encoder. An unset codec means
+// libx264, the default.
+func checkOptions(opts Options) error {
+	codec := opts.VideoCodec
+	if codec == "" {
+		codec = "libx264"
+	}
+	spec, err := lookupCodec(codec)
+	if err == nil && opts.CRF != nil {
+		err = spec.checkCRF(codec, *opts.CRF)
+	}
+	if err == nil && opts.Preset != "" {
+		err = spec.checkPreset(codec, opts.Preset)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/videoshard/videoshard/encode"
@@ -63,9 +64,17 @@ func TestSimulated_SettingsMatchesEncode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := s.Settings(encode.Options{VideoCodec: "ignored"})
+	want, err := s.Settings(encode.Options{VideoCodec: "libvpx-vp9"}) // allowed, then ignored
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Outside the allowlist: refused like a real encoder would.
+	if _, err := s.Settings(encode.Options{VideoCodec: "rm -rf /"}); !errors.Is(err, encode.ErrInvalidOptions) {
+		t.Fatalf("Settings with a codec outside the allowlist: %v, want ErrInvalidOptions", err)
+	}
+	bad := 99
+	if _, err := s.Encode(context.Background(), strings.NewReader("x"), newFileOutput(t), encode.Options{CRF: &bad}); !errors.Is(err, encode.ErrInvalidOptions) {
+		t.Fatalf("Encode with CRF 99: %v, want ErrInvalidOptions", err)
 	}
 	res, err := s.Encode(context.Background(), openFile(t, testdata("h264_noaudio_320x240_30000-1001_3s.mkv")), newFileOutput(t), encode.Options{})
 	if err != nil {

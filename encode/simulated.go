@@ -66,8 +66,12 @@ func (s *Simulated) Name() string { return NameSimulated }
 func (s *Simulated) Check(context.Context) error { return nil }
 
 // Encode reads in to the end in 64 KiB blocks and writes a prefix of each
-// block to out, 16 blocks at a time. Empty input returns ErrInvalidInput; opts are ignored.
-func (s *Simulated) Encode(ctx context.Context, in io.Reader, out Output, _ Options) (Result, error) {
+// block to out, 16 blocks at a time. Empty input returns ErrInvalidInput;
+// opts are checked against the allowlist like a real encoder's, then ignored.
+func (s *Simulated) Encode(ctx context.Context, in io.Reader, out Output, opts Options) (Result, error) {
+	if err := checkOptions(opts); err != nil {
+		return Result{}, err
+	}
 	start := time.Now()
 	bp, _ := s.buffers.Get().(*[]byte)
 	if bp == nil {
@@ -120,7 +124,12 @@ func (s *Simulated) Encode(ctx context.Context, in io.Reader, out Output, _ Opti
 
 // Settings returns what Encode records as Result.Settings: the ratio.
 // Options are ignored, as Encode ignores them.
-func (s *Simulated) Settings(Options) (map[string]string, error) { return s.settings(), nil }
+func (s *Simulated) Settings(opts Options) (map[string]string, error) {
+	if err := checkOptions(opts); err != nil {
+		return nil, err
+	}
+	return s.settings(), nil
+}
 
 func (s *Simulated) settings() map[string]string {
 	return map[string]string{"ratio": strconv.FormatFloat(s.ratio, 'g', -1, 64)}

@@ -316,6 +316,26 @@ func TestE2ESimulatedBadInput(t *testing.T) {
 		{"negative index", process(w, "kept", -1, good), codes.InvalidArgument},
 		{"empty chunk", process(w, "kept", 3, nil), codes.InvalidArgument},
 		{"chunk over the limit", process(w, "kept", 3, randomBytes(1<<20+1, 1)), codes.ResourceExhausted},
+		{"override: codec outside the allowlist", func() error {
+			_, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "kept", ChunkIndex: 4, ChunkData: good,
+				Encoding: &pb.EncodingOptions{VideoCodec: "rm -rf /"}})
+			return err
+		}, codes.InvalidArgument},
+		{"override: crf out of range", func() error {
+			crf := int32(99)
+			_, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "kept", ChunkIndex: 4, ChunkData: good,
+				Encoding: &pb.EncodingOptions{Crf: &crf}})
+			return err
+		}, codes.InvalidArgument},
+		{"override: preset that is a flag", func() error {
+			_, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "kept", ChunkIndex: 4, ChunkData: good,
+				Encoding: &pb.EncodingOptions{Preset: "-i /etc/passwd"}})
+			return err
+		}, codes.InvalidArgument},
+		{"get: huge index", getShard(w, &pb.GetShardRequest{ShardLocation: "kept/chunk_99999999999999.shard"}), codes.InvalidArgument},
+		{"get: index with a sign", getShard(w, &pb.GetShardRequest{ShardLocation: "kept/chunk_+1.shard"}), codes.InvalidArgument},
+		{"get: leading zero", getShard(w, &pb.GetShardRequest{ShardLocation: "kept/chunk_00.shard"}), codes.InvalidArgument},
+		{"get: temp file", getShard(w, &pb.GetShardRequest{ShardLocation: ".tmp/x.shard"}), codes.InvalidArgument},
 		{"get: outside path", getShard(w, &pb.GetShardRequest{ShardLocation: "/etc/passwd"}), codes.InvalidArgument},
 		{"get: metadata json", getShard(w, &pb.GetShardRequest{ShardLocation: filepath.Join(w.Root, "metadata", "kept_chunk_0_metadata.json")}), codes.InvalidArgument},
 		{"get: sibling prefix folder", getShard(w, &pb.GetShardRequest{ShardLocation: filepath.Join(sibling, "kept", "chunk_0.shard")}), codes.InvalidArgument},
