@@ -12,37 +12,45 @@
 #   download cmd/worker BenchmarkDownloadShard1GiB        DownloadShard of a 1 GiB shard from the real
 #                                                         worker: MB/s / disk read+sha256, and the
 #                                                         worker's RSS growth              (< 64 MiB)
+#   master   cmd/master BenchmarkMasterEncodeVsWholeFile  `master encode` of a 30 s 720p clip across two
+#                                                         local ffmpeg workers / one ffmpeg over the whole
+#                                                         file, same codec, CRF, preset: wall (<= 1.15),
+#                                                         output size (<= 1.05), PSNR vs the source
+#                                                         (master - whole file >= -0.2 dB)
 #   extra    storage BenchmarkCommit64MiB, encode BenchmarkSimulated64MiB and
 #            BenchmarkFFmpegDirectVsEncoder (ns/op pairs, no interleaving)
 #
-# Usage: scripts/bench.sh [ffmpeg|ingest|download|extra|profile ...]   (default: all but profile)
+# Usage: scripts/bench.sh [ffmpeg|ingest|download|master|extra|profile ...]   (default: all but profile)
 # Environment:
 #   BENCH_OUT=DIR                         where raw outputs and profiles go (default: a new temp dir)
 #   BENCH_PROFILE=1                       also CPU-profile the simulated unary and streamed ingest
 #   VIDEOSHARD_BENCH_FFMPEG_PAIRS=N       direct/rpc pairs (default 5)
 #   VIDEOSHARD_BENCH_INGEST_ROUNDS=N      ingest rounds (default 15)
 #   VIDEOSHARD_BENCH_DOWNLOAD_ROUNDS=N    download rounds, one fresh worker each (default 3)
-# Needs ffmpeg and ffprobe (the ffmpeg and extra parts), ~4 GiB free in TMPDIR, and about
-# 3-5 minutes on a 2-core machine.
+#   VIDEOSHARD_BENCH_MASTER_ROUNDS=N      master/whole-file rounds (default 3)
+#   VIDEOSHARD_BENCH_MASTER_SEGMENT=S     the master's --segment-seconds (default 5)
+#   VIDEOSHARD_BENCH_MASTER_SLOTS=N       each worker's max_concurrent_tasks (default 1)
+# Needs ffmpeg and ffprobe (the ffmpeg, master and extra parts), ~4 GiB free in TMPDIR, and
+# about 3-5 minutes on a 2-core machine, plus 4-5 minutes for the master part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then
-	parts=(ffmpeg ingest download extra)
+	parts=(ffmpeg ingest download master extra)
 	[ "${BENCH_PROFILE:-}" = 1 ] && parts+=(profile)
 fi
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for p in "${parts[@]}"; do
-	case $p in ffmpeg | ingest | download | extra | profile) ;; *)
-		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, extra, profile)" >&2
+	case $p in ffmpeg | ingest | download | master | extra | profile) ;; *)
+		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, master, extra, profile)" >&2
 		exit 2
 		;;
 	esac
 done
-if want ffmpeg || want extra; then
+if want ffmpeg || want master || want extra; then
 	for bin in ffmpeg ffprobe; do
 		command -v "$bin" >/dev/null || {
 			echo "bench.sh: $bin not found; install ffmpeg (scripts/ensure-deps.sh) or run: scripts/bench.sh ingest download" >&2
@@ -96,6 +104,9 @@ if want ingest; then
 fi
 if want download; then
 	bench_required download ./cmd/worker/ 'BenchmarkDownloadShard1GiB$' -benchtime=1x
+fi
+if want master; then
+	bench_required master ./cmd/master/ 'BenchmarkMasterEncodeVsWholeFile$' -benchtime=1x
 fi
 if want extra; then
 	bench_optional storage ./storage/ 'BenchmarkCommit64MiB$' -benchtime=10x -count=3
@@ -151,6 +162,23 @@ if want download; then
 	row "  worker RSS growth (median; max)" "$(metric "$f" $B rss-growth-MiB); $g MiB" \
 		"base $(metric "$f" $B rss-base-MiB) MiB" "" "< 64 MiB" "$(verdict "$g" '<' 64)"
 	row "  worker peak RSS" "$(metric "$f" $B rss-peak-MiB) MiB" "" "" "" ""
+fi
+if want master; then
+	f=$out/master.txt B=BenchmarkMasterEncodeVsWholeFile
+	r=$(metric "$f" $B wall-ratio) z=$(metric "$f" $B size-ratio) d=$(metric "$f" $B psnr-delta-dB)
+	row "master encode/whole-file ffmpeg ($(int "$(metric "$f" $B rounds)") rounds)" \
+		"master $(metric "$f" $B master-s) s" "ffmpeg $(metric "$f" $B ref-s) s" "$r" "<= 1.15" "$(verdict "$r" '<=' 1.15)"
+	row "  output size ($(int "$(metric "$f" $B chunks)") chunks)" "$(metric "$f" $B master-MB) MB" \
+		"$(metric "$f" $B ref-MB) MB" "$z" "<= 1.05" "$(verdict "$z" '<=' 1.05)"
+	row "  PSNR vs source (delta in dB)" "$(metric "$f" $B psnr-master-dB) dB" \
+		"$(metric "$f" $B psnr-ref-dB) dB" "$d" ">= -0.2" "$(verdict "$d" '>=' -0.2)"
+	row "  CPU s, workers' ffmpeg included" "$(metric "$f" $B master-cpu-s) s" "$(metric "$f" $B ref-cpu-s) s" \
+		"$(metric "$f" $B cpu-ratio)" "" ""
+	row "  master phases: head/encode/tail s" \
+		"$(metric "$f" $B head-s) / $(metric "$f" $B encode-phase-s) / $(metric "$f" $B tail-s)" \
+		"worker idle $(metric "$f" $B worker-idle-s) s" "" "" ""
+	v=$(metric "$f" $B verified-share)
+	row "  master's verification OK (share of rounds)" "$v" "" "" "1" "$(verdict "$v" '>=' 1)"
 fi
 if want extra; then
 	# Medians of the -count runs' MB/s (storage) and the ns/op pair (encode).

@@ -6,8 +6,8 @@ package main
 // (`scripts/bench.sh master`); `go test` without -bench never runs it.
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -18,7 +18,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -70,7 +69,7 @@ func mbenchSource(b *testing.B, path string, seconds int) {
 	b.Helper()
 	d := strconv.Itoa(seconds)
 	cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration="+d+",noise=alls=6:allf=t",
+		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration="+d+",noise=alls=4:allf=t",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+d,
 		"-map", "0:v", "-map", "1:a",
 		"-c:v", "libx264", "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p",
@@ -129,53 +128,24 @@ func mbenchRusageCPU(ps *os.ProcessState) float64 {
 
 // mbenchRun is one `master encode`.
 type mbenchRun struct {
-	wall       time.Duration // process start to exit
-	cpu        float64       // the master's CPU seconds, its ffmpeg/ffprobe runs included
+	start, end time.Time // process start and exit
+	wall       time.Duration
+	cpu        float64 // the master's CPU seconds, its ffmpeg/ffprobe runs included
 	stdout     string
-	firstDone  time.Duration // when the first "chunk N done" progress line came
-	lastDone   time.Duration // and the last
-	firstChunk int           // which chunk was done first
 }
 
-var mbenchDoneLine = regexp.MustCompile(`^chunk (\d+) done on `)
-
-// mbenchMaster runs `master encode`, timing its progress lines as they come.
+// mbenchMaster runs `master encode`.
 func mbenchMaster(b *testing.B, args ...string) mbenchRun {
 	b.Helper()
 	cmd := exec.Command(bins["master"], args...)
-	var stdout strings.Builder
-	cmd.Stdout = &stdout
-	stderr, err := cmd.StderrPipe()
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	r := mbenchRun{start: time.Now()}
+	err := cmd.Run()
+	r.end = time.Now()
+	r.wall = r.end.Sub(r.start)
 	if err != nil {
-		b.Fatal(err)
-	}
-	r := mbenchRun{firstChunk: -1}
-	var errLines []string
-	var wg sync.WaitGroup
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	wg.Go(func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			at := time.Since(start)
-			line := sc.Text()
-			errLines = append(errLines, line)
-			if m := mbenchDoneLine.FindStringSubmatch(line); m != nil {
-				if r.firstChunk < 0 {
-					r.firstChunk, _ = strconv.Atoi(m[1])
-					r.firstDone = at
-				}
-				r.lastDone = at
-			}
-		}
-	})
-	wg.Wait() // the pipe closes when the master exits
-	err = cmd.Wait()
-	r.wall = time.Since(start)
-	if err != nil {
-		b.Fatalf("master %s: %v\n%s\n%s", strings.Join(args, " "), err, stdout.String(), strings.Join(errLines, "\n"))
+		b.Fatalf("master %s: %v\n%s\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	r.cpu = mbenchRusageCPU(cmd.ProcessState)
 	r.stdout = stdout.String()
@@ -192,38 +162,70 @@ func mbenchField(summary, key string) string {
 	return ""
 }
 
-// mbenchEncodeTimes reads, from a worker's log, the ffmpeg time of each
-// chunk of videoID it stored ("chunk stored ... encode_time=12.3s").
-func mbenchEncodeTimes(logs, videoID string) map[int]float64 {
-	times := map[int]float64{}
+// mbenchSpan is when a worker's ffmpeg ran for one chunk.
+type mbenchSpan struct{ start, end time.Time }
+
+// mbenchSpans reads, from a worker's log, when its ffmpeg ran for each chunk
+// of videoID it stored: the "chunk stored" line's time (milliseconds) less
+// its encode_time (ffmpeg alone). The end is late by the shard's ffprobe
+// and commit, some tens of milliseconds.
+func mbenchSpans(b *testing.B, logs, videoID string) []mbenchSpan {
+	b.Helper()
+	var spans []mbenchSpan
 	for line := range strings.SplitSeq(logs, "\n") {
 		if !strings.Contains(line, `msg="chunk stored"`) || !strings.Contains(line, " video_id="+videoID+" ") {
 			continue
 		}
-		var chunk int
+		var at time.Time
 		var d time.Duration
+		var err1, err2 error = errors.New("no time"), errors.New("no encode_time")
 		for _, f := range strings.Fields(line) {
-			if v, ok := strings.CutPrefix(f, "chunk="); ok {
-				chunk, _ = strconv.Atoi(v)
+			if v, ok := strings.CutPrefix(f, "time="); ok {
+				at, err1 = time.Parse(time.RFC3339Nano, v)
 			}
 			if v, ok := strings.CutPrefix(f, "encode_time="); ok {
-				d, _ = time.ParseDuration(v)
+				d, err2 = time.ParseDuration(v)
 			}
 		}
-		times[chunk] = d.Seconds()
+		if err := errors.Join(err1, err2); err != nil {
+			b.Fatalf("worker log line %q: %v", line, err)
+		}
+		spans = append(spans, mbenchSpan{at.Add(-d), at})
 	}
-	return times
+	return spans
+}
+
+// mbenchBusy is how long at least one of spans ran (their union).
+func mbenchBusy(spans []mbenchSpan) time.Duration {
+	s := slices.Clone(spans)
+	slices.SortFunc(s, func(a, b mbenchSpan) int { return a.start.Compare(b.start) })
+	var busy time.Duration
+	var end time.Time
+	for _, x := range s {
+		if x.start.After(end) {
+			end = x.start
+		}
+		if x.end.After(end) {
+			busy += x.end.Sub(end)
+			end = x.end
+		}
+	}
+	return busy
 }
 
 var mbenchPSNRAverage = regexp.MustCompile(`PSNR y:\S+ u:\S+ v:\S+ average:(\S+)`)
 
 // mbenchPSNR is the average PSNR (dB, over Y, U and V, weighted as ffmpeg's
-// psnr filter does) of the video of out against the video of src, frame by
-// frame, both timelines starting at zero.
+// psnr filter does) of the video of out against the video of src, frame n
+// against frame n. Both are renumbered (time base 1/30, PTS = frame number)
+// because the filter pairs frames by timestamp, and Matroska's millisecond
+// timestamps (33, 67, 100 ms) against the MP4 source's exact ones would pair
+// every third frame with its predecessor and report some 28 dB instead of
+// 41. The master's verification has checked the frame counts are equal.
 func mbenchPSNR(b *testing.B, out, src string) float64 {
 	b.Helper()
 	cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-i", out, "-i", src,
-		"-lavfi", "[0:v]setpts=PTS-STARTPTS[o];[1:v]setpts=PTS-STARTPTS[s];[o][s]psnr", "-an", "-f", "null", "-")
+		"-lavfi", "[0:v]settb=1/30,setpts=N[o];[1:v]settb=1/30,setpts=N[s];[o][s]psnr", "-an", "-f", "null", "-")
 	res, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("psnr of %s: %v\n%s", out, err, res)
@@ -239,6 +241,20 @@ func mbenchPSNR(b *testing.B, out, src string) float64 {
 	return v
 }
 
+func mbenchMinTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func mbenchMaxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 func mbenchSize(b *testing.B, path string) float64 {
 	b.Helper()
 	fi, err := os.Stat(path)
@@ -249,7 +265,7 @@ func mbenchSize(b *testing.B, path string) float64 {
 }
 
 // BenchmarkMasterEncodeVsWholeFile encodes a 30 s 1280x720 30 fps source
-// (testsrc2 under film-grain noise, a 40 Mb/s H.264 mezzanine with a keyframe
+// (testsrc2 under film-grain noise, a 50 Mb/s H.264 mezzanine with a keyframe
 // every 2 s, and AAC audio; made once, in the temporary directory) with
 // `master encode` across two local workers in ffmpeg mode (libx264, CRF 23,
 // preset medium, Matroska, ffmpeg's own thread count), and, as the
@@ -265,7 +281,8 @@ func mbenchSize(b *testing.B, path string) float64 {
 //
 // Environment: VIDEOSHARD_BENCH_MASTER_ROUNDS (default 3),
 // VIDEOSHARD_BENCH_MASTER_SEGMENT (the master's --segment-seconds, default
-// 6: five 6 s chunks of the source's 2 s GOPs), VIDEOSHARD_BENCH_MASTER_SLOTS
+// 5: chunks cut at the first keyframe from each 5 s, so six chunks of 6 and
+// 4 s, three per worker), VIDEOSHARD_BENCH_MASTER_SLOTS
 // (each worker's limits.max_concurrent_tasks, default 1: two encodes at once
 // on the machine, each with ffmpeg's default threads).
 func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
@@ -276,7 +293,7 @@ func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
 	}
 	rounds := mbenchEnvInt(b, "VIDEOSHARD_BENCH_MASTER_ROUNDS", 3)
 	slots := mbenchEnvInt(b, "VIDEOSHARD_BENCH_MASTER_SLOTS", 1)
-	segment := "6"
+	segment := "5"
 	if v := os.Getenv("VIDEOSHARD_BENCH_MASTER_SEGMENT"); v != "" {
 		if f, err := strconv.ParseFloat(v, 64); err != nil || !(f > 0) {
 			b.Fatalf("VIDEOSHARD_BENCH_MASTER_SEGMENT=%q: want a positive number of seconds", v)
@@ -314,6 +331,7 @@ func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
 		wallRatio, sizeRatio, psnrM, psnrR, psnrD  []float64
 		masterS, refS, masterMB, refMB, masterCPU  []float64
 		refCPU, headS, encS, tailS, busiest, idleS []float64
+		cpuRatio                                   []float64
 		verified, chunks                           float64
 	)
 	for b.Loop() {
@@ -350,24 +368,33 @@ func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
 			}
 			n, _ := strconv.Atoi(strings.Fields(mbenchField(m.stdout, "chunks") + " 0")[0])
 			chunks = float64(n)
-			// Encode phase: from the start of the first chunk's ffmpeg (its
-			// done time less its ffmpeg time) to the last chunk done.
-			// Before it: probe, split, upload; after it: fetch, join, verify.
-			t1 := mbenchEncodeTimes(w1.Logs.String(), id)
-			t2 := mbenchEncodeTimes(w2.Logs.String(), id)
+			// Phases, from the workers' logs: head, from the master's start
+			// to the first ffmpeg on a worker (probe, split, checksums, the
+			// first upload); the encode phase, to the last chunk stored;
+			// tail, to the master's exit (fetch, join, verify). Idle: the
+			// time in the encode phase a worker ran no ffmpeg (uploads,
+			// spooling, gaps), summed over both workers.
+			s1 := mbenchSpans(b, w1.Logs.String(), id)
+			s2 := mbenchSpans(b, w2.Logs.String(), id)
+			all := append(slices.Clone(s1), s2...)
+			if len(all) == 0 {
+				b.Fatalf("the workers logged no stored chunk of %s", id)
+			}
+			first, last := all[0].start, all[0].end
 			var sum1, sum2 float64
-			for _, v := range t1 {
-				sum1 += v
+			for _, x := range all {
+				first, last = mbenchMinTime(first, x.start), mbenchMaxTime(last, x.end)
 			}
-			for _, v := range t2 {
-				sum2 += v
+			for _, x := range s1 {
+				sum1 += x.end.Sub(x.start).Seconds()
 			}
-			first := t1[m.firstChunk] + t2[m.firstChunk]
-			head := m.firstDone.Seconds() - first
-			enc := m.lastDone.Seconds() - head
-			tail := m.wall.Seconds() - m.lastDone.Seconds()
-			// Worker idle inside the encode phase, summed over both workers.
-			idle := 2*enc - sum1 - sum2
+			for _, x := range s2 {
+				sum2 += x.end.Sub(x.start).Seconds()
+			}
+			head := first.Sub(m.start).Seconds()
+			enc := last.Sub(first).Seconds()
+			tail := m.end.Sub(last).Seconds()
+			idle := 2*enc - mbenchBusy(s1).Seconds() - mbenchBusy(s2).Seconds()
 
 			mSize, rSize := mbenchSize(b, mOut), mbenchSize(b, rOut)
 			pm, pr := mbenchPSNR(b, mOut, src), mbenchPSNR(b, rOut, src)
@@ -377,10 +404,10 @@ func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
 			if r%2 == 1 {
 				order = "ref first"
 			}
-			b.Logf("round %d (%s): wall %.2f/%.2f s = %.3f; size %.2f/%.2f MB = %.3f; PSNR %.3f/%.3f dB (%+.3f); verification %s; chunks %s; phases head %.1f enc %.1f tail %.1f s, ffmpeg %.1f+%.1f s, idle %.1f s; CPU %.1f/%.1f s",
+			b.Logf("round %d (%s): wall %.2f/%.2f s = %.3f; size %.2f/%.2f MB = %.3f; PSNR %.3f/%.3f dB (%+.3f); verification %s; chunks %s; phases head %.1f enc %.1f tail %.1f s, ffmpeg %.1f+%.1f s, idle %.1f s; CPU %.1f (master %.1f, workers %.1f)/%.1f s",
 				r, order, m.wall.Seconds(), rWall.Seconds(), m.wall.Seconds()/rWall.Seconds(),
 				mSize/1e6, rSize/1e6, mSize/rSize, pm, pr, pm-pr, verdict, mbenchField(m.stdout, "per worker"),
-				head, enc, tail, sum1, sum2, idle, m.cpu+cpu1-cpu0, rCPU)
+				head, enc, tail, sum1, sum2, idle, m.cpu+cpu1-cpu0, m.cpu, cpu1-cpu0, rCPU)
 
 			wallRatio = append(wallRatio, m.wall.Seconds()/rWall.Seconds())
 			sizeRatio = append(sizeRatio, mSize/rSize)
@@ -388,6 +415,7 @@ func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
 			masterS, refS = append(masterS, m.wall.Seconds()), append(refS, rWall.Seconds())
 			masterMB, refMB = append(masterMB, mSize/1e6), append(refMB, rSize/1e6)
 			masterCPU, refCPU = append(masterCPU, m.cpu+cpu1-cpu0), append(refCPU, rCPU)
+			cpuRatio = append(cpuRatio, (m.cpu+cpu1-cpu0)/rCPU)
 			headS, encS, tailS = append(headS, head), append(encS, enc), append(tailS, tail)
 			busiest, idleS = append(busiest, max(sum1, sum2)), append(idleS, idle)
 		}
@@ -407,6 +435,7 @@ func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
 	b.ReportMetric(mbenchMedian(refMB), "ref-MB")
 	b.ReportMetric(mbenchMedian(masterCPU), "master-cpu-s")
 	b.ReportMetric(mbenchMedian(refCPU), "ref-cpu-s")
+	b.ReportMetric(mbenchMedian(cpuRatio), "cpu-ratio")
 	b.ReportMetric(mbenchMedian(headS), "head-s")
 	b.ReportMetric(mbenchMedian(encS), "encode-phase-s")
 	b.ReportMetric(mbenchMedian(tailS), "tail-s")
