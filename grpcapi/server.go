@@ -35,7 +35,8 @@ type Config struct {
 	// FrameBytes is the data size of one DownloadShard message (default 1 MiB).
 	FrameBytes int
 	// HealthTTL is how long a dependency check (encoder, store) is reused
-	// (default 2 s), so health probes do not spawn a process each.
+	// (default 30 s): checking runs ffmpeg four times, about 0.15 CPU-s, too
+	// much to repeat for every probe or every few seconds.
 	HealthTTL time.Duration
 	Logger    *slog.Logger
 }
@@ -77,7 +78,7 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 	}
 	cfg.FrameBytes = min(cfg.FrameBytes, cfg.MaxMessageBytes-messageHeadroom)
 	if cfg.HealthTTL <= 0 {
-		cfg.HealthTTL = 2 * time.Second
+		cfg.HealthTTL = 30 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -276,8 +276,14 @@ func mbenchSize(b *testing.B, path string) float64 {
 // (ffmpeg's psnr filter, average over Y, U and V). The figures (the issue's
 // targets): median wall-time ratio master/reference (<= 1.15), output size
 // ratio (<= 1.05), and PSNR master - reference (>= -0.2 dB); also the
-// medians of each side, how many rounds the master's own verification
-// said OK, and where the master's wall time went (see the log).
+// medians of each side, the share of rounds the master's own verification
+// said OK (its summary's "verification: OK"), and where the master's wall
+// time went: head (start to the first ffmpeg on a worker: probe, split,
+// checksums, first upload), encode phase (to the last chunk stored), tail
+// (fetch, join, verify), worker idle inside the encode phase, and CPU
+// seconds of master + workers (their ffmpeg runs included) against the
+// reference's. One log line per round, master/reference in each pair (a
+// benchmark's log keeps 10 lines: up to 8 rounds show).
 //
 // Environment: VIDEOSHARD_BENCH_MASTER_ROUNDS (default 3),
 // VIDEOSHARD_BENCH_MASTER_SEGMENT (the master's --segment-seconds, default
