@@ -355,17 +355,15 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 // adoptStored records as done the pending chunks that a worker already
 // holds, encoded from the same input bytes with the requested settings: a
 // chunk a worker finished after the master stopped following it (killed
-// mid-chunk), or a job whose chunk map was lost. It asks each worker once.
+// mid-chunk), or a job whose chunk map was lost. It asks each worker once
+// and hashes only the chunk files a worker holds a version of, so a fresh
+// job reads no chunk twice.
 func adoptStored(ctx context.Context, clients map[string]*Client, state *JobState, chunks []Chunk, o *replicationpb.EncodingOptions) ([]int, error) {
-	want := map[int]string{} // pending chunk -> its input's sha256
+	pending := map[int]bool{}
 	for _, i := range state.Pending() {
-		sum, err := fileSHA256(chunks[i].Path)
-		if err != nil {
-			return nil, err
-		}
-		want[i] = sum
+		pending[i] = true
 	}
-	if len(want) == 0 {
+	if len(pending) == 0 {
 		return nil, nil
 	}
 	addrs := make([]string, 0, len(clients))
@@ -373,6 +371,7 @@ func adoptStored(ctx context.Context, clients map[string]*Client, state *JobStat
 		addrs = append(addrs, addr)
 	}
 	slices.Sort(addrs)
+	inputSums := map[int]string{} // hashed only for chunks some worker holds
 	var adopted []int
 	for _, addr := range addrs {
 		resp, err := clients[addr].Metadata(ctx, state.VideoID)
@@ -384,8 +383,17 @@ func adoptStored(ctx context.Context, clients map[string]*Client, state *JobStat
 		}
 		for _, m := range resp.GetChunksMetadata() {
 			i := int(m.GetChunkIndex())
-			sum, ok := want[i]
-			if !ok || !strings.EqualFold(m.GetInputChecksumSha256(), sum) || !sameSettings(m.GetEncoderSettings(), o) {
+			if !pending[i] || !sameSettings(m.GetEncoderSettings(), o) {
+				continue
+			}
+			sum, ok := inputSums[i]
+			if !ok {
+				if sum, err = fileSHA256(chunks[i].Path); err != nil {
+					return nil, err
+				}
+				inputSums[i] = sum
+			}
+			if !strings.EqualFold(m.GetInputChecksumSha256(), sum) {
 				continue
 			}
 			media := m.GetEncoder() == EncoderFFmpeg
@@ -398,7 +406,7 @@ func adoptStored(ctx context.Context, clients map[string]*Client, state *JobStat
 				Encoder: m.GetEncoder(), VideoCodec: m.GetVideoCodec(), EncodeSeconds: m.GetEncodeTimeSeconds(),
 				Attempts: 1, MediaChecked: media,
 			})
-			delete(want, i)
+			delete(pending, i)
 			adopted = append(adopted, i)
 		}
 	}

@@ -6,7 +6,6 @@ package main
 // (`scripts/bench.sh master`); `go test` without -bench never runs it.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -23,7 +22,6 @@ import (
 	"time"
 
 	"github.com/videoshard/videoshard/internal/e2etest"
-	pb "github.com/videoshard/videoshard/proto"
 )
 
 // The workers' and the reference's encoding: the worker's defaults, spelt
@@ -85,19 +83,8 @@ func mbenchSource(b *testing.B, path string, seconds int) {
 func mbenchWorker(b *testing.B, yaml string) *e2etest.Worker {
 	b.Helper()
 	w := e2etest.StartWorker(b, bins["worker"], "", "", yaml)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		h, err := w.Client.CheckHealth(ctx, &pb.HealthCheckRequest{MasterId: "bench"})
-		cancel()
-		if err == nil && h.GetIsHealthy() {
-			return w
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("worker not healthy after 30s: %v %v\n%s", h, err, w.Logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	w.WaitHealthy()
+	return w
 }
 
 // mbenchCPU is a process's CPU seconds so far, its own and its waited-for

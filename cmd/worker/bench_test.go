@@ -30,19 +30,8 @@ import (
 func startBenchWorker(tb testing.TB, root, yaml string) *e2etest.Worker {
 	tb.Helper()
 	w := e2etest.StartWorker(tb, workerBinary, root, "", yaml)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		h, err := w.Client.CheckHealth(ctx, &pb.HealthCheckRequest{MasterId: "bench"})
-		cancel()
-		if err == nil && h.GetIsHealthy() {
-			return w
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("worker not healthy after 30s: %v %v\n%s", h, err, w.Logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	w.WaitHealthy()
+	return w
 }
 
 // procStatusKiB returns a "Vm..." field of /proc/pid/status in KiB.

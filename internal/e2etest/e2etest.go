@@ -5,6 +5,7 @@ package e2etest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -167,4 +168,23 @@ func (w *Worker) Stop() {
 func (w *Worker) Kill() {
 	w.Cmd.Process.Kill()
 	<-w.Done
+}
+
+// WaitHealthy waits up to 30 s for the worker's CheckHealth to say healthy
+// (dependency checks done), failing the test otherwise.
+func (w *Worker) WaitHealthy() {
+	w.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		h, err := w.Client.CheckHealth(ctx, &pb.HealthCheckRequest{MasterId: "e2etest"})
+		cancel()
+		if err == nil && h.GetIsHealthy() {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("worker not healthy after 30s: %v %v\n%s", h, err, w.Logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
