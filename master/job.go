@@ -2,8 +2,6 @@ package master
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -388,7 +386,7 @@ func adoptStored(ctx context.Context, clients map[string]*Client, state *JobStat
 			}
 			sum, ok := inputSums[i]
 			if !ok {
-				if sum, err = fileSHA256(chunks[i].Path); err != nil {
+				if sum, err = storage.FileSHA256(chunks[i].Path); err != nil {
 					return nil, err
 				}
 				inputSums[i] = sum
@@ -423,19 +421,6 @@ func sameSettings(settings map[string]string, o *replicationpb.EncodingOptions) 
 		}
 	}
 	return true
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // sameSplit checks that a resumed job's source split as it did before.

@@ -270,11 +270,13 @@ func (s *Store) matches(path string, m Metadata) bool {
 	if m.ChecksumSHA256 == "" {
 		return true
 	}
-	sum, err := hashFile(path)
+	sum, err := FileSHA256(path)
 	return err == nil && sum == m.ChecksumSHA256
 }
 
-func hashFile(path string) (string, error) {
+// FileSHA256 returns the hex SHA-256 of the file at path, as metadata
+// records checksums.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
