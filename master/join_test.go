@@ -19,8 +19,8 @@ var (
 )
 
 // encodeShards does what the workers do: encode each chunk, every frame
-// passed through, into a Matroska shard. Each shard carries its chunk's
-// Duration.
+// passed through (or the chunk's trim of them), into a Matroska shard. Each
+// shard carries its chunk's Duration.
 func encodeShards(t testing.TB, chunks []master.Chunk, codec []string) []master.Shard {
 	t.Helper()
 	dir := t.TempDir()
@@ -28,6 +28,9 @@ func encodeShards(t testing.TB, chunks []master.Chunk, codec []string) []master.
 	for i, c := range chunks {
 		path := filepath.Join(dir, fmt.Sprintf("shard_%d.mkv", i))
 		args := append([]string{"-i", c.Path}, codec...)
+		if c.NeedsTrim() {
+			args = append(args, "-vf", fmt.Sprintf("trim=start_frame=%d:end_frame=%d,setpts=PTS-STARTPTS", c.TrimStart, c.TrimStart+c.Frames))
+		}
 		args = append(args, "-fps_mode", "passthrough", "-an", "-f", "matroska", path)
 		ffmpegT(t, args...)
 		shards[i] = master.Shard{Path: path, Duration: c.Duration}

@@ -102,12 +102,11 @@ type SourceInfo struct {
 	// carried into the output.
 	Other []StreamInfo
 
-	// keys are the video's keyframes in packet order, for Split; nil when
-	// the SourceInfo was not made by Probe (Split then scans again).
-	keys []keyframe
-	// startTicks is the video's first presentation timestamp in its time
-	// base; valid when keys is not nil.
-	startTicks int64
+	// packets are the video's packets in file order (timestamps and
+	// keyframes) and pictures its decoded pictures, for Split and Verify;
+	// nil when the SourceInfo was not made by Probe (they scan again).
+	packets  *packetScan
+	pictures *pictureScan
 }
 
 // StreamInfo describes one stream of a source.
@@ -141,13 +140,19 @@ type VideoStream struct {
 	FPS float64
 	// TimeBase is the stream's time base, e.g. "1/15360".
 	TimeBase string
-	// Frames is the number of video packets, counted by reading them all
-	// (nothing is decoded); with one frame per packet, the frame count.
+	// PixFmt is the decoded pixel format, e.g. "yuv420p".
+	PixFmt string
+	// Frames is the number of pictures, counted by decoding the stream
+	// from start to end as ffmpeg plays it (not the container's count,
+	// which AVI and MPEG-PS files often lack or get wrong).
 	Frames int64
-	// Keyframes is the number of packets flagged as keyframes.
+	// Packets is the number of video packets; Keyframes of them are
+	// flagged as keyframes.
+	Packets   int64
 	Keyframes int
-	// Duration runs from the first frame's start to the last frame's end,
-	// from the packet timestamps; 0 when they are missing.
+	// Duration runs from the first picture's start to the last picture's
+	// end, from the decoded timestamps (the container's duration is not
+	// trusted); 0 when they are missing.
 	Duration float64
 }
 
@@ -191,22 +196,36 @@ func Probe(ctx context.Context, tools Tools, path string) (SourceInfo, error) {
 	}
 	info.Size = fi.Size()
 
-	scan, err := scanPackets(ctx, tools, abs, info.Video.Index, scanKeys)
+	scan, err := scanPackets(ctx, tools, abs, info.Video.Index, scanKeys|scanPTS)
 	if err != nil {
 		return SourceInfo{}, fmt.Errorf("probe %s: read video packets: %w", path, err)
 	}
 	v := &info.Video
-	v.Frames = scan.packets
-	v.Keyframes = scan.keyframes
-	v.Duration = scan.duration(v.FPS)
-	info.keys = scan.keys
-	info.startTicks = scan.minPTS
 	if scan.packets == 0 {
 		return SourceInfo{}, fmt.Errorf("probe %s: %w: the video stream has no frames", path, ErrNoVideo)
 	}
-	if scan.packets == 1 {
+	pics, err := scanPictures(ctx, tools, abs, info.Video.Index, "")
+	if err != nil {
+		return SourceInfo{}, fmt.Errorf("probe %s: decode the video: %w", path, err)
+	}
+	switch len(pics.pictures) {
+	case 0:
+		return SourceInfo{}, fmt.Errorf("probe %s: %w: the %s video stream has %d packets but no picture ffmpeg can decode", path, ErrNoVideo, v.Codec, scan.packets)
+	case 1:
 		return SourceInfo{}, fmt.Errorf("probe %s: %w: a still image (%s, one frame)", path, ErrNoVideo, v.Codec)
 	}
+	v.Frames = int64(len(pics.pictures))
+	v.Packets = scan.packets
+	v.Keyframes = scan.keyframes
+	if pics.timed() {
+		v.Duration = pics.timeBase.seconds(pics.endTicks(v.FPS) - pics.pictures[0].pts)
+		if v.FPS <= 0 && v.Duration > 0 {
+			v.FPS = float64(v.Frames) / v.Duration
+		}
+	} else {
+		v.Duration = scan.duration(v.FPS)
+	}
+	info.packets, info.pictures = scan, pics
 	return info, nil
 }
 
@@ -230,6 +249,7 @@ type ffprobeStream struct {
 	RFrameRate   string `json:"r_frame_rate"`
 	AvgFrameRate string `json:"avg_frame_rate"`
 	TimeBase     string `json:"time_base"`
+	PixFmt       string `json:"pix_fmt"`
 	StartTime    string `json:"start_time"`
 	Channels     int    `json:"channels"`
 	SampleRate   string `json:"sample_rate"`
@@ -302,6 +322,7 @@ func (r ffprobeReport) sourceInfo(abs string) (SourceInfo, error) {
 				FrameRate:    s.RFrameRate,
 				AvgFrameRate: s.AvgFrameRate,
 				TimeBase:     s.TimeBase,
+				PixFmt:       s.PixFmt,
 			}
 			fps := parseRate(s.AvgFrameRate)
 			if fps <= 0 {

@@ -14,7 +14,7 @@ import (
 // What scanPackets records beyond the counts.
 const (
 	scanKeys = 1 << iota // the keyframes' positions and timestamps
-	scanPTS              // every packet's presentation timestamp
+	scanPTS              // every packet's presentation timestamp, noPTS included
 )
 
 // keyframe is a keyframe's place in its stream: the packet's index in file
@@ -46,7 +46,7 @@ type packetScan struct {
 	endPTS  int64
 
 	keys []keyframe // with scanKeys
-	pts  []int64    // with scanPTS, in file order
+	pts  []int64    // with scanPTS, in file order, one per packet
 	what int
 	line []byte // an incomplete line carried between writes
 	err  error
@@ -61,6 +61,7 @@ func scanPackets(ctx context.Context, tools Tools, abs string, index int, what i
 	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{
 		"v":              "error",
 		"hide_banner":    "",
+		"fflags":         "+genpts", // as scanPictures decodes: AVI and MPEG-PS lack some
 		"select_streams": strconv.Itoa(index),
 		"show_entries":   "stream=time_base:packet=pts,duration,flags",
 		"of":             "compact",
@@ -111,6 +112,9 @@ func (s *packetScan) Write(p []byte) (int, error) {
 // "stream|time_base=1/15360".
 func (s *packetScan) parseLine(line []byte) {
 	section, rest, _ := strings.Cut(strings.TrimSpace(string(line)), "|")
+	for section == "program" { // MPEG-TS lists streams under their program
+		section, rest, _ = strings.Cut(rest, "|")
+	}
 	switch section {
 	case "packet":
 		pts, dur := noPTS, int64(0)
@@ -159,11 +163,11 @@ func (s *packetScan) addPacket(pts, dur int64, key bool) {
 		}
 	}
 	s.packets++
-	if pts == noPTS {
-		return
-	}
 	if s.what&scanPTS != 0 {
 		s.pts = append(s.pts, pts)
+	}
+	if pts == noPTS {
+		return
 	}
 	if s.withPTS == 0 || pts < s.minPTS {
 		s.minPTS = pts
@@ -201,7 +205,7 @@ func (s *packetScan) duration(fps float64) float64 {
 // sortedPTS returns the recorded timestamps in presentation order, in
 // seconds from the first.
 func (s *packetScan) sortedPTS() []float64 {
-	pts := slices.Clone(s.pts)
+	pts := slices.DeleteFunc(slices.Clone(s.pts), func(p int64) bool { return p == noPTS })
 	slices.Sort(pts)
 	out := make([]float64, len(pts))
 	for i, p := range pts {

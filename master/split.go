@@ -20,51 +20,71 @@ import (
 const chunkPattern = "chunk_%06d.mkv"
 
 // Chunk is one piece of the source's video, as Split wrote it: a Matroska
-// file holding only the video stream, stream-copied, starting on a keyframe,
-// with timestamps starting near zero.
+// file holding only the video stream, proven to decode on its own to the
+// source's pictures FirstFrame .. FirstFrame+Frames-1.
 type Chunk struct {
 	// Index is the chunk's place, from 0.
 	Index int
 	// Path is the chunk file's absolute path.
 	Path string
-	// Frames is the chunk's frame (packet) count, counted in the file.
-	Frames int64
+	// FirstFrame is the source picture the chunk's own pictures start at,
+	// and Frames how many it has: the chunks' ranges follow each other with
+	// no gap or overlap.
+	FirstFrame, Frames int64
+	// Decoded is how many pictures the chunk file decodes to, and
+	// TrimStart how many of them come before its own: a chunk
+	// stream-copied from a keyframe before FirstFrame (open GOP, sparse
+	// keyframes) carries pictures of its neighbours, which the worker
+	// drops (NeedsTrim).
+	Decoded, TrimStart int64
+	// Lossless is set for a chunk sent as a lossless encode of exactly its
+	// pictures rather than a stream copy of the source's packets: its
+	// keyframe lay too far before it, or (Fallback) the copy did not decode
+	// to the source's pictures (parameter sets the copy cannot carry, a
+	// source that cannot be cut).
+	Lossless, Fallback bool
 	// Size is the file's size in bytes.
 	Size int64
-	// Start is where the chunk's first frame is in the source, in seconds
-	// from the source's first video frame, to the microsecond.
+	// Start is where the chunk's first picture is in the source, in seconds
+	// from the source's first picture, to the microsecond.
 	Start float64
 	// Duration is how much of the source's video the chunk covers, in
 	// seconds: up to the next chunk's Start, or, for the last chunk, to the
-	// end of the source's last frame. It comes from the source's timestamps
-	// and is what Join places the chunk's shard with (Shard.Duration). 0
-	// when the source has no timestamps to measure with.
+	// end of the source's last picture. It comes from the source's
+	// timestamps and is what Join places the chunk's shard with
+	// (Shard.Duration). 0 when the source has no timestamps to measure
+	// with.
 	Duration float64
 }
 
+// NeedsTrim reports whether the worker must drop pictures of the chunk
+// file: those before TrimStart and after TrimStart+Frames.
+func (c Chunk) NeedsTrim() bool { return c.TrimStart > 0 || c.Decoded != c.Frames }
+
 // Split cuts the video stream of src into chunks of about segmentSeconds
-// each, without re-encoding, and writes them to dir as chunk_000000.mkv,
-// chunk_000001.mkv, ... Audio, subtitles and data are left out; see
-// ExtractSideStreams.
+// each and writes them to dir as chunk_000000.mkv, chunk_000001.mkv, ...
+// Audio, subtitles and data are left out; see ExtractSideStreams.
 //
-// It runs ffmpeg's segment muxer, which cuts at the first keyframe at or
-// after each multiple of segmentSeconds, so every chunk starts on a
-// keyframe, chunks average segmentSeconds where keyframes are dense enough
-// and are longer where they are sparse; each chunk's timestamps are reset
-// to start near zero. Then it counts each chunk's
-// frames and checks that every chunk starts with a keyframe, that the counts
-// add up to src.Video.Frames exactly, and that every chunk begins on one of
-// the source's keyframes; a failed check wraps ErrSplitMismatch and names
-// the numbers. Chunk.Start and Chunk.Duration come from the source's
-// keyframe timestamps, so rounding in the chunk files does not add up.
+// Cuts land on a keyframe when one is near a segment's target time, and on
+// the target's picture otherwise (planCuts), so a source with keyframes a
+// minute apart still gives segmentSeconds chunks. A chunk is the source's
+// packets, stream-copied, from the keyframe at or before its first picture
+// until every one of its pictures can be decoded; the pictures of its
+// neighbours it carries are dropped by the worker (Chunk.NeedsTrim). When
+// that keyframe is too far back, the chunk is a lossless encode of just its
+// pictures instead.
+//
+// Every chunk is then proven: decoded on its own and compared, picture by
+// picture (hashes of the decoded pixels), with the source's pictures from
+// one sequential decode. A copy that does not match (in-band parameter
+// sets the copy lost, leading pictures the decoder cannot rebuild) is made
+// again as a lossless encode, which must match; a chunk that cannot be
+// made to match fails Split with ErrSplitMismatch, naming it.
 //
 // dir must exist and hold no chunk_*.mkv files. On any error, including a
 // cancelled ctx (the error then wraps ctx.Err()), the chunk files written so
-// far are removed. src should come from Probe; otherwise Split reads the
-// source's video packets again to find its keyframes. An open-GOP source
-// (frames after a keyframe that refer to frames before it) cannot be cut
-// this way; the frame check downstream will catch the frames a worker
-// cannot decode.
+// far are removed. src should come from Probe; otherwise Split decodes the
+// source once more.
 func Split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds float64, dir string) (chunks []Chunk, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -90,14 +110,10 @@ func Split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 		return nil, fmt.Errorf("split: %s already holds %d chunk files", dir, len(old))
 	}
 
-	timeline, err := sourceTimeline(ctx, tools, src)
+	tl, err := sourceTimeline(ctx, tools, src)
 	if err != nil {
 		return nil, fmt.Errorf("split %s: %w", src.Path, err)
 	}
-	if len(timeline.keys) == 0 || timeline.keys[0].packet != 0 {
-		return nil, fmt.Errorf("split %s: %w: the video does not start with a keyframe, so its first chunk could not be decoded on its own", src.Path, ErrSplitMismatch)
-	}
-
 	defer func() {
 		if err != nil {
 			removeChunks(dir)
@@ -105,188 +121,310 @@ func Split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 		}
 	}()
 
-	out := ffmpeg.Input("file:"+src.Path).Output(
-		"file:"+filepath.Join(strings.ReplaceAll(dir, "%", "%%"), chunkPattern),
-		ffmpeg.KwArgs{
-			"map":                 "0:" + strconv.Itoa(src.Video.Index),
-			"c":                   "copy",
-			"an":                  "",
-			"sn":                  "",
-			"dn":                  "",
-			"f":                   "segment",
-			"segment_time":        strconv.FormatFloat(segmentSeconds, 'f', -1, 64),
-			"segment_format":      "matroska",
-			"break_non_keyframes": "0",
-			"reset_timestamps":    "1",
-		})
-	if err := runFFmpeg(ctx, tools, out); err != nil {
+	cuts := planCuts(tl.pictures, tl.timeBase, tl.packets, segmentSeconds)
+	chunks = make([]Chunk, len(cuts))
+	for i, c := range cuts {
+		chunks[i] = Chunk{
+			Index: i, Path: filepath.Join(dir, fmt.Sprintf(chunkPattern, i)),
+			FirstFrame: int64(c.first), Frames: int64(c.end - c.first), Lossless: !c.copy,
+		}
+	}
+	var copies []int
+	for i, c := range cuts {
+		if c.copy {
+			copies = append(copies, i)
+		}
+	}
+	if err := writeCopyChunks(ctx, tools, src, cuts, chunks, copies); err != nil {
 		return nil, fmt.Errorf("split %s: %w", src.Path, err)
 	}
-
-	paths, err := chunkFiles(dir)
-	if err != nil {
-		return nil, fmt.Errorf("split: %w", err)
-	}
-	if len(paths) == 0 {
-		return nil, fmt.Errorf("split %s: %w: ffmpeg wrote no chunks", src.Path, ErrSplitMismatch)
-	}
-	chunks, err = measureChunks(ctx, tools, paths)
+	failed, err := proveChunks(ctx, tools, tl.pictures, src.Video.PixFmt, chunks, copies)
 	if err != nil {
 		return nil, fmt.Errorf("split %s: %w", src.Path, err)
 	}
-	if err := timeline.place(chunks); err != nil {
+	var lossless []int
+	for i := range chunks {
+		if slices.Contains(failed, i) {
+			chunks[i].Lossless, chunks[i].Fallback = true, true
+		}
+		if chunks[i].Lossless {
+			lossless = append(lossless, i)
+		}
+	}
+	if err := writeLosslessChunks(ctx, tools, src, tl, chunks, lossless, dir); err != nil {
 		return nil, fmt.Errorf("split %s: %w", src.Path, err)
 	}
+	if failed, err := proveChunks(ctx, tools, tl.pictures, src.Video.PixFmt, chunks, lossless); err != nil {
+		return nil, fmt.Errorf("split %s: %w", src.Path, err)
+	} else if len(failed) > 0 {
+		c := chunks[failed[0]]
+		return nil, fmt.Errorf("split %s: %w: chunk %d (pictures %d to %d) does not decode to the source's pictures even as a lossless encode (%s)",
+			src.Path, ErrSplitMismatch, c.Index, c.FirstFrame, c.FirstFrame+c.Frames-1, tl.losslessCodec)
+	}
+	for i := range chunks {
+		fi, err := os.Stat(chunks[i].Path)
+		if err != nil {
+			return nil, fmt.Errorf("split: %w", err)
+		}
+		chunks[i].Size = fi.Size()
+	}
+	tl.place(chunks)
 	return chunks, nil
 }
 
-// timeline is what Split needs to know about the source's video packets.
+// timeline is what Split knows of the source's video: its pictures with
+// increasing timestamps (made up, one frame apart, when the decoder gave
+// none), and its packets when they can be mapped onto the pictures.
 type timeline struct {
-	frames     int64
-	keys       []keyframe
-	timeBase   rational
-	startTicks int64
-	duration   float64 // seconds, first frame start to last frame end
+	pictures []picture
+	timeBase rational
+	// packets is empty when the pictures' timestamps are made up or in
+	// another time base than the packets': no chunk can be a stream copy.
+	packets packetTimeline
+	fps     float64
+	// timed: the timestamps are the source's own.
+	timed bool
+	// losslessCodec is the encoder lossless chunks are made with.
+	losslessCodec string
 }
 
-// sourceTimeline takes the keyframes from src, or scans the source when src
-// did not come from Probe.
+// sourceTimeline takes the packets and pictures from src, or scans the
+// source when src did not come from Probe.
 func sourceTimeline(ctx context.Context, tools Tools, src SourceInfo) (timeline, error) {
-	if src.keys != nil {
-		tb, ok := parseRational(src.Video.TimeBase)
-		if !ok {
-			return timeline{}, fmt.Errorf("bad video time base %q", src.Video.TimeBase)
+	pkts, pics := src.packets, src.pictures
+	var err error
+	if pkts == nil {
+		if pkts, err = scanPackets(ctx, tools, src.Path, src.Video.Index, scanKeys|scanPTS); err != nil {
+			return timeline{}, fmt.Errorf("read video packets: %w", err)
 		}
-		return timeline{
-			frames:     src.Video.Frames,
-			keys:       src.keys,
-			timeBase:   tb,
-			startTicks: src.startTicks,
-			duration:   src.Video.Duration,
-		}, nil
 	}
-	scan, err := scanPackets(ctx, tools, src.Path, src.Video.Index, scanKeys)
-	if err != nil {
-		return timeline{}, fmt.Errorf("read video packets: %w", err)
+	if pics == nil {
+		if pics, err = scanPictures(ctx, tools, src.Path, src.Video.Index, ""); err != nil {
+			return timeline{}, fmt.Errorf("decode the video: %w", err)
+		}
 	}
-	return timeline{
-		frames:     scan.packets,
-		keys:       scan.keys,
-		timeBase:   scan.timeBase,
-		startTicks: scan.minPTS,
-		duration:   scan.duration(src.Video.FPS),
-	}, nil
+	if len(pics.pictures) == 0 {
+		return timeline{}, fmt.Errorf("%w: the video has no picture ffmpeg can decode", ErrNoVideo)
+	}
+	tl := timeline{pictures: pics.pictures, timeBase: pics.timeBase, fps: src.Video.FPS, timed: pics.timed(),
+		losslessCodec: losslessCodec(src.Video.PixFmt)}
+	if tl.timed && pkts.timeBase == pics.timeBase {
+		tl.packets = packetTimeline{pts: pkts.pts, keys: pkts.keys}
+	}
+	if !tl.timed {
+		fps := tl.fps
+		if fps <= 0 {
+			fps = 25
+		}
+		tl.pictures = slices.Clone(tl.pictures)
+		for i := range tl.pictures {
+			tl.pictures[i].pts = int64(i)
+		}
+		tl.timeBase = rational{1_000_000, int64(math.Round(fps * 1_000_000))}
+	}
+	return tl, nil
 }
 
-// place checks chunks against the source (frame total, keyframe starts) and
-// fills in their Start and Duration. Starts are whole microseconds from the
-// source's first frame, each converted exactly from the source's ticks, so
-// the durations add up to the whole without rounding drift.
-func (t timeline) place(chunks []Chunk) error {
-	var total int64
-	for _, c := range chunks {
-		total += c.Frames
+// place fills in the chunks' Start and Duration from the source's picture
+// timestamps. Starts are whole microseconds from the source's first
+// picture, each converted exactly from the source's ticks, so the
+// durations add up to the whole without rounding drift. Without the
+// source's own timestamps they stay 0 (Join then takes the shards' own).
+func (t timeline) place(chunks []Chunk) {
+	if !t.timed {
+		return
 	}
-	if total != t.frames {
-		return fmt.Errorf("%w: the %d chunks hold %d frames, the source %d", ErrSplitMismatch, len(chunks), total, t.frames)
-	}
-	starts := make([]int64, len(chunks)) // microseconds
-	timed := true
-	var packet int64
+	pics := t.pictures
+	first := pics[0].pts
+	end := t.timeBase.micros(endOf(pics) - first)
 	for i := range chunks {
-		k, found := slices.BinarySearchFunc(t.keys, packet, func(k keyframe, p int64) int {
-			switch {
-			case k.packet < p:
-				return -1
-			case k.packet > p:
-				return 1
-			}
-			return 0
-		})
-		if !found {
-			return fmt.Errorf("%w: chunk %d starts at the source's video packet %d, which is not a keyframe", ErrSplitMismatch, i, packet)
-		}
-		if pts := t.keys[k].pts; pts == noPTS {
-			timed = false
-		} else {
-			starts[i] = t.timeBase.micros(pts - t.startTicks)
-		}
-		packet += chunks[i].Frames
-	}
-	if !timed || t.duration <= 0 {
-		return nil // durations unknown: Join falls back to the shards' own
-	}
-	end := int64(math.Round(t.duration * 1e6))
-	for i := range chunks {
+		start := t.timeBase.micros(pics[chunks[i].FirstFrame].pts - first)
 		next := end
 		if i+1 < len(chunks) {
-			next = starts[i+1]
+			next = t.timeBase.micros(pics[chunks[i+1].FirstFrame].pts - first)
 		}
-		chunks[i].Start = float64(starts[i]) / 1e6
-		chunks[i].Duration = float64(next-starts[i]) / 1e6
+		chunks[i].Start = float64(start) / 1e6
+		chunks[i].Duration = float64(next-start) / 1e6
+	}
+}
+
+// endOf is where the last of pics ends (see pictureScan.endTicks).
+func endOf(pics []picture) int64 {
+	return (&pictureScan{pictures: pics}).endTicks(0)
+}
+
+// copyBatch bounds how many chunk files one ffmpeg writes: each is an
+// output of its own, so each batch reads the source once.
+const copyBatch = 48
+
+// writeCopyChunks writes the copy chunks listed in which: for each, the
+// source's video packets startPacket..endPacket, selected by their index
+// with the noise bitstream filter's drop expression, stream-copied into
+// Matroska with timestamps generated where the source has none.
+func writeCopyChunks(ctx context.Context, tools Tools, src SourceInfo, cuts []cut, chunks []Chunk, which []int) error {
+	for len(which) > 0 {
+		batch := which[:min(copyBatch, len(which))]
+		which = which[len(batch):]
+		in := ffmpeg.Input("file:"+src.Path, ffmpeg.KwArgs{"fflags": "+genpts"})
+		outs := make([]*ffmpeg.Stream, len(batch))
+		for j, i := range batch {
+			c := cuts[i]
+			outs[j] = in.Output("file:"+chunks[i].Path, ffmpeg.KwArgs{
+				"map":      "0:" + strconv.Itoa(src.Video.Index),
+				"c":        "copy",
+				"copyinkf": "", // every packet reaches the filter, so its index is the file's
+				"bsf:v":    fmt.Sprintf(`noise=drop=not(between(n\,%d\,%d))`, c.startPacket, c.endPacket),
+				"f":        "matroska",
+			})
+		}
+		if err := runFFmpeg(ctx, tools, ffmpeg.MergeOutputs(outs...)); err != nil {
+			return fmt.Errorf("copy chunks: %w", err)
+		}
 	}
 	return nil
 }
 
-// measureChunks counts each chunk's frames and checks that it starts with a
-// keyframe, running up to GOMAXPROCS ffprobes at a time.
-func measureChunks(ctx context.Context, tools Tools, paths []string) ([]Chunk, error) {
+// losslessCodec picks the encoder of lossless chunks for a pixel format:
+// libx264 at QP 0 (fast, and fast to decode) for the 8-bit YUV formats it
+// codes losslessly, FFV1 (any format) otherwise.
+func losslessCodec(pixFmt string) string {
+	switch pixFmt {
+	case "yuv420p", "yuv422p", "yuv444p":
+		return "libx264"
+	}
+	return "ffv1"
+}
+
+// writeLosslessChunks writes the chunks listed in which as lossless
+// encodes of exactly their pictures, in one decode of the source: the
+// pictures of every listed chunk are selected by their timestamps (not
+// their index: ffmpeg rebuilds the filter, and restarts its count, when the
+// stream's format changes), encoded
+// intra-only, and cut by the segment muxer where each chunk starts.
+func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl timeline, chunks []Chunk, which []int, dir string) error {
+	if len(which) == 0 {
+		return nil
+	}
+	var sel strings.Builder
+	var starts []string
+	var kept int64
+	for j, i := range which {
+		c := chunks[i]
+		if j > 0 {
+			sel.WriteByte('+')
+			starts = append(starts, strconv.FormatInt(kept, 10))
+		}
+		if tl.timed {
+			fmt.Fprintf(&sel, "between(pts,%d,%d)", tl.pictures[c.FirstFrame].pts, tl.pictures[c.FirstFrame+c.Frames-1].pts)
+		} else { // made-up timestamps: by index
+			fmt.Fprintf(&sel, "between(n,%d,%d)", c.FirstFrame, c.FirstFrame+c.Frames-1)
+		}
+		kept += c.Frames
+	}
+	pattern := filepath.Join(strings.ReplaceAll(dir, "%", "%%"), "lossless_%06d.mkv")
+	out := ffmpeg.KwArgs{
+		"fps_mode":         "passthrough",
+		"enc_time_base":    "-1",
+		"c:v":              tl.losslessCodec,
+		"g":                "1",
+		"f":                "segment",
+		"segment_format":   "matroska",
+		"reset_timestamps": "1",
+	}
+	if len(starts) > 0 {
+		out["segment_frames"] = strings.Join(starts, ",")
+	} else {
+		out["segment_time"] = "1000000000" // one chunk: never cut
+	}
+	switch tl.losslessCodec {
+	case "libx264":
+		out["qp"], out["preset"] = "0", "ultrafast"
+	case "ffv1":
+		out["level"], out["slices"] = "3", "4"
+	}
+	in := ffmpeg.Input("file:"+src.Path, decodeInput())
+	s := in.Get(strconv.Itoa(src.Video.Index)).Filter("select", ffmpeg.Args{sel.String()}).Output("file:"+pattern, out)
+	if err := runFFmpeg(ctx, tools, s); err != nil {
+		return fmt.Errorf("lossless chunks: %w", err)
+	}
+	for j, i := range which {
+		tmp := filepath.Join(dir, fmt.Sprintf("lossless_%06d.mkv", j))
+		if err := os.Rename(tmp, chunks[i].Path); err != nil {
+			return fmt.Errorf("lossless chunks: %w", err)
+		}
+	}
+	return nil
+}
+
+// proveChunks decodes the chunks listed in which, up to GOMAXPROCS at a
+// time, and compares their pictures with the source's: it sets each
+// matching chunk's Decoded and TrimStart and returns the chunks that do not
+// match (in order). A chunk file that cannot be decoded at all does not
+// match; the error is for what stops the proof (ffmpeg missing, ctx).
+func proveChunks(ctx context.Context, tools Tools, pics []picture, pixFmt string, chunks []Chunk, which []int) ([]int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	chunks := make([]Chunk, len(paths))
-	errs := make([]error, len(paths))
+	ok := make([]bool, len(which))
+	errs := make([]error, len(which))
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(paths)) {
+	for range min(runtime.GOMAXPROCS(0), len(which)) {
 		wg.Go(func() {
-			for i := range next {
-				chunks[i], errs[i] = measureChunk(ctx, tools, i, paths[i])
-				if errs[i] != nil {
+			for j := range next {
+				c := &chunks[which[j]]
+				ok[j], errs[j] = proveChunk(ctx, tools, pics, pixFmt, c)
+				if errs[j] != nil {
 					cancel()
 				}
 			}
 		})
 	}
 feed:
-	for i := range paths {
+	for j := range which {
 		select {
-		case next <- i:
+		case next <- j:
 		case <-ctx.Done():
 			break feed
 		}
 	}
 	close(next)
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		for _, e := range errs { // the first real cause, not the cancellations it caused
-			if e != nil && !errors.Is(e, context.Canceled) {
-				return nil, e
-			}
+	for _, e := range errs { // the first real cause, not the cancellations it caused
+		if e != nil && !errors.Is(e, context.Canceled) {
+			return nil, e
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return chunks, nil
+	var failed []int
+	for j, i := range which {
+		if !ok[j] {
+			failed = append(failed, i)
+		}
+	}
+	return failed, nil
 }
 
-func measureChunk(ctx context.Context, tools Tools, i int, path string) (Chunk, error) {
-	fi, err := os.Stat(path)
+// proveChunk decodes c's file and looks for the source's pictures
+// c.FirstFrame.. in it; it reports whether they are all there, in order.
+func proveChunk(ctx context.Context, tools Tools, pics []picture, pixFmt string, c *Chunk) (bool, error) {
+	scan, err := scanPictures(ctx, tools, c.Path, 0, pixFmt)
+	if errors.Is(err, ErrNotMedia) {
+		return false, nil // undecodable: made again losslessly
+	}
 	if err != nil {
-		return Chunk{}, err
+		return false, fmt.Errorf("chunk %d: %w", c.Index, err)
 	}
-	scan, err := scanPackets(ctx, tools, path, 0, 0)
-	if err != nil {
-		return Chunk{}, fmt.Errorf("chunk %d: %w", i, err)
+	skip := scan.matchAt(pics[c.FirstFrame : c.FirstFrame+c.Frames])
+	if skip < 0 {
+		return false, nil
 	}
-	if scan.packets == 0 {
-		return Chunk{}, fmt.Errorf("%w: chunk %d has no frames", ErrSplitMismatch, i)
-	}
-	if !scan.firstKey {
-		return Chunk{}, fmt.Errorf("%w: chunk %d does not start with a keyframe", ErrSplitMismatch, i)
-	}
-	return Chunk{Index: i, Path: path, Frames: scan.packets, Size: fi.Size()}, nil
+	c.Decoded, c.TrimStart = int64(len(scan.pictures)), int64(skip)
+	return true, nil
 }
 
 // chunkFiles lists dir's chunk files in order.

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,10 +34,16 @@ func firstPacketFlags(t testing.TB, path string) string {
 		"-show_entries", "packet=flags", "-of", "csv=p=0", path)
 }
 
-// checkChunks checks what every Split result must satisfy.
+// checkChunks checks what every Split result must satisfy, and proves it
+// independently of Split: each chunk, decoded on its own and trimmed as the
+// worker trims it, gives exactly the source's pictures for its range.
 func checkChunks(t *testing.T, src master.SourceInfo, chunks []master.Chunk) {
 	t.Helper()
-	var frames int64
+	want := pictureHashes(t, src.Path, src.Video.Index, "", "")
+	if int64(len(want)) != src.Video.Frames {
+		t.Fatalf("the source decodes to %d pictures, Probe says %d", len(want), src.Video.Frames)
+	}
+	var next int64
 	var covered float64
 	for i, c := range chunks {
 		if c.Index != i {
@@ -46,14 +55,28 @@ func checkChunks(t *testing.T, src master.SourceInfo, chunks []master.Chunk) {
 		if got := firstPacketFlags(t, c.Path); !strings.HasPrefix(got, "K") {
 			t.Errorf("chunk %d: first packet flags %q, want a keyframe", i, got)
 		}
-		// Only a video stream, in Matroska, with Frames packets.
-		got := ffprobeT(t, "-count_packets", "-show_entries", "stream=codec_type,nb_read_packets:format=format_name", "-of", "csv=p=0", c.Path)
-		if want := "video," + strconv.FormatInt(c.Frames, 10) + "\n\"matroska,webm\""; got != want {
-			t.Errorf("chunk %d: ffprobe reports %q, want %q", i, got, want)
+		// Only a video stream, in Matroska.
+		got := ffprobeT(t, "-show_entries", "stream=codec_type:format=format_name", "-of", "csv=p=0", c.Path)
+		if !strings.HasPrefix(got, "video") || strings.Count(got, "video") != 1 || !strings.HasSuffix(got, "\n\"matroska,webm\"") {
+			t.Errorf("chunk %d: ffprobe reports %q, want one video stream in Matroska", i, got)
 		}
 		fi, err := os.Stat(c.Path)
 		if err != nil || fi.Size() != c.Size {
 			t.Errorf("chunk %d: Size %d, file %v %v", i, c.Size, fi, err)
+		}
+		if c.FirstFrame != next || c.Frames <= 0 {
+			t.Errorf("chunk %d: pictures %d+%d, want to start at %d", i, c.FirstFrame, c.Frames, next)
+		}
+		if c.Decoded < c.TrimStart+c.Frames || c.NeedsTrim() != (c.TrimStart > 0 || c.Decoded != c.Frames) {
+			t.Errorf("chunk %d: decodes to %d, trim %d+%d", i, c.Decoded, c.TrimStart, c.Frames)
+		}
+		trim := ""
+		if c.NeedsTrim() {
+			trim = fmt.Sprintf("trim=start_frame=%d:end_frame=%d", c.TrimStart, c.TrimStart+c.Frames)
+		}
+		got2 := pictureHashes(t, c.Path, 0, trim, src.Video.PixFmt)
+		if end := c.FirstFrame + c.Frames; end <= int64(len(want)) && !slices.Equal(got2, want[c.FirstFrame:end]) {
+			t.Errorf("chunk %d: its %d pictures are not the source's %d..%d", i, len(got2), c.FirstFrame, end-1)
 		}
 		if !near(c.Start, covered, 1e-9) {
 			t.Errorf("chunk %d: Start %v, want the previous chunks' total %v", i, c.Start, covered)
@@ -61,15 +84,40 @@ func checkChunks(t *testing.T, src master.SourceInfo, chunks []master.Chunk) {
 		if c.Duration <= 0 {
 			t.Errorf("chunk %d: Duration %v", i, c.Duration)
 		}
-		frames += c.Frames
+		next += c.Frames
 		covered += c.Duration
 	}
-	if frames != src.Video.Frames {
-		t.Errorf("chunks hold %d frames, the source %d", frames, src.Video.Frames)
+	if next != src.Video.Frames {
+		t.Errorf("chunks hold %d frames, the source %d", next, src.Video.Frames)
 	}
 	if !near(covered, src.Video.Duration, 1e-6) {
 		t.Errorf("chunks cover %vs, the source's video lasts %vs", covered, src.Video.Duration)
 	}
+}
+
+// pictureHashes decodes stream index of path, through filter when not
+// empty, and returns a hash of each picture, in pixFmt when not empty.
+func pictureHashes(t testing.TB, path string, index int, filter, pixFmt string) []string {
+	t.Helper()
+	args := []string{"-nostdin", "-v", "error", "-fflags", "+genpts", "-copyts", "-autorotate", "0", "-i", path,
+		"-map", fmt.Sprintf("0:%d", index), "-fps_mode", "passthrough"}
+	if filter != "" {
+		args = append(args, "-vf", filter)
+	}
+	if pixFmt != "" {
+		args = append(args, "-pix_fmt", pixFmt)
+	}
+	out, err := exec.Command("ffmpeg", append(args, "-f", "framemd5", "-")...).Output()
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	var hashes []string
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Split(strings.TrimSpace(line), ","); len(f) == 6 && !strings.HasPrefix(line, "#") {
+			hashes = append(hashes, strings.TrimSpace(f[5]))
+		}
+	}
+	return hashes
 }
 
 func TestSplit(t *testing.T) {
@@ -83,8 +131,8 @@ func TestSplit(t *testing.T) {
 		{clipH264AAC, 1, []int64{30, 30, 30, 30}, []float64{1, 1, 1, 1}},
 		{clipH264NTSC, 1, []int64{30, 30, 30}, []float64{1.001, 1.001, 1.001}},
 		{clipVP9Opus, 1, []int64{25, 25, 25}, []float64{1, 1, 1}},
-		// Cuts happen only at keyframes, one a second in these clips.
-		{clipH264AAC, 0.3, []int64{30, 30, 30, 30}, []float64{1, 1, 1, 1}},
+		// Keyframes a second apart: 0.5 s chunks start between them.
+		{clipH264AAC, 0.5, []int64{15, 15, 15, 15, 15, 15, 15, 15}, []float64{0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5}},
 		{clipH264AAC, 2, []int64{60, 60}, []float64{2, 2}},
 		{clipH264AAC, 10, []int64{120}, []float64{4}},
 	}
@@ -103,6 +151,98 @@ func TestSplit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSplit_Corpus cuts every hard shape of scripts/make-corpus.sh (open
+// GOP, AVI without timestamps or duration, MPEG-PS, a GOP longer than the
+// file, VFR with gaps, 10-bit HEVC, interlaced TS, odd sizes, in-band
+// parameter sets the container does not have) and proves every chunk.
+func TestSplit_Corpus(t *testing.T) {
+	t.Parallel()
+	dir := corpus(t)
+	for _, entry := range corpusList(t, dir) {
+		t.Run(entry.name, func(t *testing.T) {
+			t.Parallel()
+			src := mustProbe(t, filepath.Join(dir, entry.name))
+			chunks := mustSplit(t, src, entry.seconds)
+			checkChunks(t, src, chunks)
+			var lossless, fallback, trimmed int
+			for _, c := range chunks {
+				if c.Lossless {
+					lossless++
+				}
+				if c.Fallback {
+					fallback++
+				}
+				if c.NeedsTrim() {
+					trimmed++
+				}
+			}
+			t.Logf("%d pictures, %d keyframes: %d chunks, %d trimmed, %d lossless (%d after a failed proof)",
+				src.Video.Frames, src.Video.Keyframes, len(chunks), trimmed, lossless, fallback)
+			switch entry.name {
+			case "long_gop.mp4":
+				if want := int(src.Video.Duration/entry.seconds) - 1; len(chunks) < want {
+					t.Errorf("%d chunks from a single-keyframe source, want at least %d", len(chunks), want)
+				}
+			case "inband_sps_444.mp4":
+				if fallback == 0 {
+					t.Errorf("no chunk fell back to lossless: the copies lost the in-band parameter sets, yet passed?")
+				}
+			}
+		})
+	}
+}
+
+// corpusEntry is a line of the corpus list: a file and the segment length
+// to cut it with.
+type corpusEntry struct {
+	name    string
+	seconds float64
+}
+
+var corpusOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
+// corpus generates the hard-shapes corpus once per test binary.
+func corpus(t testing.TB) string {
+	t.Helper()
+	corpusOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "videoshard-corpus-")
+		if err != nil {
+			corpusOnce.err = err
+			return
+		}
+		corpusOnce.dir = dir
+		if out, err := exec.Command("bash", filepath.Join("..", "scripts", "make-corpus.sh"), dir).CombinedOutput(); err != nil {
+			corpusOnce.err = fmt.Errorf("make-corpus.sh: %v\n%s", err, out)
+		}
+	})
+	if corpusOnce.err != nil {
+		t.Fatal(corpusOnce.err)
+	}
+	return corpusOnce.dir
+}
+
+func corpusList(t testing.TB, dir string) []corpusEntry {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "corpus.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []corpusEntry
+	for line := range strings.Lines(string(data)) {
+		name, secs, _ := strings.Cut(strings.TrimSpace(line), " ")
+		f, err := strconv.ParseFloat(secs, 64)
+		if err != nil {
+			t.Fatalf("corpus.txt: %q", line)
+		}
+		list = append(list, corpusEntry{name, f})
+	}
+	return list
 }
 
 // TestSplit_WithoutProbe: a SourceInfo that did not come from Probe makes
@@ -159,21 +299,48 @@ func TestSplit_CancelledWhileRunning(t *testing.T) {
 	assertDirEntries(t, dir)
 }
 
-// TestSplit_ErrSplitMismatch: chunks that do not add up to the source are
-// refused and removed.
-func TestSplit_ErrSplitMismatch(t *testing.T) {
+// TestSplit_WrongPictures: a chunk that decodes to other pictures with the
+// right count (here: the same clip played backwards) is caught before
+// dispatch and made again losslessly; if even that does not match, Split
+// fails naming the chunk and removes what it wrote.
+func TestSplit_WrongPictures(t *testing.T) {
 	src := mustProbe(t, clip(clipH264AAC))
-	dir := t.TempDir()
-	// ffmpeg, then lose the last chunk.
-	fake := writeScript(t, fmt.Sprintf("ffmpeg \"$@\" || exit 1\nrm '%s/chunk_000003.mkv'\n", dir))
-	_, err := master.Split(context.Background(), master.Tools{FFmpeg: fake}, src, 1, dir)
-	if !errors.Is(err, master.ErrSplitMismatch) {
-		t.Fatalf("err = %v, want ErrSplitMismatch", err)
+	other := filepath.Join(t.TempDir(), "reversed.mkv")
+	ffmpegT(t, "-i", src.Path, "-map", "0:v", "-vf", "reverse", "-c:v", "libx264", "-g", "30", "-an", other)
+	for _, tt := range []struct {
+		name, when string // which ffmpeg runs the fake spoils chunk 2 after
+		wantErr    bool
+	}{
+		{"copy spoiled", "noise=drop", false},
+		{"lossless spoiled too", "noise=drop|select=", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			fake := writeScript(t, fmt.Sprintf(`ffmpeg "$@" || exit 1
+case "$*" in *noise=drop*|*select=*) ;; *) exit 0;; esac
+for pat in $(echo '%s' | tr '|' ' '); do
+  case "$*" in *"$pat"*)
+    case "$pat" in select=) cp '%s' '%s/lossless_000000.mkv';; *) cp '%s' '%s/chunk_000002.mkv';; esac;;
+  esac
+done
+`, tt.when, other, dir, other, dir))
+			chunks, err := master.Split(context.Background(), master.Tools{FFmpeg: fake}, src, 1, dir)
+			if tt.wantErr {
+				if !errors.Is(err, master.ErrSplitMismatch) || !strings.Contains(err.Error(), "chunk 2 (pictures 60 to 89)") {
+					t.Fatalf("err = %v, want ErrSplitMismatch naming chunk 2", err)
+				}
+				assertDirEntries(t, dir)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !chunks[2].Lossless || !chunks[2].Fallback {
+				t.Errorf("chunk 2 = %+v, want made again losslessly", chunks[2])
+			}
+			checkChunks(t, src, chunks)
+		})
 	}
-	if !strings.Contains(err.Error(), "90 frames, the source 120") {
-		t.Errorf("err = %q, want both frame counts", err)
-	}
-	assertDirEntries(t, dir)
 }
 
 func TestSplit_BadArguments(t *testing.T) {

@@ -40,8 +40,9 @@ type Verification struct {
 	Problems []string
 }
 
-// Verify reads the output at outPath and the source src again, every video
-// packet of both (nothing is decoded), and compares them: the frame counts
+// Verify reads every video packet of the output at outPath and compares
+// them with the source's pictures (as Probe decoded them; decoded again
+// when src did not come from Probe): the frame counts
 // must be equal, the video durations within one frame, every frame's
 // timestamp within half a frame of the source's, as many audio streams as
 // the source's, and the video's offset from the first audio stream within
@@ -71,12 +72,22 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	if len(src.Audio) > 0 {
 		v.AVOffsetSource = src.Video.StartTime - src.Audio[0].StartTime
 	}
-	srcScan, err := scanPackets(ctx, tools, src.Path, src.Video.Index, scanPTS)
-	if err != nil {
-		return Verification{}, fmt.Errorf("verify: read source %s: %w", src.Path, err)
+	pics := src.pictures
+	if pics == nil {
+		if pics, err = scanPictures(ctx, tools, src.Path, src.Video.Index, ""); err != nil {
+			return Verification{}, fmt.Errorf("verify: decode source %s: %w", src.Path, err)
+		}
 	}
-	v.SourceFrames = srcScan.packets
-	v.SourceDuration = srcScan.duration(src.Video.FPS)
+	v.SourceFrames = int64(len(pics.pictures))
+	var srcTimes []float64 // the source pictures' times from the first; nil when not timed
+	if pics.timed() {
+		first := pics.pictures[0].pts
+		v.SourceDuration = pics.timeBase.seconds(pics.endTicks(src.Video.FPS) - first)
+		srcTimes = make([]float64, len(pics.pictures))
+		for i, p := range pics.pictures {
+			srcTimes[i] = pics.timeBase.seconds(p.pts - first)
+		}
+	}
 	if v.FrameDuration <= 0 && v.SourceFrames > 0 {
 		v.FrameDuration = v.SourceDuration / float64(v.SourceFrames)
 	}
@@ -107,9 +118,8 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 		fps = src.Video.FPS
 	}
 	v.OutputDuration = outScan.duration(fps)
-	if v.OutputFrames == v.SourceFrames &&
-		srcScan.withPTS == srcScan.packets && outScan.withPTS == outScan.packets {
-		v.MaxDrift = maxDrift(srcScan.sortedPTS(), outScan.sortedPTS())
+	if v.OutputFrames == v.SourceFrames && srcTimes != nil && outScan.withPTS == outScan.packets {
+		v.MaxDrift = maxDrift(srcTimes, outScan.sortedPTS())
 	}
 
 	problem := func(format string, args ...any) {
@@ -118,7 +128,7 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	if v.OutputFrames != v.SourceFrames {
 		problem("the output has %d video frames, the source %d", v.OutputFrames, v.SourceFrames)
 	}
-	if d := math.Abs(v.OutputDuration - v.SourceDuration); d > v.FrameDuration+durationSlack {
+	if d := math.Abs(v.OutputDuration - v.SourceDuration); srcTimes != nil && d > v.FrameDuration+durationSlack {
 		problem("the output's video lasts %.6fs, the source's %.6fs: %.6fs apart, more than a frame (%.6fs)",
 			v.OutputDuration, v.SourceDuration, d, v.FrameDuration)
 	}

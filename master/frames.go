@@ -1,0 +1,196 @@
+package master
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	ffmpeg "github.com/u2takey/ffmpeg-go"
+)
+
+// A picture is one decoded picture of a video stream: its presentation
+// timestamp (noPTS when the decoder gave none) and duration in the scan's
+// time base, and a hash of its pixels.
+type picture struct {
+	pts, dur int64
+	hash     [16]byte
+}
+
+// pictureScan is the result of decoding a video stream from start to end:
+// its pictures in presentation (decoder output) order.
+type pictureScan struct {
+	timeBase rational
+	pictures []picture
+	line     []byte
+	err      error
+}
+
+// decodeInput are the input options of every decode whose pictures are
+// compared: timestamps generated where the container has none (AVI,
+// MPEG-PS, raw streams), kept as the demuxer gives them, and pictures as
+// coded (a display matrix is carried as metadata, not applied).
+func decodeInput() ffmpeg.KwArgs {
+	return ffmpeg.KwArgs{"fflags": "+genpts", "copyts": "", "autorotate": "0"}
+}
+
+// scanPictures decodes stream index of the local file at abs with ffmpeg
+// and hashes every picture (murmur3 over the decoded pixels, in the
+// decoder's pixel format), in output order, with timestamps in the stream's
+// own time base. It is the ground truth the master compares chunks with:
+// a chunk is right when it decodes to the same hashes.
+//
+// The hashes are of pictures in one pixel format: pixFmt, or, when it is
+// empty, the first picture's. A stream whose format changes midway (new
+// in-band parameter sets) has its later pictures converted to it, so a
+// chunk of such a stream is compared in the source's format (pixFmt set to
+// it), through the same conversion.
+//
+// Decoding errors ffmpeg conceals are not errors here: the pictures are
+// what ffmpeg would show. A file ffmpeg cannot decode at all wraps
+// ErrNotMedia with ffmpeg's reason.
+func scanPictures(ctx context.Context, tools Tools, abs string, index int, pixFmt string) (*pictureScan, error) {
+	kw := ffmpeg.KwArgs{
+		"map":           "0:" + strconv.Itoa(index),
+		"fps_mode":      "passthrough",
+		"enc_time_base": "-1",
+		"f":             "framehash",
+		"hash":          "murmur3",
+	}
+	if pixFmt != "" {
+		kw["pix_fmt"] = pixFmt
+	}
+	out := ffmpeg.Input("file:"+abs, decodeInput()).Output("pipe:1", kw)
+	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, out.GetArgs()...)
+	s := &pictureScan{}
+	if err := runTool(ctx, tools.ffmpeg(), args, s); err != nil {
+		if isToolFailure(ctx, err) {
+			return nil, fmt.Errorf("%w: decode: %w", ErrNotMedia, err)
+		}
+		return nil, err
+	}
+	if len(s.line) > 0 && s.err == nil {
+		s.parseLine(s.line)
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	if len(s.pictures) > 0 && s.timeBase.den == 0 {
+		return nil, errors.New("framehash: no time base")
+	}
+	return s, nil
+}
+
+// Write parses framehash output line by line; like packetScan.Write it
+// never fails, so ffmpeg is never blocked.
+func (s *pictureScan) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			s.line = append(s.line, p...)
+			break
+		}
+		line := p[:i]
+		if len(s.line) > 0 {
+			line = append(s.line, line...)
+			s.line = s.line[:0]
+		}
+		if s.err == nil {
+			s.parseLine(line)
+		}
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// parseLine reads "#tb 0: 1/12800" and
+// "0,        512,        512,      512,   115200, 03bf8992a2e50253f26be3276e65856c".
+func (s *pictureScan) parseLine(line []byte) {
+	text := strings.TrimSpace(string(line))
+	if text == "" {
+		return
+	}
+	if rest, ok := strings.CutPrefix(text, "#tb 0:"); ok {
+		tb, ok := parseRational(strings.TrimSpace(rest))
+		if !ok || tb.num <= 0 {
+			s.err = fmt.Errorf("framehash: bad time base %q", rest)
+			return
+		}
+		s.timeBase = tb
+		return
+	}
+	if text[0] == '#' {
+		return
+	}
+	f := strings.Split(text, ",")
+	if len(f) != 6 {
+		s.err = fmt.Errorf("framehash: unexpected line %q", text)
+		return
+	}
+	pts, err1 := strconv.ParseInt(strings.TrimSpace(f[2]), 10, 64)
+	dur, err2 := strconv.ParseInt(strings.TrimSpace(f[3]), 10, 64)
+	h, err3 := hex.DecodeString(strings.TrimSpace(f[5]))
+	if err1 != nil || err2 != nil || err3 != nil || len(h) != 16 {
+		s.err = fmt.Errorf("framehash: unexpected line %q", text)
+		return
+	}
+	p := picture{pts: pts, dur: max(dur, 0)}
+	copy(p.hash[:], h)
+	s.pictures = append(s.pictures, p)
+}
+
+// timed reports whether every picture has a timestamp and they increase.
+func (s *pictureScan) timed() bool {
+	for i, p := range s.pictures {
+		if p.pts == noPTS || i > 0 && p.pts <= s.pictures[i-1].pts {
+			return false
+		}
+	}
+	return len(s.pictures) > 0
+}
+
+// endTicks is where the last picture ends: its pts plus its duration, or
+// plus the previous picture's spacing, or one frame at fps.
+func (s *pictureScan) endTicks(fps float64) int64 {
+	n := len(s.pictures)
+	last := s.pictures[n-1]
+	switch {
+	case last.dur > 0:
+		return last.pts + last.dur
+	case n > 1:
+		return last.pts + (last.pts - s.pictures[n-2].pts)
+	case fps > 0:
+		return last.pts + int64(float64(s.timeBase.den)/(float64(s.timeBase.num)*fps))
+	}
+	return last.pts
+}
+
+// matchAt finds where want (a run of the source's pictures) appears in the
+// scan's pictures, searching from the first position: the number of the
+// scan's pictures before it, or -1. Equal runs at several positions are
+// equal pictures, so the first is as good as any.
+func (s *pictureScan) matchAt(want []picture) int {
+	if len(want) == 0 {
+		return -1
+	}
+	for skip := 0; skip+len(want) <= len(s.pictures); skip++ {
+		if s.pictures[skip].hash != want[0].hash {
+			continue
+		}
+		ok := true
+		for i := range want {
+			if s.pictures[skip+i].hash != want[i].hash {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return skip
+		}
+	}
+	return -1
+}

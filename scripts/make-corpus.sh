@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Generates the corpus of hard source shapes the master must encode
+# frame-exact (see README "The master CLI", issue 7): the shapes real files
+# have and our own clips do not. Small (320x240 or so, a few seconds each)
+# so CI runs every one end to end. Usage: scripts/make-corpus.sh DIR
+#
+# Each file's name says its shape; corpus.txt lists them with the segment
+# length a test should cut them with.
+set -euo pipefail
+dir=${1:?usage: make-corpus.sh DIR}
+mkdir -p "$dir"
+cd "$dir"
+ff() { ffmpeg -nostdin -hide_banner -v error -y "$@"; }
+src="testsrc2=s=320x240:r=25"
+tone="sine=f=440:r=48000"
+
+# Open GOP H.264 (broadcast, camera, Blu-ray encoders), B-pyramid.
+ff -f lavfi -i "$src:d=6" -f lavfi -i "$tone:d=6" -c:v libx264 -preset veryfast \
+  -x264-params open-gop=1:keyint=50:min-keyint=50:bframes=3:b-pyramid=normal:scenecut=0 \
+  -c:a aac -shortest opengop_h264.mp4
+
+# MPEG-4 Part 2 in AVI with B-frames (DivX/Xvid): packets without pts.
+ff -f lavfi -i "$src:d=5" -f lavfi -i "$tone:d=5" -c:v mpeg4 -vtag XVID -bf 2 -g 25 -q:v 4 \
+  -c:a libmp3lame -shortest xvid_bframes.avi
+
+# The same written to a pipe: no index, no duration in the header.
+ff -f lavfi -i "$src:d=5" -c:v mpeg4 -vtag XVID -bf 2 -g 25 -q:v 4 -f avi pipe:1 >nodur_piped.avi
+
+# MPEG-2 program stream (DVD .vob/.mpg), B-frames, MP2 audio.
+ff -f lavfi -i "testsrc2=s=352x288:r=25:d=5" -f lavfi -i "$tone:d=5" -c:v mpeg2video -bf 2 -g 12 -b:v 2M \
+  -c:a mp2 -f vob dvd_program.mpg
+
+# One keyframe in 12 s (screen recordings, live captures): longer than any segment.
+ff -f lavfi -i "$src:d=12" -c:v libx264 -preset veryfast -x264-params keyint=10000:min-keyint=10000:scenecut=0 \
+  long_gop.mp4
+
+# Variable frame rate with a 0.6 s gap.
+ff -f lavfi -i "$src:d=5" -vf "select='not(between(t\,2\,2.6))'" -fps_mode vfr -c:v libx264 -preset veryfast \
+  -g 25 vfr_gaps.mkv
+
+# HEVC 10-bit, BT.2020 PQ with mastering-display and content-light metadata.
+ff -f lavfi -i "$src:d=4" -pix_fmt yuv420p10le -c:v libx265 -preset ultrafast \
+  -x265-params "log-level=error:keyint=25:min-keyint=25:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):max-cll=1000,400:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc" \
+  -color_primaries bt2020 -color_trc smpte2084 -colorspace bt2020nc hevc_10bit_hdr.mkv
+
+# Interlaced H.264 (top field first) in MPEG-TS.
+ff -f lavfi -i "testsrc2=s=320x240:r=25:d=4" -c:v libx264 -preset veryfast -flags +ildct+ilme \
+  -x264-params tff=1:keyint=25 -field_order tt -f mpegts interlaced_tff.ts
+
+# Odd frame size, 4:4:4, non-square pixels (SAR 4:3), limited-range BT.709 tags.
+ff -f lavfi -i "testsrc2=s=321x241:r=25:d=4" -vf setsar=4/3 -pix_fmt yuv444p -c:v libx264 -preset veryfast -g 25 \
+  -color_primaries bt709 -color_trc bt709 -colorspace bt709 -color_range tv odd_size_444.mp4
+
+# Phone recording: 90 degree display matrix, AAC audio.
+ff -f lavfi -i "testsrc2=s=320x240:r=30:d=4" -f lavfi -i "$tone:d=4" -c:v libx264 -preset veryfast -g 30 \
+  -c:a aac -metadata:s:v:0 rotate=90 -shortest rotated_90.mp4
+
+# Two audio and two subtitle tracks with languages, titles, dispositions;
+# the audio starts 0.5 s before the video; chapters and container tags.
+cat >tracks.srt <<'SRT'
+1
+00:00:00,500 --> 00:00:02,000
+first line
+
+2
+00:00:02,500 --> 00:00:03,500
+second line
+SRT
+cat >chapters.txt <<'META'
+;FFMETADATA1
+title=Corpus tracks
+artist=videoshard
+[CHAPTER]
+TIMEBASE=1/1000
+START=0
+END=2000
+title=Opening
+[CHAPTER]
+TIMEBASE=1/1000
+START=2000
+END=4000
+title=Ending
+META
+ff -itsoffset 0.5 -f lavfi -i "$src:d=4" -f lavfi -i "$tone:d=4.5" -f lavfi -i "sine=f=660:r=44100:d=4.5" \
+  -i tracks.srt -i tracks.srt -i chapters.txt \
+  -map 0:v -map 1:a -map 2:a -map 3:s -map 4:s -map_metadata 5 -map_chapters 5 \
+  -c:v libx264 -preset veryfast -g 25 -c:a:0 aac -c:a:1 libopus -c:s srt \
+  -metadata:s:a:0 language=eng -metadata:s:a:0 title=Main -metadata:s:a:1 language=fra -metadata:s:a:1 title=Commentary \
+  -metadata:s:s:0 language=eng -metadata:s:s:1 language=deu -metadata:s:s:1 title=Forced \
+  -disposition:a:0 default -disposition:a:1 0 -disposition:s:0 0 -disposition:s:1 forced \
+  multi_tracks.mkv
+rm -f tracks.srt chapters.txt
+
+# In-band parameter sets the decoder follows rather than the container's:
+# a 4:2:0 stream's headers first, then a 4:4:4 stream whose own headers
+# (same ids) come only once, in band; later keyframes carry none.
+ff -f lavfi -i "$src:d=1" -c:v libx264 -preset veryfast -g 25 -bf 0 -f h264 part_a.h264
+ff -f lavfi -i "$src:d=4" -pix_fmt yuv444p -c:v libx264 -preset veryfast -bf 0 \
+  -x264-params keyint=25:min-keyint=25:scenecut=0 -f h264 part_b.h264
+ff -i part_b.h264 -c copy -bsf:v 'noise=drop=gte(n\,25)' -f h264 part_b1.h264
+ff -i part_b.h264 -c copy -bsf:v 'noise=drop=lt(n\,25),filter_units=remove_types=7|8' -f h264 part_b2.h264
+cat part_a.h264 part_b1.h264 part_b2.h264 >inband.h264
+ff -r 25 -i inband.h264 -c copy inband_sps_444.mp4
+rm -f part_a.h264 part_b.h264 part_b1.h264 part_b2.h264 inband.h264
+
+cat >corpus.txt <<'LIST'
+opengop_h264.mp4 1.5
+xvid_bframes.avi 1.5
+nodur_piped.avi 1.5
+dvd_program.mpg 1.5
+long_gop.mp4 2
+vfr_gaps.mkv 1.5
+hevc_10bit_hdr.mkv 1.5
+interlaced_tff.ts 1.5
+odd_size_444.mp4 1.5
+rotated_90.mp4 1.5
+multi_tracks.mkv 1.5
+inband_sps_444.mp4 1.5
+LIST
