@@ -107,10 +107,10 @@ func isName(s, extra string) bool {
 	return true
 }
 
-// checkOptions validates per-request overrides against the allowlist, for
-// encoders that do not act on them (the simulation): a request is refused
-// by every worker alike, whatever its encoder. An unset codec means
-// libx264, the default.
+// checkOptions validates per-request overrides against the allowlist, and
+// the trim, for encoders that do not act on them (the simulation): a
+// request is refused by every worker alike, whatever its encoder. An unset
+// codec means libx264, the default.
 func checkOptions(opts Options) error {
 	codec := opts.VideoCodec
 	if codec == "" {
@@ -126,5 +126,5 @@ func checkOptions(opts Options) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidOptions, err)
 	}
-	return nil
+	return checkTrim(opts.Trim)
 }

@@ -40,6 +40,10 @@ type Options struct {
 	VideoCodec string
 	CRF        *int
 	Preset     string
+	// Trim, when not nil, keeps only Trim.Frames pictures from Trim.Start
+	// on (see Trim); a trimmed chunk is encoded video only. Nil encodes the
+	// whole chunk. An invalid trim is ErrInvalidOptions.
+	Trim *Trim
 }
 
 // Result describes what an encode produced, for the chunk's metadata.
@@ -48,7 +52,8 @@ type Result struct {
 	VideoCodec string
 	AudioCodec string
 	Container  string
-	// Settings are the effective encoder settings (codec, crf, preset, ...).
+	// Settings are the effective encoder settings (codec, crf, preset, ...,
+	// and SettingTrimStart/SettingTrimFrames for a trimmed chunk).
 	Settings        map[string]string
 	DurationSeconds float64
 	FrameCount      int64
@@ -66,6 +71,15 @@ type Result struct {
 // instead of encoding again. FFmpeg and Simulated implement it.
 type SettingsResolver interface {
 	Settings(opts Options) (map[string]string, error)
+}
+
+// FrameTrimmer is implemented by encoders that honour Options.Trim (an
+// encoder that does not would encode the whole chunk) and report true. The
+// worker advertises the capability only for them. FFmpeg and Simulated
+// implement it; Simulated records the trim but cuts nothing, its output not
+// being media.
+type FrameTrimmer interface {
+	TrimsFrames() bool
 }
 
 // Encoder encodes one chunk. Encode reads the whole input, writes the

@@ -90,6 +90,7 @@ type FFmpeg struct {
 var (
 	_ Encoder          = (*FFmpeg)(nil)
 	_ SettingsResolver = (*FFmpeg)(nil)
+	_ FrameTrimmer     = (*FFmpeg)(nil)
 )
 
 // NewFFmpeg validates cfg, fills in defaults, and returns an encoder. It
@@ -162,6 +163,9 @@ func NewFFmpeg(cfg FFmpegConfig) (*FFmpeg, error) {
 
 // Name returns NameFFmpeg.
 func (f *FFmpeg) Name() string { return NameFFmpeg }
+
+// TrimsFrames reports true: Encode honours Options.Trim.
+func (f *FFmpeg) TrimsFrames() bool { return true }
 
 // Config returns the effective configuration, defaults filled in.
 func (f *FFmpeg) Config() FFmpegConfig {
@@ -244,13 +248,14 @@ type settings struct {
 	container string
 	threads   int
 	extra     []string // the configured ExtraOutputArgs
+	trim      *Trim    // nil: the whole chunk
 }
 
 // resolve applies opts to the configured defaults. A request that picks a
 // different codec gets that codec's own defaults for CRF and preset (the
 // configured ones were chosen for the configured codec); explicit CRF and
-// preset are checked against the effective codec. Anything outside the
-// allowlist is ErrInvalidOptions.
+// preset are checked against the effective codec. A trim drops the audio.
+// Anything outside the allowlist, or an invalid trim, is ErrInvalidOptions.
 func (f *FFmpeg) resolve(opts Options) (settings, error) {
 	s := settings{
 		codec:     f.cfg.VideoCodec,
@@ -282,6 +287,17 @@ func (f *FFmpeg) resolve(opts Options) (settings, error) {
 		}
 		s.preset = opts.Preset
 	}
+	if err := checkTrim(opts.Trim); err != nil {
+		return settings{}, err
+	}
+	if opts.Trim != nil {
+		t := *opts.Trim
+		s.trim = &t
+		// A trimmed chunk is video only: the pictures kept would need the
+		// audio cut at the same instants, and the master carries audio
+		// for the whole file anyway.
+		s.audio = "none"
+	}
 	return s, nil
 }
 
@@ -297,9 +313,9 @@ func (f *FFmpeg) Settings(opts Options) (map[string]string, error) {
 }
 
 // metadata returns s as Result.Settings: codec, audio_codec and container
-// always; crf, preset and threads only when passed to ffmpeg, and
+// always; crf, preset and threads only when passed to ffmpeg,
 // extra_output_args (space-joined) only when configured, since they change
-// the output too.
+// the output too, and trim_start and trim_frames only for a trim.
 func (s settings) metadata() map[string]string {
 	m := map[string]string{
 		"codec":       s.codec,
@@ -318,6 +334,7 @@ func (s settings) metadata() map[string]string {
 	if len(s.extra) > 0 {
 		m["extra_output_args"] = strings.Join(s.extra, " ")
 	}
+	addTrimSettings(m, s.trim)
 	return m
 }
 
@@ -344,6 +361,9 @@ func (f *FFmpeg) args(inPath, outPath string, s settings) []string {
 		"f":        s.container,
 		"c:v":      s.codec,
 		"fps_mode": "passthrough", // exactly the input's frames, never duplicated or dropped
+	}
+	if s.trim != nil {
+		out["vf"] = s.trim.filter()
 	}
 	if s.audio == "none" {
 		out["an"] = ""
@@ -391,9 +411,13 @@ func (s settings) env() []string {
 
 // Encode spools in to a temporary file, runs ffmpeg to encode it into
 // out.Path(), and probes the result. The temporary file is removed before
-// Encode returns. Errors: ErrInvalidOptions for opts outside the allowlist,
-// ErrInvalidInput for input that is empty or holds no decodable video (the
-// message carries ffmpeg's reason), ErrUnavailable when ffmpeg cannot be
+// Encode returns. With opts.Trim, ffmpeg keeps only the trim's pictures
+// (the trim filter, timestamps restarted at 0, no audio) and the result
+// must hold exactly Trim.Frames of them. Errors: ErrInvalidOptions for opts
+// outside the allowlist or an invalid trim, ErrInvalidInput for input that
+// is empty, holds no decodable video (the message carries ffmpeg's reason),
+// or decodes to fewer pictures than the trim names (the message says how
+// many), ErrUnavailable when ffmpeg cannot be
 // started, and an error wrapping ctx.Err() (or context.DeadlineExceeded for
 // the configured Timeout) when the run was cut short; ffmpeg and its
 // children are killed then.
@@ -436,12 +460,23 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 	if se := (*proc.StartError)(nil); errors.As(err, &se) {
 		return Result{}, fmt.Errorf("%w: probe output: %w", ErrUnavailable, err)
 	}
+	if err != nil && s.trim != nil && runCtx.Err() == nil {
+		// ffmpeg exits 0 when the trim keeps nothing, leaving a
+		// file without a readable video stream.
+		return Result{}, s.trim.miscount(0)
+	}
 	if err != nil {
 		return Result{}, f.timeout(ctx, runCtx, fmt.Errorf("probe output: %w", err))
 	}
 	video, ok := info.FirstStream("video")
+	if !ok && s.trim != nil {
+		return Result{}, s.trim.miscount(0)
+	}
 	if !ok {
 		return Result{}, errors.New("probe output: no video stream")
+	}
+	if s.trim != nil && video.Frames != s.trim.Frames {
+		return Result{}, s.trim.miscount(video.Frames)
 	}
 	audio, _ := info.FirstStream("audio")
 	return Result{

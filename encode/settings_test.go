@@ -19,6 +19,7 @@ func TestFFmpeg_SettingsMatchesEncode(t *testing.T) {
 		{},
 		{CRF: intPtr(30)},
 		{VideoCodec: "mpeg4"},
+		{Trim: &encode.Trim{Start: 5, Frames: 20}},
 	} {
 		want, err := f.Settings(opts)
 		if err != nil {

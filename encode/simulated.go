@@ -42,6 +42,7 @@ type Simulated struct {
 var (
 	_ Encoder          = (*Simulated)(nil)
 	_ SettingsResolver = (*Simulated)(nil)
+	_ FrameTrimmer     = (*Simulated)(nil)
 )
 
 // NewSimulated returns a Simulated encoder. The error names the invalid field.
@@ -62,12 +63,17 @@ func NewSimulated(cfg SimulatedConfig) (*Simulated, error) {
 // Name returns NameSimulated.
 func (s *Simulated) Name() string { return NameSimulated }
 
+// TrimsFrames reports true: Encode accepts Options.Trim and records it.
+func (s *Simulated) TrimsFrames() bool { return true }
+
 // Check always succeeds: the simulation needs nothing outside the process.
 func (s *Simulated) Check(context.Context) error { return nil }
 
 // Encode reads in to the end in 64 KiB blocks and writes a prefix of each
 // block to out, 16 blocks at a time. Empty input returns ErrInvalidInput;
-// opts are checked against the allowlist like a real encoder's, then ignored.
+// opts are checked against the allowlist like a real encoder's, then
+// ignored, except that a trim is recorded in Result.Settings (the output
+// is not media: nothing is cut).
 func (s *Simulated) Encode(ctx context.Context, in io.Reader, out Output, opts Options) (Result, error) {
 	if err := checkOptions(opts); err != nil {
 		return Result{}, err
@@ -116,23 +122,25 @@ func (s *Simulated) Encode(ctx context.Context, in io.Reader, out Output, opts O
 		Encoder:    NameSimulated,
 		VideoCodec: "simulated",
 		Container:  "raw",
-		Settings:   s.settings(),
+		Settings:   s.settings(opts),
 		EncodeTime: time.Since(start),
 		InputSize:  total,
 	}, nil
 }
 
-// Settings returns what Encode records as Result.Settings: the ratio.
-// Options are ignored, as Encode ignores them.
+// Settings returns what Encode records as Result.Settings: the ratio, and
+// the trim if any. Other options are ignored, as Encode ignores them.
 func (s *Simulated) Settings(opts Options) (map[string]string, error) {
 	if err := checkOptions(opts); err != nil {
 		return nil, err
 	}
-	return s.settings(), nil
+	return s.settings(opts), nil
 }
 
-func (s *Simulated) settings() map[string]string {
-	return map[string]string{"ratio": strconv.FormatFloat(s.ratio, 'g', -1, 64)}
+func (s *Simulated) settings(opts Options) map[string]string {
+	m := map[string]string{"ratio": strconv.FormatFloat(s.ratio, 'g', -1, 64)}
+	addTrimSettings(m, opts.Trim)
+	return m
 }
 
 // writeFull writes p to w, treating a short write without error as an error.

@@ -11,6 +11,10 @@ import (
 	pb "github.com/videoshard/videoshard/proto"
 )
 
+// FeatureFrameTrim is listed in HealthCheckResponse.features by a worker
+// whose encoder honours ProcessChunkRequest.trim and UploadHeader.trim.
+const FeatureFrameTrim = "frame_trim"
+
 type healthState struct {
 	cpu *sysinfo.CPUSampler
 
@@ -61,9 +65,9 @@ func (s *Server) Healthy(ctx context.Context) error {
 	return h.err
 }
 
-// CheckHealth reports load, whether the worker can take chunks, and the
-// integrity counters (shards found corrupt since start, shards in
-// quarantine).
+// CheckHealth reports load, whether the worker can take chunks, its
+// optional features, and the integrity counters (shards found corrupt
+// since start, shards in quarantine).
 func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*pb.HealthCheckResponse, error) {
 	resp := &pb.HealthCheckResponse{
 		IsHealthy:          true,
@@ -75,6 +79,7 @@ func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*
 		MaxUnaryChunkBytes: int64(s.cfg.MaxMessageBytes - messageHeadroom),
 		MaxChunkBytes:      s.cfg.MaxChunkBytes,
 		Message:            "ok",
+		Features:           s.features(),
 
 		CorruptedShardsDetected: s.corrupted.Load(),
 		QuarantinedShards:       s.store.Quarantined(),
@@ -100,4 +105,13 @@ func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*
 		resp.Message = "ok; " + strings.Join(problems, "; ")
 	}
 	return resp, nil
+}
+
+// features lists the optional capabilities CheckHealth reports.
+func (s *Server) features() []string {
+	var f []string
+	if s.trimsFrames() {
+		f = append(f, FeatureFrameTrim)
+	}
+	return f
 }

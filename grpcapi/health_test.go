@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,9 @@ func TestCheckHealth(t *testing.T) {
 	if !resp.GetIsHealthy() || resp.GetWorkerId() != "w1" || resp.GetMaxConcurrentTasks() != 3 ||
 		resp.GetVideoCodec() != "libx264" || resp.GetMemoryUsageBytes() <= 0 || resp.GetStorageFreeBytes() <= 0 {
 		t.Fatalf("CheckHealth = %v", resp)
+	}
+	if got := resp.GetFeatures(); !slices.Equal(got, []string{FeatureFrameTrim}) {
+		t.Fatalf("CheckHealth features = %q, want [%q]", got, FeatureFrameTrim)
 	}
 
 	// A store that cannot be written makes the worker unhealthy, saying why.

@@ -302,8 +302,8 @@ func TestProcessChunk_RetryHealsCorruptShard(t *testing.T) {
 	}
 }
 
-// plainEncoder hides fakeEncoder's Settings: an encoder that cannot tell its
-// settings before encoding.
+// plainEncoder hides fakeEncoder's optional interfaces: an encoder that
+// cannot tell its settings before encoding, and cannot trim.
 type plainEncoder struct{ f *fakeEncoder }
 
 func (p plainEncoder) Name() string                    { return p.f.Name() }

@@ -39,7 +39,7 @@ func (s *Server) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) 
 		in:      bytes.NewReader(data),
 		data:    data,
 		hasher:  hasher,
-		opts:    encodeOptions(req.GetEncoding()),
+		opts:    encodeOptions(req.GetEncoding(), req.GetTrim()),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -75,7 +75,7 @@ func (s *Server) UploadChunk(stream pb.VideoProcessingService_UploadChunkServer)
 		size:    h.GetTotalSize(),
 		in:      in,
 		hasher:  hasher,
-		opts:    encodeOptions(h.GetEncoding()),
+		opts:    encodeOptions(h.GetEncoding(), h.GetTrim()),
 	})
 	if err != nil {
 		return toStatus(err)
@@ -134,6 +134,9 @@ type chunkRequest struct {
 // readable until the new one is committed.
 func (s *Server) process(ctx context.Context, r *chunkRequest) (_ storage.Metadata, stored bool, _ error) {
 	defer r.hasher.finish()
+	if r.opts.Trim != nil && !s.trimsFrames() {
+		return storage.Metadata{}, false, invalidf("this worker's encoder (%s) cannot trim frames", s.enc.Name())
+	}
 	settings, known := s.settingsFor(r.opts)
 	if known && r.data != nil {
 		m, ok := s.candidate(r, s.enc.Name(), settings)
@@ -373,16 +376,27 @@ func (s *Server) processResponse(m storage.Metadata, stored bool) *pb.ProcessChu
 	}
 }
 
-func encodeOptions(o *pb.EncodingOptions) encode.Options {
-	if o == nil {
-		return encode.Options{}
+// encodeOptions translates a request's encoding options and trim (either
+// may be nil); the encoder validates them.
+func encodeOptions(o *pb.EncodingOptions, trim *pb.FrameTrim) encode.Options {
+	var opts encode.Options
+	if o != nil {
+		opts = encode.Options{VideoCodec: o.GetVideoCodec(), Preset: o.GetPreset()}
+		if o.Crf != nil {
+			crf := int(o.GetCrf())
+			opts.CRF = &crf
+		}
 	}
-	opts := encode.Options{VideoCodec: o.GetVideoCodec(), Preset: o.GetPreset()}
-	if o.Crf != nil {
-		crf := int(o.GetCrf())
-		opts.CRF = &crf
+	if trim != nil {
+		opts.Trim = &encode.Trim{Start: trim.GetStartFrame(), Frames: trim.GetFrameCount()}
 	}
 	return opts
+}
+
+// trimsFrames reports whether the encoder honours encode.Options.Trim.
+func (s *Server) trimsFrames() bool {
+	t, ok := s.enc.(encode.FrameTrimmer)
+	return ok && t.TrimsFrames()
 }
 
 // inputPrefixBytes is how much of an input its prefix checksum covers.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,23 +34,41 @@ type fakeEncoder struct {
 	readN   int64         // read only this many bytes, if > 0
 	err     error
 	calls   atomic.Int32 // Encode calls
+
+	mu   sync.Mutex // guards last
+	last encode.Options
 }
 
 func (f *fakeEncoder) Name() string                    { return "fake" }
 func (f *fakeEncoder) Check(ctx context.Context) error { return nil }
+func (f *fakeEncoder) TrimsFrames() bool               { return true }
 
-// Settings implements encode.SettingsResolver: the codec (default "fake")
-// and the CRF if one was asked for.
+// Settings implements encode.SettingsResolver: the codec (default "fake"),
+// the CRF if one was asked for, and the trim if any.
 func (f *fakeEncoder) Settings(o encode.Options) (map[string]string, error) {
 	m := map[string]string{"codec": cmp.Or(o.VideoCodec, "fake")}
 	if o.CRF != nil {
 		m["crf"] = strconv.Itoa(*o.CRF)
 	}
+	if t := o.Trim; t != nil {
+		m[encode.SettingTrimStart] = strconv.FormatInt(t.Start, 10)
+		m[encode.SettingTrimFrames] = strconv.FormatInt(t.Frames, 10)
+	}
 	return m, nil
+}
+
+// lastOptions returns the options of the last Encode call.
+func (f *fakeEncoder) lastOptions() encode.Options {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
 }
 
 func (f *fakeEncoder) Encode(ctx context.Context, in io.Reader, out encode.Output, opts encode.Options) (encode.Result, error) {
 	f.calls.Add(1)
+	f.mu.Lock()
+	f.last = opts
+	f.mu.Unlock()
 	if f.started != nil {
 		f.started <- struct{}{}
 	}

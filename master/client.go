@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -37,6 +38,16 @@ const (
 	// DialOptions.MasterID is empty.
 	DefaultMasterID = "videoshard-master"
 )
+
+// FeatureFrameTrim is the entry in HealthCheckResponse.features of a worker
+// that honours a chunk's FrameTrim. A worker without it ignores the trim
+// and encodes the whole chunk, so trimmed chunks are never sent to it.
+const FeatureFrameTrim = "frame_trim"
+
+// HasFeature reports whether a health answer lists the named feature.
+func HasFeature(h *replicationpb.HealthCheckResponse, name string) bool {
+	return slices.Contains(h.GetFeatures(), name)
+}
 
 // Errors the client detects itself. They come wrapped with the call they
 // belong to; test them with errors.Is.

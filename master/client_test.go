@@ -534,3 +534,62 @@ func TestDial_ErrEmptyAddress(t *testing.T) {
 		t.Fatal("Dial with an empty address succeeded")
 	}
 }
+
+// ProcessFileTrimmed carries the trim in the unary request and in the
+// upload header; ProcessFile sends none.
+func TestProcessFileTrimmed(t *testing.T) {
+	trim := &replicationpb.FrameTrim{StartFrame: 12, FrameCount: 48}
+	tests := []struct {
+		name string
+		size int
+		sent func(f *fakeWorker) *replicationpb.FrameTrim
+	}{
+		{"unary", 1000, func(f *fakeWorker) *replicationpb.FrameTrim { return f.unary.GetTrim() }},
+		{"streamed", 3000, func(f *fakeWorker) *replicationpb.FrameTrim { return f.header.GetTrim() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := limitedWorker(1000)
+			c := start(t, f, master.DialOptions{})
+			path, data := writeFile(t, tt.size)
+			if _, err := c.ProcessFileTrimmed(t.Context(), "v.mp4", 2, path, nil, trim); err != nil {
+				t.Fatalf("ProcessFileTrimmed: %v", err)
+			}
+			if !bytes.Equal(f.Received(), data) {
+				t.Fatal("received bytes differ from the file")
+			}
+			f.mu.Lock()
+			got := tt.sent(f)
+			f.mu.Unlock()
+			if !proto.Equal(got, trim) {
+				t.Fatalf("trim sent = %v, want %v", got, trim)
+			}
+			if _, err := c.ProcessFile(t.Context(), "v.mp4", 2, path, nil); err != nil {
+				t.Fatalf("ProcessFile: %v", err)
+			}
+			f.mu.Lock()
+			got = tt.sent(f)
+			f.mu.Unlock()
+			if got != nil {
+				t.Fatalf("ProcessFile sent trim %v", got)
+			}
+		})
+	}
+}
+
+func TestHasFeature(t *testing.T) {
+	tests := []struct {
+		h    *replicationpb.HealthCheckResponse
+		want bool
+	}{
+		{nil, false},
+		{&replicationpb.HealthCheckResponse{}, false},
+		{&replicationpb.HealthCheckResponse{Features: []string{"other"}}, false},
+		{&replicationpb.HealthCheckResponse{Features: []string{"other", master.FeatureFrameTrim}}, true},
+	}
+	for _, tt := range tests {
+		if got := master.HasFeature(tt.h, master.FeatureFrameTrim); got != tt.want {
+			t.Errorf("HasFeature(%v) = %v, want %v", tt.h, got, tt.want)
+		}
+	}
+}

@@ -47,8 +47,14 @@ var (
 	ErrUnhealthy = errors.New("worker unhealthy")
 
 	// ErrFrameMismatch: an ffmpeg worker's shard has a frame count other
-	// than the chunk's. The chunk is retried, like any transient failure.
+	// than the chunk's (ChunkTask.Frames, which is the trim's frame count
+	// for a trimmed chunk). The chunk is retried, like any transient failure.
 	ErrFrameMismatch = errors.New("frame count mismatch")
+
+	// ErrNoTrimWorker: a chunk has a frame trim and no worker can take it:
+	// every worker's last good health check lacks FeatureFrameTrim. The
+	// message names the chunk and the workers.
+	ErrNoTrimWorker = errors.New("no worker can trim frames")
 
 	// ErrClosed: Run was called on a closed Dispatcher.
 	ErrClosed = errors.New("dispatcher closed")
@@ -105,12 +111,30 @@ type ChunkTask struct {
 	Index int
 	// Path is the chunk file; it must stay unchanged until Run returns.
 	Path string
-	// Frames is the chunk's frame count; an ffmpeg worker's result must
-	// match it. 0 means unknown: no frame check.
+	// Frames is the shard's expected frame count: the chunk's, or, for a
+	// trimmed chunk, TrimFrames (callers set it so; Run refuses another
+	// non-zero value). An ffmpeg worker's result must match it. 0 means
+	// unknown: no frame check.
 	Frames int64
 	// Size is the file's size in bytes; a worker that reports receiving
 	// another size fails the job. 0 means unknown.
 	Size int64
+	// TrimStart and TrimFrames, when TrimFrames > 0, ask the worker to keep
+	// only TrimFrames pictures from picture TrimStart on (counted from 0 in
+	// the chunk's decode output order), video only: for chunks that start
+	// at a keyframe before the frames they contribute and may run on past
+	// them. The chunk goes only to workers whose health lists
+	// FeatureFrameTrim; if no worker can take it, Run fails with
+	// ErrNoTrimWorker. TrimFrames 0 means no trim (TrimStart must be 0).
+	TrimStart, TrimFrames int64
+}
+
+// trim is the task's FrameTrim, nil for none.
+func (t ChunkTask) trim() *replicationpb.FrameTrim {
+	if t.TrimFrames <= 0 {
+		return nil
+	}
+	return &replicationpb.FrameTrim{StartFrame: t.TrimStart, FrameCount: t.TrimFrames}
 }
 
 // ChunkResult is a chunk stored on a worker.
@@ -146,6 +170,10 @@ const (
 	EventDone       EventKind = "done"        // a chunk is stored (and onDone accepted it)
 	EventWorkerDown EventKind = "worker-down" // a worker left the rotation; Err says why
 	EventWorkerUp   EventKind = "worker-up"   // a worker came back into rotation
+	// EventWorkerSkipped: a worker in rotation is passed over for some of
+	// the job's chunks (trimmed ones, it lacks FeatureFrameTrim); Err says
+	// why. Once per job and worker.
+	EventWorkerSkipped EventKind = "worker-skipped"
 )
 
 // Event is a step of a job, for progress and logs.
@@ -171,8 +199,10 @@ type Event struct {
 
 // WorkerStats is a worker's state as the Dispatcher sees it.
 type WorkerStats struct {
-	// WorkerID, Encoder and VideoCodec are what its last good probe said.
+	// WorkerID, Encoder, VideoCodec and Features are what its last good
+	// probe said.
 	WorkerID, Encoder, VideoCodec string
+	Features                      []string
 	// Up is whether it is in rotation.
 	Up bool
 	// Cap is the most chunks it is given at once (0 until a good probe).
@@ -246,6 +276,24 @@ type dispWorker struct {
 	done, failures      int
 	lastErr             string
 	id, encoder, vcodec string
+	features            []string
+	probed              bool // a probe has succeeded: features are known
+}
+
+// trims reports whether w honours frame trims, as far as is known: a
+// worker never probed successfully might.
+func (w *dispWorker) trims() (yes, known bool) {
+	return slices.Contains(w.features, FeatureFrameTrim), w.probed
+}
+
+// takes reports whether w may be given t: a trimmed chunk only goes to a
+// worker known to trim.
+func (w *dispWorker) takes(t ChunkTask) bool {
+	if t.TrimFrames <= 0 {
+		return true
+	}
+	yes, _ := w.trims()
+	return yes
 }
 
 // NewDispatcher dials every worker and probes each with a health check
@@ -295,7 +343,7 @@ func NewDispatcher(ctx context.Context, cfg DispatchConfig) (*Dispatcher, error)
 			d.mu.Unlock()
 			h := resps[i]
 			d.log.Info("worker ready", "worker", w.addr, "worker_id", h.GetWorkerId(), "encoder", h.GetEncoder(),
-				"codec", h.GetVideoCodec(), "cap", capacity)
+				"codec", h.GetVideoCodec(), "cap", capacity, "features", h.GetFeatures())
 			continue
 		}
 		problems = append(problems, fmt.Sprintf("%s: %v", w.addr, errs[i]))
@@ -418,7 +466,7 @@ func (d *Dispatcher) Stats() map[string]WorkerStats {
 	m := make(map[string]WorkerStats, len(d.workers))
 	for _, w := range d.workers {
 		m[w.addr] = WorkerStats{
-			WorkerID: w.id, Encoder: w.encoder, VideoCodec: w.vcodec,
+			WorkerID: w.id, Encoder: w.encoder, VideoCodec: w.vcodec, Features: slices.Clone(w.features),
 			Up: w.up, Cap: w.cap, InFlight: w.inflight,
 			Done: w.done, Failures: w.failures, LastError: w.lastErr,
 		}
@@ -456,6 +504,7 @@ func (d *Dispatcher) upLocked(w *dispWorker, h *replicationpb.HealthCheckRespons
 	w.cap = max(1, c-others)
 	w.up = true
 	w.id, w.encoder, w.vcodec = h.GetWorkerId(), h.GetEncoder(), h.GetVideoCodec()
+	w.features, w.probed = slices.Clone(h.GetFeatures()), true
 	d.broadcastLocked()
 }
 
@@ -537,20 +586,21 @@ func (d *Dispatcher) workerEvent(ev Event) {
 	}
 }
 
-// pickLocked returns the least loaded worker in rotation with a free slot,
-// avoiding the workers in avoid unless every worker in rotation is in it;
-// nil if there is none now.
-func (d *Dispatcher) pickLocked(avoid map[*dispWorker]bool) *dispWorker {
+// pickLocked returns the least loaded worker in rotation with a free slot
+// that takes p's task, avoiding the workers p failed on unless every such
+// worker in rotation did; nil if there is none now.
+func (d *Dispatcher) pickLocked(p *pendingChunk) *dispWorker {
+	avoid := p.failed
 	others := false
 	for _, w := range d.workers {
-		if w.up && !avoid[w] {
+		if w.up && w.takes(p.task) && !avoid[w] {
 			others = true
 			break
 		}
 	}
 	var best *dispWorker
 	for _, w := range d.workers {
-		if !w.up || w.inflight >= w.cap || (others && avoid[w]) {
+		if !w.up || w.inflight >= w.cap || !w.takes(p.task) || (others && avoid[w]) {
 			continue
 		}
 		if best == nil || lessLoadedWorker(w, best) {
@@ -569,6 +619,32 @@ func lessLoadedWorker(a, b *dispWorker) bool {
 		return a.failures < b.failures
 	}
 	return a.addr < b.addr
+}
+
+// noTrimLocked returns, for a trimmed task, the error ending the job when
+// no worker can take it (every worker's last good probe lacks
+// FeatureFrameTrim; a worker never probed successfully might yet have it),
+// and, either way, the workers in rotation that lack it.
+func (d *Dispatcher) noTrimLocked(t ChunkTask) (lacking []*dispWorker, err error) {
+	possible := false
+	var says []string
+	for _, w := range d.workers {
+		yes, known := w.trims()
+		switch {
+		case yes || !known:
+			possible = true
+		default:
+			says = append(says, w.addr)
+			if w.up {
+				lacking = append(lacking, w)
+			}
+		}
+	}
+	if !possible {
+		err = fmt.Errorf("chunk %d: %w: it has a frame trim (pictures %d..%d) and no worker lists the %q feature (%s lack it); upgrade the workers",
+			t.Index, ErrNoTrimWorker, t.TrimStart, t.TrimStart+t.TrimFrames-1, FeatureFrameTrim, strings.Join(says, ", "))
+	}
+	return lacking, err
 }
 
 func (d *Dispatcher) anyFreeLocked() bool {
@@ -603,6 +679,9 @@ func (d *Dispatcher) backoff(n int) time.Duration {
 // PermissionDenied, Unauthenticated, NotFound, or a local problem such as a
 // missing chunk file) stops the job at once, cancelling the chunks in
 // flight; so does a chunk failing MaxAttempts times. Both are *ChunkError.
+// A trimmed chunk no worker can take (see ChunkTask.TrimFrames) stops the
+// job with ErrNoTrimWorker; while some worker out of rotation was never
+// probed successfully, it waits for it instead.
 // Transient failures (Unavailable, DeadlineExceeded, ResourceExhausted,
 // Aborted, Internal, Unknown, DataLoss, a frame count mismatch, a broken
 // connection) are retried on another worker if there is one. Cancelling
@@ -625,6 +704,14 @@ func (d *Dispatcher) Run(ctx context.Context, videoID string, tasks []ChunkTask,
 		seen[t.Index] = true
 		if t.Path == "" {
 			return fmt.Errorf("dispatch %s: chunk %d has no path", videoID, t.Index)
+		}
+		switch {
+		case t.TrimFrames < 0 || t.TrimStart < 0:
+			return fmt.Errorf("dispatch %s: chunk %d: negative trim (TrimStart %d, TrimFrames %d)", videoID, t.Index, t.TrimStart, t.TrimFrames)
+		case t.TrimFrames == 0 && t.TrimStart != 0:
+			return fmt.Errorf("dispatch %s: chunk %d: TrimStart %d without TrimFrames", videoID, t.Index, t.TrimStart)
+		case t.TrimFrames > 0 && t.Frames != 0 && t.Frames != t.TrimFrames:
+			return fmt.Errorf("dispatch %s: chunk %d: Frames %d must be TrimFrames %d for a trimmed chunk", videoID, t.Index, t.Frames, t.TrimFrames)
 		}
 	}
 	j := &dispJob{d: d, videoID: videoID, onDone: onDone, onEvent: onEvent}
@@ -655,6 +742,8 @@ type dispJob struct {
 
 	doneMu     sync.Mutex // serialises onDone, guards doneFailed
 	doneFailed bool
+
+	skipped map[*dispWorker]bool // workers reported as skipped; run's goroutine only
 }
 
 // pendingChunk is a chunk waiting to be sent, or in flight.
@@ -705,8 +794,15 @@ func (j *dispJob) run(ctx context.Context, tasks []ChunkTask) error {
 		now := time.Now()
 		var next time.Time // when the earliest waiting retry is due
 		var started []attemptResult
+		var lacking []*dispWorker // in rotation, passed over for a trimmed chunk
 		d.mu.Lock()
-		for i := 0; i < len(queue); {
+		for _, p := range queue {
+			if p.task.TrimFrames > 0 {
+				lacking, fail = d.noTrimLocked(p.task)
+				break
+			}
+		}
+		for i := 0; fail == nil && i < len(queue); {
 			p := queue[i]
 			if p.ready.After(now) {
 				if next.IsZero() || p.ready.Before(next) {
@@ -715,7 +811,7 @@ func (j *dispJob) run(ctx context.Context, tasks []ChunkTask) error {
 				i++
 				continue
 			}
-			w := d.pickLocked(p.failed)
+			w := d.pickLocked(p)
 			if w == nil {
 				if !d.anyFreeLocked() {
 					break
@@ -730,6 +826,11 @@ func (j *dispJob) run(ctx context.Context, tasks []ChunkTask) error {
 		}
 		wake := d.changed
 		d.mu.Unlock()
+		if fail != nil {
+			d.log.Error("chunk cannot be sent", "video_id", j.videoID, "error", fail)
+			continue
+		}
+		j.reportSkipped(lacking)
 
 		for _, s := range started {
 			inflight++
@@ -779,6 +880,23 @@ func (j *dispJob) run(ctx context.Context, tasks []ChunkTask) error {
 		}
 	}
 	return fail
+}
+
+// reportSkipped logs, and reports as an event, each worker in lacking not
+// reported yet in this job: trimmed chunks are not sent to it.
+func (j *dispJob) reportSkipped(lacking []*dispWorker) {
+	for _, w := range lacking {
+		if j.skipped[w] {
+			continue
+		}
+		if j.skipped == nil {
+			j.skipped = make(map[*dispWorker]bool)
+		}
+		j.skipped[w] = true
+		err := fmt.Errorf("worker does not list the %q feature: the job's trimmed chunks are not sent to it", FeatureFrameTrim)
+		j.d.log.Warn("worker skipped for trimmed chunks", "video_id", j.videoID, "worker", w.addr, "error", err)
+		j.event(Event{Kind: EventWorkerSkipped, Chunk: -1, Worker: w.addr, Err: err})
+	}
 }
 
 // handle digests one attempt's result. It returns the chunk to retry, or
@@ -841,7 +959,7 @@ func (j *dispJob) event(ev Event) {
 func (j *dispJob) attempt(ctx context.Context, w *dispWorker, p *pendingChunk, results chan<- attemptResult) {
 	d := j.d
 	actx, cancel := context.WithTimeout(ctx, d.cfg.ChunkTimeout)
-	resp, err := w.client.ProcessFile(actx, j.videoID, int32(p.task.Index), p.task.Path, d.cfg.Encoding)
+	resp, err := w.client.ProcessFileTrimmed(actx, j.videoID, int32(p.task.Index), p.task.Path, d.cfg.Encoding, p.task.trim())
 	cancel()
 	var res ChunkResult
 	if err == nil {

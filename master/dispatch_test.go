@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -685,5 +686,160 @@ func TestDispatch_ConcurrentRuns(t *testing.T) {
 	}
 	if s := d.Stats(); s[a.Addr].Done+s[b.Addr].Done != 16 {
 		t.Errorf("stats %+v, want 16 chunks done", s)
+	}
+}
+
+// withoutFeatures makes a worker answer health checks like one built
+// before HealthCheckResponse.features: it would ignore a trim.
+func withoutFeatures() *hooks {
+	return &hooks{Health: func(h *replicationpb.HealthCheckResponse) *replicationpb.HealthCheckResponse {
+		h.Features = nil
+		return h
+	}}
+}
+
+// TestDispatch_Trim: trimmed chunks, unary and streamed, reach the worker
+// with their trim, and only the worker listing frame_trim; the other is
+// reported as skipped and still takes untrimmed chunks.
+func TestDispatch_Trim(t *testing.T) {
+	trimmer := startWorker(t, workerOpts{MaxTasks: 2, Delay: 20 * time.Millisecond, MaxMessageBytes: 256 << 10})
+	old := startWorker(t, workerOpts{MaxTasks: 2, Delay: 20 * time.Millisecond, MaxMessageBytes: 256 << 10, Hooks: withoutFeatures()})
+	chunks := writeChunks(t, 12, func(i int) int {
+		if i%3 == 0 {
+			return 300 << 10 // over the unary limit: streamed
+		}
+		return 4 << 10
+	})
+	tasks := tasksOf(chunks)
+	for i := range tasks {
+		if i%2 == 0 {
+			tasks[i].TrimStart, tasks[i].TrimFrames = int64(i), int64(10+i)
+		}
+	}
+	d := newDispatcher(t, fastConfig(t, trimmer.Addr, old.Addr))
+	if f := d.Stats()[trimmer.Addr].Features; !slices.Contains(f, master.FeatureFrameTrim) {
+		t.Fatalf("trimmer's features = %q", f)
+	}
+	rec := newRecorder(t)
+	if err := d.Run(context.Background(), "trimmed", tasks, rec.onDone, rec.onEvent); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.Results()
+	checkResults(t, chunks, got, []string{trimmer.Addr, old.Addr})
+	usedOld := false
+	for _, task := range tasks {
+		r := got[task.Index]
+		w := trimmer
+		if r.Worker == old.Addr {
+			w, usedOld = old, true
+		}
+		m, err := w.Store.Lookup("trimmed", task.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, frames := m.EncoderSettings["trim_start"], m.EncoderSettings["trim_frames"]
+		if task.TrimFrames == 0 {
+			if start != "" || frames != "" {
+				t.Errorf("chunk %d: untrimmed, but stored with trim %s/%s", task.Index, start, frames)
+			}
+			continue
+		}
+		if r.Worker != trimmer.Addr {
+			t.Errorf("trimmed chunk %d sent to %s, which lacks frame_trim", task.Index, r.Worker)
+		}
+		if start != strconv.FormatInt(task.TrimStart, 10) || frames != strconv.FormatInt(task.TrimFrames, 10) {
+			t.Errorf("chunk %d: stored with trim %q/%q, want %d/%d", task.Index, start, frames, task.TrimStart, task.TrimFrames)
+		}
+	}
+	if !usedOld {
+		t.Errorf("the worker without frame_trim got no chunk at all")
+	}
+	skipped := rec.Events(master.EventWorkerSkipped, old.Addr)
+	if len(skipped) != 1 || !strings.Contains(skipped[0].Err.Error(), master.FeatureFrameTrim) {
+		t.Errorf("skipped events for the old worker: %+v, want one naming %q", skipped, master.FeatureFrameTrim)
+	}
+	if n := len(rec.Events(master.EventWorkerSkipped, trimmer.Addr)); n != 0 {
+		t.Errorf("%d skipped events for the worker that trims", n)
+	}
+}
+
+// TestDispatch_TrimFrameCheck: a trimmed chunk's shard is checked against
+// Frames, which callers set to TrimFrames.
+func TestDispatch_TrimFrameCheck(t *testing.T) {
+	w := startWorker(t, workerOpts{MaxTasks: 2, Hooks: &hooks{Process: asFFmpeg(25)}})
+	d := newDispatcher(t, fastConfig(t, w.Addr))
+	chunks := writeChunks(t, 1, smallChunk)
+	task := chunks[0].ChunkTask
+	task.Frames, task.TrimStart, task.TrimFrames = 25, 7, 25
+	rec := newRecorder(t)
+	if err := d.Run(context.Background(), "trim-frames", []master.ChunkTask{task}, rec.onDone, rec.onEvent); err != nil {
+		t.Fatal(err)
+	}
+	if r := rec.Results()[0]; !r.MediaChecked || r.Frames != 25 {
+		t.Errorf("result %+v, want media checked with 25 frames", r)
+	}
+}
+
+// TestDispatch_NoTrimWorker: with no worker listing frame_trim the job
+// fails at once, saying why, and sends nothing.
+func TestDispatch_NoTrimWorker(t *testing.T) {
+	a := startWorker(t, workerOpts{Hooks: withoutFeatures()})
+	b := startWorker(t, workerOpts{Hooks: withoutFeatures()})
+	d := newDispatcher(t, fastConfig(t, a.Addr, b.Addr))
+	tasks := tasksOf(writeChunks(t, 3, smallChunk))
+	tasks[2].TrimStart, tasks[2].TrimFrames = 3, 40
+	rec := newRecorder(t)
+	err := d.Run(context.Background(), "no-trim", tasks, rec.onDone, rec.onEvent)
+	if !errors.Is(err, master.ErrNoTrimWorker) {
+		t.Fatalf("Run = %v, want ErrNoTrimWorker", err)
+	}
+	for _, want := range []string{"chunk 2", "pictures 3..42", `"frame_trim"`, a.Addr, b.Addr} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	for _, w := range []*testWorker{a, b} {
+		if calls, _ := w.Calls(); calls != 0 {
+			t.Errorf("worker %s got %d chunks", w.Addr, calls)
+		}
+	}
+}
+
+// TestDispatch_TrimWaitsForAnUnprobedWorker: a worker that never answered
+// might trim once it does, so a trimmed chunk waits for it rather than
+// failing the job.
+func TestDispatch_TrimWaitsForAnUnprobedWorker(t *testing.T) {
+	old := startWorker(t, workerOpts{Hooks: withoutFeatures()})
+	d := newDispatcher(t, fastConfig(t, old.Addr, closedPort(t)))
+	tasks := tasksOf(writeChunks(t, 2, smallChunk))
+	tasks[1].TrimFrames = 10
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	rec := newRecorder(t)
+	err := d.Run(ctx, "waits", tasks, rec.onDone, rec.onEvent)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, master.ErrNoTrimWorker) {
+		t.Fatalf("Run = %v, want DeadlineExceeded while waiting", err)
+	}
+	if got := rec.Results(); len(got) != 1 || got[0].Worker != old.Addr {
+		t.Errorf("results %+v, want only the untrimmed chunk 0, on the old worker", got)
+	}
+}
+
+func TestDispatch_BadTrim(t *testing.T) {
+	w := startWorker(t, workerOpts{})
+	d := newDispatcher(t, fastConfig(t, w.Addr))
+	path := writeChunks(t, 1, smallChunk)[0].Path
+	for name, task := range map[string]master.ChunkTask{
+		"negative start":        {Path: path, TrimStart: -1, TrimFrames: 5},
+		"negative frames":       {Path: path, TrimFrames: -5},
+		"start without frames":  {Path: path, TrimStart: 4},
+		"frames not the trim's": {Path: path, TrimFrames: 5, Frames: 6},
+	} {
+		if err := d.Run(context.Background(), "v", []master.ChunkTask{task}, nil, nil); err == nil {
+			t.Errorf("%s: Run accepted %+v", name, task)
+		}
+	}
+	if calls, _ := w.Calls(); calls != 0 {
+		t.Errorf("worker got %d chunks", calls)
 	}
 }

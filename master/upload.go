@@ -26,6 +26,16 @@ import (
 // call fails with ErrFileChanged and the upload is cancelled.
 func (c *Client) ProcessFile(ctx context.Context, videoID string, chunkIndex int32, path string,
 	enc *replicationpb.EncodingOptions) (*replicationpb.ProcessChunkResponse, error) {
+	return c.ProcessFileTrimmed(ctx, videoID, chunkIndex, path, enc, nil)
+}
+
+// ProcessFileTrimmed is ProcessFile with a frame trim (nil: none), sent in
+// ProcessChunkRequest.trim or UploadHeader.trim: the worker keeps only
+// trim.frame_count pictures from picture trim.start_frame on, video only.
+// Send a trim only to a worker whose health lists FeatureFrameTrim; any
+// other worker ignores it and encodes the whole chunk.
+func (c *Client) ProcessFileTrimmed(ctx context.Context, videoID string, chunkIndex int32, path string,
+	enc *replicationpb.EncodingOptions, trim *replicationpb.FrameTrim) (*replicationpb.ProcessChunkResponse, error) {
 	desc := fmt.Sprintf("process chunk %d of %q", chunkIndex, videoID)
 
 	f, err := os.Open(path)
@@ -48,11 +58,11 @@ func (c *Client) ProcessFile(ctx context.Context, videoID string, chunkIndex int
 	}
 	var resp *replicationpb.ProcessChunkResponse
 	if size <= limit {
-		resp, err = c.processUnary(ctx, videoID, chunkIndex, f, size, enc)
+		resp, err = c.processUnary(ctx, videoID, chunkIndex, f, size, enc, trim)
 	} else {
 		// A frame must fit in one message too.
 		frame := max(min(FrameBytes, limit), 1)
-		resp, err = c.upload(ctx, videoID, chunkIndex, f, size, frame, enc)
+		resp, err = c.upload(ctx, videoID, chunkIndex, f, size, frame, enc, trim)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", desc, err)
@@ -94,7 +104,7 @@ func (c *Client) UnaryLimit(ctx context.Context) (int64, error) {
 
 // processUnary sends the whole file in one ProcessChunk message.
 func (c *Client) processUnary(ctx context.Context, videoID string, chunkIndex int32, f *os.File, size int64,
-	enc *replicationpb.EncodingOptions) (*replicationpb.ProcessChunkResponse, error) {
+	enc *replicationpb.EncodingOptions, trim *replicationpb.FrameTrim) (*replicationpb.ProcessChunkResponse, error) {
 	data := make([]byte, size)
 	if _, err := io.ReadFull(f, data); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -110,6 +120,7 @@ func (c *Client) processUnary(ctx context.Context, videoID string, chunkIndex in
 		ChunkIndex: chunkIndex,
 		ChunkData:  data,
 		Encoding:   enc,
+		Trim:       trim,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ProcessChunk: %w", err)
@@ -119,7 +130,7 @@ func (c *Client) processUnary(ctx context.Context, videoID string, chunkIndex in
 
 // upload streams the file with UploadChunk: the header, then data frames.
 func (c *Client) upload(ctx context.Context, videoID string, chunkIndex int32, f *os.File, size, frame int64,
-	enc *replicationpb.EncodingOptions) (*replicationpb.ProcessChunkResponse, error) {
+	enc *replicationpb.EncodingOptions, trim *replicationpb.FrameTrim) (*replicationpb.ProcessChunkResponse, error) {
 	// Cancelling the stream's context is how an upload is abandoned: the
 	// worker sees Canceled and discards what it received.
 	ctx, cancel := context.WithCancel(ctx)
@@ -135,6 +146,7 @@ func (c *Client) upload(ctx context.Context, videoID string, chunkIndex int32, f
 			ChunkIndex: chunkIndex,
 			TotalSize:  size,
 			Encoding:   enc,
+			Trim:       trim,
 		},
 	}}
 	if err := stream.Send(header); err != nil {

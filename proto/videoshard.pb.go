@@ -87,19 +87,84 @@ func (x *EncodingOptions) GetPreset() string {
 	return ""
 }
 
+// FrameTrim names the pictures of a chunk the shard keeps, for chunks
+// that start at a keyframe before the frames they contribute and may run on
+// past them. Pictures are counted from 0 in decode output (presentation)
+// order, as ffmpeg decodes the chunk: the shard holds exactly frame_count
+// pictures, start_frame to start_frame+frame_count-1, with timestamps
+// starting at the first kept one. A trimmed shard is video only (no audio).
+// Workers that honour it list "frame_trim" in HealthCheckResponse.features;
+// an older worker ignores the field and encodes the whole chunk.
+type FrameTrim struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Pictures dropped before the first kept one; 0 or more.
+	StartFrame int64 `protobuf:"varint,1,opt,name=start_frame,json=startFrame,proto3" json:"start_frame,omitempty"`
+	// Pictures kept; 1 or more, and start_frame+frame_count at most 2^31.
+	// A chunk that decodes to fewer pictures is refused (InvalidArgument).
+	FrameCount    int64 `protobuf:"varint,2,opt,name=frame_count,json=frameCount,proto3" json:"frame_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FrameTrim) Reset() {
+	*x = FrameTrim{}
+	mi := &file_videoshard_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FrameTrim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FrameTrim) ProtoMessage() {}
+
+func (x *FrameTrim) ProtoReflect() protoreflect.Message {
+	mi := &file_videoshard_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FrameTrim.ProtoReflect.Descriptor instead.
+func (*FrameTrim) Descriptor() ([]byte, []int) {
+	return file_videoshard_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FrameTrim) GetStartFrame() int64 {
+	if x != nil {
+		return x.StartFrame
+	}
+	return 0
+}
+
+func (x *FrameTrim) GetFrameCount() int64 {
+	if x != nil {
+		return x.FrameCount
+	}
+	return 0
+}
+
 type ProcessChunkRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	VideoId       string                 `protobuf:"bytes,1,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
-	ChunkIndex    int32                  `protobuf:"varint,2,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
-	ChunkData     []byte                 `protobuf:"bytes,3,opt,name=chunk_data,json=chunkData,proto3" json:"chunk_data,omitempty"`
-	Encoding      *EncodingOptions       `protobuf:"bytes,4,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	VideoId    string                 `protobuf:"bytes,1,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
+	ChunkIndex int32                  `protobuf:"varint,2,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	ChunkData  []byte                 `protobuf:"bytes,3,opt,name=chunk_data,json=chunkData,proto3" json:"chunk_data,omitempty"`
+	Encoding   *EncodingOptions       `protobuf:"bytes,4,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	// Unset: the whole chunk.
+	Trim          *FrameTrim `protobuf:"bytes,5,opt,name=trim,proto3" json:"trim,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProcessChunkRequest) Reset() {
 	*x = ProcessChunkRequest{}
-	mi := &file_videoshard_proto_msgTypes[1]
+	mi := &file_videoshard_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -111,7 +176,7 @@ func (x *ProcessChunkRequest) String() string {
 func (*ProcessChunkRequest) ProtoMessage() {}
 
 func (x *ProcessChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[1]
+	mi := &file_videoshard_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -124,7 +189,7 @@ func (x *ProcessChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessChunkRequest.ProtoReflect.Descriptor instead.
 func (*ProcessChunkRequest) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{1}
+	return file_videoshard_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ProcessChunkRequest) GetVideoId() string {
@@ -155,6 +220,13 @@ func (x *ProcessChunkRequest) GetEncoding() *EncodingOptions {
 	return nil
 }
 
+func (x *ProcessChunkRequest) GetTrim() *FrameTrim {
+	if x != nil {
+		return x.Trim
+	}
+	return nil
+}
+
 type ProcessChunkResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Success  bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
@@ -172,7 +244,7 @@ type ProcessChunkResponse struct {
 
 func (x *ProcessChunkResponse) Reset() {
 	*x = ProcessChunkResponse{}
-	mi := &file_videoshard_proto_msgTypes[2]
+	mi := &file_videoshard_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +256,7 @@ func (x *ProcessChunkResponse) String() string {
 func (*ProcessChunkResponse) ProtoMessage() {}
 
 func (x *ProcessChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[2]
+	mi := &file_videoshard_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +269,7 @@ func (x *ProcessChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessChunkResponse.ProtoReflect.Descriptor instead.
 func (*ProcessChunkResponse) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{2}
+	return file_videoshard_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProcessChunkResponse) GetSuccess() bool {
@@ -269,7 +341,7 @@ type UploadChunkRequest struct {
 
 func (x *UploadChunkRequest) Reset() {
 	*x = UploadChunkRequest{}
-	mi := &file_videoshard_proto_msgTypes[3]
+	mi := &file_videoshard_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -281,7 +353,7 @@ func (x *UploadChunkRequest) String() string {
 func (*UploadChunkRequest) ProtoMessage() {}
 
 func (x *UploadChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[3]
+	mi := &file_videoshard_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -294,7 +366,7 @@ func (x *UploadChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadChunkRequest.ProtoReflect.Descriptor instead.
 func (*UploadChunkRequest) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{3}
+	return file_videoshard_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *UploadChunkRequest) GetFrame() isUploadChunkRequest_Frame {
@@ -344,15 +416,17 @@ type UploadHeader struct {
 	ChunkIndex int32                  `protobuf:"varint,2,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
 	// Exact number of data bytes that follow; the upload is refused if the
 	// stream carries more or fewer.
-	TotalSize     int64            `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
-	Encoding      *EncodingOptions `protobuf:"bytes,4,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	TotalSize int64            `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	Encoding  *EncodingOptions `protobuf:"bytes,4,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	// Unset: the whole chunk.
+	Trim          *FrameTrim `protobuf:"bytes,5,opt,name=trim,proto3" json:"trim,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_videoshard_proto_msgTypes[4]
+	mi := &file_videoshard_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +438,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[4]
+	mi := &file_videoshard_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +451,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{4}
+	return file_videoshard_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UploadHeader) GetVideoId() string {
@@ -408,6 +482,13 @@ func (x *UploadHeader) GetEncoding() *EncodingOptions {
 	return nil
 }
 
+func (x *UploadHeader) GetTrim() *FrameTrim {
+	if x != nil {
+		return x.Trim
+	}
+	return nil
+}
+
 type GetShardRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The location ProcessChunk or ListShards returned, or
@@ -422,7 +503,7 @@ type GetShardRequest struct {
 
 func (x *GetShardRequest) Reset() {
 	*x = GetShardRequest{}
-	mi := &file_videoshard_proto_msgTypes[5]
+	mi := &file_videoshard_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +515,7 @@ func (x *GetShardRequest) String() string {
 func (*GetShardRequest) ProtoMessage() {}
 
 func (x *GetShardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[5]
+	mi := &file_videoshard_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +528,7 @@ func (x *GetShardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetShardRequest.ProtoReflect.Descriptor instead.
 func (*GetShardRequest) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{5}
+	return file_videoshard_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetShardRequest) GetShardLocation() string {
@@ -483,7 +564,7 @@ type GetShardResponse struct {
 
 func (x *GetShardResponse) Reset() {
 	*x = GetShardResponse{}
-	mi := &file_videoshard_proto_msgTypes[6]
+	mi := &file_videoshard_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +576,7 @@ func (x *GetShardResponse) String() string {
 func (*GetShardResponse) ProtoMessage() {}
 
 func (x *GetShardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[6]
+	mi := &file_videoshard_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +589,7 @@ func (x *GetShardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetShardResponse.ProtoReflect.Descriptor instead.
 func (*GetShardResponse) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{6}
+	return file_videoshard_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetShardResponse) GetSuccess() bool {
@@ -550,7 +631,7 @@ type DownloadShardResponse struct {
 
 func (x *DownloadShardResponse) Reset() {
 	*x = DownloadShardResponse{}
-	mi := &file_videoshard_proto_msgTypes[7]
+	mi := &file_videoshard_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +643,7 @@ func (x *DownloadShardResponse) String() string {
 func (*DownloadShardResponse) ProtoMessage() {}
 
 func (x *DownloadShardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[7]
+	mi := &file_videoshard_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +656,7 @@ func (x *DownloadShardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadShardResponse.ProtoReflect.Descriptor instead.
 func (*DownloadShardResponse) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{7}
+	return file_videoshard_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DownloadShardResponse) GetMetadata() *ChunkMetadata {
@@ -601,7 +682,7 @@ type HealthCheckRequest struct {
 
 func (x *HealthCheckRequest) Reset() {
 	*x = HealthCheckRequest{}
-	mi := &file_videoshard_proto_msgTypes[8]
+	mi := &file_videoshard_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +694,7 @@ func (x *HealthCheckRequest) String() string {
 func (*HealthCheckRequest) ProtoMessage() {}
 
 func (x *HealthCheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[8]
+	mi := &file_videoshard_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +707,7 @@ func (x *HealthCheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheckRequest.ProtoReflect.Descriptor instead.
 func (*HealthCheckRequest) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{8}
+	return file_videoshard_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HealthCheckRequest) GetMasterId() string {
@@ -659,13 +740,17 @@ type HealthCheckResponse struct {
 	// Entries in the store's quarantine directory (<root>/.quarantine):
 	// corrupt or orphaned shards and metadata moved out of the store.
 	QuarantinedShards int64 `protobuf:"varint,14,opt,name=quarantined_shards,json=quarantinedShards,proto3" json:"quarantined_shards,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Optional capabilities of this worker, by name: "frame_trim" (it
+	// honours ProcessChunkRequest.trim and UploadHeader.trim). A worker that
+	// lists none may still be a good worker, only an older one.
+	Features      []string `protobuf:"bytes,15,rep,name=features,proto3" json:"features,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HealthCheckResponse) Reset() {
 	*x = HealthCheckResponse{}
-	mi := &file_videoshard_proto_msgTypes[9]
+	mi := &file_videoshard_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +762,7 @@ func (x *HealthCheckResponse) String() string {
 func (*HealthCheckResponse) ProtoMessage() {}
 
 func (x *HealthCheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[9]
+	mi := &file_videoshard_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +775,7 @@ func (x *HealthCheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheckResponse.ProtoReflect.Descriptor instead.
 func (*HealthCheckResponse) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{9}
+	return file_videoshard_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HealthCheckResponse) GetIsHealthy() bool {
@@ -791,6 +876,13 @@ func (x *HealthCheckResponse) GetQuarantinedShards() int64 {
 	return 0
 }
 
+func (x *HealthCheckResponse) GetFeatures() []string {
+	if x != nil {
+		return x.Features
+	}
+	return nil
+}
+
 type ListShardsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: every video.
@@ -801,7 +893,7 @@ type ListShardsRequest struct {
 
 func (x *ListShardsRequest) Reset() {
 	*x = ListShardsRequest{}
-	mi := &file_videoshard_proto_msgTypes[10]
+	mi := &file_videoshard_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +905,7 @@ func (x *ListShardsRequest) String() string {
 func (*ListShardsRequest) ProtoMessage() {}
 
 func (x *ListShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[10]
+	mi := &file_videoshard_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +918,7 @@ func (x *ListShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListShardsRequest.ProtoReflect.Descriptor instead.
 func (*ListShardsRequest) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{10}
+	return file_videoshard_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListShardsRequest) GetVideoId() string {
@@ -848,7 +940,7 @@ type ChunkInfo struct {
 
 func (x *ChunkInfo) Reset() {
 	*x = ChunkInfo{}
-	mi := &file_videoshard_proto_msgTypes[11]
+	mi := &file_videoshard_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +952,7 @@ func (x *ChunkInfo) String() string {
 func (*ChunkInfo) ProtoMessage() {}
 
 func (x *ChunkInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[11]
+	mi := &file_videoshard_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +965,7 @@ func (x *ChunkInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkInfo.ProtoReflect.Descriptor instead.
 func (*ChunkInfo) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{11}
+	return file_videoshard_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ChunkInfo) GetChunkIndex() int32 {
@@ -914,7 +1006,7 @@ type VideoInfo struct {
 
 func (x *VideoInfo) Reset() {
 	*x = VideoInfo{}
-	mi := &file_videoshard_proto_msgTypes[12]
+	mi := &file_videoshard_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1018,7 @@ func (x *VideoInfo) String() string {
 func (*VideoInfo) ProtoMessage() {}
 
 func (x *VideoInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[12]
+	mi := &file_videoshard_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1031,7 @@ func (x *VideoInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VideoInfo.ProtoReflect.Descriptor instead.
 func (*VideoInfo) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{12}
+	return file_videoshard_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *VideoInfo) GetVideoId() string {
@@ -968,7 +1060,7 @@ type ListShardsResponse struct {
 
 func (x *ListShardsResponse) Reset() {
 	*x = ListShardsResponse{}
-	mi := &file_videoshard_proto_msgTypes[13]
+	mi := &file_videoshard_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1072,7 @@ func (x *ListShardsResponse) String() string {
 func (*ListShardsResponse) ProtoMessage() {}
 
 func (x *ListShardsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[13]
+	mi := &file_videoshard_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1085,7 @@ func (x *ListShardsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListShardsResponse.ProtoReflect.Descriptor instead.
 func (*ListShardsResponse) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{13}
+	return file_videoshard_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListShardsResponse) GetSuccess() bool {
@@ -1033,7 +1125,7 @@ type GetVideoMetadataRequest struct {
 
 func (x *GetVideoMetadataRequest) Reset() {
 	*x = GetVideoMetadataRequest{}
-	mi := &file_videoshard_proto_msgTypes[14]
+	mi := &file_videoshard_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1137,7 @@ func (x *GetVideoMetadataRequest) String() string {
 func (*GetVideoMetadataRequest) ProtoMessage() {}
 
 func (x *GetVideoMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[14]
+	mi := &file_videoshard_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1150,7 @@ func (x *GetVideoMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVideoMetadataRequest.ProtoReflect.Descriptor instead.
 func (*GetVideoMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{14}
+	return file_videoshard_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetVideoMetadataRequest) GetVideoId() string {
@@ -1097,7 +1189,7 @@ type ChunkMetadata struct {
 
 func (x *ChunkMetadata) Reset() {
 	*x = ChunkMetadata{}
-	mi := &file_videoshard_proto_msgTypes[15]
+	mi := &file_videoshard_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1201,7 @@ func (x *ChunkMetadata) String() string {
 func (*ChunkMetadata) ProtoMessage() {}
 
 func (x *ChunkMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[15]
+	mi := &file_videoshard_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1214,7 @@ func (x *ChunkMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkMetadata.ProtoReflect.Descriptor instead.
 func (*ChunkMetadata) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{15}
+	return file_videoshard_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ChunkMetadata) GetChunkIndex() int32 {
@@ -1277,7 +1369,7 @@ type GetVideoMetadataResponse struct {
 
 func (x *GetVideoMetadataResponse) Reset() {
 	*x = GetVideoMetadataResponse{}
-	mi := &file_videoshard_proto_msgTypes[16]
+	mi := &file_videoshard_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1381,7 @@ func (x *GetVideoMetadataResponse) String() string {
 func (*GetVideoMetadataResponse) ProtoMessage() {}
 
 func (x *GetVideoMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[16]
+	mi := &file_videoshard_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1394,7 @@ func (x *GetVideoMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVideoMetadataResponse.ProtoReflect.Descriptor instead.
 func (*GetVideoMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{16}
+	return file_videoshard_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetVideoMetadataResponse) GetSuccess() bool {
@@ -1343,14 +1435,20 @@ const file_videoshard_proto_rawDesc = "" +
 	"videoCodec\x12\x15\n" +
 	"\x03crf\x18\x02 \x01(\x05H\x00R\x03crf\x88\x01\x01\x12\x16\n" +
 	"\x06preset\x18\x03 \x01(\tR\x06presetB\x06\n" +
-	"\x04_crf\"\xaa\x01\n" +
+	"\x04_crf\"M\n" +
+	"\tFrameTrim\x12\x1f\n" +
+	"\vstart_frame\x18\x01 \x01(\x03R\n" +
+	"startFrame\x12\x1f\n" +
+	"\vframe_count\x18\x02 \x01(\x03R\n" +
+	"frameCount\"\xd6\x01\n" +
 	"\x13ProcessChunkRequest\x12\x19\n" +
 	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12\x1f\n" +
 	"\vchunk_index\x18\x02 \x01(\x05R\n" +
 	"chunkIndex\x12\x1d\n" +
 	"\n" +
 	"chunk_data\x18\x03 \x01(\fR\tchunkData\x128\n" +
-	"\bencoding\x18\x04 \x01(\v2\x1c.replication.EncodingOptionsR\bencoding\"\xb7\x02\n" +
+	"\bencoding\x18\x04 \x01(\v2\x1c.replication.EncodingOptionsR\bencoding\x12*\n" +
+	"\x04trim\x18\x05 \x01(\v2\x16.replication.FrameTrimR\x04trim\"\xb7\x02\n" +
 	"\x14ProcessChunkResponse\x12\x18\n" +
 	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12%\n" +
@@ -1363,14 +1461,15 @@ const file_videoshard_proto_rawDesc = "" +
 	"\x12UploadChunkRequest\x123\n" +
 	"\x06header\x18\x01 \x01(\v2\x19.replication.UploadHeaderH\x00R\x06header\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\a\n" +
-	"\x05frame\"\xa3\x01\n" +
+	"\x05frame\"\xcf\x01\n" +
 	"\fUploadHeader\x12\x19\n" +
 	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12\x1f\n" +
 	"\vchunk_index\x18\x02 \x01(\x05R\n" +
 	"chunkIndex\x12\x1d\n" +
 	"\n" +
 	"total_size\x18\x03 \x01(\x03R\ttotalSize\x128\n" +
-	"\bencoding\x18\x04 \x01(\v2\x1c.replication.EncodingOptionsR\bencoding\"\x89\x01\n" +
+	"\bencoding\x18\x04 \x01(\v2\x1c.replication.EncodingOptionsR\bencoding\x12*\n" +
+	"\x04trim\x18\x05 \x01(\v2\x16.replication.FrameTrimR\x04trim\"\x89\x01\n" +
 	"\x0fGetShardRequest\x12%\n" +
 	"\x0eshard_location\x18\x01 \x01(\tR\rshardLocation\x12\x19\n" +
 	"\bvideo_id\x18\x02 \x01(\tR\avideoId\x12$\n" +
@@ -1387,7 +1486,7 @@ const file_videoshard_proto_rawDesc = "" +
 	"\bmetadata\x18\x01 \x01(\v2\x1a.replication.ChunkMetadataR\bmetadata\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"1\n" +
 	"\x12HealthCheckRequest\x12\x1b\n" +
-	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\"\xc6\x04\n" +
+	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\"\xe2\x04\n" +
 	"\x13HealthCheckResponse\x12\x1d\n" +
 	"\n" +
 	"is_healthy\x18\x01 \x01(\bR\tisHealthy\x12\x1b\n" +
@@ -1405,7 +1504,8 @@ const file_videoshard_proto_rawDesc = "" +
 	"\x0fmax_chunk_bytes\x18\v \x01(\x03R\rmaxChunkBytes\x12,\n" +
 	"\x12storage_free_bytes\x18\f \x01(\x03R\x10storageFreeBytes\x12:\n" +
 	"\x19corrupted_shards_detected\x18\r \x01(\x03R\x17corruptedShardsDetected\x12-\n" +
-	"\x12quarantined_shards\x18\x0e \x01(\x03R\x11quarantinedShards\".\n" +
+	"\x12quarantined_shards\x18\x0e \x01(\x03R\x11quarantinedShards\x12\x1a\n" +
+	"\bfeatures\x18\x0f \x03(\tR\bfeatures\".\n" +
 	"\x11ListShardsRequest\x12\x19\n" +
 	"\bvideo_id\x18\x01 \x01(\tR\avideoId\"\x9b\x01\n" +
 	"\tChunkInfo\x12\x1f\n" +
@@ -1481,57 +1581,60 @@ func file_videoshard_proto_rawDescGZIP() []byte {
 	return file_videoshard_proto_rawDescData
 }
 
-var file_videoshard_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_videoshard_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_videoshard_proto_goTypes = []any{
 	(*EncodingOptions)(nil),          // 0: replication.EncodingOptions
-	(*ProcessChunkRequest)(nil),      // 1: replication.ProcessChunkRequest
-	(*ProcessChunkResponse)(nil),     // 2: replication.ProcessChunkResponse
-	(*UploadChunkRequest)(nil),       // 3: replication.UploadChunkRequest
-	(*UploadHeader)(nil),             // 4: replication.UploadHeader
-	(*GetShardRequest)(nil),          // 5: replication.GetShardRequest
-	(*GetShardResponse)(nil),         // 6: replication.GetShardResponse
-	(*DownloadShardResponse)(nil),    // 7: replication.DownloadShardResponse
-	(*HealthCheckRequest)(nil),       // 8: replication.HealthCheckRequest
-	(*HealthCheckResponse)(nil),      // 9: replication.HealthCheckResponse
-	(*ListShardsRequest)(nil),        // 10: replication.ListShardsRequest
-	(*ChunkInfo)(nil),                // 11: replication.ChunkInfo
-	(*VideoInfo)(nil),                // 12: replication.VideoInfo
-	(*ListShardsResponse)(nil),       // 13: replication.ListShardsResponse
-	(*GetVideoMetadataRequest)(nil),  // 14: replication.GetVideoMetadataRequest
-	(*ChunkMetadata)(nil),            // 15: replication.ChunkMetadata
-	(*GetVideoMetadataResponse)(nil), // 16: replication.GetVideoMetadataResponse
-	nil,                              // 17: replication.ChunkMetadata.EncoderSettingsEntry
+	(*FrameTrim)(nil),                // 1: replication.FrameTrim
+	(*ProcessChunkRequest)(nil),      // 2: replication.ProcessChunkRequest
+	(*ProcessChunkResponse)(nil),     // 3: replication.ProcessChunkResponse
+	(*UploadChunkRequest)(nil),       // 4: replication.UploadChunkRequest
+	(*UploadHeader)(nil),             // 5: replication.UploadHeader
+	(*GetShardRequest)(nil),          // 6: replication.GetShardRequest
+	(*GetShardResponse)(nil),         // 7: replication.GetShardResponse
+	(*DownloadShardResponse)(nil),    // 8: replication.DownloadShardResponse
+	(*HealthCheckRequest)(nil),       // 9: replication.HealthCheckRequest
+	(*HealthCheckResponse)(nil),      // 10: replication.HealthCheckResponse
+	(*ListShardsRequest)(nil),        // 11: replication.ListShardsRequest
+	(*ChunkInfo)(nil),                // 12: replication.ChunkInfo
+	(*VideoInfo)(nil),                // 13: replication.VideoInfo
+	(*ListShardsResponse)(nil),       // 14: replication.ListShardsResponse
+	(*GetVideoMetadataRequest)(nil),  // 15: replication.GetVideoMetadataRequest
+	(*ChunkMetadata)(nil),            // 16: replication.ChunkMetadata
+	(*GetVideoMetadataResponse)(nil), // 17: replication.GetVideoMetadataResponse
+	nil,                              // 18: replication.ChunkMetadata.EncoderSettingsEntry
 }
 var file_videoshard_proto_depIdxs = []int32{
 	0,  // 0: replication.ProcessChunkRequest.encoding:type_name -> replication.EncodingOptions
-	15, // 1: replication.ProcessChunkResponse.metadata:type_name -> replication.ChunkMetadata
-	4,  // 2: replication.UploadChunkRequest.header:type_name -> replication.UploadHeader
-	0,  // 3: replication.UploadHeader.encoding:type_name -> replication.EncodingOptions
-	15, // 4: replication.GetShardResponse.metadata:type_name -> replication.ChunkMetadata
-	15, // 5: replication.DownloadShardResponse.metadata:type_name -> replication.ChunkMetadata
-	11, // 6: replication.VideoInfo.chunks:type_name -> replication.ChunkInfo
-	12, // 7: replication.ListShardsResponse.videos:type_name -> replication.VideoInfo
-	17, // 8: replication.ChunkMetadata.encoder_settings:type_name -> replication.ChunkMetadata.EncoderSettingsEntry
-	15, // 9: replication.GetVideoMetadataResponse.chunks_metadata:type_name -> replication.ChunkMetadata
-	1,  // 10: replication.VideoProcessingService.ProcessChunk:input_type -> replication.ProcessChunkRequest
-	5,  // 11: replication.VideoProcessingService.GetShard:input_type -> replication.GetShardRequest
-	8,  // 12: replication.VideoProcessingService.CheckHealth:input_type -> replication.HealthCheckRequest
-	10, // 13: replication.VideoProcessingService.ListShards:input_type -> replication.ListShardsRequest
-	14, // 14: replication.VideoProcessingService.GetVideoMetadata:input_type -> replication.GetVideoMetadataRequest
-	3,  // 15: replication.VideoProcessingService.UploadChunk:input_type -> replication.UploadChunkRequest
-	5,  // 16: replication.VideoProcessingService.DownloadShard:input_type -> replication.GetShardRequest
-	2,  // 17: replication.VideoProcessingService.ProcessChunk:output_type -> replication.ProcessChunkResponse
-	6,  // 18: replication.VideoProcessingService.GetShard:output_type -> replication.GetShardResponse
-	9,  // 19: replication.VideoProcessingService.CheckHealth:output_type -> replication.HealthCheckResponse
-	13, // 20: replication.VideoProcessingService.ListShards:output_type -> replication.ListShardsResponse
-	16, // 21: replication.VideoProcessingService.GetVideoMetadata:output_type -> replication.GetVideoMetadataResponse
-	2,  // 22: replication.VideoProcessingService.UploadChunk:output_type -> replication.ProcessChunkResponse
-	7,  // 23: replication.VideoProcessingService.DownloadShard:output_type -> replication.DownloadShardResponse
-	17, // [17:24] is the sub-list for method output_type
-	10, // [10:17] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	1,  // 1: replication.ProcessChunkRequest.trim:type_name -> replication.FrameTrim
+	16, // 2: replication.ProcessChunkResponse.metadata:type_name -> replication.ChunkMetadata
+	5,  // 3: replication.UploadChunkRequest.header:type_name -> replication.UploadHeader
+	0,  // 4: replication.UploadHeader.encoding:type_name -> replication.EncodingOptions
+	1,  // 5: replication.UploadHeader.trim:type_name -> replication.FrameTrim
+	16, // 6: replication.GetShardResponse.metadata:type_name -> replication.ChunkMetadata
+	16, // 7: replication.DownloadShardResponse.metadata:type_name -> replication.ChunkMetadata
+	12, // 8: replication.VideoInfo.chunks:type_name -> replication.ChunkInfo
+	13, // 9: replication.ListShardsResponse.videos:type_name -> replication.VideoInfo
+	18, // 10: replication.ChunkMetadata.encoder_settings:type_name -> replication.ChunkMetadata.EncoderSettingsEntry
+	16, // 11: replication.GetVideoMetadataResponse.chunks_metadata:type_name -> replication.ChunkMetadata
+	2,  // 12: replication.VideoProcessingService.ProcessChunk:input_type -> replication.ProcessChunkRequest
+	6,  // 13: replication.VideoProcessingService.GetShard:input_type -> replication.GetShardRequest
+	9,  // 14: replication.VideoProcessingService.CheckHealth:input_type -> replication.HealthCheckRequest
+	11, // 15: replication.VideoProcessingService.ListShards:input_type -> replication.ListShardsRequest
+	15, // 16: replication.VideoProcessingService.GetVideoMetadata:input_type -> replication.GetVideoMetadataRequest
+	4,  // 17: replication.VideoProcessingService.UploadChunk:input_type -> replication.UploadChunkRequest
+	6,  // 18: replication.VideoProcessingService.DownloadShard:input_type -> replication.GetShardRequest
+	3,  // 19: replication.VideoProcessingService.ProcessChunk:output_type -> replication.ProcessChunkResponse
+	7,  // 20: replication.VideoProcessingService.GetShard:output_type -> replication.GetShardResponse
+	10, // 21: replication.VideoProcessingService.CheckHealth:output_type -> replication.HealthCheckResponse
+	14, // 22: replication.VideoProcessingService.ListShards:output_type -> replication.ListShardsResponse
+	17, // 23: replication.VideoProcessingService.GetVideoMetadata:output_type -> replication.GetVideoMetadataResponse
+	3,  // 24: replication.VideoProcessingService.UploadChunk:output_type -> replication.ProcessChunkResponse
+	8,  // 25: replication.VideoProcessingService.DownloadShard:output_type -> replication.DownloadShardResponse
+	19, // [19:26] is the sub-list for method output_type
+	12, // [12:19] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_videoshard_proto_init() }
@@ -1540,18 +1643,18 @@ func file_videoshard_proto_init() {
 		return
 	}
 	file_videoshard_proto_msgTypes[0].OneofWrappers = []any{}
-	file_videoshard_proto_msgTypes[3].OneofWrappers = []any{
+	file_videoshard_proto_msgTypes[4].OneofWrappers = []any{
 		(*UploadChunkRequest_Header)(nil),
 		(*UploadChunkRequest_Data)(nil),
 	}
-	file_videoshard_proto_msgTypes[5].OneofWrappers = []any{}
+	file_videoshard_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_videoshard_proto_rawDesc), len(file_videoshard_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
