@@ -63,14 +63,17 @@ type Summary struct {
 	// PerWorker counts the chunks each worker holds.
 	PerWorker map[string]int
 	// Encoders are the encoders that made the shards (ffmpeg, simulated).
-	Encoders               []string
-	InputSize, OutputSize  int64
-	EncodedSize            int64 // the shards' bytes
-	CompressionRatio       float64
-	MediaSeconds           float64
-	Wall                   time.Duration
-	Speed                  float64 // MediaSeconds / Wall
-	StatePath              string
+	Encoders              []string
+	InputSize, OutputSize int64
+	EncodedSize           int64 // the shards' bytes
+	CompressionRatio      float64
+	MediaSeconds          float64
+	Wall                  time.Duration
+	Speed                 float64 // MediaSeconds / Wall
+	StatePath             string
+	// Split says how the source was cut; nil when this run did not split
+	// it (every chunk was already stored).
+	Split                  *SplitStats
 	Verification           *Verification // nil when not verified
 	VerificationSkipReason string
 }
@@ -165,7 +168,7 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	sum := Summary{VideoID: cfg.VideoID, Input: src.Path, Output: cfg.Output}
 	if pending := state.Pending(); len(pending) > 0 || len(state.Chunks) == 0 {
 		sum.Resumed = len(state.Chunks) - len(pending)
-		if err := encodeChunks(ctx, cfg, src, state, d); err != nil {
+		if err := encodeChunks(ctx, cfg, src, state, d, &sum); err != nil {
 			return Summary{}, fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
 		}
 	} else {
@@ -189,7 +192,7 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 		if err := state.Save(cfg.StateDir); err != nil {
 			return Summary{}, err
 		}
-		if err := encodeChunks(ctx, cfg, src, state, d); err != nil {
+		if err := encodeChunks(ctx, cfg, src, state, d, nil); err != nil {
 			return Summary{}, fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
 		}
 		sum.Reencoded += len(lost.Chunks)
@@ -273,8 +276,9 @@ func openState(cfg JobConfig, src SourceInfo) (*JobState, bool, error) {
 	return state, true, nil
 }
 
-// encodeChunks splits the source and dispatches the chunks not yet done.
-func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *JobState, d *Dispatcher) error {
+// encodeChunks splits the source and dispatches the chunks not yet done;
+// with sum set, it records there how the source was cut.
+func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *JobState, d *Dispatcher, sum *Summary) error {
 	chunkDir := filepath.Join(cfg.workDir(), "chunks")
 	if err := os.RemoveAll(chunkDir); err != nil {
 		return err
@@ -282,13 +286,23 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 	if err := os.MkdirAll(chunkDir, 0o755); err != nil {
 		return err
 	}
+	splitStart := time.Now()
 	chunks, err := Split(ctx, cfg.Tools, src, cfg.SegmentSeconds, chunkDir)
 	if err != nil {
 		return err
 	}
+	if sum != nil {
+		stats := SummarizeSplit(chunks)
+		stats.Seconds = time.Since(splitStart).Seconds()
+		sum.Split = &stats
+	}
 	if len(state.Chunks) == 0 {
 		for _, c := range chunks {
-			state.Chunks = append(state.Chunks, ChunkState{Index: c.Index, Frames: c.Frames, Size: c.Size, Start: c.Start, Duration: c.Duration})
+			state.Chunks = append(state.Chunks, ChunkState{
+				Index: c.Index, FirstFrame: c.FirstFrame, Frames: c.Frames, Size: c.Size,
+				TrimStart: c.TrimStart, Decoded: c.Decoded, Lossless: c.Lossless,
+				Start: c.Start, Duration: c.Duration,
+			})
 		}
 		if err := state.Save(cfg.StateDir); err != nil {
 			return err
@@ -313,7 +327,11 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 	doneMedia := src.Video.Duration
 	for _, i := range pending {
 		c := chunks[i]
-		tasks = append(tasks, ChunkTask{Index: c.Index, Path: c.Path, Frames: c.Frames, Size: c.Size})
+		t := ChunkTask{Index: c.Index, Path: c.Path, Frames: c.Frames, Size: c.Size}
+		if c.NeedsTrim() {
+			t.TrimStart, t.TrimFrames = c.TrimStart, c.Frames
+		}
+		tasks = append(tasks, t)
 		doneMedia -= c.Duration
 	}
 	var progress *Progress
@@ -341,6 +359,8 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 			progress.Logf("worker %s out of rotation: %v", e.Worker, e.Err)
 		case EventWorkerUp:
 			progress.Logf("worker %s back in rotation", e.Worker)
+		case EventWorkerSkipped:
+			progress.Logf("worker %s passed over: %v", e.Worker, e.Err)
 		}
 	}
 	err = d.Run(ctx, cfg.VideoID, tasks, onDone, onEvent)
@@ -381,7 +401,7 @@ func adoptStored(ctx context.Context, clients map[string]*Client, state *JobStat
 		}
 		for _, m := range resp.GetChunksMetadata() {
 			i := int(m.GetChunkIndex())
-			if !pending[i] || !sameSettings(m.GetEncoderSettings(), o) {
+			if !pending[i] || !sameSettings(m.GetEncoderSettings(), o) || !sameTrim(m.GetEncoderSettings(), chunks[i]) {
 				continue
 			}
 			sum, ok := inputSums[i]
@@ -423,14 +443,30 @@ func sameSettings(settings map[string]string, o *replicationpb.EncodingOptions) 
 	return true
 }
 
+// The worker's encoder_settings keys of a trimmed chunk.
+const (
+	settingTrimStart  = "trim_start"
+	settingTrimFrames = "trim_frames"
+)
+
+// sameTrim reports whether a stored chunk was trimmed as c must be (or not
+// at all, when c needs no trim).
+func sameTrim(settings map[string]string, c Chunk) bool {
+	if !c.NeedsTrim() {
+		return settings[settingTrimStart] == "" && settings[settingTrimFrames] == ""
+	}
+	return settings[settingTrimStart] == strconv.FormatInt(c.TrimStart, 10) &&
+		settings[settingTrimFrames] == strconv.FormatInt(c.Frames, 10)
+}
+
 // sameSplit checks that a resumed job's source split as it did before.
 func sameSplit(state *JobState, chunks []Chunk) error {
 	if len(chunks) != len(state.Chunks) {
 		return fmt.Errorf("the source now splits into %d chunks, the saved job has %d", len(chunks), len(state.Chunks))
 	}
 	for i, c := range chunks {
-		if s := state.Chunks[i]; s.Index != c.Index || s.Frames != c.Frames {
-			return fmt.Errorf("chunk %d now has %d frames, the saved job says %d", c.Index, c.Frames, s.Frames)
+		if s := state.Chunks[i]; s.Index != c.Index || s.Frames != c.Frames || s.FirstFrame != c.FirstFrame {
+			return fmt.Errorf("chunk %d now holds pictures %d+%d, the saved job says %d+%d", c.Index, c.FirstFrame, c.Frames, s.FirstFrame, s.Frames)
 		}
 	}
 	return nil

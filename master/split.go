@@ -463,3 +463,46 @@ func globEscape(s string) string {
 	}
 	return b.String()
 }
+
+// SplitStats summarises how Split cut a source, for the job's summary.
+type SplitStats struct {
+	Chunks int
+	// Copied chunks are stream copies of the source's packets, Trimmed of
+	// them carrying pictures of their neighbours; Lossless chunks are
+	// lossless encodes, Fallback of them because their copy did not decode
+	// to the source's pictures.
+	Copied, Trimmed, Lossless, Fallback int
+	// ExtraPictures are the pictures the trimmed chunks decode to beyond
+	// their own: decoded once more by the proof and once more by a worker.
+	// ExtraRatio is their share of the source's pictures.
+	ExtraPictures int64
+	ExtraRatio    float64
+	// Seconds is the wall time of the split, its proof included.
+	Seconds float64
+}
+
+// SummarizeSplit counts what chunks are made of.
+func SummarizeSplit(chunks []Chunk) SplitStats {
+	s := SplitStats{Chunks: len(chunks)}
+	var frames int64
+	for _, c := range chunks {
+		frames += c.Frames
+		switch {
+		case c.Lossless:
+			s.Lossless++
+			if c.Fallback {
+				s.Fallback++
+			}
+		default:
+			s.Copied++
+			if c.NeedsTrim() {
+				s.Trimmed++
+				s.ExtraPictures += c.Decoded - c.Frames
+			}
+		}
+	}
+	if frames > 0 {
+		s.ExtraRatio = float64(s.ExtraPictures) / float64(frames)
+	}
+	return s
+}

@@ -50,9 +50,17 @@ type JobState struct {
 // describe the chunk as split (see Chunk); the other fields are the stored
 // result once Done.
 type ChunkState struct {
-	Index  int   `json:"index"`
-	Frames int64 `json:"frames"`
-	Size   int64 `json:"size"`
+	Index int `json:"index"`
+	// FirstFrame and Frames are the source pictures the chunk holds
+	// (Chunk.FirstFrame, Chunk.Frames).
+	FirstFrame int64 `json:"first_frame"`
+	Frames     int64 `json:"frames"`
+	Size       int64 `json:"size"`
+	// TrimStart and Decoded are Chunk.TrimStart and Chunk.Decoded; Lossless
+	// is Chunk.Lossless.
+	TrimStart int64 `json:"trim_start,omitempty"`
+	Decoded   int64 `json:"decoded,omitempty"`
+	Lossless  bool  `json:"lossless,omitempty"`
 	// Start and Duration are Chunk.Start and Chunk.Duration, kept so a
 	// resumed job can place the shards without splitting again.
 	Start        float64 `json:"start,omitempty"`

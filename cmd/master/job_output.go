@@ -38,6 +38,16 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 		{"speed", speedIfSet(s.Speed)},
 		{"chunk map", s.StatePath},
 	}
+	if sp := s.Split; sp != nil {
+		text := fmt.Sprintf("%d chunks in %.2fs: %d stream-copied", sp.Chunks, sp.Seconds, sp.Copied)
+		if sp.Trimmed > 0 {
+			text += fmt.Sprintf(" (%d trimmed: %d extra pictures decoded, %.1f%% of the source)", sp.Trimmed, sp.ExtraPictures, 100*sp.ExtraRatio)
+		}
+		if sp.Lossless > 0 {
+			text += fmt.Sprintf(", %d lossless (%d after their copy failed the picture check)", sp.Lossless, sp.Fallback)
+		}
+		fs = append(fs, field{"split", text + "; every chunk checked picture by picture"})
+	}
 	if v := s.Verification; v != nil {
 		verdict := "OK"
 		if !v.OK {
