@@ -164,8 +164,22 @@ func NewFFmpeg(cfg FFmpegConfig) (*FFmpeg, error) {
 // Name returns NameFFmpeg.
 func (f *FFmpeg) Name() string { return NameFFmpeg }
 
-// TrimsFrames reports true: Encode honours Options.Trim.
-func (f *FFmpeg) TrimsFrames() bool { return true }
+// TrimsFrames reports whether Encode honours Options.Trim: unless the
+// operator's ExtraOutputArgs set a filter of their own, which would replace
+// the trim's (ffmpeg keeps the last -vf).
+func (f *FFmpeg) TrimsFrames() bool { return !setsFilter(f.cfg.ExtraOutputArgs) }
+
+// setsFilter reports whether ffmpeg output options set a video filter.
+func setsFilter(args []string) bool {
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), ":")
+		switch name {
+		case "vf", "filter", "filter_complex", "lavfi", "filter_script", "filter_complex_script":
+			return strings.HasPrefix(a, "-")
+		}
+	}
+	return false
+}
 
 // Config returns the effective configuration, defaults filled in.
 func (f *FFmpeg) Config() FFmpegConfig {
@@ -291,6 +305,9 @@ func (f *FFmpeg) resolve(opts Options) (settings, error) {
 		return settings{}, err
 	}
 	if opts.Trim != nil {
+		if !f.TrimsFrames() {
+			return settings{}, fmt.Errorf("%w: this worker cannot trim frames: its ffmpeg.extra_output_args set a filter", ErrInvalidOptions)
+		}
 		t := *opts.Trim
 		s.trim = &t
 		// A trimmed chunk is video only: the pictures kept would need the

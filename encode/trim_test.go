@@ -276,3 +276,29 @@ func TestFrameTrimmer(t *testing.T) {
 		}
 	}
 }
+
+// TestFFmpeg_NoTrimWithOperatorFilter: operator output arguments that set a
+// filter would replace the trim's, so such a worker neither claims to trim
+// nor accepts a trim.
+func TestFFmpeg_NoTrimWithOperatorFilter(t *testing.T) {
+	for _, tt := range []struct {
+		extra []string
+		trims bool
+	}{
+		{nil, true},
+		{[]string{"-tune", "film"}, true},
+		{[]string{"-vf", "scale=640:-2"}, false},
+		{[]string{"-filter:v", "hqdn3d"}, false},
+		{[]string{"-filter_complex", "[0:v]null"}, false},
+		{[]string{"-metadata", "comment=vf"}, true},
+	} {
+		f := newFFmpeg(t, encode.FFmpegConfig{ExtraOutputArgs: tt.extra})
+		if got := f.TrimsFrames(); got != tt.trims {
+			t.Errorf("extra %q: TrimsFrames() = %v, want %v", tt.extra, got, tt.trims)
+		}
+		_, err := f.Settings(encode.Options{Trim: &encode.Trim{Start: 1, Frames: 2}})
+		if tt.trims != (err == nil) || !tt.trims && (!errors.Is(err, encode.ErrInvalidOptions) || !strings.Contains(err.Error(), "extra_output_args")) {
+			t.Errorf("extra %q: Settings with a trim: %v", tt.extra, err)
+		}
+	}
+}

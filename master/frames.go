@@ -68,7 +68,7 @@ func scanPictures(ctx context.Context, tools Tools, abs string, index int, pixFm
 	s := &pictureScan{}
 	if err := runTool(ctx, tools.ffmpeg(), args, s); err != nil {
 		if isToolFailure(ctx, err) {
-			return nil, fmt.Errorf("%w: decode: %w", ErrNotMedia, err)
+			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}
 		return nil, err
 	}

@@ -205,6 +205,10 @@ func Probe(ctx context.Context, tools Tools, path string) (SourceInfo, error) {
 		return SourceInfo{}, fmt.Errorf("probe %s: %w: the video stream has no frames", path, ErrNoVideo)
 	}
 	pics, err := scanPictures(ctx, tools, abs, info.Video.Index, "")
+	if errors.Is(err, ErrNotMedia) { // ffprobe read it: the pictures are what fails
+		return SourceInfo{}, fmt.Errorf("probe %s: %w: the %s video stream has %d packets but no picture ffmpeg can decode (%s)",
+			path, ErrNoVideo, v.Codec, scan.packets, strings.TrimPrefix(err.Error(), ErrNotMedia.Error()+": "))
+	}
 	if err != nil {
 		return SourceInfo{}, fmt.Errorf("probe %s: decode the video: %w", path, err)
 	}

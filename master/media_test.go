@@ -169,6 +169,9 @@ func TestProbe_Errors(t *testing.T) {
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Packets without a single picture in them: every slice removed.
+	noSlices := filepath.Join(dir, "noslices.mkv")
+	ffmpegT(t, "-i", clip(clipH264NTSC), "-c", "copy", "-bsf:v", "filter_units=remove_types=1|5", noSlices)
 
 	tests := []struct {
 		name string
@@ -184,6 +187,7 @@ func TestProbe_Errors(t *testing.T) {
 		{"jpeg", jpg, master.ErrNoVideo, "still image"},
 		{"audio only", audio, master.ErrNoVideo, "no video stream"},
 		{"cover image", cover, master.ErrNoVideo, "no video stream"},
+		{"undecodable video", noSlices, master.ErrNoVideo, "but no picture ffmpeg can decode (ffmpeg: exit status 1: "},
 	}
 	tools := mediaTools(t)
 	for _, tt := range tests {
