@@ -48,6 +48,12 @@ type JobConfig struct {
 	// Dispatch says which workers to use and how (Workers is required for
 	// Encode; Reconstruct adds the workers the chunk map names).
 	Dispatch DispatchConfig
+	// Verify says how many of the output's pictures are compared with the
+	// source's (VerifyFull when empty), and MinPSNR is the floor each
+	// chunk's worst compared picture must reach (DefaultMinPSNR when 0): a
+	// chunk below it is encoded again, once, then fails the job.
+	Verify  VerifyMode
+	MinPSNR float64
 	// Progress receives the progress bar or lines; nil shows none.
 	Progress io.Writer
 	Logger   *slog.Logger
@@ -73,8 +79,15 @@ type Summary struct {
 	StatePath             string
 	// Split says how the source was cut; nil when this run did not split
 	// it (every chunk was already stored).
-	Split                  *SplitStats
-	Verification           *Verification // nil when not verified
+	Split        *SplitStats
+	Verification *Verification // nil when not verified
+	// Quality is the output's pictures measured against the source's,
+	// over every chunk (VerifyMode says how many pictures of each); the
+	// chunk map holds each chunk's. WorstChunk is the chunk with the lowest
+	// picture. Nil when no picture was compared.
+	Quality                *QualityStats
+	VerifyMode             VerifyMode
+	WorstChunk             int
 	VerificationSkipReason string
 }
 
@@ -107,6 +120,12 @@ func (c JobConfig) withDefaults() JobConfig {
 	if c.VideoID == "" && c.Input != "" {
 		c.VideoID = DefaultVideoID(c.Input)
 	}
+	if c.Verify == "" {
+		c.Verify = VerifyFull
+	}
+	if c.MinPSNR == 0 {
+		c.MinPSNR = DefaultMinPSNR
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -117,6 +136,10 @@ func (c JobConfig) withDefaults() JobConfig {
 }
 
 func (c JobConfig) workDir() string { return filepath.Join(c.StateDir, c.VideoID+".work") }
+
+// shardDir is where shards are fetched to, by the chunk checker as they
+// are stored and by the join.
+func (c JobConfig) shardDir() string { return filepath.Join(c.workDir(), "shards") }
 
 // Encode runs a whole job: probe the input, split its video into chunks,
 // encode them across the workers, and rebuild and verify the output. The
@@ -173,6 +196,24 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 		}
 	} else {
 		sum.Resumed = len(state.Chunks)
+	}
+	// A chunk whose encode measured below the floor is encoded again,
+	// once; a second failure fails the job naming it.
+	if bad := belowFloor(state, cfg.MinPSNR); len(bad) > 0 {
+		cfg.Logger.Warn("chunks below the picture-quality floor; encoding them again", "chunks", bad, "min_psnr", cfg.MinPSNR)
+		for _, i := range bad {
+			state.forget(i)
+		}
+		if err := state.Save(cfg.StateDir); err != nil {
+			return Summary{}, err
+		}
+		if err := encodeChunks(ctx, cfg, src, state, d, nil); err != nil {
+			return Summary{}, fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
+		}
+		sum.Reencoded += len(bad)
+		if bad := belowFloor(state, cfg.MinPSNR); len(bad) > 0 {
+			return Summary{}, qualityError(state, bad, cfg.MinPSNR)
+		}
 	}
 	// A shard lost or corrupted on its worker (NotFound, DataLoss) is
 	// encoded again, and the output rebuilt.
@@ -287,12 +328,11 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 		return err
 	}
 	splitStart := time.Now()
-	chunks, err := Split(ctx, cfg.Tools, src, cfg.SegmentSeconds, chunkDir)
+	chunks, stats, err := Split(ctx, cfg.Tools, src, cfg.SegmentSeconds, chunkDir)
 	if err != nil {
 		return err
 	}
 	if sum != nil {
-		stats := SummarizeSplit(chunks)
 		stats.Seconds = time.Since(splitStart).Seconds()
 		sum.Split = &stats
 	}
@@ -342,9 +382,28 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 		}
 		defer progress.Finish()
 	}
+	var mu sync.Mutex // state: onDone and the checker
+	var checker *chunkChecker
+	if cfg.Verify != VerifyOff {
+		if err := os.MkdirAll(cfg.shardDir(), 0o755); err != nil {
+			return err
+		}
+		checker = newChunkChecker(ctx, cfg, chunks, d.Clients(), cfg.shardDir(), &mu, state)
+		for _, c := range state.Chunks { // stored before this run, or adopted
+			if c.Done && (c.Quality == nil || c.QualityMode != cfg.Verify) {
+				checker.add(c.Index)
+			}
+		}
+	}
 	onDone := func(r ChunkResult) error {
+		mu.Lock()
 		state.Record(r)
-		return state.Save(cfg.StateDir)
+		err := state.Save(cfg.StateDir)
+		mu.Unlock()
+		if err == nil && checker != nil {
+			checker.add(r.Index)
+		}
+		return err
 	}
 	onEvent := func(e Event) {
 		if progress == nil {
@@ -364,6 +423,11 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 		}
 	}
 	err = d.Run(ctx, cfg.VideoID, tasks, onDone, onEvent)
+	if checker != nil {
+		if cerr := checker.wait(); err == nil {
+			err = cerr
+		}
+	}
 	if err == nil {
 		err = os.RemoveAll(chunkDir)
 	}
@@ -483,10 +547,7 @@ func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *Sourc
 	if pending := state.Pending(); len(pending) > 0 {
 		return fmt.Errorf("reconstruct: chunks %v are not encoded yet", pending)
 	}
-	shardDir := filepath.Join(cfg.workDir(), "shards")
-	if err := os.RemoveAll(shardDir); err != nil {
-		return err
-	}
+	shardDir := cfg.shardDir() // may hold shards the chunk checker fetched
 	if err := os.MkdirAll(shardDir, 0o755); err != nil {
 		return err
 	}
@@ -550,6 +611,9 @@ func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *Sourc
 			if err != nil {
 				return err
 			}
+			if err := verifyPictures(ctx, cfg, *src, state, paths, &v, sum); err != nil {
+				return err
+			}
 			sum.Verification = &v
 		}
 	}
@@ -603,7 +667,13 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*Clien
 			defer wg.Done()
 			for i := range jobs {
 				c := state.Chunks[i]
-				path := filepath.Join(dir, fmt.Sprintf("shard_%06d.mkv", c.Index))
+				path := shardPath(dir, c.Index)
+				if c.Checksum != "" && c.Encoder != "" {
+					if sum, err := storage.FileSHA256(path); err == nil && sum == c.Checksum {
+						paths[i], encoders[i] = path, c.Encoder // fetched by the chunk checker
+						continue
+					}
+				}
 				enc, err := fetchShard(ctx, clients[c.Worker], c, path)
 				if code := status.Code(err); code == codes.DataLoss || code == codes.NotFound {
 					mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 )
@@ -85,34 +86,45 @@ func (c Chunk) NeedsTrim() bool { return c.TrimStart > 0 || c.Decoded != c.Frame
 // cancelled ctx (the error then wraps ctx.Err()), the chunk files written so
 // far are removed. src should come from Probe; otherwise Split decodes the
 // source once more.
-func Split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds float64, dir string) (chunks []Chunk, err error) {
+func Split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds float64, dir string) (chunks []Chunk, stats SplitStats, err error) {
+	chunks, proof, err := split(ctx, tools, src, segmentSeconds, dir)
+	if err != nil {
+		return nil, SplitStats{}, err
+	}
+	stats = SummarizeSplit(chunks)
+	stats.ProofSeconds = proof.Seconds()
+	return chunks, stats, nil
+}
+
+// split is Split; it also returns the time spent proving chunks.
+func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds float64, dir string) (chunks []Chunk, proof time.Duration, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if !(segmentSeconds > 0) || math.IsInf(segmentSeconds, 0) {
-		return nil, fmt.Errorf("split: segment length %v must be a positive number of seconds", segmentSeconds)
+		return nil, 0, fmt.Errorf("split: segment length %v must be a positive number of seconds", segmentSeconds)
 	}
 	if src.Path == "" {
-		return nil, errors.New("split: the source has no path (use Probe)")
+		return nil, 0, errors.New("split: the source has no path (use Probe)")
 	}
 	dir, err = filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("split: %w", err)
+		return nil, 0, fmt.Errorf("split: %w", err)
 	}
 	if fi, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("split: %w", err)
+		return nil, 0, fmt.Errorf("split: %w", err)
 	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("split: %s is not a directory", dir)
+		return nil, 0, fmt.Errorf("split: %s is not a directory", dir)
 	}
 	if old, err := chunkFiles(dir); err != nil {
-		return nil, fmt.Errorf("split: %w", err)
+		return nil, 0, fmt.Errorf("split: %w", err)
 	} else if len(old) > 0 {
-		return nil, fmt.Errorf("split: %s already holds %d chunk files", dir, len(old))
+		return nil, 0, fmt.Errorf("split: %s already holds %d chunk files", dir, len(old))
 	}
 
 	tl, err := sourceTimeline(ctx, tools, src)
 	if err != nil {
-		return nil, fmt.Errorf("split %s: %w", src.Path, err)
+		return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
 	}
 	defer func() {
 		if err != nil {
@@ -136,11 +148,13 @@ func Split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 		}
 	}
 	if err := writeCopyChunks(ctx, tools, src, cuts, chunks, copies); err != nil {
-		return nil, fmt.Errorf("split %s: %w", src.Path, err)
+		return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
 	}
+	proofStart := time.Now()
 	failed, err := proveChunks(ctx, tools, tl.pictures, src.Video.PixFmt, chunks, copies)
+	proof += time.Since(proofStart)
 	if err != nil {
-		return nil, fmt.Errorf("split %s: %w", src.Path, err)
+		return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
 	}
 	var lossless []int
 	for i := range chunks {
@@ -152,24 +166,27 @@ func Split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 		}
 	}
 	if err := writeLosslessChunks(ctx, tools, src, tl, chunks, lossless, dir); err != nil {
-		return nil, fmt.Errorf("split %s: %w", src.Path, err)
+		return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
 	}
-	if failed, err := proveChunks(ctx, tools, tl.pictures, src.Video.PixFmt, chunks, lossless); err != nil {
-		return nil, fmt.Errorf("split %s: %w", src.Path, err)
+	proofStart = time.Now()
+	failed, err = proveChunks(ctx, tools, tl.pictures, src.Video.PixFmt, chunks, lossless)
+	proof += time.Since(proofStart)
+	if err != nil {
+		return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
 	} else if len(failed) > 0 {
 		c := chunks[failed[0]]
-		return nil, fmt.Errorf("split %s: %w: chunk %d (pictures %d to %d) does not decode to the source's pictures even as a lossless encode (%s)",
+		return nil, 0, fmt.Errorf("split %s: %w: chunk %d (pictures %d to %d) does not decode to the source's pictures even as a lossless encode (%s)",
 			src.Path, ErrSplitMismatch, c.Index, c.FirstFrame, c.FirstFrame+c.Frames-1, tl.losslessCodec)
 	}
 	for i := range chunks {
 		fi, err := os.Stat(chunks[i].Path)
 		if err != nil {
-			return nil, fmt.Errorf("split: %w", err)
+			return nil, 0, fmt.Errorf("split: %w", err)
 		}
 		chunks[i].Size = fi.Size()
 	}
 	tl.place(chunks)
-	return chunks, nil
+	return chunks, proof, nil
 }
 
 // timeline is what Split knows of the source's video: its pictures with
@@ -477,8 +494,9 @@ type SplitStats struct {
 	// ExtraRatio is their share of the source's pictures.
 	ExtraPictures int64
 	ExtraRatio    float64
-	// Seconds is the wall time of the split, its proof included.
-	Seconds float64
+	// Seconds is the wall time of the split, its proof included;
+	// ProofSeconds the time spent decoding chunks to prove them.
+	Seconds, ProofSeconds float64
 }
 
 // SummarizeSplit counts what chunks are made of.

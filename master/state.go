@@ -74,6 +74,12 @@ type ChunkState struct {
 	EncodedSize  int64   `json:"encoded_size,omitempty"`
 	Attempts     int     `json:"attempts,omitempty"`
 	MediaChecked bool    `json:"media_checked,omitempty"`
+	// Quality is the shard's pictures measured against the source's
+	// (QualityMode says how many of them); QualityProblem says why they
+	// could not be paired. Nil when not measured.
+	Quality        *QualityStats `json:"quality,omitempty"`
+	QualityMode    VerifyMode    `json:"quality_mode,omitempty"`
+	QualityProblem string        `json:"quality_problem,omitempty"`
 }
 
 // StatePath returns where the state of videoID lives in dir. The id is
@@ -182,6 +188,7 @@ func (s *JobState) Record(r ChunkResult) {
 	c.EncodedSize = r.EncodedSize
 	c.Attempts = r.Attempts
 	c.MediaChecked = r.MediaChecked
+	c.Quality, c.QualityMode, c.QualityProblem = nil, "", "" // a new encode, not measured yet
 }
 
 // Pending returns the indexes of the chunks not done, in order.
@@ -198,7 +205,8 @@ func (s *JobState) Pending() []int {
 // forget marks chunk i not done and clears its result.
 func (s *JobState) forget(i int) {
 	c := &s.Chunks[i]
-	*c = ChunkState{Index: c.Index, Frames: c.Frames, Size: c.Size, Start: c.Start, Duration: c.Duration}
+	*c = ChunkState{Index: c.Index, FirstFrame: c.FirstFrame, Frames: c.Frames, Size: c.Size,
+		TrimStart: c.TrimStart, Decoded: c.Decoded, Lossless: c.Lossless, Start: c.Start, Duration: c.Duration}
 }
 
 // ConfirmDone checks, for a resume, that the workers still hold the chunks

@@ -6,6 +6,7 @@ package main
 // (`scripts/bench.sh master`); `go test` without -bench never runs it.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/videoshard/videoshard/internal/e2etest"
+	"github.com/videoshard/videoshard/master"
 )
 
 // The workers' and the reference's encoding: the worker's defaults, spelt
@@ -65,13 +67,20 @@ func mbenchMedian(xs []float64) float64 {
 // 48 kHz AAC sine tone.
 func mbenchSource(b *testing.B, path string, seconds int) {
 	b.Helper()
+	mbenchSourceGOP(b, path, seconds, 60)
+}
+
+// mbenchSourceGOP is mbenchSource with a keyframe every gop frames (and
+// only there).
+func mbenchSourceGOP(b *testing.B, path string, seconds, gop int) {
+	b.Helper()
 	d := strconv.Itoa(seconds)
 	cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
 		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration="+d+",noise=alls=4:allf=t",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+d,
 		"-map", "0:v", "-map", "1:a",
 		"-c:v", "libx264", "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p",
-		"-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+		"-g", strconv.Itoa(gop), "-keyint_min", strconv.Itoa(gop), "-sc_threshold", "0",
 		"-c:a", "aac", "-b:a", "128k",
 		"-movflags", "+faststart", path)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -275,7 +284,8 @@ func mbenchSize(b *testing.B, path string) float64 {
 // Environment: VIDEOSHARD_BENCH_MASTER_ROUNDS (default 3),
 // VIDEOSHARD_BENCH_MASTER_SEGMENT (the master's --segment-seconds, default
 // 5: chunks cut at the first keyframe from each 5 s, so six chunks of 6 and
-// 4 s, three per worker), VIDEOSHARD_BENCH_MASTER_SLOTS
+// 4 s, three per worker), VIDEOSHARD_BENCH_MASTER_VERIFY (the master's
+// --verify, default sample), VIDEOSHARD_BENCH_MASTER_SLOTS
 // (each worker's limits.max_concurrent_tasks, default 1: two encodes at once
 // on the machine, each with ffmpeg's default threads).
 func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
@@ -294,6 +304,11 @@ func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
 		segment = v
 	}
 
+	verify := os.Getenv("VIDEOSHARD_BENCH_MASTER_VERIFY")
+	if verify == "" {
+		verify = "sample"
+	}
+
 	dir := b.TempDir()
 	src := filepath.Join(dir, "source.mp4")
 	genStart := time.Now()
@@ -304,8 +319,8 @@ func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
 		mbenchCodec, mbenchCRF, mbenchPreset, slots)
 	w1, w2 := mbenchWorker(b, yaml), mbenchWorker(b, yaml)
 	workers := w1.Addr + "," + w2.Addr
-	b.Logf("source %.1f MB (made in %.0f s); segment %s s; 2 workers x %d slot(s), %s crf %s preset %s; %d rounds",
-		mbenchSize(b, src)/1e6, genTime.Seconds(), segment, slots, mbenchCodec, mbenchCRF, mbenchPreset, rounds)
+	b.Logf("source %.1f MB (made in %.0f s); segment %s s; 2 workers x %d slot(s), %s crf %s preset %s; --verify %s; %d rounds",
+		mbenchSize(b, src)/1e6, genTime.Seconds(), segment, slots, mbenchCodec, mbenchCRF, mbenchPreset, verify, rounds)
 
 	ref := func(out string) (time.Duration, float64) {
 		cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", src,
@@ -336,7 +351,7 @@ func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
 			id := fmt.Sprintf("bench-master-%d-r%d", time.Now().UnixNano(), r)
 			mOut, rOut := filepath.Join(rd, "master.mkv"), filepath.Join(rd, "ref.mkv")
 			args := []string{"encode", "--workers", workers, "--output", mOut, "--segment-seconds", segment,
-				"--state-dir", filepath.Join(rd, "state"), "--video-id", id, src}
+				"--state-dir", filepath.Join(rd, "state"), "--video-id", id, "--verify", verify, src}
 
 			var m mbenchRun
 			var rWall time.Duration
@@ -435,4 +450,137 @@ func BenchmarkMasterEncodeVsWholeFile(b *testing.B) {
 	b.ReportMetric(mbenchMedian(busiest), "busiest-worker-ffmpeg-s")
 	b.ReportMetric(mbenchMedian(idleS), "worker-idle-s")
 	b.ReportMetric(verified/float64(len(wallRatio)), "verified-share")
+}
+
+// mbenchJSON runs `master encode --json` and returns its summary.
+func mbenchJSON(b *testing.B, args ...string) (mbenchRun, master.Summary) {
+	b.Helper()
+	r := mbenchMaster(b, append(args, "--json")...)
+	var s master.Summary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		b.Fatalf("master --json: %v\n%s", err, r.stdout)
+	}
+	if s.Verification == nil || !s.Verification.OK {
+		b.Fatalf("master did not verify its output:\n%s", r.stdout)
+	}
+	return r, s
+}
+
+// BenchmarkMasterLongGOP: the same 60 s 1280x720 source (mbenchSource)
+// made twice, once with a single keyframe and once with a keyframe every
+// 2 s, each encoded by `master encode` across two local workers (the
+// master benchmark's encoding) with 4 s segments, in interleaved rounds.
+// The figures: chunks of the single-keyframe source (>= 12), its output
+// verified frame-exact, and the median wall-time ratio single/every-2-s
+// (<= 1.25), with the split's time and how its chunks were sent.
+//
+// Environment: VIDEOSHARD_BENCH_LONGGOP_ROUNDS (default 3),
+// VIDEOSHARD_BENCH_LONGGOP_SECONDS (default 60), VIDEOSHARD_BENCH_MASTER_VERIFY
+// (default sample).
+func BenchmarkMasterLongGOP(b *testing.B) {
+	rounds := mbenchEnvInt(b, "VIDEOSHARD_BENCH_LONGGOP_ROUNDS", 3)
+	seconds := mbenchEnvInt(b, "VIDEOSHARD_BENCH_LONGGOP_SECONDS", 60)
+	verify := os.Getenv("VIDEOSHARD_BENCH_MASTER_VERIFY")
+	if verify == "" {
+		verify = "sample"
+	}
+	dir := b.TempDir()
+	long, short := filepath.Join(dir, "long.mp4"), filepath.Join(dir, "short.mp4")
+	mbenchSourceGOP(b, long, seconds, 30*seconds+1)
+	mbenchSourceGOP(b, short, seconds, 60)
+	yaml := fmt.Sprintf("encoder: ffmpeg\nffmpeg: {video_codec: %s, crf: %s, preset: %s, audio_codec: copy, container: matroska, threads: 0}\nlimits: {max_concurrent_tasks: 1}\n",
+		mbenchCodec, mbenchCRF, mbenchPreset)
+	w1, w2 := mbenchWorker(b, yaml), mbenchWorker(b, yaml)
+	workers := w1.Addr + "," + w2.Addr
+	var ratio, longS, shortS, splitLong, splitShort []float64
+	var last master.Summary
+	for b.Loop() {
+		for r := range rounds {
+			run := func(src, name string) (mbenchRun, master.Summary) {
+				rd := filepath.Join(dir, fmt.Sprintf("%s%d", name, r))
+				defer os.RemoveAll(rd)
+				return mbenchJSON(b, "encode", "--workers", workers, "--output", filepath.Join(rd, "out.mkv"),
+					"--segment-seconds", "4", "--state-dir", filepath.Join(rd, "state"), "--verify", verify,
+					"--video-id", fmt.Sprintf("bench-%s-%d-%d", name, time.Now().UnixNano(), r), src)
+			}
+			var lr, sr mbenchRun
+			var ls, ss master.Summary
+			if r%2 == 0 {
+				lr, ls = run(long, "long")
+				sr, ss = run(short, "short")
+			} else {
+				sr, ss = run(short, "short")
+				lr, ls = run(long, "long")
+			}
+			if ls.Chunks < 12 {
+				b.Errorf("the single-keyframe source made %d chunks, want at least 12", ls.Chunks)
+			}
+			ratio = append(ratio, lr.wall.Seconds()/sr.wall.Seconds())
+			longS, shortS = append(longS, lr.wall.Seconds()), append(shortS, sr.wall.Seconds())
+			splitLong, splitShort = append(splitLong, ls.Split.Seconds), append(splitShort, ss.Split.Seconds)
+			b.Logf("round %d: wall %.1f/%.1f s = %.3f; chunks %d/%d; split %.1f/%.1f s (single keyframe: %d copied, %d lossless; PSNR %.2f/%.2f dB)",
+				r, lr.wall.Seconds(), sr.wall.Seconds(), ratio[len(ratio)-1], ls.Chunks, ss.Chunks,
+				ls.Split.Seconds, ss.Split.Seconds, ls.Split.Copied, ls.Split.Lossless, ls.Quality.MeanPSNR, ss.Quality.MeanPSNR)
+			last = ls
+		}
+	}
+	b.Logf("medians: wall single-keyframe/every-2-s %.3f (<= 1.25); %d chunks", mbenchMedian(ratio), last.Chunks)
+	b.ReportMetric(mbenchMedian(ratio), "wall-ratio")
+	b.ReportMetric(mbenchMedian(longS), "single-key-s")
+	b.ReportMetric(mbenchMedian(shortS), "every-2s-s")
+	b.ReportMetric(mbenchMedian(splitLong), "split-single-key-s")
+	b.ReportMetric(mbenchMedian(splitShort), "split-every-2s-s")
+	b.ReportMetric(float64(last.Chunks), "chunks")
+}
+
+// BenchmarkMasterVerifyCost: the master benchmark's 30 s 720p job (5 s
+// segments, two workers) with --verify off, sample and full, in rotating
+// order each round. The figures: median wall time of sample/off (<= 1.03)
+// and full/off (<= 1.15), and the split proof's share of the job's wall
+// time (the decode of every chunk before dispatch, which runs before the
+// first chunk is sent and so is all on the critical path; <= 10%).
+//
+// Environment: VIDEOSHARD_BENCH_VERIFY_ROUNDS (default 3).
+func BenchmarkMasterVerifyCost(b *testing.B) {
+	rounds := mbenchEnvInt(b, "VIDEOSHARD_BENCH_VERIFY_ROUNDS", 3)
+	dir := b.TempDir()
+	src := filepath.Join(dir, "source.mp4")
+	mbenchSource(b, src, 30)
+	yaml := fmt.Sprintf("encoder: ffmpeg\nffmpeg: {video_codec: %s, crf: %s, preset: %s, audio_codec: copy, container: matroska, threads: 0}\nlimits: {max_concurrent_tasks: 1}\n",
+		mbenchCodec, mbenchCRF, mbenchPreset)
+	w1, w2 := mbenchWorker(b, yaml), mbenchWorker(b, yaml)
+	workers := w1.Addr + "," + w2.Addr
+	modes := []string{"off", "sample", "full"}
+	walls := map[string][]float64{}
+	var sampleRatio, fullRatio, proofShare []float64
+	for b.Loop() {
+		for r := range rounds {
+			got := map[string]float64{}
+			for k := range modes {
+				mode := modes[(k+r)%len(modes)]
+				rd := filepath.Join(dir, fmt.Sprintf("%s%d", mode, r))
+				run, sum := mbenchJSON(b, "encode", "--workers", workers, "--output", filepath.Join(rd, "out.mkv"),
+					"--segment-seconds", "5", "--state-dir", filepath.Join(rd, "state"), "--verify", mode,
+					"--video-id", fmt.Sprintf("bench-verify-%s-%d-%d", mode, time.Now().UnixNano(), r), src)
+				os.RemoveAll(rd)
+				got[mode] = run.wall.Seconds()
+				walls[mode] = append(walls[mode], run.wall.Seconds())
+				if mode == "off" {
+					proofShare = append(proofShare, sum.Split.ProofSeconds/run.wall.Seconds())
+				}
+			}
+			sampleRatio = append(sampleRatio, got["sample"]/got["off"])
+			fullRatio = append(fullRatio, got["full"]/got["off"])
+			b.Logf("round %d: wall off %.1f s, sample %.1f s (%.3f), full %.1f s (%.3f); split proof %.1f%% of the job",
+				r, got["off"], got["sample"], sampleRatio[r], got["full"], fullRatio[r], 100*proofShare[r])
+		}
+	}
+	b.Logf("medians: sample/off %.3f (<= 1.03), full/off %.3f (<= 1.15), split proof %.1f%% of the job (<= 10%%)",
+		mbenchMedian(sampleRatio), mbenchMedian(fullRatio), 100*mbenchMedian(proofShare))
+	b.ReportMetric(mbenchMedian(sampleRatio), "sample/off")
+	b.ReportMetric(mbenchMedian(fullRatio), "full/off")
+	b.ReportMetric(mbenchMedian(proofShare), "proof-share")
+	for _, m := range modes {
+		b.ReportMetric(mbenchMedian(walls[m]), m+"-s")
+	}
 }

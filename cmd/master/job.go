@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -20,16 +21,18 @@ import (
 // JobConfig is what encode, reconstruct and status read: flags, then the
 // environment (VIDEOSHARD_MASTER_ + key), then the config file.
 type JobConfig struct {
-	Workers        []string // key workers: HOST:PORT list
-	VideoID        string   // key video_id
-	SegmentSeconds float64  // key segment_seconds
-	StateDir       string   // key state_dir
-	Codec, Preset  string   // keys codec, preset
-	CRF            int      // key crf; -1: the workers' default
-	PerWorkerCap   int      // key per_worker_cap; 0: each worker's own limit
-	MaxAttempts    int      // key max_attempts
-	FFmpeg         string   // key ffmpeg
-	FFprobe        string   // key ffprobe
+	Workers        []string          // key workers: HOST:PORT list
+	VideoID        string            // key video_id
+	SegmentSeconds float64           // key segment_seconds
+	StateDir       string            // key state_dir
+	Codec, Preset  string            // keys codec, preset
+	CRF            int               // key crf; -1: the workers' default
+	PerWorkerCap   int               // key per_worker_cap; 0: each worker's own limit
+	MaxAttempts    int               // key max_attempts
+	FFmpeg         string            // key ffmpeg
+	FFprobe        string            // key ffprobe
+	Verify         master.VerifyMode // key verify
+	MinPSNR        float64           // key min_psnr
 	// Dial reaches the workers (keys tls_ca, tls_cert, tls_key,
 	// tls_server_name, token of Config).
 	Dial master.DialOptions
@@ -49,6 +52,8 @@ func jobDefaults() map[string]any {
 		"max_attempts":    master.DefaultMaxAttempts,
 		"ffmpeg":          "ffmpeg",
 		"ffprobe":         "ffprobe",
+		"verify":          string(master.VerifyFull),
+		"min_psnr":        master.DefaultMinPSNR,
 	}
 }
 
@@ -86,8 +91,16 @@ func loadJobConfig(v *viper.Viper) (JobConfig, error) {
 	num("per_worker_cap", func(s string) (err error) { c.PerWorkerCap, err = strconv.Atoi(s); return })
 	num("max_attempts", func(s string) (err error) { c.MaxAttempts, err = strconv.Atoi(s); return })
 	c.FFmpeg, c.FFprobe = v.GetString("ffmpeg"), v.GetString("ffprobe")
+	num("min_psnr", func(s string) (err error) { c.MinPSNR, err = strconv.ParseFloat(s, 64); return })
+	mode, err := master.ParseVerifyMode(v.GetString("verify"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("verify: %w", err))
+	}
+	c.Verify = mode
 	switch {
 	case len(errs) > 0:
+	case !(c.MinPSNR > 0) || math.IsInf(c.MinPSNR, 0):
+		errs = append(errs, fmt.Errorf("min_psnr: %g is not a positive number of dB", c.MinPSNR))
 	case c.SegmentSeconds <= 0:
 		errs = append(errs, fmt.Errorf("segment_seconds: %g is not positive", c.SegmentSeconds))
 	case c.CRF < -1:
@@ -136,7 +149,8 @@ func (c JobConfig) job(input, output string) master.JobConfig {
 	}
 	return master.JobConfig{
 		Input: input, Output: output, VideoID: c.VideoID, SegmentSeconds: c.SegmentSeconds, StateDir: c.StateDir,
-		Tools: master.Tools{FFmpeg: c.FFmpeg, FFprobe: c.FFprobe},
+		Tools:  master.Tools{FFmpeg: c.FFmpeg, FFprobe: c.FFprobe},
+		Verify: c.Verify, MinPSNR: c.MinPSNR,
 		Dispatch: master.DispatchConfig{
 			Workers: c.Workers, PerWorkerCap: c.PerWorkerCap, MaxAttempts: c.MaxAttempts, Encoding: enc,
 			Dial: c.dialLimited(),
@@ -158,10 +172,14 @@ func (a *app) encodeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "encode --workers HOST:PORT[,HOST:PORT...] --output OUT [flags] INPUT",
 		Short: "Encode a video across workers and rebuild it, verified frame for frame",
-		Long: `Encode a video across workers: probe it, split its video stream into chunks
-that start on keyframes, encode them on the workers, fetch the shards back,
-join them with the source's audio and subtitles (carried once, never
-chunked), and verify the output against the source.
+		Long: `Encode a video across workers: probe it (decoding every picture once), split
+its video stream into chunks of --segment-seconds wherever its keyframes are
+(each chunk is decoded and compared picture by picture with the source
+before it is sent), encode them on the workers, fetch the shards back as
+they are stored and measure their pictures against the source's (PSNR and
+SSIM, --verify), join them with the source's audio and subtitles (carried
+once, never chunked), and verify the output against the source. A chunk
+below --min-psnr is encoded again once, then fails the job.
 
 The chunk map is saved in the state directory after every chunk. Run the
 same command again after a failure or Ctrl-C to resume: chunks the workers
@@ -251,6 +269,8 @@ func (a *app) jobFlags(cmd *cobra.Command, output *string, encode bool) {
 	f.String("state-dir", "", "directory of chunk maps (default ./master_state)")
 	f.String("ffmpeg", "", "ffmpeg binary (default ffmpeg)")
 	f.String("ffprobe", "", "ffprobe binary (default ffprobe)")
+	f.String("verify", "", "how many pictures to compare with the source's: full (every one), sample (a few per chunk) or off (default full)")
+	f.Float64("min-psnr", 0, fmt.Sprintf("PSNR floor in dB for each chunk's worst compared picture; a chunk below it is encoded again once (default %g)", master.DefaultMinPSNR))
 	if encode {
 		f.Float64("segment-seconds", 0, "target chunk length in seconds (default 10)")
 		f.String("codec", "", "video encoder for the workers, e.g. libx264 (default: the workers')")

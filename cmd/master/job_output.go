@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,10 +60,24 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 			field{"duration", fmt.Sprintf("%.3fs output, %.3fs source (tolerance %.3fs)", v.OutputDuration, v.SourceDuration, v.FrameDuration)},
 			field{"audio streams", fmt.Sprintf("%d output, %d source", v.AudioStreamsOutput, v.AudioStreamsSource)},
 		)
+		if q := s.Quality; q != nil {
+			fs = append(fs, field{"pictures", fmt.Sprintf("PSNR %s mean, %s worst (chunk %d); SSIM %.4f mean, %.4f worst; %d pictures compared (%s)",
+				dB(q.MeanPSNR), dB(q.MinPSNR), s.WorstChunk, q.MeanSSIM, q.MinSSIM, q.Frames, s.VerifyMode)})
+		} else if s.VerifyMode == master.VerifyOff {
+			fs = append(fs, field{"pictures", "not compared (--verify=off)"})
+		}
 	} else if s.VerificationSkipReason != "" {
 		fs = append(fs, field{"verification", "skipped: " + s.VerificationSkipReason})
 	}
 	return p.fields(fs)
+}
+
+// dB formats a PSNR; identical pictures measure +Inf.
+func dB(x float64) string {
+	if math.IsInf(x, 1) {
+		return "inf dB (identical)"
+	}
+	return fmt.Sprintf("%.2f dB", x)
 }
 
 func speedIfSet(x float64) string {
@@ -102,10 +117,24 @@ func (a *app) printState(s *master.JobState) error {
 		if c.Done {
 			state = "stored"
 		}
+		form := "copy"
+		switch {
+		case c.Lossless:
+			form = "lossless"
+		case c.TrimStart > 0 || c.Decoded > c.Frames:
+			form = fmt.Sprintf("copy, trim %d+%d of %d", c.TrimStart, c.Frames, c.Decoded)
+		}
+		quality := "-"
+		switch {
+		case c.QualityProblem != "":
+			quality = c.QualityProblem
+		case c.Quality != nil && c.Quality.Frames > 0:
+			quality = fmt.Sprintf("%s / %s, SSIM %.4f (%s)", dB(c.Quality.MinPSNR), dB(c.Quality.MeanPSNR), c.Quality.MeanSSIM, c.QualityMode)
+		}
 		rows = append(rows, []string{
-			strconv.Itoa(c.Index), state, strconv.FormatInt(c.Frames, 10), seconds(c.Duration),
-			dash(c.Worker), dash(c.Encoder), bytesIfSet(c.EncodedSize), dash(short(c.Checksum)), dash(c.Location),
+			strconv.Itoa(c.Index), state, fmt.Sprintf("%d+%d", c.FirstFrame, c.Frames), form, seconds(c.Duration),
+			dash(c.Worker), dash(c.Encoder), bytesIfSet(c.EncodedSize), quality, dash(short(c.Checksum)), dash(c.Location),
 		})
 	}
-	return p.table([]string{"CHUNK", "STATE", "FRAMES", "DURATION", "WORKER", "ENCODER", "SIZE", "SHA256", "LOCATION"}, rows)
+	return p.table([]string{"CHUNK", "STATE", "PICTURES", "SENT AS", "DURATION", "WORKER", "ENCODER", "SIZE", "PSNR MIN / MEAN", "SHA256", "LOCATION"}, rows)
 }

@@ -1,0 +1,398 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	ffmpeg "github.com/u2takey/ffmpeg-go"
+)
+
+// VerifyMode says how much of the output is compared with the source's
+// pictures.
+type VerifyMode string
+
+// Verification modes.
+const (
+	// VerifyFull compares every picture of every chunk.
+	VerifyFull VerifyMode = "full"
+	// VerifySample compares the first sampleFrames pictures of every chunk:
+	// cheap, since a chunk decodes from its start, and enough to catch a
+	// chunk of garbage, another video, or pictures out of place.
+	VerifySample VerifyMode = "sample"
+	// VerifyOff compares no pictures (frame counts and timing are still
+	// checked).
+	VerifyOff VerifyMode = "off"
+)
+
+// ParseVerifyMode reads "full", "sample" or "off"; "" is full.
+func ParseVerifyMode(s string) (VerifyMode, error) {
+	switch m := VerifyMode(s); m {
+	case "":
+		return VerifyFull, nil
+	case VerifyFull, VerifySample, VerifyOff:
+		return m, nil
+	}
+	return "", fmt.Errorf("verify mode %q: want full, sample or off", s)
+}
+
+// sampleFrames is how many pictures of each chunk VerifySample compares.
+const sampleFrames = 3
+
+// DefaultMinPSNR is the floor a chunk's worst picture must reach, in dB:
+// garbage (green frames, another video, shifted pictures) measures well
+// under 15 dB, honest encodes at the lowest bitrates well above 20.
+const DefaultMinPSNR = 20.0
+
+// ErrQuality: a chunk's encode measured below the PSNR floor (or its
+// pictures could not be paired with the source's) twice.
+var ErrQuality = errors.New("chunk fails picture verification")
+
+// failsFloor reports whether a chunk's measure fails the floor: its
+// pictures could not be paired with the source's, or one of those compared
+// measures below it. A chunk with nothing measured does not fail.
+func (c ChunkState) failsFloor(floor float64) bool {
+	return c.QualityProblem != "" || c.Quality != nil && c.Quality.Frames > 0 && c.Quality.MinPSNR < floor
+}
+
+// chunkChecker fetches each chunk's shard as soon as it is stored and
+// measures its pictures against the chunk's (the source's own, as the
+// split proved), while the other chunks still encode. Results go into the
+// job state (ChunkState.Quality) and the shards stay in dir for the join.
+type chunkChecker struct {
+	ctx     context.Context
+	cfg     JobConfig
+	chunks  []Chunk
+	clients map[string]*Client
+	dir     string
+	// mu guards state, which the dispatcher's onDone also writes.
+	mu    *sync.Mutex
+	state *JobState
+
+	jobs chan int
+	wg   sync.WaitGroup
+
+	errMu sync.Mutex
+	err   error // the first failure that is not a quality verdict
+}
+
+// checkParallel is how many chunks are measured at once: one, so the
+// measures share the machine with the encodes rather than compete.
+const checkParallel = 1
+
+func newChunkChecker(ctx context.Context, cfg JobConfig, chunks []Chunk, clients map[string]*Client, dir string, mu *sync.Mutex, state *JobState) *chunkChecker {
+	c := &chunkChecker{ctx: ctx, cfg: cfg, chunks: chunks, clients: clients, dir: dir, mu: mu, state: state,
+		jobs: make(chan int, len(chunks))}
+	for range checkParallel {
+		c.wg.Go(func() {
+			for i := range c.jobs {
+				if err := c.check(i); err != nil && ctx.Err() == nil {
+					c.errMu.Lock()
+					if c.err == nil {
+						c.err = err
+					}
+					c.errMu.Unlock()
+				}
+			}
+		})
+	}
+	return c
+}
+
+// add queues chunk i; it never blocks.
+func (c *chunkChecker) add(i int) { c.jobs <- i }
+
+// wait waits for every queued chunk and returns the first failure to
+// fetch or measure one (a low measure is not a failure: see failed).
+func (c *chunkChecker) wait() error {
+	close(c.jobs)
+	c.wg.Wait()
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	return c.err
+}
+
+// check fetches chunk i's shard and measures it.
+func (c *chunkChecker) check(i int) error {
+	c.mu.Lock()
+	cs := c.state.Chunks[i]
+	c.mu.Unlock()
+	path := shardPath(c.dir, cs.Index)
+	if _, err := fetchShard(c.ctx, c.clients[cs.Worker], cs, path); err != nil {
+		_ = os.Remove(path)
+		return nil // the join fetches it again, and handles a lost shard
+	}
+	if cs.Encoder != EncoderFFmpeg {
+		return nil // simulated shards are not media
+	}
+	ch := c.chunks[i]
+	frames := ch.Frames
+	if c.cfg.Verify == VerifySample {
+		frames = min(frames, sampleFrames)
+	}
+	var q QualityStats
+	problem := ""
+	measured, err := MeasureQuality(c.ctx, c.cfg.Tools,
+		QualityInput{Path: ch.Path, Skip: ch.TrimStart, Frames: frames},
+		QualityInput{Path: path, Frames: frames}, QualityOptions{})
+	switch {
+	case errors.Is(err, ErrFrameCountMismatch):
+		problem = err.Error()
+	case err != nil:
+		return fmt.Errorf("verify chunk %d: %w", i, err)
+	default:
+		q = Summarize(measured)
+	}
+	c.mu.Lock()
+	c.state.Chunks[i].Quality, c.state.Chunks[i].QualityProblem = &q, problem
+	c.state.Chunks[i].QualityMode = c.cfg.Verify
+	err = c.state.Save(c.cfg.StateDir)
+	c.mu.Unlock()
+	return err
+}
+
+// shardPath is where a chunk's shard is fetched to.
+func shardPath(dir string, index int) string {
+	return filepath.Join(dir, fmt.Sprintf("shard_%06d.mkv", index))
+}
+
+// packetDigest is a video packet's size and a hash of its bytes.
+type packetDigest struct {
+	size int64
+	hash string
+}
+
+// videoPackets lists the digests of the first video stream's packets of
+// path, in file order, with ffprobe (reading, not decoding).
+func videoPackets(ctx context.Context, tools Tools, path string) ([]packetDigest, error) {
+	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{
+		"v":              "error",
+		"hide_banner":    "",
+		"select_streams": "v:0",
+		"show_entries":   "packet=size,data_hash",
+		"show_data_hash": "murmur3",
+		"of":             "csv=p=0",
+	}), "file:"+path)
+	var out digestWriter
+	if err := runTool(ctx, tools.ffprobe(), args, &out); err != nil {
+		return nil, err
+	}
+	out.flush()
+	return out.list, out.err
+}
+
+// digestWriter parses "1971,murmur3:efa0..." lines as they stream.
+type digestWriter struct {
+	line []byte
+	list []packetDigest
+	err  error
+}
+
+func (w *digestWriter) Write(p []byte) (int, error) {
+	for _, b := range p {
+		if b != '\n' {
+			w.line = append(w.line, b)
+			continue
+		}
+		w.flush()
+	}
+	return len(p), nil
+}
+
+func (w *digestWriter) flush() {
+	line := strings.TrimSpace(string(w.line))
+	w.line = w.line[:0]
+	if line == "" || w.err != nil {
+		return
+	}
+	size, hash, ok := strings.Cut(line, ",")
+	n, err := strconv.ParseInt(size, 10, 64)
+	if !ok || err != nil {
+		w.err = fmt.Errorf("ffprobe: unexpected packet line %q", line)
+		return
+	}
+	w.list = append(w.list, packetDigest{n, hash})
+}
+
+// sameShardPackets checks that the output's video is the shards' video,
+// packet for packet, in order: what a stream-copy join must give. The
+// first packet of each shard may have grown (the muxer puts the parameter
+// sets in front of it); every other packet must be byte-identical. So a
+// shard lost, doubled or put in the wrong place by the join is caught
+// without decoding anything.
+func sameShardPackets(ctx context.Context, tools Tools, output string, shards []string) error {
+	out, err := videoPackets(ctx, tools, output)
+	if err != nil {
+		return fmt.Errorf("read the output's packets: %w", err)
+	}
+	at := 0
+	for i, s := range shards {
+		want, err := videoPackets(ctx, tools, s)
+		if err != nil {
+			return fmt.Errorf("read shard %d's packets: %w", i, err)
+		}
+		for j, p := range want {
+			if at >= len(out) {
+				return fmt.Errorf("the output's video ends inside chunk %d (packet %d of %d)", i, j, len(want))
+			}
+			got := out[at]
+			if j == 0 && got.size < p.size || j > 0 && got != p {
+				return fmt.Errorf("the output's video packet %d is not packet %d of chunk %d's shard", at, j, i)
+			}
+			at++
+		}
+	}
+	if at != len(out) {
+		return fmt.Errorf("the output has %d video packets, the shards %d", len(out), at)
+	}
+	return nil
+}
+
+// combineQuality merges chunks' measures into one for the whole video:
+// the worst picture, the plain mean SSIM and the PSNR of the mean MSE,
+// each weighted by the chunk's measured pictures.
+func combineQuality(list []*QualityStats) *QualityStats {
+	var all QualityStats
+	var mse, ssim float64
+	for _, q := range list {
+		if q == nil || q.Frames == 0 {
+			continue
+		}
+		if all.Frames == 0 || q.MinPSNR < all.MinPSNR {
+			all.MinPSNR = q.MinPSNR
+		}
+		if all.Frames == 0 || q.MinSSIM < all.MinSSIM {
+			all.MinSSIM = q.MinSSIM
+		}
+		all.Frames += q.Frames
+		mse += float64(q.Frames) * math.Pow(10, -q.MeanPSNR/10)
+		ssim += float64(q.Frames) * q.MeanSSIM
+	}
+	if all.Frames == 0 {
+		return nil
+	}
+	all.MeanPSNR = -10 * math.Log10(mse/float64(all.Frames))
+	all.MeanSSIM = ssim / float64(all.Frames)
+	return &all
+}
+
+// belowFloor lists the chunks whose measure fails the floor, or whose
+// pictures could not be paired with the source's.
+func belowFloor(state *JobState, floor float64) []int {
+	var bad []int
+	for i, c := range state.Chunks {
+		if c.failsFloor(floor) {
+			bad = append(bad, i)
+		}
+	}
+	return bad
+}
+
+// qualityError says which chunks failed the floor, and how.
+func qualityError(state *JobState, bad []int, floor float64) error {
+	var parts []string
+	for _, i := range bad {
+		parts = append(parts, chunkQualityProblem(state.Chunks[i], floor))
+	}
+	return fmt.Errorf("%w after it was encoded again: %s", ErrQuality, strings.Join(parts, "; "))
+}
+
+func chunkQualityProblem(c ChunkState, floor float64) string {
+	if c.QualityProblem != "" {
+		return fmt.Sprintf("chunk %d (pictures %d to %d): %s", c.Index, c.FirstFrame, c.FirstFrame+c.Frames-1, c.QualityProblem)
+	}
+	return fmt.Sprintf("chunk %d (pictures %d to %d): its worst picture measures %.2f dB PSNR against the source, below the floor of %.2f dB (mean %.2f dB, SSIM %.4f)",
+		c.Index, c.FirstFrame, c.FirstFrame+c.Frames-1, c.Quality.MinPSNR, floor, c.Quality.MeanPSNR, c.Quality.MeanSSIM)
+}
+
+// verifyPictures compares the output's pictures with the source's and
+// adds what falls short to v. When the chunk checker measured every
+// shard as it arrived, the output only has to be those shards, packet for
+// packet (sameShardPackets); otherwise (reconstruct, a resumed job) the
+// output and the source are decoded side by side, and the measures
+// aggregated per chunk into the chunk map. Either way each chunk must reach
+// the floor.
+func verifyPictures(ctx context.Context, cfg JobConfig, src SourceInfo, state *JobState, shards []string, v *Verification, sum *Summary) error {
+	sum.VerifyMode = cfg.Verify
+	if cfg.Verify == VerifyOff {
+		return nil
+	}
+	measured := true
+	for _, c := range state.Chunks {
+		if c.Quality == nil || c.QualityMode != cfg.Verify {
+			measured = false
+		}
+	}
+	if measured {
+		if err := sameShardPackets(ctx, cfg.Tools, cfg.Output, shards); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			v.Problems = append(v.Problems, "the output's video is not the verified shards': "+err.Error())
+		}
+	} else if err := measureOutput(ctx, cfg, src, state); err != nil {
+		return err
+	}
+	list := make([]*QualityStats, len(state.Chunks))
+	sum.WorstChunk = -1
+	for i, c := range state.Chunks {
+		list[i] = c.Quality
+		if c.failsFloor(cfg.MinPSNR) {
+			v.Problems = append(v.Problems, chunkQualityProblem(c, cfg.MinPSNR))
+		}
+		if c.Quality != nil && c.Quality.Frames > 0 && (sum.WorstChunk < 0 || c.Quality.MinPSNR < state.Chunks[sum.WorstChunk].Quality.MinPSNR) {
+			sum.WorstChunk = i
+		}
+	}
+	sum.Quality = combineQuality(list)
+	v.OK = len(v.Problems) == 0
+	return nil
+}
+
+// measureOutput decodes the whole output and the source side by side
+// (every picture, or in sample mode sampleFrames per chunk spread over the
+// video) and records each chunk's measure in the chunk map.
+func measureOutput(ctx context.Context, cfg JobConfig, src SourceInfo, state *JobState) error {
+	opt := QualityOptions{}
+	if cfg.Verify == VerifySample {
+		opt.Sample = sampleFrames * len(state.Chunks)
+	}
+	frames, err := MeasureQuality(ctx, cfg.Tools, QualityInput{Path: src.Path}, QualityInput{Path: cfg.Output}, opt)
+	if errors.Is(err, ErrFrameCountMismatch) {
+		for i := range state.Chunks {
+			state.Chunks[i].Quality, state.Chunks[i].QualityProblem = nil, err.Error()
+		}
+		return state.Save(cfg.StateDir)
+	}
+	if err != nil {
+		return fmt.Errorf("verify pictures: %w", err)
+	}
+	per := make([][]FrameQuality, len(state.Chunks))
+	for _, f := range frames {
+		i, found := slices.BinarySearchFunc(state.Chunks, f.Frame, func(c ChunkState, frame int64) int {
+			switch {
+			case c.FirstFrame+c.Frames <= frame:
+				return -1
+			case c.FirstFrame > frame:
+				return 1
+			}
+			return 0
+		})
+		if found {
+			per[i] = append(per[i], f)
+		}
+	}
+	for i := range state.Chunks {
+		q := Summarize(per[i])
+		state.Chunks[i].Quality, state.Chunks[i].QualityMode, state.Chunks[i].QualityProblem = &q, cfg.Verify, ""
+	}
+	return state.Save(cfg.StateDir)
+}
