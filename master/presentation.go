@@ -505,7 +505,7 @@ func ComparePresentation(src, out Presentation, container string) []string {
 	c.diff("video sample aspect ratio", sv.SampleAspectRatio, ov.SampleAspectRatio, "")
 	c.diff("video language", sv.Language, ov.Language, "")
 	c.diff("video title", sv.Title, ov.Title, c.titleWhy())
-	c.diff("video disposition", strings.Join(sv.Disposition, "+"), c.outDisposition(ov.Disposition, slices.Contains(sv.Disposition, "default"), true), "")
+	c.diff("video disposition", strings.Join(sv.Disposition, "+"), c.outDisposition(ov.Disposition, slices.Contains(sv.Disposition, "default"), true), c.dispositionWhy())
 
 	keys := make([]string, 0, len(src.Tags))
 	for k := range src.Tags {
@@ -608,7 +608,7 @@ func (c *comparison) tracks(src, out Presentation) {
 		c.diff(name+" language", s.Language, o.Language, c.languageWhy())
 		c.diff(name+" title", s.Title, o.Title, c.titleWhy())
 		first := !slices.ContainsFunc(out.Tracks[:i], func(p TrackPresentation) bool { return p.Type == o.Type })
-		c.diff(name+" disposition", strings.Join(s.Disposition, "+"), c.outDisposition(o.Disposition, defaults[s.Type], first), "")
+		c.diff(name+" disposition", strings.Join(s.Disposition, "+"), c.outDisposition(o.Disposition, defaults[s.Type], first), c.dispositionWhy())
 		if s.Type == "audio" && math.Abs(s.Offset-o.Offset) > tol {
 			c.diff(name+" start against the video", fmt.Sprintf("%+.3fs", s.Offset), fmt.Sprintf("%+.3fs", o.Offset), "")
 		}
@@ -639,6 +639,13 @@ func (c *comparison) rotationWhy() string {
 func (c *comparison) titleWhy() string {
 	if c.container == "mp4" || c.container == "mov" {
 		return "ffmpeg 5.1 writes no track titles to MP4 or MOV; Join writes the title as the track's handler name"
+	}
+	return ""
+}
+
+func (c *comparison) dispositionWhy() string {
+	if c.container == "mov" {
+		return "ffmpeg 5.1's MOV muxer keeps only the default flag"
 	}
 	return ""
 }

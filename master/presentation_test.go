@@ -184,6 +184,17 @@ func TestPresentation_Pipeline(t *testing.T) {
 					`stream 3 (subtitle subrip, eng) title: source Full, output none`,
 					`stream 4 (subtitle subrip, deu) title: source Forced, output none`,
 				},
+				"out.mov": {
+					`video title: source Picture, output none`,
+					`metadata "foo": source bar, output none (mov keeps only the metadata keys its muxer knows)`,
+					`stream 1 (audio aac, eng) title: source Main, output none`,
+					`stream 2 (audio aac, fra) title: source Commentary, output none`,
+					`stream 2 (audio aac, fra) disposition: source comment, output none (ffmpeg 5.1's MOV muxer keeps only the default flag)`,
+					`stream 3 (subtitle subrip, eng) title: source Full, output none`,
+					`stream 4 (subtitle subrip, deu) language: source deu, output none (MOV keeps only languages with a Macintosh language code)`,
+					`stream 4 (subtitle subrip, deu) title: source Forced, output none`,
+					`stream 4 (subtitle subrip, deu) disposition: source default+forced, output default`,
+				},
 			},
 			check: func(t *testing.T, p master.Presentation) {
 				if len(p.Chapters) != 2 || p.Chapters[1].Title != "Main" || p.Tags["title"] != "My Film; part =1" {
