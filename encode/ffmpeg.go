@@ -263,6 +263,8 @@ type settings struct {
 	threads   int
 	extra     []string // the configured ExtraOutputArgs
 	trim      *Trim    // nil: the whole chunk
+	// chunk is what Encode read of the input's presentation (presentation.go).
+	chunk chunkPresentation
 }
 
 // resolve applies opts to the configured defaults. A request that picks a
@@ -372,6 +374,7 @@ func (f *FFmpeg) args(inPath, outPath string, s settings) []string {
 	in["nostdin"] = ""
 	in["hide_banner"] = ""
 	in["loglevel"] = "error"
+	in["autorotate"] = "0" // keep the pixels as they are; the master writes the source's rotation
 
 	maps := []string{"0:v:0"}
 	out := ffmpeg.KwArgs{
@@ -404,6 +407,7 @@ func (f *FFmpeg) args(inPath, outPath string, s settings) []string {
 	if s.codec == "libx265" {
 		out["x265-params"] = "log-level=error" // x265 logs on its own otherwise
 	}
+	s.chunk.outputOptions(s.codec, out)
 
 	outArg := "file:" + outPath
 	args := ffmpeg.Input("file:"+inPath, in).Output(outArg, out).OverWriteOutput().GetArgs()
@@ -463,6 +467,15 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 		defer cancel()
 	}
 
+	if needsChunkPresentation(s.codec) {
+		// Best effort: an input ffprobe cannot read fails the encode
+		// below, with ffmpeg's reason.
+		if c, err := f.probeChunkPresentation(runCtx, inPath); err != nil {
+			f.log.Debug("probe chunk presentation", "err", err)
+		} else {
+			s.chunk = c
+		}
+	}
 	args := f.args(inPath, out.Path(), s)
 	f.log.Debug("ffmpeg start", "binary", f.cfg.Binary, "args", args)
 	start := time.Now()

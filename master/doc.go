@@ -16,6 +16,10 @@
 //     subtitles, carried once for the whole file, never chunked), Join the
 //     shards with the concat demuxer and stream copy, and Verify the output
 //     against the source (frames, duration, drift, audio).
+//     ProbePresentation and ComparePresentation (presentation.go) check
+//     what Verify does not: rotation, colour, HDR metadata, field order,
+//     pixel shape, metadata, chapters, track languages, titles and
+//     dispositions; Join writes back what the shards lost.
 //   - Dispatcher spreads chunks over workers: least loaded first, per-worker
 //     caps, retries of transient failures on another worker with backoff,
 //     workers that stop answering taken out of rotation and re-probed, and

@@ -220,6 +220,15 @@ type Shard struct {
 // everything else is stream-copied. The first shard's video codec is
 // checked with CheckCompatible first (an error wraps ErrIncompatible).
 //
+// The output presents the video as the source does, as far as the
+// container can carry it (see presentation.go): Join reads the source's
+// presentation (ProbePresentation of src.Path, so the source must still be
+// there) and the first shard's, writes the source's container metadata and
+// chapters, every stream's dispositions and the video's language and title,
+// the rotation in MP4 and MOV, and any colour property or sample aspect
+// ratio the shards lost. What it cannot put back, ComparePresentation of
+// the source and the output names.
+//
 // The output is written to a temporary file beside outPath, synced, and
 // renamed over it, and the directory synced: outPath is either untouched or
 // complete. On every error, a cancelled ctx included (the error then wraps
@@ -244,8 +253,19 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 			return fmt.Errorf("join: shard %d: %w", i, err)
 		}
 	}
-	if err := checkShardCodec(ctx, tools, paths[0], container); err != nil {
+	if src.Path == "" {
+		return errors.New("join: the source has no path (use Probe)")
+	}
+	shardP, err := ProbePresentation(ctx, tools, paths[0])
+	if err != nil {
+		return fmt.Errorf("join: shard %s: %w", paths[0], err)
+	}
+	if err := CheckCompatible(container, shardP.Video.Codec); err != nil {
 		return fmt.Errorf("join: %w", err)
+	}
+	srcP, err := ProbePresentation(ctx, tools, src.Path)
+	if err != nil {
+		return fmt.Errorf("join: source: %w", err)
 	}
 	outAbs, err := filepath.Abs(outPath)
 	if err != nil {
@@ -258,6 +278,11 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 		return fmt.Errorf("join: %w", err)
 	}
 	defer os.Remove(list)
+	meta, err := writeFFMetadata(dir, base, srcP, src.StartTime)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	defer os.Remove(meta)
 
 	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
 	if err != nil {
@@ -271,7 +296,7 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 		}
 	}()
 
-	if err := runFFmpeg(ctx, tools, joinCommand(src, list, side, container, tmp)); err != nil {
+	if err := runFFmpeg(ctx, tools, joinCommand(src, list, meta, side, container, tmp, srcP, shardP)); err != nil {
 		return fmt.Errorf("join %s: %w", outPath, err)
 	}
 	if err := syncFile(tmp); err != nil {
@@ -294,13 +319,18 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 //	-f concat -safe 0 -protocol_whitelist file -format_whitelist concat
 //	  [-itsoffset V] -i LIST
 //	[-protocol_whitelist file -format_whitelist matroska [-itsoffset A] -i SIDE]
-//	-map 0:v:0 [-map 1:0 -map 1:1 ...] -c copy [-c:N ENC -b:N RATE ...]
-//	[-map_metadata 1] [-movflags +faststart] -f CONTAINER TMP
+//	-f ffmetadata -protocol_whitelist file -format_whitelist ffmetadata -i META
+//	-map 0:v:0 [-map 1:0 -map 1:1 ...] -map M:s? -c copy [-c:N ENC -b:N RATE ...]
+//	-map_metadata M -map_chapters M [presentation options] [-movflags +faststart]
+//	-f CONTAINER TMP
 //
 // ffmpeg moves each input to start at zero, then adds -itsoffset: V and A
 // put the video and the side streams back where they were relative to the
-// source's start.
-func joinCommand(src SourceInfo, list string, side SideStreams, container, tmp string) *ffmpeg.Stream {
+// source's start. META (input M) holds the source's container metadata and
+// chapters (writeFFMetadata); "-map M:s?" maps nothing, it only makes the
+// input part of the command. The presentation options are
+// presentationOutput's.
+func joinCommand(src SourceInfo, list, meta string, side SideStreams, container, tmp string, srcP, shardP Presentation) *ffmpeg.Stream {
 	concatIn := ffmpeg.KwArgs{
 		"f":                  "concat",
 		"safe":               "0", // the list names absolute paths, checked by checkShard
@@ -312,7 +342,9 @@ func joinCommand(src SourceInfo, list string, side SideStreams, container, tmp s
 	}
 	streams := []*ffmpeg.Stream{ffmpeg.Input("file:"+list, concatIn).Get("v:0")}
 	out := ffmpeg.KwArgs{"c": "copy", "f": container}
+	metaIndex := 1
 	if side.Path != "" {
+		metaIndex = 2
 		sideIn := ffmpeg.KwArgs{"protocol_whitelist": "file", "format_whitelist": "matroska"}
 		first := math.Inf(1)
 		for _, s := range side.Streams {
@@ -333,8 +365,12 @@ func joinCommand(src SourceInfo, list string, side SideStreams, container, tmp s
 				out["b:"+strconv.Itoa(1+i)] = s.Bitrate
 			}
 		}
-		out["map_metadata"] = "1" // the source's, carried by the side file
 	}
+	metaIn := ffmpeg.KwArgs{"f": "ffmetadata", "protocol_whitelist": "file", "format_whitelist": "ffmetadata"}
+	streams = append(streams, ffmpeg.Input("file:"+meta, metaIn).Get("s?"))
+	out["map_metadata"] = strconv.Itoa(metaIndex)
+	out["map_chapters"] = strconv.Itoa(metaIndex)
+	presentationOutput(srcP, shardP, side, container, out)
 	if container == "mp4" || container == "mov" {
 		out["movflags"] = "+faststart"
 	}
@@ -388,21 +424,6 @@ func checkShard(s Shard) (string, error) {
 		return "", fmt.Errorf("%s is not a regular file", abs)
 	}
 	return abs, nil
-}
-
-// checkShardCodec probes a shard's headers and checks that container can
-// carry its video.
-func checkShardCodec(ctx context.Context, tools Tools, path, container string) error {
-	rep, err := probeReport(ctx, tools, path)
-	if err != nil {
-		return fmt.Errorf("shard %s: %w", path, err)
-	}
-	for _, s := range rep.Streams {
-		if s.CodecType == "video" {
-			return CheckCompatible(container, s.CodecName)
-		}
-	}
-	return fmt.Errorf("shard %s: %w: no video stream", path, ErrNoVideo)
 }
 
 // writeConcatList writes the concat demuxer's script for paths beside the
