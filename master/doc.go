@@ -14,8 +14,10 @@
 //     Split its video stream into keyframe-aligned Matroska chunks without
 //     re-encoding (frame counts checked), ExtractSideStreams (audio and
 //     subtitles, carried once for the whole file, never chunked), Join the
-//     shards with the concat demuxer and stream copy, and Verify the output
-//     against the source (frames, duration, drift, audio).
+//     shards with the concat demuxer and stream copy, Verify the output
+//     against the source (frames, duration, drift, audio), and
+//     MeasureQuality: per-picture PSNR and SSIM of a shard against its
+//     chunk, pictures paired by position.
 //   - Dispatcher spreads chunks over workers: least loaded first, per-worker
 //     caps, retries of transient failures on another worker with backoff,
 //     workers that stop answering taken out of rotation and re-probed, and
