@@ -10,12 +10,17 @@
 //     downloads use the server-streaming DownloadShard and verify the
 //     SHA-256 on the way. Worker errors are gRPC status errors wrapped with
 //     %w, so status.Code(err) gives the worker's code.
-//   - The media functions run ffmpeg and ffprobe locally: Probe a source,
-//     Split its video stream into keyframe-aligned Matroska chunks without
-//     re-encoding (frame counts checked), ExtractSideStreams (audio and
-//     subtitles, carried once for the whole file, never chunked), Join the
-//     shards with the concat demuxer and stream copy, and Verify the output
-//     against the source (frames, duration, drift, audio).
+//   - The media functions run ffmpeg and ffprobe locally: Probe a source
+//     (its packets read, and its pictures decoded and hashed once: the
+//     ground truth), Split its video stream into chunks of the segment
+//     length wherever its keyframes are (stream copies with a frame trim, or
+//     lossless encodes), each proven to decode to the source's pictures,
+//     ExtractSideStreams (audio and subtitles, carried once for the whole
+//     file, never chunked), Join the shards with the concat demuxer and
+//     stream copy, and Verify the output against the source (frames,
+//     duration, drift, audio). MeasureQuality (quality.go) gives per-picture
+//     PSNR and SSIM, pictures paired by position; the job measures every
+//     shard against its chunk as it arrives (check.go).
 //     ProbePresentation and ComparePresentation (presentation.go) check
 //     what Verify does not: rotation, colour, HDR metadata, field order,
 //     pixel shape, metadata, chapters, track languages, titles and

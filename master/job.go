@@ -89,6 +89,10 @@ type Summary struct {
 	VerifyMode             VerifyMode
 	WorstChunk             int
 	VerificationSkipReason string
+	// Warnings name what of the source's presentation the output does not
+	// carry (its container cannot, or ffmpeg cannot write it): streams
+	// left out, rotation, colour, HDR metadata, titles, dispositions.
+	Warnings []string
 }
 
 // DefaultVideoID derives a job's video id from its input's file name: the
@@ -615,6 +619,9 @@ func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *Sourc
 				return err
 			}
 			sum.Verification = &v
+			if sum.Warnings, err = presentationWarnings(ctx, cfg, *src, side); err != nil {
+				return err
+			}
 		}
 	}
 	if fi, err := os.Stat(cfg.Output); err == nil {
@@ -630,6 +637,28 @@ func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *Sourc
 		return fmt.Errorf("verification of %s failed: %s", cfg.Output, strings.Join(v.Problems, "; "))
 	}
 	return nil
+}
+
+// presentationWarnings compares the output's presentation with the
+// source's, after the streams the side-stream plan left out.
+func presentationWarnings(ctx context.Context, cfg JobConfig, src SourceInfo, side SideStreams) ([]string, error) {
+	container, err := ContainerFor(cfg.Output)
+	if err != nil {
+		return nil, err
+	}
+	srcP, err := ProbePresentation(ctx, cfg.Tools, src.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read the source's presentation: %w", err)
+	}
+	outP, err := ProbePresentation(ctx, cfg.Tools, cfg.Output)
+	if err != nil {
+		return nil, fmt.Errorf("read the output's presentation: %w", err)
+	}
+	warnings := slices.Clone(side.Dropped)
+	for i := range warnings {
+		warnings[i] = "left out: " + warnings[i]
+	}
+	return append(warnings, ComparePresentation(srcP, outP, container)...), nil
 }
 
 func removeIfSet(path string) {

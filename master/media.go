@@ -3,7 +3,8 @@ package master
 // The media side of the master: probe a source, split its video into
 // keyframe-aligned chunks without re-encoding (split.go), carry its audio and
 // subtitles once, outside the chunks (join.go), join the encoded shards back
-// with them (join.go), and check the result (verify.go).
+// with them (join.go), check the result (verify.go), and measure picture
+// quality (quality.go).
 //
 // The timeline: every function here measures time from the source's
 // earliest stream start (SourceInfo.StartTime), the way ffmpeg does when it
@@ -420,8 +421,14 @@ var ffmpegGlobal = []string{"-nostdin", "-hide_banner", "-v", "error", "-xerror"
 
 // runFFmpeg runs ffmpeg with the command line s builds.
 func runFFmpeg(ctx context.Context, tools Tools, s *ffmpeg.Stream) error {
+	return runFFmpegTo(ctx, tools, s, nil)
+}
+
+// runFFmpegTo runs ffmpeg with the command line s builds, its standard
+// output going to stdout (nil discards it).
+func runFFmpegTo(ctx context.Context, tools Tools, s *ffmpeg.Stream, stdout io.Writer) error {
 	args := append(append([]string(nil), ffmpegGlobal...), s.GetArgs()...)
-	return runTool(ctx, tools.ffmpeg(), args, nil)
+	return runTool(ctx, tools.ffmpeg(), args, stdout)
 }
 
 // runTool runs a program through proc.Run; a failure carries the tail of

@@ -20,7 +20,7 @@ import (
 // mustSplit splits a probed clip into a new directory.
 func mustSplit(t testing.TB, src master.SourceInfo, seconds float64) []master.Chunk {
 	t.Helper()
-	chunks, err := master.Split(context.Background(), mediaTools(t), src, seconds, t.TempDir())
+	chunks, _, err := master.Split(context.Background(), mediaTools(t), src, seconds, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestSplit_Cancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dir := t.TempDir()
-	_, err := master.Split(ctx, mediaTools(t), src, 1, dir)
+	_, _, err := master.Split(ctx, mediaTools(t), src, 1, dir)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -288,7 +288,7 @@ func TestSplit_CancelledWhileRunning(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		_, err := master.Split(ctx, master.Tools{FFmpeg: fake}, src, 1, dir)
+		_, _, err := master.Split(ctx, master.Tools{FFmpeg: fake}, src, 1, dir)
 		errc <- err
 	}()
 	waitForFile(t, started)
@@ -324,7 +324,7 @@ for pat in $(echo '%s' | tr '|' ' '); do
   esac
 done
 `, tt.when, other, dir, other, dir))
-			chunks, err := master.Split(context.Background(), master.Tools{FFmpeg: fake}, src, 1, dir)
+			chunks, _, err := master.Split(context.Background(), master.Tools{FFmpeg: fake}, src, 1, dir)
 			if tt.wantErr {
 				if !errors.Is(err, master.ErrSplitMismatch) || !strings.Contains(err.Error(), "chunk 2 (pictures 60 to 89)") {
 					t.Fatalf("err = %v, want ErrSplitMismatch naming chunk 2", err)
@@ -365,7 +365,7 @@ func TestSplit_BadArguments(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := master.Split(context.Background(), tools, tt.src, tt.seconds, tt.dir)
+			_, _, err := master.Split(context.Background(), tools, tt.src, tt.seconds, tt.dir)
 			if err == nil || !strings.Contains(err.Error(), tt.text) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.text)
 			}

@@ -52,8 +52,11 @@ ff -f lavfi -i "testsrc2=s=321x241:r=25:d=4" -vf setsar=4/3 -pix_fmt yuv444p -c:
   -color_primaries bt709 -color_trc bt709 -colorspace bt709 -color_range tv odd_size_444.mp4
 
 # Phone recording: 90 degree display matrix, AAC audio.
+# (ffmpeg 5.1 writes the matrix from the rotate tag on a stream copy only.)
 ff -f lavfi -i "testsrc2=s=320x240:r=30:d=4" -f lavfi -i "$tone:d=4" -c:v libx264 -preset veryfast -g 30 \
-  -c:a aac -metadata:s:v:0 rotate=90 -shortest rotated_90.mp4
+  -c:a aac -shortest upright.mp4
+ff -i upright.mp4 -c copy -metadata:s:v:0 rotate=90 rotated_90.mp4
+rm -f upright.mp4
 
 # Two audio and two subtitle tracks with languages, titles, dispositions;
 # the audio starts 0.5 s before the video; chapters and container tags.

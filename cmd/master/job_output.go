@@ -66,6 +66,9 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 		} else if s.VerifyMode == master.VerifyOff {
 			fs = append(fs, field{"pictures", "not compared (--verify=off)"})
 		}
+		for _, w := range s.Warnings {
+			fs = append(fs, field{"warning", w})
+		}
 	} else if s.VerificationSkipReason != "" {
 		fs = append(fs, field{"verification", "skipped: " + s.VerificationSkipReason})
 	}
