@@ -384,6 +384,11 @@ func (f *FFmpeg) args(inPath, outPath string, s settings) []string {
 	}
 	if s.trim != nil {
 		out["vf"] = s.trim.filter()
+		// A chunk whose format changes midway (new in-band parameter
+		// sets) keeps one filter graph, so trim counts its pictures
+		// once; the scale ffmpeg inserts for the encoder adapts to the
+		// change, as it does when the graph is rebuilt.
+		in["reinit_filter"] = "0"
 	}
 	if s.audio == "none" {
 		out["an"] = ""

@@ -454,21 +454,23 @@ func qualityCommand(refSrc qualitySource, ref QualityInput, distSrc qualitySourc
 		s = convert(s)
 		return s.Filter("setpts", ffmpeg.Args{"N/TB"}).Filter("settb", nil, ffmpeg.KwArgs{"expr": "1"})
 	}
-	keep := func(s *ffmpeg.Stream) *ffmpeg.Stream { return s }
+	// Both sides are converted to the reference's size and pixel format,
+	// always: with -reinit_filter 0 below, a stream whose format changes
+	// midway (new in-band parameter sets) keeps this graph, and only scale
+	// copes with frames that change under it. Rebuilding the graph instead
+	// would restart trim's and the stats' picture counts.
 	toRef := func(s *ffmpeg.Stream) *ffmpeg.Stream {
-		if distSrc.width != refSrc.width || distSrc.height != refSrc.height {
-			s = s.Filter("scale", nil, ffmpeg.KwArgs{
-				"w": strconv.Itoa(refSrc.width),
-				"h": strconv.Itoa(refSrc.height),
-			})
-		}
-		if refSrc.pixFmt != "" && distSrc.pixFmt != refSrc.pixFmt {
+		s = s.Filter("scale", nil, ffmpeg.KwArgs{
+			"w": strconv.Itoa(refSrc.width),
+			"h": strconv.Itoa(refSrc.height),
+		})
+		if refSrc.pixFmt != "" {
 			s = s.Filter("format", nil, ffmpeg.KwArgs{"pix_fmts": refSrc.pixFmt})
 		}
 		return s
 	}
-	r := side(refSrc, ref, ffmpeg.KwArgs{"autorotate": "0"}, keep).Split()
-	d := side(distSrc, dist, ffmpeg.KwArgs{"noautorotate": ""}, toRef)
+	r := side(refSrc, ref, ffmpeg.KwArgs{"autorotate": "0", "reinit_filter": "0"}, toRef).Split()
+	d := side(distSrc, dist, ffmpeg.KwArgs{"noautorotate": "", "reinit_filter": "0"}, toRef)
 	// shortest: a side that runs out ends the comparison, rather than its
 	// last picture being compared again (the count check then fails).
 	statsKw := ffmpeg.KwArgs{"stats_file": "-", "shortest": "1"}

@@ -404,3 +404,38 @@ func grepLine(s, prefix string) string {
 	}
 	return ""
 }
+
+// TestE2ELyingWorker: a worker whose shards are valid encodes of other
+// pictures (its ffmpeg negates every picture after encoding; frame counts,
+// timestamps and checksums all agree) is caught by the picture check: the
+// chunk is encoded again once, measures below the floor again, and the job
+// fails naming it and its measure.
+func TestE2ELyingWorker(t *testing.T) {
+	dir := t.TempDir()
+	liar := filepath.Join(dir, "ffmpeg")
+	script := `#!/bin/sh
+ffmpeg "$@" || exit $?
+out=
+for a in "$@"; do case "$a" in file:*) out=${a#file:};; esac; done
+[ -n "$out" ] || exit 0
+ffmpeg -nostdin -v error -y -i "$out" -vf negate -c:v libx264 -preset ultrafast -fps_mode passthrough -f matroska "$out.neg" && cat "$out.neg" >"$out" && rm -f "$out.neg"
+`
+	if err := os.WriteFile(liar, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := e2etest.StartWorker(t, bins["worker"], "", "",
+		fmt.Sprintf("encoder: ffmpeg\nffmpeg: {preset: ultrafast, binary: %s}\nlimits: {max_concurrent_tasks: 2}\n", liar))
+	code, stdout, stderr := runMaster(t, "encode", "--workers", w.Addr, "--output", filepath.Join(dir, "out.mkv"),
+		"--segment-seconds", "2", "--state-dir", filepath.Join(dir, "state"), testdata("h264_aac_640x360_30fps_4s.mp4"))
+	if code == 0 {
+		t.Fatalf("master encode succeeded on negated pictures:\n%s", stdout)
+	}
+	for _, want := range []string{"chunk fails picture verification after it was encoded again", "chunk 0 (pictures 0 to 59)", "below the floor of 20.00 dB"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out.mkv")); err == nil {
+		t.Error("an output was written")
+	}
+}
