@@ -17,10 +17,14 @@
 #                                                         file, same codec, CRF, preset: wall (<= 1.15),
 #                                                         output size (<= 1.05), PSNR vs the source
 #                                                         (master - whole file >= -0.2 dB)
+#   longgop  cmd/master BenchmarkMasterLongGOP            60 s 720p with one keyframe / the same with a keyframe
+#                                                         every 2 s, 4 s segments: wall (<= 1.25), chunks (>= 12)
+#   verify   cmd/master BenchmarkMasterVerifyCost         the master job with --verify sample / off (<= 1.03), full /
+#                                                         off (<= 1.15); split proof's share of the wall (<= 10%)
 #   extra    storage BenchmarkCommit64MiB, encode BenchmarkSimulated64MiB and
 #            BenchmarkFFmpegDirectVsEncoder (ns/op pairs, no interleaving)
 #
-# Usage: scripts/bench.sh [ffmpeg|ingest|download|master|extra|profile ...]   (default: all but profile)
+# Usage: scripts/bench.sh [ffmpeg|ingest|download|master|longgop|verify|extra|profile ...]   (default: all but profile)
 # Environment:
 #   BENCH_OUT=DIR                         where raw outputs and profiles go (default: a new temp dir)
 #   BENCH_PROFILE=1                       also CPU-profile the simulated unary and streamed ingest
@@ -30,6 +34,8 @@
 #   VIDEOSHARD_BENCH_MASTER_ROUNDS=N      master/whole-file rounds (default 3)
 #   VIDEOSHARD_BENCH_MASTER_SEGMENT=S     the master's --segment-seconds (default 5)
 #   VIDEOSHARD_BENCH_MASTER_SLOTS=N       each worker's max_concurrent_tasks (default 1)
+#   VIDEOSHARD_BENCH_MASTER_VERIFY=MODE   the master's --verify in the master and longgop parts (default sample)
+#   VIDEOSHARD_BENCH_LONGGOP_ROUNDS=N, VIDEOSHARD_BENCH_VERIFY_ROUNDS=N   rounds (default 3 each)
 # Needs ffmpeg and ffprobe (the ffmpeg, master and extra parts), ~4 GiB free in TMPDIR, and
 # about 3-5 minutes on a 2-core machine, plus 4-5 minutes for the master part.
 set -euo pipefail
@@ -38,19 +44,19 @@ GO=${GO:-go}
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then
-	parts=(ffmpeg ingest download master extra)
+	parts=(ffmpeg ingest download master longgop verify extra)
 	[ "${BENCH_PROFILE:-}" = 1 ] && parts+=(profile)
 fi
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for p in "${parts[@]}"; do
-	case $p in ffmpeg | ingest | download | master | extra | profile) ;; *)
-		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, master, extra, profile)" >&2
+	case $p in ffmpeg | ingest | download | master | longgop | verify | extra | profile) ;; *)
+		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, master, longgop, verify, extra, profile)" >&2
 		exit 2
 		;;
 	esac
 done
-if want ffmpeg || want master || want extra; then
+if want ffmpeg || want master || want longgop || want verify || want extra; then
 	for bin in ffmpeg ffprobe; do
 		command -v "$bin" >/dev/null || {
 			echo "bench.sh: $bin not found; install ffmpeg (scripts/ensure-deps.sh) or run: scripts/bench.sh ingest download" >&2
@@ -107,6 +113,12 @@ if want download; then
 fi
 if want master; then
 	bench_required master ./cmd/master/ 'BenchmarkMasterEncodeVsWholeFile$' -benchtime=1x
+fi
+if want longgop; then
+	bench_required longgop ./cmd/master/ 'BenchmarkMasterLongGOP$' -benchtime=1x
+fi
+if want verify; then
+	bench_required verify ./cmd/master/ 'BenchmarkMasterVerifyCost$' -benchtime=1x
 fi
 if want extra; then
 	bench_optional storage ./storage/ 'BenchmarkCommit64MiB$' -benchtime=10x -count=3
@@ -179,6 +191,24 @@ if want master; then
 		"worker idle $(metric "$f" $B worker-idle-s) s" "" "" ""
 	v=$(metric "$f" $B verified-share)
 	row "  master's verification OK (share of rounds)" "$v" "" "" "1" "$(verdict "$v" '>=' 1)"
+fi
+if want longgop; then
+	f=$out/longgop.txt B=BenchmarkMasterLongGOP
+	r=$(metric "$f" $B wall-ratio)
+	row "single keyframe/keyframe every 2 s (60 s)" "$(metric "$f" $B single-key-s) s" \
+		"$(metric "$f" $B every-2s-s) s" "$r" "<= 1.25" "$(verdict "$r" '<=' 1.25)"
+	c=$(metric "$f" $B chunks)
+	row "  chunks of the single-keyframe source" "$(int "$c")" "" "" ">= 12" "$(verdict "$c" '>=' 12)"
+	row "  split s (single keyframe / every 2 s)" "$(metric "$f" $B split-single-key-s) s" \
+		"$(metric "$f" $B split-every-2s-s) s" "" "" ""
+fi
+if want verify; then
+	f=$out/verify.txt B=BenchmarkMasterVerifyCost
+	a=$(metric "$f" $B sample/off) b=$(metric "$f" $B full/off) c=$(metric "$f" $B proof-share)
+	row "--verify=sample/off (30 s 720p job)" "$(metric "$f" $B sample-s) s" "$(metric "$f" $B off-s) s" \
+		"$a" "<= 1.03" "$(verdict "$a" '<=' 1.03)"
+	row "--verify=full/off" "$(metric "$f" $B full-s) s" "$(metric "$f" $B off-s) s" "$b" "<= 1.15" "$(verdict "$b" '<=' 1.15)"
+	row "  split proof, share of the job's wall" "$c" "" "" "<= 0.10" "$(verdict "$c" '<=' 0.10)"
 fi
 if want extra; then
 	# Medians of the -count runs' MB/s (storage) and the ns/op pair (encode).
