@@ -303,7 +303,7 @@ func TestComparePresentation(t *testing.T) {
 			"video disposition: source default, output none",
 			`metadata "foo": source bar, output none`,
 			"chapters: source 2, output 1",
-			"chapter 1 times: source 0.000s-1.000s, output 0.000s-1.500s",
+			"chapter 1 times: source 0.000s-1.000s, output 0.000s-1.500s (from the video's start)",
 			"stream 1 (audio aac, eng) language: source eng, output none",
 			"stream 1 (audio aac, eng) disposition: source default, output none",
 			"stream 1 (audio aac, eng) start against the video: source -0.500s, output -0.300s",

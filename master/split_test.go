@@ -235,8 +235,12 @@ func corpusList(t testing.TB, dir string) []corpusEntry {
 	}
 	var list []corpusEntry
 	for line := range strings.Lines(string(data)) {
-		name, secs, _ := strings.Cut(strings.TrimSpace(line), " ")
-		f, err := strconv.ParseFloat(secs, 64)
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			t.Fatalf("corpus.txt: %q", line)
+		}
+		name := fields[0]
+		f, err := strconv.ParseFloat(fields[1], 64)
 		if err != nil {
 			t.Fatalf("corpus.txt: %q", line)
 		}

@@ -5,7 +5,7 @@
 # so CI runs every one end to end. Usage: scripts/make-corpus.sh DIR
 #
 # Each file's name says its shape; corpus.txt lists them with the segment
-# length a test should cut them with.
+# length a test should cut them with and the output to encode them into.
 set -euo pipefail
 dir=${1:?usage: make-corpus.sh DIR}
 mkdir -p "$dir"
@@ -106,17 +106,19 @@ cat part_a.h264 part_b1.h264 part_b2.h264 >inband.h264
 ff -r 25 -i inband.h264 -c copy inband_sps_444.mp4
 rm -f part_a.h264 part_b.h264 part_b1.h264 part_b2.h264 inband.h264
 
+# name, segment seconds, output extension, and the codec to ask for when the
+# workers' default (libx264) cannot carry the source's presentation.
 cat >corpus.txt <<'LIST'
-opengop_h264.mp4 1.5
-xvid_bframes.avi 1.5
-nodur_piped.avi 1.5
-dvd_program.mpg 1.5
-long_gop.mp4 2
-vfr_gaps.mkv 1.5
-hevc_10bit_hdr.mkv 1.5
-interlaced_tff.ts 1.5
-odd_size_444.mp4 1.5
-rotated_90.mp4 1.5
-multi_tracks.mkv 1.5
-inband_sps_444.mp4 1.5
+opengop_h264.mp4 1.5 mkv
+xvid_bframes.avi 1.5 mkv
+nodur_piped.avi 1.5 mkv
+dvd_program.mpg 1.5 mkv
+long_gop.mp4 2 mp4
+vfr_gaps.mkv 1.5 mkv
+hevc_10bit_hdr.mkv 1.5 mkv libx265
+interlaced_tff.ts 1.5 mkv
+odd_size_444.mp4 1.5 mp4
+rotated_90.mp4 1.5 mp4
+multi_tracks.mkv 1.5 mkv
+inband_sps_444.mp4 1.5 mkv
 LIST

@@ -344,8 +344,9 @@ func TestE2ECorruptShardIsEncodedAgain(t *testing.T) {
 }
 
 // TestE2ECorpus encodes every hard shape of scripts/make-corpus.sh across
-// two ffmpeg workers: each output must verify, with as many pictures as the
-// source decodes to.
+// two ffmpeg workers: each output must verify (pictures above the PSNR
+// floor included), decode to as many pictures as the source, and carry
+// the source's presentation: no warning at all.
 func TestE2ECorpus(t *testing.T) {
 	dir := t.TempDir()
 	if out, err := exec.Command("bash", filepath.Join("..", "..", "scripts", "make-corpus.sh"), dir).CombinedOutput(); err != nil {
@@ -358,22 +359,35 @@ func TestE2ECorpus(t *testing.T) {
 	w1 := e2etest.StartWorker(t, bins["worker"], "", "", fastFFmpeg)
 	w2 := e2etest.StartWorker(t, bins["worker"], "", "", fastFFmpeg)
 	for line := range strings.Lines(string(list)) {
-		name, seconds, _ := strings.Cut(strings.TrimSpace(line), " ")
-		t.Run(name, func(t *testing.T) {
-			src := filepath.Join(dir, name)
-			out := filepath.Join(t.TempDir(), "out.mkv")
-			code, stdout, stderr := runMaster(t, "encode", "--workers", addrs(w1, w2), "--output", out,
-				"--segment-seconds", seconds, "--state-dir", filepath.Join(t.TempDir(), "state"), src)
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			t.Fatalf("corpus.txt: %q", line)
+		}
+		t.Run(f[0], func(t *testing.T) {
+			src := filepath.Join(dir, f[0])
+			out := filepath.Join(t.TempDir(), "out."+f[2])
+			args := []string{"encode", "--workers", addrs(w1, w2), "--output", out,
+				"--segment-seconds", f[1], "--state-dir", filepath.Join(t.TempDir(), "state")}
+			if len(f) > 3 {
+				args = append(args, "--codec", f[3])
+			}
+			code, stdout, stderr := runMaster(t, append(args, src)...)
 			if code != 0 {
 				t.Fatalf("master encode exited %d\n%s\n%s", code, stdout, stderr)
 			}
-			if !strings.Contains(stdout, "verification:   OK") || !strings.Contains(stdout, "every chunk checked picture by picture") {
-				t.Fatalf("summary does not say the chunks were proven and the output verified:\n%s", stdout)
+			for _, want := range []string{"verification:   OK", "every chunk checked picture by picture", "pictures compared (full)"} {
+				if !strings.Contains(stdout, want) {
+					t.Fatalf("summary does not say %q:\n%s", want, stdout)
+				}
+			}
+			if strings.Contains(stdout, "warning:") {
+				t.Errorf("the output does not carry all of the source's presentation:\n%s", stdout)
 			}
 			if got, want := decodedPictures(t, out), decodedPictures(t, src); got != want {
 				t.Errorf("the output decodes to %d pictures, the source %d", got, want)
 			}
 			t.Log(strings.TrimSpace(grepLine(stdout, "split:")))
+			t.Log(strings.TrimSpace(grepLine(stdout, "pictures:")))
 		})
 	}
 }
