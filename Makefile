@@ -6,6 +6,7 @@ TOOLS := $(CURDIR)/.tools
 
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+STATICCHECK_VERSION := v0.8.2
 
 .PHONY: help build test test-short lint proto proto-check demo bench fuzz soak clean
 
@@ -18,9 +19,13 @@ build: ## build the worker and master binaries into ./bin
 test: build ## run every test (unit and end-to-end, ffmpeg included) with the race detector
 	$(GO) test -race -count=1 -timeout 10m ./...
 
-lint: proto-check ## gofmt, go vet, and a stale-protobuf check
+lint: proto-check $(TOOLS)/staticcheck ## gofmt, go vet, staticcheck, and a stale-protobuf check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 $(TOOLS)/protoc-gen-go:
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)

@@ -18,7 +18,7 @@ func (o DialOptions) transportCredentials() (credentials.TransportCredentials, e
 	withTLS := o.CAFile != "" || o.CertFile != "" || o.KeyFile != "" || o.ServerName != ""
 	if o.Insecure {
 		if withTLS {
-			return nil, errors.New("Insecure (plaintext) cannot be combined with CAFile, CertFile, KeyFile or ServerName")
+			return nil, errors.New("plaintext (Insecure) cannot be combined with CAFile, CertFile, KeyFile or ServerName")
 		}
 		return insecure.NewCredentials(), nil
 	}

@@ -16,7 +16,6 @@ type cut struct {
 	first, end             int
 	copy                   bool
 	startPacket, endPacket int64
-	leadPictures           int // pictures decoded before first, as planned
 }
 
 // maxLeadRatio bounds a copy cut's lead, the time from its keyframe to its
@@ -82,7 +81,6 @@ func planCuts(pics []picture, tb rational, pkts packetTimeline, segment float64)
 		if k < 0 {
 			continue
 		}
-		lead := first - keyPic[k]
 		if float64(pics[first].pts-pics[keyPic[k]].pts) > maxLeadRatio*segment*float64(tb.den)/float64(tb.num) {
 			continue
 		}
@@ -90,7 +88,7 @@ func planCuts(pics []picture, tb rational, pkts packetTimeline, segment float64)
 		if stop < start {
 			continue
 		}
-		cuts[c] = cut{first: first, end: end, copy: true, startPacket: start, endPacket: stop, leadPictures: lead}
+		cuts[c] = cut{first: first, end: end, copy: true, startPacket: start, endPacket: stop}
 	}
 	return cuts
 }
