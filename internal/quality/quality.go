@@ -1,12 +1,4 @@
-// Package quality measures per-picture PSNR and SSIM of an encoded video against its source with ffmpeg.
-//
-// Both the master (each shard against its chunk, the output against the
-// source) and the worker (its own encode against the chunk it was sent)
-// measure with MeasureQuality, so the two agree on what a number means.
-// The psnr and ssim filters run in one ffmpeg process decoding both files;
-// pictures are paired by position, never by timestamp. Every program runs
-// through internal/proc under the caller's context: cancelling it kills
-// ffmpeg or ffprobe and the error wraps ctx.Err().
+// Package quality measures per-picture PSNR and SSIM of an encode against its source, for the master and the worker alike.
 package quality
 
 import (
