@@ -8,6 +8,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/videoshard/videoshard/internal/quality"
 )
 
 // Encoder names recorded in metadata.
@@ -61,6 +63,10 @@ type Result struct {
 	EncodeTime      time.Duration
 	// InputSize is the number of input bytes consumed.
 	InputSize int64
+	// Quality is the shard's pictures measured against the input's (PSNR
+	// +Inf when identical), when the encoder was asked to measure it
+	// (FFmpegConfig.MeasureQuality) and could; nil otherwise.
+	Quality *quality.Stats
 }
 
 // SettingsResolver is implemented by encoders that can say, without

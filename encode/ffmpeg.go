@@ -15,6 +15,7 @@ import (
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
 	"github.com/videoshard/videoshard/internal/proc"
+	"github.com/videoshard/videoshard/internal/quality"
 )
 
 // defaultInputFormats are the demuxers ffmpeg and ffprobe may use to read a
@@ -59,10 +60,16 @@ type FFmpegConfig struct {
 	Container string
 	// Threads is passed as -threads when positive; 0 lets ffmpeg decide.
 	Threads int
-	// Timeout bounds the ffmpeg run and output probe of one chunk (spooling
-	// the input is the caller's I/O and is not counted); 0 means none. On
+	// Timeout bounds the ffmpeg run, the output probe and (with
+	// MeasureQuality) the measuring of one chunk together (spooling the
+	// input is the caller's I/O and is not counted); 0 means none. On
 	// expiry the error wraps context.DeadlineExceeded.
 	Timeout time.Duration
+	// MeasureQuality makes Encode measure every shard's pictures against
+	// the input's (PSNR and SSIM, quality.MeasureQuality) into
+	// Result.Quality. It costs about one more decode of the input and the
+	// shard. Default false.
+	MeasureQuality bool
 	// ExtraOutputArgs are operator-trusted ffmpeg output options, inserted
 	// just before the output file, after (and so overriding) the generated
 	// ones. Requests can never add arguments.
@@ -447,6 +454,12 @@ func (s settings) env() []string {
 // started, and an error wrapping ctx.Err() (or context.DeadlineExceeded for
 // the configured Timeout) when the run was cut short; ffmpeg and its
 // children are killed then.
+//
+// With MeasureQuality, the shard is then measured against the spooled
+// input (the trim's pictures of it, for a trim) under the same ctx and
+// Timeout, into Result.Quality. A measuring that fails is not an encode
+// that fails: it is logged and Result.Quality stays nil. Only ctx or the
+// Timeout ending while it runs fails the encode, as above.
 func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Options) (Result, error) {
 	s, err := f.resolve(opts)
 	if err != nil {
@@ -513,6 +526,15 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 	if s.trim != nil && video.Frames != s.trim.Frames {
 		return Result{}, s.trim.miscount(video.Frames)
 	}
+	var stats *quality.Stats
+	if f.cfg.MeasureQuality {
+		if stats, err = f.measure(runCtx, inPath, out.Path(), s.trim); err != nil {
+			if runCtx.Err() != nil {
+				return Result{}, f.timeout(ctx, runCtx, err)
+			}
+			f.log.Warn("quality not measured", "err", tidyReason(err.Error(), inPath))
+		}
+	}
 	audio, _ := info.FirstStream("audio")
 	return Result{
 		Encoder:         NameFFmpeg,
@@ -526,7 +548,29 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 		Height:          video.Height,
 		EncodeTime:      elapsed,
 		InputSize:       size,
+		Quality:         stats,
 	}, nil
+}
+
+// measure returns the quality of the shard at outPath against the pictures
+// of the input at inPath it was encoded from: trim's, or all of them. The
+// input is read only with the configured demuxers, as the encode read it.
+func (f *FFmpeg) measure(ctx context.Context, inPath, outPath string, trim *Trim) (*quality.Stats, error) {
+	ref := quality.Input{Path: inPath, Formats: f.cfg.InputFormats}
+	if trim != nil {
+		ref.Skip, ref.Frames = trim.Start, trim.Frames
+	}
+	tools := quality.Tools{FFmpeg: f.cfg.Binary, FFprobe: f.cfg.FFprobe}
+	start := time.Now()
+	frames, err := quality.MeasureQuality(ctx, tools, ref, quality.Input{Path: outPath}, quality.Options{})
+	if err != nil {
+		return nil, err
+	}
+	stats := quality.Summarize(frames)
+	// stats, not its floats: a JSON log handler cannot write +Inf, and
+	// Stats marshals it as null.
+	f.log.Debug("quality measured", "elapsed", time.Since(start), "quality", stats)
+	return &stats, nil
 }
 
 // spool copies in to a new file in TempDir and returns its path and size.

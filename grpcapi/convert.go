@@ -5,8 +5,10 @@ import (
 	"github.com/videoshard/videoshard/storage"
 )
 
+// toProtoMetadata is a chunk's metadata on the wire; an unmeasured
+// quality leaves quality_frames and the PSNR and SSIM fields 0.
 func toProtoMetadata(m storage.Metadata) *pb.ChunkMetadata {
-	return &pb.ChunkMetadata{
+	pm := &pb.ChunkMetadata{
 		ChunkIndex:          int32(m.ChunkIndex),
 		OriginalSize:        m.OriginalSize,
 		EncodedSize:         m.EncodedSize,
@@ -28,6 +30,12 @@ func toProtoMetadata(m storage.Metadata) *pb.ChunkMetadata {
 		EncodeTimeSeconds:   m.EncodeTimeSeconds,
 		InputChecksumSha256: m.InputChecksumSHA256,
 	}
+	if q := m.Quality; q != nil {
+		pm.QualityFrames = q.Frames
+		pm.PsnrMin, pm.PsnrMean = q.PSNRMin, q.PSNRMean // +Inf: identical
+		pm.SsimMin, pm.SsimMean = q.SSIMMin, q.SSIMMean
+	}
+	return pm
 }
 
 func toProtoChunkInfo(m storage.Metadata) *pb.ChunkInfo {

@@ -220,6 +220,7 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (_ storage.Metada
 		Width:               res.Width,
 		Height:              res.Height,
 		EncodeTimeSeconds:   encodeTime.Seconds(),
+		Quality:             storedQuality(res),
 	})
 	if err != nil {
 		return storage.Metadata{}, false, fmt.Errorf("store %s chunk %d: %w", r.videoID, r.index, err)
@@ -228,6 +229,22 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (_ storage.Metada
 		"original_size", meta.OriginalSize, "encoded_size", meta.EncodedSize,
 		"encoder", meta.Encoder, "codec", meta.VideoCodec, "encode_time", encodeTime.Round(time.Millisecond))
 	return meta, false, nil
+}
+
+// storedQuality is the encode's measured quality as the store keeps it;
+// nil when it was not measured.
+func storedQuality(res encode.Result) *storage.Quality {
+	q := res.Quality
+	if q == nil || q.Frames <= 0 {
+		return nil
+	}
+	return &storage.Quality{
+		Frames:   int64(q.Frames),
+		PSNRMin:  q.MinPSNR,
+		PSNRMean: q.MeanPSNR,
+		SSIMMin:  q.MinSSIM,
+		SSIMMean: q.MeanSSIM,
+	}
 }
 
 // settingsFor returns the effective settings an encode with opts would

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/videoshard/videoshard/encode"
+	"github.com/videoshard/videoshard/internal/quality"
 	pb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
@@ -33,7 +34,8 @@ type fakeEncoder struct {
 	block   chan struct{} // Encode waits on it (or ctx), if not nil
 	readN   int64         // read only this many bytes, if > 0
 	err     error
-	calls   atomic.Int32 // Encode calls
+	quality *quality.Stats // returned as Result.Quality
+	calls   atomic.Int32   // Encode calls
 
 	mu   sync.Mutex // guards last
 	last encode.Options
@@ -89,7 +91,7 @@ func (f *fakeEncoder) Encode(ctx context.Context, in io.Reader, out encode.Outpu
 		return encode.Result{}, err
 	}
 	settings, _ := f.Settings(opts)
-	return encode.Result{Encoder: "fake", Settings: settings}, nil
+	return encode.Result{Encoder: "fake", Settings: settings, Quality: f.quality}, nil
 }
 
 type harness struct {

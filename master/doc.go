@@ -18,7 +18,8 @@
 //     ExtractSideStreams (audio and subtitles, carried once for the whole
 //     file, never chunked), Join the shards with the concat demuxer and
 //     stream copy, and Verify the output against the source (frames,
-//     duration, drift, audio). MeasureQuality (quality.go) gives per-picture
+//     duration, drift, audio). MeasureQuality (quality.go, over
+//     internal/quality, which the worker uses too) gives per-picture
 //     PSNR and SSIM, pictures paired by position; the job measures every
 //     shard against its chunk as it arrives (check.go).
 //     ProbePresentation and ComparePresentation (presentation.go) check

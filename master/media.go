@@ -4,7 +4,7 @@ package master
 // keyframe-aligned chunks without re-encoding (split.go), carry its audio and
 // subtitles once, outside the chunks (join.go), join the encoded shards back
 // with them (join.go), check the result (verify.go), and measure picture
-// quality (quality.go).
+// quality (quality.go, the master's names for internal/quality).
 //
 // The timeline: every function here measures time from the source's
 // earliest stream start (SourceInfo.StartTime), the way ffmpeg does when it
@@ -33,19 +33,21 @@ import (
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
 	"github.com/videoshard/videoshard/internal/proc"
+	"github.com/videoshard/videoshard/internal/quality"
 )
 
 // Errors of the media functions. They come wrapped with the file they are
 // about; test them with errors.Is. A missing file wraps fs.ErrNotExist.
 var (
 	// ErrNotMedia: ffprobe cannot read the file as media at all. The
-	// message carries ffprobe's reason.
-	ErrNotMedia = errors.New("not a media file")
+	// message carries ffprobe's reason. It is quality.ErrNotMedia, so that
+	// MeasureQuality's errors match it too.
+	ErrNotMedia = quality.ErrNotMedia
 
 	// ErrNoVideo: the file is media but not a video: no video stream (audio
 	// only, or only a cover image), a video stream without frames, or a
-	// still image (one frame).
-	ErrNoVideo = errors.New("not a video")
+	// still image (one frame). It is quality.ErrNoVideo.
+	ErrNoVideo = quality.ErrNoVideo
 
 	// ErrSplitMismatch: the chunks Split wrote do not add up to the source:
 	// their frame counts differ from the source's, or a chunk does not start

@@ -1183,8 +1183,20 @@ type ChunkMetadata struct {
 	Height              int32             `protobuf:"varint,18,opt,name=height,proto3" json:"height,omitempty"`
 	EncodeTimeSeconds   float64           `protobuf:"fixed64,19,opt,name=encode_time_seconds,json=encodeTimeSeconds,proto3" json:"encode_time_seconds,omitempty"`
 	InputChecksumSha256 string            `protobuf:"bytes,20,opt,name=input_checksum_sha256,json=inputChecksumSha256,proto3" json:"input_checksum_sha256,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The shard's picture quality, measured by the worker against the chunk
+	// it was sent (the trim's pictures of it, for a trimmed chunk) when the
+	// worker runs with ffmpeg.measure_quality. quality_frames is the number of
+	// pictures measured; 0 means not measured, and the other four are then 0.
+	// PSNR is in dB (the PSNR of the mean MSE over all planes, and the worst
+	// picture's); it is +Inf (JSON "Infinity") when the pictures are
+	// identical, as a lossless encode's are. SSIM is 0..1, 1 identical.
+	PsnrMin       float64 `protobuf:"fixed64,21,opt,name=psnr_min,json=psnrMin,proto3" json:"psnr_min,omitempty"`
+	PsnrMean      float64 `protobuf:"fixed64,22,opt,name=psnr_mean,json=psnrMean,proto3" json:"psnr_mean,omitempty"`
+	SsimMin       float64 `protobuf:"fixed64,23,opt,name=ssim_min,json=ssimMin,proto3" json:"ssim_min,omitempty"`
+	SsimMean      float64 `protobuf:"fixed64,24,opt,name=ssim_mean,json=ssimMean,proto3" json:"ssim_mean,omitempty"`
+	QualityFrames int64   `protobuf:"varint,25,opt,name=quality_frames,json=qualityFrames,proto3" json:"quality_frames,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChunkMetadata) Reset() {
@@ -1357,6 +1369,41 @@ func (x *ChunkMetadata) GetInputChecksumSha256() string {
 	return ""
 }
 
+func (x *ChunkMetadata) GetPsnrMin() float64 {
+	if x != nil {
+		return x.PsnrMin
+	}
+	return 0
+}
+
+func (x *ChunkMetadata) GetPsnrMean() float64 {
+	if x != nil {
+		return x.PsnrMean
+	}
+	return 0
+}
+
+func (x *ChunkMetadata) GetSsimMin() float64 {
+	if x != nil {
+		return x.SsimMin
+	}
+	return 0
+}
+
+func (x *ChunkMetadata) GetSsimMean() float64 {
+	if x != nil {
+		return x.SsimMean
+	}
+	return 0
+}
+
+func (x *ChunkMetadata) GetQualityFrames() int64 {
+	if x != nil {
+		return x.QualityFrames
+	}
+	return 0
+}
+
 type GetVideoMetadataResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Success        bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
@@ -1524,7 +1571,7 @@ const file_videoshard_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12.\n" +
 	"\x06videos\x18\x04 \x03(\v2\x16.replication.VideoInfoR\x06videos\"4\n" +
 	"\x17GetVideoMetadataRequest\x12\x19\n" +
-	"\bvideo_id\x18\x01 \x01(\tR\avideoId\"\xc3\x06\n" +
+	"\bvideo_id\x18\x01 \x01(\tR\avideoId\"\xda\a\n" +
 	"\rChunkMetadata\x12\x1f\n" +
 	"\vchunk_index\x18\x01 \x01(\x05R\n" +
 	"chunkIndex\x12#\n" +
@@ -1550,7 +1597,12 @@ const file_videoshard_proto_rawDesc = "" +
 	"\x05width\x18\x11 \x01(\x05R\x05width\x12\x16\n" +
 	"\x06height\x18\x12 \x01(\x05R\x06height\x12.\n" +
 	"\x13encode_time_seconds\x18\x13 \x01(\x01R\x11encodeTimeSeconds\x122\n" +
-	"\x15input_checksum_sha256\x18\x14 \x01(\tR\x13inputChecksumSha256\x1aB\n" +
+	"\x15input_checksum_sha256\x18\x14 \x01(\tR\x13inputChecksumSha256\x12\x19\n" +
+	"\bpsnr_min\x18\x15 \x01(\x01R\apsnrMin\x12\x1b\n" +
+	"\tpsnr_mean\x18\x16 \x01(\x01R\bpsnrMean\x12\x19\n" +
+	"\bssim_min\x18\x17 \x01(\x01R\assimMin\x12\x1b\n" +
+	"\tssim_mean\x18\x18 \x01(\x01R\bssimMean\x12%\n" +
+	"\x0equality_frames\x18\x19 \x01(\x03R\rqualityFrames\x1aB\n" +
 	"\x14EncoderSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb0\x01\n" +

@@ -1,5 +1,10 @@
 package storage
 
+import (
+	"encoding/json"
+	"math"
+)
+
 // Metadata is one committed chunk, stored as
 // <root>/metadata/<video_id>_chunk_<n>_metadata.json. The first eight fields
 // are the original seed's, with the same JSON names and types; the rest are
@@ -31,4 +36,74 @@ type Metadata struct {
 	Width             int               `json:"width"`
 	Height            int               `json:"height"`
 	EncodeTimeSeconds float64           `json:"encode_time_seconds"`
+	// Quality is the shard's picture quality measured against its input;
+	// nil (no "quality" key) when it was not measured.
+	Quality *Quality `json:"quality,omitempty"`
+}
+
+// Quality is a shard's picture quality, measured against the pictures of
+// the input it was encoded from. In JSON:
+//
+//	"quality": {"frames": 50, "psnr_min": 38.2, "psnr_mean": 41.07, "ssim_min": 0.97, "ssim_mean": 0.98}
+//
+// with null for an infinite PSNR (JSON has no +Inf): identical pictures.
+type Quality struct {
+	// Frames is the number of pictures measured.
+	Frames int64
+	// PSNRMin and PSNRMean are in dB: the worst picture's, and the PSNR of
+	// the mean MSE. +Inf when the pictures are identical.
+	PSNRMin, PSNRMean float64
+	// SSIMMin and SSIMMean are the worst and mean SSIM, 1 identical.
+	SSIMMin, SSIMMean float64
+}
+
+type qualityJSON struct {
+	Frames   int64    `json:"frames"`
+	PSNRMin  *float64 `json:"psnr_min"`
+	PSNRMean *float64 `json:"psnr_mean"`
+	SSIMMin  float64  `json:"ssim_min"`
+	SSIMMean float64  `json:"ssim_mean"`
+}
+
+// MarshalJSON writes the fields above, with null for an infinite PSNR.
+// Other non-finite values are an error, as for any float64.
+func (q Quality) MarshalJSON() ([]byte, error) {
+	return json.Marshal(qualityJSON{
+		Frames:   q.Frames,
+		PSNRMin:  nilIfPosInf(q.PSNRMin),
+		PSNRMean: nilIfPosInf(q.PSNRMean),
+		SSIMMin:  q.SSIMMin,
+		SSIMMean: q.SSIMMean,
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; a null or absent PSNR is
+// +Inf.
+func (q *Quality) UnmarshalJSON(b []byte) error {
+	var j qualityJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*q = Quality{
+		Frames:   j.Frames,
+		PSNRMin:  posInfIfNil(j.PSNRMin),
+		PSNRMean: posInfIfNil(j.PSNRMean),
+		SSIMMin:  j.SSIMMin,
+		SSIMMean: j.SSIMMean,
+	}
+	return nil
+}
+
+func nilIfPosInf(v float64) *float64 {
+	if math.IsInf(v, 1) {
+		return nil
+	}
+	return &v
+}
+
+func posInfIfNil(v *float64) float64 {
+	if v == nil {
+		return math.Inf(1)
+	}
+	return *v
 }

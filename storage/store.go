@@ -291,6 +291,10 @@ func (s *Store) chunks(videoID string) []Metadata {
 // with m.
 func cloneMetadata(m Metadata) Metadata {
 	m.EncoderSettings = maps.Clone(m.EncoderSettings)
+	if m.Quality != nil {
+		q := *m.Quality
+		m.Quality = &q
+	}
 	return m
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -145,11 +146,14 @@ func (p printer) metadata(r *replicationpb.GetVideoMetadataResponse) error {
 			dash(resolution(m)),
 			dash(seconds(m.GetDurationSeconds())),
 			dash(seconds(m.GetEncodeTimeSeconds())),
+			dash(psnrRange(m)),
+			dash(ssimRange(m)),
 			dash(short(m.GetChecksumSha256())),
 			dash(m.GetTimestamp()),
 		})
 	}
-	return p.table([]string{"CHUNK", "ORIGINAL", "ENCODED", "RATIO", "CODEC", "SIZE", "DURATION", "ENCODE TIME", "SHA256", "TIMESTAMP"}, rows)
+	return p.table([]string{"CHUNK", "ORIGINAL", "ENCODED", "RATIO", "CODEC", "SIZE", "DURATION", "ENCODE TIME",
+		"PSNR MIN/MEAN", "SSIM MIN/MEAN", "SHA256", "TIMESTAMP"}, rows)
 }
 
 // shardResult is what get-shard prints.
@@ -203,7 +207,41 @@ func mediaFields(m *replicationpb.ChunkMetadata) []field {
 		{"duration", seconds(m.GetDurationSeconds())},
 		{"frames", frames},
 		{"encode time", seconds(m.GetEncodeTimeSeconds())},
+		{"quality", pictureQuality(m)},
 	}
+}
+
+// pictureQuality describes the quality the worker measured of a shard
+// against its chunk; "" when it measured none.
+func pictureQuality(m *replicationpb.ChunkMetadata) string {
+	if m.GetQualityFrames() <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("PSNR %s mean, %s worst; SSIM %.4f mean, %.4f worst; %d pictures compared",
+		dB(m.GetPsnrMean()), dB(m.GetPsnrMin()), m.GetSsimMean(), m.GetSsimMin(), m.GetQualityFrames())
+}
+
+// psnrRange is a table cell: the worst and mean PSNR, "inf" for identical
+// pictures; "" when not measured.
+func psnrRange(m *replicationpb.ChunkMetadata) string {
+	if m.GetQualityFrames() <= 0 {
+		return ""
+	}
+	cell := func(x float64) string {
+		if math.IsInf(x, 1) {
+			return "inf"
+		}
+		return fmt.Sprintf("%.2f", x)
+	}
+	return cell(m.GetPsnrMin()) + "/" + cell(m.GetPsnrMean()) + " dB"
+}
+
+// ssimRange is a table cell: the worst and mean SSIM; "" when not measured.
+func ssimRange(m *replicationpb.ChunkMetadata) string {
+	if m.GetQualityFrames() <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.4f/%.4f", m.GetSsimMin(), m.GetSsimMean())
 }
 
 // byteCount renders n bytes for people: "512 B", "1.5 MiB".

@@ -53,6 +53,9 @@ type FFmpegConfig struct {
 	Threads         int
 	Timeout         time.Duration
 	ExtraOutputArgs []string
+	// MeasureQuality makes every encode measure its shard's PSNR and SSIM
+	// against the chunk, into the chunk's metadata.
+	MeasureQuality bool
 }
 
 type SimulatedConfig struct {
@@ -88,6 +91,7 @@ func defaults() map[string]any {
 		"ffmpeg.threads":              0,
 		"ffmpeg.timeout":              "10m",
 		"ffmpeg.extra_output_args":    []string{},
+		"ffmpeg.measure_quality":      false,
 		"simulated.ratio":             0.5,
 		"simulated.delay":             "0s",
 		"limits.max_concurrent_tasks": runtime.NumCPU(),
@@ -166,6 +170,7 @@ func loadConfig(v *viper.Viper) (Config, error) {
 			Threads:         r.integer("ffmpeg.threads"),
 			Timeout:         r.duration("ffmpeg.timeout"),
 			ExtraOutputArgs: r.strings("ffmpeg.extra_output_args"),
+			MeasureQuality:  r.boolean("ffmpeg.measure_quality"),
 		},
 		Simulated: SimulatedConfig{
 			Ratio: r.float("simulated.ratio"),

@@ -32,6 +32,7 @@ func FuzzConfig(f *testing.F) {
 		"storage: x\n", "storage: {root: \"\"}\n", "storage: {root: \"  \"}\n", "unknown: 1\n", "storage: {root: /x, extra: 1}\n",
 		"encoder: FFMPEG\n", "encoder: [simulated]\n", "ffmpeg: {extra_output_args: \"-x\"}\n", "ffmpeg: {extra_output_args: [{a: 1}]}\n",
 		"ffmpeg: {threads: -1}\n", "ffmpeg: {crf: 0x10}\n", "ffmpeg: {timeout: 0}\n",
+		"ffmpeg: {measure_quality: true}\n", "ffmpeg: {measure_quality: 2}\n", "ffmpeg: {measure_quality: \"yes\"}\n",
 		"a: &x [*x]\n", "? [a, b]\n: c\n", "1: 2\n", "{\"listen\": 1}", "--- \n...\n", "- a\n- b\n", "\t", "\xff",
 		"storage:\n  root: /x\nstorage:\n  root: /y\n", "Encoder: simulated\n", "ENCODER: simulated\n", "storage.root: /x\n",
 	} {

@@ -200,3 +200,38 @@ func TestEnvOverridesFile(t *testing.T) {
 		t.Fatalf("listen = %s, want the environment's", cfg.Listen)
 	}
 }
+
+func TestConfigMeasureQuality(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		env     map[string]string
+		want    bool
+		wantErr bool
+	}{
+		{name: "default off"},
+		{name: "on", yaml: "ffmpeg: {measure_quality: true}\n", want: true},
+		{name: "off", yaml: "ffmpeg: {measure_quality: false}\n"},
+		{name: "env over file", yaml: "ffmpeg: {measure_quality: false}\n", env: map[string]string{"VIDEOSHARD_FFMPEG_MEASURE_QUALITY": "true"}, want: true},
+		{name: "not a bool", yaml: "ffmpeg: {measure_quality: sometimes}\n", wantErr: true},
+		{name: "a list", yaml: "ffmpeg: {measure_quality: [true]}\n", wantErr: true},
+		{name: "misspelt", yaml: "ffmpeg: {measure_qualty: true}\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parse(t, tt.yaml, tt.env)
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "ffmpeg.measure_qua") {
+					t.Fatalf("err = %v, want one naming the key", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.FFmpeg.MeasureQuality != tt.want {
+				t.Errorf("ffmpeg.measure_quality = %v, want %v", cfg.FFmpeg.MeasureQuality, tt.want)
+			}
+		})
+	}
+}

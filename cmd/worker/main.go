@@ -94,6 +94,7 @@ func newEncoder(cfg Config, tempDir string, log *slog.Logger) (encode.Encoder, s
 		Threads:         f.Threads,
 		Timeout:         f.Timeout,
 		ExtraOutputArgs: f.ExtraOutputArgs,
+		MeasureQuality:  f.MeasureQuality,
 		TempDir:         tempDir,
 		Logger:          log,
 	})

@@ -1,4 +1,4 @@
-package master
+package quality
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 
 // TestQualitySampleExpr checks that the select expression picks exactly the
 // positions samplePicks returns, evaluated as ffmpeg does (doubles).
-func TestQualitySampleExpr(t *testing.T) {
+func TestSampleExpr(t *testing.T) {
 	below := func(x, count, n int64) float64 {
 		return math.Ceil(float64(2*x*n-count) / float64(2*count))
 	}
@@ -33,7 +33,7 @@ func TestQualitySampleExpr(t *testing.T) {
 	}
 }
 
-func TestQualityStats(t *testing.T) {
+func TestStatsParser(t *testing.T) {
 	const (
 		psnr1 = "n:1 mse_avg:15.18 mse_y:15.15 mse_u:15.14 mse_v:15.34 psnr_avg:36.32 psnr_y:36.33 psnr_u:36.33 psnr_v:36.27 \n"
 		ssim1 = "n:1 Y:0.829717 U:0.845362 V:0.847573 All:0.835300 (7.833070)\n"
@@ -45,18 +45,18 @@ func TestQualityStats(t *testing.T) {
 		name  string
 		want  int64
 		input string
-		out   []FrameQuality
+		out   []Frame
 		err   string
 	}{
 		{name: "two pictures", want: 2, input: psnr1 + ssim1 + psnr2 + ssim2,
-			out: []FrameQuality{{PSNR: 36.32, SSIM: 0.8353}, {PSNR: math.Inf(1), SSIM: 1}}},
+			out: []Frame{{PSNR: 36.32, SSIM: 0.8353}, {PSNR: math.Inf(1), SSIM: 1}}},
 		{name: "interleaved otherwise", want: 2, input: psnr1 + psnr2 + ssim2 + ssim1,
-			out: []FrameQuality{{PSNR: 36.32, SSIM: 0.8353}, {PSNR: math.Inf(1), SSIM: 1}}},
-		{name: "gray", want: 1, input: psnr1 + gray1, out: []FrameQuality{{PSNR: 36.32, SSIM: 0.9}}},
+			out: []Frame{{PSNR: 36.32, SSIM: 0.8353}, {PSNR: math.Inf(1), SSIM: 1}}},
+		{name: "gray", want: 1, input: psnr1 + gray1, out: []Frame{{PSNR: 36.32, SSIM: 0.9}}},
 		{name: "no final newline", want: 1, input: psnr1 + strings.TrimSuffix(ssim1, "\n"),
-			out: []FrameQuality{{PSNR: 36.32, SSIM: 0.8353}}},
+			out: []Frame{{PSNR: 36.32, SSIM: 0.8353}}},
 		{name: "blank lines", want: 1, input: "\n" + psnr1 + "\n\n" + ssim1,
-			out: []FrameQuality{{PSNR: 36.32, SSIM: 0.8353}}},
+			out: []Frame{{PSNR: 36.32, SSIM: 0.8353}}},
 		{name: "missing ssim", want: 2, input: psnr1 + ssim1 + psnr2, err: "compared 1 pictures of the 2 expected"},
 		{name: "missing pictures", want: 3, input: psnr1 + ssim1, err: "compared 1 pictures of the 3 expected"},
 		{name: "too many pictures", want: 1, input: psnr1 + ssim1 + psnr2, err: "statistics for picture 2, expected 1"},
@@ -72,7 +72,7 @@ func TestQualityStats(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Every way of cutting the output in two writes.
 			for cut := range len(tt.input) + 1 {
-				q := newQualityStats(tt.want)
+				q := newStatsParser(tt.want)
 				for _, part := range []string{tt.input[:cut], tt.input[cut:]} {
 					if n, err := q.Write([]byte(part)); n != len(part) || err != nil {
 						t.Fatalf("Write = %d, %v", n, err)
@@ -94,7 +94,7 @@ func TestQualityStats(t *testing.T) {
 			}
 		})
 	}
-	q := newQualityStats(2)
+	q := newStatsParser(2)
 	_, _ = q.Write([]byte(psnr1 + ssim1))
 	if _, err := q.result(); !errors.Is(err, ErrFrameCountMismatch) {
 		t.Errorf("short stats: err = %v, want ErrFrameCountMismatch", err)

@@ -1,0 +1,223 @@
+// Package quality measures per-picture PSNR and SSIM of an encode against its source, for the master and the worker alike.
+package quality
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Errors of MeasureQuality. They come wrapped with the file they are
+// about; test them with errors.Is. A missing file wraps fs.ErrNotExist.
+var (
+	// ErrFrameCountMismatch: the two ranges do not hold the same number of
+	// pictures, or a range holds fewer pictures than its Frames asks for,
+	// or ffmpeg decoded fewer pictures than the files have packets. It is a
+	// finding about the inputs, not a failure of ffmpeg; when the two
+	// counts are known the error is a *FrameCountError.
+	ErrFrameCountMismatch = errors.New("picture counts differ")
+
+	// ErrNoVMAF: Options.VMAF was set, but VMAF cannot be measured: the
+	// ffmpeg has no libvmaf filter (Debian's ffmpeg 5.1 has none), or it
+	// has one and MeasureQuality does not run it yet.
+	ErrNoVMAF = errors.New("VMAF is not available")
+
+	// ErrNotMedia: ffprobe cannot read a file as media at all (or, with
+	// Input.Formats, not with those demuxers). The message carries
+	// ffprobe's reason.
+	ErrNotMedia = errors.New("not a media file")
+
+	// ErrNoVideo: a file is media but has no video stream that is not a
+	// cover image.
+	ErrNoVideo = errors.New("not a video")
+)
+
+// FrameCountError reports two ranges with different picture counts. It
+// unwraps to ErrFrameCountMismatch.
+type FrameCountError struct {
+	// Reference and Distorted are the pictures in each range.
+	Reference, Distorted int64
+}
+
+func (e *FrameCountError) Error() string {
+	return fmt.Sprintf("%v: the distorted input has %d pictures in range, the reference %d",
+		ErrFrameCountMismatch, e.Distorted, e.Reference)
+}
+
+func (e *FrameCountError) Unwrap() error { return ErrFrameCountMismatch }
+
+// An Input is a range of pictures of one file: Skip decoded pictures are
+// dropped, then Frames are compared (Frames 0: all the rest). Pictures are
+// counted in presentation order, by position, never by timestamp. The
+// file's first video stream that is not a cover image is used.
+type Input struct {
+	Path         string
+	Skip, Frames int64
+	// Formats, when not empty, are the only demuxers ffprobe and ffmpeg may
+	// read the file with (their -format_whitelist), and only local files
+	// may be opened (-protocol_whitelist file): for a file that came from
+	// elsewhere, such as the chunk a worker was sent. A file no listed
+	// demuxer reads is ErrNotMedia. Empty: any demuxer, as for the
+	// master's own files.
+	Formats []string
+}
+
+// Frame is the quality of one distorted picture against its reference
+// picture.
+type Frame struct {
+	// Frame is the picture's position in the range, from 0 (the picture
+	// after the Skip ones); in sample mode the positions have gaps.
+	Frame int64
+	// PSNR is ffmpeg's psnr_avg in dB, to 0.01 dB: 10·log10(max²/MSE)
+	// with the MSE averaged over all the samples of all the planes (for
+	// 4:2:0, Y weighs 4/6, U and V 1/6 each). Identical pictures give
+	// +Inf; see MarshalJSON.
+	PSNR float64
+	// SSIM is ffmpeg's ssim "All", to 1e-6: the SSIM of each plane (8x8
+	// windows on 4x4 steps), averaged weighted by plane size like PSNR.
+	// 1 means identical; lower is worse. (SSIM of luma only would save
+	// under 1% of a run's CPU time, so all the planes count.)
+	SSIM float64
+}
+
+// Stats summarises a run of frames; the zero value for none.
+type Stats struct {
+	Frames  int
+	MinPSNR float64
+	// MeanPSNR is the PSNR of the mean MSE (each frame's MSE recovered
+	// from its PSNR), the way ffmpeg's own "average" is computed, not the
+	// mean of the frames' PSNRs: one bad frame weighs as it looks, and
+	// identical frames (+Inf) do not make the mean infinite unless all
+	// of them are identical.
+	MeanPSNR float64
+	MinSSIM  float64
+	// MeanSSIM is the plain mean of the frames' SSIM.
+	MeanSSIM float64
+}
+
+// Options tune MeasureQuality; the zero value compares every frame.
+type Options struct {
+	// Sample, when positive, compares only that many pictures spread evenly
+	// over the range: the middle picture of each of Sample equal parts. 0,
+	// or a Sample at least the range's length, compares every picture.
+	Sample int
+	// VMAF asks for VMAF scores; MeasureQuality then fails with ErrNoVMAF
+	// (see there) before decoding anything.
+	VMAF bool
+}
+
+// MeasureQuality decodes the pictures of ref's and dist's ranges side by
+// side and returns, for each pair (or each sampled pair), dist's PSNR and
+// SSIM against ref, in order.
+//
+// Pictures are paired by position: each range is cut by picture count
+// (trim by frame number) and renumbered (setpts=N/TB, settb=1), so
+// Matroska's millisecond timestamps, or a shard whose timestamps start
+// elsewhere, cannot pair the wrong pictures. Autorotation is off on both
+// inputs, so rotated files compare their stored pictures. Both sides are
+// scaled and converted to ref's size and pixel format (a no-op for ref,
+// and for dist when they already match), and -reinit_filter 0 keeps one
+// filter graph when a stream's format changes midway, so the picture
+// counts never restart.
+//
+// First both files' video packets are counted with ffprobe (read, not
+// decoded: a small fraction of the decoding's cost); the pictures in each
+// range must agree, else the error wraps ErrFrameCountMismatch (a
+// *FrameCountError naming both counts), before any decoding. The counts
+// assume one picture per packet; a file that decodes to fewer pictures is
+// caught after decoding, also as ErrFrameCountMismatch.
+//
+// Cost: one ffmpeg run decodes both files from their first picture to the
+// end of their range (skipped pictures are decoded too: for a chunk of a
+// long source, pass the chunk file, not the source with a Skip). Decoding
+// is nearly all of it: PSNR and SSIM take about 1 ms of CPU per 720p
+// picture pair, decoding the two H.264 pictures about 35 ms, and a full
+// run costs 1.03 to 1.08 times the CPU time of a plain decode of both
+// files, as long in wall time (BenchmarkMeasureQuality, 2 cores). Sample
+// mode saves the measuring and the decoding after the last sampled
+// picture, not the decoding before it, so it costs nearly what a full run
+// does (0.96 to 1.02 times the decode); it is meant for chunks, which are
+// short. Memory is bounded: the statistics are parsed from ffmpeg's output
+// as it streams, a line at a time, into the result.
+//
+// Errors: a range with nothing in it; a missing file (fs.ErrNotExist); one
+// ffprobe cannot read (ErrNotMedia) or without video (ErrNoVideo);
+// ErrFrameCountMismatch as above; ErrNoVMAF; ffmpeg failing (the error
+// carries its stderr); an ended ctx, which kills ffprobe or ffmpeg (the
+// error wraps ctx.Err()).
+func MeasureQuality(ctx context.Context, tools Tools, ref, dist Input, opt Options) ([]Frame, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("measure quality: %w", err)
+	}
+	for _, in := range []Input{ref, dist} {
+		if in.Path == "" || in.Skip < 0 || in.Frames < 0 {
+			return nil, fmt.Errorf("measure quality: bad input %+v: want a path, Skip >= 0 and Frames >= 0", in)
+		}
+	}
+	if opt.Sample < 0 {
+		return nil, fmt.Errorf("measure quality: Sample %d is negative", opt.Sample)
+	}
+	if opt.VMAF {
+		return nil, fmt.Errorf("measure quality: %w", vmafUnavailable(ctx, tools))
+	}
+
+	refSrc, err := probeSource(ctx, tools, ref)
+	if err != nil {
+		return nil, fmt.Errorf("measure quality: reference %s: %w", ref.Path, err)
+	}
+	distSrc, err := probeSource(ctx, tools, dist)
+	if err != nil {
+		return nil, fmt.Errorf("measure quality: distorted %s: %w", dist.Path, err)
+	}
+	count, err := rangeCounts(refSrc, ref, distSrc, dist)
+	if err != nil {
+		return nil, fmt.Errorf("measure quality: %w", err)
+	}
+	var picks []int64
+	if opt.Sample > 0 && int64(opt.Sample) < count {
+		picks = samplePicks(count, int64(opt.Sample))
+	}
+	want := count
+	if picks != nil {
+		want = int64(len(picks))
+	}
+
+	stats := newStatsParser(want)
+	cmd := command(refSrc, ref, distSrc, dist, count, picks)
+	if err := runFFmpegTo(ctx, tools, cmd, stats); err != nil {
+		return nil, fmt.Errorf("measure quality of %s against %s: %w", dist.Path, ref.Path, err)
+	}
+	frames, err := stats.result()
+	if err != nil {
+		return nil, fmt.Errorf("measure quality of %s against %s: %w", dist.Path, ref.Path, err)
+	}
+	for i := range frames {
+		if picks != nil {
+			frames[i].Frame = picks[i]
+		} else {
+			frames[i].Frame = int64(i)
+		}
+	}
+	return frames, nil
+}
+
+// Summarize returns the minimum and mean PSNR and SSIM of frames (see
+// Stats); the zero Stats for none.
+func Summarize(frames []Frame) Stats {
+	if len(frames) == 0 {
+		return Stats{}
+	}
+	s := Stats{Frames: len(frames), MinPSNR: math.Inf(1), MinSSIM: math.Inf(1)}
+	var mse, ssim float64 // mse: MSE relative to max², 0 for identical
+	for _, f := range frames {
+		s.MinPSNR = min(s.MinPSNR, f.PSNR)
+		s.MinSSIM = min(s.MinSSIM, f.SSIM)
+		mse += math.Pow(10, -f.PSNR/10)
+		ssim += f.SSIM
+	}
+	n := float64(len(frames))
+	s.MeanPSNR = -10 * math.Log10(mse/n) // +Inf when every frame is identical
+	s.MeanSSIM = ssim / n
+	return s
+}
