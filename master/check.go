@@ -164,9 +164,11 @@ func shardPath(dir string, index int) string {
 	return filepath.Join(dir, fmt.Sprintf("shard_%06d.mkv", index))
 }
 
-// packetDigest is a video packet's size and a hash of its bytes.
+// packetDigest is a video packet's size, keyframe flag and a hash of its
+// bytes.
 type packetDigest struct {
 	size int64
+	key  bool
 	hash string
 }
 
@@ -177,7 +179,7 @@ func videoPackets(ctx context.Context, tools Tools, path string) ([]packetDigest
 		"v":              "error",
 		"hide_banner":    "",
 		"select_streams": "v:0",
-		"show_entries":   "packet=size,data_hash",
+		"show_entries":   "packet=size,flags,data_hash",
 		"show_data_hash": "murmur3",
 		"of":             "csv=p=0",
 	}), "file:"+path)
@@ -189,7 +191,7 @@ func videoPackets(ctx context.Context, tools Tools, path string) ([]packetDigest
 	return out.list, out.err
 }
 
-// digestWriter parses "1971,murmur3:efa0..." lines as they stream.
+// digestWriter parses "1971,K_,murmur3:efa0..." lines as they stream.
 type digestWriter struct {
 	line []byte
 	list []packetDigest
@@ -213,21 +215,25 @@ func (w *digestWriter) flush() {
 	if line == "" || w.err != nil {
 		return
 	}
-	size, hash, ok := strings.Cut(line, ",")
-	n, err := strconv.ParseInt(size, 10, 64)
-	if !ok || err != nil {
+	f := strings.Split(line, ",")
+	var n int64
+	var err error
+	if len(f) == 3 {
+		n, err = strconv.ParseInt(f[0], 10, 64)
+	}
+	if len(f) != 3 || err != nil {
 		w.err = fmt.Errorf("ffprobe: unexpected packet line %q", line)
 		return
 	}
-	w.list = append(w.list, packetDigest{n, hash})
+	w.list = append(w.list, packetDigest{size: n, key: strings.HasPrefix(f[1], "K"), hash: f[2]})
 }
 
 // sameShardPackets checks that the output's video is the shards' video,
-// packet for packet, in order: what a stream-copy join must give. The
-// first packet of each shard may have grown (the muxer puts the parameter
-// sets in front of it); every other packet must be byte-identical. So a
-// shard lost, doubled or put in the wrong place by the join is caught
-// without decoding anything.
+// packet for packet, in order: what a stream-copy join must give. A
+// keyframe may have grown (the concat demuxer puts the parameter sets in
+// front of every IDR picture) but must stay a keyframe; every other packet
+// must be byte-identical. So a shard lost, doubled or put in the wrong
+// place by the join is caught without decoding anything.
 func sameShardPackets(ctx context.Context, tools Tools, output string, shards []string) error {
 	out, err := videoPackets(ctx, tools, output)
 	if err != nil {
@@ -244,7 +250,7 @@ func sameShardPackets(ctx context.Context, tools Tools, output string, shards []
 				return fmt.Errorf("the output's video ends inside chunk %d (packet %d of %d)", i, j, len(want))
 			}
 			got := out[at]
-			if j == 0 && got.size < p.size || j > 0 && got != p {
+			if p.key && (!got.key || got.size < p.size) || !p.key && got != p {
 				return fmt.Errorf("the output's video packet %d is not packet %d of chunk %d's shard", at, j, i)
 			}
 			at++

@@ -535,3 +535,34 @@ func TestJoin_ShardFormats(t *testing.T) {
 	}
 	mustVerify(t, src, out)
 }
+
+// TestSameShardPackets: the join's output is its shards, packet for packet
+// — even where the concat demuxer put parameter sets in front of every
+// IDR picture inside a shard (x264 puts one every 250 frames by default) —
+// and shards in the wrong order are caught.
+func TestSameShardPackets(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var shards []master.Shard
+	for i, src := range []string{"testsrc2", "rgbtestsrc"} {
+		path := filepath.Join(dir, fmt.Sprintf("shard_%d.mkv", i))
+		ffmpegT(t, "-f", "lavfi", "-i", src+"=s=96x64:r=30:d=4", "-c:v", "libx264", "-preset", "ultrafast",
+			"-x264-params", "keyint=40:min-keyint=40", "-f", "matroska", path)
+		shards = append(shards, master.Shard{Path: path, Duration: 4})
+	}
+	src := mustProbe(t, clip(clipH264NTSC)) // for its presentation only
+	out := filepath.Join(dir, "out.mkv")
+	if err := master.Join(context.Background(), mediaTools(t), src, shards, master.SideStreams{}, out); err != nil {
+		t.Fatal(err)
+	}
+	ctx, tools := context.Background(), mediaTools(t)
+	if err := master.SameShardPackets(ctx, tools, out, []string{shards[0].Path, shards[1].Path}); err != nil {
+		t.Errorf("the join's own output: %v", err)
+	}
+	if err := master.SameShardPackets(ctx, tools, out, []string{shards[1].Path, shards[0].Path}); err == nil {
+		t.Error("shards in the wrong order passed")
+	}
+	if err := master.SameShardPackets(ctx, tools, out, []string{shards[0].Path}); err == nil {
+		t.Error("a missing shard passed")
+	}
+}
