@@ -22,6 +22,10 @@ import (
 	"github.com/videoshard/videoshard/storage"
 )
 
+// ErrVerification: the output does not match its source (Summary's
+// Verification says how); it is kept beside the output path, never at it.
+var ErrVerification = errors.New("verification failed")
+
 // Job defaults.
 const (
 	DefaultSegmentSeconds = 10
@@ -225,6 +229,10 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 		err := reconstruct(ctx, cfg, state, &src, d.Clients(), &sum)
 		var lost *LostShardsError
 		if !errors.As(err, &lost) || attempt > 2 {
+			if errors.Is(err, ErrVerification) {
+				sum.Wall = time.Since(start)
+				return sum, err // the summary says what failed
+			}
 			if err != nil {
 				return Summary{}, err
 			}
@@ -545,6 +553,7 @@ func sameSplit(state *JobState, chunks []Chunk) error {
 // src. Shards a simulated encoder made are not media: they are
 // concatenated as bytes, and the media checks are skipped, saying so.
 func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *SourceInfo, clients map[string]*Client, sum *Summary) error {
+	var failed error // a verification that failed
 	if len(state.Chunks) == 0 {
 		return errors.New("reconstruct: the job has no chunks")
 	}
@@ -596,35 +605,30 @@ func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *Sourc
 			if err != nil {
 				return err
 			}
-			if side, err = ExtractSideStreams(ctx, cfg.Tools, source, container, cfg.workDir()); err != nil {
+			if side, err = PlanSideStreams(source, container); err != nil {
 				return err
 			}
-			defer removeIfSet(side.Path)
 		}
 		shards := make([]Shard, len(paths))
 		for i, p := range paths {
 			shards[i] = Shard{Path: p, Duration: state.Chunks[i].Duration}
 		}
-		if err := Join(ctx, cfg.Tools, source, shards, side, cfg.Output); err != nil {
+		if src == nil {
+			if err := Join(ctx, cfg.Tools, source, shards, side, cfg.Output); err != nil {
+				return err
+			}
+			sum.VerificationSkipReason = "no source to compare with: the chunk map is missing or its input changed"
+		} else if err := joinVerified(ctx, cfg, *src, state, shards, paths, side, sum); errors.Is(err, ErrVerification) {
+			failed = err // summarised below, like a verified output
+		} else if err != nil {
 			return err
 		}
-		if src == nil {
-			sum.VerificationSkipReason = "no source to compare with: the chunk map is missing or its input changed"
-		} else {
-			v, err := Verify(ctx, cfg.Tools, *src, cfg.Output)
-			if err != nil {
-				return err
-			}
-			if err := verifyPictures(ctx, cfg, *src, state, paths, &v, sum); err != nil {
-				return err
-			}
-			sum.Verification = &v
-			if sum.Warnings, err = presentationWarnings(ctx, cfg, *src, side); err != nil {
-				return err
-			}
-		}
 	}
-	if fi, err := os.Stat(cfg.Output); err == nil {
+	out := cfg.Output
+	if failed != nil {
+		out = unverifiedPath(cfg.Output)
+	}
+	if fi, err := os.Stat(out); err == nil {
 		sum.OutputSize = fi.Size()
 	}
 	if sum.InputSize > 0 {
@@ -633,10 +637,46 @@ func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *Sourc
 	if err := os.RemoveAll(cfg.workDir()); err != nil {
 		cfg.Logger.Warn("cannot remove the work directory", "dir", cfg.workDir(), "err", err)
 	}
-	if v := sum.Verification; v != nil && !v.OK {
-		return fmt.Errorf("verification of %s failed: %s", cfg.Output, strings.Join(v.Problems, "; "))
+	return failed
+}
+
+// joinVerified joins the shards into an unverified file beside the output
+// (unverifiedPath), verifies it against src, and only then renames it to
+// cfg.Output: a failed verification never replaces or leaves a file at the
+// output path, and the error names where the unverified output is.
+func joinVerified(ctx context.Context, cfg JobConfig, src SourceInfo, state *JobState, shards []Shard, paths []string, side SideStreams, sum *Summary) error {
+	vcfg := cfg
+	vcfg.Output = unverifiedPath(cfg.Output)
+	if err := Join(ctx, cfg.Tools, src, shards, side, vcfg.Output); err != nil {
+		return err
 	}
-	return nil
+	v, err := Verify(ctx, cfg.Tools, src, vcfg.Output)
+	if err == nil {
+		err = verifyPictures(ctx, vcfg, src, state, paths, &v, sum)
+	}
+	if err == nil {
+		sum.Warnings, err = presentationWarnings(ctx, vcfg, src, side)
+	}
+	if err != nil {
+		_ = os.Remove(vcfg.Output)
+		return err
+	}
+	sum.Verification = &v
+	if !v.OK {
+		return fmt.Errorf("%w: %s (the output is kept as %s; %s is untouched): %s",
+			ErrVerification, cfg.Output, vcfg.Output, cfg.Output, strings.Join(v.Problems, "; "))
+	}
+	if err := os.Rename(vcfg.Output, cfg.Output); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(cfg.Output))
+}
+
+// unverifiedPath is where an output is joined before it is verified:
+// beside it, "out.unverified.mkv" for "out.mkv".
+func unverifiedPath(output string) string {
+	ext := filepath.Ext(output)
+	return strings.TrimSuffix(output, ext) + ".unverified" + ext
 }
 
 // presentationWarnings compares the output's presentation with the
@@ -659,12 +699,6 @@ func presentationWarnings(ctx context.Context, cfg JobConfig, src SourceInfo, si
 		warnings[i] = "left out: " + warnings[i]
 	}
 	return append(warnings, ComparePresentation(srcP, outP, container)...), nil
-}
-
-func removeIfSet(path string) {
-	if path != "" {
-		os.Remove(path)
-	}
 }
 
 // fetchShards downloads every chunk's shard into dir, a few at a time,

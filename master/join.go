@@ -13,9 +13,6 @@ import (
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 )
 
-// sideFile is the name of the file ExtractSideStreams writes in its dir.
-const sideFile = "side.mka"
-
 // shardFormats are the demuxers Join lets ffmpeg use on a shard: what
 // workers write. Anything else (a playlist, a concat script) is refused, so
 // a shard cannot make ffmpeg read other files into the output.
@@ -43,10 +40,8 @@ type SideStream struct {
 
 // SideStreams is what ExtractSideStreams planned and wrote.
 type SideStreams struct {
-	// Path is the side file: a Matroska file holding Streams, in order,
-	// stream-copied from the source (mov_text subtitles, which Matroska
-	// cannot hold, as SubRip), with the source's metadata and chapters.
-	// "" when there is nothing to carry.
+	// Path is the file Join maps Streams from: the source itself. "" when
+	// there is nothing to carry.
 	Path string
 	// Container is the output container the plan is for.
 	Container string
@@ -110,6 +105,8 @@ func planSideStreams(src SourceInfo, container string) (SideStreams, error) {
 		text, bitmap := codecIn(o.Codec, textSubtitles), codecIn(o.Codec, bitmapSubtitles)
 		s := SideStream{SourceIndex: o.Index, Type: "subtitle", Codec: o.Codec}
 		switch {
+		case container == "matroska" && o.Codec == "mov_text":
+			s.Encoder = "srt" // Matroska cannot hold mov_text
 		case container == "matroska" && (text || bitmap):
 		case (container == "mp4" || container == "mov") && text:
 			s.Encoder = "mov_text"
@@ -143,55 +140,27 @@ func audioEncoder(container string, channels int) (encoder, bitrate string) {
 	return encoder, strconv.Itoa(min(per*channels, 512)) + "k"
 }
 
-// ExtractSideStreams plans how the output in container (as ContainerFor
-// returns it) carries src's audio and subtitle streams, and copies those
-// streams once, for the whole file, into dir/side.mka (see SideStreams). No
-// audio is re-encoded here: audio the container cannot carry (Vorbis or PCM
-// in MP4, AAC in WebM, ...) is marked for Join to convert, once, while it
-// writes the output. A source with nothing to carry gives SideStreams with
-// an empty Path and no file.
-//
-// dir must exist; an existing side.mka is replaced. On error the file is
-// removed; an ended ctx gives an error wrapping ctx.Err().
-func ExtractSideStreams(ctx context.Context, tools Tools, src SourceInfo, container, dir string) (side SideStreams, err error) {
-	if err := ctx.Err(); err != nil {
-		return SideStreams{}, err
-	}
+// PlanSideStreams plans how the output in container (as ContainerFor
+// returns it) carries src's audio and subtitle streams (see SideStreams):
+// Join maps them straight from the source, stream-copied, or converted
+// once where the container cannot carry them (Vorbis or PCM in MP4, AAC in
+// WebM, mov_text in Matroska, ...). Reading them from the source itself,
+// rather than from an intermediate file, is what keeps their offsets: an
+// AAC track's priming and an edit list's start, or an Opus track's
+// pre-skip, survive one remux but not two. A source with nothing to carry
+// gives SideStreams with an empty Path.
+func PlanSideStreams(src SourceInfo, container string) (SideStreams, error) {
 	plan, err := planSideStreams(src, container)
 	if err != nil {
-		return SideStreams{}, fmt.Errorf("extract side streams: %w", err)
+		return SideStreams{}, fmt.Errorf("plan side streams: %w", err)
 	}
 	if len(plan.Streams) == 0 {
 		return plan, nil
 	}
 	if src.Path == "" {
-		return SideStreams{}, errors.New("extract side streams: the source has no path (use Probe)")
+		return SideStreams{}, errors.New("plan side streams: the source has no path (use Probe)")
 	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return SideStreams{}, fmt.Errorf("extract side streams: %w", err)
-	}
-	path := filepath.Join(dir, sideFile)
-	defer func() {
-		if err != nil {
-			_ = os.Remove(path)
-		}
-	}()
-
-	maps := make([]string, len(plan.Streams))
-	kw := ffmpeg.KwArgs{"c": "copy", "f": "matroska"}
-	for i, s := range plan.Streams {
-		maps[i] = "0:" + strconv.Itoa(s.SourceIndex)
-		if s.Codec == "mov_text" {
-			kw["c:"+strconv.Itoa(i)] = "srt" // Matroska cannot hold mov_text
-		}
-	}
-	kw["map"] = maps
-	out := ffmpeg.Input("file:"+src.Path).Output("file:"+path, kw)
-	if err := runFFmpeg(ctx, tools, out); err != nil {
-		return SideStreams{}, fmt.Errorf("extract side streams of %s: %w", src.Path, err)
-	}
-	plan.Path = path
+	plan.Path = src.Path
 	return plan, nil
 }
 
@@ -345,19 +314,11 @@ func joinCommand(src SourceInfo, list, meta string, side SideStreams, container,
 	metaIndex := 1
 	if side.Path != "" {
 		metaIndex = 2
-		sideIn := ffmpeg.KwArgs{"protocol_whitelist": "file", "format_whitelist": "matroska"}
-		first := math.Inf(1)
-		for _, s := range side.Streams {
-			if t := streamStart(src, s.SourceIndex); t < first {
-				first = t
-			}
-		}
-		if off := startOffset(src, first); off > 0 {
-			sideIn["itsoffset"] = formatSeconds(off)
-		}
-		in := ffmpeg.Input("file:"+side.Path, sideIn)
+		// The source on its own timeline: ffmpeg moves it by its start
+		// (src.StartTime), as it moves the video by -itsoffset above.
+		in := ffmpeg.Input("file:"+side.Path, ffmpeg.KwArgs{"protocol_whitelist": "file"})
 		for i, s := range side.Streams {
-			streams = append(streams, in.Get(strconv.Itoa(i)))
+			streams = append(streams, in.Get(strconv.Itoa(s.SourceIndex)))
 			if s.Encoder != "" {
 				out["c:"+strconv.Itoa(1+i)] = s.Encoder
 			}
@@ -384,18 +345,6 @@ func startOffset(src SourceInfo, t float64) float64 {
 		return 0
 	}
 	return t - src.StartTime
-}
-
-// streamStart is the start time of src's stream index; +Inf when unknown.
-func streamStart(src SourceInfo, index int) float64 {
-	for _, list := range [][]StreamInfo{src.Audio, src.Other} {
-		for _, s := range list {
-			if s.Index == index {
-				return s.StartTime
-			}
-		}
-	}
-	return math.Inf(1)
 }
 
 func formatSeconds(s float64) string { return strconv.FormatFloat(s, 'f', 6, 64) }

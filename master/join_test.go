@@ -47,7 +47,7 @@ func joinTo(t testing.TB, src master.SourceInfo, shards []master.Shard, outPath 
 	if err != nil {
 		t.Fatal(err)
 	}
-	side, err := master.ExtractSideStreams(ctx, tools, src, container, t.TempDir())
+	side, err := master.PlanSideStreams(src, container)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestJoin_FailureLeavesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		container, _ := master.ContainerFor(out)
-		side, err := master.ExtractSideStreams(context.Background(), mediaTools(t), src, container, t.TempDir())
+		side, err := master.PlanSideStreams(src, container)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -333,7 +333,7 @@ func TestJoin_BadArguments(t *testing.T) {
 	t.Parallel()
 	src := mustProbe(t, clip(clipH264NTSC))
 	shards := encodeShards(t, mustSplit(t, src, 1), x264Args)
-	mkvSide, err := master.ExtractSideStreams(context.Background(), mediaTools(t), mustProbe(t, clip(clipH264AAC)), "matroska", t.TempDir())
+	mkvSide, err := master.PlanSideStreams(mustProbe(t, clip(clipH264AAC)), "matroska")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,53 +384,39 @@ func TestJoin_QuotedPaths(t *testing.T) {
 	mustVerify(t, src, out)
 }
 
-func TestExtractSideStreams_None(t *testing.T) {
+func TestPlanSideStreams_None(t *testing.T) {
 	src := mustProbe(t, clip(clipH264NTSC))
-	dir := t.TempDir()
-	side, err := master.ExtractSideStreams(context.Background(), mediaTools(t), src, "mp4", dir)
+	side, err := master.PlanSideStreams(src, "mp4")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if side.Path != "" || len(side.Streams) != 0 || side.Container != "mp4" {
 		t.Errorf("side = %+v, want no file and no streams", side)
 	}
-	assertDirEntries(t, dir)
 }
 
-func TestExtractSideStreams_File(t *testing.T) {
+// TestPlanSideStreams_FromSource: the side streams are read from the
+// source itself, and a container the plan does not know is refused.
+func TestPlanSideStreams_FromSource(t *testing.T) {
 	src := mustProbe(t, clip(clipH264AAC))
-	dir := t.TempDir()
-	side, err := master.ExtractSideStreams(context.Background(), mediaTools(t), src, "matroska", dir)
+	side, err := master.PlanSideStreams(src, "matroska")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if side.Path != filepath.Join(dir, "side.mka") {
-		t.Errorf("Path = %q", side.Path)
+	if side.Path != src.Path || len(side.Streams) != 1 || side.Streams[0].Codec != "aac" {
+		t.Errorf("side = %+v, want the source's AAC stream", side)
 	}
-	streams, format := streamCodecs(t, side.Path)
-	if streams != "audio:aac" || format != `"matroska,webm"` {
-		t.Errorf("side file holds %q in %s, want the AAC stream in Matroska", streams, format)
-	}
-	// The whole audio, stream-copied: the same packets as the source's.
-	count := func(path string) string {
-		return ffprobeT(t, "-select_streams", "a:0", "-count_packets", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", path)
-	}
-	if got, want := count(side.Path), count(src.Path); got != want {
-		t.Errorf("side file has %s audio packets, the source %s", got, want)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := master.ExtractSideStreams(ctx, mediaTools(t), src, "matroska", t.TempDir()); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled: err = %v, want context.Canceled", err)
-	}
-	if _, err := master.ExtractSideStreams(context.Background(), mediaTools(t), src, "avi", t.TempDir()); !errors.Is(err, master.ErrIncompatible) {
+	if _, err := master.PlanSideStreams(src, "avi"); !errors.Is(err, master.ErrIncompatible) {
 		t.Errorf("avi: err = %v, want ErrIncompatible", err)
+	}
+	if _, err := master.PlanSideStreams(master.SourceInfo{Audio: src.Audio}, "matroska"); err == nil {
+		t.Error("a source without a path: no error")
 	}
 }
 
 func TestPlanSideStreams(t *testing.T) {
 	src := master.SourceInfo{
+		Path: "/videos/source.mkv",
 		Audio: []master.StreamInfo{
 			{Index: 1, Type: "audio", Codec: "aac", Channels: 2},
 			{Index: 2, Type: "audio", Codec: "vorbis", Channels: 1},
@@ -445,6 +431,7 @@ func TestPlanSideStreams(t *testing.T) {
 			{Index: 9, Type: "attachment", Codec: "ttf"},
 			{Index: 10, Type: "video", Codec: "mjpeg"},
 			{Index: 11, Type: "subtitle", Codec: "eia_608"},
+			{Index: 12, Type: "subtitle", Codec: "mov_text"},
 		},
 	}
 	// Each stream as "index:encoder[@bitrate]", "copy" for a stream copy.
@@ -453,10 +440,10 @@ func TestPlanSideStreams(t *testing.T) {
 		streams   string
 		dropped   []int
 	}{
-		{"matroska", "1:copy 2:copy 3:copy 4:copy 5:copy 6:copy 7:copy", []int{8, 9, 10, 11}},
-		{"mp4", "1:copy 2:aac@80k 3:aac@480k 4:copy 5:mov_text 7:mov_text", []int{6, 8, 9, 10, 11}},
-		{"mov", "1:copy 2:aac@80k 3:copy 4:aac@512k 5:mov_text 7:mov_text", []int{6, 8, 9, 10, 11}},
-		{"webm", "1:libopus@128k 2:copy 3:libopus@384k 4:copy 5:webvtt 7:copy", []int{6, 8, 9, 10, 11}},
+		{"matroska", "1:copy 2:copy 3:copy 4:copy 5:copy 6:copy 7:copy 12:srt", []int{8, 9, 10, 11}},
+		{"mp4", "1:copy 2:aac@80k 3:aac@480k 4:copy 5:mov_text 7:mov_text 12:mov_text", []int{6, 8, 9, 10, 11}},
+		{"mov", "1:copy 2:aac@80k 3:copy 4:aac@512k 5:mov_text 7:mov_text 12:mov_text", []int{6, 8, 9, 10, 11}},
+		{"webm", "1:libopus@128k 2:copy 3:libopus@384k 4:copy 5:webvtt 7:copy 12:webvtt", []int{6, 8, 9, 10, 11}},
 	}
 	for _, tt := range tests {
 		plan, err := master.PlanSideStreams(src, tt.container)
@@ -488,7 +475,7 @@ func TestPlanSideStreams(t *testing.T) {
 		if fmt.Sprint(dropped) != fmt.Sprint(tt.dropped) {
 			t.Errorf("%s: dropped %v (%q), want %v", tt.container, dropped, plan.Dropped, tt.dropped)
 		}
-		if plan.Container != tt.container || plan.Path != "" {
+		if plan.Container != tt.container || plan.Path != src.Path {
 			t.Errorf("%s: Container %q Path %q", tt.container, plan.Container, plan.Path)
 		}
 	}

@@ -225,6 +225,11 @@ func Probe(ctx context.Context, tools Tools, path string) (SourceInfo, error) {
 	v.Packets = scan.packets
 	v.Keyframes = scan.keyframes
 	if pics.timed() {
+		// The first picture a decoder shows, not ffprobe's first packet
+		// (a capture cut mid-GOP starts with packets nothing can decode,
+		// an open GOP with leading pictures before its keyframe): what
+		// the video is placed by against the audio.
+		v.StartTime = pics.timeBase.seconds(pics.pictures[0].pts)
 		v.Duration = pics.timeBase.seconds(pics.endTicks(v.FPS) - pics.pictures[0].pts)
 		if v.FPS <= 0 && v.Duration > 0 {
 			v.FPS = float64(v.Frames) / v.Duration

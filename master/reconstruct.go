@@ -82,6 +82,10 @@ func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 	}
 	sum := Summary{VideoID: cfg.VideoID, Input: state.Source, Output: cfg.Output, Resumed: len(state.Chunks)}
 	if err := reconstruct(ctx, cfg, state, src, clients, &sum); err != nil {
+		if errors.Is(err, ErrVerification) {
+			sum.Wall = time.Since(start)
+			return sum, err // the summary says what failed
+		}
 		return Summary{}, err
 	}
 	sum.Wall = time.Since(start)

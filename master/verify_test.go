@@ -22,7 +22,7 @@ func verifyBroken(t *testing.T, src master.SourceInfo, shards []master.Shard, si
 	if side {
 		container, _ := master.ContainerFor(out)
 		var err error
-		if ss, err = master.ExtractSideStreams(ctx, tools, src, container, t.TempDir()); err != nil {
+		if ss, err = master.PlanSideStreams(src, container); err != nil {
 			t.Fatal(err)
 		}
 	}

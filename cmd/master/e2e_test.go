@@ -419,26 +419,34 @@ func grepLine(s, prefix string) string {
 	return ""
 }
 
-// TestE2ELyingWorker: a worker whose shards are valid encodes of other
-// pictures (its ffmpeg negates every picture after encoding; frame counts,
-// timestamps and checksums all agree) is caught by the picture check: the
-// chunk is encoded again once, measures below the floor again, and the job
-// fails naming it and its measure.
-func TestE2ELyingWorker(t *testing.T) {
-	dir := t.TempDir()
-	liar := filepath.Join(dir, "ffmpeg")
+// liarWorker starts a worker whose ffmpeg re-encodes every shard it writes
+// through filter (keeping the file, as the worker checks its temporary
+// shard was not replaced): a worker that returns valid shards of the
+// wrong pictures or times.
+func liarWorker(t *testing.T, filter string) *e2etest.Worker {
+	t.Helper()
+	liar := filepath.Join(t.TempDir(), "ffmpeg")
 	script := `#!/bin/sh
 ffmpeg "$@" || exit $?
 out=
 for a in "$@"; do case "$a" in file:*) out=${a#file:};; esac; done
 [ -n "$out" ] || exit 0
-ffmpeg -nostdin -v error -y -i "$out" -vf negate -c:v libx264 -preset ultrafast -fps_mode passthrough -f matroska "$out.neg" && cat "$out.neg" >"$out" && rm -f "$out.neg"
+ffmpeg -nostdin -v error -y -i "$out" -vf '` + filter + `' -c:v libx264 -preset ultrafast -fps_mode passthrough -f matroska "$out.liar" && cat "$out.liar" >"$out" && rm -f "$out.liar"
 `
 	if err := os.WriteFile(liar, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	w := e2etest.StartWorker(t, bins["worker"], "", "",
+	return e2etest.StartWorker(t, bins["worker"], "", "",
 		fmt.Sprintf("encoder: ffmpeg\nffmpeg: {preset: ultrafast, binary: %s}\nlimits: {max_concurrent_tasks: 2}\n", liar))
+}
+
+// TestE2ELyingWorker: a worker whose shards are valid encodes of other
+// pictures (negated; frame counts, timestamps and checksums all agree) is
+// caught by the picture check: the chunk is encoded again once, measures
+// below the floor again, and the job fails naming it and its measure.
+func TestE2ELyingWorker(t *testing.T) {
+	dir := t.TempDir()
+	w := liarWorker(t, "negate")
 	code, stdout, stderr := runMaster(t, "encode", "--workers", w.Addr, "--output", filepath.Join(dir, "out.mkv"),
 		"--segment-seconds", "2", "--state-dir", filepath.Join(dir, "state"), testdata("h264_aac_640x360_30fps_4s.mp4"))
 	if code == 0 {
@@ -451,5 +459,33 @@ ffmpeg -nostdin -v error -y -i "$out" -vf negate -c:v libx264 -preset ultrafast 
 	}
 	if _, err := os.Stat(filepath.Join(dir, "out.mkv")); err == nil {
 		t.Error("an output was written")
+	}
+}
+
+// TestE2EFailedVerificationKeepsOutputAside: shards whose pictures are
+// right but whose times jump by 20 ms after their tenth picture make the
+// joined output drift from the source; the verification fails, the output path is left as it was
+// (here: an older file, untouched), and the unverified output is kept
+// beside it for a look.
+func TestE2EFailedVerificationKeepsOutputAside(t *testing.T) {
+	dir := t.TempDir()
+	w := liarWorker(t, "setpts=PTS+if(gt(N\\,10)\\,0.02/TB\\,0)")
+	out := filepath.Join(dir, "out.mkv")
+	if err := os.WriteFile(out, []byte("older output"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runMaster(t, "encode", "--workers", w.Addr, "--output", out,
+		"--segment-seconds", "2", "--state-dir", filepath.Join(dir, "state"), testdata("h264_aac_640x360_30fps_4s.mp4"))
+	if code == 0 {
+		t.Fatalf("master encode succeeded on shards with wrong times:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "verification failed") || !strings.Contains(stderr, "out.unverified.mkv") || !strings.Contains(stdout, "FAILED") {
+		t.Errorf("the failure does not say where the unverified output is:\n%s\n%s", stdout, stderr)
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "older output" {
+		t.Errorf("the output path was touched: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out.unverified.mkv")); err != nil {
+		t.Errorf("the unverified output is not kept: %v", err)
 	}
 }
