@@ -1,5 +1,4 @@
 package master
 
-
 // SameShardPackets exposes the join's packet check to the black-box tests.
 var SameShardPackets = sameShardPackets
