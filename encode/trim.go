@@ -61,9 +61,12 @@ func addTrimSettings(m map[string]string, t *Trim) {
 }
 
 // filter is the ffmpeg video filter that keeps t's pictures and restarts
-// their timestamps at 0.
+// their timestamps at 0. The scale, to the first picture's size and a
+// no-op otherwise, copes with a chunk whose size changes midway: the
+// encode keeps one filter graph (-reinit_filter 0, so trim counts its
+// pictures once), and only scale adapts to frames that change under it.
 func (t Trim) filter() string {
-	return fmt.Sprintf("trim=start_frame=%d:end_frame=%d,setpts=PTS-STARTPTS", t.Start, t.End())
+	return fmt.Sprintf("trim=start_frame=%d:end_frame=%d,setpts=PTS-STARTPTS,scale=iw:ih", t.Start, t.End())
 }
 
 // miscount is the error for a trimmed encode that kept kept pictures

@@ -26,7 +26,7 @@ func TestTrimMiscount(t *testing.T) {
 			t.Errorf("miscount(%d) = %q, want %q in it", tt.kept, err, tt.want)
 		}
 	}
-	if got, want := trim.filter(), "trim=start_frame=10:end_frame=15,setpts=PTS-STARTPTS"; got != want {
+	if got, want := trim.filter(), "trim=start_frame=10:end_frame=15,setpts=PTS-STARTPTS,scale=iw:ih"; got != want {
 		t.Errorf("filter() = %q, want %q", got, want)
 	}
 }

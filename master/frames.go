@@ -53,6 +53,25 @@ func decodeInput() ffmpeg.KwArgs {
 // what ffmpeg would show. A file ffmpeg cannot decode at all wraps
 // ErrNotMedia with ffmpeg's reason.
 func scanPictures(ctx context.Context, tools Tools, abs string, index int, pixFmt string) (*pictureScan, error) {
+	return decodePictures(ctx, tools, abs, index, pixFmt, 0)
+}
+
+// firstPictureTime is when the first picture ffmpeg can decode from stream
+// index of abs is shown, in seconds on the file's own timeline: where a
+// player starts the video (ffprobe's start_time is the first packet's, or
+// 0 when the video's first packet lies beyond what it probes). ok is false
+// when the picture has no timestamp.
+func firstPictureTime(ctx context.Context, tools Tools, abs string, index int) (t float64, ok bool, err error) {
+	s, err := decodePictures(ctx, tools, abs, index, "", 1)
+	if err != nil || len(s.pictures) == 0 || s.pictures[0].pts == noPTS {
+		return 0, false, err
+	}
+	return s.timeBase.seconds(s.pictures[0].pts), true, nil
+}
+
+// decodePictures is scanPictures, stopping after limit pictures when
+// limit is positive.
+func decodePictures(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int) (*pictureScan, error) {
 	kw := ffmpeg.KwArgs{
 		"map":           "0:" + strconv.Itoa(index),
 		"fps_mode":      "passthrough",
@@ -62,6 +81,9 @@ func scanPictures(ctx context.Context, tools Tools, abs string, index int, pixFm
 	}
 	if pixFmt != "" {
 		kw["pix_fmt"] = pixFmt
+	}
+	if limit > 0 {
+		kw["frames:v"] = strconv.Itoa(limit)
 	}
 	out := ffmpeg.Input("file:"+abs, decodeInput()).Output("pipe:1", kw)
 	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, out.GetArgs()...)

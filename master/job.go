@@ -694,6 +694,13 @@ func presentationWarnings(ctx context.Context, cfg JobConfig, src SourceInfo, si
 	if err != nil {
 		return nil, fmt.Errorf("read the output's presentation: %w", err)
 	}
+	// Offsets from the first picture shown, not the first packet.
+	srcP.placeVideo(src.Video.StartTime)
+	if t, ok, err := firstPictureTime(ctx, cfg.Tools, cfg.Output, 0); err != nil {
+		return nil, fmt.Errorf("decode the output's first picture: %w", err)
+	} else if ok {
+		outP.placeVideo(t)
+	}
 	warnings := slices.Clone(side.Dropped)
 	for i := range warnings {
 		warnings[i] = "left out: " + warnings[i]

@@ -306,6 +306,15 @@ func (r presentationReport) presentation() (Presentation, error) {
 	return p, nil
 }
 
+// placeVideo moves the video's start to start (a first picture's time,
+// where ffprobe saw only packets), and the tracks' offsets with it.
+func (p *Presentation) placeVideo(start float64) {
+	for i := range p.Tracks {
+		p.Tracks[i].Offset += p.Video.StartTime - start
+	}
+	p.Video.StartTime = start
+}
+
 func (s presentationStream) videoPresentation() VideoPresentation {
 	v := VideoPresentation{
 		Index:             s.Index,

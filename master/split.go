@@ -147,14 +147,22 @@ func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 			copies = append(copies, i)
 		}
 	}
+	var failed []int
 	if err := writeCopyChunks(ctx, tools, src, cuts, chunks, copies); err != nil {
-		return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
-	}
-	proofStart := time.Now()
-	failed, err := proveChunks(ctx, tools, tl.pictures, src.Video.PixFmt, chunks, copies)
-	proof += time.Since(proofStart)
-	if err != nil {
-		return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
+		if !isToolFailure(ctx, err) {
+			return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
+		}
+		// ffmpeg cannot stream-copy this source (timestamps it cannot
+		// order, say): every chunk is made losslessly instead.
+		removeChunks(dir)
+		failed = copies
+	} else {
+		proofStart := time.Now()
+		failed, err = proveChunks(ctx, tools, tl.pictures, src.Video.PixFmt, chunks, copies)
+		proof += time.Since(proofStart)
+		if err != nil {
+			return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
+		}
 	}
 	var lossless []int
 	for i := range chunks {
@@ -168,7 +176,7 @@ func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 	if err := writeLosslessChunks(ctx, tools, src, tl, chunks, lossless, dir); err != nil {
 		return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
 	}
-	proofStart = time.Now()
+	proofStart := time.Now()
 	failed, err = proveChunks(ctx, tools, tl.pictures, src.Video.PixFmt, chunks, lossless)
 	proof += time.Since(proofStart)
 	if err != nil {
@@ -229,10 +237,10 @@ func sourceTimeline(ctx context.Context, tools Tools, src SourceInfo) (timeline,
 		tl.packets = packetTimeline{pts: pkts.pts, keys: pkts.keys}
 	}
 	if !tl.timed {
-		fps := tl.fps
-		if fps <= 0 {
-			fps = 25
+		if tl.fps <= 0 {
+			tl.fps = 25
 		}
+		fps := tl.fps
 		tl.pictures = slices.Clone(tl.pictures)
 		for i := range tl.pictures {
 			tl.pictures[i].pts = int64(i)
@@ -290,8 +298,11 @@ func writeCopyChunks(ctx context.Context, tools Tools, src SourceInfo, cuts []cu
 				"map":      "0:" + strconv.Itoa(src.Video.Index),
 				"c":        "copy",
 				"copyinkf": "", // every packet reaches the filter, so its index is the file's
-				"bsf:v":    fmt.Sprintf(`noise=drop=not(between(n\,%d\,%d))`, c.startPacket, c.endPacket),
-				"f":        "matroska",
+				// The chunk's packets, their times moved to start at zero
+				// (the shard then does too, whatever the concat demuxer
+				// can tell of its start).
+				"bsf:v": fmt.Sprintf(`noise=drop=not(between(n\,%d\,%d)),setts=pts=PTS-STARTPTS:dts=DTS-STARTPTS`, c.startPacket, c.endPacket),
+				"f":     "matroska",
 			})
 		}
 		if err := runFFmpeg(ctx, tools, ffmpeg.MergeOutputs(outs...)); err != nil {
@@ -360,8 +371,17 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 		out["level"], out["slices"] = "3", "4"
 	}
 	in := ffmpeg.Input("file:"+src.Path, decodeInput())
-	s := in.Get(strconv.Itoa(src.Video.Index)).Filter("select", ffmpeg.Args{sel.String()}).Output("file:"+pattern, out)
-	if err := runFFmpeg(ctx, tools, s); err != nil {
+	s := in.Get(strconv.Itoa(src.Video.Index)).Filter("select", ffmpeg.Args{sel.String()})
+	if tl.timed {
+		// The segment muxer restarts every chunk's timestamps at zero but
+		// the first's: this does it for the first.
+		s = s.Filter("setpts", ffmpeg.Args{"PTS-STARTPTS"})
+	} else {
+		// Timestamps the source lacks or repeats: one frame apart.
+		s = s.Filter("setpts", ffmpeg.Args{fmt.Sprintf("N/(%s*TB)", strconv.FormatFloat(tl.fps, 'f', -1, 64))})
+	}
+	st := s.Output("file:"+pattern, out)
+	if err := runFFmpeg(ctx, tools, st); err != nil {
 		return fmt.Errorf("lossless chunks: %w", err)
 	}
 	for j, i := range which {

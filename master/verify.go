@@ -106,6 +106,11 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	}
 	v.AudioStreamsOutput = len(out.Audio)
 	if len(out.Audio) > 0 {
+		if t, ok, err := firstPictureTime(ctx, tools, abs, out.Video.Index); err != nil {
+			return Verification{}, fmt.Errorf("verify %s: decode its first picture: %w", outPath, err)
+		} else if ok {
+			out.Video.StartTime = t // as Probe places the source's video
+		}
 		v.AVOffsetOutput = out.Video.StartTime - out.Audio[0].StartTime
 	}
 	outScan, err := scanPackets(ctx, tools, abs, out.Video.Index, scanPTS)

@@ -106,6 +106,24 @@ cat part_a.h264 part_b1.h264 part_b2.h264 >inband.h264
 ff -r 25 -i inband.h264 -c copy inband_sps_444.mp4
 rm -f part_a.h264 part_b.h264 part_b1.h264 part_b2.h264 inband.h264
 
+# A transport stream captured mid-GOP: it starts with packets nothing can
+# decode, and the audio starts before the first picture.
+ff -f lavfi -i "$src:d=8" -f lavfi -i "$tone:d=8" -c:v libx264 -preset veryfast -g 50 -bf 2 -c:a aac -f mpegts full.ts
+size=$(stat -c%s full.ts)
+dd if=full.ts of=midgop_capture.ts bs=188 skip=$((size / 188 / 3 + 7)) status=none
+rm -f full.ts
+
+# Video starting 6 s after the audio, with B-frames (past what ffprobe reads
+# to guess the first timestamps).
+ff -f lavfi -i "$tone:d=10" -itsoffset 6 -f lavfi -i "$src:d=4" -map 1:v -map 0:a -c:v libx264 -preset veryfast \
+  -c:a aac -t 10 late_video.mkv
+
+# A slideshow: one picture a second, chunks of one or two pictures.
+ff -f lavfi -i "testsrc2=s=320x240:r=1:d=12" -c:v libx264 -preset veryfast -g 5 slideshow_1fps.mp4
+
+# 30 fps with chunks of 10 s: more than x264's 250-picture GOP in a shard.
+ff -f lavfi -i "testsrc2=s=160x120:r=30:d=21" -c:v libx264 -preset veryfast -g 60 fps30_long_chunks.mp4
+
 # name, segment seconds, output extension, and the codec to ask for when the
 # workers' default (libx264) cannot carry the source's presentation.
 cat >corpus.txt <<'LIST'
@@ -121,4 +139,8 @@ odd_size_444.mp4 1.5 mp4
 rotated_90.mp4 1.5 mp4
 multi_tracks.mkv 1.5 mkv
 inband_sps_444.mp4 1.5 mkv
+midgop_capture.ts 1.5 mp4
+late_video.mkv 1.5 mkv
+slideshow_1fps.mp4 1.5 mkv
+fps30_long_chunks.mp4 10 mp4
 LIST
