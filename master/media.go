@@ -96,7 +96,8 @@ type SourceInfo struct {
 	Duration float64
 	// Size is the file size in bytes.
 	Size int64
-	// Video is the first video stream that is not a cover image.
+	// Video is the video stream a player shows: the default-flagged one,
+	// else the largest, never a cover image.
 	Video VideoStream
 	// Audio lists the audio streams in file order.
 	Audio []StreamInfo
@@ -267,6 +268,7 @@ type ffprobeStream struct {
 	SampleRate   string `json:"sample_rate"`
 	Disposition  struct {
 		AttachedPic int `json:"attached_pic"`
+		Default     int `json:"default"`
 	} `json:"disposition"`
 	Tags struct {
 		Language string `json:"language"`
@@ -313,8 +315,25 @@ func (r ffprobeReport) sourceInfo(abs string) (SourceInfo, error) {
 		StartTime:  parseSeconds(r.Format.StartTime),
 		Duration:   parseSeconds(r.Format.Duration),
 	}
+	// The video stream is the one a player shows: flagged default if any
+	// is, the largest among those, the first among equals; never a cover.
+	pick := -1
+	for i, s := range r.Streams {
+		if s.CodecType != "video" || s.Disposition.AttachedPic != 0 {
+			continue
+		}
+		if pick < 0 {
+			pick = i
+			continue
+		}
+		p := r.Streams[pick]
+		if s.Disposition.Default > p.Disposition.Default ||
+			s.Disposition.Default == p.Disposition.Default && s.Width*s.Height > p.Width*p.Height {
+			pick = i
+		}
+	}
 	found := false
-	for _, s := range r.Streams {
+	for i, s := range r.Streams {
 		si := StreamInfo{
 			Index:     s.Index,
 			Type:      s.CodecType,
@@ -325,7 +344,7 @@ func (r ffprobeReport) sourceInfo(abs string) (SourceInfo, error) {
 		}
 		si.SampleRate, _ = strconv.Atoi(s.SampleRate)
 		switch {
-		case s.CodecType == "video" && s.Disposition.AttachedPic == 0 && !found:
+		case i == pick:
 			found = true
 			info.Video = VideoStream{
 				StreamInfo:   si,

@@ -274,3 +274,27 @@ func TestCheckCompatible(t *testing.T) {
 		}
 	}
 }
+
+// TestProbe_PicksTheShownVideo: of two video streams the one flagged
+// default is encoded, else the larger, as a player would show it.
+func TestProbe_PicksTheShownVideo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name string
+		disp []string // dispositions of v:0, v:1
+		want int
+	}{
+		{"second is default", []string{"0", "default"}, 1},
+		{"first is default", []string{"default", "0"}, 0},
+		{"none default: the larger", []string{"0", "0"}, 1},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".mkv")
+		ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=1", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=1",
+			"-map", "0", "-map", "1", "-c:v", "libx264", "-preset", "ultrafast",
+			"-disposition:v:0", tt.disp[0], "-disposition:v:1", tt.disp[1], path)
+		if got := mustProbe(t, path).Video.Index; got != tt.want {
+			t.Errorf("%s: Video is stream %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
