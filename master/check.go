@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
+
+	"github.com/videoshard/videoshard/internal/fftool"
 )
 
 // VerifyMode says how much of the output is compared with the source's
@@ -184,7 +186,7 @@ func videoPackets(ctx context.Context, tools Tools, path string) ([]packetDigest
 		"of":             "csv=p=0",
 	}), "file:"+path)
 	var out digestWriter
-	if err := runTool(ctx, tools.ffprobe(), args, &out); err != nil {
+	if err := fftool.Run(ctx, tools.ffprobe(), args, &out); err != nil {
 		return nil, err
 	}
 	out.flush()

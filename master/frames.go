@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
+
+	"github.com/videoshard/videoshard/internal/fftool"
 )
 
 // A picture is one decoded picture of a video stream: its presentation
@@ -88,8 +90,8 @@ func decodePictures(ctx context.Context, tools Tools, abs string, index int, pix
 	out := ffmpeg.Input("file:"+abs, decodeInput()).Output("pipe:1", kw)
 	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, out.GetArgs()...)
 	s := &pictureScan{}
-	if err := runTool(ctx, tools.ffmpeg(), args, s); err != nil {
-		if isToolFailure(ctx, err) {
+	if err := fftool.Run(ctx, tools.ffmpeg(), args, s); err != nil {
+		if fftool.IsFailure(ctx, err) {
 			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}
 		return nil, err

@@ -32,6 +32,7 @@ import (
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
+	"github.com/videoshard/videoshard/internal/fftool"
 	"github.com/videoshard/videoshard/internal/proc"
 	"github.com/videoshard/videoshard/internal/quality"
 )
@@ -287,8 +288,8 @@ func probeReport(ctx context.Context, tools Tools, abs string) (ffprobeReport, e
 		"of":           "json",
 	}), "file:"+abs)
 	out := proc.NewLimitedBuffer(maxProbeReport)
-	if err := runTool(ctx, tools.ffprobe(), args, out); err != nil {
-		if isToolFailure(ctx, err) {
+	if err := fftool.Run(ctx, tools.ffprobe(), args, out); err != nil {
+		if fftool.IsFailure(ctx, err) {
 			return ffprobeReport{}, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}
 		return ffprobeReport{}, err
@@ -454,38 +455,7 @@ func runFFmpeg(ctx context.Context, tools Tools, s *ffmpeg.Stream) error {
 // output going to stdout (nil discards it).
 func runFFmpegTo(ctx context.Context, tools Tools, s *ffmpeg.Stream, stdout io.Writer) error {
 	args := append(append([]string(nil), ffmpegGlobal...), s.GetArgs()...)
-	return runTool(ctx, tools.ffmpeg(), args, stdout)
-}
-
-// runTool runs a program through proc.Run; a failure carries the tail of
-// its stderr on one line.
-func runTool(ctx context.Context, bin string, args []string, stdout io.Writer) error {
-	stderr, err := proc.Run(ctx, proc.Cmd{Name: bin, Args: args, Stdout: stdout})
-	if err != nil {
-		if reason := oneLine(stderr); reason != "" {
-			return fmt.Errorf("%w: %s", err, reason)
-		}
-		return err
-	}
-	return nil
-}
-
-// isToolFailure reports whether err is a program that ran and failed, as
-// opposed to one that could not start or was cut short by ctx.
-func isToolFailure(ctx context.Context, err error) bool {
-	var se *proc.StartError
-	return err != nil && !errors.As(err, &se) && ctx.Err() == nil
-}
-
-// oneLine joins the non-empty lines of s with "; ".
-func oneLine(s string) string {
-	var lines []string
-	for line := range strings.Lines(s) {
-		if line = strings.TrimSpace(line); line != "" {
-			lines = append(lines, line)
-		}
-	}
-	return strings.Join(lines, "; ")
+	return fftool.Run(ctx, tools.ffmpeg(), args, stdout)
 }
 
 // parseSeconds reads an ffprobe time; absent or "N/A" gives 0.

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
+
+	"github.com/videoshard/videoshard/internal/fftool"
 )
 
 // What scanPackets records beyond the counts.
@@ -67,8 +69,8 @@ func scanPackets(ctx context.Context, tools Tools, abs string, index int, what i
 		"of":             "compact",
 	}), "file:"+abs)
 	s := &packetScan{what: what}
-	if err := runTool(ctx, tools.ffprobe(), args, s); err != nil {
-		if isToolFailure(ctx, err) {
+	if err := fftool.Run(ctx, tools.ffprobe(), args, s); err != nil {
+		if fftool.IsFailure(ctx, err) {
 			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}
 		return nil, err

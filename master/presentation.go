@@ -41,6 +41,7 @@ import (
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
+	"github.com/videoshard/videoshard/internal/fftool"
 	"github.com/videoshard/videoshard/internal/proc"
 )
 
@@ -181,8 +182,8 @@ func runProbe(ctx context.Context, tools Tools, abs string, v any, opts ffmpeg.K
 	kw := ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{{"v": "error", "hide_banner": "", "of": "json"}, opts})
 	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+abs)
 	out := proc.NewLimitedBuffer(maxProbeReport)
-	if err := runTool(ctx, tools.ffprobe(), args, out); err != nil {
-		if isToolFailure(ctx, err) {
+	if err := fftool.Run(ctx, tools.ffprobe(), args, out); err != nil {
+		if fftool.IsFailure(ctx, err) {
 			return fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}
 		return err

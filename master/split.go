@@ -15,6 +15,8 @@ import (
 	"time"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
+
+	"github.com/videoshard/videoshard/internal/fftool"
 )
 
 // chunkPattern is the name of the chunk files Split writes.
@@ -149,7 +151,7 @@ func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 	}
 	var failed []int
 	if err := writeCopyChunks(ctx, tools, src, cuts, chunks, copies); err != nil {
-		if !isToolFailure(ctx, err) {
+		if !fftool.IsFailure(ctx, err) {
 			return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
 		}
 		// ffmpeg cannot stream-copy this source (timestamps it cannot

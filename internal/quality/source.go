@@ -12,6 +12,7 @@ import (
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
+	"github.com/videoshard/videoshard/internal/fftool"
 	"github.com/videoshard/videoshard/internal/proc"
 )
 
@@ -61,8 +62,8 @@ func probeSource(ctx context.Context, tools Tools, in Input) (source, error) {
 		"of":             "json",
 	})), "file:"+abs)
 	out := proc.NewLimitedBuffer(maxProbeReport)
-	if err := runTool(ctx, tools.ffprobe(), args, out); err != nil {
-		if isToolFailure(ctx, err) {
+	if err := fftool.Run(ctx, tools.ffprobe(), args, out); err != nil {
+		if fftool.IsFailure(ctx, err) {
 			return source{}, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}
 		return source{}, err

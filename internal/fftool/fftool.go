@@ -1,0 +1,45 @@
+// Package fftool runs ffmpeg and ffprobe for the master's media functions
+// and the quality measure: under a context (through internal/proc), with a
+// failure carrying the program's stderr on one line.
+package fftool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/videoshard/videoshard/internal/proc"
+)
+
+// Run runs bin with args, its standard output going to stdout (nil
+// discards it); a failure carries the tail of its stderr on one line.
+func Run(ctx context.Context, bin string, args []string, stdout io.Writer) error {
+	stderr, err := proc.Run(ctx, proc.Cmd{Name: bin, Args: args, Stdout: stdout})
+	if err != nil {
+		if reason := OneLine(stderr); reason != "" {
+			return fmt.Errorf("%w: %s", err, reason)
+		}
+		return err
+	}
+	return nil
+}
+
+// IsFailure reports whether err is a program that ran and failed, as
+// opposed to one that could not start or was cut short by ctx.
+func IsFailure(ctx context.Context, err error) bool {
+	var se *proc.StartError
+	return err != nil && !errors.As(err, &se) && ctx.Err() == nil
+}
+
+// OneLine joins the non-empty lines of s with "; ".
+func OneLine(s string) string {
+	var lines []string
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSpace(line); line != "" {
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines, "; ")
+}
