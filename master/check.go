@@ -201,19 +201,20 @@ type digestWriter struct {
 }
 
 func (w *digestWriter) Write(p []byte) (int, error) {
-	for _, b := range p {
-		if b != '\n' {
-			w.line = append(w.line, b)
-			continue
-		}
-		w.flush()
-	}
+	splitLines(&w.line, p, w.parse)
 	return len(p), nil
 }
 
+// flush parses a last line without its newline.
 func (w *digestWriter) flush() {
-	line := strings.TrimSpace(string(w.line))
-	w.line = w.line[:0]
+	if len(w.line) > 0 {
+		w.parse(w.line)
+		w.line = w.line[:0]
+	}
+}
+
+func (w *digestWriter) parse(b []byte) {
+	line := strings.TrimSpace(string(b))
 	if line == "" || w.err != nil {
 		return
 	}

@@ -1,7 +1,6 @@
 package master
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -111,24 +110,12 @@ func decodePictures(ctx context.Context, tools Tools, abs string, index int, pix
 // Write parses framehash output line by line; like packetScan.Write it
 // never fails, so ffmpeg is never blocked.
 func (s *pictureScan) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			s.line = append(s.line, p...)
-			break
-		}
-		line := p[:i]
-		if len(s.line) > 0 {
-			line = append(s.line, line...)
-			s.line = s.line[:0]
-		}
+	splitLines(&s.line, p, func(line []byte) {
 		if s.err == nil {
 			s.parseLine(line)
 		}
-		p = p[i+1:]
-	}
-	return n, nil
+	})
+	return len(p), nil
 }
 
 // parseLine reads "#tb 0: 1/12800" and

@@ -90,24 +90,33 @@ func scanPackets(ctx context.Context, tools Tools, abs string, index int, what i
 // Write parses ffprobe's compact output line by line. It never fails, so
 // ffprobe is never blocked; a parse error is kept for scanPackets.
 func (s *packetScan) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			s.line = append(s.line, p...)
-			break
-		}
-		line := p[:i]
-		if len(s.line) > 0 {
-			line = append(s.line, line...)
-			s.line = s.line[:0]
-		}
+	splitLines(&s.line, p, func(line []byte) {
 		if s.err == nil {
 			s.parseLine(line)
 		}
+	})
+	return len(p), nil
+}
+
+// splitLines calls parse with each complete line of p, after the
+// incomplete line carried in *rest from the previous write, and carries
+// p's own incomplete end in *rest. The Writers that parse ffprobe's and
+// ffmpeg's output as it streams use it.
+func splitLines(rest *[]byte, p []byte, parse func(line []byte)) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			*rest = append(*rest, p...)
+			return
+		}
+		line := p[:i]
+		if len(*rest) > 0 {
+			line = append(*rest, line...)
+			*rest = (*rest)[:0]
+		}
+		parse(line)
 		p = p[i+1:]
 	}
-	return n, nil
 }
 
 // parseLine reads "packet|pts=1024|duration=512|flags=K_" or
