@@ -186,7 +186,7 @@ func videoPackets(ctx context.Context, tools Tools, path string) ([]packetDigest
 		"of":             "csv=p=0",
 	}), "file:"+path)
 	var out digestWriter
-	if err := fftool.Run(ctx, tools.ffprobe(), args, &out); err != nil {
+	if err := fftool.Run(ctx, tools.FFprobeBin(), args, &out); err != nil {
 		return nil, err
 	}
 	out.flush()

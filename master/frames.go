@@ -89,7 +89,7 @@ func decodePictures(ctx context.Context, tools Tools, abs string, index int, pix
 	out := ffmpeg.Input("file:"+abs, decodeInput()).Output("pipe:1", kw)
 	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, out.GetArgs()...)
 	s := &pictureScan{}
-	if err := fftool.Run(ctx, tools.ffmpeg(), args, s); err != nil {
+	if err := fftool.Run(ctx, tools.FFmpegBin(), args, s); err != nil {
 		if fftool.IsFailure(ctx, err) {
 			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}

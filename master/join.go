@@ -378,7 +378,7 @@ func checkShard(s Shard) (string, error) {
 // writeConcatList writes the concat demuxer's script for paths beside the
 // output and returns its name. Each file may only be opened as one of
 // shardFormats, and is placed its shard's Duration after the previous one.
-func writeConcatList(dir, base string, paths []string, shards []Shard) (name string, err error) {
+func writeConcatList(dir, base string, paths []string, shards []Shard) (string, error) {
 	var b strings.Builder
 	b.WriteString("ffconcat version 1.0\n")
 	for i, p := range paths {
@@ -388,7 +388,13 @@ func writeConcatList(dir, base string, paths []string, shards []Shard) (name str
 			fmt.Fprintf(&b, "duration %s\n", formatSeconds(d))
 		}
 	}
-	f, err := os.CreateTemp(dir, "."+base+".*.concat")
+	return writeTemp(dir, "."+base+".*.concat", b.String())
+}
+
+// writeTemp writes content to a new file in dir named after pattern (as
+// os.CreateTemp takes it) and returns its name; on error nothing is left.
+func writeTemp(dir, pattern, content string) (name string, err error) {
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return "", err
 	}
@@ -401,7 +407,7 @@ func writeConcatList(dir, base string, paths []string, shards []Shard) (name str
 			name = ""
 		}
 	}()
-	if _, err := f.WriteString(b.String()); err != nil {
+	if _, err := f.WriteString(content); err != nil {
 		return "", err
 	}
 	return f.Name(), nil

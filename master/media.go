@@ -63,26 +63,8 @@ var (
 // maxProbeReport bounds the ffprobe JSON read; real reports are a few KiB.
 const maxProbeReport = 4 << 20
 
-// Tools names the programs the media functions run: a name looked up in
-// PATH, or a path. Empty fields mean "ffmpeg" and "ffprobe".
-type Tools struct {
-	FFmpeg  string
-	FFprobe string
-}
-
-func (t Tools) ffmpeg() string {
-	if t.FFmpeg == "" {
-		return "ffmpeg"
-	}
-	return t.FFmpeg
-}
-
-func (t Tools) ffprobe() string {
-	if t.FFprobe == "" {
-		return "ffprobe"
-	}
-	return t.FFprobe
-}
+// Tools names the programs the media functions run (see fftool.Tools).
+type Tools = fftool.Tools
 
 // SourceInfo is what Probe learnt about a source video. Times are seconds.
 type SourceInfo struct {
@@ -288,7 +270,7 @@ func probeReport(ctx context.Context, tools Tools, abs string) (ffprobeReport, e
 		"of":           "json",
 	}), "file:"+abs)
 	out := proc.NewLimitedBuffer(maxProbeReport)
-	if err := fftool.Run(ctx, tools.ffprobe(), args, out); err != nil {
+	if err := fftool.Run(ctx, tools.FFprobeBin(), args, out); err != nil {
 		if fftool.IsFailure(ctx, err) {
 			return ffprobeReport{}, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}
@@ -455,7 +437,7 @@ func runFFmpeg(ctx context.Context, tools Tools, s *ffmpeg.Stream) error {
 // output going to stdout (nil discards it).
 func runFFmpegTo(ctx context.Context, tools Tools, s *ffmpeg.Stream, stdout io.Writer) error {
 	args := append(append([]string(nil), ffmpegGlobal...), s.GetArgs()...)
-	return fftool.Run(ctx, tools.ffmpeg(), args, stdout)
+	return fftool.Run(ctx, tools.FFmpegBin(), args, stdout)
 }
 
 // parseSeconds reads an ffprobe time; absent or "N/A" gives 0.

@@ -69,7 +69,7 @@ func scanPackets(ctx context.Context, tools Tools, abs string, index int, what i
 		"of":             "compact",
 	}), "file:"+abs)
 	s := &packetScan{what: what}
-	if err := fftool.Run(ctx, tools.ffprobe(), args, s); err != nil {
+	if err := fftool.Run(ctx, tools.FFprobeBin(), args, s); err != nil {
 		if fftool.IsFailure(ctx, err) {
 			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}

@@ -182,7 +182,7 @@ func runProbe(ctx context.Context, tools Tools, abs string, v any, opts ffmpeg.K
 	kw := ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{{"v": "error", "hide_banner": "", "of": "json"}, opts})
 	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+abs)
 	out := proc.NewLimitedBuffer(maxProbeReport)
-	if err := fftool.Run(ctx, tools.ffprobe(), args, out); err != nil {
+	if err := fftool.Run(ctx, tools.FFprobeBin(), args, out); err != nil {
 		if fftool.IsFailure(ctx, err) {
 			return fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}
@@ -819,7 +819,7 @@ func dispositionArg(flags []string) string {
 // FFMETADATA1 file beside the output (dir, base) and returns its name.
 // Chapter times are moved by -origin, the way ffmpeg moves the streams to
 // start at zero; microseconds.
-func writeFFMetadata(dir, base string, p Presentation, origin float64) (name string, err error) {
+func writeFFMetadata(dir, base string, p Presentation, origin float64) (string, error) {
 	var b strings.Builder
 	b.WriteString(";FFMETADATA1\n")
 	writeTags := func(tags map[string]string) {
@@ -838,23 +838,7 @@ func writeFFMetadata(dir, base string, p Presentation, origin float64) (name str
 		fmt.Fprintf(&b, "[CHAPTER]\nTIMEBASE=1/1000000\nSTART=%d\nEND=%d\n", micros(c.Start), micros(c.End))
 		writeTags(c.Tags)
 	}
-	f, err := os.CreateTemp(dir, "."+base+".*.ffmeta")
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-		if err != nil {
-			_ = os.Remove(f.Name())
-			name = ""
-		}
-	}()
-	if _, err := f.WriteString(b.String()); err != nil {
-		return "", err
-	}
-	return f.Name(), nil
+	return writeTemp(dir, "."+base+".*.ffmeta", b.String())
 }
 
 // ffmetaEscape escapes what FFMETADATA1 gives a meaning: '=', ';', '#',

@@ -40,7 +40,7 @@ var (
 // errors wrap ErrNotMedia, ErrNoVideo, ErrFrameCountMismatch, ErrNoVMAF,
 // fs.ErrNotExist or ctx.Err() as quality.MeasureQuality documents.
 func MeasureQuality(ctx context.Context, tools Tools, ref, dist QualityInput, opt QualityOptions) ([]FrameQuality, error) {
-	return quality.MeasureQuality(ctx, quality.Tools{FFmpeg: tools.FFmpeg, FFprobe: tools.FFprobe}, ref, dist, opt)
+	return quality.MeasureQuality(ctx, tools, ref, dist, opt)
 }
 
 // Summarize returns the minimum and mean PSNR and SSIM of frames

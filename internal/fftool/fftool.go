@@ -43,3 +43,26 @@ func OneLine(s string) string {
 	}
 	return strings.Join(lines, "; ")
 }
+
+// Tools names the programs: a name looked up in PATH, or a path. Empty
+// fields mean "ffmpeg" and "ffprobe".
+type Tools struct {
+	FFmpeg  string
+	FFprobe string
+}
+
+// FFmpegBin is the ffmpeg to run.
+func (t Tools) FFmpegBin() string {
+	if t.FFmpeg == "" {
+		return "ffmpeg"
+	}
+	return t.FFmpeg
+}
+
+// FFprobeBin is the ffprobe to run.
+func (t Tools) FFprobeBin() string {
+	if t.FFprobe == "" {
+		return "ffprobe"
+	}
+	return t.FFprobe
+}

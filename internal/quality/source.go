@@ -62,7 +62,7 @@ func probeSource(ctx context.Context, tools Tools, in Input) (source, error) {
 		"of":             "json",
 	})), "file:"+abs)
 	out := proc.NewLimitedBuffer(maxProbeReport)
-	if err := fftool.Run(ctx, tools.ffprobe(), args, out); err != nil {
+	if err := fftool.Run(ctx, tools.FFprobeBin(), args, out); err != nil {
 		if fftool.IsFailure(ctx, err) {
 			return source{}, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}

@@ -12,26 +12,8 @@ import (
 	"github.com/videoshard/videoshard/internal/proc"
 )
 
-// Tools names the programs MeasureQuality runs: a name looked up in PATH,
-// or a path. Empty fields mean "ffmpeg" and "ffprobe".
-type Tools struct {
-	FFmpeg  string
-	FFprobe string
-}
-
-func (t Tools) ffmpeg() string {
-	if t.FFmpeg == "" {
-		return "ffmpeg"
-	}
-	return t.FFmpeg
-}
-
-func (t Tools) ffprobe() string {
-	if t.FFprobe == "" {
-		return "ffprobe"
-	}
-	return t.FFprobe
-}
+// Tools names the programs MeasureQuality runs (see fftool.Tools).
+type Tools = fftool.Tools
 
 // ffmpegGlobal are the options every ffmpeg run starts with: no stdin, only
 // errors logged, and the first decoding error fails the run.
@@ -41,7 +23,7 @@ var ffmpegGlobal = []string{"-nostdin", "-hide_banner", "-v", "error", "-xerror"
 // output going to stdout (nil discards it).
 func runFFmpegTo(ctx context.Context, tools Tools, s *ffmpeg.Stream, stdout io.Writer) error {
 	args := append(append([]string(nil), ffmpegGlobal...), s.GetArgs()...)
-	return fftool.Run(ctx, tools.ffmpeg(), args, stdout)
+	return fftool.Run(ctx, tools.FFmpegBin(), args, stdout)
 }
 
 // vmafUnavailable says why VMAF cannot be measured, wrapping ErrNoVMAF.
@@ -61,7 +43,7 @@ func vmafUnavailable(ctx context.Context, tools Tools) error {
 func hasFilter(ctx context.Context, tools Tools, name string) (bool, error) {
 	args := ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{"hide_banner": "", "filters": ""})
 	out := proc.NewLimitedBuffer(1 << 20)
-	if err := fftool.Run(ctx, tools.ffmpeg(), args, out); err != nil {
+	if err := fftool.Run(ctx, tools.FFmpegBin(), args, out); err != nil {
 		return false, err
 	}
 	// Lines look like " TS. psnr   VV->V   Calculate the PSNR ...".
