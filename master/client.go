@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -110,6 +111,11 @@ type DialOptions struct {
 	// DefaultMasterID.
 	MasterID string
 
+	// DownloadIdleTimeout is how long a shard download may go without a
+	// message before it is abandoned (a worker that stalls, or vanished
+	// without the connection noticing); 0 means DefaultDownloadIdleTimeout.
+	DownloadIdleTimeout time.Duration
+
 	// GRPCOptions are appended to the options Dial builds, so they win:
 	// a custom dialer, interceptors, transport credentials.
 	GRPCOptions []grpc.DialOption
@@ -121,6 +127,7 @@ type Client struct {
 	rpc      replicationpb.VideoProcessingServiceClient
 	maxMsg   int
 	masterID string
+	idle     time.Duration // DialOptions.DownloadIdleTimeout, default filled in
 
 	mu         sync.Mutex // guards unaryLimit
 	unaryLimit int64      // learnt from the first health check; 0: not yet
@@ -147,6 +154,13 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 	masterID := opts.MasterID
 	if masterID == "" {
 		masterID = DefaultMasterID
+	}
+	idle := opts.DownloadIdleTimeout
+	if idle == 0 {
+		idle = DefaultDownloadIdleTimeout
+	}
+	if idle < 0 {
+		return nil, fmt.Errorf("dial %s: DownloadIdleTimeout %v is negative", addr, idle)
 	}
 
 	creds, err := opts.transportCredentials()
@@ -176,6 +190,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 		conn:     conn,
 		rpc:      replicationpb.NewVideoProcessingServiceClient(conn),
 		maxMsg:   maxMsg,
+		idle:     idle,
 		masterID: masterID,
 	}, nil
 }

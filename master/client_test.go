@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,6 +38,7 @@ type fakeWorker struct {
 	notOK     bool                               // answer success=false
 	shard     []byte                             // what DownloadShard sends
 	meta      *replicationpb.ChunkMetadata       // DownloadShard's metadata; nil: none is sent
+	stallAt   int                                // when > 0, DownloadShard stops sending after this many data frames, until the call ends
 
 	mu       sync.Mutex // guards the fields below
 	calls    []string
@@ -158,7 +160,12 @@ func (f *fakeWorker) DownloadShard(_ *replicationpb.GetShardRequest, stream repl
 			return err
 		}
 	}
-	for data := f.shard; len(data) > 0; {
+	sent := 0
+	for data := f.shard; len(data) > 0; sent++ {
+		if f.stallAt > 0 && sent == f.stallAt {
+			<-stream.Context().Done() // a worker that stalls: no data, no error
+			return stream.Context().Err()
+		}
 		n := min(len(data), 1<<20)
 		if err := stream.Send(&replicationpb.DownloadShardResponse{Data: data[:n]}); err != nil {
 			return err
@@ -401,6 +408,22 @@ func TestDownloadShard(t *testing.T) {
 	}
 	if !proto.Equal(meta, f.meta) {
 		t.Fatalf("metadata = %v, want %v", meta, f.meta)
+	}
+}
+
+// TestDownloadShard_Stalled: a worker that stops sending mid-shard is
+// abandoned after the idle timeout with ErrDownloadStalled, rather than
+// holding the caller (the job) for as long as it likes.
+func TestDownloadShard_Stalled(t *testing.T) {
+	f := shardWorker(randomBytes(3 << 20))
+	f.stallAt = 1
+	c := start(t, f, master.DialOptions{DownloadIdleTimeout: 200 * time.Millisecond})
+	_, n, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard)
+	if !errors.Is(err, master.ErrDownloadStalled) {
+		t.Fatalf("err = %v, want ErrDownloadStalled", err)
+	}
+	if n != 1<<20 {
+		t.Errorf("n = %d, want the one frame sent before the stall", n)
 	}
 }
 

@@ -8,9 +8,17 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	replicationpb "github.com/videoshard/videoshard/proto"
 )
+
+// DefaultDownloadIdleTimeout is DialOptions.DownloadIdleTimeout's default.
+const DefaultDownloadIdleTimeout = 60 * time.Second
+
+// ErrDownloadStalled: a shard download received nothing for the client's
+// DownloadIdleTimeout and was abandoned.
+var ErrDownloadStalled = errors.New("the worker stopped sending")
 
 // DownloadShard streams the shard req names (by shard_location, or by
 // video_id and chunk_index) into w and returns its metadata and the number
@@ -25,13 +33,28 @@ import (
 func (c *Client) DownloadShard(ctx context.Context, req *replicationpb.GetShardRequest, w io.Writer) (*replicationpb.ChunkMetadata, int64, error) {
 	desc := "download shard " + describeShard(req)
 
-	ctx, cancel := context.WithCancel(ctx) // ends the stream on an early return
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx) // ends the stream on an early return
+	defer cancel(nil)
+	// A worker that stops sending mid-stream (stalled, or gone without a
+	// reset) must not hold the job: each message restarts the clock.
+	stalled := fmt.Errorf("%w: nothing for %v", ErrDownloadStalled, c.idle)
+	idle := time.AfterFunc(c.idle, func() { cancel(stalled) })
+	defer idle.Stop()
 	stream, err := c.rpc.DownloadShard(ctx, req)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", desc, err)
 	}
-	first, err := stream.Recv()
+	// recv is stream.Recv, with a stall reported as such rather than as
+	// the cancellation it causes.
+	recv := func() (*replicationpb.DownloadShardResponse, error) {
+		idle.Reset(c.idle)
+		msg, err := stream.Recv()
+		if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrDownloadStalled) {
+			err = cause
+		}
+		return msg, err
+	}
+	first, err := recv()
 	if errors.Is(err, io.EOF) {
 		return nil, 0, fmt.Errorf("%s: %w: stream ended before the metadata", desc, ErrProtocol)
 	}
@@ -61,7 +84,7 @@ func (c *Client) DownloadShard(ctx context.Context, req *replicationpb.GetShardR
 		return meta, n, fmt.Errorf("%s: %w", desc, err)
 	}
 	for {
-		msg, err := stream.Recv()
+		msg, err := recv()
 		if errors.Is(err, io.EOF) {
 			break
 		}
