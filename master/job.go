@@ -655,7 +655,7 @@ func joinVerified(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 		err = verifyPictures(ctx, vcfg, src, state, paths, &v, sum)
 	}
 	if err == nil {
-		sum.Warnings, err = presentationWarnings(ctx, vcfg, src, side)
+		sum.Warnings, err = presentationWarnings(ctx, vcfg, src, side, v.OutputVideoStart)
 	}
 	if err != nil {
 		_ = os.Remove(vcfg.Output)
@@ -680,8 +680,10 @@ func unverifiedPath(output string) string {
 }
 
 // presentationWarnings compares the output's presentation with the
-// source's, after the streams the side-stream plan left out.
-func presentationWarnings(ctx context.Context, cfg JobConfig, src SourceInfo, side SideStreams) ([]string, error) {
+// source's, after the streams the side-stream plan left out; track offsets
+// count from each file's first picture (outVideoStart for the output, as
+// Verify measured it).
+func presentationWarnings(ctx context.Context, cfg JobConfig, src SourceInfo, side SideStreams, outVideoStart float64) ([]string, error) {
 	container, err := ContainerFor(cfg.Output)
 	if err != nil {
 		return nil, err
@@ -696,11 +698,7 @@ func presentationWarnings(ctx context.Context, cfg JobConfig, src SourceInfo, si
 	}
 	// Offsets from the first picture shown, not the first packet.
 	srcP.placeVideo(src.Video.StartTime)
-	if t, ok, err := firstPictureTime(ctx, cfg.Tools, cfg.Output, 0); err != nil {
-		return nil, fmt.Errorf("decode the output's first picture: %w", err)
-	} else if ok {
-		outP.placeVideo(t)
-	}
+	outP.placeVideo(outVideoStart) // as Verify found it
 	warnings := slices.Clone(side.Dropped)
 	for i := range warnings {
 		warnings[i] = "left out: " + warnings[i]

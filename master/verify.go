@@ -31,6 +31,10 @@ type Verification struct {
 	// than the first audio stream; 0 without audio.
 	AVOffsetSource, AVOffsetOutput         float64
 	AudioStreamsSource, AudioStreamsOutput int
+	// OutputVideoStart is when the output's first picture is shown, on its
+	// own timeline (what the audio offset and the presentation's track
+	// offsets are measured from).
+	OutputVideoStart float64
 	// OK is true when Problems is empty.
 	OK bool
 	// Problems says, in words, each way the output falls short: another
@@ -105,12 +109,13 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 		return Verification{}, fmt.Errorf("verify %s: %w", outPath, err)
 	}
 	v.AudioStreamsOutput = len(out.Audio)
+	if t, ok, err := firstPictureTime(ctx, tools, abs, out.Video.Index); err != nil {
+		return Verification{}, fmt.Errorf("verify %s: decode its first picture: %w", outPath, err)
+	} else if ok {
+		out.Video.StartTime = t // as Probe places the source's video
+	}
+	v.OutputVideoStart = out.Video.StartTime
 	if len(out.Audio) > 0 {
-		if t, ok, err := firstPictureTime(ctx, tools, abs, out.Video.Index); err != nil {
-			return Verification{}, fmt.Errorf("verify %s: decode its first picture: %w", outPath, err)
-		} else if ok {
-			out.Video.StartTime = t // as Probe places the source's video
-		}
 		v.AVOffsetOutput = out.Video.StartTime - out.Audio[0].StartTime
 	}
 	outScan, err := scanPackets(ctx, tools, abs, out.Video.Index, scanPTS)
