@@ -46,7 +46,14 @@ type Options struct {
 	// on (see Trim); a trimmed chunk is encoded video only. Nil encodes the
 	// whole chunk. An invalid trim is ErrInvalidOptions.
 	Trim *Trim
+	// HashPictures asks for Result.PictureHashes. It changes nothing in
+	// the shard, so it is not one of the settings.
+	HashPictures bool
 }
+
+// MaxPictureHashes bounds Result.PictureHashes: a chunk with more
+// pictures gets none (4 MiB of hashes at most).
+const MaxPictureHashes = 1 << 18
 
 // Result describes what an encode produced, for the chunk's metadata.
 type Result struct {
@@ -67,6 +74,12 @@ type Result struct {
 	// +Inf when identical), when the encoder was asked to measure it
 	// (FFmpegConfig.MeasureQuality) and could; nil otherwise.
 	Quality *quality.Stats
+	// PictureHashes, with Options.HashPictures, are the hashes of every
+	// picture the input decoded to, in decoder output order and before any
+	// trim, framehash.Size bytes each (see internal/framehash), from the
+	// encode's own decode. Nil when not asked for, when the encoder decodes
+	// nothing (Simulated), or beyond MaxPictureHashes pictures.
+	PictureHashes []byte
 }
 
 // SettingsResolver is implemented by encoders that can say, without
@@ -86,6 +99,13 @@ type SettingsResolver interface {
 // being media.
 type FrameTrimmer interface {
 	TrimsFrames() bool
+}
+
+// PictureHasher is implemented by encoders that honour
+// Options.HashPictures and report true; the worker advertises the
+// capability only for them. FFmpeg implements it.
+type PictureHasher interface {
+	HashesPictures() bool
 }
 
 // Encoder encodes one chunk. Encode reads the whole input, writes the

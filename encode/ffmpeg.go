@@ -14,6 +14,7 @@ import (
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
+	"github.com/videoshard/videoshard/internal/framehash"
 	"github.com/videoshard/videoshard/internal/proc"
 	"github.com/videoshard/videoshard/internal/quality"
 )
@@ -98,6 +99,7 @@ var (
 	_ Encoder          = (*FFmpeg)(nil)
 	_ SettingsResolver = (*FFmpeg)(nil)
 	_ FrameTrimmer     = (*FFmpeg)(nil)
+	_ PictureHasher    = (*FFmpeg)(nil)
 )
 
 // NewFFmpeg validates cfg, fills in defaults, and returns an encoder. It
@@ -175,6 +177,9 @@ func (f *FFmpeg) Name() string { return NameFFmpeg }
 // operator's ExtraOutputArgs set a filter of their own, which would replace
 // the trim's (ffmpeg keeps the last -vf).
 func (f *FFmpeg) TrimsFrames() bool { return !setsFilter(f.cfg.ExtraOutputArgs) }
+
+// HashesPictures reports that Encode honours Options.HashPictures.
+func (f *FFmpeg) HashesPictures() bool { return true }
 
 // setsFilter reports whether ffmpeg output options set a video filter.
 func setsFilter(args []string) bool {
@@ -270,6 +275,9 @@ type settings struct {
 	threads   int
 	extra     []string // the configured ExtraOutputArgs
 	trim      *Trim    // nil: the whole chunk
+	// hashPictures adds a framehash output of the decoded input on
+	// stdout (Options.HashPictures); not one of the shard's settings.
+	hashPictures bool
 	// chunk is what Encode read of the input's presentation (presentation.go).
 	chunk chunkPresentation
 }
@@ -324,6 +332,7 @@ func (f *FFmpeg) resolve(opts Options) (settings, error) {
 		// for the whole file anyway.
 		s.audio = "none"
 	}
+	s.hashPictures = opts.HashPictures
 	return s, nil
 }
 
@@ -422,7 +431,17 @@ func (f *FFmpeg) args(inPath, outPath string, s settings) []string {
 	s.chunk.outputOptions(s.codec, out)
 
 	outArg := "file:" + outPath
-	args := ffmpeg.Input("file:"+inPath, in).Output(outArg, out).OverWriteOutput().GetArgs()
+	input := ffmpeg.Input("file:"+inPath, in)
+	output := input.Output(outArg, out)
+	if s.hashPictures {
+		// The same decode feeds a second output that hashes every
+		// picture as decoded, before the trim: what the master compares
+		// with the source's pictures.
+		output = ffmpeg.MergeOutputs(output, input.Output("pipe:1", ffmpeg.KwArgs{
+			"map": "0:v:0", "fps_mode": "passthrough", "f": "framehash", "hash": "murmur3",
+		}))
+	}
+	args := output.OverWriteOutput().GetArgs()
 	if len(f.cfg.ExtraOutputArgs) > 0 {
 		i := len(args) - 1
 		for i >= 0 && args[i] != outArg {
@@ -497,7 +516,13 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 	args := f.args(inPath, out.Path(), s)
 	f.log.Debug("ffmpeg start", "binary", f.cfg.Binary, "args", args)
 	start := time.Now()
-	stderr, err := proc.Run(runCtx, proc.Cmd{Name: f.cfg.Binary, Args: args, Env: s.env()})
+	var hashes *framehash.Collector
+	var stdout io.Writer
+	if s.hashPictures {
+		hashes = &framehash.Collector{Max: MaxPictureHashes}
+		stdout = hashes
+	}
+	stderr, err := proc.Run(runCtx, proc.Cmd{Name: f.cfg.Binary, Args: args, Env: s.env(), Stdout: stdout})
 	elapsed := time.Since(start)
 	f.log.Debug("ffmpeg done", "elapsed", elapsed, "err", err)
 	if err != nil {
@@ -535,6 +560,12 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 			f.log.Warn("quality not measured", "err", tidyReason(err.Error(), inPath))
 		}
 	}
+	var pictureHashes []byte
+	if hashes != nil {
+		if pictureHashes, err = hashes.Hashes(); err != nil {
+			f.log.Warn("picture hashes not returned", "err", err)
+		}
+	}
 	audio, _ := info.FirstStream("audio")
 	return Result{
 		Encoder:         NameFFmpeg,
@@ -549,6 +580,7 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 		EncodeTime:      elapsed,
 		InputSize:       size,
 		Quality:         stats,
+		PictureHashes:   pictureHashes,
 	}, nil
 }
 

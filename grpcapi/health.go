@@ -15,6 +15,10 @@ import (
 // whose encoder honours ProcessChunkRequest.trim and UploadHeader.trim.
 const FeatureFrameTrim = "frame_trim"
 
+// FeaturePictureHashes is listed by a worker that answers
+// want_picture_hashes with ProcessChunkResponse.picture_hashes.
+const FeaturePictureHashes = "picture_hashes"
+
 type healthState struct {
 	cpu *sysinfo.CPUSampler
 
@@ -112,6 +116,9 @@ func (s *Server) features() []string {
 	var f []string
 	if s.trimsFrames() {
 		f = append(f, FeatureFrameTrim)
+	}
+	if s.hashesPictures() {
+		f = append(f, FeaturePictureHashes)
 	}
 	return f
 }

@@ -32,19 +32,19 @@ func (s *Server) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) 
 	}
 	hasher := newInputHasher()
 	hasher.add(data)
-	meta, stored, err := s.process(ctx, &chunkRequest{
+	res, err := s.process(ctx, &chunkRequest{
 		videoID: req.GetVideoId(),
 		index:   int(req.GetChunkIndex()),
 		size:    int64(len(data)),
 		in:      bytes.NewReader(data),
 		data:    data,
 		hasher:  hasher,
-		opts:    encodeOptions(req.GetEncoding(), req.GetTrim()),
+		opts:    encodeOptions(req.GetEncoding(), req.GetTrim(), req.GetWantPictureHashes()),
 	})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return s.processResponse(meta, stored), nil
+	return s.processResponse(res), nil
 }
 
 // UploadChunk is ProcessChunk for chunks of any size: a header message,
@@ -69,18 +69,18 @@ func (s *Server) UploadChunk(stream pb.VideoProcessingService_UploadChunkServer)
 	}
 	hasher := newInputHasher()
 	in := &uploadReader{stream: stream, remaining: h.GetTotalSize(), total: h.GetTotalSize(), hasher: hasher}
-	meta, stored, err := s.process(stream.Context(), &chunkRequest{
+	res, err := s.process(stream.Context(), &chunkRequest{
 		videoID: h.GetVideoId(),
 		index:   int(h.GetChunkIndex()),
 		size:    h.GetTotalSize(),
 		in:      in,
 		hasher:  hasher,
-		opts:    encodeOptions(h.GetEncoding(), h.GetTrim()),
+		opts:    encodeOptions(h.GetEncoding(), h.GetTrim(), h.GetWantPictureHashes()),
 	})
 	if err != nil {
 		return toStatus(err)
 	}
-	return stream.SendAndClose(s.processResponse(meta, stored))
+	return stream.SendAndClose(s.processResponse(res))
 }
 
 func validateChunkID(videoID string, chunkIndex int64) error {
@@ -111,6 +111,15 @@ type chunkRequest struct {
 	opts    encode.Options
 }
 
+// processed is what process did: the committed chunk's metadata; stored
+// when it was already in the store (nothing encoded), and the encode's
+// picture hashes otherwise (when asked for and the encoder gave them).
+type processed struct {
+	meta          storage.Metadata
+	stored        bool
+	pictureHashes []byte
+}
+
 // process encodes a chunk into a pending shard and commits it, unless the
 // store already holds its result: then it returns that chunk's metadata
 // with stored set, and nothing is encoded or written.
@@ -132,10 +141,10 @@ type chunkRequest struct {
 // answered with the committed chunk, the new output discarded. Different
 // bytes or settings replace the chunk through Commit: the old version stays
 // readable until the new one is committed.
-func (s *Server) process(ctx context.Context, r *chunkRequest) (_ storage.Metadata, stored bool, _ error) {
+func (s *Server) process(ctx context.Context, r *chunkRequest) (processed, error) {
 	defer r.hasher.finish()
 	if r.opts.Trim != nil && !s.trimsFrames() {
-		return storage.Metadata{}, false, invalidf("this worker's encoder (%s) cannot trim frames", s.enc.Name())
+		return processed{}, invalidf("this worker's encoder (%s) cannot trim frames", s.enc.Name())
 	}
 	settings, known := s.settingsFor(r.opts)
 	if known && r.data != nil {
@@ -146,14 +155,14 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (_ storage.Metada
 				return hex.EncodeToString(h[:])
 			}
 			if m, ok := s.storedResult(r, s.enc.Name(), settings, sum); ok {
-				return m, true, nil
+				return processed{meta: m, stored: true}, nil
 			}
 		}
 	}
 
 	release, err := s.acquire(ctx)
 	if err != nil {
-		return storage.Metadata{}, false, err
+		return processed{}, err
 	}
 	defer release()
 
@@ -161,18 +170,18 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (_ storage.Metada
 		if m, ok := s.candidate(r, s.enc.Name(), settings); ok {
 			prefix := make([]byte, min(r.size, inputPrefixBytes))
 			if _, err := io.ReadFull(r.in, prefix); err != nil {
-				return storage.Metadata{}, false, fmt.Errorf("upload %s chunk %d: %w", r.videoID, r.index, err)
+				return processed{}, fmt.Errorf("upload %s chunk %d: %w", r.videoID, r.index, err)
 			}
 			r.in = io.MultiReader(bytes.NewReader(prefix), r.in)
 			if prefixMatches(m, prefix) {
 				spool, err := s.spool(ctx, r.in)
 				if err != nil {
-					return storage.Metadata{}, false, fmt.Errorf("upload %s chunk %d: %w", r.videoID, r.index, err)
+					return processed{}, fmt.Errorf("upload %s chunk %d: %w", r.videoID, r.index, err)
 				}
 				defer spool.remove(s)
 				sum := func() string { _, sum := r.hasher.finish(); return sum }
 				if m, ok := s.storedResult(r, s.enc.Name(), settings, sum); ok {
-					return m, true, nil
+					return processed{meta: m, stored: true}, nil
 				}
 				r.in = spool.f
 			}
@@ -181,21 +190,21 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (_ storage.Metada
 
 	pending, err := s.store.Create(r.videoID, r.index)
 	if err != nil {
-		return storage.Metadata{}, false, err
+		return processed{}, err
 	}
 	defer pending.Abort()
 
 	start := time.Now()
 	res, err := s.enc.Encode(ctx, r.in, pending, r.opts)
 	if err != nil {
-		return storage.Metadata{}, false, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
+		return processed{}, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
 	}
 	// Only a fully read input was checked whole (an upload's size, its frames).
 	if n, err := r.in.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = fmt.Errorf("encoder %s left input unread", res.Encoder)
 		}
-		return storage.Metadata{}, false, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
+		return processed{}, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
 	}
 	encodeTime := res.EncodeTime
 	if encodeTime == 0 {
@@ -203,7 +212,7 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (_ storage.Metada
 	}
 	inputSize, inputSum := r.hasher.finish()
 	if m, ok := s.storedResult(r, res.Encoder, res.Settings, func() string { return inputSum }); ok {
-		return m, true, nil // the deferred Abort discards the new output
+		return processed{meta: m, stored: true}, nil // the deferred Abort discards the new output
 	}
 	meta, err := pending.Commit(storage.Metadata{
 		OriginalSize:        inputSize,
@@ -223,12 +232,12 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (_ storage.Metada
 		Quality:             storedQuality(res),
 	})
 	if err != nil {
-		return storage.Metadata{}, false, fmt.Errorf("store %s chunk %d: %w", r.videoID, r.index, err)
+		return processed{}, fmt.Errorf("store %s chunk %d: %w", r.videoID, r.index, err)
 	}
 	s.log.Info("chunk stored", "video_id", r.videoID, "chunk", r.index,
 		"original_size", meta.OriginalSize, "encoded_size", meta.EncodedSize,
 		"encoder", meta.Encoder, "codec", meta.VideoCodec, "encode_time", encodeTime.Round(time.Millisecond))
-	return meta, false, nil
+	return processed{meta: meta, pictureHashes: res.PictureHashes}, nil
 }
 
 // storedQuality is the encode's measured quality as the store keeps it;
@@ -374,11 +383,12 @@ func (s *Server) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-// processResponse describes a committed chunk; stored means it was already
-// in the store (a retry), and only the message says so.
-func (s *Server) processResponse(m storage.Metadata, stored bool) *pb.ProcessChunkResponse {
+// processResponse describes a committed chunk; one that was already in the
+// store (a retry) is told apart by the message only.
+func (s *Server) processResponse(p processed) *pb.ProcessChunkResponse {
+	m := p.meta
 	msg := fmt.Sprintf("chunk %d of %s stored", m.ChunkIndex, m.VideoID)
-	if stored {
+	if p.stored {
 		msg = fmt.Sprintf("chunk %d of %s already stored", m.ChunkIndex, m.VideoID)
 	}
 	return &pb.ProcessChunkResponse{
@@ -390,12 +400,13 @@ func (s *Server) processResponse(m storage.Metadata, stored bool) *pb.ProcessChu
 		Message:        msg,
 		ChecksumSha256: m.ChecksumSHA256,
 		Metadata:       toProtoMetadata(m),
+		PictureHashes:  p.pictureHashes,
 	}
 }
 
 // encodeOptions translates a request's encoding options and trim (either
-// may be nil); the encoder validates them.
-func encodeOptions(o *pb.EncodingOptions, trim *pb.FrameTrim) encode.Options {
+// may be nil) and its ask for picture hashes; the encoder validates them.
+func encodeOptions(o *pb.EncodingOptions, trim *pb.FrameTrim, hashPictures bool) encode.Options {
 	var opts encode.Options
 	if o != nil {
 		opts = encode.Options{VideoCodec: o.GetVideoCodec(), Preset: o.GetPreset()}
@@ -407,7 +418,15 @@ func encodeOptions(o *pb.EncodingOptions, trim *pb.FrameTrim) encode.Options {
 	if trim != nil {
 		opts.Trim = &encode.Trim{Start: trim.GetStartFrame(), Frames: trim.GetFrameCount()}
 	}
+	opts.HashPictures = hashPictures
 	return opts
+}
+
+// hashesPictures reports whether the encoder honours
+// encode.Options.HashPictures.
+func (s *Server) hashesPictures() bool {
+	h, ok := s.enc.(encode.PictureHasher)
+	return ok && h.HashesPictures()
 }
 
 // trimsFrames reports whether the encoder honours encode.Options.Trim.

@@ -45,6 +45,10 @@ const (
 // and encodes the whole chunk, so trimmed chunks are never sent to it.
 const FeatureFrameTrim = "frame_trim"
 
+// FeaturePictureHashes is the entry in HealthCheckResponse.features of a
+// worker that answers ChunkOptions.WantPictureHashes.
+const FeaturePictureHashes = "picture_hashes"
+
 // HasFeature reports whether a health answer lists the named feature.
 func HasFeature(h *replicationpb.HealthCheckResponse, name string) bool {
 	return slices.Contains(h.GetFeatures(), name)

@@ -16,6 +16,9 @@ type cut struct {
 	first, end             int
 	copy                   bool
 	startPacket, endPacket int64
+	// lead is how many of the source's pictures lie from the copy's
+	// keyframe to first.
+	lead int
 }
 
 // maxLeadRatio bounds a copy cut's lead, the time from its keyframe to its
@@ -88,7 +91,7 @@ func planCuts(pics []picture, tb rational, pkts packetTimeline, segment float64)
 		if stop < start {
 			continue
 		}
-		cuts[c] = cut{first: first, end: end, copy: true, startPacket: start, endPacket: stop}
+		cuts[c] = cut{first: first, end: end, copy: true, startPacket: start, endPacket: stop, lead: first - keyPic[k]}
 	}
 	return cuts
 }

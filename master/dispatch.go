@@ -127,14 +127,18 @@ type ChunkTask struct {
 	// FeatureFrameTrim; if no worker can take it, Run fails with
 	// ErrNoTrimWorker. TrimFrames 0 means no trim (TrimStart must be 0).
 	TrimStart, TrimFrames int64
+	// WantPictureHashes asks the worker for the hashes of the pictures it
+	// decoded (ChunkResult.PictureHashes), from workers that can give them.
+	WantPictureHashes bool
 }
 
-// trim is the task's FrameTrim, nil for none.
-func (t ChunkTask) trim() *replicationpb.FrameTrim {
-	if t.TrimFrames <= 0 {
-		return nil
+// options are the task's ChunkOptions.
+func (t ChunkTask) options() ChunkOptions {
+	o := ChunkOptions{WantPictureHashes: t.WantPictureHashes}
+	if t.TrimFrames > 0 {
+		o.Trim = &replicationpb.FrameTrim{StartFrame: t.TrimStart, FrameCount: t.TrimFrames}
 	}
-	return &replicationpb.FrameTrim{StartFrame: t.TrimStart, FrameCount: t.TrimFrames}
+	return o
 }
 
 // ChunkResult is a chunk stored on a worker.
@@ -158,6 +162,10 @@ type ChunkResult struct {
 	// shard's frame count was checked against ChunkTask.Frames; false for
 	// the simulated encoder (its shards are not media) or unknown frames.
 	MediaChecked bool
+	// PictureHashes are the hashes of the pictures the worker decoded the
+	// chunk to (see ChunkOptions.WantPictureHashes), framehash.Size bytes
+	// each; empty when it gave none.
+	PictureHashes []byte
 }
 
 // EventKind says what an Event reports.
@@ -457,6 +465,24 @@ func (d *Dispatcher) Clients() map[string]*Client {
 // ConfirmDone is ConfirmDone over the Dispatcher's connections.
 func (d *Dispatcher) ConfirmDone(ctx context.Context, s *JobState) (confirmed, missing []int) {
 	return ConfirmDone(ctx, d.Clients(), s)
+}
+
+// AllList reports whether every worker whose health is known lists feature,
+// and at least one's is.
+func (d *Dispatcher) AllList(feature string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	known := 0
+	for _, w := range d.workers {
+		if !w.probed {
+			continue
+		}
+		if !slices.Contains(w.features, feature) {
+			return false
+		}
+		known++
+	}
+	return known > 0
 }
 
 // Stats returns every worker's state, by address.
@@ -959,7 +985,7 @@ func (j *dispJob) event(ev Event) {
 func (j *dispJob) attempt(ctx context.Context, w *dispWorker, p *pendingChunk, results chan<- attemptResult) {
 	d := j.d
 	actx, cancel := context.WithTimeout(ctx, d.cfg.ChunkTimeout)
-	resp, err := w.client.ProcessFileTrimmed(actx, j.videoID, int32(p.task.Index), p.task.Path, d.cfg.Encoding, p.task.trim())
+	resp, err := w.client.ProcessFileWith(actx, j.videoID, int32(p.task.Index), p.task.Path, d.cfg.Encoding, p.task.options())
 	cancel()
 	var res ChunkResult
 	if err == nil {
@@ -1012,6 +1038,7 @@ func (j *dispJob) check(w *dispWorker, p *pendingChunk, resp *replicationpb.Proc
 		VideoCodec:    meta.GetVideoCodec(),
 		EncodeSeconds: meta.GetEncodeTimeSeconds(),
 		Attempts:      p.attempts,
+		PictureHashes: resp.GetPictureHashes(),
 	}
 	switch {
 	case res.Location == "":

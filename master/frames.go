@@ -2,15 +2,14 @@ package master
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
 	"github.com/videoshard/videoshard/internal/fftool"
+	"github.com/videoshard/videoshard/internal/framehash"
 )
 
 // A picture is one decoded picture of a video stream: its presentation
@@ -18,7 +17,7 @@ import (
 // time base, and a hash of its pixels.
 type picture struct {
 	pts, dur int64
-	hash     [16]byte
+	hash     framehash.Hash
 }
 
 // pictureScan is the result of decoding a video stream from start to end:
@@ -118,40 +117,17 @@ func (s *pictureScan) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// parseLine reads "#tb 0: 1/12800" and
-// "0,        512,        512,      512,   115200, 03bf8992a2e50253f26be3276e65856c".
+// parseLine reads one line of framehash output.
 func (s *pictureScan) parseLine(line []byte) {
-	text := strings.TrimSpace(string(line))
-	if text == "" {
-		return
+	l, err := framehash.Parse(line)
+	switch {
+	case err != nil:
+		s.err = err
+	case l.Kind == framehash.TimeBase:
+		s.timeBase = rational{l.TimeBase[0], l.TimeBase[1]}
+	case l.Kind == framehash.Picture:
+		s.pictures = append(s.pictures, picture{pts: l.PTS, dur: l.Duration, hash: l.Hash})
 	}
-	if rest, ok := strings.CutPrefix(text, "#tb 0:"); ok {
-		tb, ok := parseRational(strings.TrimSpace(rest))
-		if !ok || tb.num <= 0 {
-			s.err = fmt.Errorf("framehash: bad time base %q", rest)
-			return
-		}
-		s.timeBase = tb
-		return
-	}
-	if text[0] == '#' {
-		return
-	}
-	f := strings.Split(text, ",")
-	if len(f) != 6 {
-		s.err = fmt.Errorf("framehash: unexpected line %q", text)
-		return
-	}
-	pts, err1 := strconv.ParseInt(strings.TrimSpace(f[2]), 10, 64)
-	dur, err2 := strconv.ParseInt(strings.TrimSpace(f[3]), 10, 64)
-	h, err3 := hex.DecodeString(strings.TrimSpace(f[5]))
-	if err1 != nil || err2 != nil || err3 != nil || len(h) != 16 {
-		s.err = fmt.Errorf("framehash: unexpected line %q", text)
-		return
-	}
-	p := picture{pts: pts, dur: max(dur, 0)}
-	copy(p.hash[:], h)
-	s.pictures = append(s.pictures, p)
 }
 
 // timed reports whether every picture has a timestamp and they increase.

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/videoshard/videoshard/internal/framehash"
 	replicationpb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
@@ -340,7 +341,10 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 		return err
 	}
 	splitStart := time.Now()
-	chunks, stats, err := Split(ctx, cfg.Tools, src, cfg.SegmentSeconds, chunkDir)
+	// Workers that hash the pictures they decode prove the chunks' tails:
+	// the master then decodes only each chunk's head.
+	headProof := d.AllList(FeaturePictureHashes)
+	chunks, stats, err := Split(ctx, cfg.Tools, src, cfg.SegmentSeconds, chunkDir, SplitOptions{HeadProof: headProof})
 	if err != nil {
 		return err
 	}
@@ -368,6 +372,25 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 		return err
 	}
 	if len(adopted) > 0 {
+		// Encoded by a run that did not see them through: what was not
+		// proven of them is proven now.
+		var unproven []int
+		for _, i := range adopted {
+			if chunks[i].Proven < chunks[i].Frames {
+				unproven = append(unproven, i)
+			}
+		}
+		trims := trimsOf(chunks, unproven)
+		if _, err := Reprove(ctx, cfg.Tools, src, chunks, unproven); err != nil {
+			return err
+		}
+		for j, i := range unproven {
+			if chunks[i].Lossless || chunks[i].TrimStart != trims[j] {
+				state.forget(i)
+				adopted = slices.DeleteFunc(adopted, func(a int) bool { return a == i })
+			}
+			state.setSplit(chunks[i])
+		}
 		cfg.Logger.Info("chunks the workers already hold for this input are not encoded again", "chunks", adopted)
 		if err := state.Save(cfg.StateDir); err != nil {
 			return err
@@ -379,11 +402,7 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 	doneMedia := src.Video.Duration
 	for _, i := range pending {
 		c := chunks[i]
-		t := ChunkTask{Index: c.Index, Path: c.Path, Frames: c.Frames, Size: c.Size}
-		if c.NeedsTrim() {
-			t.TrimStart, t.TrimFrames = c.TrimStart, c.Frames
-		}
-		tasks = append(tasks, t)
+		tasks = append(tasks, c.task())
 		doneMedia -= c.Duration
 	}
 	var progress *Progress
@@ -407,15 +426,27 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 			}
 		}
 	}
+	var unproven []ChunkResult // results whose worker's pictures did not prove the chunk
 	onDone := func(r ChunkResult) error {
+		c := chunks[r.Index]
 		mu.Lock()
+		defer mu.Unlock()
+		if c.Proven < c.Frames {
+			if !c.ProvenBy(r.PictureHashes) {
+				unproven = append(unproven, r)
+				return nil // decided once every chunk is in
+			}
+			chunks[r.Index].Decoded = int64(len(r.PictureHashes) / framehash.Size)
+			state.setSplit(chunks[r.Index])
+		}
 		state.Record(r)
-		err := state.Save(cfg.StateDir)
-		mu.Unlock()
-		if err == nil && checker != nil {
+		if err := state.Save(cfg.StateDir); err != nil {
+			return err
+		}
+		if checker != nil {
 			checker.add(r.Index)
 		}
-		return err
+		return nil
 	}
 	onEvent := func(e Event) {
 		if progress == nil {
@@ -435,6 +466,21 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 		}
 	}
 	err = d.Run(ctx, cfg.VideoID, tasks, onDone, onEvent)
+	if err == nil && len(unproven) > 0 {
+		proofStart := time.Now()
+		var again []ChunkTask
+		again, err = settleUnproven(ctx, cfg, src, chunks, state, unproven, onDone)
+		if sum != nil {
+			again := SummarizeSplit(chunks) // some made again
+			again.Seconds, again.HeadProven = stats.Seconds, stats.HeadProven
+			again.ProofSeconds = stats.ProofSeconds + time.Since(proofStart).Seconds()
+			again.Reproven = len(unproven)
+			sum.Split = &again
+		}
+		if err == nil && len(again) > 0 {
+			err = d.Run(ctx, cfg.VideoID, again, onDone, onEvent)
+		}
+	}
 	if checker != nil {
 		if cerr := checker.wait(); err == nil {
 			err = cerr
@@ -444,6 +490,50 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 		err = os.RemoveAll(chunkDir)
 	}
 	return err
+}
+
+// settleUnproven decides the results whose worker decoded other pictures
+// than the chunk's head proof expected, or gave none to compare: the
+// master decodes those chunks whole (Reprove). A result whose chunk proves
+// with the trim it was encoded with is recorded (through onDone); the
+// others' chunks, trimmed anew or made again losslessly, are returned to
+// be encoded again.
+func settleUnproven(ctx context.Context, cfg JobConfig, src SourceInfo, chunks []Chunk, state *JobState,
+	results []ChunkResult, onDone func(ChunkResult) error) ([]ChunkTask, error) {
+	which := make([]int, len(results))
+	for j, r := range results {
+		which[j] = r.Index
+	}
+	trims := trimsOf(chunks, which)
+	cfg.Logger.Warn("chunks whose workers did not return the pictures the split expected; decoding them whole",
+		"chunks", which)
+	if _, err := Reprove(ctx, cfg.Tools, src, chunks, which); err != nil {
+		return nil, err
+	}
+	var again []ChunkTask
+	for j, r := range results {
+		c := chunks[r.Index]
+		state.setSplit(c)
+		if c.Lossless || c.TrimStart != trims[j] {
+			cfg.Logger.Warn("chunk encoded from other pictures than its own; encoding it again", "chunk", c.Index,
+				"lossless", c.Lossless, "trim_start", c.TrimStart)
+			again = append(again, c.task())
+			continue
+		}
+		if err := onDone(r); err != nil {
+			return nil, err
+		}
+	}
+	return again, nil
+}
+
+// trimsOf returns the TrimStart of the chunks listed in which.
+func trimsOf(chunks []Chunk, which []int) []int64 {
+	t := make([]int64, len(which))
+	for j, i := range which {
+		t[j] = chunks[i].TrimStart
+	}
+	return t
 }
 
 // adoptStored records as done the pending chunks that a worker already

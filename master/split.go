@@ -1,6 +1,7 @@
 package master
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
 	"github.com/videoshard/videoshard/internal/fftool"
+	"github.com/videoshard/videoshard/internal/framehash"
 )
 
 // chunkPattern is the name of the chunk files Split writes.
@@ -58,6 +60,64 @@ type Chunk struct {
 	// (Shard.Duration). 0 when the source has no timestamps to measure
 	// with.
 	Duration float64
+	// Proven is how many of the chunk's own pictures, from its first, the
+	// split compared with the source's: Frames, or, for a chunk proven by
+	// its head only (SplitOptions.HeadProof; its Decoded is then 0,
+	// unknown), fewer. The rest must be compared before the chunk's shard
+	// is used: with the pictures the worker decoded (ProvenBy), or by
+	// decoding the chunk whole (Reprove).
+	Proven int64
+	// source are the source's pictures the chunk must decode to.
+	source []picture
+	// headLimit is how many pictures a head proof decodes.
+	headLimit int
+}
+
+// ProvenBy reports whether hashes, the pictures a worker decoded the chunk
+// to (framehash.Size bytes each, before its trim), hold the source's
+// pictures where the chunk's trim takes them.
+func (c Chunk) ProvenBy(hashes []byte) bool {
+	n := int64(len(hashes) / framehash.Size)
+	if len(hashes)%framehash.Size != 0 || n < c.TrimStart+c.Frames || int64(len(c.source)) != c.Frames {
+		return false
+	}
+	for i, p := range c.source {
+		at := (c.TrimStart + int64(i)) * framehash.Size
+		if !bytes.Equal(hashes[at:at+framehash.Size], p.hash[:]) {
+			return false
+		}
+	}
+	return true
+}
+
+// SplitOptions tune Split.
+type SplitOptions struct {
+	// HeadProof proves each chunk on its first headPictures pictures (and
+	// its lead) rather than all of them, and leaves the rest to the
+	// workers' own decode (Chunk.Proven, ProvenBy): a chunk's pictures are
+	// then decoded once on the master's side instead of twice in all. For
+	// jobs whose workers list FeaturePictureHashes.
+	HeadProof bool
+}
+
+// headPictures is how many of a chunk's own pictures a head proof
+// compares: enough to catch a chunk that decodes to garbage from the
+// start (parameter sets it lacks) or to wrong leading pictures (open GOP),
+// and to place its trim. headSlack more are decoded, for leading pictures
+// the decoder shows before them.
+const (
+	headPictures = 16
+	headSlack    = 16
+)
+
+// task is the chunk's ChunkTask: a trim when it needs one, and the
+// worker's picture hashes asked for when only its head is proven.
+func (c Chunk) task() ChunkTask {
+	t := ChunkTask{Index: c.Index, Path: c.Path, Frames: c.Frames, Size: c.Size, WantPictureHashes: c.Proven < c.Frames}
+	if c.NeedsTrim() {
+		t.TrimStart, t.TrimFrames = c.TrimStart, c.Frames
+	}
+	return t
 }
 
 // NeedsTrim reports whether the worker must drop pictures of the chunk
@@ -88,8 +148,8 @@ func (c Chunk) NeedsTrim() bool { return c.TrimStart > 0 || c.Decoded != c.Frame
 // cancelled ctx (the error then wraps ctx.Err()), the chunk files written so
 // far are removed. src should come from Probe; otherwise Split decodes the
 // source once more.
-func Split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds float64, dir string) (chunks []Chunk, stats SplitStats, err error) {
-	chunks, proof, err := split(ctx, tools, src, segmentSeconds, dir)
+func Split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds float64, dir string, opts SplitOptions) (chunks []Chunk, stats SplitStats, err error) {
+	chunks, proof, err := split(ctx, tools, src, segmentSeconds, dir, opts)
 	if err != nil {
 		return nil, SplitStats{}, err
 	}
@@ -99,7 +159,7 @@ func Split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 }
 
 // split is Split; it also returns the time spent proving chunks.
-func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds float64, dir string) (chunks []Chunk, proof time.Duration, err error) {
+func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds float64, dir string, opts SplitOptions) (chunks []Chunk, proof time.Duration, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
@@ -141,6 +201,10 @@ func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 		chunks[i] = Chunk{
 			Index: i, Path: filepath.Join(dir, fmt.Sprintf(chunkPattern, i)),
 			FirstFrame: int64(c.first), Frames: int64(c.end - c.first), Lossless: !c.copy,
+			source: tl.pictures[c.first:c.end],
+		}
+		if opts.HeadProof {
+			chunks[i].headLimit = c.lead + headSlack + headPictures
 		}
 	}
 	var copies []int
@@ -160,7 +224,7 @@ func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 		failed = copies
 	} else {
 		proofStart := time.Now()
-		failed, err = proveChunks(ctx, tools, tl.pictures, src.Video.PixFmt, chunks, copies)
+		failed, err = proveChunks(ctx, tools, src.Video.PixFmt, chunks, copies)
 		proof += time.Since(proofStart)
 		if err != nil {
 			return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
@@ -173,30 +237,84 @@ func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 		}
 		if chunks[i].Lossless {
 			lossless = append(lossless, i)
+			if opts.HeadProof {
+				chunks[i].headLimit = headSlack + headPictures // no lead
+			}
 		}
-	}
-	if err := writeLosslessChunks(ctx, tools, src, tl, chunks, lossless, dir); err != nil {
-		return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
 	}
 	proofStart := time.Now()
-	failed, err = proveChunks(ctx, tools, tl.pictures, src.Video.PixFmt, chunks, lossless)
-	proof += time.Since(proofStart)
-	if err != nil {
+	if err := makeLossless(ctx, tools, src, tl, chunks, lossless, dir); err != nil {
 		return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
-	} else if len(failed) > 0 {
-		c := chunks[failed[0]]
-		return nil, 0, fmt.Errorf("split %s: %w: chunk %d (pictures %d to %d) does not decode to the source's pictures even as a lossless encode (%s)",
-			src.Path, ErrSplitMismatch, c.Index, c.FirstFrame, c.FirstFrame+c.Frames-1, tl.losslessCodec)
 	}
+	proof += time.Since(proofStart)
 	for i := range chunks {
-		fi, err := os.Stat(chunks[i].Path)
-		if err != nil {
+		if err := chunks[i].stat(); err != nil {
 			return nil, 0, fmt.Errorf("split: %w", err)
 		}
-		chunks[i].Size = fi.Size()
 	}
 	tl.place(chunks)
 	return chunks, proof, nil
+}
+
+// makeLossless writes the chunks listed in which as lossless encodes and
+// proves them; one that still does not match is ErrSplitMismatch.
+func makeLossless(ctx context.Context, tools Tools, src SourceInfo, tl timeline, chunks []Chunk, which []int, dir string) error {
+	if err := writeLosslessChunks(ctx, tools, src, tl, chunks, which, dir); err != nil {
+		return err
+	}
+	failed, err := proveChunks(ctx, tools, src.Video.PixFmt, chunks, which)
+	if err != nil {
+		return err
+	} else if len(failed) > 0 {
+		c := chunks[failed[0]]
+		return fmt.Errorf("%w: chunk %d (pictures %d to %d) does not decode to the source's pictures even as a lossless encode (%s)",
+			ErrSplitMismatch, c.Index, c.FirstFrame, c.FirstFrame+c.Frames-1, tl.losslessCodec)
+	}
+	return nil
+}
+
+// stat sets c.Size from its file.
+func (c *Chunk) stat() error {
+	fi, err := os.Stat(c.Path)
+	if err != nil {
+		return err
+	}
+	c.Size = fi.Size()
+	return nil
+}
+
+// Reprove decodes the chunks of src listed in which whole and compares
+// them with the source's pictures, as Split does without HeadProof: for a
+// chunk only proven by its head whose worker decoded other pictures, or
+// gave none to compare. A chunk that matches gets its TrimStart and
+// Decoded anew (a shard encoded with another trim is not its encode); one
+// that does not is made again, a lossless encode of its pictures (Lossless,
+// Fallback, Size anew), which must match: otherwise ErrSplitMismatch. It
+// returns the chunks made again. chunks and src are Split's.
+func Reprove(ctx context.Context, tools Tools, src SourceInfo, chunks []Chunk, which []int) (remade []int, err error) {
+	for _, i := range which {
+		chunks[i].headLimit = 0
+	}
+	failed, err := proveChunks(ctx, tools, src.Video.PixFmt, chunks, which)
+	if err != nil || len(failed) == 0 {
+		return nil, err
+	}
+	tl, err := sourceTimeline(ctx, tools, src)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range failed {
+		chunks[i].Lossless, chunks[i].Fallback = true, true
+	}
+	if err := makeLossless(ctx, tools, src, tl, chunks, failed, filepath.Dir(chunks[failed[0]].Path)); err != nil {
+		return nil, err
+	}
+	for _, i := range failed {
+		if err := chunks[i].stat(); err != nil {
+			return nil, err
+		}
+	}
+	return failed, nil
 }
 
 // timeline is what Split knows of the source's video: its pictures with
@@ -400,7 +518,7 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 // matching chunk's Decoded and TrimStart and returns the chunks that do not
 // match (in order). A chunk file that cannot be decoded at all does not
 // match; the error is for what stops the proof (ffmpeg missing, ctx).
-func proveChunks(ctx context.Context, tools Tools, pics []picture, pixFmt string, chunks []Chunk, which []int) ([]int, error) {
+func proveChunks(ctx context.Context, tools Tools, pixFmt string, chunks []Chunk, which []int) ([]int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ok := make([]bool, len(which))
@@ -411,7 +529,7 @@ func proveChunks(ctx context.Context, tools Tools, pics []picture, pixFmt string
 		wg.Go(func() {
 			for j := range next {
 				c := &chunks[which[j]]
-				ok[j], errs[j] = proveChunk(ctx, tools, pics, pixFmt, c)
+				ok[j], errs[j] = proveChunk(ctx, tools, pixFmt, c)
 				if errs[j] != nil {
 					cancel()
 				}
@@ -449,20 +567,37 @@ feed:
 }
 
 // proveChunk decodes c's file and looks for the source's pictures
-// c.FirstFrame.. in it; it reports whether they are all there, in order.
-func proveChunk(ctx context.Context, tools Tools, pics []picture, pixFmt string, c *Chunk) (bool, error) {
-	scan, err := scanPictures(ctx, tools, c.Path, 0, pixFmt)
+// (c.source) in it; it reports whether they are all there, in order.
+// With c.headLimit set, only that many pictures are decoded and the first
+// headPictures of the chunk's own looked for (c.Proven says how many);
+// a head that does not match is decided on the whole chunk.
+func proveChunk(ctx context.Context, tools Tools, pixFmt string, c *Chunk) (bool, error) {
+	scan, err := decodePictures(ctx, tools, c.Path, 0, pixFmt, c.headLimit)
 	if errors.Is(err, ErrNotMedia) {
 		return false, nil // undecodable: made again losslessly
 	}
 	if err != nil {
 		return false, fmt.Errorf("chunk %d: %w", c.Index, err)
 	}
-	skip := scan.matchAt(pics[c.FirstFrame : c.FirstFrame+c.Frames])
+	own := c.source
+	if c.headLimit > 0 && len(scan.pictures) >= c.headLimit {
+		head := own[:min(len(own), headPictures)]
+		skip := scan.matchAt(head)
+		if skip < 0 {
+			whole := *c
+			whole.headLimit = 0
+			ok, err := proveChunk(ctx, tools, pixFmt, &whole)
+			*c = whole
+			return ok, err
+		}
+		c.Decoded, c.TrimStart, c.Proven = 0, int64(skip), int64(len(head))
+		return true, nil
+	}
+	skip := scan.matchAt(own)
 	if skip < 0 {
 		return false, nil
 	}
-	c.Decoded, c.TrimStart = int64(len(scan.pictures)), int64(skip)
+	c.Decoded, c.TrimStart, c.Proven = int64(len(scan.pictures)), int64(skip), c.Frames
 	return true, nil
 }
 
@@ -512,10 +647,16 @@ type SplitStats struct {
 	// to the source's pictures.
 	Copied, Trimmed, Lossless, Fallback int
 	// ExtraPictures are the pictures the trimmed chunks decode to beyond
-	// their own: decoded once more by the proof and once more by a worker.
-	// ExtraRatio is their share of the source's pictures.
+	// their own (those before them, for a chunk proven by its head only):
+	// decoded once more by the proof and once more by a worker. ExtraRatio
+	// is their share of the source's pictures.
 	ExtraPictures int64
 	ExtraRatio    float64
+	// HeadProven chunks were proven by their first pictures only; the
+	// rest of each is compared with the pictures its worker decoded.
+	// Reproven of them were decoded whole by the master after all: their
+	// worker decoded other pictures, or gave none to compare.
+	HeadProven, Reproven int
 	// Seconds is the wall time of the split, its proof included;
 	// ProofSeconds the time spent decoding chunks to prove them.
 	Seconds, ProofSeconds float64
@@ -527,6 +668,9 @@ func SummarizeSplit(chunks []Chunk) SplitStats {
 	var frames int64
 	for _, c := range chunks {
 		frames += c.Frames
+		if c.Proven < c.Frames {
+			s.HeadProven++
+		}
 		switch {
 		case c.Lossless:
 			s.Lossless++
@@ -535,9 +679,9 @@ func SummarizeSplit(chunks []Chunk) SplitStats {
 			}
 		default:
 			s.Copied++
-			if c.NeedsTrim() {
+			if c.TrimStart > 0 || c.Decoded > c.Frames {
 				s.Trimmed++
-				s.ExtraPictures += c.Decoded - c.Frames
+				s.ExtraPictures += max(c.Decoded-c.Frames, c.TrimStart)
 			}
 		}
 	}

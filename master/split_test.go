@@ -14,13 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/videoshard/videoshard/internal/framehash"
 	"github.com/videoshard/videoshard/master"
 )
 
 // mustSplit splits a probed clip into a new directory.
 func mustSplit(t testing.TB, src master.SourceInfo, seconds float64) []master.Chunk {
 	t.Helper()
-	chunks, _, err := master.Split(context.Background(), mediaTools(t), src, seconds, t.TempDir())
+	chunks, _, err := master.Split(context.Background(), mediaTools(t), src, seconds, t.TempDir(), master.SplitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +274,7 @@ func TestSplit_Cancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dir := t.TempDir()
-	_, _, err := master.Split(ctx, mediaTools(t), src, 1, dir)
+	_, _, err := master.Split(ctx, mediaTools(t), src, 1, dir, master.SplitOptions{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -292,7 +293,7 @@ func TestSplit_CancelledWhileRunning(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		_, _, err := master.Split(ctx, master.Tools{FFmpeg: fake}, src, 1, dir)
+		_, _, err := master.Split(ctx, master.Tools{FFmpeg: fake}, src, 1, dir, master.SplitOptions{})
 		errc <- err
 	}()
 	waitForFile(t, started)
@@ -328,7 +329,7 @@ for pat in $(echo '%s' | tr '|' ' '); do
   esac
 done
 `, tt.when, other, dir, other, dir))
-			chunks, _, err := master.Split(context.Background(), master.Tools{FFmpeg: fake}, src, 1, dir)
+			chunks, _, err := master.Split(context.Background(), master.Tools{FFmpeg: fake}, src, 1, dir, master.SplitOptions{})
 			if tt.wantErr {
 				if !errors.Is(err, master.ErrSplitMismatch) || !strings.Contains(err.Error(), "chunk 2 (pictures 60 to 89)") {
 					t.Fatalf("err = %v, want ErrSplitMismatch naming chunk 2", err)
@@ -369,7 +370,7 @@ func TestSplit_BadArguments(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := master.Split(context.Background(), tools, tt.src, tt.seconds, tt.dir)
+			_, _, err := master.Split(context.Background(), tools, tt.src, tt.seconds, tt.dir, master.SplitOptions{})
 			if err == nil || !strings.Contains(err.Error(), tt.text) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.text)
 			}
@@ -444,4 +445,82 @@ func TestSplit_VideoNotFirst(t *testing.T) {
 		t.Errorf("Dropped = %q, want the cover image", side.Dropped)
 	}
 	mustVerify(t, src, out)
+}
+
+// decodeHashes returns the framehash murmur3 hashes of every picture path
+// decodes to, as a worker returns them.
+func decodeHashes(t testing.TB, path string) []byte {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0",
+		"-fps_mode", "passthrough", "-f", "framehash", "-hash", "murmur3", "-").Output()
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	var c framehash.Collector
+	c.Write(out)
+	h, err := c.Hashes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestSplit_HeadProof: with HeadProof, Split proves each chunk by its
+// first pictures only, and the rest must be proven by a worker's decode
+// (ProvenBy): the chunk's own pictures prove it; its neighbour's, or all
+// but its last, do not. A chunk whose head is right and whose tail is not
+// fails ProvenBy, and Reprove makes it again losslessly while it proves
+// the others whole.
+func TestSplit_HeadProof(t *testing.T) {
+	src := mustProbe(t, clip(clipH264AAC))
+	ctx := context.Background()
+	chunks, stats, err := master.Split(ctx, mediaTools(t), src, 2, t.TempDir(), master.SplitOptions{HeadProof: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.HeadProven != len(chunks) || len(chunks) < 2 {
+		t.Fatalf("stats %+v for %d chunks, want every chunk proven by its head", stats, len(chunks))
+	}
+	var all []int
+	for i, c := range chunks {
+		all = append(all, i)
+		if c.Proven >= c.Frames || c.Decoded != 0 || !c.NeedsTrim() {
+			t.Errorf("chunk %d: Proven %d of %d, Decoded %d, NeedsTrim %v; want a head proof and a trim", i, c.Proven, c.Frames, c.Decoded, c.NeedsTrim())
+		}
+		own := decodeHashes(t, c.Path)
+		if !c.ProvenBy(own) {
+			t.Errorf("chunk %d is not proven by its own pictures", i)
+		}
+		if c.ProvenBy(own[:len(own)-framehash.Size]) {
+			t.Errorf("chunk %d is proven without its last picture", i)
+		}
+		if i > 0 && c.ProvenBy(decodeHashes(t, chunks[i-1].Path)) {
+			t.Errorf("chunk %d is proven by chunk %d's pictures", i, i-1)
+		}
+	}
+
+	// Chunk 1's pictures from the 20th on negated, losslessly: its head
+	// still hashes like the source's.
+	spoiled := filepath.Join(t.TempDir(), "spoiled.mkv")
+	ffmpegT(t, "-i", chunks[1].Path, "-vf", "negate=enable='gte(n,20)'", "-c:v", "libx264", "-qp", "0",
+		"-preset", "ultrafast", "-fps_mode", "passthrough", spoiled)
+	if err := os.Rename(spoiled, chunks[1].Path); err != nil {
+		t.Fatal(err)
+	}
+	if chunks[1].ProvenBy(decodeHashes(t, chunks[1].Path)) {
+		t.Fatal("a chunk with a spoiled tail is proven")
+	}
+	remade, err := master.Reprove(ctx, mediaTools(t), src, chunks, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(remade, []int{1}) || !chunks[1].Lossless || !chunks[1].Fallback {
+		t.Fatalf("Reprove remade %v, chunk 1 %+v; want chunk 1 made again losslessly", remade, chunks[1])
+	}
+	for i, c := range chunks {
+		if c.Proven != c.Frames {
+			t.Errorf("chunk %d: Proven %d of %d after Reprove", i, c.Proven, c.Frames)
+		}
+	}
+	checkChunks(t, src, chunks)
 }

@@ -191,6 +191,19 @@ func (s *JobState) Record(r ChunkResult) {
 	c.Quality, c.QualityMode, c.QualityProblem = nil, "", "" // a new encode, not measured yet
 }
 
+// setSplit records what the split says of chunk c anew (proven since, or
+// made again).
+func (s *JobState) setSplit(c Chunk) {
+	i, found := slices.BinarySearchFunc(s.Chunks, c.Index, func(cs ChunkState, idx int) int {
+		return cmp.Compare(cs.Index, idx)
+	})
+	if !found {
+		return
+	}
+	cs := &s.Chunks[i]
+	cs.Size, cs.TrimStart, cs.Decoded, cs.Lossless = c.Size, c.TrimStart, c.Decoded, c.Lossless
+}
+
 // Pending returns the indexes of the chunks not done, in order.
 func (s *JobState) Pending() []int {
 	var p []int

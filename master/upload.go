@@ -29,13 +29,29 @@ func (c *Client) ProcessFile(ctx context.Context, videoID string, chunkIndex int
 	return c.ProcessFileTrimmed(ctx, videoID, chunkIndex, path, enc, nil)
 }
 
-// ProcessFileTrimmed is ProcessFile with a frame trim (nil: none), sent in
-// ProcessChunkRequest.trim or UploadHeader.trim: the worker keeps only
-// trim.frame_count pictures from picture trim.start_frame on, video only.
-// Send a trim only to a worker whose health lists FeatureFrameTrim; any
-// other worker ignores it and encodes the whole chunk.
+// ChunkOptions are what a chunk request carries beyond its encoding.
+type ChunkOptions struct {
+	// Trim (nil: none), sent in ProcessChunkRequest.trim or
+	// UploadHeader.trim: the worker keeps only trim.frame_count pictures
+	// from picture trim.start_frame on, video only. Send a trim only to a
+	// worker whose health lists FeatureFrameTrim; any other worker ignores
+	// it and encodes the whole chunk.
+	Trim *replicationpb.FrameTrim
+	// WantPictureHashes asks for ProcessChunkResponse.picture_hashes; a
+	// worker without FeaturePictureHashes ignores it.
+	WantPictureHashes bool
+}
+
+// ProcessFileTrimmed is ProcessFile with a frame trim (nil: none); see
+// ChunkOptions.Trim.
 func (c *Client) ProcessFileTrimmed(ctx context.Context, videoID string, chunkIndex int32, path string,
 	enc *replicationpb.EncodingOptions, trim *replicationpb.FrameTrim) (*replicationpb.ProcessChunkResponse, error) {
+	return c.ProcessFileWith(ctx, videoID, chunkIndex, path, enc, ChunkOptions{Trim: trim})
+}
+
+// ProcessFileWith is ProcessFile with opts.
+func (c *Client) ProcessFileWith(ctx context.Context, videoID string, chunkIndex int32, path string,
+	enc *replicationpb.EncodingOptions, opts ChunkOptions) (*replicationpb.ProcessChunkResponse, error) {
 	desc := fmt.Sprintf("process chunk %d of %q", chunkIndex, videoID)
 
 	f, err := os.Open(path)
@@ -58,11 +74,11 @@ func (c *Client) ProcessFileTrimmed(ctx context.Context, videoID string, chunkIn
 	}
 	var resp *replicationpb.ProcessChunkResponse
 	if size <= limit {
-		resp, err = c.processUnary(ctx, videoID, chunkIndex, f, size, enc, trim)
+		resp, err = c.processUnary(ctx, videoID, chunkIndex, f, size, enc, opts)
 	} else {
 		// A frame must fit in one message too.
 		frame := max(min(FrameBytes, limit), 1)
-		resp, err = c.upload(ctx, videoID, chunkIndex, f, size, frame, enc, trim)
+		resp, err = c.upload(ctx, videoID, chunkIndex, f, size, frame, enc, opts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", desc, err)
@@ -104,7 +120,7 @@ func (c *Client) UnaryLimit(ctx context.Context) (int64, error) {
 
 // processUnary sends the whole file in one ProcessChunk message.
 func (c *Client) processUnary(ctx context.Context, videoID string, chunkIndex int32, f *os.File, size int64,
-	enc *replicationpb.EncodingOptions, trim *replicationpb.FrameTrim) (*replicationpb.ProcessChunkResponse, error) {
+	enc *replicationpb.EncodingOptions, opts ChunkOptions) (*replicationpb.ProcessChunkResponse, error) {
 	data := make([]byte, size)
 	if _, err := io.ReadFull(f, data); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -116,11 +132,12 @@ func (c *Client) processUnary(ctx context.Context, videoID string, chunkIndex in
 		return nil, err
 	}
 	resp, err := c.rpc.ProcessChunk(ctx, &replicationpb.ProcessChunkRequest{
-		VideoId:    videoID,
-		ChunkIndex: chunkIndex,
-		ChunkData:  data,
-		Encoding:   enc,
-		Trim:       trim,
+		VideoId:           videoID,
+		ChunkIndex:        chunkIndex,
+		ChunkData:         data,
+		Encoding:          enc,
+		Trim:              opts.Trim,
+		WantPictureHashes: opts.WantPictureHashes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ProcessChunk: %w", err)
@@ -130,7 +147,7 @@ func (c *Client) processUnary(ctx context.Context, videoID string, chunkIndex in
 
 // upload streams the file with UploadChunk: the header, then data frames.
 func (c *Client) upload(ctx context.Context, videoID string, chunkIndex int32, f *os.File, size, frame int64,
-	enc *replicationpb.EncodingOptions, trim *replicationpb.FrameTrim) (*replicationpb.ProcessChunkResponse, error) {
+	enc *replicationpb.EncodingOptions, opts ChunkOptions) (*replicationpb.ProcessChunkResponse, error) {
 	// Cancelling the stream's context is how an upload is abandoned: the
 	// worker sees Canceled and discards what it received.
 	ctx, cancel := context.WithCancel(ctx)
@@ -142,11 +159,12 @@ func (c *Client) upload(ctx context.Context, videoID string, chunkIndex int32, f
 	}
 	header := &replicationpb.UploadChunkRequest{Frame: &replicationpb.UploadChunkRequest_Header{
 		Header: &replicationpb.UploadHeader{
-			VideoId:    videoID,
-			ChunkIndex: chunkIndex,
-			TotalSize:  size,
-			Encoding:   enc,
-			Trim:       trim,
+			VideoId:           videoID,
+			ChunkIndex:        chunkIndex,
+			TotalSize:         size,
+			Encoding:          enc,
+			Trim:              opts.Trim,
+			WantPictureHashes: opts.WantPictureHashes,
 		},
 	}}
 	if err := stream.Send(header); err != nil {

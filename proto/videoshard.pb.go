@@ -157,9 +157,12 @@ type ProcessChunkRequest struct {
 	ChunkData  []byte                 `protobuf:"bytes,3,opt,name=chunk_data,json=chunkData,proto3" json:"chunk_data,omitempty"`
 	Encoding   *EncodingOptions       `protobuf:"bytes,4,opt,name=encoding,proto3" json:"encoding,omitempty"`
 	// Unset: the whole chunk.
-	Trim          *FrameTrim `protobuf:"bytes,5,opt,name=trim,proto3" json:"trim,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Trim *FrameTrim `protobuf:"bytes,5,opt,name=trim,proto3" json:"trim,omitempty"`
+	// Ask for ProcessChunkResponse.picture_hashes (workers listing the
+	// "picture_hashes" feature).
+	WantPictureHashes bool `protobuf:"varint,6,opt,name=want_picture_hashes,json=wantPictureHashes,proto3" json:"want_picture_hashes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ProcessChunkRequest) Reset() {
@@ -227,6 +230,13 @@ func (x *ProcessChunkRequest) GetTrim() *FrameTrim {
 	return nil
 }
 
+func (x *ProcessChunkRequest) GetWantPictureHashes() bool {
+	if x != nil {
+		return x.WantPictureHashes
+	}
+	return false
+}
+
 type ProcessChunkResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Success  bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
@@ -238,8 +248,16 @@ type ProcessChunkResponse struct {
 	Message        string         `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
 	ChecksumSha256 string         `protobuf:"bytes,7,opt,name=checksum_sha256,json=checksumSha256,proto3" json:"checksum_sha256,omitempty"`
 	Metadata       *ChunkMetadata `protobuf:"bytes,8,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// With want_picture_hashes: the hash of every picture the chunk decoded
+	// to, in decoder output order and before any trim, 16 bytes each
+	// (ffmpeg's framehash murmur3 of the decoded pixels, in the pixel format
+	// of the first picture), so the caller can check the worker encoded the
+	// pictures it meant to send. Empty when the shard was not encoded by
+	// this call (a retry answered from the store), the encoder decodes
+	// nothing (simulated), or the chunk has more than 262144 pictures.
+	PictureHashes []byte `protobuf:"bytes,9,opt,name=picture_hashes,json=pictureHashes,proto3" json:"picture_hashes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProcessChunkResponse) Reset() {
@@ -324,6 +342,13 @@ func (x *ProcessChunkResponse) GetChecksumSha256() string {
 func (x *ProcessChunkResponse) GetMetadata() *ChunkMetadata {
 	if x != nil {
 		return x.Metadata
+	}
+	return nil
+}
+
+func (x *ProcessChunkResponse) GetPictureHashes() []byte {
+	if x != nil {
+		return x.PictureHashes
 	}
 	return nil
 }
@@ -419,9 +444,11 @@ type UploadHeader struct {
 	TotalSize int64            `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
 	Encoding  *EncodingOptions `protobuf:"bytes,4,opt,name=encoding,proto3" json:"encoding,omitempty"`
 	// Unset: the whole chunk.
-	Trim          *FrameTrim `protobuf:"bytes,5,opt,name=trim,proto3" json:"trim,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Trim *FrameTrim `protobuf:"bytes,5,opt,name=trim,proto3" json:"trim,omitempty"`
+	// As ProcessChunkRequest.want_picture_hashes.
+	WantPictureHashes bool `protobuf:"varint,6,opt,name=want_picture_hashes,json=wantPictureHashes,proto3" json:"want_picture_hashes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *UploadHeader) Reset() {
@@ -487,6 +514,13 @@ func (x *UploadHeader) GetTrim() *FrameTrim {
 		return x.Trim
 	}
 	return nil
+}
+
+func (x *UploadHeader) GetWantPictureHashes() bool {
+	if x != nil {
+		return x.WantPictureHashes
+	}
+	return false
 }
 
 type GetShardRequest struct {
@@ -741,7 +775,8 @@ type HealthCheckResponse struct {
 	// corrupt or orphaned shards and metadata moved out of the store.
 	QuarantinedShards int64 `protobuf:"varint,14,opt,name=quarantined_shards,json=quarantinedShards,proto3" json:"quarantined_shards,omitempty"`
 	// Optional capabilities of this worker, by name: "frame_trim" (it
-	// honours ProcessChunkRequest.trim and UploadHeader.trim). A worker that
+	// honours ProcessChunkRequest.trim and UploadHeader.trim),
+	// "picture_hashes" (it answers want_picture_hashes). A worker that
 	// lists none may still be a good worker, only an older one.
 	Features      []string `protobuf:"bytes,15,rep,name=features,proto3" json:"features,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1487,7 +1522,7 @@ const file_videoshard_proto_rawDesc = "" +
 	"\vstart_frame\x18\x01 \x01(\x03R\n" +
 	"startFrame\x12\x1f\n" +
 	"\vframe_count\x18\x02 \x01(\x03R\n" +
-	"frameCount\"\xd6\x01\n" +
+	"frameCount\"\x86\x02\n" +
 	"\x13ProcessChunkRequest\x12\x19\n" +
 	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12\x1f\n" +
 	"\vchunk_index\x18\x02 \x01(\x05R\n" +
@@ -1495,7 +1530,8 @@ const file_videoshard_proto_rawDesc = "" +
 	"\n" +
 	"chunk_data\x18\x03 \x01(\fR\tchunkData\x128\n" +
 	"\bencoding\x18\x04 \x01(\v2\x1c.replication.EncodingOptionsR\bencoding\x12*\n" +
-	"\x04trim\x18\x05 \x01(\v2\x16.replication.FrameTrimR\x04trim\"\xb7\x02\n" +
+	"\x04trim\x18\x05 \x01(\v2\x16.replication.FrameTrimR\x04trim\x12.\n" +
+	"\x13want_picture_hashes\x18\x06 \x01(\bR\x11wantPictureHashes\"\xde\x02\n" +
 	"\x14ProcessChunkResponse\x12\x18\n" +
 	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12%\n" +
@@ -1504,11 +1540,12 @@ const file_videoshard_proto_rawDesc = "" +
 	"\fencoded_size\x18\x05 \x01(\x03R\vencodedSize\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x12'\n" +
 	"\x0fchecksum_sha256\x18\a \x01(\tR\x0echecksumSha256\x126\n" +
-	"\bmetadata\x18\b \x01(\v2\x1a.replication.ChunkMetadataR\bmetadata\"h\n" +
+	"\bmetadata\x18\b \x01(\v2\x1a.replication.ChunkMetadataR\bmetadata\x12%\n" +
+	"\x0epicture_hashes\x18\t \x01(\fR\rpictureHashes\"h\n" +
 	"\x12UploadChunkRequest\x123\n" +
 	"\x06header\x18\x01 \x01(\v2\x19.replication.UploadHeaderH\x00R\x06header\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\a\n" +
-	"\x05frame\"\xcf\x01\n" +
+	"\x05frame\"\xff\x01\n" +
 	"\fUploadHeader\x12\x19\n" +
 	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12\x1f\n" +
 	"\vchunk_index\x18\x02 \x01(\x05R\n" +
@@ -1516,7 +1553,8 @@ const file_videoshard_proto_rawDesc = "" +
 	"\n" +
 	"total_size\x18\x03 \x01(\x03R\ttotalSize\x128\n" +
 	"\bencoding\x18\x04 \x01(\v2\x1c.replication.EncodingOptionsR\bencoding\x12*\n" +
-	"\x04trim\x18\x05 \x01(\v2\x16.replication.FrameTrimR\x04trim\"\x89\x01\n" +
+	"\x04trim\x18\x05 \x01(\v2\x16.replication.FrameTrimR\x04trim\x12.\n" +
+	"\x13want_picture_hashes\x18\x06 \x01(\bR\x11wantPictureHashes\"\x89\x01\n" +
 	"\x0fGetShardRequest\x12%\n" +
 	"\x0eshard_location\x18\x01 \x01(\tR\rshardLocation\x12\x19\n" +
 	"\bvideo_id\x18\x02 \x01(\tR\avideoId\x12$\n" +

@@ -489,3 +489,41 @@ func TestE2EFailedVerificationKeepsOutputAside(t *testing.T) {
 		t.Errorf("the unverified output is not kept: %v", err)
 	}
 }
+
+// TestE2EWrongPictureHashes: a worker whose ffmpeg reports other picture
+// hashes than it decoded (a broken or lying worker, or a chunk whose tail
+// decodes other than its head promised) does not get its shards taken on
+// its word or thrown away on it: the master decodes those chunks whole
+// itself, finds them right, keeps the shards, and says so.
+func TestE2EWrongPictureHashes(t *testing.T) {
+	dir := t.TempDir()
+	liar := filepath.Join(dir, "ffmpeg")
+	script := `#!/bin/sh
+out=$(mktemp)
+ffmpeg "$@" >"$out"
+rc=$?
+sed 's/, [0-9a-f]\{32\}$/, 0123456789abcdef0123456789abcdef/' "$out"
+rm -f "$out"
+exit $rc
+`
+	if err := os.WriteFile(liar, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := e2etest.StartWorker(t, bins["worker"], "", "",
+		fmt.Sprintf("encoder: ffmpeg\nffmpeg: {preset: ultrafast, binary: %s}\nlimits: {max_concurrent_tasks: 2}\n", liar))
+	out := filepath.Join(dir, "out.mkv")
+	code, stdout, stderr := runMaster(t, "encode", "--workers", w.Addr, "--output", out, "--segment-seconds", "2",
+		"--state-dir", filepath.Join(dir, "state"), testdata("h264_aac_640x360_30fps_4s.mp4"))
+	if code != 0 {
+		t.Fatalf("master encode exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"verification:   OK", "2 by their first pictures here", "2 of them decoded whole here after all"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary does not say %q:\n%s", want, stdout)
+		}
+	}
+	srcFrames, _ := probeFrames(t, testdata("h264_aac_640x360_30fps_4s.mp4"))
+	if got, _ := probeFrames(t, out); got != srcFrames {
+		t.Errorf("output has %d frames, the source %d", got, srcFrames)
+	}
+}

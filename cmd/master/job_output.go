@@ -47,7 +47,15 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 		if sp.Lossless > 0 {
 			text += fmt.Sprintf(", %d lossless (%d after their copy failed the picture check)", sp.Lossless, sp.Fallback)
 		}
-		fs = append(fs, field{"split", text + "; every chunk checked picture by picture"})
+		check := fmt.Sprintf("every chunk checked picture by picture (%.2fs of decoding)", sp.ProofSeconds)
+		if sp.HeadProven > 0 {
+			check = fmt.Sprintf("every chunk checked picture by picture: %d by their first pictures here (%.2fs of decoding) and the rest from their worker's decode",
+				sp.HeadProven, sp.ProofSeconds)
+			if sp.Reproven > 0 {
+				check += fmt.Sprintf(", %d of them decoded whole here after all", sp.Reproven)
+			}
+		}
+		fs = append(fs, field{"split", text + "; " + check})
 	}
 	if v := s.Verification; v != nil {
 		verdict := "OK"
