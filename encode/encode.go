@@ -25,6 +25,15 @@ var (
 	ErrInvalidInput = errors.New("invalid input")
 	// ErrInvalidOptions means a per-request override is outside the allowlist.
 	ErrInvalidOptions = errors.New("invalid encoding options")
+	// ErrOverrideNotAllowed means a per-request override is valid but the
+	// operator does not let requests choose it (FFmpegConfig.AllowOverrides);
+	// the message names the option, what is allowed and the config key.
+	ErrOverrideNotAllowed = errors.New("encoding option not allowed on this worker")
+	// ErrTooManyPixels means the input decodes to larger pictures, a higher
+	// pixel rate or more pixels in all than the configured limits
+	// (FFmpegConfig.Limits); the message has the measured and allowed
+	// numbers and the config key.
+	ErrTooManyPixels = errors.New("input exceeds the pixel limits")
 	// ErrUnavailable means the encoder cannot run at all (binary missing).
 	ErrUnavailable = errors.New("encoder unavailable")
 )
@@ -85,9 +94,10 @@ type Result struct {
 // SettingsResolver is implemented by encoders that can say, without
 // encoding, which effective settings an encode with opts would use: exactly
 // the map Encode would return as Result.Settings, or the error (wrapping
-// ErrInvalidOptions) Encode would return for opts. The worker compares it
-// with a stored chunk's settings to answer a retried request from the store
-// instead of encoding again. FFmpeg and Simulated implement it.
+// ErrInvalidOptions or ErrOverrideNotAllowed) Encode would return for opts.
+// The worker compares it with a stored chunk's settings to answer a retried
+// request from the store instead of encoding again. FFmpeg and Simulated
+// implement it.
 type SettingsResolver interface {
 	Settings(opts Options) (map[string]string, error)
 }

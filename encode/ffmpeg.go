@@ -59,7 +59,17 @@ type FFmpegConfig struct {
 	// "webm". Output paths carry no extension, so it is always passed.
 	// Default "matroska".
 	Container string
-	// Threads is passed as -threads when positive; 0 lets ffmpeg decide.
+	// AllowOverrides is what a request may choose beyond VideoCodec,
+	// Preset and CRF; the zero value allows nothing else (see
+	// OverridePolicy). A request outside it is ErrOverrideNotAllowed.
+	AllowOverrides OverridePolicy
+	// Limits bound the pictures a chunk may decode to; zero fields mean
+	// no limit (see PixelLimits). A chunk beyond them is ErrTooManyPixels.
+	Limits PixelLimits
+	// Threads, when positive, is passed as -threads to the encoder and to
+	// the input's decoder, bounding both the CPU and the memory (pictures
+	// in flight) of one encode; 0 lets ffmpeg decide, which on a machine
+	// with many CPUs means many threads, each holding pictures.
 	Threads int
 	// Timeout bounds the ffmpeg run, the output probe and (with
 	// MeasureQuality) the measuring of one chunk together (spooling the
@@ -132,6 +142,13 @@ func NewFFmpeg(cfg FFmpegConfig) (*FFmpeg, error) {
 	} else if err := spec.checkPreset(cfg.VideoCodec, cfg.Preset); err != nil {
 		return nil, fmt.Errorf("ffmpeg config: Preset: %v", err)
 	}
+	if err := cfg.AllowOverrides.validate(cfg.VideoCodec); err != nil {
+		return nil, err
+	}
+	cfg.AllowOverrides = cfg.AllowOverrides.clone()
+	if err := cfg.Limits.validate(); err != nil {
+		return nil, err
+	}
 	if cfg.AudioCodec == "" {
 		cfg.AudioCodec = "copy"
 	} else if !isName(cfg.AudioCodec, "_-") {
@@ -198,6 +215,7 @@ func (f *FFmpeg) Config() FFmpegConfig {
 	c := f.cfg
 	c.ExtraOutputArgs = slices.Clone(c.ExtraOutputArgs)
 	c.InputFormats = slices.Clone(c.InputFormats)
+	c.AllowOverrides = c.AllowOverrides.clone()
 	return c
 }
 
@@ -286,7 +304,9 @@ type settings struct {
 // different codec gets that codec's own defaults for CRF and preset (the
 // configured ones were chosen for the configured codec); explicit CRF and
 // preset are checked against the effective codec. A trim drops the audio.
-// Anything outside the allowlist, or an invalid trim, is ErrInvalidOptions.
+// Anything outside the allowlist, or an invalid trim, is ErrInvalidOptions;
+// an effective codec, preset or CRF that is neither the configured one nor
+// allowed by AllowOverrides is ErrOverrideNotAllowed.
 func (f *FFmpeg) resolve(opts Options) (settings, error) {
 	s := settings{
 		codec:     f.cfg.VideoCodec,
@@ -317,6 +337,9 @@ func (f *FFmpeg) resolve(opts Options) (settings, error) {
 			return settings{}, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
 		}
 		s.preset = opts.Preset
+	}
+	if err := f.allow(s, opts); err != nil {
+		return settings{}, err
 	}
 	if err := checkTrim(opts.Trim); err != nil {
 		return settings{}, err
@@ -373,13 +396,18 @@ func (s settings) metadata() map[string]string {
 	return m
 }
 
-// inputOptions restrict what ffmpeg and ffprobe may open: local files only,
-// and only the configured demuxers.
+// inputOptions restrict what ffmpeg and ffprobe may open and decode: local
+// files only, only the configured demuxers, and no picture beyond
+// Limits.FramePixels.
 func (f *FFmpeg) inputOptions() ffmpeg.KwArgs {
-	return ffmpeg.KwArgs{
+	kw := ffmpeg.KwArgs{
 		"protocol_whitelist": "file",
 		"format_whitelist":   strings.Join(f.cfg.InputFormats, ","),
 	}
+	if n := f.cfg.Limits.decoderMaxPixels(); n > 0 {
+		kw["max_pixels"] = strconv.FormatInt(n, 10)
+	}
+	return kw
 }
 
 // args builds the ffmpeg command line (without the program name) that
@@ -391,6 +419,9 @@ func (f *FFmpeg) args(inPath, outPath string, s settings) []string {
 	in["hide_banner"] = ""
 	in["loglevel"] = "error"
 	in["autorotate"] = "0" // keep the pixels as they are; the master writes the source's rotation
+	if s.threads > 0 {
+		in["threads"] = s.threads // the decoder's, as the encoder's below
+	}
 
 	maps := []string{"0:v:0"}
 	out := ffmpeg.KwArgs{
@@ -461,18 +492,21 @@ func (s settings) env() []string {
 	return nil
 }
 
-// Encode spools in to a temporary file, runs ffmpeg to encode it into
-// out.Path(), and probes the result. The temporary file is removed before
-// Encode returns. With opts.Trim, ffmpeg keeps only the trim's pictures
-// (the trim filter, timestamps restarted at 0, no audio) and the result
-// must hold exactly Trim.Frames of them. Errors: ErrInvalidOptions for opts
-// outside the allowlist or an invalid trim, ErrInvalidInput for input that
-// is empty, holds no decodable video (the message carries ffmpeg's reason),
-// or decodes to fewer pictures than the trim names (the message says how
-// many), ErrUnavailable when ffmpeg cannot be
-// started, and an error wrapping ctx.Err() (or context.DeadlineExceeded for
-// the configured Timeout) when the run was cut short; ffmpeg and its
-// children are killed then.
+// Encode spools in to a temporary file, checks it against the pixel limits
+// (see PixelLimits), runs ffmpeg to encode it into out.Path(), and probes
+// the result. The temporary file is removed before Encode returns. With
+// opts.Trim, ffmpeg keeps only the trim's pictures (the trim filter,
+// timestamps restarted at 0, no audio) and the result must hold exactly
+// Trim.Frames of them. Errors: ErrInvalidOptions for opts outside the
+// allowlist or an invalid trim, ErrOverrideNotAllowed for opts the
+// AllowOverrides policy refuses (both before any input is read),
+// ErrTooManyPixels for input beyond the Limits, ErrInvalidInput for input
+// that is empty, holds no decodable video (the message carries ffmpeg's
+// reason), or decodes to fewer pictures than the trim names (the message
+// says how many), ErrUnavailable when ffmpeg cannot be started, and an
+// error wrapping ctx.Err() (or context.DeadlineExceeded for the configured
+// Timeout) when the run was cut short; ffmpeg and its children are killed
+// then.
 //
 // With MeasureQuality, the shard is then measured against the spooled
 // input (the trim's pictures of it, for a trim) under the same ctx and
@@ -504,6 +538,11 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 		defer cancel()
 	}
 
+	// Before anything decodes the chunk for the encode: a decompression
+	// bomb is refused here, with its numbers.
+	if err := f.checkPixels(runCtx, ctx, inPath); err != nil {
+		return Result{}, err
+	}
 	if needsChunkPresentation(s.codec) {
 		// Best effort: an input ffprobe cannot read fails the encode
 		// below, with ffmpeg's reason.
@@ -527,6 +566,11 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 	f.log.Debug("ffmpeg done", "elapsed", elapsed, "err", err)
 	if err != nil {
 		return Result{}, f.failure(ctx, runCtx, err, stderr, inPath)
+	}
+	// ffmpeg goes on past a picture its decoder refused, and exits 0 with
+	// a shard that lacks it.
+	if err := f.cfg.Limits.refusedPicture(stderr, "while decoding the input"); err != nil {
+		return Result{}, err
 	}
 
 	info, err := probe(runCtx, f.cfg.FFprobe, out.Path(), nil)
@@ -675,6 +719,9 @@ func (f *FFmpeg) failure(ctx, runCtx context.Context, err error, stderr, inPath 
 	}
 	if runCtx.Err() != nil {
 		return f.timeout(ctx, runCtx, err)
+	}
+	if err := f.cfg.Limits.refusedPicture(stderr, "while decoding the input"); err != nil {
+		return err
 	}
 	reason := tidyReason(stderr, inPath)
 	for _, hint := range badInputHints {

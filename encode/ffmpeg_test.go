@@ -131,7 +131,7 @@ func TestFFmpeg_EncodeTestdataToH264Matroska(t *testing.T) {
 
 func TestFFmpeg_OverrideVP9(t *testing.T) {
 	t.Parallel()
-	enc := newFFmpeg(t, encode.FFmpegConfig{})
+	enc := newFFmpeg(t, encode.FFmpegConfig{AllowOverrides: encode.AnyOverride()})
 	out := newFileOutput(t)
 	res, err := enc.Encode(context.Background(), openFile(t, testdata("h264_noaudio_320x240_30000-1001_3s.mkv")), out,
 		encode.Options{VideoCodec: "libvpx-vp9", CRF: intPtr(45)})
@@ -175,7 +175,7 @@ func TestFFmpeg_ConfigVariants(t *testing.T) {
 			clip: "h264_noaudio_320x240_30000-1001_3s.mkv", format: "matroska", video: "h264", frames: 10, settingsK: "preset=ultrafast",
 		},
 		{
-			name: "request preset and crf", cfg: encode.FFmpegConfig{}, opts: encode.Options{Preset: "superfast", CRF: intPtr(0)},
+			name: "request preset and crf", cfg: encode.FFmpegConfig{AllowOverrides: encode.AnyOverride()}, opts: encode.Options{Preset: "superfast", CRF: intPtr(0)},
 			clip: "h264_noaudio_320x240_30000-1001_3s.mkv", format: "matroska", video: "h264", frames: 90, settingsK: "crf=0",
 		},
 		{
@@ -608,7 +608,7 @@ func TestFFmpeg_ConfigIsACopy(t *testing.T) {
 }
 
 func TestFFmpeg_Args(t *testing.T) {
-	f := newFFmpeg(t, encode.FFmpegConfig{ExtraOutputArgs: []string{"-metadata", "title=x"}})
+	f := newFFmpeg(t, encode.FFmpegConfig{ExtraOutputArgs: []string{"-metadata", "title=x"}, AllowOverrides: encode.AnyOverride()})
 	args, err := encode.FFmpegArgs(f, "/in/chunk", "/out/shard", encode.Options{VideoCodec: "libvpx-vp9", CRF: intPtr(33)})
 	if err != nil {
 		t.Fatal(err)

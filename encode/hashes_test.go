@@ -35,7 +35,7 @@ func TestFFmpeg_PictureHashes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tmp := t.TempDir()
-			enc := newFFmpeg(t, encode.FFmpegConfig{TempDir: tmp})
+			enc := newFFmpeg(t, encode.FFmpegConfig{TempDir: tmp, AllowOverrides: encode.AnyOverride()})
 			res, err := enc.Encode(context.Background(), openFile(t, clip), newFileOutput(t), tt.opts)
 			if err != nil {
 				t.Fatal(err)

@@ -36,8 +36,12 @@ type StreamInfo struct {
 	// Frames is the container's frame count, or, when the container does
 	// not record one (matroska, webm), the number of packets read.
 	Frames int64
-	// AvgFrameRate is a ratio such as "30/1" or "30000/1001".
-	AvgFrameRate string
+	// Packets is the number of packets read (0 when not counted).
+	Packets int64
+	// AvgFrameRate is a ratio such as "30/1" or "30000/1001"; RFrameRate
+	// is ffprobe's r_frame_rate, the lowest rate all timestamps fit. "0/0"
+	// or "" when unknown.
+	AvgFrameRate, RFrameRate string
 }
 
 // FirstStream returns the first stream of the given codec type.
@@ -105,6 +109,7 @@ type probeReport struct {
 		NbFrames      string `json:"nb_frames"`
 		NbReadPackets string `json:"nb_read_packets"`
 		AvgFrameRate  string `json:"avg_frame_rate"`
+		RFrameRate    string `json:"r_frame_rate"`
 	} `json:"streams"`
 }
 
@@ -122,9 +127,10 @@ func parseProbe(data []byte) (ProbeInfo, error) {
 		Size:       parseInt(r.Format.Size),
 	}
 	for _, s := range r.Streams {
+		packets := parseInt(s.NbReadPackets)
 		frames := parseInt(s.NbFrames)
 		if frames <= 0 {
-			frames = parseInt(s.NbReadPackets)
+			frames = packets
 		}
 		info.Streams = append(info.Streams, StreamInfo{
 			Index:        s.Index,
@@ -133,7 +139,9 @@ func parseProbe(data []byte) (ProbeInfo, error) {
 			Width:        s.Width,
 			Height:       s.Height,
 			Frames:       frames,
+			Packets:      packets,
 			AvgFrameRate: s.AvgFrameRate,
+			RFrameRate:   s.RFrameRate,
 		})
 	}
 	return info, nil

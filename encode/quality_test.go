@@ -45,7 +45,7 @@ func TestFFmpeg_MeasureQuality(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tmp := t.TempDir()
-			enc := newFFmpeg(t, encode.FFmpegConfig{TempDir: tmp, MeasureQuality: tt.measure})
+			enc := newFFmpeg(t, encode.FFmpegConfig{TempDir: tmp, MeasureQuality: tt.measure, AllowOverrides: encode.AnyOverride()})
 			opts := *tt.opts
 			opts.Trim = tt.trim
 			res, err := enc.Encode(context.Background(), openFile(t, clip), newFileOutput(t), opts)

@@ -14,7 +14,8 @@ import (
 // on the two agreeing to recognise a retried chunk.
 func TestFFmpeg_SettingsMatchesEncode(t *testing.T) {
 	t.Parallel()
-	f := newFFmpeg(t, encode.FFmpegConfig{Preset: "ultrafast", ExtraOutputArgs: []string{"-metadata", "title=x"}})
+	f := newFFmpeg(t, encode.FFmpegConfig{Preset: "ultrafast", ExtraOutputArgs: []string{"-metadata", "title=x"},
+		AllowOverrides: encode.AnyOverride()})
 	for _, opts := range []encode.Options{
 		{},
 		{CRF: intPtr(30)},

@@ -76,7 +76,7 @@ func TestFFmpeg_TrimKeepsExactPictures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tmp := t.TempDir()
-			enc := newFFmpeg(t, encode.FFmpegConfig{TempDir: tmp})
+			enc := newFFmpeg(t, encode.FFmpegConfig{TempDir: tmp, AllowOverrides: encode.AnyOverride()})
 			out := newFileOutput(t)
 			trim := &encode.Trim{Start: tt.start, Frames: tt.frames}
 			res, err := enc.Encode(context.Background(), openFile(t, clip), out,

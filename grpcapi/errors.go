@@ -42,8 +42,15 @@ func toStatus(err error) error {
 	case errors.Is(err, errInvalid),
 		errors.Is(err, storage.ErrInvalid),
 		errors.Is(err, encode.ErrInvalidInput),
-		errors.Is(err, encode.ErrInvalidOptions):
+		errors.Is(err, encode.ErrInvalidOptions),
+		// The chunk itself is beyond what this worker decodes: no retry
+		// helps, unlike the transient ResourceExhausted of errBusy.
+		errors.Is(err, encode.ErrTooManyPixels):
 		code = codes.InvalidArgument
+	case errors.Is(err, encode.ErrOverrideNotAllowed):
+		// A valid option the operator does not let callers choose: the
+		// same request without it (or on a worker that allows it) works.
+		code = codes.PermissionDenied
 	case errors.Is(err, storage.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, errTooLarge), errors.Is(err, errBusy), errors.Is(err, storage.ErrNoSpace):

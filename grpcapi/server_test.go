@@ -136,6 +136,8 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("x: %w", storage.ErrInvalid), codes.InvalidArgument},
 		{fmt.Errorf("x: %w", encode.ErrInvalidInput), codes.InvalidArgument},
 		{fmt.Errorf("x: %w", encode.ErrInvalidOptions), codes.InvalidArgument},
+		{fmt.Errorf("x: %w", encode.ErrTooManyPixels), codes.InvalidArgument},
+		{fmt.Errorf("x: %w", encode.ErrOverrideNotAllowed), codes.PermissionDenied},
 		{invalidf("bad"), codes.InvalidArgument},
 		{fmt.Errorf("x: %w", storage.ErrNotFound), codes.NotFound},
 		{fmt.Errorf("x: %w", storage.ErrNoSpace), codes.ResourceExhausted},

@@ -25,14 +25,17 @@ free_port() {
 workers=()
 for i in 1 2; do
   addr="127.0.0.1:$(free_port)"
-  bin/worker --config configs/worker.yaml --listen "$addr" --storage-root "$work/store$i" 2>"$work/worker$i.log" &
+  # The preset is the operator's: by default a worker refuses requests for
+  # other codecs, presets or CRFs (ffmpeg.allow_overrides).
+  VIDEOSHARD_FFMPEG_PRESET=veryfast \
+    bin/worker --config configs/worker.yaml --listen "$addr" --storage-root "$work/store$i" 2>"$work/worker$i.log" &
   pids+=($!)
   workers+=("$addr")
 done
 for addr in "${workers[@]}"; do
   for _ in $(seq 100); do bin/master --worker "$addr" health >/dev/null 2>&1 && break; sleep 0.1; done
 done
-echo "== two workers (ffmpeg, libx264 CRF 23) on ${workers[*]}"
+echo "== two workers (ffmpeg, libx264 CRF 23, preset veryfast) on ${workers[*]}"
 
 # A 12 s 720p source with audio, from ffmpeg's test sources, keyframes every 2 s.
 src="$work/source.mp4"
@@ -44,7 +47,7 @@ echo "== source: $(ffprobe -v error -show_entries stream=codec_name,width,height
 out="$work/encoded.mkv"
 echo "== master encode (2 s chunks) -> $out"
 bin/master encode --workers "$(IFS=,; echo "${workers[*]}")" --output "$out" --segment-seconds 2 \
-  --state-dir "$work/state" --preset veryfast "$src"
+  --state-dir "$work/state" "$src"
 
 echo "== the chunk map"
 bin/master status --state-dir "$work/state" --video-id source.mp4

@@ -45,7 +45,8 @@ func testdata(name string) string {
 	return p
 }
 
-const fastFFmpeg = "encoder: ffmpeg\nffmpeg: {preset: ultrafast}\nlimits: {max_concurrent_tasks: 2}\n"
+const fastFFmpeg = "encoder: ffmpeg\nffmpeg: {preset: ultrafast, allow_overrides: {video_codecs: [libvpx-vp9, libx265], presets: [medium], crf: 0-63}}\n" +
+	"limits: {max_concurrent_tasks: 2}\n"
 
 // runMaster runs the master binary and returns its exit status and output.
 func runMaster(t *testing.T, args ...string) (int, string, string) {

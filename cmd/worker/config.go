@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"runtime"
 	"slices"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/spf13/cast"
 	"github.com/spf13/viper"
+
+	"github.com/videoshard/videoshard/encode"
 )
 
 // Config is the worker's whole configuration, read from a file, the
@@ -56,6 +59,17 @@ type FFmpegConfig struct {
 	// MeasureQuality makes every encode measure its shard's PSNR and SSIM
 	// against the chunk, into the chunk's metadata.
 	MeasureQuality bool
+	// AllowOverrides is what a request may choose beyond VideoCodec,
+	// Preset and CRF (keys ffmpeg.allow_overrides.*).
+	AllowOverrides AllowOverridesConfig
+}
+
+// AllowOverridesConfig is encode.OverridePolicy as configured.
+type AllowOverridesConfig struct {
+	VideoCodecs []string
+	Presets     []string
+	// CRF is nil when no CRF but the configured one is allowed.
+	CRF *encode.CRFRange
 }
 
 type SimulatedConfig struct {
@@ -67,11 +81,19 @@ type LimitsConfig struct {
 	MaxConcurrentTasks int
 	MaxQueuedTasks     int
 	MaxChunkBytes      int64
+	// Pixel limits of a chunk (encode.PixelLimits); 0 means no limit.
+	MaxFramePixels     int64
+	MaxPixelsPerSecond int64
+	MaxChunkPixels     int64
 }
 
 type GRPCConfig struct {
 	MaxMessageBytes int64
 }
+
+// defaultMaxFramePixels is 8192x4320, the largest picture a worker decodes
+// by default (limits.max_frame_pixels); the other pixel limits derive from it.
+const defaultMaxFramePixels int64 = 8192 * 4320
 
 // defaults holds every known key with its default; a key not here is unknown.
 func defaults() map[string]any {
@@ -108,6 +130,20 @@ func defaults() map[string]any {
 		// Background integrity checks of the store (storage.Scrub).
 		"storage.scrub_interval":         "0s",
 		"storage.scrub_bytes_per_second": 0,
+
+		// What a request's encoding options may choose beyond the
+		// configured codec, preset and CRF: nothing (encode.OverridePolicy).
+		"ffmpeg.allow_overrides.video_codecs": []string{},
+		"ffmpeg.allow_overrides.presets":      []string{},
+		"ffmpeg.allow_overrides.crf":          "",
+
+		// What a chunk may decode to (encode.PixelLimits): pictures up to
+		// 8192x4320 (DCI 8K; UHD 8K and every 4K fit), at up to 60
+		// frames/s, for up to 20 s (twice the master's default segment) at
+		// that rate.
+		"limits.max_frame_pixels":      defaultMaxFramePixels,
+		"limits.max_pixels_per_second": defaultMaxFramePixels * 60,
+		"limits.max_chunk_pixels":      defaultMaxFramePixels * 60 * 20,
 	}
 }
 
@@ -171,6 +207,11 @@ func loadConfig(v *viper.Viper) (Config, error) {
 			Timeout:         r.duration("ffmpeg.timeout"),
 			ExtraOutputArgs: r.strings("ffmpeg.extra_output_args"),
 			MeasureQuality:  r.boolean("ffmpeg.measure_quality"),
+			AllowOverrides: AllowOverridesConfig{
+				VideoCodecs: r.strings("ffmpeg.allow_overrides.video_codecs"),
+				Presets:     r.strings("ffmpeg.allow_overrides.presets"),
+				CRF:         r.crfRange("ffmpeg.allow_overrides.crf"),
+			},
 		},
 		Simulated: SimulatedConfig{
 			Ratio: r.float("simulated.ratio"),
@@ -180,6 +221,9 @@ func loadConfig(v *viper.Viper) (Config, error) {
 			MaxConcurrentTasks: r.integer("limits.max_concurrent_tasks"),
 			MaxQueuedTasks:     r.integer("limits.max_queued_tasks"),
 			MaxChunkBytes:      r.size("limits.max_chunk_bytes"),
+			MaxFramePixels:     r.int64("limits.max_frame_pixels"),
+			MaxPixelsPerSecond: r.int64("limits.max_pixels_per_second"),
+			MaxChunkPixels:     r.int64("limits.max_chunk_pixels"),
 		},
 		GRPC: GRPCConfig{MaxMessageBytes: r.size("grpc.max_message_bytes")},
 		TLS: TLSConfig{
@@ -206,6 +250,10 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	r.check("limits.max_concurrent_tasks", cfg.Limits.MaxConcurrentTasks >= 1, "must be at least 1")
 	r.check("limits.max_queued_tasks", cfg.Limits.MaxQueuedTasks >= 0, "must not be negative (0 means 4 x max_concurrent_tasks)")
 	r.check("limits.max_chunk_bytes", cfg.Limits.MaxChunkBytes >= 1, "must be positive")
+	r.check("limits.max_frame_pixels", cfg.Limits.MaxFramePixels >= 0 && cfg.Limits.MaxFramePixels <= math.MaxInt32,
+		"must be between 0 (no limit) and 2147483647 (ffmpeg's own bound)")
+	r.check("limits.max_pixels_per_second", cfg.Limits.MaxPixelsPerSecond >= 0, "must not be negative (0 means no limit)")
+	r.check("limits.max_chunk_pixels", cfg.Limits.MaxChunkPixels >= 0, "must not be negative (0 means no limit)")
 	r.check("grpc.max_message_bytes", cfg.GRPC.MaxMessageBytes >= 1<<20 && cfg.GRPC.MaxMessageBytes <= 2<<30-1,
 		"must be between 1MiB and 2GiB")
 	checkSecurity(r, cfg)
@@ -253,6 +301,33 @@ func (r *keyReader) integer(key string) int {
 		r.fail(key, fmt.Errorf("%v is not an integer", r.v.Get(key)))
 	}
 	return n
+}
+
+func (r *keyReader) int64(key string) int64 {
+	n, err := cast.ToInt64E(r.v.Get(key))
+	if err != nil {
+		r.fail(key, fmt.Errorf("%v is not an integer", r.v.Get(key)))
+	}
+	return n
+}
+
+// crfRange reads "" (nil: no range), "N" or "MIN-MAX" (0 <= MIN <= MAX).
+func (r *keyReader) crfRange(key string) *encode.CRFRange {
+	s := r.str(key)
+	if s == "" {
+		return nil
+	}
+	first, last, isRange := strings.Cut(s, "-")
+	if !isRange {
+		last = first
+	}
+	lo, err1 := strconv.Atoi(strings.TrimSpace(first))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(last))
+	if err1 != nil || err2 != nil || lo < 0 || lo > hi {
+		r.fail(key, fmt.Errorf("%q is not a CRF range like 18-28 (or one value, or empty for none)", s))
+		return nil
+	}
+	return &encode.CRFRange{Min: lo, Max: hi}
 }
 
 func (r *keyReader) float(key string) float64 {

@@ -98,7 +98,8 @@ func TestE2EFFmpegEncodesClips(t *testing.T) {
 }
 
 func TestE2EFFmpegOverridesAndBadMedia(t *testing.T) {
-	w := startWorker(t, "", "encoder: ffmpeg\nffmpeg: {preset: ultrafast, audio_codec: none}\n")
+	w := startWorker(t, "", "encoder: ffmpeg\nffmpeg: {preset: ultrafast, audio_codec: none,"+
+		" allow_overrides: {video_codecs: [libvpx-vp9], crf: 0-63}}\n")
 	ctx := ctxT(t)
 	src := readFile(t, testdataPath("h264_noaudio_320x240_30000-1001_3s.mkv"))
 

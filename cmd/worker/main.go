@@ -95,8 +95,18 @@ func newEncoder(cfg Config, tempDir string, log *slog.Logger) (encode.Encoder, s
 		Timeout:         f.Timeout,
 		ExtraOutputArgs: f.ExtraOutputArgs,
 		MeasureQuality:  f.MeasureQuality,
-		TempDir:         tempDir,
-		Logger:          log,
+		AllowOverrides: encode.OverridePolicy{
+			VideoCodecs: f.AllowOverrides.VideoCodecs,
+			Presets:     f.AllowOverrides.Presets,
+			CRF:         f.AllowOverrides.CRF,
+		},
+		Limits: encode.PixelLimits{
+			FramePixels:     cfg.Limits.MaxFramePixels,
+			PixelsPerSecond: cfg.Limits.MaxPixelsPerSecond,
+			ChunkPixels:     cfg.Limits.MaxChunkPixels,
+		},
+		TempDir: tempDir,
+		Logger:  log,
 	})
 	return enc, f.VideoCodec, err
 }
