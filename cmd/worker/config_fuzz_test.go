@@ -35,6 +35,11 @@ func FuzzConfig(f *testing.F) {
 		"ffmpeg: {measure_quality: true}\n", "ffmpeg: {measure_quality: 2}\n", "ffmpeg: {measure_quality: \"yes\"}\n",
 		"a: &x [*x]\n", "? [a, b]\n: c\n", "1: 2\n", "{\"listen\": 1}", "--- \n...\n", "- a\n- b\n", "\t", "\xff",
 		"storage:\n  root: /x\nstorage:\n  root: /y\n", "Encoder: simulated\n", "ENCODER: simulated\n", "storage.root: /x\n",
+		"ffmpeg: {allow_overrides: {video_codecs: [libx265], presets: [fast], crf: 18-30}}\n",
+		"ffmpeg: {allow_overrides: {crf: 30-18}}\n", "ffmpeg: {allow_overrides: {crf: \"-\"}}\n", "ffmpeg: {allow_overrides: {crf: 5}}\n",
+		"ffmpeg: {allow_overrides: [libx265]}\n", "ffmpeg: {allow_overrides: {presets: fast}}\n",
+		"limits: {max_frame_pixels: 2147483647, max_pixels_per_second: 0, max_chunk_pixels: 9223372036854775807}\n",
+		"limits: {max_frame_pixels: 2147483648}\n", "limits: {max_chunk_pixels: -1}\n", "limits: {max_pixels_per_second: 1e9}\n",
 	} {
 		f.Add(s)
 	}
@@ -71,6 +76,12 @@ func FuzzConfig(f *testing.F) {
 		}
 		if cfg.Limits.MaxConcurrentTasks < 1 || cfg.Limits.MaxQueuedTasks < 0 || cfg.Limits.MaxChunkBytes < 1 {
 			t.Errorf("limits = %+v", cfg.Limits)
+		}
+		if l := cfg.Limits; l.MaxFramePixels < 0 || l.MaxFramePixels > math.MaxInt32 || l.MaxPixelsPerSecond < 0 || l.MaxChunkPixels < 0 {
+			t.Errorf("pixel limits = %+v", l)
+		}
+		if r := cfg.FFmpeg.AllowOverrides.CRF; r != nil && (r.Min < 0 || r.Min > r.Max) {
+			t.Errorf("ffmpeg.allow_overrides.crf = %+v", *r)
 		}
 		if n := cfg.GRPC.MaxMessageBytes; n < 1<<20 || n > 2<<30-1 || int64(int(n)) != n {
 			t.Errorf("grpc.max_message_bytes = %d, outside [1MiB, 2GiB)", n)

@@ -3,9 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/videoshard/videoshard/encode"
 )
 
 func parse(t *testing.T, yaml string, env map[string]string) (Config, error) {
@@ -231,6 +234,86 @@ func TestConfigMeasureQuality(t *testing.T) {
 			}
 			if cfg.FFmpeg.MeasureQuality != tt.want {
 				t.Errorf("ffmpeg.measure_quality = %v, want %v", cfg.FFmpeg.MeasureQuality, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigAllowOverrides(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		env     map[string]string
+		want    AllowOverridesConfig
+		wantErr string // the key the error names; "" for none
+	}{
+		{name: "default: nothing", want: AllowOverridesConfig{VideoCodecs: []string{}, Presets: []string{}}},
+		{name: "lists and a range",
+			yaml: "ffmpeg: {allow_overrides: {video_codecs: [libx265], presets: [ultrafast, veryfast], crf: 18-30}}\n",
+			want: AllowOverridesConfig{VideoCodecs: []string{"libx265"}, Presets: []string{"ultrafast", "veryfast"},
+				CRF: &encode.CRFRange{Min: 18, Max: 30}}},
+		{name: "one crf", yaml: "ffmpeg: {allow_overrides: {crf: 0}}\n",
+			want: AllowOverridesConfig{VideoCodecs: []string{}, Presets: []string{}, CRF: &encode.CRFRange{Min: 0, Max: 0}}},
+		{name: "env", env: map[string]string{"VIDEOSHARD_FFMPEG_ALLOW_OVERRIDES_VIDEO_CODECS": "libx265 libvpx-vp9",
+			"VIDEOSHARD_FFMPEG_ALLOW_OVERRIDES_CRF": " 20 - 28 "},
+			want: AllowOverridesConfig{VideoCodecs: []string{"libx265", "libvpx-vp9"}, Presets: []string{},
+				CRF: &encode.CRFRange{Min: 20, Max: 28}}},
+		{name: "reversed range", yaml: "ffmpeg: {allow_overrides: {crf: 30-18}}\n", wantErr: "ffmpeg.allow_overrides.crf"},
+		{name: "negative crf", yaml: "ffmpeg: {allow_overrides: {crf: -1}}\n", wantErr: "ffmpeg.allow_overrides.crf"},
+		{name: "not a range", yaml: "ffmpeg: {allow_overrides: {crf: low}}\n", wantErr: "ffmpeg.allow_overrides.crf"},
+		{name: "codecs not a list", yaml: "ffmpeg: {allow_overrides: {video_codecs: {a: 1}}}\n", wantErr: "ffmpeg.allow_overrides.video_codecs"},
+		{name: "misspelt", yaml: "ffmpeg: {allow_overrides: {codecs: [libx265]}}\n", wantErr: "ffmpeg.allow_overrides.codecs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parse(t, tt.yaml, tt.env)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.FFmpeg.AllowOverrides; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("allow_overrides = %+v (crf %v), want %+v (crf %v)", got, got.CRF, tt.want, tt.want.CRF)
+			}
+		})
+	}
+}
+
+func TestConfigPixelLimits(t *testing.T) {
+	const frame = 8192 * 4320
+	tests := []struct {
+		name                     string
+		yaml                     string
+		frame, perSecond, pixels int64
+		wantErr                  string
+	}{
+		{name: "defaults: DCI 8K at 60 frames/s for 20 s", frame: frame, perSecond: frame * 60, pixels: frame * 60 * 20},
+		{name: "set", yaml: "limits: {max_frame_pixels: 8294400, max_pixels_per_second: 497664000, max_chunk_pixels: 0}\n",
+			frame: 8294400, perSecond: 497664000, pixels: 0},
+		{name: "frame beyond ffmpeg's bound", yaml: "limits: {max_frame_pixels: 2147483648}\n", wantErr: "limits.max_frame_pixels"},
+		{name: "negative frame", yaml: "limits: {max_frame_pixels: -1}\n", wantErr: "limits.max_frame_pixels"},
+		{name: "negative rate", yaml: "limits: {max_pixels_per_second: -5}\n", wantErr: "limits.max_pixels_per_second"},
+		{name: "not a number", yaml: "limits: {max_chunk_pixels: many}\n", wantErr: "limits.max_chunk_pixels"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parse(t, tt.yaml, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := cfg.Limits
+			if l.MaxFramePixels != tt.frame || l.MaxPixelsPerSecond != tt.perSecond || l.MaxChunkPixels != tt.pixels {
+				t.Errorf("limits = %+v, want frame %d, per second %d, chunk %d", l, tt.frame, tt.perSecond, tt.pixels)
 			}
 		})
 	}
