@@ -91,9 +91,13 @@ type GRPCConfig struct {
 	MaxMessageBytes int64
 }
 
-// defaultMaxFramePixels is 8192x4320, the largest picture a worker decodes
-// by default (limits.max_frame_pixels); the other pixel limits derive from it.
-const defaultMaxFramePixels int64 = 8192 * 4320
+// defaultMaxFramePixels is 4096x2160 (DCI 4K), the largest picture a
+// worker decodes by default (limits.max_frame_pixels); the other pixel
+// limits derive from it. An encode's memory grows with its pictures' size:
+// x264 at its default preset holds about 200 bytes per pixel of one
+// picture (1.9 GB at 4096x2160, 6.2 GB at 8192x4320, from chunks of 28 and
+// 106 KB), so 8K is for operators who size their machines for it.
+const defaultMaxFramePixels int64 = 4096 * 2160
 
 // defaults holds every known key with its default; a key not here is unknown.
 func defaults() map[string]any {
@@ -138,12 +142,12 @@ func defaults() map[string]any {
 		"ffmpeg.allow_overrides.crf":          "",
 
 		// What a chunk may decode to (encode.PixelLimits): pictures up to
-		// 8192x4320 (DCI 8K; UHD 8K and every 4K fit), at up to 60
-		// frames/s, for up to 20 s (twice the master's default segment) at
-		// that rate.
+		// 4096x2160 (DCI 4K; UHD 4K and everything smaller fit), at up to
+		// 60 frames/s, for up to a minute (six times the master's default
+		// segment) at that rate.
 		"limits.max_frame_pixels":      defaultMaxFramePixels,
 		"limits.max_pixels_per_second": defaultMaxFramePixels * 60,
-		"limits.max_chunk_pixels":      defaultMaxFramePixels * 60 * 20,
+		"limits.max_chunk_pixels":      defaultMaxFramePixels * 60 * 60,
 	}
 }
 

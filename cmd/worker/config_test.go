@@ -284,14 +284,14 @@ func TestConfigAllowOverrides(t *testing.T) {
 }
 
 func TestConfigPixelLimits(t *testing.T) {
-	const frame = 8192 * 4320
+	const frame = 4096 * 2160
 	tests := []struct {
 		name                     string
 		yaml                     string
 		frame, perSecond, pixels int64
 		wantErr                  string
 	}{
-		{name: "defaults: DCI 8K at 60 frames/s for 20 s", frame: frame, perSecond: frame * 60, pixels: frame * 60 * 20},
+		{name: "defaults: DCI 4K at 60 frames/s for a minute", frame: frame, perSecond: frame * 60, pixels: frame * 60 * 60},
 		{name: "set", yaml: "limits: {max_frame_pixels: 8294400, max_pixels_per_second: 497664000, max_chunk_pixels: 0}\n",
 			frame: 8294400, perSecond: 497664000, pixels: 0},
 		{name: "frame beyond ffmpeg's bound", yaml: "limits: {max_frame_pixels: 2147483648}\n", wantErr: "limits.max_frame_pixels"},

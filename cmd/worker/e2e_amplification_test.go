@@ -192,9 +192,9 @@ func TestE2EDecompressionBomb(t *testing.T) {
 	before := treeDigest(t, w.Root)
 	cpu := childCPU(t, w)
 	wantRefused(t, sendBoth(ctxT(t), w, "bomb", 0, bomb, nil), codes.InvalidArgument,
-		"8192x8192", "67108864 pixels", "limits.max_frame_pixels 35389440", "while probing")
+		"8192x8192", "67108864 pixels", "limits.max_frame_pixels 8847360", "while probing")
 	wantRefused(t, sendBoth(ctxT(t), w, "lying", 0, lying, nil), codes.InvalidArgument,
-		"a picture of 8192x8192", "limits.max_frame_pixels 35389440", "while decoding")
+		"a picture of 8192x8192", "limits.max_frame_pixels 8847360", "while decoding")
 	used := childCPU(t, w) - cpu
 	t.Logf("ffmpeg and ffprobe CPU for 4 refused bombs: %v", used)
 	if used > 3*time.Second {
