@@ -55,11 +55,14 @@ const (
 func (l PixelLimits) validate() error {
 	switch {
 	case l.FramePixels < 0 || l.FramePixels > math.MaxInt32:
-		return fmt.Errorf("ffmpeg config: Limits.FramePixels %d: want 0 (no limit) to %d", l.FramePixels, math.MaxInt32)
+		return fmt.Errorf("ffmpeg config: Limits.FramePixels (%s) %d: want 0 (no limit) to %d",
+			keyMaxFramePixels, l.FramePixels, math.MaxInt32)
 	case l.PixelsPerSecond < 0:
-		return fmt.Errorf("ffmpeg config: Limits.PixelsPerSecond %d must not be negative (0: no limit)", l.PixelsPerSecond)
+		return fmt.Errorf("ffmpeg config: Limits.PixelsPerSecond (%s) %d must not be negative (0: no limit)",
+			keyMaxPixelsPerSecond, l.PixelsPerSecond)
 	case l.ChunkPixels < 0:
-		return fmt.Errorf("ffmpeg config: Limits.ChunkPixels %d must not be negative (0: no limit)", l.ChunkPixels)
+		return fmt.Errorf("ffmpeg config: Limits.ChunkPixels (%s) %d must not be negative (0: no limit)",
+			keyMaxChunkPixels, l.ChunkPixels)
 	}
 	return nil
 }

@@ -67,17 +67,19 @@ func (p OverridePolicy) validate(codec string) error {
 	codecs := []string{codec}
 	for _, c := range p.VideoCodecs {
 		if _, err := lookupCodec(c); err != nil {
-			return fmt.Errorf("ffmpeg config: AllowOverrides.VideoCodecs: %v", err)
+			return fmt.Errorf("ffmpeg config: AllowOverrides.VideoCodecs (%s): %v", keyAllowCodecs, err)
 		}
 		codecs = append(codecs, c)
 	}
 	for _, preset := range p.Presets {
 		if !slices.ContainsFunc(codecs, func(c string) bool { return slices.Contains(videoCodecs[c].presets, preset) }) {
-			return fmt.Errorf("ffmpeg config: AllowOverrides.Presets: %q is not a preset of %s", preset, strings.Join(codecs, " or "))
+			return fmt.Errorf("ffmpeg config: AllowOverrides.Presets (%s): %q is not a preset of %s",
+				keyAllowPresets, preset, strings.Join(codecs, " or "))
 		}
 	}
 	if r := p.CRF; r != nil && (r.Min < 0 || r.Min > r.Max || r.Max > maxCRF()) {
-		return fmt.Errorf("ffmpeg config: AllowOverrides.CRF: %d-%d: want 0 <= min <= max <= %d", r.Min, r.Max, maxCRF())
+		return fmt.Errorf("ffmpeg config: AllowOverrides.CRF (%s): %d-%d: want 0 <= min <= max <= %d",
+			keyAllowCRF, r.Min, r.Max, maxCRF())
 	}
 	return nil
 }

@@ -318,3 +318,31 @@ func TestConfigPixelLimits(t *testing.T) {
 		})
 	}
 }
+
+// Codec and preset names in ffmpeg.allow_overrides are checked against the
+// encoder's allowlist when the encoder is made, at start-up; the error
+// names the key.
+func TestNewEncoderChecksAllowOverrides(t *testing.T) {
+	tests := []struct{ yaml, key string }{
+		{"ffmpeg: {allow_overrides: {video_codecs: [libx264rgb]}}\n", "ffmpeg.allow_overrides.video_codecs"},
+		{"ffmpeg: {allow_overrides: {presets: [warp]}}\n", "ffmpeg.allow_overrides.presets"},
+		{"ffmpeg: {video_codec: libvpx-vp9, allow_overrides: {presets: [fast]}}\n", "ffmpeg.allow_overrides.presets"},
+		{"ffmpeg: {allow_overrides: {crf: 0-64}}\n", "ffmpeg.allow_overrides.crf"},
+	}
+	for _, tt := range tests {
+		cfg, err := parse(t, tt.yaml, nil)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yaml, err)
+		}
+		if _, _, err := newEncoder(cfg, t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), tt.key) {
+			t.Errorf("%q: newEncoder = %v, want an error naming %s", tt.yaml, err, tt.key)
+		}
+	}
+	cfg, err := parse(t, "ffmpeg: {allow_overrides: {video_codecs: [libx265], presets: [fast], crf: 18-30}}\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := newEncoder(cfg, t.TempDir(), nil); err != nil {
+		t.Fatalf("newEncoder: %v", err)
+	}
+}
