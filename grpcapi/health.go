@@ -146,14 +146,15 @@ func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*
 	if free, err := s.store.FreeBytes(); err == nil {
 		resp.StorageFreeBytes = free
 	}
-	if err := s.Healthy(ctx); ctx.Err() != nil {
+	switch err := s.Healthy(ctx); {
+	case err != nil && ctx.Err() != nil:
 		// The caller gave up before the check finished: it gets its own
 		// deadline or cancellation, not an answer about the worker.
-		return nil, toStatus(err)
-	} else if err != nil {
+		return nil, toStatus(ctx.Err())
+	case err != nil:
 		resp.IsHealthy = false
 		resp.Message = "unhealthy: " + err.Error()
-	} else if len(problems) > 0 {
+	case len(problems) > 0:
 		resp.Message = "ok; " + strings.Join(problems, "; ")
 	}
 	return resp, nil

@@ -246,4 +246,8 @@ func TestCheckHealthCallerGivesUp(t *testing.T) {
 	if err != nil || !resp.GetIsHealthy() {
 		t.Fatalf("CheckHealth afterwards = %v, %v; want healthy", resp, err)
 	}
+	// A kept result needs no waiting: it is the answer, whatever ctx says.
+	if resp, err := h.srv.CheckHealth(ctx, &pb.HealthCheckRequest{}); err != nil || !resp.GetIsHealthy() {
+		t.Fatalf("CheckHealth with a kept result and a cancelled ctx = %v, %v; want healthy", resp, err)
+	}
 }
