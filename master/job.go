@@ -41,6 +41,9 @@ type JobConfig struct {
 	Input string
 	// Output is the file to write; its extension picks the container.
 	Output string
+	// Force lets the job replace an existing Output (and the unverified
+	// output beside it). Nothing replaces the input, Force or not.
+	Force bool
 	// VideoID names the job on the workers and in the state directory;
 	// empty means DefaultVideoID(Input).
 	VideoID string
@@ -154,10 +157,14 @@ func (c JobConfig) shardDir() string { return filepath.Join(c.workDir(), "shards
 // encode them across the workers, and rebuild and verify the output. The
 // chunk map is saved after every chunk; running Encode again with the same
 // input, video id and settings resumes, without encoding again the chunks
-// the workers still hold.
+// the workers still hold. Before any work it refuses an output that exists
+// (unless Force) or that is the input (checkOutputs).
 func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	start := time.Now()
 	cfg = cfg.withDefaults()
+	if err := checkOutputs(cfg, cfg.Input); err != nil {
+		return Summary{}, err
+	}
 	src, err := Probe(ctx, cfg.Tools, cfg.Input)
 	if err != nil {
 		return Summary{}, err

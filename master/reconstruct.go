@@ -21,7 +21,8 @@ import (
 // chunk map whose input is still there unchanged, the source's audio and
 // subtitles are muxed in and the output is verified against it; otherwise
 // the output has the video alone and the summary says why it was not
-// verified.
+// verified. Like Encode, it refuses an output that exists (unless Force)
+// or that is the chunk map's input, before it dials a worker.
 func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 	start := time.Now()
 	cfg = cfg.withDefaults()
@@ -40,6 +41,13 @@ func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 			return Summary{}, fmt.Errorf("no chunk map at %s: name the workers to ask with --workers", path)
 		}
 	case err != nil:
+		return Summary{}, err
+	}
+	var input string
+	if state != nil {
+		input = state.Source
+	}
+	if err := checkOutputs(cfg, input); err != nil {
 		return Summary{}, err
 	}
 

@@ -28,6 +28,7 @@ type Config struct {
 	Simulated     SimulatedConfig
 	Limits        LimitsConfig
 	GRPC          GRPCConfig
+	Health        HealthConfig
 	TLS           TLSConfig  // security.go
 	Auth          AuthConfig // security.go
 	// Insecure allows listening beyond loopback with neither TLS nor auth.
@@ -73,6 +74,11 @@ type GRPCConfig struct {
 	MaxMessageBytes int64
 }
 
+type HealthConfig struct {
+	// TTL is how long a dependency check (encoder, store) is reused.
+	TTL time.Duration
+}
+
 // defaults holds every known key with its default; a key not here is unknown.
 func defaults() map[string]any {
 	return map[string]any{
@@ -98,6 +104,7 @@ func defaults() map[string]any {
 		"limits.max_queued_tasks":     0,
 		"limits.max_chunk_bytes":      "4GiB",
 		"grpc.max_message_bytes":      "256MiB",
+		"health.ttl":                  "30s",
 		// Transport security and authentication (security.go).
 		"tls.cert_file":      "",
 		"tls.key_file":       "",
@@ -181,7 +188,8 @@ func loadConfig(v *viper.Viper) (Config, error) {
 			MaxQueuedTasks:     r.integer("limits.max_queued_tasks"),
 			MaxChunkBytes:      r.size("limits.max_chunk_bytes"),
 		},
-		GRPC: GRPCConfig{MaxMessageBytes: r.size("grpc.max_message_bytes")},
+		GRPC:   GRPCConfig{MaxMessageBytes: r.size("grpc.max_message_bytes")},
+		Health: HealthConfig{TTL: r.duration("health.ttl")},
 		TLS: TLSConfig{
 			CertFile:     r.str("tls.cert_file"),
 			KeyFile:      r.str("tls.key_file"),
@@ -208,6 +216,7 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	r.check("limits.max_chunk_bytes", cfg.Limits.MaxChunkBytes >= 1, "must be positive")
 	r.check("grpc.max_message_bytes", cfg.GRPC.MaxMessageBytes >= 1<<20 && cfg.GRPC.MaxMessageBytes <= 2<<30-1,
 		"must be between 1MiB and 2GiB")
+	r.check("health.ttl", cfg.Health.TTL > 0, "must be positive")
 	checkSecurity(r, cfg)
 	if len(r.errs) > 0 {
 		return Config{}, errors.Join(r.errs...)
