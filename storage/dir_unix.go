@@ -78,7 +78,9 @@ func (d *Dir) open(rel string, flags int, perm uint32) (int, error) {
 
 func (r *resolver) openBeneath(dfd int, rel string, flags int, perm uint32) (int, error) {
 	if !r.walk.Load() {
-		fd, err := retryEINTR(func() (int, error) { return openat2(dfd, rel, flags, perm) })
+		// Without O_NOFOLLOW, which would make a final symlink ENOTDIR with
+		// O_DIRECTORY: RESOLVE_NO_SYMLINKS refuses it with ELOOP.
+		fd, err := retryEINTR(func() (int, error) { return openat2(dfd, rel, flags&^unix.O_NOFOLLOW, perm) })
 		switch err {
 		case unix.ENOSYS:
 			r.walk.Store(true)

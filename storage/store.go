@@ -135,9 +135,10 @@ func Open(opts Options) (s *Store, err error) {
 		if err := s.lock(); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", s.root, err)
 		}
+		locked := s // s is nil on the error returns
 		defer func() {
 			if err != nil {
-				s.Close()
+				locked.Close()
 			}
 		}()
 	}
