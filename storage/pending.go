@@ -63,22 +63,22 @@ func (s *Store) ensureVideoDir(video string) (*Dir, error) {
 	return d, err
 }
 
-// checkInPlace verifies that the directories a commit renamed into are
-// still the root's video directory and metadata/: one moved away (and
-// perhaps replaced by a symlink) meanwhile took the files with it, outside
-// the paths the metadata names.
-func (s *Store) checkInPlace(dirs map[string]*Dir) error {
-	for name, d := range dirs {
-		cur, err := s.rootDir.lstat(name)
+// checkInPlace verifies that the directories a commit renamed into (dirs,
+// named by their names in the root) are still there: one moved away (and
+// perhaps replaced by a symlink) meanwhile took the files with it, away
+// from the paths the metadata names.
+func (s *Store) checkInPlace(dirs ...storeFile) error {
+	for _, d := range dirs {
+		cur, err := s.rootDir.lstat(d.name)
 		if err != nil {
-			return fmt.Errorf("%s was moved during the commit: %w", d.Path(), err)
+			return fmt.Errorf("%s was moved during the commit: %w", d.dir.Path(), err)
 		}
-		fi, err := d.stat()
+		fi, err := d.dir.stat()
 		if err != nil {
 			return err
 		}
 		if !sameFile(cur, fi) {
-			return fmt.Errorf("%s was replaced during the commit (by a %s)", d.Path(), fileKind(cur.Mode()))
+			return fmt.Errorf("%s was replaced during the commit (by a %s)", d.dir.Path(), fileKind(cur.Mode()))
 		}
 	}
 	return nil
@@ -318,7 +318,7 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	}
 	// Before the commit point (the metadata's rename): the shard must be
 	// where its location says.
-	if err := s.checkInPlace(map[string]*Dir{p.videoID: vd, metadataDirName: s.metaDir}); err != nil {
+	if err := s.checkInPlace(storeFile{vd, p.videoID}, storeFile{s.metaDir, metadataDirName}); err != nil {
 		return Metadata{}, p.rolledBack(errors.Join(err, shard.undo()))
 	}
 	md, err := s.install(s.metaDir, p.metaTmp, s.metaDir, metaName)
