@@ -53,11 +53,11 @@ func startHostile(t *testing.T, w *hostileWorker) *hostileWorker {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
+	w.Addr, w.shards, w.mu = lis.Addr().String(), map[string][]byte{}, &sync.Mutex{}
+	w.stop = sync.OnceFunc(func() { go srv.Stop() })
 	pb.RegisterVideoProcessingServiceServer(srv, w)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
-	w.stop = sync.OnceFunc(func() { go srv.Stop() })
-	w.Addr, w.shards, w.mu = lis.Addr().String(), map[string][]byte{}, &sync.Mutex{}
 	return w
 }
 
