@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -41,19 +42,20 @@ type JobConfig struct {
 // jobKeys are the job keys with their defaults; configKeys adds them.
 func jobDefaults() map[string]any {
 	return map[string]any{
-		"workers":         "",
-		"video_id":        "",
-		"segment_seconds": float64(master.DefaultSegmentSeconds),
-		"state_dir":       "./" + master.DefaultStateDir,
-		"codec":           "",
-		"crf":             -1,
-		"preset":          "",
-		"per_worker_cap":  0,
-		"max_attempts":    master.DefaultMaxAttempts,
-		"ffmpeg":          "ffmpeg",
-		"ffprobe":         "ffprobe",
-		"verify":          string(master.VerifyFull),
-		"min_psnr":        master.DefaultMinPSNR,
+		"workers":               "",
+		"video_id":              "",
+		"segment_seconds":       float64(master.DefaultSegmentSeconds),
+		"state_dir":             "./" + master.DefaultStateDir,
+		"codec":                 "",
+		"crf":                   -1,
+		"preset":                "",
+		"per_worker_cap":        0,
+		"max_attempts":          master.DefaultMaxAttempts,
+		"ffmpeg":                "ffmpeg",
+		"ffprobe":               "ffprobe",
+		"verify":                string(master.VerifyFull),
+		"min_psnr":              master.DefaultMinPSNR,
+		"download_idle_timeout": master.DefaultDownloadIdleTimeout.String(),
 	}
 }
 
@@ -97,6 +99,11 @@ func loadJobConfig(v *viper.Viper) (JobConfig, error) {
 		errs = append(errs, fmt.Errorf("verify: %w", err))
 	}
 	c.Verify = mode
+	idle, err := time.ParseDuration(strings.TrimSpace(v.GetString("download_idle_timeout")))
+	if err != nil || idle <= 0 {
+		errs = append(errs, fmt.Errorf("download_idle_timeout: %q is not a positive duration", v.GetString("download_idle_timeout")))
+	}
+	c.Dial.DownloadIdleTimeout = idle
 	switch {
 	case len(errs) > 0:
 	case !(c.MinPSNR > 0) || math.IsInf(c.MinPSNR, 0):
@@ -285,6 +292,7 @@ func (a *app) jobFlags(cmd *cobra.Command, output *string, force *bool, encode b
 	f.String("ffmpeg", "", "ffmpeg binary (default ffmpeg)")
 	f.String("ffprobe", "", "ffprobe binary (default ffprobe)")
 	f.String("verify", "", "how many pictures to compare with the source's: full (every one), sample (a few per chunk) or off (default full)")
+	f.Duration("download-idle-timeout", 0, fmt.Sprintf("abandon a shard download that receives nothing for this long (default %v); a download also gets its size at %d MiB/s on top", master.DefaultDownloadIdleTimeout, master.MinDownloadRate>>20))
 	f.Float64("min-psnr", 0, fmt.Sprintf("PSNR floor in dB for each chunk's worst compared picture; a chunk below it is encoded again once (default %g)", master.DefaultMinPSNR))
 	if encode {
 		f.Float64("segment-seconds", 0, "target chunk length in seconds (default 10)")
