@@ -22,10 +22,11 @@ COPY configs/worker.yaml /etc/videoshard/worker.yaml
 USER videoshard
 # In a container the worker must listen beyond loopback; the port is only
 # reachable where it is published. A worker listening beyond loopback with
-# neither TLS nor tokens refuses to start unless insecure is true, so the
-# image sets it: configure tls.* and auth.* (see README, "Security") in the
-# mounted config before publishing the port beyond a trusted network, and
-# set VIDEOSHARD_INSECURE=false to have the worker insist on it.
+# neither client certificates nor tokens (TLS alone included) refuses to
+# start unless insecure is true, so the image sets it: configure tls.* and
+# auth.* (see README, "Security") in the mounted config before publishing
+# the port beyond a trusted network, and set VIDEOSHARD_INSECURE=false to
+# have the worker insist on it.
 ENV VIDEOSHARD_LISTEN=0.0.0.0:50061 VIDEOSHARD_STORAGE_ROOT=/var/lib/videoshard VIDEOSHARD_INSECURE=true
 VOLUME /var/lib/videoshard
 EXPOSE 50061

@@ -26,7 +26,7 @@ type faultFS struct {
 
 func (f *faultFS) armed(op string) bool { v, _ := f.fail.Load().(string); return v == op }
 
-func (f *faultFS) CreateTemp(dir, pattern string) (storage.File, error) {
+func (f *faultFS) CreateTemp(dir *storage.Dir, pattern string) (storage.File, error) {
 	file, err := f.OSFS.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, err
@@ -34,11 +34,12 @@ func (f *faultFS) CreateTemp(dir, pattern string) (storage.File, error) {
 	return &faultFile{File: file, fs: f}, nil
 }
 
-func (f *faultFS) Rename(oldpath, newpath string) error {
+func (f *faultFS) Rename(olddir *storage.Dir, oldname string, newdir *storage.Dir, newname string) error {
 	if f.armed("rename") {
-		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: f.err}
+		return &os.LinkError{Op: "rename", Old: filepath.Join(olddir.Path(), oldname),
+			New: filepath.Join(newdir.Path(), newname), Err: f.err}
 	}
-	return f.OSFS.Rename(oldpath, newpath)
+	return f.OSFS.Rename(olddir, oldname, newdir, newname)
 }
 
 type faultFile struct {

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -21,15 +22,29 @@ const FeaturePictureHashes = "picture_hashes"
 
 type healthState struct {
 	cpu *sysinfo.CPUSampler
+	// ctx is the server's own: dependency checks run under it, never under
+	// a caller's, so a caller's short deadline cannot fail a check that
+	// every other caller would then be told. stop ends it (Run).
+	ctx  context.Context
+	stop context.CancelFunc
 
 	mu        sync.Mutex // guards the fields below
 	checkedAt time.Time
 	err       error
+	running   *healthRun // the check in flight; nil when none
 	draining  bool
 }
 
+// healthRun is one dependency check, shared by every caller that asks
+// while it runs.
+type healthRun struct {
+	done chan struct{} // closed once err is set
+	err  error
+}
+
 func newHealthState() *healthState {
-	return &healthState{cpu: sysinfo.NewCPUSampler()}
+	ctx, stop := context.WithCancel(context.Background())
+	return &healthState{cpu: sysinfo.NewCPUSampler(), ctx: ctx, stop: stop}
 }
 
 // SetDraining marks the worker as shutting down: health turns unhealthy so
@@ -41,18 +56,45 @@ func (s *Server) SetDraining() {
 }
 
 // Healthy checks the worker's dependencies: the encoder can run and the
-// store is writable. Results are reused for HealthTTL.
+// store is writable. Results are reused for HealthTTL. One check runs at a
+// time, under the server's context and HealthTimeout: callers that ask
+// meanwhile wait for it, or return ctx's error when ctx ends first, which
+// leaves the check running for the others.
 func (s *Server) Healthy(ctx context.Context) error {
 	h := s.health
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.draining {
-		return fmt.Errorf("draining: shutting down")
+		h.mu.Unlock()
+		return errDraining
 	}
 	if !h.checkedAt.IsZero() && time.Since(h.checkedAt) < s.cfg.HealthTTL {
-		return h.err
+		err := h.err
+		h.mu.Unlock()
+		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	run := h.running
+	if run == nil {
+		run = &healthRun{done: make(chan struct{})}
+		h.running = run
+		go s.checkDependencies(run)
+	}
+	h.mu.Unlock()
+	select {
+	case <-run.done:
+		return run.err
+	case <-ctx.Done():
+		return fmt.Errorf("health check not finished: %w", ctx.Err())
+	}
+}
+
+var errDraining = errors.New("draining: shutting down")
+
+// checkDependencies runs one check for run and keeps its result for
+// HealthTTL, unless the server stopped under it: a check cut short by
+// shutdown says nothing about the dependencies.
+func (s *Server) checkDependencies(run *healthRun) {
+	h := s.health
+	ctx, cancel := context.WithTimeout(h.ctx, s.cfg.HealthTimeout)
 	defer cancel()
 	var problems []string
 	if err := s.enc.Check(ctx); err != nil {
@@ -61,12 +103,18 @@ func (s *Server) Healthy(ctx context.Context) error {
 	if err := s.store.CheckWritable(); err != nil {
 		problems = append(problems, err.Error())
 	}
-	h.err = nil
+	var err error
 	if len(problems) > 0 {
-		h.err = fmt.Errorf("%s", strings.Join(problems, "; "))
+		err = fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
-	h.checkedAt = time.Now()
-	return h.err
+	h.mu.Lock()
+	run.err = err
+	h.running = nil
+	if h.ctx.Err() == nil {
+		h.err, h.checkedAt = err, time.Now()
+	}
+	h.mu.Unlock()
+	close(run.done)
 }
 
 // CheckHealth reports load, whether the worker can take chunks, its
@@ -102,10 +150,15 @@ func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*
 	if free, err := s.store.FreeBytes(); err == nil {
 		resp.StorageFreeBytes = free
 	}
-	if err := s.Healthy(ctx); err != nil {
+	switch err := s.Healthy(ctx); {
+	case err != nil && ctx.Err() != nil:
+		// The caller gave up before the check finished: it gets its own
+		// deadline or cancellation, not an answer about the worker.
+		return nil, toStatus(ctx.Err())
+	case err != nil:
 		resp.IsHealthy = false
 		resp.Message = "unhealthy: " + err.Error()
-	} else if len(problems) > 0 {
+	case len(problems) > 0:
 		resp.Message = "ok; " + strings.Join(problems, "; ")
 	}
 	return resp, nil

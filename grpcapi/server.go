@@ -38,7 +38,10 @@ type Config struct {
 	// (default 30 s): checking runs ffmpeg four times, about 0.15 CPU-s, too
 	// much to repeat for every probe or every few seconds.
 	HealthTTL time.Duration
-	Logger    *slog.Logger
+	// HealthTimeout bounds one dependency check (default 10 s). It is the
+	// server's own: no caller's deadline shortens a check.
+	HealthTimeout time.Duration
+	Logger        *slog.Logger
 }
 
 // Server implements pb.VideoProcessingServiceServer.
@@ -80,6 +83,9 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 	if cfg.HealthTTL <= 0 {
 		cfg.HealthTTL = 30 * time.Second
 	}
+	if cfg.HealthTimeout <= 0 {
+		cfg.HealthTimeout = 10 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -98,8 +104,10 @@ func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterVideoProcessingServiceServer(g, s)
 }
 
-// Run does the server's background work (CPU sampling) until ctx ends.
+// Run does the server's background work (CPU sampling) until ctx ends,
+// then cancels a dependency check in flight.
 func (s *Server) Run(ctx context.Context) {
+	defer s.health.stop()
 	s.health.cpu.Run(ctx, time.Second)
 }
 

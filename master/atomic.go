@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/videoshard/videoshard/internal/sysinfo"
 )
 
 // WriteFileAtomic creates or replaces the file at path with what write
@@ -74,4 +76,16 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// RoomFor is how many bytes a file written at path may take: the free
+// space of its filesystem less a reserve of 64 MiB, or 0 (no bound) when
+// that cannot be told.
+func RoomFor(path string) int64 {
+	const reserve = 64 << 20
+	free, err := sysinfo.FreeBytes(filepath.Dir(path))
+	if err != nil {
+		return 0
+	}
+	return max(free-reserve, 1)
 }

@@ -144,7 +144,7 @@ func (c *chunkChecker) check(i int) error {
 	problem := ""
 	measured, err := MeasureQuality(c.ctx, c.cfg.Tools,
 		QualityInput{Path: ch.Path, Skip: ch.TrimStart, Frames: frames},
-		QualityInput{Path: path, Frames: frames}, QualityOptions{})
+		QualityInput{Path: path, Frames: frames, Formats: shardFormatList}, QualityOptions{})
 	switch {
 	case errors.Is(err, ErrFrameCountMismatch):
 		problem = err.Error()
@@ -178,12 +178,14 @@ type packetDigest struct {
 // path, in file order, with ffprobe (reading, not decoding).
 func videoPackets(ctx context.Context, tools Tools, path string) ([]packetDigest, error) {
 	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{
-		"v":              "error",
-		"hide_banner":    "",
-		"select_streams": "v:0",
-		"show_entries":   "packet=size,flags,data_hash",
-		"show_data_hash": "murmur3",
-		"of":             "csv=p=0",
+		"v":                  "error",
+		"hide_banner":        "",
+		"protocol_whitelist": "file",
+		"format_whitelist":   shardFormats, // as Join reads them: a shard, or an output Join wrote
+		"select_streams":     "v:0",
+		"show_entries":       "packet=size,flags,data_hash",
+		"show_data_hash":     "murmur3",
+		"of":                 "csv=p=0",
 	}), "file:"+path)
 	var out digestWriter
 	if err := fftool.Run(ctx, tools.FFprobeBin(), args, &out); err != nil {

@@ -173,6 +173,8 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 	}
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
+		grpc.WithChainUnaryInterceptor(cleanUnary),
+		grpc.WithChainStreamInterceptor(cleanStream),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(maxMsg),
 			grpc.MaxCallSendMsgSize(maxMsg),

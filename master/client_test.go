@@ -396,7 +396,7 @@ func TestDownloadShard(t *testing.T) {
 	c := start(t, f, master.DialOptions{})
 
 	var buf bytes.Buffer
-	meta, n, err := c.DownloadShard(t.Context(), shardRequest(), &buf)
+	meta, n, err := c.DownloadShard(t.Context(), shardRequest(), &buf, master.ShardWant{})
 	if err != nil {
 		t.Fatalf("DownloadShard: %v", err)
 	}
@@ -418,7 +418,7 @@ func TestDownloadShard_Stalled(t *testing.T) {
 	f := shardWorker(randomBytes(3 << 20))
 	f.stallAt = 1
 	c := start(t, f, master.DialOptions{DownloadIdleTimeout: 200 * time.Millisecond})
-	_, n, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard)
+	_, n, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{})
 	if !errors.Is(err, master.ErrDownloadStalled) {
 		t.Fatalf("err = %v, want ErrDownloadStalled", err)
 	}
@@ -429,7 +429,7 @@ func TestDownloadShard_Stalled(t *testing.T) {
 
 func TestDownloadShard_Empty(t *testing.T) {
 	c := start(t, shardWorker(nil), master.DialOptions{})
-	if _, n, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard); err != nil || n != 0 {
+	if _, n, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{}); err != nil || n != 0 {
 		t.Fatalf("DownloadShard = %d, %v; want 0, nil", n, err)
 	}
 }
@@ -440,7 +440,7 @@ func TestDownloadShard_ErrChecksumMismatch(t *testing.T) {
 	f.shard[len(f.shard)/2] ^= 1 // same size, different bytes
 	c := start(t, f, master.DialOptions{})
 
-	_, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard)
+	_, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{})
 	if !errors.Is(err, master.ErrChecksumMismatch) {
 		t.Fatalf("err = %v, want ErrChecksumMismatch", err)
 	}
@@ -450,7 +450,7 @@ func TestDownloadShard_ErrChecksumMissing(t *testing.T) {
 	f := shardWorker(randomBytes(10))
 	f.meta.ChecksumSha256 = ""
 	c := start(t, f, master.DialOptions{})
-	if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard); !errors.Is(err, master.ErrChecksumMismatch) {
+	if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{}); !errors.Is(err, master.ErrChecksumMismatch) {
 		t.Fatalf("err = %v, want ErrChecksumMismatch", err)
 	}
 }
@@ -460,7 +460,7 @@ func TestDownloadShard_ErrSizeMismatch(t *testing.T) {
 		f := shardWorker(randomBytes(2 << 20))
 		f.meta.EncodedSize += delta
 		c := start(t, f, master.DialOptions{})
-		if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard); !errors.Is(err, master.ErrSizeMismatch) {
+		if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{}); !errors.Is(err, master.ErrSizeMismatch) {
 			t.Fatalf("encoded_size off by %d: err = %v, want ErrSizeMismatch", delta, err)
 		}
 	}
@@ -470,7 +470,7 @@ func TestDownloadShard_ErrProtocol(t *testing.T) {
 	f := shardWorker(randomBytes(10))
 	f.meta = nil
 	c := start(t, f, master.DialOptions{})
-	if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard); !errors.Is(err, master.ErrProtocol) {
+	if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{}); !errors.Is(err, master.ErrProtocol) {
 		t.Fatalf("err = %v, want ErrProtocol", err)
 	}
 }
@@ -491,7 +491,7 @@ func TestErrorCodesPassThrough(t *testing.T) {
 			return err
 		},
 		"DownloadShard": func(ctx context.Context, c *master.Client) error {
-			_, _, err := c.DownloadShard(ctx, shardRequest(), io.Discard)
+			_, _, err := c.DownloadShard(ctx, shardRequest(), io.Discard, master.ShardWant{})
 			return err
 		},
 	}

@@ -1026,6 +1026,9 @@ func (j *dispJob) attempt(ctx context.Context, w *dispWorker, p *pendingChunk, r
 func (j *dispJob) check(w *dispWorker, p *pendingChunk, resp *replicationpb.ProcessChunkResponse) (ChunkResult, error) {
 	t := p.task
 	meta := resp.GetMetadata()
+	j.d.mu.Lock()
+	healthEncoder := w.encoder
+	j.d.mu.Unlock()
 	res := ChunkResult{
 		Index:         t.Index,
 		Worker:        w.addr,
@@ -1049,6 +1052,14 @@ func (j *dispJob) check(w *dispWorker, p *pendingChunk, resp *replicationpb.Proc
 	case t.Size > 0 && res.OriginalSize > 0 && res.OriginalSize != t.Size:
 		return res, fmt.Errorf("chunk %d: %w: the worker received %d bytes, the chunk has %d",
 			t.Index, ErrFileChanged, res.OriginalSize, t.Size)
+	case res.Encoder != healthEncoder:
+		// Its health said one encoder, its chunk another: a shard that
+		// claims to be simulated would be joined as bytes, unverified.
+		return res, fmt.Errorf("chunk %d: %w: the worker's health says encoder %q, its chunk's metadata %q",
+			t.Index, ErrProtocol, healthEncoder, res.Encoder)
+	case res.EncodedSize <= 0 || t.Size > 0 && res.EncodedSize > maxShardBytes(t.Size):
+		return res, fmt.Errorf("chunk %d: %w: the worker says its shard of a %d-byte chunk has %d bytes",
+			t.Index, ErrProtocol, t.Size, res.EncodedSize)
 	}
 	if res.Encoder == EncoderFFmpeg && t.Frames > 0 {
 		if res.Frames != t.Frames {
@@ -1059,6 +1070,11 @@ func (j *dispJob) check(w *dispWorker, p *pendingChunk, resp *replicationpb.Proc
 	}
 	return res, nil
 }
+
+// maxShardBytes bounds the shard of a chunk of size bytes a worker may
+// claim: far beyond any encode (a lossless one of a low-bitrate source is
+// a few times its input), and small enough that fetching it is no attack.
+func maxShardBytes(size int64) int64 { return 64*size + 64<<20 }
 
 // classifyAttempt sorts an attempt's error. jobCtx is the job's context: once it
 // is done, failures are the job's doing, not the worker's.

@@ -407,8 +407,15 @@ func TestDispatch_MissingFile(t *testing.T) {
 	}
 }
 
+// ffmpegHealth makes a worker's health say it encodes with ffmpeg, as the
+// chunks asFFmpeg answers say.
+func ffmpegHealth(resp *replicationpb.HealthCheckResponse) *replicationpb.HealthCheckResponse {
+	resp.Encoder = master.EncoderFFmpeg
+	return resp
+}
+
 // asFFmpeg makes a worker answer like an ffmpeg worker whose shards have
-// frames frames.
+// frames frames (with ffmpegHealth).
 func asFFmpeg(frames int64) func(context.Context, int, *replicationpb.ProcessChunkRequest,
 	func() (*replicationpb.ProcessChunkResponse, error)) (*replicationpb.ProcessChunkResponse, error) {
 	return func(ctx context.Context, n int, req *replicationpb.ProcessChunkRequest,
@@ -427,8 +434,8 @@ func asFFmpeg(frames int64) func(context.Context, int, *replicationpb.ProcessChu
 // TestDispatch_FrameMismatch: shards with the wrong frame count are retried
 // elsewhere; those with the right one are media-checked.
 func TestDispatch_FrameMismatch(t *testing.T) {
-	liar := startWorker(t, workerOpts{MaxTasks: 2, Delay: 10 * time.Millisecond, Hooks: &hooks{Process: asFFmpeg(99)}})
-	honest := startWorker(t, workerOpts{MaxTasks: 2, Delay: 10 * time.Millisecond, Hooks: &hooks{Process: asFFmpeg(100)}})
+	liar := startWorker(t, workerOpts{MaxTasks: 2, Delay: 10 * time.Millisecond, Hooks: &hooks{Health: ffmpegHealth, Process: asFFmpeg(99)}})
+	honest := startWorker(t, workerOpts{MaxTasks: 2, Delay: 10 * time.Millisecond, Hooks: &hooks{Health: ffmpegHealth, Process: asFFmpeg(100)}})
 	d := newDispatcher(t, fastConfig(t, liar.Addr, honest.Addr))
 	chunks := writeChunks(t, 10, smallChunk)
 	tasks := tasksOf(chunks)
@@ -766,7 +773,7 @@ func TestDispatch_Trim(t *testing.T) {
 // TestDispatch_TrimFrameCheck: a trimmed chunk's shard is checked against
 // Frames, which callers set to TrimFrames.
 func TestDispatch_TrimFrameCheck(t *testing.T) {
-	w := startWorker(t, workerOpts{MaxTasks: 2, Hooks: &hooks{Process: asFFmpeg(25)}})
+	w := startWorker(t, workerOpts{MaxTasks: 2, Hooks: &hooks{Health: ffmpegHealth, Process: asFFmpeg(25)}})
 	d := newDispatcher(t, fastConfig(t, w.Addr))
 	chunks := writeChunks(t, 1, smallChunk)
 	task := chunks[0].ChunkTask

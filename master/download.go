@@ -16,21 +16,59 @@ import (
 // DefaultDownloadIdleTimeout is DialOptions.DownloadIdleTimeout's default.
 const DefaultDownloadIdleTimeout = 60 * time.Second
 
+// MinDownloadRate is the slowest a shard download may be on average, in
+// bytes per second: one gets the client's DownloadIdleTimeout plus its
+// size at this rate, then is abandoned with ErrDownloadStalled, so a
+// worker that sends a trickle cannot hold a job either.
+const MinDownloadRate = 1 << 20
+
 // ErrDownloadStalled: a shard download received nothing for the client's
-// DownloadIdleTimeout and was abandoned.
+// DownloadIdleTimeout, or ran past its deadline (see MinDownloadRate), and
+// was abandoned.
 var ErrDownloadStalled = errors.New("the worker stopped sending")
+
+// ShardWant is what the caller already knows of a shard it downloads: a
+// download whose metadata says otherwise stops before its first byte is
+// written.
+type ShardWant struct {
+	// Size is the shard's size in bytes (0: unknown) and Checksum its
+	// SHA-256 in hex ("": unknown), as the chunk map recorded them.
+	Size     int64
+	Checksum string
+	// MaxSize, when positive, bounds the shard's size: the room the
+	// caller has for it.
+	MaxSize int64
+}
+
+// check compares the shard's metadata with what is wanted.
+func (want ShardWant) check(meta *replicationpb.ChunkMetadata) error {
+	size := meta.GetEncodedSize()
+	switch {
+	case size < 0:
+		return fmt.Errorf("%w: the metadata says %d bytes", ErrSizeMismatch, size)
+	case want.Size > 0 && size != want.Size:
+		return fmt.Errorf("%w: the worker offers %d bytes, the chunk map says %d", ErrSizeMismatch, size, want.Size)
+	case want.MaxSize > 0 && size > want.MaxSize:
+		return fmt.Errorf("%w: the worker offers %d bytes, more than the %d there is room for", ErrSizeMismatch, size, want.MaxSize)
+	case want.Checksum != "" && !strings.EqualFold(meta.GetChecksumSha256(), want.Checksum):
+		return fmt.Errorf("%w: the worker offers sha256 %s, the chunk map says %s", ErrChecksumMismatch, meta.GetChecksumSha256(), want.Checksum)
+	}
+	return nil
+}
 
 // DownloadShard streams the shard req names (by shard_location, or by
 // video_id and chunk_index) into w and returns its metadata and the number
-// of bytes written.
+// of bytes written. A shard whose metadata differs from want is refused
+// before any byte is written.
 //
 // The bytes are hashed on the way: if their SHA-256 differs from the
 // metadata's checksum_sha256 the error wraps ErrChecksumMismatch, if their
-// count differs from encoded_size it wraps ErrSizeMismatch. w has then
-// received bytes that must not be trusted; a caller writing a file should
-// write a temporary one and keep it only on success. On any error the
-// metadata (if it arrived) and the count written so far are still returned.
-func (c *Client) DownloadShard(ctx context.Context, req *replicationpb.GetShardRequest, w io.Writer) (*replicationpb.ChunkMetadata, int64, error) {
+// count differs from encoded_size it wraps ErrSizeMismatch (and a stream
+// longer than that stops at once). w has then received bytes that must not
+// be trusted; a caller writing a file should write a temporary one and
+// keep it only on success. On any error the metadata (if it arrived) and
+// the count written so far are still returned.
+func (c *Client) DownloadShard(ctx context.Context, req *replicationpb.GetShardRequest, w io.Writer, want ShardWant) (*replicationpb.ChunkMetadata, int64, error) {
 	desc := "download shard " + describeShard(req)
 
 	ctx, cancel := context.WithCancelCause(ctx) // ends the stream on an early return
@@ -65,6 +103,13 @@ func (c *Client) DownloadShard(ctx context.Context, req *replicationpb.GetShardR
 	if meta == nil {
 		return nil, 0, fmt.Errorf("%s: %w: first message carries no metadata", desc, ErrProtocol)
 	}
+	if err := want.check(meta); err != nil {
+		return meta, 0, fmt.Errorf("%s: %w", desc, err)
+	}
+	total := c.idle + time.Duration(float64(meta.GetEncodedSize())/MinDownloadRate*float64(time.Second))
+	late := fmt.Errorf("%w: %d bytes not received within %v", ErrDownloadStalled, meta.GetEncodedSize(), total.Round(time.Second))
+	deadline := time.AfterFunc(total, func() { cancel(late) })
+	defer deadline.Stop()
 
 	h := sha256.New()
 	var n int64
@@ -103,12 +148,12 @@ func (c *Client) DownloadShard(ctx context.Context, req *replicationpb.GetShardR
 		return meta, n, fmt.Errorf("%s: %w: received %d bytes, metadata says %d", desc, ErrSizeMismatch, n, meta.GetEncodedSize())
 	}
 	got := hex.EncodeToString(h.Sum(nil))
-	want := meta.GetChecksumSha256()
-	if want == "" {
+	sum := meta.GetChecksumSha256()
+	if sum == "" {
 		return meta, n, fmt.Errorf("%s: %w: metadata carries no checksum", desc, ErrChecksumMismatch)
 	}
-	if !strings.EqualFold(got, want) {
-		return meta, n, fmt.Errorf("%s: %w: received sha256 %s, metadata says %s", desc, ErrChecksumMismatch, got, want)
+	if !strings.EqualFold(got, sum) {
+		return meta, n, fmt.Errorf("%s: %w: received sha256 %s, metadata says %s", desc, ErrChecksumMismatch, got, sum)
 	}
 	return meta, n, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/videoshard/videoshard/internal/framehash"
 	replicationpb "github.com/videoshard/videoshard/proto"
@@ -41,6 +42,9 @@ type JobConfig struct {
 	Input string
 	// Output is the file to write; its extension picks the container.
 	Output string
+	// Force lets the job replace an existing Output (and the unverified
+	// output beside it). Nothing replaces the input, Force or not.
+	Force bool
 	// VideoID names the job on the workers and in the state directory;
 	// empty means DefaultVideoID(Input).
 	VideoID string
@@ -69,8 +73,10 @@ type Summary struct {
 	VideoID, Input, Output string
 	// Chunks is the job's chunk count; Resumed of them were already stored
 	// on the workers when this run started; Reencoded were encoded again
-	// because their shards were lost or corrupted on a worker.
+	// because their shards were lost or corrupted on a worker, or could
+	// not be fetched from it (EncodedAgain says why, chunk by chunk).
 	Chunks, Resumed, Reencoded int
+	EncodedAgain               []string
 	// PerWorker counts the chunks each worker holds.
 	PerWorker map[string]int
 	// Encoders are the encoders that made the shards (ffmpeg, simulated).
@@ -154,10 +160,14 @@ func (c JobConfig) shardDir() string { return filepath.Join(c.workDir(), "shards
 // encode them across the workers, and rebuild and verify the output. The
 // chunk map is saved after every chunk; running Encode again with the same
 // input, video id and settings resumes, without encoding again the chunks
-// the workers still hold.
+// the workers still hold. Before any work it refuses an output that exists
+// (unless Force) or that is the input (checkOutputs).
 func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	start := time.Now()
 	cfg = cfg.withDefaults()
+	if err := checkOutputs(cfg, cfg.Input); err != nil {
+		return Summary{}, err
+	}
 	src, err := Probe(ctx, cfg.Tools, cfg.Input)
 	if err != nil {
 		return Summary{}, err
@@ -224,36 +234,53 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 			return Summary{}, qualityError(state, bad, cfg.MinPSNR)
 		}
 	}
-	// A shard lost or corrupted on its worker (NotFound, DataLoss) is
-	// encoded again, and the output rebuilt.
-	for attempt := 1; ; attempt++ {
-		err := reconstruct(ctx, cfg, state, &src, d.Clients(), &sum)
-		var lost *LostShardsError
-		if !errors.As(err, &lost) || attempt > 2 {
-			if errors.Is(err, ErrVerification) {
-				sum.Wall = time.Since(start)
-				return sum, err // the summary says what failed
-			}
-			if err != nil {
-				return Summary{}, err
-			}
-			break
-		}
-		cfg.Logger.Warn("shards lost on their workers; encoding them again", "chunks", lost.Chunks, "err", lost.Err)
-		for _, i := range lost.Chunks {
-			state.forget(i)
-		}
-		if err := state.Save(cfg.StateDir); err != nil {
-			return Summary{}, err
-		}
-		if err := encodeChunks(ctx, cfg, src, state, d, nil); err != nil {
-			return Summary{}, fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
-		}
-		sum.Reencoded += len(lost.Chunks)
+	err = rebuild(ctx, cfg, state, &src, d.Clients(), func() (*Dispatcher, error) { return d, nil }, &sum)
+	if errors.Is(err, ErrVerification) {
+		sum.Wall = time.Since(start)
+		return sum, err // the summary says what failed
+	}
+	if err != nil {
+		return Summary{}, err
 	}
 	sum.Wall = time.Since(start)
 	sum.Speed = sum.MediaSeconds / sum.Wall.Seconds()
 	return sum, nil
+}
+
+// rebuild fetches the shards and rebuilds the output (reconstruct). A
+// shard lost on its worker, or whose worker cannot be reached, is encoded
+// again from src on a live worker (of dispatcher(), called when first
+// needed) and the output rebuilt, twice at most; without src (nil: the
+// input is not there as it was) the error names the chunks.
+func rebuild(ctx context.Context, cfg JobConfig, state *JobState, src *SourceInfo, clients map[string]*Client,
+	dispatcher func() (*Dispatcher, error), sum *Summary) error {
+	for attempt := 1; ; attempt++ {
+		err := reconstruct(ctx, cfg, state, src, clients, sum)
+		var lost *LostShardsError
+		if !errors.As(err, &lost) || attempt > 2 {
+			return err
+		}
+		if src == nil {
+			return fmt.Errorf("%w; they cannot be encoded again: the chunk map's input %s is not there as it was", err, state.Source)
+		}
+		d, err := dispatcher()
+		if err != nil {
+			return fmt.Errorf("%w; encoding them again: %w", lost, err)
+		}
+
+		cfg.Logger.Warn("shards lost or out of reach; encoding them again", "chunks", lost.Chunks, "err", lost.Err)
+		for _, i := range lost.Chunks {
+			state.forget(i)
+		}
+		if err := state.Save(cfg.StateDir); err != nil {
+			return err
+		}
+		if err := encodeChunks(ctx, cfg, *src, state, d, nil); err != nil {
+			return fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
+		}
+		sum.Reencoded += len(lost.Chunks)
+		sum.EncodedAgain = append(sum.EncodedAgain, lost.Reasons...)
+	}
 }
 
 // outputCodec maps a requested ffmpeg encoder to the codec it produces, for
@@ -287,6 +314,18 @@ func encodingMap(o *replicationpb.EncodingOptions) map[string]string {
 		m["preset"] = o.GetPreset()
 	}
 	return m
+}
+
+// encodingOptions is encodingMap reversed.
+func encodingOptions(m map[string]string) *replicationpb.EncodingOptions {
+	if len(m) == 0 {
+		return nil
+	}
+	o := &replicationpb.EncodingOptions{VideoCodec: m["codec"], Preset: m["preset"]}
+	if crf, err := strconv.Atoi(m["crf"]); err == nil {
+		o.Crf = proto.Int32(int32(crf))
+	}
+	return o
 }
 
 // openState loads the job's chunk map for a resume, or starts a new one. A
@@ -833,10 +872,11 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*Clien
 					}
 				}
 				enc, err := fetchShard(ctx, clients[c.Worker], c, path)
-				if code := status.Code(err); code == codes.DataLoss || code == codes.NotFound {
+				if why := lostBecause(ctx, err); why != "" {
 					mu.Lock()
 					lost.Chunks = append(lost.Chunks, i)
 					lost.Err = fmt.Errorf("chunk %d on %s: %w", c.Index, c.Worker, err)
+					lost.Reasons = append(lost.Reasons, fmt.Sprintf("chunk %d: %s %s (%v)", c.Index, why, c.Worker, err))
 					mu.Unlock()
 					continue
 				}
@@ -875,10 +915,36 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*Clien
 
 // LostShardsError reports chunks whose shards their workers no longer hold
 // intact (NotFound, or DataLoss: the worker found them corrupted and
-// quarantined them). Chunks are positions in the chunk map.
+// quarantined them), or whose workers cannot be reached (gone, not
+// answering, stalling). Chunks are positions in the chunk map; Reasons
+// say, for each, what happened.
 type LostShardsError struct {
-	Chunks []int
-	Err    error // one of the failures
+	Chunks  []int
+	Reasons []string
+	Err     error // one of the failures
+}
+
+// lostBecause says why a failed fetch leaves its chunk to be encoded again
+// ("" when it does not): the shard is gone from its worker, or the worker
+// is out of reach. The job's own end (ctx) is neither.
+func lostBecause(ctx context.Context, err error) string {
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return ""
+	case errors.Is(err, errNoClient):
+		return "its worker is not among the workers given:"
+	case errors.Is(err, ErrDownloadStalled):
+		return "its worker stalled:"
+	case errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrProtocol):
+		return "its worker serves another version of it:"
+	}
+	switch status.Code(err) {
+	case codes.NotFound, codes.DataLoss:
+		return "its shard is lost on"
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return "its worker cannot be reached:"
+	}
+	return ""
 }
 
 func (e *LostShardsError) Error() string {
@@ -887,25 +953,25 @@ func (e *LostShardsError) Error() string {
 
 func (e *LostShardsError) Unwrap() error { return e.Err }
 
+// errNoClient: a chunk's worker is not one the job was given.
+var errNoClient = errors.New("that worker is not among the workers given")
+
 func fetchShard(ctx context.Context, c *Client, chunk ChunkState, path string) (encoder string, err error) {
 	if c == nil {
-		return "", errors.New("that worker is not among the workers given")
+		return "", errNoClient
 	}
-	f, err := os.Create(path)
+	var meta *replicationpb.ChunkMetadata
+	err = WriteFileAtomic(path, func(w io.Writer) error {
+		meta, _, err = c.DownloadShard(ctx, &replicationpb.GetShardRequest{ShardLocation: chunk.Location}, w,
+			ShardWant{Size: chunk.EncodedSize, Checksum: chunk.Checksum, MaxSize: RoomFor(path)})
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	meta, _, err := c.DownloadShard(ctx, &replicationpb.GetShardRequest{ShardLocation: chunk.Location}, f)
-	if err != nil {
-		return "", err
-	}
-	if chunk.Checksum != "" && meta.GetChecksumSha256() != chunk.Checksum {
-		return "", fmt.Errorf("the worker holds another version (sha256 %s, the chunk map says %s)", meta.GetChecksumSha256(), chunk.Checksum)
+	if chunk.Encoder != "" && meta.GetEncoder() != chunk.Encoder {
+		_ = os.Remove(path)
+		return "", fmt.Errorf("%w: the shard's metadata says encoder %q, the chunk map %q", ErrProtocol, meta.GetEncoder(), chunk.Encoder)
 	}
 	return meta.GetEncoder(), nil
 }

@@ -18,6 +18,9 @@ import (
 // a shard cannot make ffmpeg read other files into the output.
 const shardFormats = "matroska,webm,mov"
 
+// shardFormatList is shardFormats as a list.
+var shardFormatList = strings.Split(shardFormats, ",")
+
 // SideStream is a source stream carried around the chunks: audio and
 // subtitles go into the output once, from the side file, never through the
 // workers (cutting audio at chunk boundaries would leave gaps from encoder

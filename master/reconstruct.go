@@ -21,7 +21,8 @@ import (
 // chunk map whose input is still there unchanged, the source's audio and
 // subtitles are muxed in and the output is verified against it; otherwise
 // the output has the video alone and the summary says why it was not
-// verified.
+// verified. Like Encode, it refuses an output that exists (unless Force)
+// or that is the chunk map's input, before it dials a worker.
 func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 	start := time.Now()
 	cfg = cfg.withDefaults()
@@ -40,6 +41,13 @@ func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 			return Summary{}, fmt.Errorf("no chunk map at %s: name the workers to ask with --workers", path)
 		}
 	case err != nil:
+		return Summary{}, err
+	}
+	var input string
+	if state != nil {
+		input = state.Source
+	}
+	if err := checkOutputs(cfg, input); err != nil {
 		return Summary{}, err
 	}
 
@@ -74,6 +82,8 @@ func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 			return Summary{}, err
 		}
 	} else if fi, err := os.Stat(state.Source); err == nil && fi.Size() == state.SourceSize && fi.ModTime().Equal(state.SourceModTime) {
+		// A chunk encoded again is cut and encoded as the job's were.
+		cfg.SegmentSeconds, cfg.Dispatch.Encoding = state.SegmentSeconds, encodingOptions(state.Encoding)
 		s, err := Probe(ctx, cfg.Tools, state.Source)
 		if err != nil {
 			return Summary{}, err
@@ -81,7 +91,27 @@ func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 		src = &s
 	}
 	sum := Summary{VideoID: cfg.VideoID, Input: state.Source, Output: cfg.Output, Resumed: len(state.Chunks)}
-	if err := reconstruct(ctx, cfg, state, src, clients, &sum); err != nil {
+	// Chunks lost or out of reach are encoded again when the input is
+	// still there: on the workers given, or else those of the chunk map.
+	var d *Dispatcher
+	defer func() {
+		if d != nil {
+			d.Close()
+		}
+	}()
+	dispatcher := func() (*Dispatcher, error) {
+		if d != nil {
+			return d, nil
+		}
+		dcfg := cfg.Dispatch
+		if len(dcfg.Workers) == 0 {
+			dcfg.Workers = slices.DeleteFunc(slices.Clone(addrs), func(a string) bool { return a == "" })
+		}
+		var err error
+		d, err = NewDispatcher(ctx, dcfg)
+		return d, err
+	}
+	if err := rebuild(ctx, cfg, state, src, clients, dispatcher, &sum); err != nil {
 		if errors.Is(err, ErrVerification) {
 			sum.Wall = time.Since(start)
 			return sum, err // the summary says what failed

@@ -21,7 +21,7 @@
 //
 // A chunk is written by Create, then Write (or an external process writing
 // Pending.Path), then Commit or Abort. The bytes go to a hidden temporary
-// file in the video's directory; Commit fsyncs it, hashes it, writes the
+// file in TempDir; Commit fsyncs it, hashes it, writes the
 // metadata to a temporary file the same way, and then renames the shard and
 // the metadata into place, fsyncing each directory. A rename within one
 // directory is atomic, so a shard name only ever refers to a complete file.
@@ -51,6 +51,25 @@
 // deleted, into QuarantineDir and it leaves the index, so it is no longer
 // listed or served, stays out after a reopen, and can simply be written
 // again.
+//
+// # Symlinks
+//
+// Whoever can write the root (a shared volume, another service) could plant
+// a symlink, or swap a video directory for one, to make the worker delete,
+// move, read or create files elsewhere. So the store follows no symlink
+// inside its root. Open resolves the root's own path once and opens it; from
+// then on every file is reached through directory handles (Dir) by single
+// names, with openat2(2) and RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS on Linux
+// and an O_NOFOLLOW walk one element at a time where openat2 is missing;
+// renames, links, removals and directory creation are relative to those
+// handles and never follow a link either. Open refuses (ErrSymlink) a store
+// whose metadata/, .tmp/, .quarantine/, .lock or a video directory is a
+// symlink. A shard reached through a symlink is corrupt: its metadata is
+// quarantined, and the file behind the link is neither read, moved nor
+// described. A commit whose video or metadata directory was moved away
+// while it ran is undone. Messages name paths in the store, never what a
+// link points to. Paths handed out for other processes (TempDir,
+// Pending.Path) are resolved by whoever opens them.
 //
 // # Locking
 //

@@ -21,6 +21,12 @@ var (
 	// ErrLocked is returned by Open with Options.Lock when another process
 	// holds the root's lock file.
 	ErrLocked = errors.New("store is in use by another process")
+	// ErrSymlink is returned when a path in the store is, or passes
+	// through, a symlink. The store never follows one: whoever can write
+	// the root could plant it to redirect the worker's reads and writes
+	// outside the store. Open refuses a store whose fixed directories,
+	// lock file or video directories are symlinks.
+	ErrSymlink = errors.New("refusing to follow a symlink in the store")
 )
 
 // CorruptError reports a committed chunk whose shard does not match its

@@ -51,8 +51,8 @@ func (f *faultFS) check(op, path string) error {
 	return &fs.PathError{Op: op, Path: path, Err: f.err}
 }
 
-func (f *faultFS) CreateTemp(dir, pattern string) (storage.File, error) {
-	if err := f.check("createtemp", filepath.Join(dir, pattern)); err != nil {
+func (f *faultFS) CreateTemp(dir *storage.Dir, pattern string) (storage.File, error) {
+	if err := f.check("createtemp", filepath.Join(dir.Path(), pattern)); err != nil {
 		return nil, err
 	}
 	file, err := f.OSFS.CreateTemp(dir, pattern)
@@ -62,36 +62,36 @@ func (f *faultFS) CreateTemp(dir, pattern string) (storage.File, error) {
 	return &faultFile{File: file, fs: f}, nil
 }
 
-func (f *faultFS) Link(oldname, newname string) error {
-	if err := f.check("link", newname); err != nil {
+func (f *faultFS) Link(olddir *storage.Dir, oldname string, newdir *storage.Dir, newname string) error {
+	if err := f.check("link", filepath.Join(newdir.Path(), newname)); err != nil {
 		return err
 	}
-	return f.OSFS.Link(oldname, newname)
+	return f.OSFS.Link(olddir, oldname, newdir, newname)
 }
 
-func (f *faultFS) Rename(oldpath, newpath string) error {
-	if err := f.check("rename", newpath); err != nil {
+func (f *faultFS) Rename(olddir *storage.Dir, oldname string, newdir *storage.Dir, newname string) error {
+	if err := f.check("rename", filepath.Join(newdir.Path(), newname)); err != nil {
 		return err
 	}
-	return f.OSFS.Rename(oldpath, newpath)
+	return f.OSFS.Rename(olddir, oldname, newdir, newname)
 }
 
-func (f *faultFS) Remove(name string) error {
-	if err := f.check("remove", name); err != nil {
+func (f *faultFS) Remove(dir *storage.Dir, name string) error {
+	if err := f.check("remove", filepath.Join(dir.Path(), name)); err != nil {
 		return err
 	}
-	return f.OSFS.Remove(name)
+	return f.OSFS.Remove(dir, name)
 }
 
-func (f *faultFS) MkdirAll(path string, perm fs.FileMode) error {
-	if err := f.check("mkdir", path); err != nil {
+func (f *faultFS) Mkdir(dir *storage.Dir, name string, perm fs.FileMode) error {
+	if err := f.check("mkdir", filepath.Join(dir.Path(), name)); err != nil {
 		return err
 	}
-	return f.OSFS.MkdirAll(path, perm)
+	return f.OSFS.Mkdir(dir, name, perm)
 }
 
-func (f *faultFS) SyncDir(dir string) error {
-	if err := f.check("syncdir", dir); err != nil {
+func (f *faultFS) SyncDir(dir *storage.Dir) error {
+	if err := f.check("syncdir", dir.Path()); err != nil {
 		return err
 	}
 	return f.OSFS.SyncDir(dir)

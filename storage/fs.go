@@ -7,41 +7,42 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
 // FS is the set of filesystem operations the write path uses. It exists so
 // tests can inject failures (a failed write, fsync or rename, a full disk);
-// OSFS is the real thing. Paths are absolute. The read path (Lookup,
-// OpenShard, ResolveLocation) and Open's directory scan use the os package
-// directly.
+// OSFS is the real thing. Every operation is relative to a Dir that the
+// store opened, on a name that is a single path element, and none follows a
+// symlink: an implementation must keep that. Reads (OpenShard, Open's scan)
+// and the opening of directories are not part of it.
 type FS interface {
 	// CreateTemp creates a new file in dir, opened for reading and writing,
 	// named by replacing the last "*" in pattern with a random string, as
 	// os.CreateTemp does. It never reuses an existing name.
-	CreateTemp(dir, pattern string) (File, error)
-	// Lstat describes the named file without following a final symlink.
-	Lstat(name string) (fs.FileInfo, error)
-	// Link creates newname as a hard link to oldname; it fails if newname
-	// exists.
-	Link(oldname, newname string) error
-	// Rename atomically replaces newpath with oldpath (same directory, or
-	// another directory of the store when quarantining).
-	Rename(oldpath, newpath string) error
-	// Remove removes a file.
-	Remove(name string) error
-	// MkdirAll creates a directory and any missing parents.
-	MkdirAll(path string, perm fs.FileMode) error
+	CreateTemp(dir *Dir, pattern string) (File, error)
+	// Lstat describes name in dir without following a symlink.
+	Lstat(dir *Dir, name string) (fs.FileInfo, error)
+	// Link creates newname in newdir as a hard link to oldname in olddir;
+	// it fails if newname exists.
+	Link(olddir *Dir, oldname string, newdir *Dir, newname string) error
+	// Rename atomically replaces newname in newdir with oldname in olddir
+	// (the same directory, or another directory of the store).
+	Rename(olddir *Dir, oldname string, newdir *Dir, newname string) error
+	// Remove removes a file or an empty directory.
+	Remove(dir *Dir, name string) error
+	// Mkdir creates the directory name in dir.
+	Mkdir(dir *Dir, name string, perm fs.FileMode) error
 	// SyncDir fsyncs a directory, making renames and creations in it durable.
-	SyncDir(dir string) error
+	SyncDir(dir *Dir) error
 }
 
 // File is an open file created by FS.CreateTemp. *os.File implements it.
 type File interface {
 	io.Reader
 	io.Writer
-	// Name is the path the file was created at (dir joined with its name).
+	// Name is the path the file was created at (the Dir's path joined with
+	// its name).
 	Name() string
 	Stat() (fs.FileInfo, error)
 	Sync() error
@@ -56,14 +57,13 @@ var _ FS = OSFS{}
 
 // CreateTemp implements FS. Unlike os.CreateTemp the file gets mode 0644
 // (less the umask), like any file the worker writes, not 0600.
-func (OSFS) CreateTemp(dir, pattern string) (File, error) {
+func (OSFS) CreateTemp(dir *Dir, pattern string) (File, error) {
 	prefix, suffix := pattern, ""
 	if i := strings.LastIndexByte(pattern, '*'); i >= 0 {
 		prefix, suffix = pattern[:i], pattern[i+1:]
 	}
 	for range 100 {
-		name := filepath.Join(dir, prefix+randomString()+suffix)
-		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := dir.create(prefix+randomString()+suffix, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -72,36 +72,30 @@ func (OSFS) CreateTemp(dir, pattern string) (File, error) {
 		}
 		return f, nil
 	}
-	return nil, &fs.PathError{Op: "createtemp", Path: filepath.Join(dir, pattern), Err: fs.ErrExist}
+	return nil, &fs.PathError{Op: "createtemp", Path: dir.join(pattern), Err: fs.ErrExist}
 }
 
 // Lstat implements FS.
-func (OSFS) Lstat(name string) (fs.FileInfo, error) { return os.Lstat(name) }
+func (OSFS) Lstat(dir *Dir, name string) (fs.FileInfo, error) { return dir.lstat(name) }
 
 // Link implements FS.
-func (OSFS) Link(oldname, newname string) error { return os.Link(oldname, newname) }
+func (OSFS) Link(olddir *Dir, oldname string, newdir *Dir, newname string) error {
+	return olddir.link(oldname, newdir, newname)
+}
 
 // Rename implements FS.
-func (OSFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+func (OSFS) Rename(olddir *Dir, oldname string, newdir *Dir, newname string) error {
+	return olddir.rename(oldname, newdir, newname)
+}
 
 // Remove implements FS.
-func (OSFS) Remove(name string) error { return os.Remove(name) }
+func (OSFS) Remove(dir *Dir, name string) error { return dir.remove(name) }
 
-// MkdirAll implements FS.
-func (OSFS) MkdirAll(path string, perm fs.FileMode) error { return os.MkdirAll(path, perm) }
+// Mkdir implements FS.
+func (OSFS) Mkdir(dir *Dir, name string, perm fs.FileMode) error { return dir.mkdir(name, perm) }
 
 // SyncDir implements FS.
-func (OSFS) SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
-}
+func (OSFS) SyncDir(dir *Dir) error { return dir.sync() }
 
 // randomString is 16 hex digits; the names built from it stay within
 // NAME_MAX for every valid video id (see MaxVideoIDLen).

@@ -4,11 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -31,21 +32,15 @@ func (s *Store) load() error {
 
 	index := make(map[string]map[int]Metadata)
 	for key, m := range metas {
-		path := s.shardPath(key.video, key.chunk)
-		var msg, detail string
-		var extra []string
-		if bk := backups[key]; len(bk) > 0 {
-			msg, detail, extra = s.recoverChunk(path, m, bk)
-			delete(backups, key)
-		} else {
-			msg, detail = checkShard(shards[key], m)
+		ok, err := s.checkChunk(key, m, shards[key], backups[key])
+		delete(backups, key)
+		if err != nil {
+			return err
 		}
-		if msg != "" {
-			files := append([]string{s.metadataPath(key.video, key.chunk), path}, extra...)
-			s.quarantineAtOpen(key.video+"_chunk_"+strconv.Itoa(key.chunk), msg, detail, files...)
+		if !ok {
 			continue
 		}
-		m.ShardLocation = path // the store may have moved since
+		m.ShardLocation = s.shardPath(key.video, key.chunk) // the store may have moved since
 		chunks := index[key.video]
 		if chunks == nil {
 			chunks = make(map[int]Metadata)
@@ -55,34 +50,100 @@ func (s *Store) load() error {
 	}
 	// Backups of chunks that have no metadata: the replaced version was
 	// never committed, so there is nothing to restore.
-	for _, bk := range backups {
-		for _, b := range bk {
-			s.removeLeftover(b)
+	for key, bk := range backups {
+		if err := s.inVideoDir(key.video, func(vd *Dir) {
+			for _, b := range bk {
+				s.removeLeftover(vd, b)
+			}
+		}); err != nil {
+			return err
 		}
 	}
 	for key := range shards {
-		if _, ok := metas[key]; !ok {
+		if _, ok := metas[key]; ok {
+			continue
+		}
+		if err := s.inVideoDir(key.video, func(vd *Dir) {
 			s.quarantineAtOpen(key.video+"_chunk_"+strconv.Itoa(key.chunk), "shard has no metadata", "",
-				s.shardPath(key.video, key.chunk))
+				storeFile{vd, shardName(key.chunk)})
+		}); err != nil {
+			return err
 		}
 	}
 	s.index = index
 	return nil
 }
 
+// checkChunk reports whether the chunk with metadata m can be indexed: its
+// shard (fi, nil if missing) must match, after any interrupted replace
+// (backups) is resolved. If not, it quarantines the chunk's files.
+func (s *Store) checkChunk(key chunkKey, m Metadata, fi fs.FileInfo, backups []string) (bool, error) {
+	var msg, detail string
+	if len(backups) == 0 {
+		if msg, detail = checkShard(fi, m); msg == "" {
+			return true, nil // the common case: no directory to open
+		}
+	}
+	files := []storeFile{{s.metaDir, metadataName(key.video, key.chunk)}}
+	label := key.video + "_chunk_" + strconv.Itoa(key.chunk)
+	if fi == nil && len(backups) == 0 {
+		s.quarantineAtOpen(label, msg, detail, files...)
+		return false, nil
+	}
+	err := s.inVideoDir(key.video, func(vd *Dir) {
+		name := shardName(key.chunk)
+		var extra []string
+		if len(backups) > 0 {
+			msg, detail, extra = s.recoverChunk(vd, name, m, backups)
+		}
+		if msg == "" {
+			return
+		}
+		files = append(files, storeFile{vd, name})
+		for _, b := range extra {
+			files = append(files, storeFile{vd, b})
+		}
+		s.quarantineAtOpen(label, msg, detail, files...)
+	})
+	return msg == "", err
+}
+
+// inVideoDir runs fn with a video's directory, which Open found to be a
+// directory; one replaced by a symlink since fails Open.
+func (s *Store) inVideoDir(video string, fn func(vd *Dir)) error {
+	vd, err := s.rootDir.openDir(video)
+	if isSymlinkErr(err) {
+		return symlinkRefusal(s.rootDir.join(video))
+	}
+	if err != nil {
+		return err
+	}
+	defer closeDir(vd)
+	fn(vd)
+	return nil
+}
+
+// storeFile is a file of the store: a name in one of its directories.
+type storeFile struct {
+	dir  *Dir
+	name string
+}
+
+func (f storeFile) path() string { return f.dir.join(f.name) }
+
 // readMetadataDir reads every metadata file, removes temporary and backup
 // files, and returns the metadata that is well-formed and correctly named.
 func (s *Store) readMetadataDir() (map[chunkKey]Metadata, error) {
-	entries, err := os.ReadDir(s.metaDir)
+	names, err := s.metaDir.list()
 	if err != nil {
 		return nil, err
 	}
-	metas := make(map[chunkKey]Metadata, len(entries))
-	for _, e := range entries {
-		name := e.Name()
-		path := filepath.Join(s.metaDir, name)
+	sort.Strings(names)
+	metas := make(map[chunkKey]Metadata, len(names))
+	for _, name := range names {
+		path := s.metaDir.join(name)
 		if isTempName(name) || isBackupName(name) {
-			s.removeLeftover(path)
+			s.removeLeftover(s.metaDir, name)
 			continue
 		}
 		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") {
@@ -90,29 +151,35 @@ func (s *Store) readMetadataDir() (map[chunkKey]Metadata, error) {
 			continue
 		}
 		label := strings.TrimSuffix(name, ".json")
-		if !e.Type().IsRegular() {
-			s.quarantineAtOpen(label, "metadata is not a regular file", fmt.Sprintf("mode %v", e.Type()), path)
+		file := storeFile{s.metaDir, name}
+		m, mode, err := s.readMetadata(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // removed meanwhile
+		case isSymlinkErr(err):
+			s.quarantineAtOpen(label, "metadata is not a regular file", "a symlink, not followed", file)
 			continue
-		}
-		m, err := readMetadata(path)
-		if err != nil {
-			s.quarantineAtOpen(label, "unreadable metadata", err.Error(), path)
+		case err == nil && !mode.IsRegular():
+			s.quarantineAtOpen(label, "metadata is not a regular file", fmt.Sprintf("mode %v", mode), file)
+			continue
+		case err != nil:
+			s.quarantineAtOpen(label, "unreadable metadata", err.Error(), file)
 			continue
 		}
 		// The name is ambiguous ("a_chunk_1_chunk_2_metadata.json"), so
 		// identity comes from the content, and the name must be exactly
 		// what the content produces.
 		if err := validateKey(m.VideoID, m.ChunkIndex); err != nil {
-			s.quarantineAtOpen(label, "metadata names an invalid chunk", err.Error(), path)
+			s.quarantineAtOpen(label, "metadata names an invalid chunk", err.Error(), file)
 			continue
 		}
 		if want := metadataName(m.VideoID, m.ChunkIndex); name != want {
 			s.quarantineAtOpen(label, "metadata file name does not match its video_id and chunk_index",
-				"its content names "+want, path)
+				"its content names "+want, file)
 			continue
 		}
 		if m.EncodedSize < 0 {
-			s.quarantineAtOpen(label, "metadata has a negative encoded_size", "", path)
+			s.quarantineAtOpen(label, "metadata has a negative encoded_size", "", file)
 			continue
 		}
 		metas[chunkKey{m.VideoID, m.ChunkIndex}] = m
@@ -120,77 +187,92 @@ func (s *Store) readMetadataDir() (map[chunkKey]Metadata, error) {
 	return metas, nil
 }
 
-func readMetadata(path string) (Metadata, error) {
-	f, err := os.Open(path)
+// readMetadata reads and parses the metadata file name. If it is not a
+// regular file, it returns its mode and no error, having read nothing.
+func (s *Store) readMetadata(name string) (Metadata, fs.FileMode, error) {
+	f, fi, err := s.metaDir.openFile(name, os.O_RDONLY, 0)
 	if err != nil {
-		return Metadata{}, err
+		return Metadata{}, 0, err
 	}
 	defer f.Close()
+	if !fi.Mode().IsRegular() {
+		return Metadata{}, fi.Mode(), nil
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxMetadataBytes+1))
 	if err != nil {
-		return Metadata{}, err
+		return Metadata{}, 0, err
 	}
 	if len(data) > maxMetadataBytes {
-		return Metadata{}, fmt.Errorf("larger than %d bytes", maxMetadataBytes)
+		return Metadata{}, 0, fmt.Errorf("larger than %d bytes", maxMetadataBytes)
 	}
 	var m Metadata
 	if err := json.Unmarshal(data, &m); err != nil {
-		return Metadata{}, err
+		return Metadata{}, 0, err
 	}
-	return m, nil
+	return m, fi.Mode(), nil
 }
 
 // scanVideoDirs lists the shard files of every video directory (regular or
-// not), removes temporary files, and collects backups left by interrupted
-// replaces.
+// not), removes temporary files, and collects the names of backups left by
+// interrupted replaces. A video directory that is a symlink fails it.
 func (s *Store) scanVideoDirs() (shards map[chunkKey]fs.FileInfo, backups map[chunkKey][]string, err error) {
-	entries, err := os.ReadDir(s.root)
+	names, err := s.rootDir.list()
 	if err != nil {
 		return nil, nil, err
 	}
+	sort.Strings(names)
 	shards = make(map[chunkKey]fs.FileInfo)
 	backups = make(map[chunkKey][]string)
-	for _, e := range entries {
-		video := e.Name()
+	for _, video := range names {
 		if ValidateVideoID(video) != nil {
 			continue // metadata/, .tmp/ and anything that is not ours
 		}
-		dir := filepath.Join(s.root, video)
-		if !e.IsDir() {
-			if e.Type()&fs.ModeSymlink != 0 {
-				s.log.Warn("video directory is a symlink; not indexed", "path", dir)
-			}
-			continue
+		vd, err := s.rootDir.openDir(video)
+		switch {
+		case isSymlinkErr(err):
+			return nil, nil, symlinkRefusal(s.rootDir.join(video)) // planted since checkLayout
+		case errors.Is(err, fs.ErrNotExist) || isNotDir(err):
+			continue // a file, not a video directory
+		case err != nil:
+			return nil, nil, err
 		}
-		files, err := os.ReadDir(dir)
+		err = s.scanVideoDir(vd, video, shards, backups)
+		closeDir(vd)
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, f := range files {
-			name := f.Name()
-			path := filepath.Join(dir, name)
-			if n, ok := parseBackupName(name); ok {
-				key := chunkKey{video, n}
-				backups[key] = append(backups[key], path)
-				continue
-			}
-			if isTempName(name) || isBackupName(name) {
-				s.removeLeftover(path)
-				continue
-			}
-			n, ok := parseShardName(name)
-			if !ok {
-				continue
-			}
-			fi, err := f.Info() // not following a symlink: checkShard refuses anything irregular
-			if err != nil {
-				s.log.Warn("cannot stat shard; not indexed", "path", path, "err", err)
-				continue
-			}
-			shards[chunkKey{video, n}] = fi
-		}
 	}
 	return shards, backups, nil
+}
+
+func (s *Store) scanVideoDir(vd *Dir, video string, shards map[chunkKey]fs.FileInfo, backups map[chunkKey][]string) error {
+	files, err := vd.list()
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, name := range files {
+		if n, ok := parseBackupName(name); ok {
+			key := chunkKey{video, n}
+			backups[key] = append(backups[key], name)
+			continue
+		}
+		if isTempName(name) || isBackupName(name) {
+			s.removeLeftover(vd, name)
+			continue
+		}
+		n, ok := parseShardName(name)
+		if !ok {
+			continue
+		}
+		fi, err := vd.lstat(name) // not following a symlink: checkShard refuses anything irregular
+		if err != nil {
+			s.log.Warn("cannot stat shard; not indexed", "path", vd.join(name), "err", err)
+			continue
+		}
+		shards[chunkKey{video, n}] = fi
+	}
+	return nil
 }
 
 // checkShard says what is wrong with a shard (described by fi, nil if
@@ -211,66 +293,74 @@ func checkShard(fi fs.FileInfo, m Metadata) (msg, detail string) {
 
 // quarantineAtOpen moves files that cannot be indexed into QuarantineDir
 // and logs why; msg is a short phrase, detail may be empty.
-func (s *Store) quarantineAtOpen(label, msg, detail string, files ...string) {
+func (s *Store) quarantineAtOpen(label, msg, detail string, files ...storeFile) {
 	reason := msg
 	if detail != "" {
 		reason += ": " + detail
 	}
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.path()
+	}
 	dir, err := s.moveToQuarantine(label, reason, files...)
 	if err != nil {
-		s.log.Error(msg+"; not indexed, and cannot be quarantined", "files", files, "detail", detail, "err", err)
+		s.log.Error(msg+"; not indexed, and cannot be quarantined", "files", paths, "detail", detail, "err", err)
 		return
 	}
-	s.log.Warn(msg+"; quarantined", "files", files, "detail", detail, "path", dir)
+	s.log.Warn(msg+"; quarantined", "files", paths, "detail", detail, "path", dir)
 }
 
 // recoverChunk resolves a replace that a crash interrupted, leaving backups
-// (hard links to the replaced shard). If the shard matches the metadata in
-// size and checksum, the replace got through (or never started) and the
-// backups go. Otherwise the crash fell between the two renames: the shard is
-// new but the metadata old, so the backup that matches the metadata is
-// renamed back. It returns "" if the chunk can be indexed, else why not and
-// any backup to quarantine with it.
-func (s *Store) recoverChunk(path string, m Metadata, backups []string) (msg, detail string, keep []string) {
+// (hard links to the replaced shard, named in vd). If the shard matches the
+// metadata in size and checksum, the replace got through (or never started)
+// and the backups go. Otherwise the crash fell between the two renames: the
+// shard is new but the metadata old, so the backup that matches the
+// metadata is renamed back. It returns "" if the chunk can be indexed, else
+// why not and any backup to quarantine with it.
+func (s *Store) recoverChunk(vd *Dir, name string, m Metadata, backups []string) (msg, detail string, keep []string) {
 	defer func() {
 		for _, b := range backups {
 			if b != "" {
-				s.removeLeftover(b)
+				s.removeLeftover(vd, b)
 			}
 		}
 	}()
-	if s.matches(path, m) {
+	if s.matches(vd, name, m) {
 		return "", "", nil
 	}
 	for i, b := range backups {
-		if !s.matches(b, m) {
+		if !s.matches(vd, b, m) {
 			continue
 		}
-		if err := os.Rename(b, path); err != nil {
+		if err := s.fs.Rename(vd, b, vd, name); err != nil {
 			backups[i] = "" // the good version: kept, in quarantine
 			return "cannot restore shard after interrupted replace", err.Error(), []string{b}
 		}
 		backups[i] = ""
-		if err := s.fs.SyncDir(filepath.Dir(path)); err != nil {
-			s.log.Warn("cannot sync directory", "path", filepath.Dir(path), "err", err)
+		if err := s.fs.SyncDir(vd); err != nil {
+			s.log.Warn("cannot sync directory", "path", vd.Path(), "err", err)
 		}
-		s.log.Warn("interrupted replace rolled back: restored the previous shard", "path", path)
+		s.log.Warn("interrupted replace rolled back: restored the previous shard", "path", vd.join(name))
 		return "", "", nil
 	}
 	return "shard matches neither its metadata nor any backup", "", nil
 }
 
-// matches reports whether the regular file at path has m's size and, when m
-// records one, m's checksum.
-func (s *Store) matches(path string, m Metadata) bool {
-	fi, err := os.Lstat(path)
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() != m.EncodedSize {
+// matches reports whether name in dir is a regular file with m's size and,
+// when m records one, m's checksum.
+func (s *Store) matches(dir *Dir, name string, m Metadata) bool {
+	f, fi, err := dir.openFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if !fi.Mode().IsRegular() || fi.Size() != m.EncodedSize {
 		return false
 	}
 	if m.ChecksumSHA256 == "" {
 		return true
 	}
-	sum, err := FileSHA256(path)
+	sum, err := readerSHA256(f)
 	return err == nil && sum == m.ChecksumSHA256
 }
 
@@ -282,16 +372,21 @@ func FileSHA256(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
+	return readerSHA256(f)
+}
+
+func readerSHA256(r io.Reader) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, r); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // removeLeftover removes a temporary or backup file found at Open.
-func (s *Store) removeLeftover(path string) {
-	if err := os.Remove(path); err != nil {
+func (s *Store) removeLeftover(dir *Dir, name string) {
+	path := dir.join(name)
+	if err := s.fs.Remove(dir, name); err != nil {
 		s.log.Warn("cannot remove leftover temporary file", "path", path, "err", err)
 		return
 	}

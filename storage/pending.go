@@ -41,31 +41,60 @@ func (s *Store) Create(videoID string, chunkIndex int) (*Pending, error) {
 		chunk:   chunkIndex,
 		f:       f,
 		path:    f.Name(),
+		name:    filepath.Base(f.Name()),
 		h:       sha256.New(),
 	}, nil
 }
 
-// ensureVideoDir creates a video directory if needed, making its entry in
-// the root durable, and refuses anything but a real directory (a symlink
-// planted there would send writes outside the store).
-func (s *Store) ensureVideoDir(dir string) error {
-	fi, err := s.fs.Lstat(dir)
+// ensureVideoDir opens a video's directory, creating it if needed and
+// making its entry in the root durable. A symlink in its place is refused
+// (ErrSymlink): it would send the shard outside the store.
+func (s *Store) ensureVideoDir(video string) (*Dir, error) {
+	d, err := s.rootDir.openDir(video)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := s.fs.MkdirAll(dir, 0o755); err != nil {
+		if err := s.fs.Mkdir(s.rootDir, video, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		if err := s.fs.SyncDir(s.rootDir); err != nil {
+			return nil, err
+		}
+		d, err = s.rootDir.openDir(video)
+	}
+	return d, err
+}
+
+// checkInPlace verifies that the directories a commit renamed into (dirs,
+// named by their names in the root) are still there: one moved away (and
+// perhaps replaced by a symlink) meanwhile took the files with it, away
+// from the paths the metadata names.
+func (s *Store) checkInPlace(dirs ...storeFile) error {
+	for _, d := range dirs {
+		cur, err := s.rootDir.lstat(d.name)
+		if err != nil {
+			return fmt.Errorf("%s was moved during the commit: %w", d.dir.Path(), err)
+		}
+		fi, err := d.dir.stat()
+		if err != nil {
 			return err
 		}
-		if err := s.fs.SyncDir(s.root); err != nil {
-			return err
+		if !sameFile(cur, fi) {
+			return fmt.Errorf("%s was replaced during the commit (by a %s)", d.dir.Path(), fileKind(cur.Mode()))
 		}
-		fi, err = s.fs.Lstat(dir)
-	}
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory (mode %v)", dir, fi.Mode())
 	}
 	return nil
+}
+
+// fileKind names a file type for messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	case m.IsDir():
+		return "directory"
+	case m.IsRegular():
+		return "regular file"
+	}
+	return "special file"
 }
 
 // Pending is a chunk version being written, created by Store.Create. It
@@ -84,7 +113,8 @@ type Pending struct {
 	chunk   int
 	f       File   // nil once closed
 	path    string // the temporary shard
-	metaTmp string // the temporary metadata file, once written
+	name    string // its name in TempDir
+	metaTmp string // the temporary metadata file's name in metadata/, once written
 
 	h       hash.Hash // SHA-256 of the bytes passed to Write
 	n       int64     // bytes passed to Write
@@ -218,11 +248,11 @@ func (p *Pending) discard() error {
 		p.f = nil
 	}
 	var errs []error
-	for _, name := range []string{p.path, p.metaTmp} {
-		if name == "" {
+	for _, f := range []storeFile{{p.s.tmpDir, p.name}, {p.s.metaDir, p.metaTmp}} {
+		if f.name == "" {
 			continue
 		}
-		if err := p.s.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := p.s.fs.Remove(f.dir, f.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
@@ -277,14 +307,21 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	unlock := s.locks.lock(chunkKey{p.videoID, p.chunk})
 	defer unlock()
 
-	if err := s.ensureVideoDir(s.videoDir(p.videoID)); err != nil {
+	vd, err := s.ensureVideoDir(p.videoID)
+	if err != nil {
 		return Metadata{}, fmt.Errorf("create video directory: %w", err)
 	}
-	shard, err := s.install(s.videoDir(p.videoID), p.path, meta.ShardLocation)
+	defer closeDir(vd)
+	shard, err := s.install(s.tmpDir, p.name, vd, shardName(p.chunk))
 	if err != nil {
 		return Metadata{}, p.rolledBack(fmt.Errorf("install shard: %w", err))
 	}
-	md, err := s.install(s.metaDir, p.metaTmp, filepath.Join(s.metaDir, metaName))
+	// Before the commit point (the metadata's rename): the shard must be
+	// where its location says.
+	if err := s.checkInPlace(storeFile{vd, p.videoID}, storeFile{s.metaDir, metadataDirName}); err != nil {
+		return Metadata{}, p.rolledBack(errors.Join(err, shard.undo()))
+	}
+	md, err := s.install(s.metaDir, p.metaTmp, s.metaDir, metaName)
 	if err != nil {
 		return Metadata{}, p.rolledBack(errors.Join(fmt.Errorf("install metadata: %w", err), shard.undo()))
 	}
@@ -314,8 +351,8 @@ func (p *Pending) digest() (int64, string, error) {
 	if err != nil {
 		return 0, "", fmt.Errorf("stat shard: %w", err)
 	}
-	li, err := p.s.fs.Lstat(p.path)
-	if err != nil || !os.SameFile(fi, li) {
+	li, err := p.s.fs.Lstat(p.s.tmpDir, p.name)
+	if err != nil || !sameFile(fi, li) {
 		return 0, "", fmt.Errorf("temporary shard %s was removed or replaced", p.path)
 	}
 	if p.wrote {
@@ -338,13 +375,13 @@ func (p *Pending) digest() (int64, string, error) {
 }
 
 // writeTemp writes data to a new temporary file in dir, fsyncs and closes
-// it, and returns its path. On error it leaves nothing behind.
-func (s *Store) writeTemp(dir, pattern string, data []byte) (string, error) {
+// it, and returns its name. On error it leaves nothing behind.
+func (s *Store) writeTemp(dir *Dir, pattern string, data []byte) (string, error) {
 	f, err := s.fs.CreateTemp(dir, pattern)
 	if err != nil {
 		return "", err
 	}
-	name := f.Name()
+	name := filepath.Base(f.Name())
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
@@ -353,7 +390,7 @@ func (s *Store) writeTemp(dir, pattern string, data []byte) (string, error) {
 		err = cerr
 	}
 	if err != nil {
-		s.fs.Remove(name)
+		s.fs.Remove(dir, name)
 		return "", err
 	}
 	return name, nil
@@ -363,9 +400,9 @@ func (s *Store) writeTemp(dir, pattern string, data []byte) (string, error) {
 // previous version back.
 type installed struct {
 	s      *Store
-	dir    string
-	final  string
-	backup string // hard link to the previous version; "" if none was kept
+	dir    *Dir
+	final  string // the file's name in dir
+	backup string // name of a hard link to the previous version; "" if none was kept
 	hadOld bool   // final existed before
 }
 
@@ -375,25 +412,25 @@ type undoError struct{ err error }
 func (e *undoError) Error() string { return "rollback: " + e.err.Error() }
 func (e *undoError) Unwrap() error { return e.err }
 
-// install renames tmp over final in dir and fsyncs dir, first linking any
-// existing final to a backup name. If the rename or the fsync fails, the
-// previous state is restored before returning the error.
-func (s *Store) install(dir, tmp, final string) (*installed, error) {
+// install renames tmp in from over final in dir and fsyncs dir, first
+// linking any existing final to a backup name. If the rename or the fsync
+// fails, the previous state is restored before returning the error.
+func (s *Store) install(from *Dir, tmp string, dir *Dir, final string) (*installed, error) {
 	in := &installed{s: s, dir: dir, final: final}
-	fi, err := s.fs.Lstat(final)
+	fi, err := s.fs.Lstat(dir, final)
 	switch {
 	case err == nil:
 		in.hadOld = true
 		if fi.Mode().IsRegular() {
-			if in.backup, err = s.link(final, dir, "."+filepath.Base(final)+backupInfix); err != nil {
+			if in.backup, err = s.link(dir, final, "."+final+backupInfix); err != nil {
 				s.log.Warn("cannot keep the previous version while replacing it; a failed replace will lose it",
-					"path", final, "err", err)
+					"path", dir.join(final), "err", err)
 			}
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, err
 	}
-	if err := s.fs.Rename(tmp, final); err != nil {
+	if err := s.fs.Rename(from, tmp, dir, final); err != nil {
 		in.finish()
 		return nil, err
 	}
@@ -403,11 +440,12 @@ func (s *Store) install(dir, tmp, final string) (*installed, error) {
 	return in, nil
 }
 
-// link hard-links target to a new name prefix+random in dir.
-func (s *Store) link(target, dir, prefix string) (string, error) {
+// link hard-links target in dir to a new name prefix+random in dir and
+// returns that name.
+func (s *Store) link(dir *Dir, target, prefix string) (string, error) {
 	for range 100 {
-		name := filepath.Join(dir, prefix+randomString())
-		err := s.fs.Link(target, name)
+		name := prefix + randomString()
+		err := s.fs.Link(dir, target, dir, name)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -416,7 +454,7 @@ func (s *Store) link(target, dir, prefix string) (string, error) {
 		}
 		return name, nil
 	}
-	return "", &fs.PathError{Op: "link", Path: filepath.Join(dir, prefix+"*"), Err: fs.ErrExist}
+	return "", &fs.PathError{Op: "link", Path: dir.join(prefix + "*"), Err: fs.ErrExist}
 }
 
 // undo restores the state before install: the previous version from its
@@ -426,14 +464,14 @@ func (in *installed) undo() error {
 	var err error
 	switch {
 	case in.backup != "":
-		err = in.s.fs.Rename(in.backup, in.final)
+		err = in.s.fs.Rename(in.dir, in.backup, in.dir, in.final)
 		if err == nil {
 			in.backup = ""
 		}
 	case !in.hadOld:
-		err = in.s.fs.Remove(in.final)
+		err = in.s.fs.Remove(in.dir, in.final)
 	default:
-		err = fmt.Errorf("previous version of %s was not kept", in.final)
+		err = fmt.Errorf("previous version of %s was not kept", in.dir.join(in.final))
 	}
 	if err == nil {
 		err = in.s.fs.SyncDir(in.dir)
@@ -450,8 +488,8 @@ func (in *installed) finish() {
 	if in.backup == "" {
 		return
 	}
-	if err := in.s.fs.Remove(in.backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		in.s.log.Warn("cannot remove backup", "path", in.backup, "err", err)
+	if err := in.s.fs.Remove(in.dir, in.backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		in.s.log.Warn("cannot remove backup", "path", in.dir.join(in.backup), "err", err)
 	}
 	in.backup = ""
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,7 +30,7 @@ const maxQuarantineLabel = 255 - len(quarantineStampLayout) - len("-") - len("-9
 // it is the operator's to inspect, restore (stop the worker, move the files
 // back, start it) or delete. The directory exists once something was
 // quarantined.
-func (s *Store) QuarantineDir() string { return s.quarDir }
+func (s *Store) QuarantineDir() string { return filepath.Join(s.root, quarantineDirName) }
 
 // Quarantined returns the number of entries in QuarantineDir: those found
 // at Open plus those quarantined since. Entries an operator removes while
@@ -40,15 +39,44 @@ func (s *Store) Quarantined() int64 { return s.quarantined.Load() }
 
 // countQuarantined counts the entries already in QuarantineDir.
 func (s *Store) countQuarantined() error {
-	entries, err := os.ReadDir(s.quarDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	d, err := s.quarantineDir(false)
+	if d == nil || err != nil {
+		return err
 	}
+	names, err := d.list()
 	if err != nil {
 		return err
 	}
-	s.quarantined.Store(int64(len(entries)))
+	s.quarantined.Store(int64(len(names)))
 	return nil
+}
+
+// quarantineDir returns the open QuarantineDir; if it does not exist yet it
+// is created when create is set, and otherwise nil is returned.
+func (s *Store) quarantineDir(create bool) (*Dir, error) {
+	s.quarMu.Lock()
+	defer s.quarMu.Unlock()
+	if s.quarDir != nil {
+		return s.quarDir, nil
+	}
+	d, err := s.rootDir.openDir(quarantineDirName)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return nil, nil
+		}
+		if err := s.fs.Mkdir(s.rootDir, quarantineDirName, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		if err := s.fs.SyncDir(s.rootDir); err != nil {
+			return nil, err
+		}
+		d, err = s.rootDir.openDir(quarantineDirName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.quarDir = d
+	return d, nil
 }
 
 // Quarantine takes a committed chunk out of the store without deleting it:
@@ -97,9 +125,23 @@ func (s *Store) quarantine(key chunkKey, want *Metadata, reason string) (string,
 		return "", fmt.Errorf("quarantine %s chunk %d: %w (replaced or already quarantined)", key.video, key.chunk, ErrNotFound)
 	}
 	s.drop(key.video, key.chunk)
-	dir, err := s.moveToQuarantine(key.video+"_chunk_"+strconv.Itoa(key.chunk), reason,
-		s.metadataPath(key.video, key.chunk), s.shardPath(key.video, key.chunk))
-	if err != nil {
+	files := []storeFile{{s.metaDir, metadataName(key.video, key.chunk)}}
+	// The shard is reached through its video directory, never through a
+	// symlink put in its place: then only the metadata moves, and the
+	// shard's path (not what it leads to) is named.
+	vd, verr := s.rootDir.openDir(key.video)
+	switch {
+	case verr == nil:
+		defer closeDir(vd)
+		files = append(files, storeFile{vd, shardName(key.chunk)})
+	case errors.Is(verr, fs.ErrNotExist):
+		verr = nil // no shard to move
+	default:
+		verr = fmt.Errorf("shard %s not moved: %w", s.shardPath(key.video, key.chunk), verr)
+		reason += "; " + verr.Error()
+	}
+	dir, err := s.moveToQuarantine(key.video+"_chunk_"+strconv.Itoa(key.chunk), reason, files...)
+	if err = errors.Join(err, verr); err != nil {
 		s.log.Error("cannot quarantine chunk; no longer served until the store is reopened",
 			"video_id", key.video, "chunk_index", key.chunk, "reason", reason, "err", err)
 		return dir, fmt.Errorf("quarantine %s chunk %d: %w", key.video, key.chunk, noSpace(err))
@@ -114,13 +156,14 @@ func sameVersion(a, b Metadata) bool {
 	return a.ChecksumSHA256 == b.ChecksumSHA256 && a.EncodedSize == b.EncodedSize && a.Timestamp == b.Timestamp
 }
 
-// moveToQuarantine moves files (absolute paths inside the root; those that
-// do not exist are skipped) into a new directory under QuarantineDir named
-// after the current time and label, beside a REASON.txt, and fsyncs the
-// directories involved. It returns the new directory. The caller holds
-// whatever lock keeps others off the files.
-func (s *Store) moveToQuarantine(label, reason string, files ...string) (string, error) {
-	if err := s.ensureDir(s.quarDir, s.root); err != nil {
+// moveToQuarantine moves files (those that do not exist are skipped) into
+// a new directory under QuarantineDir named after the current time and
+// label, beside a REASON.txt, and fsyncs the directories involved. It
+// returns the new directory's path. The caller holds whatever lock keeps
+// others off the files.
+func (s *Store) moveToQuarantine(label, reason string, files ...storeFile) (string, error) {
+	qd, err := s.quarantineDir(true)
+	if err != nil {
 		return "", err
 	}
 	if len(label) > maxQuarantineLabel {
@@ -128,64 +171,64 @@ func (s *Store) moveToQuarantine(label, reason string, files ...string) (string,
 	}
 	now := s.now().UTC()
 	base := now.Format(quarantineStampLayout) + "-" + label
-	var dir string
+	var name string
 	for i := 0; ; i++ {
-		name := base
+		name = base
 		if i > 0 {
 			name += "-" + strconv.Itoa(i)
 		}
-		dir = filepath.Join(s.quarDir, name)
-		_, err := s.fs.Lstat(dir)
-		if errors.Is(err, fs.ErrNotExist) {
+		err := s.fs.Mkdir(qd, name, 0o755)
+		if err == nil {
 			break
 		}
-		if err != nil {
+		if !errors.Is(err, fs.ErrExist) {
 			return "", err
 		}
 		if i >= 999 {
-			return "", &fs.PathError{Op: "mkdir", Path: base + "-*", Err: fs.ErrExist}
+			return "", &fs.PathError{Op: "mkdir", Path: qd.join(base + "-*"), Err: fs.ErrExist}
 		}
 	}
-	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
+	path := qd.join(name)
 	s.quarantined.Add(1)
-	if err := s.fs.SyncDir(s.quarDir); err != nil {
-		return dir, err
+	if err := s.fs.SyncDir(qd); err != nil {
+		return path, err
 	}
+	dir, err := qd.openDir(name)
+	if err != nil {
+		return path, err
+	}
+	defer closeDir(dir)
 
 	var note strings.Builder
 	fmt.Fprintf(&note, "reason: %s\ntime: %s\n", oneLine(reason), now.Format(timestampLayout))
-	var moves [][2]string
+	var moves []storeFile
 	for _, f := range files {
-		if _, err := s.fs.Lstat(f); errors.Is(err, fs.ErrNotExist) {
+		if _, err := s.fs.Lstat(f.dir, f.name); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		to := filepath.Join(dir, filepath.Base(f))
-		moves = append(moves, [2]string{f, to})
-		fmt.Fprintf(&note, "from: %s\n", f)
+		moves = append(moves, f)
+		fmt.Fprintf(&note, "from: %s\n", f.path())
 	}
 	// The note goes first: a crash during the moves leaves it saying what
 	// was meant to be moved here.
 	tmp, err := s.writeTemp(dir, "."+quarantineReasonName+tempInfix+"*", []byte(note.String()))
 	if err != nil {
-		return dir, err
+		return path, err
 	}
-	if err := s.fs.Rename(tmp, filepath.Join(dir, quarantineReasonName)); err != nil {
-		s.fs.Remove(tmp)
-		return dir, err
+	if err := s.fs.Rename(dir, tmp, dir, quarantineReasonName); err != nil {
+		s.fs.Remove(dir, tmp)
+		return path, err
 	}
-	synced := map[string]bool{}
+	synced := map[*Dir]bool{}
 	var errs []error
 	for _, mv := range moves {
-		if err := s.fs.Rename(mv[0], mv[1]); err != nil {
+		if err := s.fs.Rename(mv.dir, mv.name, dir, mv.name); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		parent := filepath.Dir(mv[0])
-		if !synced[parent] {
-			synced[parent] = true
-			if err := s.fs.SyncDir(parent); err != nil {
+		if !synced[mv.dir] {
+			synced[mv.dir] = true
+			if err := s.fs.SyncDir(mv.dir); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -193,19 +236,7 @@ func (s *Store) moveToQuarantine(label, reason string, files ...string) (string,
 	if err := s.fs.SyncDir(dir); err != nil {
 		errs = append(errs, err)
 	}
-	return dir, errors.Join(errs...)
-}
-
-// ensureDir creates dir (a child of parent) if it is missing, making its
-// entry durable.
-func (s *Store) ensureDir(dir, parent string) error {
-	if _, err := s.fs.Lstat(dir); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return s.fs.SyncDir(parent)
+	return path, errors.Join(errs...)
 }
 
 // oneLine keeps a reason on one line of REASON.txt.

@@ -57,21 +57,20 @@ func (s *Store) OpenShard(videoID string, chunkIndex int) (*os.File, Metadata, e
 	return f, m, nil
 }
 
-// openVersion opens the shard m describes and checks that it is a regular
-// file of the recorded size. A mismatch is a *CorruptError.
+// openVersion opens the shard m describes, relative to the root and
+// without following any symlink, and checks that it is a regular file of
+// the recorded size. A mismatch is a *CorruptError; it names the shard's
+// path in the store and never what a symlink there leads to.
 func (s *Store) openVersion(m Metadata) (*os.File, error) {
-	f, err := os.OpenFile(m.ShardLocation, os.O_RDONLY|oNoFollow, 0)
+	f, fi, err := s.rootDir.openFile(m.VideoID+"/"+shardName(m.ChunkIndex), os.O_RDONLY, 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, &CorruptError{Metadata: m, Reason: "shard file is missing", Missing: true}
-	case err != nil && isSymlinkLoop(err):
-		return nil, &CorruptError{Metadata: m, Reason: "shard is a symlink, not a regular file"}
+	case isSymlinkErr(err):
+		return nil, &CorruptError{Metadata: m, Reason: "shard or its video directory is a symlink, which is not followed"}
+	case isNotDir(err):
+		return nil, &CorruptError{Metadata: m, Reason: "video directory is not a directory"}
 	case err != nil:
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	var reason string

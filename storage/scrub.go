@@ -141,7 +141,7 @@ func (s *Store) scrubChunk(ctx context.Context, m Metadata, buf []byte, p *pacer
 	}
 	defer f.Close()
 	m = cur
-	if _, err := os.Lstat(s.metadataPath(m.VideoID, m.ChunkIndex)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := s.metaDir.lstat(metadataName(m.VideoID, m.ChunkIndex)); errors.Is(err, fs.ErrNotExist) {
 		return "metadata file is missing", false, nil
 	}
 

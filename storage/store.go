@@ -3,11 +3,13 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,19 +37,26 @@ type Options struct {
 	// wrapping ErrLocked. Two Stores in one process conflict too. The lock
 	// is not taken on platforms without flock.
 	Lock bool
+
+	// walk makes paths resolve by the fallback walk, as on a kernel
+	// without openat2 (for tests).
+	walk bool
 }
 
 // Store is a directory of committed shards and their metadata, with an
 // in-memory index of the committed chunks. Its methods are safe for
 // concurrent use. See the package documentation for the model.
 type Store struct {
-	root    string // absolute, symlink-resolved
-	metaDir string // <root>/metadata
-	tmpDir  string // <root>/.tmp
-	quarDir string // <root>/.quarantine, created on first use
+	root    string // absolute, symlink-resolved path of rootDir
+	rootDir *Dir   // opened once at Open: every file is reached through it
+	metaDir *Dir   // <root>/metadata
+	tmpDir  *Dir   // <root>/.tmp
 	fs      FS
 	now     func() time.Time
 	log     *slog.Logger
+
+	quarMu  sync.Mutex
+	quarDir *Dir // <root>/.quarantine once it exists; guarded by quarMu
 
 	// locks serialises writers (and OpenShard and Quarantine) per chunk.
 	locks keyedMutex
@@ -78,6 +87,12 @@ type Store struct {
 // <root>/.quarantine (see Quarantine) and logged, so that the index is exactly
 // what the store's directories hold.
 //
+// The root itself may be reached through a symlink (it is resolved once,
+// here), but nothing inside it is ever followed: Open refuses, with an error
+// wrapping ErrSymlink, a store whose metadata, .tmp or .quarantine
+// directory, .lock file or any video directory is a symlink, and fails if a
+// fixed directory is not a directory. See Dir.
+//
 // Only one Store may use a root at a time: Open deletes the temporary files
 // of a Store that is still writing. Options.Lock enforces this between
 // processes.
@@ -100,31 +115,40 @@ func Open(opts Options) (s *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if err := s.fs.MkdirAll(abs, 0o755); err != nil {
+	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("open store: %w", noSpace(err))
 	}
 	if s.root, err = filepath.EvalSymlinks(abs); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s.metaDir = filepath.Join(s.root, metadataDirName)
-	s.tmpDir = filepath.Join(s.root, tempDirName)
-	s.quarDir = filepath.Join(s.root, quarantineDirName)
+	res := &resolver{}
+	if opts.walk {
+		res.forceWalk()
+	}
+	if s.rootDir, err = openRootDir(s.root, res); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := s.checkLayout(); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", s.root, err)
+	}
 	if opts.Lock {
 		if err := s.lock(); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", s.root, err)
 		}
+		locked := s // s is nil on the error returns
 		defer func() {
 			if err != nil {
-				s.Close()
+				locked.Close()
 			}
 		}()
 	}
-	for _, dir := range []string{s.metaDir, s.tmpDir} {
-		if err := s.fs.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("open store: %w", noSpace(err))
-		}
+	if s.metaDir, err = s.fixedDir(metadataDirName); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", s.root, err)
 	}
-	if err := s.fs.SyncDir(s.root); err != nil {
+	if s.tmpDir, err = s.fixedDir(tempDirName); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", s.root, err)
+	}
+	if err := s.fs.SyncDir(s.rootDir); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if err := s.emptyTempDir(); err != nil {
@@ -139,11 +163,87 @@ func Open(opts Options) (s *Store, err error) {
 	return s, nil
 }
 
+// checkLayout refuses a root whose fixed entries (metadata/, .tmp/,
+// .quarantine/, .lock) or video directories are symlinks, or whose fixed
+// entries are of the wrong type. Following such a link would make the store
+// delete, move, read or create files wherever it points. The error names
+// the entries, never what they point to.
+func (s *Store) checkLayout() error {
+	names, err := s.rootDir.list()
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	var links []string
+	var errs []error
+	for _, name := range names {
+		fixed := isFixedName(name)
+		if !fixed && ValidateVideoID(name) != nil {
+			continue // not ours
+		}
+		fi, err := s.rootDir.lstat(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // removed meanwhile
+		case err != nil:
+			return err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			links = append(links, s.rootDir.join(name))
+		case name == lockFileName && !fi.Mode().IsRegular():
+			errs = append(errs, fmt.Errorf("%s is not a regular file (mode %v)", s.rootDir.join(name), fi.Mode()))
+		case fixed && name != lockFileName && !fi.IsDir():
+			errs = append(errs, fmt.Errorf("%s is not a directory (mode %v)", s.rootDir.join(name), fi.Mode()))
+		}
+	}
+	if len(links) > 0 {
+		return symlinkRefusal(links...)
+	}
+	return errors.Join(errs...)
+}
+
+// symlinkRefusal is Open's error for symlinks found in the store.
+func symlinkRefusal(paths ...string) error {
+	what := "is a symlink"
+	if len(paths) > 1 {
+		what = "are symlinks"
+	}
+	return fmt.Errorf("%w: %s %s; whoever can write the store's root could use one to send the worker's "+
+		"reads and writes elsewhere: remove it (the store's directories and lock file must be real ones) and start again",
+		ErrSymlink, strings.Join(paths, ", "), what)
+}
+
+func isFixedName(name string) bool {
+	switch name {
+	case metadataDirName, tempDirName, quarantineDirName, lockFileName:
+		return true
+	}
+	return false
+}
+
+// fixedDir creates the directory name in the root if it is missing and
+// opens it.
+func (s *Store) fixedDir(name string) (*Dir, error) {
+	if err := s.fs.Mkdir(s.rootDir, name, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, noSpace(err)
+	}
+	d, err := s.rootDir.openDir(name)
+	if isSymlinkErr(err) {
+		return nil, symlinkRefusal(s.rootDir.join(name)) // planted since checkLayout
+	}
+	return d, err
+}
+
 // lock opens <root>/.lock and takes an exclusive lock on it.
 func (s *Store) lock() error {
-	f, err := os.OpenFile(filepath.Join(s.root, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
+	f, fi, err := s.rootDir.openFile(lockFileName, os.O_RDWR|os.O_CREATE, 0o644)
+	switch {
+	case isSymlinkErr(err):
+		return fmt.Errorf("lock: %w", symlinkRefusal(s.rootDir.join(lockFileName)))
+	case err != nil:
 		return fmt.Errorf("lock: %w", noSpace(err))
+	case !fi.Mode().IsRegular():
+		f.Close()
+		return fmt.Errorf("lock: %s is not a regular file (mode %v)", f.Name(), fi.Mode())
 	}
 	if err := flock(f); err != nil {
 		f.Close()
@@ -160,8 +260,9 @@ func (s *Store) lock() error {
 
 // Close releases the lock taken for Options.Lock, letting another process
 // open the root; without Lock it does nothing. The Store's methods keep
-// working after Close, but it no longer excludes other processes. Close is
-// idempotent.
+// working after Close, but it no longer excludes other processes; its
+// directory handles are released once the Store is no longer referenced.
+// Close is idempotent.
 func (s *Store) Close() error {
 	s.lockMu.Lock()
 	defer s.lockMu.Unlock()
@@ -181,8 +282,10 @@ func (s *Store) Root() string { return s.root }
 
 // TempDir returns <root>/.tmp, scratch space on the store's filesystem for
 // callers (for example an encoder's input file). Open empties it; callers
-// remove what they create there.
-func (s *Store) TempDir() string { return s.tmpDir }
+// remove what they create there. Whatever a caller opens by this path is
+// resolved by the operating system, outside the store's control of
+// symlinks.
+func (s *Store) TempDir() string { return s.tmpDir.Path() }
 
 // FreeBytes returns the bytes available to the worker on the root's
 // filesystem.
@@ -204,37 +307,63 @@ func (s *Store) CheckWritable() error {
 	_, werr := f.Write([]byte("videoshard write probe\n"))
 	serr := f.Sync()
 	cerr := f.Close()
-	rerr := s.fs.Remove(f.Name())
+	rerr := s.fs.Remove(s.tmpDir, filepath.Base(f.Name()))
 	if err := errors.Join(werr, serr, cerr, rerr); err != nil {
 		return fmt.Errorf("check writable: %w", noSpace(err))
 	}
 	return nil
 }
 
+// maxRemoveDepth bounds how deep Open descends into TempDir to empty it.
+const maxRemoveDepth = 64
+
 // emptyTempDir removes everything inside TempDir.
 func (s *Store) emptyTempDir() error {
-	entries, err := os.ReadDir(s.tmpDir)
+	names, err := s.tmpDir.list()
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		p := filepath.Join(s.tmpDir, e.Name())
-		if err := os.RemoveAll(p); err != nil {
+	for _, name := range names {
+		if err := s.removeAll(s.tmpDir, name, 0); err != nil {
 			return err
 		}
-		s.log.Info("removed leftover temporary file", "path", p)
+		s.log.Info("removed leftover temporary file", "path", s.tmpDir.join(name))
 	}
 	return nil
 }
 
-func (s *Store) videoDir(videoID string) string { return filepath.Join(s.root, videoID) }
+// removeAll removes name in dir and, if it is a directory, all it holds.
+// A symlink is removed itself: nothing is followed.
+func (s *Store) removeAll(dir *Dir, name string, depth int) error {
+	err := s.fs.Remove(dir, name)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if fi, lerr := s.fs.Lstat(dir, name); lerr != nil || !fi.IsDir() {
+		return err
+	}
+	if depth >= maxRemoveDepth {
+		return fmt.Errorf("%s: nested more than %d directories deep; not removed", dir.join(name), maxRemoveDepth)
+	}
+	sub, err := dir.openDir(name)
+	if err != nil {
+		return err
+	}
+	defer closeDir(sub)
+	names, err := sub.list()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := s.removeAll(sub, n, depth+1); err != nil {
+			return err
+		}
+	}
+	return s.fs.Remove(dir, name)
+}
 
 func (s *Store) shardPath(videoID string, n int) string {
 	return filepath.Join(s.root, videoID, shardName(n))
-}
-
-func (s *Store) metadataPath(videoID string, n int) string {
-	return filepath.Join(s.metaDir, metadataName(videoID, n))
 }
 
 // get returns a copy of the indexed metadata of a chunk.

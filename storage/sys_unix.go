@@ -8,9 +8,6 @@ import (
 	"syscall"
 )
 
-// oNoFollow makes opening a final symlink fail.
-const oNoFollow = syscall.O_NOFOLLOW
-
 // freeBytes is the space available to an unprivileged user on the
 // filesystem holding path.
 func freeBytes(path string) (int64, error) {
@@ -24,10 +21,6 @@ func freeBytes(path string) (int64, error) {
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
-
-// isSymlinkLoop reports whether an open with O_NOFOLLOW failed because the
-// final element is a symlink.
-func isSymlinkLoop(err error) bool { return errors.Is(err, syscall.ELOOP) }
 
 // flock takes an exclusive advisory lock on f without waiting; a lock held
 // elsewhere is ErrLocked.

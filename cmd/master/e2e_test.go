@@ -335,7 +335,7 @@ func TestE2ECorruptShardIsEncodedAgain(t *testing.T) {
 	if err := os.WriteFile(shard, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := runMaster(t, args...)
+	code, stdout, stderr := runMaster(t, append(args, "--force")...) // the first run wrote the output
 	if code != 0 || !strings.Contains(stdout, "1 encoded again") || !strings.Contains(stdout, "verification:   OK") {
 		t.Fatalf("second run exited %d, want chunk 1 encoded again and the output verified\n%s\n%s", code, stdout, stderr)
 	}
@@ -466,8 +466,8 @@ func TestE2ELyingWorker(t *testing.T) {
 // TestE2EFailedVerificationKeepsOutputAside: shards whose pictures are
 // right but whose times jump by 20 ms after their tenth picture make the
 // joined output drift from the source; the verification fails, the output path is left as it was
-// (here: an older file, untouched), and the unverified output is kept
-// beside it for a look.
+// (here: an older file, untouched although --force allowed replacing it),
+// and the unverified output is kept beside it for a look.
 func TestE2EFailedVerificationKeepsOutputAside(t *testing.T) {
 	dir := t.TempDir()
 	w := liarWorker(t, "setpts=PTS+if(gt(N\\,10)\\,0.02/TB\\,0)")
@@ -475,7 +475,7 @@ func TestE2EFailedVerificationKeepsOutputAside(t *testing.T) {
 	if err := os.WriteFile(out, []byte("older output"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := runMaster(t, "encode", "--workers", w.Addr, "--output", out,
+	code, stdout, stderr := runMaster(t, "encode", "--workers", w.Addr, "--output", out, "--force",
 		"--segment-seconds", "2", "--state-dir", filepath.Join(dir, "state"), testdata("h264_aac_640x360_30fps_4s.mp4"))
 	if code == 0 {
 		t.Fatalf("master encode succeeded on shards with wrong times:\n%s", stdout)

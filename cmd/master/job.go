@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -41,19 +42,20 @@ type JobConfig struct {
 // jobKeys are the job keys with their defaults; configKeys adds them.
 func jobDefaults() map[string]any {
 	return map[string]any{
-		"workers":         "",
-		"video_id":        "",
-		"segment_seconds": float64(master.DefaultSegmentSeconds),
-		"state_dir":       "./" + master.DefaultStateDir,
-		"codec":           "",
-		"crf":             -1,
-		"preset":          "",
-		"per_worker_cap":  0,
-		"max_attempts":    master.DefaultMaxAttempts,
-		"ffmpeg":          "ffmpeg",
-		"ffprobe":         "ffprobe",
-		"verify":          string(master.VerifyFull),
-		"min_psnr":        master.DefaultMinPSNR,
+		"workers":               "",
+		"video_id":              "",
+		"segment_seconds":       float64(master.DefaultSegmentSeconds),
+		"state_dir":             "./" + master.DefaultStateDir,
+		"codec":                 "",
+		"crf":                   -1,
+		"preset":                "",
+		"per_worker_cap":        0,
+		"max_attempts":          master.DefaultMaxAttempts,
+		"ffmpeg":                "ffmpeg",
+		"ffprobe":               "ffprobe",
+		"verify":                string(master.VerifyFull),
+		"min_psnr":              master.DefaultMinPSNR,
+		"download_idle_timeout": master.DefaultDownloadIdleTimeout.String(),
 	}
 }
 
@@ -97,6 +99,11 @@ func loadJobConfig(v *viper.Viper) (JobConfig, error) {
 		errs = append(errs, fmt.Errorf("verify: %w", err))
 	}
 	c.Verify = mode
+	idle, err := time.ParseDuration(strings.TrimSpace(v.GetString("download_idle_timeout")))
+	if err != nil || idle <= 0 {
+		errs = append(errs, fmt.Errorf("download_idle_timeout: %q is not a positive duration", v.GetString("download_idle_timeout")))
+	}
+	c.Dial.DownloadIdleTimeout = idle
 	switch {
 	case len(errs) > 0:
 	case !(c.MinPSNR > 0) || math.IsInf(c.MinPSNR, 0):
@@ -168,7 +175,10 @@ func (c JobConfig) dialLimited() master.DialOptions {
 }
 
 func (a *app) encodeCmd() *cobra.Command {
-	var output string
+	var (
+		output string
+		force  bool
+	)
 	cmd := &cobra.Command{
 		Use:   "encode --workers HOST:PORT[,HOST:PORT...] --output OUT [flags] INPUT",
 		Short: "Encode a video across workers and rebuild it, verified frame for frame",
@@ -184,7 +194,8 @@ below --min-psnr is encoded again once, then fails the job.
 The chunk map is saved in the state directory after every chunk. Run the
 same command again after a failure or Ctrl-C to resume: chunks the workers
 still hold are not encoded again. The output's extension picks its
-container (.mkv, .mp4, .mov, .webm).`,
+container (.mkv, .mp4, .mov, .webm). An existing output is refused unless
+--force; an output that is the input (or a link to it) always is.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.jobConfig(cmd)
@@ -195,6 +206,7 @@ container (.mkv, .mp4, .mov, .webm).`,
 				return errors.New("--workers: name at least one worker")
 			}
 			job := cfg.job(args[0], output)
+			job.Force = force
 			sum, err := master.Encode(cmd.Context(), job)
 			if perr := a.printSummary(sum, err); perr != nil {
 				return perr
@@ -202,19 +214,23 @@ container (.mkv, .mp4, .mov, .webm).`,
 			return failed(err)
 		},
 	}
-	a.jobFlags(cmd, &output, true)
+	a.jobFlags(cmd, &output, &force, true)
 	return cmd
 }
 
 func (a *app) reconstructCmd() *cobra.Command {
-	var output string
+	var (
+		output string
+		force  bool
+	)
 	cmd := &cobra.Command{
 		Use:   "reconstruct --video-id ID --output OUT [--workers ...]",
 		Short: "Rebuild a video from the shards on the workers, without encoding",
 		Long: `Rebuild a video from its shards: from the chunk map in the state directory,
 or, with none, from what the workers named by --workers hold for the video.
 With a chunk map whose input is still in place, the input's audio is muxed
-in and the output verified against it.`,
+in and the output verified against it. An existing output is refused unless
+--force; the chunk map's input always is.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.jobConfig(cmd)
@@ -224,14 +240,16 @@ in and the output verified against it.`,
 			if cfg.VideoID == "" {
 				return errors.New("--video-id: empty")
 			}
-			sum, err := master.Reconstruct(cmd.Context(), cfg.job("", output))
+			job := cfg.job("", output)
+			job.Force = force
+			sum, err := master.Reconstruct(cmd.Context(), job)
 			if perr := a.printSummary(sum, err); perr != nil {
 				return perr
 			}
 			return failed(err)
 		},
 	}
-	a.jobFlags(cmd, &output, false)
+	a.jobFlags(cmd, &output, &force, false)
 	return cmd
 }
 
@@ -261,15 +279,20 @@ func (a *app) statusCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) jobFlags(cmd *cobra.Command, output *string, encode bool) {
+// jobFlags defines the flags of encode and reconstruct. --force is a flag
+// only, never a config key: a config file must not make every job replace
+// files.
+func (a *app) jobFlags(cmd *cobra.Command, output *string, force *bool, encode bool) {
 	f := cmd.Flags()
 	f.StringVarP(output, "output", "o", "", "file to write; its extension picks the container")
+	f.BoolVar(force, "force", false, "replace --output if it exists (never the input)")
 	f.String("workers", "", "workers, HOST:PORT[,HOST:PORT...]")
 	f.String("video-id", "", "the job's name on the workers (default: from the input's file name)")
 	f.String("state-dir", "", "directory of chunk maps (default ./master_state)")
 	f.String("ffmpeg", "", "ffmpeg binary (default ffmpeg)")
 	f.String("ffprobe", "", "ffprobe binary (default ffprobe)")
 	f.String("verify", "", "how many pictures to compare with the source's: full (every one), sample (a few per chunk) or off (default full)")
+	f.Duration("download-idle-timeout", 0, fmt.Sprintf("abandon a shard download that receives nothing for this long (default %v); a download also gets its size at %d MiB/s on top", master.DefaultDownloadIdleTimeout, master.MinDownloadRate>>20))
 	f.Float64("min-psnr", 0, fmt.Sprintf("PSNR floor in dB for each chunk's worst compared picture; a chunk below it is encoded again once (default %g)", master.DefaultMinPSNR))
 	if encode {
 		f.Float64("segment-seconds", 0, "target chunk length in seconds (default 10)")

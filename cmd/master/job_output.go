@@ -28,7 +28,7 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 		{"video", s.VideoID},
 		{"input", s.Input},
 		{"output", s.Output},
-		{"chunks", fmt.Sprintf("%d (%d already stored, %d encoded again after a lost shard)", s.Chunks, s.Resumed, s.Reencoded)},
+		{"chunks", fmt.Sprintf("%d (%d already stored, %d encoded again after a lost or unreachable shard)", s.Chunks, s.Resumed, s.Reencoded)},
 		{"per worker", strings.Join(workers, ", ")},
 		{"encoders", strings.Join(s.Encoders, ", ")},
 		{"input size", bytesIfSet(s.InputSize)},
@@ -38,6 +38,9 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 		{"wall time", s.Wall.Round(1e6).String()},
 		{"speed", speedIfSet(s.Speed)},
 		{"chunk map", s.StatePath},
+	}
+	for _, why := range s.EncodedAgain {
+		fs = append(fs, field{"encoded again", why})
 	}
 	if sp := s.Split; sp != nil {
 		text := fmt.Sprintf("%d chunks in %.2fs: %d stream-copied", sp.Chunks, sp.Seconds, sp.Copied)

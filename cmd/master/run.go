@@ -74,7 +74,7 @@ func runGetShard(ctx context.Context, c *master.Client, p printer, req *replicat
 	)
 	err := master.WriteFileAtomic(output, func(w io.Writer) error {
 		var err error
-		meta, n, err = c.DownloadShard(ctx, req, w)
+		meta, n, err = c.DownloadShard(ctx, req, w, master.ShardWant{MaxSize: master.RoomFor(output)})
 		return err
 	})
 	if err != nil {

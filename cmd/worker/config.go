@@ -31,6 +31,7 @@ type Config struct {
 	Simulated     SimulatedConfig
 	Limits        LimitsConfig
 	GRPC          GRPCConfig
+	Health        HealthConfig
 	TLS           TLSConfig  // security.go
 	Auth          AuthConfig // security.go
 	// Insecure allows listening beyond loopback with neither TLS nor auth.
@@ -91,6 +92,11 @@ type GRPCConfig struct {
 	MaxMessageBytes int64
 }
 
+type HealthConfig struct {
+	// TTL is how long a dependency check (encoder, store) is reused.
+	TTL time.Duration
+}
+
 // defaultMaxFramePixels is 4096x2160 (DCI 4K), the largest picture a
 // worker decodes by default (limits.max_frame_pixels); the other pixel
 // limits derive from it. An encode's memory grows with its pictures' size:
@@ -124,6 +130,7 @@ func defaults() map[string]any {
 		"limits.max_queued_tasks":     0,
 		"limits.max_chunk_bytes":      "4GiB",
 		"grpc.max_message_bytes":      "256MiB",
+		"health.ttl":                  "30s",
 		// Transport security and authentication (security.go).
 		"tls.cert_file":      "",
 		"tls.key_file":       "",
@@ -229,7 +236,8 @@ func loadConfig(v *viper.Viper) (Config, error) {
 			MaxPixelsPerSecond: r.int64("limits.max_pixels_per_second"),
 			MaxChunkPixels:     r.int64("limits.max_chunk_pixels"),
 		},
-		GRPC: GRPCConfig{MaxMessageBytes: r.size("grpc.max_message_bytes")},
+		GRPC:   GRPCConfig{MaxMessageBytes: r.size("grpc.max_message_bytes")},
+		Health: HealthConfig{TTL: r.duration("health.ttl")},
 		TLS: TLSConfig{
 			CertFile:     r.str("tls.cert_file"),
 			KeyFile:      r.str("tls.key_file"),
@@ -260,6 +268,7 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	r.check("limits.max_chunk_pixels", cfg.Limits.MaxChunkPixels >= 0, "must not be negative (0 means no limit)")
 	r.check("grpc.max_message_bytes", cfg.GRPC.MaxMessageBytes >= 1<<20 && cfg.GRPC.MaxMessageBytes <= 2<<30-1,
 		"must be between 1MiB and 2GiB")
+	r.check("health.ttl", cfg.Health.TTL > 0, "must be positive")
 	checkSecurity(r, cfg)
 	if len(r.errs) > 0 {
 		return Config{}, errors.Join(r.errs...)

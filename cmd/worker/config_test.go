@@ -45,6 +45,9 @@ func TestConfigDefaults(t *testing.T) {
 	if got, want := cfg.Limits.MaxChunkBytes, int64(4<<30); got != want {
 		t.Errorf("limits.max_chunk_bytes = %d, want %d", got, want)
 	}
+	if got, want := cfg.Health.TTL, 30*time.Second; got != want {
+		t.Errorf("health.ttl = %s, want %s", got, want)
+	}
 	if cfg.Limits.MaxConcurrentTasks < 1 || cfg.Simulated.Ratio != 0.5 {
 		t.Errorf("limits/simulated defaults = %+v %+v", cfg.Limits, cfg.Simulated)
 	}
@@ -59,6 +62,7 @@ ffmpeg: {video_codec: libx265, crf: 28, timeout: 90s, extra_output_args: ["-tune
 simulated: {ratio: 0.25, delay: 200ms}
 limits: {max_concurrent_tasks: 3, max_chunk_bytes: 64MiB}
 grpc: {max_message_bytes: 1073741824}
+health: {ttl: 2s}
 `
 	cfg, err := parse(t, yaml, map[string]string{
 		"VIDEOSHARD_FFMPEG_VIDEO_CODEC":          "libvpx-vp9",
@@ -83,6 +87,7 @@ grpc: {max_message_bytes: 1073741824}
 		{"limits.max_concurrent_tasks (env over file)", cfg.Limits.MaxConcurrentTasks, 5},
 		{"limits.max_chunk_bytes", cfg.Limits.MaxChunkBytes, int64(64 << 20)},
 		{"grpc.max_message_bytes", cfg.GRPC.MaxMessageBytes, int64(1 << 30)},
+		{"health.ttl", cfg.Health.TTL, 2 * time.Second},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -107,6 +112,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"zero concurrency", "limits: {max_concurrent_tasks: 0}\n", nil, "limits.max_concurrent_tasks"},
 		{"bad size", "limits: {max_chunk_bytes: lots}\n", nil, "limits.max_chunk_bytes"},
 		{"tiny message limit", "grpc: {max_message_bytes: 1000}\n", nil, "grpc.max_message_bytes"},
+		{"zero health ttl", "health: {ttl: 0s}\n", nil, "config key health.ttl: must be positive"},
 		{"bad listen", "listen: nowhere\n", nil, "listen"},
 		{"bad env value", "", map[string]string{"VIDEOSHARD_SIMULATED_DELAY": "x"}, "simulated.delay"},
 		{"not yaml", "listen: [\n", nil, "parse config"},

@@ -147,6 +147,7 @@ func run(ctx context.Context, cfg Config) error {
 		MaxQueuedTasks:     cfg.Limits.MaxQueuedTasks,
 		MaxChunkBytes:      cfg.Limits.MaxChunkBytes,
 		MaxMessageBytes:    int(cfg.GRPC.MaxMessageBytes),
+		HealthTTL:          cfg.Health.TTL,
 		Logger:             log,
 	})
 
@@ -170,7 +171,7 @@ func run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go srv.Run(ctx)
-	go watchHealth(ctx, srv, healthSrv, log)
+	go watchHealth(ctx, srv, healthSrv, min(5*time.Second, cfg.Health.TTL), log)
 	stopScrubber := startScrubber(ctx, srv, cfg.Storage)
 	defer stopScrubber()
 
@@ -215,9 +216,10 @@ func run(ctx context.Context, cfg Config) error {
 }
 
 // watchHealth keeps the standard health service in step with the worker's
-// dependencies.
-func watchHealth(ctx context.Context, srv *grpcapi.Server, hs *health.Server, log *slog.Logger) {
-	t := time.NewTicker(5 * time.Second)
+// dependencies, looking every interval (run passes 5 s, or health.ttl when
+// shorter, so a new check's result shows there within one TTL).
+func watchHealth(ctx context.Context, srv *grpcapi.Server, hs *health.Server, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	var last healthpb.HealthCheckResponse_ServingStatus
 	for {

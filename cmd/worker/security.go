@@ -57,8 +57,18 @@ func checkSecurity(r *keyReader, cfg Config) {
 			r.fail("auth.tokens", fmt.Errorf("token %d of %d: %w", i+1, len(cfg.Auth.Tokens), err))
 		}
 	}
+	// Beyond loopback a client must prove who it is: a certificate (mutual
+	// TLS) or a token. TLS alone encrypts, but lets every client in.
 	host, _, err := net.SplitHostPort(cfg.Listen)
-	if err != nil || cfg.Insecure || t.Enabled() || cfg.Auth.Enabled() || isLoopback(host) {
+	if err != nil || cfg.Insecure || cfg.Auth.Enabled() || t.ClientCAFile != "" || isLoopback(host) {
+		return
+	}
+	if t.Enabled() {
+		r.fail("listen", fmt.Errorf("%q is not a loopback address, and TLS is configured without client certificates "+
+			"(tls.client_ca_file) or authentication (auth.tokens or auth.tokens_file): TLS alone authenticates no "+
+			"client, so anyone who can reach the port could submit, read and list shards. Set tls.client_ca_file "+
+			"(mutual TLS) and/or auth.tokens, listen on 127.0.0.1, or set insecure: true (VIDEOSHARD_INSECURE=true) "+
+			"if the network itself is trusted", cfg.Listen))
 		return
 	}
 	r.fail("listen", fmt.Errorf("%q is not a loopback address, and neither TLS (tls.cert_file, tls.key_file) "+
@@ -178,18 +188,21 @@ func securityMode(cfg Config) (tlsMode, authMode string) {
 }
 
 // warnInsecure logs what an operator listening beyond loopback should know:
-// that the port is open to anyone (insecure: true), or that tokens cross
-// the network in clear text (auth without TLS).
+// that the port is open to anyone (insecure: true, with or without TLS), or
+// that tokens cross the network in clear text (auth without TLS).
 func warnInsecure(log *slog.Logger, cfg Config) {
 	host, _, _ := net.SplitHostPort(cfg.Listen)
-	if isLoopback(host) || cfg.TLS.Enabled() {
-		return
-	}
-	if cfg.Auth.Enabled() {
+	switch {
+	case isLoopback(host), cfg.TLS.ClientCAFile != "":
+	case cfg.Auth.Enabled() && !cfg.TLS.Enabled():
 		log.Warn("bearer tokens travel in plaintext: configure tls.cert_file and tls.key_file unless a trusted network or proxy protects the port",
 			"listen", cfg.Listen)
-		return
+	case cfg.Auth.Enabled():
+	case cfg.TLS.Enabled():
+		log.Warn("insecure: true: serving TLS without client certificates or tokens beyond loopback; anyone who can reach the port can use the worker",
+			"listen", cfg.Listen)
+	default:
+		log.Warn("insecure: true: serving without TLS or authentication beyond loopback; anyone who can reach the port can use the worker",
+			"listen", cfg.Listen)
 	}
-	log.Warn("insecure: true: serving without TLS or authentication beyond loopback; anyone who can reach the port can use the worker",
-		"listen", cfg.Listen)
 }

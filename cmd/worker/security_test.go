@@ -85,17 +85,30 @@ func TestSecurityConfigErrorsNameTheKey(t *testing.T) {
 	}
 }
 
-// Beyond loopback the worker needs TLS, tokens or an explicit insecure:
-// true, and says so.
+// Beyond loopback the worker needs client certificates (mutual TLS),
+// tokens or an explicit insecure: true, and says so: TLS alone lets every
+// client in, like plaintext.
 func TestListenBeyondLoopback(t *testing.T) {
-	refused := []string{"0.0.0.0:50061", ":50061", "[::]:50061", "10.1.2.3:50061", "worker.example:50061", "[::ffff:10.0.0.1]:1"}
-	for _, listen := range refused {
-		t.Run(listen, func(t *testing.T) {
-			_, err := parse(t, "listen: \""+listen+"\"\n", nil)
+	const serverTLS = "tls: {cert_file: c.pem, key_file: k.pem}\n"
+	plain := []string{"config key listen", "not a loopback address", "anyone who can reach the port", "insecure: true", "tls.cert_file", "auth.tokens"}
+	tlsAlone := []string{"config key listen", "not a loopback address", "TLS alone authenticates no client", "anyone who can reach the port",
+		"insecure: true", "tls.client_ca_file", "auth.tokens"}
+	type refusal struct {
+		name, yaml string
+		want       []string
+	}
+	var refused []refusal
+	for _, listen := range []string{"0.0.0.0:50061", ":50061", "[::]:50061", "10.1.2.3:50061", "worker.example:50061", "[::ffff:10.0.0.1]:1"} {
+		yaml := "listen: \"" + listen + "\"\n"
+		refused = append(refused, refusal{listen, yaml, plain}, refusal{listen + " TLS alone", yaml + serverTLS, tlsAlone})
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(t, tt.yaml, nil)
 			if err == nil {
 				t.Fatal("want a refusal")
 			}
-			for _, want := range []string{"config key listen", "not a loopback address", "insecure: true", "tls.cert_file", "auth.tokens"} {
+			for _, want := range tt.want {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("refusal %q does not say %q", err, want)
 				}
@@ -108,8 +121,11 @@ func TestListenBeyondLoopback(t *testing.T) {
 		{"::1", "listen: \"[::1]:50061\"\n"},
 		{"localhost", "listen: localhost:50061\n"},
 		{"LocalHost", "listen: LocalHost:50061\n"},
+		{"TLS alone on loopback", "listen: 127.0.0.1:50061\n" + serverTLS},
 		{"insecure", "listen: 0.0.0.0:50061\ninsecure: true\n"},
-		{"tls", "listen: 0.0.0.0:50061\ntls: {cert_file: c.pem, key_file: k.pem}\n"},
+		{"TLS alone, insecure", "listen: 0.0.0.0:50061\ninsecure: true\n" + serverTLS},
+		{"mutual TLS", "listen: 0.0.0.0:50061\ntls: {cert_file: c.pem, key_file: k.pem, client_ca_file: ca.pem}\n"},
+		{"TLS and tokens", "listen: 0.0.0.0:50061\n" + serverTLS + "auth: {tokens: [" + tokA + "]}\n"},
 		{"tokens", "listen: 0.0.0.0:50061\nauth: {tokens: [" + tokA + "]}\n"},
 		{"tokens file", "listen: 0.0.0.0:50061\nauth: {tokens_file: /etc/tokens}\n"},
 	}
@@ -223,7 +239,9 @@ func TestWarnInsecure(t *testing.T) {
 		{"loopback", "listen: 127.0.0.1:1\n", ""},
 		{"insecure", "listen: 0.0.0.0:1\ninsecure: true\n", "without TLS or authentication"},
 		{"tokens without TLS", "listen: 0.0.0.0:1\nauth: {tokens: [" + tokA + "]}\n", "bearer tokens travel in plaintext"},
-		{"TLS", "listen: 0.0.0.0:1\ntls: {cert_file: c, key_file: k}\n", ""},
+		{"TLS alone, insecure", "listen: 0.0.0.0:1\ninsecure: true\ntls: {cert_file: c, key_file: k}\n", "TLS without client certificates or tokens"},
+		{"mutual TLS", "listen: 0.0.0.0:1\ntls: {cert_file: c, key_file: k, client_ca_file: ca}\n", ""},
+		{"TLS and tokens", "listen: 0.0.0.0:1\ntls: {cert_file: c, key_file: k}\nauth: {tokens: [" + tokA + "]}\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

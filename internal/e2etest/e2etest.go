@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,10 +76,21 @@ func (l *Buffer) String() string {
 	return l.b.String()
 }
 
-var addrPattern = regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
+var addrPattern = regexp.MustCompile(`msg="videoshard worker listening" addr=(\S+)`)
+
+// dialAddr is where to reach a worker that listens on addr: a wildcard
+// address (0.0.0.0, ::) through 127.0.0.1.
+func dialAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err == nil && ip != nil && ip.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
 
 // StartWorker runs the worker binary with yaml appended to a config that
-// listens on a free loopback port (or listen, if not empty) and stores in
+// listens on a free loopback port (or listen, if not empty; Addr is then
+// 127.0.0.1 for a wildcard address) and stores in
 // root (a new temporary directory when empty). The worker is stopped with
 // SIGTERM at the end of the test, which fails if it does not exit cleanly.
 //
@@ -115,7 +127,7 @@ func StartWorker(t testing.TB, bin, root, listen, yaml string, dial ...grpc.Dial
 			w.Logs.add(line + "\n")
 			if m := addrPattern.FindStringSubmatch(line); m != nil {
 				select {
-				case addrCh <- m[1]:
+				case addrCh <- dialAddr(m[1]):
 				default:
 				}
 			}
