@@ -106,8 +106,8 @@ type SplitOptions struct {
 // and to place its trim. headSlack more are decoded, for leading pictures
 // the decoder shows before them.
 const (
-	headPictures = 16
-	headSlack    = 16
+	headPictures = 8
+	headSlack    = 8
 )
 
 // task is the chunk's ChunkTask: a trim when it needs one, and the

@@ -218,14 +218,15 @@ func (a *app) getShardCmd() *cobra.Command {
 	var (
 		location, videoID, output string
 		chunkIndex                int32
+		force                     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "get-shard (--location LOC | --video-id ID --chunk-index N) --output FILE",
 		Short: "Download a shard into FILE, verified against its checksum",
 		Long: `Download a shard into FILE, verified against its checksum.
 
-FILE is replaced atomically: it appears only once the whole shard has
-arrived and matched the checksum in its metadata.`,
+FILE appears atomically, only once the whole shard has arrived and matched
+the checksum in its metadata. An existing FILE is replaced only with --force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req := &replicationpb.GetShardRequest{ShardLocation: location}
@@ -238,6 +239,9 @@ arrived and matched the checksum in its metadata.`,
 			if output == "" {
 				return errors.New("--output: empty")
 			}
+			if _, err := os.Lstat(output); err == nil && !force {
+				return fmt.Errorf("--output %s exists: add --force to replace it", output)
+			}
 			return a.run(cmd, func(ctx context.Context, c *master.Client, p printer) error {
 				return runGetShard(ctx, c, p, req, output)
 			})
@@ -248,6 +252,7 @@ arrived and matched the checksum in its metadata.`,
 	f.StringVar(&videoID, "video-id", "", "video of the shard (with --chunk-index)")
 	f.Int32Var(&chunkIndex, "chunk-index", 0, "chunk of the shard (with --video-id)")
 	f.StringVarP(&output, "output", "o", "", "file to write the shard to")
+	f.BoolVar(&force, "force", false, "replace an existing --output")
 	mustRequire(cmd, "output")
 	cmd.MarkFlagsOneRequired("location", "video-id")
 	cmd.MarkFlagsMutuallyExclusive("location", "video-id")

@@ -294,6 +294,15 @@ func TestGetShard(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	assertOnly(t, dir, "chunk0.mkv")
+
+	// Again: the file is there now, and replaced only with --force.
+	code, _, stderr = run(t, "--worker", addr, "get-shard", "--video-id", "demo.mp4", "--chunk-index", "0", "--output", out)
+	if code == exitOK || !strings.Contains(stderr, "exists: add --force") {
+		t.Fatalf("get-shard over an existing file: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr = run(t, "--worker", addr, "get-shard", "--video-id", "demo.mp4", "--chunk-index", "0", "--output", out, "--force"); code != exitOK {
+		t.Fatalf("get-shard --force: exit %d, stderr %q", code, stderr)
+	}
 }
 
 func TestGetShard_ErrChecksumMismatch(t *testing.T) {
@@ -303,7 +312,7 @@ func TestGetShard_ErrChecksumMismatch(t *testing.T) {
 	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := run(t, "--worker", addr, "get-shard", "--location", "demo.mp4/chunk_0.shard", "--output", out)
+	code, _, stderr := run(t, "--worker", addr, "get-shard", "--location", "demo.mp4/chunk_0.shard", "--output", out, "--force")
 	if code != exitFailure || !strings.Contains(stderr, "checksum mismatch") || !strings.Contains(stderr, "(DataLoss)") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}

@@ -176,9 +176,9 @@ func run(ctx context.Context, cfg Config) error {
 	defer stopScrubber()
 
 	tlsMode, authMode := securityMode(cfg)
+	warnInsecure(log, cfg) // before "listening": whoever waits for that line has seen it
 	log.Info("videoshard worker listening", "addr", lis.Addr().String(), "worker_id", cfg.WorkerID,
 		"encoder", cfg.Encoder, "codec", codec, "store", store.Root(), "tls", tlsMode, "auth", authMode)
-	warnInsecure(log, cfg)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
