@@ -114,7 +114,7 @@ func newHarnessFS(t *testing.T, fsys storage.FS, enc encode.Encoder, cfg Config)
 	}
 	srv := NewServer(store, enc, cfg)
 	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(ServerOptions(srv.log)...)
+	gs := grpc.NewServer(srv.GRPCOptions()...)
 	srv.Register(gs)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
@@ -160,7 +160,8 @@ func TestToStatus(t *testing.T) {
 
 func TestBusyQueueIsBounded(t *testing.T) {
 	enc := &fakeEncoder{started: make(chan struct{}, 10), block: make(chan struct{})}
-	h := newHarness(t, enc, Config{MaxConcurrentTasks: 1, MaxQueuedTasks: 1})
+	// Room for three unary calls: the third is refused by the queue, not at admission.
+	h := newHarness(t, enc, Config{MaxConcurrentTasks: 1, MaxQueuedTasks: 1, MaxUnaryChunks: 3})
 	ctx := context.Background()
 	results := make(chan error, 2)
 	send := func(i int32) {

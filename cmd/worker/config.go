@@ -67,10 +67,22 @@ type LimitsConfig struct {
 	MaxConcurrentTasks int
 	MaxQueuedTasks     int
 	MaxChunkBytes      int64
+	// MaxUnaryChunks bounds unary ProcessChunk calls in flight; each may
+	// hold grpc.max_message_bytes in memory.
+	MaxUnaryChunks int
+	// MaxUploads bounds UploadChunk streams in flight; each may spool up to
+	// max_chunk_bytes in the store's .tmp.
+	MaxUploads int
+	// UploadIdleTimeout aborts an upload that sends nothing for that long;
+	// UploadTimeout bounds a whole upload (and a unary chunk's message).
+	UploadIdleTimeout time.Duration
+	UploadTimeout     time.Duration
 }
 
 type GRPCConfig struct {
 	MaxMessageBytes int64
+	// MaxConcurrentStreams bounds the calls in flight on one connection.
+	MaxConcurrentStreams int
 }
 
 // defaults holds every known key with its default; a key not here is unknown.
@@ -97,7 +109,14 @@ func defaults() map[string]any {
 		"limits.max_concurrent_tasks": runtime.NumCPU(),
 		"limits.max_queued_tasks":     0,
 		"limits.max_chunk_bytes":      "4GiB",
-		"grpc.max_message_bytes":      "256MiB",
+		"limits.max_unary_chunks":     4,
+		"limits.max_uploads":          16,
+		"limits.upload_idle_timeout":  "30s",
+		"limits.upload_timeout":       "10m",
+		// 64 MiB: a 48 MiB chunk still fits in one message, as old clients
+		// send them, and max RSS stays within a 2 GiB machine (README).
+		"grpc.max_message_bytes":      "64MiB",
+		"grpc.max_concurrent_streams": 100,
 		// Transport security and authentication (security.go).
 		"tls.cert_file":      "",
 		"tls.key_file":       "",
@@ -180,8 +199,15 @@ func loadConfig(v *viper.Viper) (Config, error) {
 			MaxConcurrentTasks: r.integer("limits.max_concurrent_tasks"),
 			MaxQueuedTasks:     r.integer("limits.max_queued_tasks"),
 			MaxChunkBytes:      r.size("limits.max_chunk_bytes"),
+			MaxUnaryChunks:     r.integer("limits.max_unary_chunks"),
+			MaxUploads:         r.integer("limits.max_uploads"),
+			UploadIdleTimeout:  r.duration("limits.upload_idle_timeout"),
+			UploadTimeout:      r.duration("limits.upload_timeout"),
 		},
-		GRPC: GRPCConfig{MaxMessageBytes: r.size("grpc.max_message_bytes")},
+		GRPC: GRPCConfig{
+			MaxMessageBytes:      r.size("grpc.max_message_bytes"),
+			MaxConcurrentStreams: r.integer("grpc.max_concurrent_streams"),
+		},
 		TLS: TLSConfig{
 			CertFile:     r.str("tls.cert_file"),
 			KeyFile:      r.str("tls.key_file"),
@@ -206,6 +232,16 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	r.check("limits.max_concurrent_tasks", cfg.Limits.MaxConcurrentTasks >= 1, "must be at least 1")
 	r.check("limits.max_queued_tasks", cfg.Limits.MaxQueuedTasks >= 0, "must not be negative (0 means 4 x max_concurrent_tasks)")
 	r.check("limits.max_chunk_bytes", cfg.Limits.MaxChunkBytes >= 1, "must be positive")
+	r.check("limits.max_unary_chunks", cfg.Limits.MaxUnaryChunks >= 1, "must be at least 1")
+	r.check("limits.max_uploads", cfg.Limits.MaxUploads >= 1, "must be at least 1")
+	r.check("limits.upload_idle_timeout", cfg.Limits.UploadIdleTimeout > 0,
+		"must be positive: an upload that sends nothing would hold its place for ever")
+	r.check("limits.upload_timeout", cfg.Limits.UploadTimeout > 0,
+		"must be positive: a trickling upload would hold its place for ever")
+	r.check("limits.upload_idle_timeout", cfg.Limits.UploadIdleTimeout <= cfg.Limits.UploadTimeout,
+		"must not exceed limits.upload_timeout")
+	r.check("grpc.max_concurrent_streams", cfg.GRPC.MaxConcurrentStreams >= 1 && cfg.GRPC.MaxConcurrentStreams <= 1<<20,
+		"must be between 1 and 1048576")
 	r.check("grpc.max_message_bytes", cfg.GRPC.MaxMessageBytes >= 1<<20 && cfg.GRPC.MaxMessageBytes <= 2<<30-1,
 		"must be between 1MiB and 2GiB")
 	checkSecurity(r, cfg)

@@ -36,7 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 	if cfg.Encoder != "ffmpeg" || cfg.FFmpeg.VideoCodec != "libx264" || cfg.FFmpeg.Container != "matroska" {
 		t.Errorf("encoder defaults = %q %q %q", cfg.Encoder, cfg.FFmpeg.VideoCodec, cfg.FFmpeg.Container)
 	}
-	if got, want := cfg.GRPC.MaxMessageBytes, int64(256<<20); got != want {
+	if got, want := cfg.GRPC.MaxMessageBytes, int64(64<<20); got != want {
 		t.Errorf("grpc.max_message_bytes = %d, want %d", got, want)
 	}
 	if got, want := cfg.Limits.MaxChunkBytes, int64(4<<30); got != want {

@@ -136,14 +136,17 @@ func run(ctx context.Context, cfg Config) error {
 		MaxConcurrentTasks: cfg.Limits.MaxConcurrentTasks,
 		MaxQueuedTasks:     cfg.Limits.MaxQueuedTasks,
 		MaxChunkBytes:      cfg.Limits.MaxChunkBytes,
+		MaxUnaryChunks:     cfg.Limits.MaxUnaryChunks,
+		MaxUploads:         cfg.Limits.MaxUploads,
+		UploadIdleTimeout:  cfg.Limits.UploadIdleTimeout,
+		UploadTimeout:      cfg.Limits.UploadTimeout,
 		MaxMessageBytes:    int(cfg.GRPC.MaxMessageBytes),
-		Logger:             log,
+		// Checked against 1<<20 in loadConfig.
+		MaxConcurrentStreams: uint32(cfg.GRPC.MaxConcurrentStreams),
+		Logger:               log,
 	})
 
-	opts := append(grpcapi.ServerOptions(log, grpcapi.WithAuth(auth)),
-		grpc.MaxRecvMsgSize(int(cfg.GRPC.MaxMessageBytes)),
-		grpc.MaxSendMsgSize(int(cfg.GRPC.MaxMessageBytes)),
-	)
+	opts := srv.GRPCOptions(grpcapi.WithAuth(auth))
 	if creds != nil {
 		opts = append(opts, grpc.Creds(creds))
 	}
