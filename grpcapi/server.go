@@ -35,13 +35,15 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxUnaryChunks bounds the unary ProcessChunk calls in flight, each of
 	// which may hold MaxMessageBytes in memory; beyond it a call is refused
-	// before its message is read (default MaxConcurrentTasks +
-	// MaxQueuedTasks: every slot and queue place).
+	// before its message is read (default MaxConcurrentTasks: one for each
+	// encode slot, as many as a master sends at once).
 	MaxUnaryChunks int
-	// MaxUploads bounds the UploadChunk streams in flight, each spooling up
-	// to MaxChunkBytes in the store's TempDir; beyond it a stream is refused
-	// before its header is read (default MaxConcurrentTasks +
-	// MaxQueuedTasks).
+	// MaxUploads bounds the UploadChunk streams in flight (receiving,
+	// waiting for a slot or encoding), each spooling up to MaxChunkBytes in
+	// the store's TempDir and holding one message of up to MaxMessageBytes
+	// while it receives; beyond it a stream is refused before its header is
+	// read (default 2 x MaxConcurrentTasks: the next uploads arrive while
+	// the slots encode).
 	MaxUploads int
 	// UploadIdleTimeout aborts an upload that sends nothing (no message,
 	// nor the end of its stream) for this long; zero means no limit.
@@ -93,10 +95,10 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 		cfg.MaxQueuedTasks = 4 * cfg.MaxConcurrentTasks
 	}
 	if cfg.MaxUnaryChunks <= 0 {
-		cfg.MaxUnaryChunks = cfg.MaxConcurrentTasks + cfg.MaxQueuedTasks
+		cfg.MaxUnaryChunks = cfg.MaxConcurrentTasks
 	}
 	if cfg.MaxUploads <= 0 {
-		cfg.MaxUploads = cfg.MaxConcurrentTasks + cfg.MaxQueuedTasks
+		cfg.MaxUploads = 2 * cfg.MaxConcurrentTasks
 	}
 	if cfg.MaxChunkBytes <= 0 {
 		cfg.MaxChunkBytes = 4 << 30

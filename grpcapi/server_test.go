@@ -271,7 +271,8 @@ func TestUnaryGetShardOverTheLimit(t *testing.T) {
 
 func TestCancelledWhileQueued(t *testing.T) {
 	enc := &fakeEncoder{started: make(chan struct{}, 10), block: make(chan struct{})}
-	h := newHarness(t, enc, Config{MaxConcurrentTasks: 1})
+	// Room for a second unary call, so that it waits in the queue.
+	h := newHarness(t, enc, Config{MaxConcurrentTasks: 1, MaxUnaryChunks: 2})
 	defer close(enc.block)
 	go h.client.ProcessChunk(context.Background(), &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: []byte("x")})
 	<-enc.started

@@ -1,7 +1,6 @@
 package grpcapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -36,11 +35,7 @@ func (s *Server) upload(stream pb.VideoProcessingService_UploadChunkServer) (*pb
 		return nil, err
 	}
 	defer finish()
-	var abort context.CancelFunc
-	if a := admissionFrom(ctx); a != nil {
-		abort = a.abort
-	}
-	rx := s.newReceiver(stream, abort)
+	rx := s.newReceiver(stream)
 	defer rx.stop()
 
 	first, err := rx.next("the header")
@@ -160,12 +155,16 @@ func (sp *spooled) remove(s *Server) {
 // and at most one message is held at once. Each message, and the end of
 // the stream, must arrive within idle of being asked for, and all of them
 // by deadline.
+//
+// A timed-out handler returns while the goroutine still waits in Recv: the
+// status the handler returns is written first, and ends the stream, which
+// ends that Recv. (Ending the Recv sooner, through the stream's context,
+// would make gRPC answer Canceled before the handler could say why.)
 type receiver struct {
 	ask      chan struct{}
 	got      chan received
 	done     chan struct{} // closed by stop
 	exited   chan struct{} // closed when the goroutine has returned
-	abort    context.CancelFunc
 	idle     time.Duration // 0: no limit
 	limit    time.Duration // the whole upload's; 0: no limit
 	deadline time.Time
@@ -177,16 +176,13 @@ type received struct {
 	err error
 }
 
-// newReceiver starts reading stream. abort, when not nil, ends the
-// stream's context, which interrupts a Recv: stop then waits for the
-// goroutine, so no Recv outlives the handler.
-func (s *Server) newReceiver(stream pb.VideoProcessingService_UploadChunkServer, abort context.CancelFunc) *receiver {
+// newReceiver starts reading stream.
+func (s *Server) newReceiver(stream pb.VideoProcessingService_UploadChunkServer) *receiver {
 	r := &receiver{
 		ask:    make(chan struct{}),
 		got:    make(chan received),
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
-		abort:  abort,
 		idle:   s.cfg.UploadIdleTimeout,
 		limit:  s.cfg.UploadTimeout,
 	}
@@ -238,7 +234,6 @@ func (r *receiver) next(what string) (*pb.UploadChunkRequest, error) {
 	case m := <-r.got:
 		if m.err != nil {
 			r.err = m.err
-			<-r.exited // it returns right after an error: stop need not abort
 		}
 		return m.msg, m.err
 	case <-expired:
@@ -252,17 +247,5 @@ func (r *receiver) next(what string) (*pb.UploadChunkRequest, error) {
 	}
 }
 
-// stop ends the goroutine. Unless it has returned, the stream is aborted so
-// that its Recv returns, and waited for.
-func (r *receiver) stop() {
-	close(r.done)
-	select {
-	case <-r.exited:
-		return
-	default:
-	}
-	if r.abort != nil {
-		r.abort()
-		<-r.exited
-	}
-}
+// stop ends the goroutine once its Recv, if any, returns.
+func (r *receiver) stop() { close(r.done) }

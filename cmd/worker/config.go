@@ -109,8 +109,8 @@ func defaults() map[string]any {
 		"limits.max_concurrent_tasks": runtime.NumCPU(),
 		"limits.max_queued_tasks":     0,
 		"limits.max_chunk_bytes":      "4GiB",
-		"limits.max_unary_chunks":     4,
-		"limits.max_uploads":          16,
+		"limits.max_unary_chunks":     0,
+		"limits.max_uploads":          0,
 		"limits.upload_idle_timeout":  "30s",
 		"limits.upload_timeout":       "10m",
 		// 64 MiB: a 48 MiB chunk still fits in one message, as old clients
@@ -232,8 +232,8 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	r.check("limits.max_concurrent_tasks", cfg.Limits.MaxConcurrentTasks >= 1, "must be at least 1")
 	r.check("limits.max_queued_tasks", cfg.Limits.MaxQueuedTasks >= 0, "must not be negative (0 means 4 x max_concurrent_tasks)")
 	r.check("limits.max_chunk_bytes", cfg.Limits.MaxChunkBytes >= 1, "must be positive")
-	r.check("limits.max_unary_chunks", cfg.Limits.MaxUnaryChunks >= 1, "must be at least 1")
-	r.check("limits.max_uploads", cfg.Limits.MaxUploads >= 1, "must be at least 1")
+	r.check("limits.max_unary_chunks", cfg.Limits.MaxUnaryChunks >= 0, "must not be negative (0 means max_concurrent_tasks)")
+	r.check("limits.max_uploads", cfg.Limits.MaxUploads >= 0, "must not be negative (0 means 2 x max_concurrent_tasks)")
 	r.check("limits.upload_idle_timeout", cfg.Limits.UploadIdleTimeout > 0,
 		"must be positive: an upload that sends nothing would hold its place for ever")
 	r.check("limits.upload_timeout", cfg.Limits.UploadTimeout > 0,
