@@ -7,9 +7,12 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -157,10 +160,10 @@ func BenchmarkWorkerRSSWorstAdmitted(b *testing.B) {
 	b.Logf("limits: max_message_bytes %d MiB, max_unary_chunks %d, max_uploads %d, max_concurrent_tasks %d",
 		msg/mib, unaryLimit, uploadLimit, cfg.Limits.MaxConcurrentTasks)
 	b.Logf("calls: unary %d ok, %d refused; uploads %d ok, %d refused", okUnary, refusedUnary, okUploads, refusedUploads)
-	logSeries(b, "RSS before MiB", bases)
-	logSeries(b, "RSS peak MiB", peaks)
-	logSeries(b, "README bound MiB", bounds)
-	logSeries(b, "soft limit MiB", limits)
+	logSeries(b, "RSS before MiB", "%.1f", bases)
+	logSeries(b, "RSS peak MiB", "%.1f", peaks)
+	logSeries(b, "README bound MiB", "%.1f", bounds)
+	logSeries(b, "soft limit MiB", "%.1f", limits)
 	b.ReportMetric(benchMedian(peaks), "rss-peak-MiB")
 	b.ReportMetric(maxOf(peaks), "rss-peak-max-MiB")
 	b.ReportMetric(benchMedian(bounds), "bound-MiB")
@@ -176,13 +179,14 @@ func maxOf(xs []float64) float64 {
 	return m
 }
 
-func logSeries(b *testing.B, label string, xs []float64) {
+// logSeries logs one figure's value in each round, then their median.
+func logSeries(b *testing.B, label, format string, xs []float64) {
 	b.Helper()
 	var sb strings.Builder
 	for _, x := range xs {
-		fmt.Fprintf(&sb, " %.1f", x)
+		fmt.Fprintf(&sb, " "+format, x)
 	}
-	b.Logf("%-20s%s | median %.1f", label+":", sb.String(), benchMedian(xs))
+	b.Logf("%-20s%s | median "+format, label+":", sb.String(), benchMedian(xs))
 }
 
 // effectiveLimits resolves the limits whose 0 means a multiple of
@@ -205,4 +209,183 @@ func effectiveLimits(cfg Config) (unary, uploads int) {
 func maxRSSBound(cfg Config, startRSS int64) int64 {
 	unary, uploads := effectiveLimits(cfg)
 	return startRSS + 64<<20 + 4*int64(unary+uploads)*cfg.GRPC.MaxMessageBytes
+}
+
+// slowlorisConfig is the worker of BenchmarkHonestUnderSlowloris: room for
+// every honest client in the slots and the queue, and for the stalled
+// uploads beside the honest ones, so that any refusal of an honest call is
+// the attack's doing; the stalled uploads outlast a round.
+const slowlorisConfig = `encoder: simulated
+simulated: {delay: 20ms}
+limits: {max_concurrent_tasks: 4, max_queued_tasks: 64, max_unary_chunks: 64, max_uploads: 128,
+  upload_idle_timeout: 10m, upload_timeout: 20m}
+`
+
+const (
+	slowlorisStreams = 64 // stalled uploads, 60 MiB announced each
+	honestClients    = 64 // half unary, half streamed
+	honestCalls      = 10 // calls per honest client per phase
+	honestChunk      = 256 << 10
+)
+
+// BenchmarkHonestUnderSlowloris measures honest latency under the attack
+// of issue 8, item 1: 64 uploads that send a header announcing 60 MiB and
+// then nothing, beside 64 honest clients (32 unary ProcessChunk, 32
+// UploadChunk in 1 MiB frames, 256 KiB chunks, each client one call at a
+// time over 8 connections) against a simulated worker with a 20 ms encode.
+// Each round runs the honest load alone and under the attack, in
+// alternating order; the stalled uploads are opened on connections of
+// their own before their phase, known to be waiting once each has its
+// spool file, and cancelled after it. Figures: per phase the p50 and p99
+// of the honest calls, the per-round ratios attack/alone (target: p99
+// within 2x), and the honest calls refused (target 0; the worker has room
+// for all of them). VIDEOSHARD_BENCH_SLOWLORIS_ROUNDS sets the rounds
+// (default 5).
+func BenchmarkHonestUnderSlowloris(b *testing.B) {
+	rounds := benchRoundsEnv(b, "VIDEOSHARD_BENCH_SLOWLORIS_ROUNDS", 5)
+	w := startBenchWorker(b, "", slowlorisConfig)
+	tmp := filepath.Join(w.Root, ".tmp")
+	honestConns := make([]*grpc.ClientConn, 8)
+	for i := range honestConns {
+		honestConns[i] = dialRaw(b, w.Addr)
+	}
+	chunks := make([][]byte, honestClients)
+	for i := range chunks {
+		chunks[i] = randomBytes(honestChunk, uint64(1000+i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+
+	// phase runs the honest load once: every call's latency, and how many
+	// were refused.
+	seq := 0
+	phase := func() (lat []time.Duration, refused int) {
+		seq++
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for c := range honestClients {
+			wg.Go(func() {
+				client := pb.NewVideoProcessingServiceClient(honestConns[c%len(honestConns)])
+				data := chunks[c]
+				for i := range honestCalls {
+					binary.LittleEndian.PutUint64(data, uint64(seq<<20|i)) // new bytes: never "already stored"
+					start := time.Now()
+					var err error
+					if c%2 == 0 {
+						_, err = client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "honest-unary", ChunkIndex: int32(c), ChunkData: data})
+					} else {
+						_, err = upload(ctx, client, &pb.UploadHeader{VideoId: "honest-upload", ChunkIndex: int32(c), TotalSize: int64(len(data))}, data, 1<<20)
+					}
+					d := time.Since(start)
+					mu.Lock()
+					switch {
+					case err == nil:
+						lat = append(lat, d)
+					case status.Code(err) == codes.ResourceExhausted:
+						refused++
+					default:
+						mu.Unlock()
+						b.Errorf("honest call: %v", err)
+						return
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		return lat, refused
+	}
+	spools := func() int { // spooled uploads; .tmp holds pending shards too
+		entries, err := os.ReadDir(tmp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "upload-") {
+				n++
+			}
+		}
+		return n
+	}
+	waitSpools := func(n int) {
+		deadline := time.Now().Add(time.Minute)
+		for spools() != n {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d spool files in %s, want %d", spools(), tmp, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	attack := func() (stop func()) {
+		actx, acancel := context.WithCancel(ctx)
+		conns := []*grpc.ClientConn{dialRaw(b, w.Addr), dialRaw(b, w.Addr)}
+		for i := range slowlorisStreams {
+			if _, err := slowloris(actx, conns[i%2], "slowloris", int32(i), 60<<20); err != nil {
+				b.Fatal(err)
+			}
+		}
+		waitSpools(slowlorisStreams) // every one admitted and waiting for data
+		return func() {
+			acancel()
+			waitSpools(0)
+			for _, c := range conns {
+				c.Close()
+			}
+		}
+	}
+	p := func(lat []time.Duration, q float64) float64 {
+		xs := make([]float64, len(lat))
+		for i, d := range lat {
+			xs[i] = d.Seconds() * 1e3
+		}
+		sort.Float64s(xs)
+		return xs[min(len(xs)-1, int(q*float64(len(xs))))]
+	}
+
+	phase() // warm-up
+	var aloneP50, aloneP99, attackP50, attackP99, ratio99, ratio50 []float64
+	var refusedAlone, refusedAttack int
+	for b.Loop() {
+		for r := range rounds {
+			var alone, under []time.Duration
+			var ra, ru int
+			runAlone := func() { alone, ra = phase() }
+			runUnder := func() {
+				stop := attack()
+				under, ru = phase()
+				stop()
+			}
+			if r%2 == 0 {
+				runAlone()
+				runUnder()
+			} else {
+				runUnder()
+				runAlone()
+			}
+			refusedAlone += ra
+			refusedAttack += ru
+			aloneP50 = append(aloneP50, p(alone, 0.50))
+			aloneP99 = append(aloneP99, p(alone, 0.99))
+			attackP50 = append(attackP50, p(under, 0.50))
+			attackP99 = append(attackP99, p(under, 0.99))
+			ratio50 = append(ratio50, p(under, 0.50)/p(alone, 0.50))
+			ratio99 = append(ratio99, p(under, 0.99)/p(alone, 0.99))
+		}
+	}
+	b.Logf("%d honest clients x %d calls per phase, %d stalled uploads; refused: %d alone, %d under attack",
+		honestClients, honestCalls, slowlorisStreams, refusedAlone, refusedAttack)
+	logSeries(b, "alone p50 ms", "%.1f", aloneP50)
+	logSeries(b, "attack p50 ms", "%.1f", attackP50)
+	logSeries(b, "alone p99 ms", "%.1f", aloneP99)
+	logSeries(b, "attack p99 ms", "%.1f", attackP99)
+	logSeries(b, "p50 attack/alone", "%.2f", ratio50)
+	logSeries(b, "p99 attack/alone", "%.2f", ratio99)
+	b.ReportMetric(float64(len(ratio99)), "rounds")
+	b.ReportMetric(benchMedian(aloneP99), "alone-p99-ms")
+	b.ReportMetric(benchMedian(attackP99), "attack-p99-ms")
+	b.ReportMetric(benchMedian(ratio99), "p99-attack/alone")
+	b.ReportMetric(benchMedian(ratio50), "p50-attack/alone")
+	b.ReportMetric(float64(refusedAttack), "refused-under-attack")
+	b.ReportMetric(float64(refusedAlone), "refused-alone")
 }
