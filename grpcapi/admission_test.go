@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/videoshard/videoshard/encode"
 	pb "github.com/videoshard/videoshard/proto"
 )
 
@@ -159,4 +160,47 @@ func spools(t *testing.T, h *harness) int {
 		}
 	}
 	return n
+}
+
+// An upload that cannot succeed is refused at its header: its client never
+// sends the data (and does not close its side) before it has the answer.
+func TestUploadRefusedAtItsHeader(t *testing.T) {
+	sim, err := encode.NewSimulated(encode.SimulatedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		enc    encode.Encoder
+		header *pb.UploadHeader
+		want   codes.Code
+	}{
+		{"codec outside the allowlist", sim,
+			&pb.UploadHeader{VideoId: "v", TotalSize: 10, Encoding: &pb.EncodingOptions{VideoCodec: "rawvideo"}}, codes.InvalidArgument},
+		{"a trim the encoder cannot do", plainEncoder{&fakeEncoder{}},
+			&pb.UploadHeader{VideoId: "v", TotalSize: 10, Trim: &pb.FrameTrim{StartFrame: 1, FrameCount: 1}}, codes.InvalidArgument},
+		{"larger than limits.max_chunk_bytes", sim, &pb.UploadHeader{VideoId: "v", TotalSize: 1 << 40}, codes.ResourceExhausted},
+		{"a bad video id", sim, &pb.UploadHeader{VideoId: "../v", TotalSize: 10}, codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.enc, Config{MaxChunkBytes: 1 << 20})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			stream, err := h.client.UploadChunk(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := stream.Send(&pb.UploadChunkRequest{Frame: &pb.UploadChunkRequest_Header{Header: tt.header}}); err != nil {
+				t.Fatal(err)
+			}
+			var resp pb.ProcessChunkResponse
+			if err := stream.RecvMsg(&resp); status.Code(err) != tt.want {
+				t.Fatalf("answer to the header alone: %v, want %v", err, tt.want)
+			}
+			if n := spools(t, h); n != 0 {
+				t.Fatalf("%d spool files left", n)
+			}
+		})
+	}
 }

@@ -109,8 +109,8 @@ type processed struct {
 // Commit: the old version stays readable until the new one is committed.
 func (s *Server) process(ctx context.Context, r *chunkRequest) (processed, error) {
 	defer r.sums()
-	if r.opts.Trim != nil && !s.trimsFrames() {
-		return processed{}, invalidf("this worker's encoder (%s) cannot trim frames", s.enc.Name())
+	if err := s.checkOptions(r.opts); err != nil {
+		return processed{}, err
 	}
 	settings, known := s.settingsFor(r.opts)
 	if known {
@@ -142,7 +142,7 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (processed, error
 	if err != nil {
 		return processed{}, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
 	}
-	// Only a fully read input was checked whole (an upload's size, its frames).
+	// An encoder must read its whole input: what it left was never encoded.
 	if n, err := r.in.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = fmt.Errorf("encoder %s left input unread", res.Encoder)
@@ -197,6 +197,21 @@ func storedQuality(res encode.Result) *storage.Quality {
 		SSIMMin:  q.MinSSIM,
 		SSIMMean: q.MeanSSIM,
 	}
+}
+
+// checkOptions refuses options the encoder would refuse, before anything
+// is read or encoded: a trim it cannot do, or overrides outside its
+// allowlist (when it can tell in advance, see encode.SettingsResolver).
+func (s *Server) checkOptions(opts encode.Options) error {
+	if opts.Trim != nil && !s.trimsFrames() {
+		return invalidf("this worker's encoder (%s) cannot trim frames", s.enc.Name())
+	}
+	if r, ok := s.enc.(encode.SettingsResolver); ok {
+		if _, err := r.Settings(opts); errors.Is(err, encode.ErrInvalidOptions) {
+			return err
+		}
+	}
+	return nil
 }
 
 // settingsFor returns the effective settings an encode with opts would

@@ -55,6 +55,10 @@ func (s *Server) upload(stream pb.VideoProcessingService_UploadChunkServer) (*pb
 	if err := s.checkSize(h.GetTotalSize()); err != nil {
 		return nil, err
 	}
+	opts := encodeOptions(h.GetEncoding(), h.GetTrim(), h.GetWantPictureHashes())
+	if err := s.checkOptions(opts); err != nil {
+		return nil, err
+	}
 	// Refused before its data, as a worker that has no room for a chunk
 	// now is unlikely to have it once the chunk is in.
 	if s.saturated() {
@@ -72,7 +76,7 @@ func (s *Server) upload(stream pb.VideoProcessingService_UploadChunkServer) (*pb
 		in:      sp.f,
 		spooled: true,
 		sums:    func() inputSums { return sums },
-		opts:    encodeOptions(h.GetEncoding(), h.GetTrim(), h.GetWantPictureHashes()),
+		opts:    opts,
 	})
 	if err != nil {
 		return nil, err

@@ -69,12 +69,11 @@ func dialRaw(tb testing.TB, addr string) *grpc.ClientConn {
 	return conn
 }
 
-var rawStreamDesc = grpc.StreamDesc{ClientStreams: true, ServerStreams: true}
-
 // openStream starts a call of method and sends msgs on it, nothing more:
 // the call stays open, its side not closed.
 func openStream(ctx context.Context, conn *grpc.ClientConn, method string, msgs ...preEncoded) (grpc.ClientStream, error) {
-	cs, err := conn.NewStream(ctx, &rawStreamDesc, method, grpc.ForceCodecV2(rawCodec{}))
+	desc := &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}
+	cs, err := conn.NewStream(ctx, desc, method, grpc.ForceCodecV2(rawCodec{}))
 	if err != nil {
 		return nil, err
 	}

@@ -75,6 +75,7 @@ func BenchmarkWorkerRSSWorstAdmitted(b *testing.B) {
 	data := dataFrame(frame)
 	unaryLimit, uploadLimit := effectiveLimits(cfg)
 	const mib = 1 << 20
+	memLimitPattern := regexp.MustCompile(`memory_limit=(\d+)`)
 
 	var peaks, bases, bounds, limits []float64
 	var refusedUnary, refusedUploads, okUnary, okUploads int
@@ -168,8 +169,6 @@ func BenchmarkWorkerRSSWorstAdmitted(b *testing.B) {
 	b.ReportMetric(maxOf(peaks), "rss-peak-max-MiB")
 	b.ReportMetric(benchMedian(bounds), "bound-MiB")
 }
-
-var memLimitPattern = regexp.MustCompile(`memory_limit=(\d+)`)
 
 func maxOf(xs []float64) float64 {
 	m := 0.0
