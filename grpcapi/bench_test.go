@@ -45,7 +45,9 @@ import (
 	"github.com/videoshard/videoshard/storage"
 )
 
-// benchMaxMessage is the worker's default grpc.max_message_bytes.
+// benchMaxMessage is the benchmark servers' message limit: room for the
+// ingest benchmarks' 64 MiB chunk in one message (the worker's default
+// grpc.max_message_bytes, 64 MiB, takes unary chunks up to 64 KiB less).
 const benchMaxMessage = 256 << 20
 
 // benchRounds returns the number of rounds a benchmark runs, from the

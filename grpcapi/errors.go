@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -21,6 +22,11 @@ var (
 	errTooLarge  = errors.New("too large")
 	errBusy      = errors.New("worker busy")
 	errCorrupted = errors.New("shard corrupted")
+	// errUploadTimeout: a client did not send its upload (or a part of
+	// it) within the worker's limits. DeadlineExceeded, the code of the
+	// worker's other time bounds (ffmpeg.timeout): clients retry it, and
+	// Aborted would mean a conflict between concurrent calls.
+	errUploadTimeout = errors.New("upload timed out")
 	// errUnauthenticated: a call without a valid bearer token (auth.go).
 	errUnauthenticated = errors.New("authentication required")
 )
@@ -61,7 +67,7 @@ func toStatus(err error) error {
 		code = codes.Unauthenticated
 	case errors.Is(err, encode.ErrUnavailable):
 		code = codes.Unavailable
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, errUploadTimeout), errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
@@ -76,6 +82,14 @@ func toStatus(err error) error {
 		}
 	}
 	return st.Err()
+}
+
+// noSpace marks a write error from a full filesystem as storage.ErrNoSpace.
+func noSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) && !errors.Is(err, storage.ErrNoSpace) {
+		return fmt.Errorf("%w: %w", storage.ErrNoSpace, err)
+	}
+	return err
 }
 
 // busyRetryDelay is the retry hint sent with an overload refusal.

@@ -7,11 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
-	"io/fs"
 	"maps"
-	"os"
-	"sync"
 	"time"
 
 	"github.com/videoshard/videoshard/encode"
@@ -21,8 +19,14 @@ import (
 
 // ProcessChunk encodes a chunk sent whole in one message. A retry (the same
 // video, chunk, input bytes and effective settings as the committed chunk)
-// is answered from the store without encoding; see process.
+// is answered from the store without encoding; see process. The call was
+// admitted before gRPC read its message (admission.go).
 func (s *Server) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) (*pb.ProcessChunkResponse, error) {
+	finish, err := startAdmission(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer finish()
 	if err := validateChunkID(req.GetVideoId(), int64(req.GetChunkIndex())); err != nil {
 		return nil, toStatus(err)
 	}
@@ -30,57 +34,19 @@ func (s *Server) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) 
 	if err := s.checkSize(int64(len(data))); err != nil {
 		return nil, toStatus(err)
 	}
-	hasher := newInputHasher()
-	hasher.add(data)
 	res, err := s.process(ctx, &chunkRequest{
 		videoID: req.GetVideoId(),
 		index:   int(req.GetChunkIndex()),
 		size:    int64(len(data)),
 		in:      bytes.NewReader(data),
 		data:    data,
-		hasher:  hasher,
+		sums:    hashInBackground(data),
 		opts:    encodeOptions(req.GetEncoding(), req.GetTrim(), req.GetWantPictureHashes()),
 	})
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return s.processResponse(res), nil
-}
-
-// UploadChunk is ProcessChunk for chunks of any size: a header message,
-// then data frames, never held whole in memory.
-func (s *Server) UploadChunk(stream pb.VideoProcessingService_UploadChunkServer) error {
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
-		return toStatus(invalidf("upload stream is empty: the first message must be a header"))
-	}
-	if err != nil {
-		return err
-	}
-	h := first.GetHeader()
-	if h == nil {
-		return toStatus(invalidf("the first upload message must be a header, not data"))
-	}
-	if err := validateChunkID(h.GetVideoId(), int64(h.GetChunkIndex())); err != nil {
-		return toStatus(err)
-	}
-	if err := s.checkSize(h.GetTotalSize()); err != nil {
-		return toStatus(err)
-	}
-	hasher := newInputHasher()
-	in := &uploadReader{stream: stream, remaining: h.GetTotalSize(), total: h.GetTotalSize(), hasher: hasher}
-	res, err := s.process(stream.Context(), &chunkRequest{
-		videoID: h.GetVideoId(),
-		index:   int(h.GetChunkIndex()),
-		size:    h.GetTotalSize(),
-		in:      in,
-		hasher:  hasher,
-		opts:    encodeOptions(h.GetEncoding(), h.GetTrim(), h.GetWantPictureHashes()),
-	})
-	if err != nil {
-		return toStatus(err)
-	}
-	return stream.SendAndClose(s.processResponse(res))
 }
 
 func validateChunkID(videoID string, chunkIndex int64) error {
@@ -100,15 +66,18 @@ func (s *Server) checkSize(size int64) error {
 	return nil
 }
 
-// chunkRequest is a validated ProcessChunk or UploadChunk.
+// chunkRequest is a validated ProcessChunk or a received UploadChunk.
 type chunkRequest struct {
 	videoID string
 	index   int
-	size    int64     // exact input size, announced or measured
-	in      io.Reader // the input; its source feeds every byte to hasher
+	size    int64     // exact input size
+	in      io.Reader // the whole input: the message's bytes, or the spooled upload
 	data    []byte    // the whole input, when it came in one message
-	hasher  *inputHasher
-	opts    encode.Options
+	spooled bool      // the input is an upload received whole into a spool file
+	// sums returns the input's size and checksums, waiting until every
+	// byte has been hashed.
+	sums func() inputSums
+	opts encode.Options
 }
 
 // processed is what process did: the committed chunk's metadata; stored
@@ -128,65 +97,39 @@ type processed struct {
 // size and SHA-256, the same encoder and the same effective settings (as the
 // encoder resolves r.opts, see encode.SettingsResolver), and its shard still
 // verifies against its checksum; a stored shard that does not is counted
-// and quarantined, and the chunk is encoded anew. A unary chunk is hashed
-// before anything else (about 45 ms for 64 MiB, and only when a stored chunk
-// of that size and settings exists and the first MiB's SHA-256 matches
-// the stored one). An upload cannot be hashed before it has been read: when
-// such a stored chunk exists, its first MiB is read and compared; if it
-// matches too (most likely a retry), the upload is spooled to the store's
-// TempDir (under an encode slot), compared whole, and encoded from the spool
-// on a mismatch; otherwise it streams into the encoder as usual. After an encode the comparison is made once more, against
-// whatever was committed meanwhile (a duplicate request that raced this one,
-// or an encoder that cannot tell its settings in advance), and a match is
-// answered with the committed chunk, the new output discarded. Different
-// bytes or settings replace the chunk through Commit: the old version stays
-// readable until the new one is committed.
+// and quarantined, and the chunk is encoded anew. This is checked before an
+// encode slot is taken: an upload has been hashed while it was spooled, and
+// a unary chunk's hash (about 45 ms for 64 MiB) is waited for only when a
+// stored chunk of that size and settings exists and the first MiB's
+// SHA-256 matches the stored one. After an encode the comparison is made
+// once more, against whatever was committed meanwhile (a duplicate request
+// that raced this one, or an encoder that cannot tell its settings in
+// advance), and a match is answered with the committed chunk, the new
+// output discarded. Different bytes or settings replace the chunk through
+// Commit: the old version stays readable until the new one is committed.
 func (s *Server) process(ctx context.Context, r *chunkRequest) (processed, error) {
-	defer r.hasher.finish()
-	if r.opts.Trim != nil && !s.trimsFrames() {
-		return processed{}, invalidf("this worker's encoder (%s) cannot trim frames", s.enc.Name())
+	defer r.sums()
+	if err := s.checkOptions(r.opts); err != nil {
+		return processed{}, err
 	}
 	settings, known := s.settingsFor(r.opts)
-	if known && r.data != nil {
+	if known {
 		m, ok := s.candidate(r, s.enc.Name(), settings)
-		if ok && prefixMatches(m, r.data[:min(len(r.data), inputPrefixBytes)]) {
-			sum := func() string {
-				h := sha256.Sum256(r.data)
-				return hex.EncodeToString(h[:])
-			}
-			if m, ok := s.storedResult(r, s.enc.Name(), settings, sum); ok {
+		if ok && (r.data == nil || prefixMatches(m, r.data[:min(len(r.data), inputPrefixBytes)])) {
+			if m, ok := s.storedResult(r, s.enc.Name(), settings, func() string { return r.sums().sum }); ok {
 				return processed{meta: m, stored: true}, nil
 			}
 		}
 	}
 
-	release, err := s.acquire(ctx)
+	// An upload has been received whole: it waits for a slot whatever the
+	// queue holds (uploads in flight are bounded by MaxUploads) rather than
+	// be refused after its client has sent it all.
+	release, err := s.acquire(ctx, !r.spooled)
 	if err != nil {
 		return processed{}, err
 	}
 	defer release()
-
-	if known && r.data == nil {
-		if m, ok := s.candidate(r, s.enc.Name(), settings); ok {
-			prefix := make([]byte, min(r.size, inputPrefixBytes))
-			if _, err := io.ReadFull(r.in, prefix); err != nil {
-				return processed{}, fmt.Errorf("upload %s chunk %d: %w", r.videoID, r.index, err)
-			}
-			r.in = io.MultiReader(bytes.NewReader(prefix), r.in)
-			if prefixMatches(m, prefix) {
-				spool, err := s.spool(ctx, r.in)
-				if err != nil {
-					return processed{}, fmt.Errorf("upload %s chunk %d: %w", r.videoID, r.index, err)
-				}
-				defer spool.remove(s)
-				sum := func() string { _, sum := r.hasher.finish(); return sum }
-				if m, ok := s.storedResult(r, s.enc.Name(), settings, sum); ok {
-					return processed{meta: m, stored: true}, nil
-				}
-				r.in = spool.f
-			}
-		}
-	}
 
 	pending, err := s.store.Create(r.videoID, r.index)
 	if err != nil {
@@ -199,7 +142,7 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (processed, error
 	if err != nil {
 		return processed{}, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
 	}
-	// Only a fully read input was checked whole (an upload's size, its frames).
+	// An encoder must read its whole input: what it left was never encoded.
 	if n, err := r.in.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = fmt.Errorf("encoder %s left input unread", res.Encoder)
@@ -210,15 +153,15 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (processed, error
 	if encodeTime == 0 {
 		encodeTime = time.Since(start)
 	}
-	inputSize, inputSum := r.hasher.finish()
-	if m, ok := s.storedResult(r, res.Encoder, res.Settings, func() string { return inputSum }); ok {
+	sums := r.sums()
+	if m, ok := s.storedResult(r, res.Encoder, res.Settings, func() string { return sums.sum }); ok {
 		return processed{meta: m, stored: true}, nil // the deferred Abort discards the new output
 	}
 	meta, err := pending.Commit(storage.Metadata{
-		OriginalSize:        inputSize,
+		OriginalSize:        sums.size,
 		WorkerID:            s.cfg.WorkerID,
-		InputChecksumSHA256: inputSum,
-		InputPrefixSHA256:   r.hasher.prefixSum(),
+		InputChecksumSHA256: sums.sum,
+		InputPrefixSHA256:   sums.prefix,
 		Encoder:             res.Encoder,
 		VideoCodec:          res.VideoCodec,
 		AudioCodec:          res.AudioCodec,
@@ -254,6 +197,21 @@ func storedQuality(res encode.Result) *storage.Quality {
 		SSIMMin:  q.MinSSIM,
 		SSIMMean: q.MeanSSIM,
 	}
+}
+
+// checkOptions refuses options the encoder would refuse, before anything
+// is read or encoded: a trim it cannot do, or overrides outside its
+// allowlist (when it can tell in advance, see encode.SettingsResolver).
+func (s *Server) checkOptions(opts encode.Options) error {
+	if opts.Trim != nil && !s.trimsFrames() {
+		return invalidf("this worker's encoder (%s) cannot trim frames", s.enc.Name())
+	}
+	if r, ok := s.enc.(encode.SettingsResolver); ok {
+		if _, err := r.Settings(opts); errors.Is(err, encode.ErrInvalidOptions) {
+			return err
+		}
+	}
+	return nil
 }
 
 // settingsFor returns the effective settings an encode with opts would
@@ -316,49 +274,9 @@ func (s *Server) storedResult(r *chunkRequest, encoder string, settings map[stri
 	return cur, true
 }
 
-// spooled is an upload copied to a temporary file in the store's TempDir.
-type spooled struct{ f *os.File }
-
-// spool copies in to a new file in the store's TempDir and rewinds it.
-func (s *Server) spool(ctx context.Context, in io.Reader) (*spooled, error) {
-	f, err := os.CreateTemp(s.store.TempDir(), "upload-*")
-	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	sp := &spooled{f: f}
-	if _, err := io.Copy(f, ctxReader{ctx, in}); err != nil {
-		sp.remove(s)
-		return nil, err
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		sp.remove(s)
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	return sp, nil
-}
-
-func (sp *spooled) remove(s *Server) {
-	sp.f.Close()
-	if err := os.Remove(sp.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		s.log.Warn("cannot remove spooled upload", "path", sp.f.Name(), "err", err)
-	}
-}
-
-// ctxReader stops reading once ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-// acquire takes an encode slot, waiting in a bounded queue.
-func (s *Server) acquire(ctx context.Context) (release func(), err error) {
+// acquire takes an encode slot, waiting in the queue. A bounded wait is
+// refused when MaxQueuedTasks others wait already.
+func (s *Server) acquire(ctx context.Context, bounded bool) (release func(), err error) {
 	release = func() {
 		<-s.slots
 		s.active.Add(-1)
@@ -369,9 +287,9 @@ func (s *Server) acquire(ctx context.Context) (release func(), err error) {
 		return release, nil
 	default:
 	}
-	if n := s.queued.Add(1); int(n) > s.cfg.MaxQueuedTasks {
+	if n := s.queued.Add(1); bounded && int(n) > s.cfg.MaxQueuedTasks {
 		s.queued.Add(-1)
-		return nil, fmt.Errorf("%w: %d encodes running and %d queued; retry later", errBusy, cap(s.slots), n-1)
+		return nil, s.busy(int(n - 1))
 	}
 	defer s.queued.Add(-1)
 	select {
@@ -381,6 +299,19 @@ func (s *Server) acquire(ctx context.Context) (release func(), err error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for an encode slot: %w", ctx.Err())
 	}
+}
+
+// saturated reports whether every encode slot is taken and every queue
+// place too: a new chunk would be refused.
+func (s *Server) saturated() bool {
+	return len(s.slots) == cap(s.slots) && int(s.queued.Load()) >= s.cfg.MaxQueuedTasks
+}
+
+// busy is the refusal of a chunk that finds every slot and queue place
+// taken (queued of them waiting).
+func (s *Server) busy(queued int) error {
+	return fmt.Errorf("%w: %d encodes running and %d queued (limits.max_concurrent_tasks, limits.max_queued_tasks); retry later",
+		errBusy, cap(s.slots), queued)
 }
 
 // processResponse describes a committed chunk; one that was already in the
@@ -449,92 +380,49 @@ func prefixMatches(m storage.Metadata, prefix []byte) bool {
 	return hex.EncodeToString(sum[:]) == m.InputPrefixSHA256
 }
 
-// inputHasher computes a chunk's SHA-256 (and that of its first
-// inputPrefixBytes) on its own goroutine while the encoder reads the same
-// bytes, so hashing does not add to the encode time.
+// inputSums are an input's size, its SHA-256 and that of its first
+// inputPrefixBytes, in hex.
+type inputSums struct {
+	size        int64
+	sum, prefix string
+}
+
+// inputHasher hashes an input as it is written.
 type inputHasher struct {
-	pieces chan []byte
-	done   chan struct{}
-	once   sync.Once
-	n      int64
-	sum    string
-	prefix string
+	all, prefix hash.Hash
+	n           int64
 }
 
 func newInputHasher() *inputHasher {
-	h := &inputHasher{pieces: make(chan []byte, 64), done: make(chan struct{})}
-	go func() {
-		defer close(h.done)
-		d, p := sha256.New(), sha256.New()
-		for b := range h.pieces {
-			if h.n < inputPrefixBytes {
-				p.Write(b[:min(int64(len(b)), inputPrefixBytes-h.n)])
-			}
-			d.Write(b)
-			h.n += int64(len(b))
-		}
-		h.sum = hex.EncodeToString(d.Sum(nil))
-		h.prefix = hex.EncodeToString(p.Sum(nil))
-	}()
-	return h
+	return &inputHasher{all: sha256.New(), prefix: sha256.New()}
 }
 
-// prefixSum waits like finish and returns the hex SHA-256 of the first
-// inputPrefixBytes.
-func (h *inputHasher) prefixSum() string {
-	h.finish()
-	return h.prefix
-}
-
-// add queues b for hashing; b must not change afterwards.
-func (h *inputHasher) add(b []byte) { h.pieces <- b }
-
-// finish waits for every added byte to be hashed and returns the count and
-// hex digest. It may be called more than once.
-func (h *inputHasher) finish() (int64, string) {
-	h.once.Do(func() { close(h.pieces) })
-	<-h.done
-	return h.n, h.sum
-}
-
-// uploadReader presents UploadChunk's data frames as one stream of exactly
-// total bytes, and fails if the client sends more, fewer, or a second header.
-type uploadReader struct {
-	stream           pb.VideoProcessingService_UploadChunkServer
-	total, remaining int64
-	buf              []byte
-	ended            bool
-	hasher           *inputHasher // fed each frame as it arrives
-}
-
-func (r *uploadReader) Read(p []byte) (int, error) {
-	for len(r.buf) == 0 {
-		if r.ended {
-			return 0, io.EOF
-		}
-		msg, err := r.stream.Recv()
-		if errors.Is(err, io.EOF) {
-			if r.remaining > 0 {
-				return 0, invalidf("upload stream ended after %d of %d bytes", r.total-r.remaining, r.total)
-			}
-			r.ended = true
-			return 0, io.EOF
-		}
-		if err != nil {
-			return 0, err
-		}
-		if msg.GetHeader() != nil {
-			return 0, invalidf("upload stream carries a second header")
-		}
-		data := msg.GetData()
-		if int64(len(data)) > r.remaining {
-			return 0, invalidf("upload stream carries more than the %d bytes its header announced", r.total)
-		}
-		r.remaining -= int64(len(data))
-		r.buf = data
-		r.hasher.add(data) // gRPC gives each message its own memory
+func (h *inputHasher) write(b []byte) {
+	if h.n < inputPrefixBytes {
+		h.prefix.Write(b[:min(int64(len(b)), inputPrefixBytes-h.n)])
 	}
-	n := copy(p, r.buf)
-	r.buf = r.buf[n:]
-	return n, nil
+	h.all.Write(b)
+	h.n += int64(len(b))
+}
+
+func (h *inputHasher) sums() inputSums {
+	return inputSums{size: h.n, sum: hex.EncodeToString(h.all.Sum(nil)), prefix: hex.EncodeToString(h.prefix.Sum(nil))}
+}
+
+// hashInBackground hashes data on its own goroutine, so that it does not
+// add to the encode that reads the same bytes meanwhile; the returned
+// function waits for the result.
+func hashInBackground(data []byte) func() inputSums {
+	done := make(chan struct{})
+	var sums inputSums
+	go func() {
+		defer close(done)
+		h := newInputHasher()
+		h.write(data)
+		sums = h.sums()
+	}()
+	return func() inputSums {
+		<-done
+		return sums
+	}
 }

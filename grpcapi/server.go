@@ -29,9 +29,33 @@ type Config struct {
 	MaxQueuedTasks int
 	// MaxChunkBytes bounds a chunk sent by UploadChunk or ProcessChunk.
 	MaxChunkBytes int64
-	// MaxMessageBytes is the gRPC message limit the server was built with;
-	// unary GetShard refuses shards that would not fit.
+	// MaxMessageBytes is the gRPC message limit, both ways (GRPCOptions
+	// gives it to gRPC): it bounds a unary ProcessChunk, a GetShard answer
+	// and every single message. Zero is gRPC's own default, 4 MiB.
 	MaxMessageBytes int
+	// MaxUnaryChunks bounds the unary ProcessChunk calls in flight, each of
+	// which may hold MaxMessageBytes in memory; beyond it a call is refused
+	// before its message is read (default MaxConcurrentTasks: one for each
+	// encode slot, as many as a master sends at once).
+	MaxUnaryChunks int
+	// MaxUploads bounds the UploadChunk streams in flight (receiving,
+	// waiting for a slot or encoding), each spooling up to MaxChunkBytes in
+	// the store's TempDir and holding one message of up to MaxMessageBytes
+	// while it receives; beyond it a stream is refused before its header is
+	// read (default 2 x MaxConcurrentTasks: the next uploads arrive while
+	// the slots encode).
+	MaxUploads int
+	// UploadIdleTimeout aborts an upload that sends nothing (no message,
+	// nor the end of its stream) for this long; zero means no limit.
+	UploadIdleTimeout time.Duration
+	// UploadTimeout bounds a whole upload, from its call to the end of its
+	// stream, and the arrival of a unary ProcessChunk's message; zero means
+	// no limit.
+	UploadTimeout time.Duration
+	// MaxConcurrentStreams bounds the calls in flight on one connection
+	// (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); zero is gRPC's default, no
+	// limit.
+	MaxConcurrentStreams uint32
 	// FrameBytes is the data size of one DownloadShard message (default 1 MiB).
 	FrameBytes int
 	// HealthTTL is how long a dependency check (encoder, store) is reused
@@ -57,6 +81,9 @@ type Server struct {
 	queued atomic.Int32  // requests waiting for a slot
 	active atomic.Int32  // encodes in flight
 
+	unaryGate  *gate // unary ProcessChunk calls in flight (admission.go)
+	uploadGate *gate // UploadChunk streams in flight
+
 	corrupted atomic.Int64 // shards found corrupt since start (CheckHealth)
 
 	health *healthState
@@ -70,11 +97,17 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 	if cfg.MaxQueuedTasks <= 0 {
 		cfg.MaxQueuedTasks = 4 * cfg.MaxConcurrentTasks
 	}
+	if cfg.MaxUnaryChunks <= 0 {
+		cfg.MaxUnaryChunks = cfg.MaxConcurrentTasks
+	}
+	if cfg.MaxUploads <= 0 {
+		cfg.MaxUploads = 2 * cfg.MaxConcurrentTasks
+	}
 	if cfg.MaxChunkBytes <= 0 {
 		cfg.MaxChunkBytes = 4 << 30
 	}
 	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = 4 << 20
+		cfg.MaxMessageBytes = defaultGRPCMessageBytes
 	}
 	if cfg.FrameBytes <= 0 {
 		cfg.FrameBytes = 1 << 20
@@ -96,8 +129,15 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 		log:    cfg.Logger,
 		slots:  make(chan struct{}, cfg.MaxConcurrentTasks),
 		health: newHealthState(),
+		unaryGate: &gate{what: "unary ProcessChunk calls", key: "limits.max_unary_chunks",
+			max: int64(cfg.MaxUnaryChunks)},
+		uploadGate: &gate{what: "uploads", key: "limits.max_uploads", max: int64(cfg.MaxUploads)},
 	}
 }
+
+// defaultGRPCMessageBytes is gRPC's own receive limit, what a server built
+// without MaxRecvMsgSize enforces.
+const defaultGRPCMessageBytes = 4 << 20
 
 // Register adds the service to g.
 func (s *Server) Register(g *grpc.Server) {

@@ -114,7 +114,7 @@ func newHarnessFS(t *testing.T, fsys storage.FS, enc encode.Encoder, cfg Config)
 	}
 	srv := NewServer(store, enc, cfg)
 	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(ServerOptions(srv.log)...)
+	gs := grpc.NewServer(srv.GRPCOptions()...)
 	srv.Register(gs)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
@@ -162,7 +162,8 @@ func TestToStatus(t *testing.T) {
 
 func TestBusyQueueIsBounded(t *testing.T) {
 	enc := &fakeEncoder{started: make(chan struct{}, 10), block: make(chan struct{})}
-	h := newHarness(t, enc, Config{MaxConcurrentTasks: 1, MaxQueuedTasks: 1})
+	// Room for three unary calls: the third is refused by the queue, not at admission.
+	h := newHarness(t, enc, Config{MaxConcurrentTasks: 1, MaxQueuedTasks: 1, MaxUnaryChunks: 3})
 	ctx := context.Background()
 	results := make(chan error, 2)
 	send := func(i int32) {
@@ -272,7 +273,8 @@ func TestUnaryGetShardOverTheLimit(t *testing.T) {
 
 func TestCancelledWhileQueued(t *testing.T) {
 	enc := &fakeEncoder{started: make(chan struct{}, 10), block: make(chan struct{})}
-	h := newHarness(t, enc, Config{MaxConcurrentTasks: 1})
+	// Room for a second unary call, so that it waits in the queue.
+	h := newHarness(t, enc, Config{MaxConcurrentTasks: 1, MaxUnaryChunks: 2})
 	defer close(enc.block)
 	go h.client.ProcessChunk(context.Background(), &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: []byte("x")})
 	<-enc.started

@@ -16,8 +16,9 @@ import (
 // Sizes the client works with.
 const (
 	// DefaultMaxMessageBytes is the largest message the client sends or
-	// receives when DialOptions.MaxMessageBytes is 0. It matches the
-	// worker's default grpc.max_message_bytes.
+	// receives when DialOptions.MaxMessageBytes is 0. It is above the
+	// worker's default grpc.max_message_bytes (64 MiB): the worker's own
+	// limit, which it reports, is what bounds a unary chunk.
 	DefaultMaxMessageBytes = 256 << 20
 
 	// MessageHeadroom is what a chunk message needs beyond the chunk bytes.

@@ -12,6 +12,10 @@
 #   download cmd/worker BenchmarkDownloadShard1GiB        DownloadShard of a 1 GiB shard from the real
 #                                                         worker: MB/s / disk read+sha256, and the
 #                                                         worker's RSS growth              (< 64 MiB)
+#   limits   cmd/worker BenchmarkHonestUnderSlowloris      64 honest clients beside 64 stalled uploads: p99
+#                                                         latency / the same load alone    (<= 2), refused (0)
+#            cmd/worker BenchmarkWorkerRSSWorstAdmitted   the worker's peak RSS under the worst load its
+#                                                         default limits admit / README's bound (<= 1)
 #   master   cmd/master BenchmarkMasterEncodeVsWholeFile  `master encode` of a 30 s 720p clip across two
 #                                                         local ffmpeg workers / one ffmpeg over the whole
 #                                                         file, same codec, CRF, preset: wall (<= 1.15),
@@ -24,13 +28,15 @@
 #   extra    storage BenchmarkCommit64MiB, encode BenchmarkSimulated64MiB and
 #            BenchmarkFFmpegDirectVsEncoder (ns/op pairs, no interleaving)
 #
-# Usage: scripts/bench.sh [ffmpeg|ingest|download|master|longgop|verify|extra|profile ...]   (default: all but profile)
+# Usage: scripts/bench.sh [ffmpeg|ingest|download|limits|master|longgop|verify|extra|profile ...]   (default: all but profile)
 # Environment:
 #   BENCH_OUT=DIR                         where raw outputs and profiles go (default: a new temp dir)
 #   BENCH_PROFILE=1                       also CPU-profile the simulated unary and streamed ingest
 #   VIDEOSHARD_BENCH_FFMPEG_PAIRS=N       direct/rpc pairs (default 5)
 #   VIDEOSHARD_BENCH_INGEST_ROUNDS=N      ingest rounds (default 15)
 #   VIDEOSHARD_BENCH_DOWNLOAD_ROUNDS=N    download rounds, one fresh worker each (default 3)
+#   VIDEOSHARD_BENCH_SLOWLORIS_ROUNDS=N   slowloris rounds, alone and under attack each (default 5)
+#   VIDEOSHARD_BENCH_RSS_ROUNDS=N         worst-admitted-load rounds, one fresh worker each (default 3)
 #   VIDEOSHARD_BENCH_MASTER_ROUNDS=N      master/whole-file rounds (default 3)
 #   VIDEOSHARD_BENCH_MASTER_SEGMENT=S     the master's --segment-seconds (default 5)
 #   VIDEOSHARD_BENCH_MASTER_SLOTS=N       each worker's max_concurrent_tasks (default 1)
@@ -44,14 +50,14 @@ GO=${GO:-go}
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then
-	parts=(ffmpeg ingest download master longgop verify extra)
+	parts=(ffmpeg ingest download limits master longgop verify extra)
 	[ "${BENCH_PROFILE:-}" = 1 ] && parts+=(profile)
 fi
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for p in "${parts[@]}"; do
-	case $p in ffmpeg | ingest | download | master | longgop | verify | extra | profile) ;; *)
-		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, master, longgop, verify, extra, profile)" >&2
+	case $p in ffmpeg | ingest | download | limits | master | longgop | verify | extra | profile) ;; *)
+		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, limits, master, longgop, verify, extra, profile)" >&2
 		exit 2
 		;;
 	esac
@@ -110,6 +116,9 @@ if want ingest; then
 fi
 if want download; then
 	bench_required download ./cmd/worker/ 'BenchmarkDownloadShard1GiB$' -benchtime=1x
+fi
+if want limits; then
+	bench_required limits ./cmd/worker/ 'BenchmarkHonestUnderSlowloris$|BenchmarkWorkerRSSWorstAdmitted$' -benchtime=1x
 fi
 if want master; then
 	bench_required master ./cmd/master/ 'BenchmarkMasterEncodeVsWholeFile$' -benchtime=1x
@@ -174,6 +183,17 @@ if want download; then
 	row "  worker RSS growth (median; max)" "$(metric "$f" $B rss-growth-MiB); $g MiB" \
 		"base $(metric "$f" $B rss-base-MiB) MiB" "" "< 64 MiB" "$(verdict "$g" '<' 64)"
 	row "  worker peak RSS" "$(metric "$f" $B rss-peak-MiB) MiB" "" "" "" ""
+fi
+if want limits; then
+	f=$out/limits.txt B=BenchmarkHonestUnderSlowloris
+	r=$(metric "$f" $B p99-attack/alone) n=$(metric "$f" $B refused-under-attack)
+	row "honest p99 under 64 stalled uploads ($(int "$(metric "$f" $B rounds)") rounds)" "$(metric "$f" $B attack-p99-ms) ms" \
+		"alone $(metric "$f" $B alone-p99-ms) ms" "$r" "<= 2" "$(verdict "$r" '<=' 2)"
+	row "  honest calls refused under attack" "$n" "alone $(metric "$f" $B refused-alone)" "" "0" "$(verdict "$n" '<=' 0)"
+	B=BenchmarkWorkerRSSWorstAdmitted
+	m=$(metric "$f" $B rss-peak-max-MiB) l=$(metric "$f" $B bound-MiB)
+	row "worker peak RSS, worst admitted load (max)" "$m MiB" "README bound $l MiB" \
+		"$(awk -v a="$m" -v b="$l" 'BEGIN { if (b > 0) printf "%.2f", a / b }')" "<= 1" "$(verdict "$m" '<=' "$l")"
 fi
 if want master; then
 	f=$out/master.txt B=BenchmarkMasterEncodeVsWholeFile

@@ -45,6 +45,11 @@ trap cleanup EXIT
 	if [[ -n "${LOADTEST_MAX_CONCURRENT:-}" ]]; then
 		echo "  max_concurrent_tasks: $LOADTEST_MAX_CONCURRENT"
 	fi
+	# Every writer may wait for a slot (the default admits one unary call per
+	# slot, to bound memory with 64 MiB messages; these chunks are small).
+	admitted=$((QUEUED + ${LOADTEST_MAX_CONCURRENT:-$(nproc)}))
+	echo "  max_unary_chunks: $admitted"
+	echo "  max_uploads: $admitted"
 } >"$tmp/worker.yaml"
 
 "$BIN/worker" --config "$tmp/worker.yaml" 2>"$tmp/worker.log" &

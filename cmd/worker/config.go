@@ -86,10 +86,22 @@ type LimitsConfig struct {
 	MaxFramePixels     int64
 	MaxPixelsPerSecond int64
 	MaxChunkPixels     int64
+	// MaxUnaryChunks bounds unary ProcessChunk calls in flight; each may
+	// hold grpc.max_message_bytes in memory.
+	MaxUnaryChunks int
+	// MaxUploads bounds UploadChunk streams in flight; each may spool up to
+	// max_chunk_bytes in the store's .tmp.
+	MaxUploads int
+	// UploadIdleTimeout aborts an upload that sends nothing for that long;
+	// UploadTimeout bounds a whole upload (and a unary chunk's message).
+	UploadIdleTimeout time.Duration
+	UploadTimeout     time.Duration
 }
 
 type GRPCConfig struct {
 	MaxMessageBytes int64
+	// MaxConcurrentStreams bounds the calls in flight on one connection.
+	MaxConcurrentStreams int
 }
 
 type HealthConfig struct {
@@ -129,7 +141,14 @@ func defaults() map[string]any {
 		"limits.max_concurrent_tasks": runtime.NumCPU(),
 		"limits.max_queued_tasks":     0,
 		"limits.max_chunk_bytes":      "4GiB",
-		"grpc.max_message_bytes":      "256MiB",
+		"limits.max_unary_chunks":     0,
+		"limits.max_uploads":          0,
+		"limits.upload_idle_timeout":  "30s",
+		"limits.upload_timeout":       "10m",
+		// 64 MiB: a 48 MiB chunk still fits in one message, as old clients
+		// send them, and max RSS stays within a 2 GiB machine (README).
+		"grpc.max_message_bytes":      "64MiB",
+		"grpc.max_concurrent_streams": 100,
 		"health.ttl":                  "30s",
 		// Transport security and authentication (security.go).
 		"tls.cert_file":      "",
@@ -235,8 +254,15 @@ func loadConfig(v *viper.Viper) (Config, error) {
 			MaxFramePixels:     r.int64("limits.max_frame_pixels"),
 			MaxPixelsPerSecond: r.int64("limits.max_pixels_per_second"),
 			MaxChunkPixels:     r.int64("limits.max_chunk_pixels"),
+			MaxUnaryChunks:     r.integer("limits.max_unary_chunks"),
+			MaxUploads:         r.integer("limits.max_uploads"),
+			UploadIdleTimeout:  r.duration("limits.upload_idle_timeout"),
+			UploadTimeout:      r.duration("limits.upload_timeout"),
 		},
-		GRPC:   GRPCConfig{MaxMessageBytes: r.size("grpc.max_message_bytes")},
+		GRPC: GRPCConfig{
+			MaxMessageBytes:      r.size("grpc.max_message_bytes"),
+			MaxConcurrentStreams: r.integer("grpc.max_concurrent_streams"),
+		},
 		Health: HealthConfig{TTL: r.duration("health.ttl")},
 		TLS: TLSConfig{
 			CertFile:     r.str("tls.cert_file"),
@@ -266,6 +292,16 @@ func loadConfig(v *viper.Viper) (Config, error) {
 		"must be between 0 (no limit) and 2147483647 (ffmpeg's own bound)")
 	r.check("limits.max_pixels_per_second", cfg.Limits.MaxPixelsPerSecond >= 0, "must not be negative (0 means no limit)")
 	r.check("limits.max_chunk_pixels", cfg.Limits.MaxChunkPixels >= 0, "must not be negative (0 means no limit)")
+	r.check("limits.max_unary_chunks", cfg.Limits.MaxUnaryChunks >= 0, "must not be negative (0 means max_concurrent_tasks)")
+	r.check("limits.max_uploads", cfg.Limits.MaxUploads >= 0, "must not be negative (0 means 2 x max_concurrent_tasks)")
+	r.check("limits.upload_idle_timeout", cfg.Limits.UploadIdleTimeout > 0,
+		"must be positive: an upload that sends nothing would hold its place for ever")
+	r.check("limits.upload_timeout", cfg.Limits.UploadTimeout > 0,
+		"must be positive: a trickling upload would hold its place for ever")
+	r.check("limits.upload_idle_timeout", cfg.Limits.UploadIdleTimeout <= cfg.Limits.UploadTimeout,
+		"must not exceed limits.upload_timeout")
+	r.check("grpc.max_concurrent_streams", cfg.GRPC.MaxConcurrentStreams >= 1 && cfg.GRPC.MaxConcurrentStreams <= 1<<20,
+		"must be between 1 and 1048576")
 	r.check("grpc.max_message_bytes", cfg.GRPC.MaxMessageBytes >= 1<<20 && cfg.GRPC.MaxMessageBytes <= 2<<30-1,
 		"must be between 1MiB and 2GiB")
 	r.check("health.ttl", cfg.Health.TTL > 0, "must be positive")

@@ -39,7 +39,7 @@ func TestConfigDefaults(t *testing.T) {
 	if cfg.Encoder != "ffmpeg" || cfg.FFmpeg.VideoCodec != "libx264" || cfg.FFmpeg.Container != "matroska" {
 		t.Errorf("encoder defaults = %q %q %q", cfg.Encoder, cfg.FFmpeg.VideoCodec, cfg.FFmpeg.Container)
 	}
-	if got, want := cfg.GRPC.MaxMessageBytes, int64(256<<20); got != want {
+	if got, want := cfg.GRPC.MaxMessageBytes, int64(64<<20); got != want {
 		t.Errorf("grpc.max_message_bytes = %d, want %d", got, want)
 	}
 	if got, want := cfg.Limits.MaxChunkBytes, int64(4<<30); got != want {
@@ -50,6 +50,20 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if cfg.Limits.MaxConcurrentTasks < 1 || cfg.Simulated.Ratio != 0.5 {
 		t.Errorf("limits/simulated defaults = %+v %+v", cfg.Limits, cfg.Simulated)
+	}
+	for _, c := range []struct {
+		key       string
+		got, want any
+	}{
+		{"limits.max_unary_chunks", cfg.Limits.MaxUnaryChunks, 0},
+		{"limits.max_uploads", cfg.Limits.MaxUploads, 0},
+		{"limits.upload_idle_timeout", cfg.Limits.UploadIdleTimeout, 30 * time.Second},
+		{"limits.upload_timeout", cfg.Limits.UploadTimeout, 10 * time.Minute},
+		{"grpc.max_concurrent_streams", cfg.GRPC.MaxConcurrentStreams, 100},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.key, c.got, c.want)
+		}
 	}
 }
 
@@ -113,6 +127,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad size", "limits: {max_chunk_bytes: lots}\n", nil, "limits.max_chunk_bytes"},
 		{"tiny message limit", "grpc: {max_message_bytes: 1000}\n", nil, "grpc.max_message_bytes"},
 		{"zero health ttl", "health: {ttl: 0s}\n", nil, "config key health.ttl: must be positive"},
+		{"no stream limit", "grpc: {max_concurrent_streams: 0}\n", nil, "grpc.max_concurrent_streams"},
+		{"negative unary limit", "limits: {max_unary_chunks: -1}\n", nil, "limits.max_unary_chunks"},
+		{"negative upload limit", "limits: {max_uploads: -2}\n", nil, "limits.max_uploads"},
+		{"no idle timeout", "limits: {upload_idle_timeout: 0s}\n", nil, "limits.upload_idle_timeout"},
+		{"no upload timeout", "limits: {upload_timeout: 0s}\n", nil, "limits.upload_timeout"},
+		{"idle beyond the whole", "limits: {upload_idle_timeout: 11m}\n", nil, "must not exceed limits.upload_timeout"},
 		{"bad listen", "listen: nowhere\n", nil, "listen"},
 		{"bad env value", "", map[string]string{"VIDEOSHARD_SIMULATED_DELAY": "x"}, "simulated.delay"},
 		{"not yaml", "listen: [\n", nil, "parse config"},

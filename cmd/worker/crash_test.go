@@ -48,7 +48,7 @@ const crashChunks = 8
 // clients, so a refusal is an error, not load shedding.
 const crashConfig = `encoder: simulated
 simulated: {ratio: 0.5}
-limits: {max_concurrent_tasks: 4, max_queued_tasks: 64}
+limits: {max_concurrent_tasks: 4, max_queued_tasks: 64, max_unary_chunks: 68, max_uploads: 68}
 shutdown_grace: 5s
 `
 

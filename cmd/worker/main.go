@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/videoshard/videoshard/encode"
 	"github.com/videoshard/videoshard/grpcapi"
+	"github.com/videoshard/videoshard/internal/sysinfo"
 	"github.com/videoshard/videoshard/storage"
 )
 
@@ -146,15 +148,20 @@ func run(ctx context.Context, cfg Config) error {
 		MaxConcurrentTasks: cfg.Limits.MaxConcurrentTasks,
 		MaxQueuedTasks:     cfg.Limits.MaxQueuedTasks,
 		MaxChunkBytes:      cfg.Limits.MaxChunkBytes,
+		MaxUnaryChunks:     cfg.Limits.MaxUnaryChunks,
+		MaxUploads:         cfg.Limits.MaxUploads,
+		UploadIdleTimeout:  cfg.Limits.UploadIdleTimeout,
+		UploadTimeout:      cfg.Limits.UploadTimeout,
 		MaxMessageBytes:    int(cfg.GRPC.MaxMessageBytes),
 		HealthTTL:          cfg.Health.TTL,
-		Logger:             log,
+		// Checked against 1<<20 in loadConfig.
+		MaxConcurrentStreams: uint32(cfg.GRPC.MaxConcurrentStreams),
+		Logger:               log,
 	})
 
-	opts := append(grpcapi.ServerOptions(log, grpcapi.WithAuth(auth)),
-		grpc.MaxRecvMsgSize(int(cfg.GRPC.MaxMessageBytes)),
-		grpc.MaxSendMsgSize(int(cfg.GRPC.MaxMessageBytes)),
-	)
+	memLimit := setMemoryLimit(srv, log)
+
+	opts := srv.GRPCOptions(grpcapi.WithAuth(auth))
 	if creds != nil {
 		opts = append(opts, grpc.Creds(creds))
 	}
@@ -178,7 +185,8 @@ func run(ctx context.Context, cfg Config) error {
 	tlsMode, authMode := securityMode(cfg)
 	warnInsecure(log, cfg) // before "listening": whoever waits for that line has seen it
 	log.Info("videoshard worker listening", "addr", lis.Addr().String(), "worker_id", cfg.WorkerID,
-		"encoder", cfg.Encoder, "codec", codec, "store", store.Root(), "tls", tlsMode, "auth", authMode)
+		"encoder", cfg.Encoder, "codec", codec, "store", store.Root(), "tls", tlsMode, "auth", authMode,
+		"memory_limit", memLimit)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
@@ -213,6 +221,30 @@ func run(ctx context.Context, cfg Config) error {
 	}
 	log.Info("worker stopped")
 	return nil
+}
+
+// memoryHeadroom is what the worker may use beyond its start-up memory and
+// its admitted messages: buffers of the calls with small messages, the
+// index of chunks stored since.
+const memoryHeadroom = 64 << 20
+
+// setMemoryLimit sets Go's soft memory limit to the worker's worst case,
+// its memory at start-up (the store's index loaded) plus memoryHeadroom
+// plus the admitted messages' (srv.MessageMemory), so that the collector
+// reclaims garbage before it adds to that; unless GOMEMLIMIT sets one. It
+// returns the limit in force.
+func setMemoryLimit(srv *grpcapi.Server, log *slog.Logger) int64 {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return debug.SetMemoryLimit(-1)
+	}
+	rss, err := sysinfo.RSSBytes()
+	if err != nil {
+		log.Warn("no soft memory limit: cannot read own memory", "err", err)
+		return debug.SetMemoryLimit(-1)
+	}
+	limit := rss + memoryHeadroom + srv.MessageMemory()
+	debug.SetMemoryLimit(limit)
+	return limit
 }
 
 // watchHealth keeps the standard health service in step with the worker's

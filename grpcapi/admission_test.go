@@ -1,0 +1,206 @@
+package grpcapi
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/videoshard/videoshard/encode"
+	pb "github.com/videoshard/videoshard/proto"
+)
+
+// Whatever happens to a call, in whatever order, its admission is given
+// back exactly once, and a handler never starts on a call that has ended.
+func TestAdmissionLifecycle(t *testing.T) {
+	tests := []struct {
+		name      string
+		steps     string // s: start, f: finish, d: drop (stream ended, or message deadline)
+		wantStart bool   // what the first start returned
+	}{
+		{"handler runs and returns", "sf", true},
+		{"stream ends before the handler", "d", false},
+		{"stream ends while the handler runs", "sdf", true},
+		{"stream ended, then a late handler", "ds", false},
+		{"finish twice", "sff", true},
+		{"dropped twice", "dd", false},
+		{"dropped after the handler returned", "sfd", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &gate{what: "calls", key: "k", max: 1}
+			if err := g.enter(); err != nil {
+				t.Fatal(err)
+			}
+			a := &admission{gate: g}
+			started, sawStart := false, false
+			for _, step := range tt.steps {
+				switch step {
+				case 's':
+					ok := a.start()
+					if !sawStart {
+						started, sawStart = ok, true
+					}
+				case 'f':
+					a.finish()
+				case 'd':
+					a.drop()
+				}
+			}
+			if sawStart && started != tt.wantStart {
+				t.Fatalf("start = %v, want %v", started, tt.wantStart)
+			}
+			if n := g.n.Load(); n != 0 {
+				t.Fatalf("%d calls still counted after %q", n, tt.steps)
+			}
+		})
+	}
+}
+
+func TestGateRefusalNamesTheLimit(t *testing.T) {
+	g := &gate{what: "uploads", key: "limits.max_uploads", max: 2}
+	for range 2 {
+		if err := g.enter(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := toStatus(g.enter())
+	if status.Code(err) != codes.ResourceExhausted ||
+		!strings.Contains(err.Error(), "2 uploads in flight, the limit (limits.max_uploads) is 2") {
+		t.Fatalf("refusal: %v", err)
+	}
+	if g.n.Load() != 2 {
+		t.Fatalf("a refused call is counted: %d", g.n.Load())
+	}
+}
+
+// waitUntil polls cond (the server's counters have no events to wait on).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not in 10s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// An upload whose header finds every slot and queue place taken is refused
+// before its data; one that got in, once received whole, waits for a slot
+// even if the queue has filled meanwhile, rather than be refused after its
+// client has sent it all.
+func TestUploadQueueing(t *testing.T) {
+	enc := &fakeEncoder{started: make(chan struct{}, 10), block: make(chan struct{})}
+	h := newHarness(t, enc, Config{MaxConcurrentTasks: 1, MaxQueuedTasks: 1, MaxUnaryChunks: 2, MaxUploads: 4})
+	ctx := context.Background()
+	results := make(chan error, 3)
+	unary := func(i int32) {
+		_, err := h.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: i, ChunkData: []byte("data")})
+		results <- err
+	}
+	go unary(0)
+	<-enc.started // the only slot is taken
+
+	// An upload that gets in: its header now, its data later.
+	late, err := h.client.UploadChunk(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("the late upload's bytes")
+	if err := late.Send(&pb.UploadChunkRequest{Frame: &pb.UploadChunkRequest_Header{Header: &pb.UploadHeader{
+		VideoId: "v", ChunkIndex: 1, TotalSize: int64(len(data))}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the upload's spool", func() bool { return spools(t, h) == 1 })
+
+	go unary(2) // takes the only queue place
+	waitUntil(t, "a queued unary call", func() bool { return h.srv.queued.Load() == 1 })
+
+	// Every slot and queue place is taken: a new upload is refused at its header.
+	_, err = uploadChunk(t, h, &pb.UploadHeader{VideoId: "v", ChunkIndex: 3}, []byte("refused"), 4)
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "limits.max_queued_tasks") {
+		t.Fatalf("an upload finding the queue full: %v, want ResourceExhausted naming limits.max_queued_tasks", err)
+	}
+
+	// The one that got in sends its data: it waits beyond the queue's bound.
+	if err := late.Send(&pb.UploadChunkRequest{Frame: &pb.UploadChunkRequest_Data{Data: data}}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, err := late.CloseAndRecv()
+		results <- err
+	}()
+	waitUntil(t, "the received upload waiting", func() bool { return h.srv.queued.Load() == 2 })
+	close(enc.block)
+	for range 3 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertTempDirEmpty(t, h)
+}
+
+// spools counts the uploads spooled in the store's TempDir (which holds
+// pending shards too).
+func spools(t *testing.T, h *harness) int {
+	t.Helper()
+	entries, err := os.ReadDir(h.store.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "upload-") {
+			n++
+		}
+	}
+	return n
+}
+
+// An upload that cannot succeed is refused at its header: its client never
+// sends the data (and does not close its side) before it has the answer.
+func TestUploadRefusedAtItsHeader(t *testing.T) {
+	sim, err := encode.NewSimulated(encode.SimulatedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		enc    encode.Encoder
+		header *pb.UploadHeader
+		want   codes.Code
+	}{
+		{"codec outside the allowlist", sim,
+			&pb.UploadHeader{VideoId: "v", TotalSize: 10, Encoding: &pb.EncodingOptions{VideoCodec: "rawvideo"}}, codes.InvalidArgument},
+		{"a trim the encoder cannot do", plainEncoder{&fakeEncoder{}},
+			&pb.UploadHeader{VideoId: "v", TotalSize: 10, Trim: &pb.FrameTrim{StartFrame: 1, FrameCount: 1}}, codes.InvalidArgument},
+		{"larger than limits.max_chunk_bytes", sim, &pb.UploadHeader{VideoId: "v", TotalSize: 1 << 40}, codes.ResourceExhausted},
+		{"a bad video id", sim, &pb.UploadHeader{VideoId: "../v", TotalSize: 10}, codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.enc, Config{MaxChunkBytes: 1 << 20})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			stream, err := h.client.UploadChunk(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := stream.Send(&pb.UploadChunkRequest{Frame: &pb.UploadChunkRequest_Header{Header: tt.header}}); err != nil {
+				t.Fatal(err)
+			}
+			var resp pb.ProcessChunkResponse
+			if err := stream.RecvMsg(&resp); status.Code(err) != tt.want {
+				t.Fatalf("answer to the header alone: %v, want %v", err, tt.want)
+			}
+			if n := spools(t, h); n != 0 {
+				t.Fatalf("%d spool files left", n)
+			}
+		})
+	}
+}
