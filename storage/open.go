@@ -30,7 +30,7 @@ func (s *Store) load() error {
 		return err
 	}
 
-	index := make(map[string]map[int]Metadata)
+	indexed := make(map[chunkKey]Metadata, len(metas))
 	for key, m := range metas {
 		ok, err := s.checkChunk(key, m, shards[key], backups[key])
 		delete(backups, key)
@@ -41,12 +41,7 @@ func (s *Store) load() error {
 			continue
 		}
 		m.ShardLocation = s.shardPath(key.video, key.chunk) // the store may have moved since
-		chunks := index[key.video]
-		if chunks == nil {
-			chunks = make(map[int]Metadata)
-			index[key.video] = chunks
-		}
-		chunks[key.chunk] = m
+		indexed[key] = m
 	}
 	// Backups of chunks that have no metadata: the replaced version was
 	// never committed, so there is nothing to restore.
@@ -70,7 +65,7 @@ func (s *Store) load() error {
 			return err
 		}
 	}
-	s.index = index
+	s.index = buildIndex(indexed)
 	return nil
 }
 
