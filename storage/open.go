@@ -3,7 +3,6 @@ package storage
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +33,7 @@ func (s *Store) load() error {
 		return err
 	}
 
-	indexed := make(map[chunkKey]Metadata, len(metas))
+	var refused []chunkKey // out of metas once the shards without metadata are known
 	for key, m := range metas {
 		ok, err := s.checkChunk(key, m, shards[key], backups[key])
 		delete(backups, key)
@@ -42,10 +41,11 @@ func (s *Store) load() error {
 			return err
 		}
 		if !ok {
+			refused = append(refused, key)
 			continue
 		}
 		m.ShardLocation = s.shardPath(key.video, key.chunk) // the store may have moved since
-		indexed[key] = m
+		metas[key] = m
 	}
 	// Backups of chunks that have no metadata: the replaced version was
 	// never committed, so there is nothing to restore.
@@ -60,7 +60,7 @@ func (s *Store) load() error {
 	}
 	for key := range shards {
 		if _, ok := metas[key]; ok {
-			continue
+			continue // indexed, or quarantined with its metadata
 		}
 		if err := s.inVideoDir(key.video, func(vd *Dir) {
 			s.quarantineAtOpen(key.video+"_chunk_"+strconv.Itoa(key.chunk), "shard has no metadata", "",
@@ -69,7 +69,10 @@ func (s *Store) load() error {
 			return err
 		}
 	}
-	s.index = buildIndex(indexed)
+	for _, key := range refused {
+		delete(metas, key)
+	}
+	s.index = buildIndex(metas)
 	return nil
 }
 
@@ -143,13 +146,12 @@ func (s *Store) readMetadataDir() (map[chunkKey]Metadata, error) {
 	reads := s.readMetadataFiles(names)
 	metas := make(map[chunkKey]Metadata, len(names))
 	for i, name := range names {
-		path := s.metaDir.join(name)
 		if isTempName(name) || isBackupName(name) {
 			s.removeLeftover(s.metaDir, name)
 			continue
 		}
 		if !isMetadataName(name) {
-			s.log.Warn("unexpected file in metadata directory; ignored", "path", path)
+			s.log.Warn("unexpected file in metadata directory; ignored", "path", s.metaDir.join(name))
 			continue
 		}
 		label := strings.TrimSuffix(name, ".json")
@@ -257,8 +259,8 @@ func (s *Store) readMetadata(name string, buf []byte) (Metadata, fs.FileMode, []
 	if err != nil || !mode.IsRegular() {
 		return Metadata{}, mode, buf, err
 	}
-	var m Metadata
-	if err := json.Unmarshal(data, &m); err != nil {
+	m, err := decodeMetadata(data)
+	if err != nil {
 		return Metadata{}, 0, data, err
 	}
 	return m, mode, data, nil
