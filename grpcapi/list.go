@@ -62,7 +62,7 @@ const (
 // first), fewer if the message limit says so, and returns the token of the
 // next page ("" if this is the last).
 func (s *Server) listPage(video string, after *storage.ChunkRef, limit int, l *listing) (string, error) {
-	page, err := s.store.ListPage(storage.PageOptions{VideoID: video, After: after, Limit: limit})
+	page, err := s.store.ListPage(storage.PageOptions{VideoID: video, After: after, Limit: limit, Brief: true})
 	if err != nil {
 		return "", err
 	}
@@ -98,7 +98,7 @@ const listBatch = maxListPage
 // most once, as a paging client sees them.
 func (s *Server) listAll(ctx context.Context, video string, after *storage.ChunkRef, l *listing) error {
 	for {
-		page, err := s.store.ListPage(storage.PageOptions{VideoID: video, After: after, Limit: listBatch})
+		page, err := s.store.ListPage(storage.PageOptions{VideoID: video, After: after, Limit: listBatch, Brief: true})
 		if err != nil {
 			return err
 		}

@@ -106,8 +106,9 @@ func (x *index) video(id string) []Metadata {
 
 // page returns, in order and uncloned, at most limit chunks (0: no limit)
 // of video (""; every video) that sort after after (nil: from the first),
-// and whether more follow.
-func (x *index) page(video string, after *ChunkRef, limit int) (videos []Video, more bool) {
+// and whether more follow. With brief, each chunk holds only what
+// PageOptions.Brief says.
+func (x *index) page(video string, after *ChunkRef, limit int, brief bool) (videos []Video, more bool) {
 	ids := x.ids
 	if video != "" {
 		ids = nil
@@ -143,7 +144,13 @@ func (x *index) page(video string, after *ChunkRef, limit int) (videos []Video, 
 		}
 		chunks := make([]Metadata, len(order))
 		for i, c := range order {
-			chunks[i] = vc.byIndex[c]
+			if m := &chunks[i]; brief {
+				full := vc.byIndex[c]
+				m.VideoID, m.ChunkIndex, m.ShardLocation = full.VideoID, full.ChunkIndex, full.ShardLocation
+				m.EncodedSize, m.ChecksumSHA256 = full.EncodedSize, full.ChecksumSHA256
+			} else {
+				*m = vc.byIndex[c]
+			}
 		}
 		videos = append(videos, Video{ID: ids[v], Chunks: chunks})
 		n += len(chunks)

@@ -275,3 +275,28 @@ func TestListPage_ReturnsCopies(t *testing.T) {
 		t.Fatalf("the store changed with the page: %+v", again)
 	}
 }
+
+// A brief page lists the same chunks with only what a listing shows.
+func TestListPage_Brief(t *testing.T) {
+	s := newListStore(t)
+	full, err := s.ListPage(storage.PageOptions{Limit: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brief, err := s.ListPage(storage.PageOptions{Limit: 4, Brief: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if brief.More != full.More || len(brief.Videos) != len(full.Videos) {
+		t.Fatalf("brief page %+v, full page %+v", brief, full)
+	}
+	for i, v := range full.Videos {
+		for j, m := range v.Chunks {
+			want := storage.Metadata{VideoID: m.VideoID, ChunkIndex: m.ChunkIndex, ShardLocation: m.ShardLocation,
+				EncodedSize: m.EncodedSize, ChecksumSHA256: m.ChecksumSHA256}
+			if got := brief.Videos[i].Chunks[j]; !reflect.DeepEqual(got, want) || m.Timestamp == "" {
+				t.Fatalf("brief chunk %+v, want %+v", got, want)
+			}
+		}
+	}
+}

@@ -189,6 +189,10 @@ type PageOptions struct {
 	After *ChunkRef
 	// Limit bounds the chunks on the page; 0 means no bound.
 	Limit int
+	// Brief leaves out of each chunk's Metadata all but what a listing
+	// shows: VideoID, ChunkIndex, ShardLocation, EncodedSize and
+	// ChecksumSHA256. Such a page costs a fraction of a full one to make.
+	Brief bool
 }
 
 // Page is a part of the listing.
@@ -236,11 +240,13 @@ func (s *Store) ListPage(opts PageOptions) (Page, error) {
 		return Page{}, fmt.Errorf("list: %w: limit %d is negative", ErrInvalid, opts.Limit)
 	}
 	s.mu.RLock()
-	videos, more := s.index.page(opts.VideoID, opts.After, opts.Limit)
+	videos, more := s.index.page(opts.VideoID, opts.After, opts.Limit, opts.Brief)
 	s.mu.RUnlock()
-	for _, v := range videos {
-		for i := range v.Chunks {
-			v.Chunks[i] = cloneMetadata(v.Chunks[i])
+	if !opts.Brief { // a brief chunk shares nothing mutable
+		for _, v := range videos {
+			for i := range v.Chunks {
+				v.Chunks[i] = cloneMetadata(v.Chunks[i])
+			}
 		}
 	}
 	return Page{Videos: videos, More: more}, nil
