@@ -116,7 +116,7 @@ func (s *Server) listAll(ctx context.Context, video string, after *storage.Chunk
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return fmt.Errorf("list shards: %w", err)
 		}
 		after = &last
 	}
