@@ -2,37 +2,176 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
 
-// ListShards lists committed shards, videos and chunks sorted.
+// ListShards lists committed shards, videos and chunks sorted, whole (no
+// page_size: what the original worker did, within the message limit) or a
+// page at a time.
 func (s *Server) ListShards(ctx context.Context, req *pb.ListShardsRequest) (*pb.ListShardsResponse, error) {
-	if id := req.GetVideoId(); id != "" {
-		if err := storage.ValidateVideoID(id); err != nil {
+	video := req.GetVideoId()
+	if video != "" {
+		if err := storage.ValidateVideoID(video); err != nil {
 			return nil, toStatus(err)
 		}
 	}
-	videos, err := s.store.List(req.GetVideoId())
-	if err != nil && !errors.Is(err, storage.ErrNotFound) { // an unknown video lists as empty
+	size := req.GetPageSize()
+	if size < 0 {
+		return nil, toStatus(invalidf("page_size %d is negative: 0 lists everything, 1 to %d a page of that many chunks",
+			size, maxListPage))
+	}
+	after, err := parsePageToken(req.GetPageToken(), video)
+	if err != nil {
 		return nil, toStatus(err)
 	}
 	resp := &pb.ListShardsResponse{Success: true, WorkerId: s.cfg.WorkerID}
-	chunks := 0
-	for _, v := range videos {
-		info := &pb.VideoInfo{VideoId: v.ID, Chunks: make([]*pb.ChunkInfo, 0, len(v.Chunks))}
-		for _, c := range v.Chunks {
-			info.Chunks = append(info.Chunks, toProtoChunkInfo(c))
-		}
-		chunks += len(v.Chunks)
-		resp.Videos = append(resp.Videos, info)
+	l := &listing{budget: s.cfg.MaxMessageBytes - listHeadroom - len(s.cfg.WorkerID)}
+	if size == 0 {
+		err = s.listAll(ctx, video, after, l)
+	} else {
+		resp.NextPageToken, err = s.listPage(video, after, min(int(size), maxListPage), l)
 	}
-	resp.Message = fmt.Sprintf("%d videos, %d chunks", len(videos), chunks)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp.Videos = l.videos
+	resp.Message = fmt.Sprintf("%d videos, %d chunks", len(l.videos), l.chunks)
+	if resp.NextPageToken != "" {
+		resp.Message += " on this page; more follow"
+	}
 	return resp, nil
 }
+
+const (
+	// maxListPage is the most chunks a ListShards page holds (a larger
+	// page_size is taken as this): at about 120 bytes a chunk, some
+	// 600 KB, within every client's default message limit.
+	maxListPage = 5000
+	// listHeadroom is what a ListShardsResponse needs beside its videos
+	// and worker id: success, message, next_page_token.
+	listHeadroom = 1 << 10
+)
+
+// listPage fills l with at most limit chunks after after (nil: from the
+// first), fewer if the message limit says so, and returns the token of the
+// next page ("" if this is the last).
+func (s *Server) listPage(video string, after *storage.ChunkRef, limit int, l *listing) (string, error) {
+	page, err := s.store.ListPage(storage.PageOptions{VideoID: video, After: after, Limit: limit, Brief: true})
+	if err != nil {
+		return "", err
+	}
+	more := page.More
+	for _, v := range page.Videos {
+		for _, c := range v.Chunks {
+			if !l.add(v.ID, toProtoChunkInfo(c)) {
+				more = true
+				break
+			}
+		}
+	}
+	if !more {
+		return "", nil
+	}
+	last, ok := l.last()
+	if !ok {
+		return "", fmt.Errorf("list shards: %w: one chunk's entry exceeds the %d-byte message limit", errTooLarge, s.cfg.MaxMessageBytes)
+	}
+	return pageToken(video, last), nil
+}
+
+// listBatch is the chunks listAll takes from the store at a time, so that
+// a listing too large to send is refused having copied little more than
+// the limit.
+const listBatch = maxListPage
+
+// listAll fills l with every chunk after after, as one response for a
+// client that does not page, or fails with errTooLarge if that would exceed
+// the message limit: truncating would make such a client believe it had
+// everything. The store is read in batches, each after the last chunk of
+// the one before, so chunks committed or removed meanwhile are listed at
+// most once, as a paging client sees them.
+func (s *Server) listAll(ctx context.Context, video string, after *storage.ChunkRef, l *listing) error {
+	for {
+		page, err := s.store.ListPage(storage.PageOptions{VideoID: video, After: after, Limit: listBatch, Brief: true})
+		if err != nil {
+			return err
+		}
+		for _, v := range page.Videos {
+			for _, c := range v.Chunks {
+				if !l.add(v.ID, toProtoChunkInfo(c)) {
+					return fmt.Errorf("list shards: %w: the listing exceeds the worker's %d-byte message limit "+
+						"(grpc.max_message_bytes); send page_size (1 to %d chunks a page) and follow next_page_token",
+						errTooLarge, s.cfg.MaxMessageBytes, maxListPage)
+				}
+			}
+		}
+		last, ok := page.Last()
+		if !page.More || !ok {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("list shards: %w", err)
+		}
+		after = &last
+	}
+}
+
+// listing is a ListShardsResponse's videos as they are added, with their
+// exact encoded size.
+type listing struct {
+	videos []*pb.VideoInfo
+	chunks int
+	budget int // the most bytes the videos may take
+	bytes  int // what they take, as fields of the response
+	body   int // the last video's encoded size, without its tag and length
+}
+
+// add appends chunk c of video id (after every chunk added so far), unless
+// the videos would then take more than the budget.
+func (l *listing) add(id string, c *pb.ChunkInfo) bool {
+	var v *pb.VideoInfo
+	if n := len(l.videos); n > 0 && l.videos[n-1].GetVideoId() == id {
+		v = l.videos[n-1]
+	}
+	body, bytes := l.body, l.bytes
+	if v == nil {
+		body = fieldSize(len(id))
+	} else {
+		bytes -= fieldSize(body)
+	}
+	body += fieldSize(proto.Size(c))
+	bytes += fieldSize(body)
+	if bytes > l.budget {
+		return false
+	}
+	if v == nil {
+		v = &pb.VideoInfo{VideoId: id}
+		l.videos = append(l.videos, v)
+	}
+	v.Chunks = append(v.Chunks, c)
+	l.chunks++
+	l.body, l.bytes = body, bytes
+	return true
+}
+
+// last is the last chunk added.
+func (l *listing) last() (storage.ChunkRef, bool) {
+	if len(l.videos) == 0 {
+		return storage.ChunkRef{}, false
+	}
+	v := l.videos[len(l.videos)-1]
+	return storage.ChunkRef{VideoID: v.GetVideoId(), ChunkIndex: int(v.Chunks[len(v.Chunks)-1].GetChunkIndex())}, true
+}
+
+// fieldSize is the encoded size of a length-delimited field numbered below
+// 16 whose content takes n bytes.
+func fieldSize(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
 
 // GetVideoMetadata returns every chunk's metadata for one video.
 func (s *Server) GetVideoMetadata(ctx context.Context, req *pb.GetVideoMetadataRequest) (*pb.GetVideoMetadataResponse, error) {

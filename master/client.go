@@ -217,17 +217,62 @@ func (c *Client) Health(ctx context.Context) (*replicationpb.HealthCheckResponse
 	return resp, nil
 }
 
+// listPageSize is the chunks List asks a worker for at a time: a whole
+// listing can exceed one message, which a worker then refuses to send.
+const listPageSize = 1000
+
 // List returns the worker's stored shards, for one video or, with an empty
-// videoID, for all of them. The worker lists an unknown video as empty.
+// videoID, for all of them, as one response: it pages through the listing
+// and merges the pages (a worker that does not page answers everything at
+// once). The worker lists an unknown video as empty.
 func (c *Client) List(ctx context.Context, videoID string) (*replicationpb.ListShardsResponse, error) {
-	resp, err := c.rpc.ListShards(ctx, &replicationpb.ListShardsRequest{VideoId: videoID})
-	if err != nil {
-		return nil, fmt.Errorf("list shards: %w", err)
+	req := &replicationpb.ListShardsRequest{VideoId: videoID, PageSize: listPageSize}
+	var all *replicationpb.ListShardsResponse
+	for pages := 1; ; pages++ {
+		resp, err := c.rpc.ListShards(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("list shards: %w", err)
+		}
+		if !resp.GetSuccess() {
+			return nil, fmt.Errorf("list shards: %w: %s", ErrRejected, resp.GetMessage())
+		}
+		if all == nil {
+			all = resp
+		} else {
+			all.Videos = mergeVideos(all.Videos, resp.GetVideos())
+		}
+		next := resp.GetNextPageToken()
+		if next == "" {
+			if pages > 1 {
+				chunks := 0
+				for _, v := range all.Videos {
+					chunks += len(v.GetChunks())
+				}
+				all.Message = fmt.Sprintf("%d videos, %d chunks", len(all.Videos), chunks)
+			}
+			all.NextPageToken = ""
+			return all, nil
+		}
+		// A page that says more follow must move on, or a broken worker
+		// would keep the client listing forever.
+		if len(resp.GetVideos()) == 0 || next == req.GetPageToken() {
+			return nil, fmt.Errorf("list shards: %w: page %d holds nothing new but names a next page", ErrProtocol, pages)
+		}
+		req.PageToken = next
 	}
-	if !resp.GetSuccess() {
-		return nil, fmt.Errorf("list shards: %w: %s", ErrRejected, resp.GetMessage())
+}
+
+// mergeVideos appends page to videos; a video cut between pages becomes
+// one again.
+func mergeVideos(videos, page []*replicationpb.VideoInfo) []*replicationpb.VideoInfo {
+	for _, v := range page {
+		if n := len(videos); n > 0 && videos[n-1].GetVideoId() == v.GetVideoId() {
+			videos[n-1].Chunks = append(videos[n-1].Chunks, v.GetChunks()...)
+			continue
+		}
+		videos = append(videos, v)
 	}
-	return resp, nil
+	return videos
 }
 
 // Metadata returns the metadata of every stored chunk of a video. A video

@@ -921,7 +921,19 @@ func (x *HealthCheckResponse) GetFeatures() []string {
 type ListShardsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: every video.
-	VideoId       string `protobuf:"bytes,1,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
+	VideoId string `protobuf:"bytes,1,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
+	// The most chunks to return in one response. 0 (an older client, which
+	// sends neither field): everything from page_token on, in one response,
+	// or ResourceExhausted if that would exceed the worker's message limit.
+	// Above 5000 it is taken as 5000. A page may hold fewer chunks than asked
+	// (the message limit); only an empty next_page_token ends the listing.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Empty: from the first chunk. Else a next_page_token of an earlier
+	// response to the same video_id, as it came: the page starts after the
+	// last chunk that response held, so chunks added or removed between
+	// pages are neither listed twice nor make others skip. A token the
+	// worker did not make is InvalidArgument.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -959,6 +971,20 @@ func (*ListShardsRequest) Descriptor() ([]byte, []int) {
 func (x *ListShardsRequest) GetVideoId() string {
 	if x != nil {
 		return x.VideoId
+	}
+	return ""
+}
+
+func (x *ListShardsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListShardsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
 	}
 	return ""
 }
@@ -1084,11 +1110,16 @@ func (x *VideoInfo) GetChunks() []*ChunkInfo {
 }
 
 type ListShardsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Success       bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
-	WorkerId      string                 `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	Videos        []*VideoInfo           `protobuf:"bytes,4,rep,name=videos,proto3" json:"videos,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Success  bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	WorkerId string                 `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	Message  string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// Sorted by video_id, chunks by chunk_index. When paging, a video may
+	// continue on the next page: merge pages by video_id.
+	Videos []*VideoInfo `protobuf:"bytes,4,rep,name=videos,proto3" json:"videos,omitempty"`
+	// Pass as page_token for the next page; empty on the last page, and so
+	// always when page_size is 0.
+	NextPageToken string `protobuf:"bytes,5,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1149,6 +1180,13 @@ func (x *ListShardsResponse) GetVideos() []*VideoInfo {
 		return x.Videos
 	}
 	return nil
+}
+
+func (x *ListShardsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type GetVideoMetadataRequest struct {
@@ -1590,9 +1628,12 @@ const file_videoshard_proto_rawDesc = "" +
 	"\x12storage_free_bytes\x18\f \x01(\x03R\x10storageFreeBytes\x12:\n" +
 	"\x19corrupted_shards_detected\x18\r \x01(\x03R\x17corruptedShardsDetected\x12-\n" +
 	"\x12quarantined_shards\x18\x0e \x01(\x03R\x11quarantinedShards\x12\x1a\n" +
-	"\bfeatures\x18\x0f \x03(\tR\bfeatures\".\n" +
+	"\bfeatures\x18\x0f \x03(\tR\bfeatures\"j\n" +
 	"\x11ListShardsRequest\x12\x19\n" +
-	"\bvideo_id\x18\x01 \x01(\tR\avideoId\"\x9b\x01\n" +
+	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x9b\x01\n" +
 	"\tChunkInfo\x12\x1f\n" +
 	"\vchunk_index\x18\x01 \x01(\x05R\n" +
 	"chunkIndex\x12%\n" +
@@ -1602,12 +1643,13 @@ const file_videoshard_proto_rawDesc = "" +
 	"\x0fchecksum_sha256\x18\x04 \x01(\tR\x0echecksumSha256\"V\n" +
 	"\tVideoInfo\x12\x19\n" +
 	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12.\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x16.replication.ChunkInfoR\x06chunks\"\x95\x01\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x16.replication.ChunkInfoR\x06chunks\"\xbd\x01\n" +
 	"\x12ListShardsResponse\x12\x18\n" +
 	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12.\n" +
-	"\x06videos\x18\x04 \x03(\v2\x16.replication.VideoInfoR\x06videos\"4\n" +
+	"\x06videos\x18\x04 \x03(\v2\x16.replication.VideoInfoR\x06videos\x12&\n" +
+	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"4\n" +
 	"\x17GetVideoMetadataRequest\x12\x19\n" +
 	"\bvideo_id\x18\x01 \x01(\tR\avideoId\"\xda\a\n" +
 	"\rChunkMetadata\x12\x1f\n" +

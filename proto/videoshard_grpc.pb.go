@@ -41,7 +41,7 @@ type VideoProcessingServiceClient interface {
 	// Return a whole shard in one message (for shards under the message limit).
 	GetShard(ctx context.Context, in *GetShardRequest, opts ...grpc.CallOption) (*GetShardResponse, error)
 	CheckHealth(ctx context.Context, in *HealthCheckRequest, opts ...grpc.CallOption) (*HealthCheckResponse, error)
-	// List stored shards, videos and chunks sorted.
+	// List stored shards, videos and chunks sorted; page_size pages it.
 	ListShards(ctx context.Context, in *ListShardsRequest, opts ...grpc.CallOption) (*ListShardsResponse, error)
 	GetVideoMetadata(ctx context.Context, in *GetVideoMetadataRequest, opts ...grpc.CallOption) (*GetVideoMetadataResponse, error)
 	// Like ProcessChunk for chunks of any size: the first message carries the
@@ -151,7 +151,7 @@ type VideoProcessingServiceServer interface {
 	// Return a whole shard in one message (for shards under the message limit).
 	GetShard(context.Context, *GetShardRequest) (*GetShardResponse, error)
 	CheckHealth(context.Context, *HealthCheckRequest) (*HealthCheckResponse, error)
-	// List stored shards, videos and chunks sorted.
+	// List stored shards, videos and chunks sorted; page_size pages it.
 	ListShards(context.Context, *ListShardsRequest) (*ListShardsResponse, error)
 	GetVideoMetadata(context.Context, *GetVideoMetadataRequest) (*GetVideoMetadataResponse, error)
 	// Like ProcessChunk for chunks of any size: the first message carries the

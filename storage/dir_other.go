@@ -4,6 +4,8 @@ package storage
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -83,6 +85,26 @@ func (d *Dir) openFile(rel string, flag int, perm fs.FileMode) (*os.File, fs.Fil
 		return nil, nil, err
 	}
 	return f, fi, nil
+}
+
+// readFile reads the regular file rel beneath d, as the Unix version does.
+func (d *Dir) readFile(rel string, max int, buf []byte) ([]byte, fs.FileMode, error) {
+	f, fi, err := d.openFile(rel, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	if !fi.Mode().IsRegular() {
+		return nil, fi.Mode(), nil
+	}
+	data, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(data) > max {
+		return nil, 0, fmt.Errorf("larger than %d bytes", max)
+	}
+	return data, fi.Mode(), nil
 }
 
 func (d *Dir) create(name string, flag int, perm fs.FileMode) (*os.File, error) {

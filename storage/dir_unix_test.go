@@ -4,10 +4,14 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Paths beneath a Dir resolve without following a symlink at any position,
@@ -106,5 +110,89 @@ func TestDirOpen_NoSymlinkNoEscape(t *testing.T) {
 				t.Log("openat2 is not available here: the walk was used")
 			}
 		})
+	}
+}
+
+// readFile, which Open reads every metadata file with, reads regular files
+// whole (whatever the buffer it is given), refuses one over max and
+// symlinks, and reads nothing of a FIFO (which would block) or a
+// directory.
+func TestDirReadFile(t *testing.T) {
+	root := t.TempDir()
+	const max = 100
+	files := map[string]int{"empty": 0, "small": 10, "max": max, "over": max + 1, "big": 1 << 16}
+	for name, n := range files {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte('a' + i%26)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("small", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, walk := range []bool{false, true} {
+		res := &resolver{}
+		if walk {
+			res.forceWalk()
+		}
+		d, err := openRootDir(root, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.close()
+		for _, tc := range []struct {
+			name, rel string
+			max       int
+			buf       []byte
+			wantLen   int // -1: no data
+			wantMode  fs.FileMode
+			wantErr   string
+		}{
+			{name: "empty", rel: "empty", max: max, wantLen: 0},
+			{name: "small", rel: "small", max: max, wantLen: 10},
+			{name: "small into a larger buffer", rel: "small", max: max, buf: make([]byte, 50, 500), wantLen: 10},
+			{name: "exactly max", rel: "max", max: max, buf: make([]byte, 0, 3), wantLen: max},
+			{name: "one over max", rel: "over", max: max, wantLen: -1, wantErr: "larger than 100 bytes"},
+			{name: "large", rel: "big", max: 1 << 20, buf: make([]byte, 0, 7), wantLen: 1 << 16},
+			{name: "fifo", rel: "fifo", max: max, wantLen: -1, wantMode: fs.ModeNamedPipe},
+			{name: "directory", rel: "dir", max: max, wantLen: -1, wantMode: fs.ModeDir},
+			{name: "symlink", rel: "link", max: max, wantLen: -1, wantErr: ErrSymlink.Error()},
+			{name: "missing", rel: "nothing", max: max, wantLen: -1, wantErr: "no such file"},
+		} {
+			t.Run(fmt.Sprintf("walk=%v/%s", walk, tc.name), func(t *testing.T) {
+				data, mode, err := d.readFile(tc.rel, tc.max, tc.buf)
+				switch {
+				case tc.wantErr != "":
+					if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+						t.Fatalf("readFile(%s) = %d bytes, %v; want an error saying %q", tc.rel, len(data), err, tc.wantErr)
+					}
+					return
+				case err != nil:
+					t.Fatalf("readFile(%s): %v", tc.rel, err)
+				case tc.wantLen < 0:
+					if data != nil || mode.Type() != tc.wantMode {
+						t.Fatalf("readFile(%s) = %d bytes, mode %v; want nothing read, mode type %v", tc.rel, len(data), mode, tc.wantMode)
+					}
+					return
+				}
+				if !mode.IsRegular() || len(data) != tc.wantLen {
+					t.Fatalf("readFile(%s) = %d bytes, mode %v; want %d bytes of a regular file", tc.rel, len(data), mode, tc.wantLen)
+				}
+				for i, c := range data {
+					if c != byte('a'+i%26) {
+						t.Fatalf("byte %d = %q", i, c)
+					}
+				}
+			})
+		}
 	}
 }

@@ -33,9 +33,12 @@
 // # Reading
 //
 // Open reads every metadata file once and keeps the committed chunks in an
-// in-memory index; Lookup, List and VideoMetadata answer from it without
-// touching the disk, and only a chunk whose shard was checked at Open (or
-// that this Store committed) is listed. Temporary files are removed; shards
+// in-memory index, sorted by video id and chunk index as they are added;
+// Lookup, List, ListPage and VideoMetadata answer from it without touching
+// the disk, and only a chunk whose shard was checked at Open (or that this
+// Store committed) is listed. ListPage pages through the listing from a
+// position (the last chunk of the previous page), so a page costs what it
+// holds and paging is stable while chunks come and go. Temporary files are removed; shards
 // without metadata, metadata without shards, shards of the wrong size and
 // unusable metadata files are quarantined, so the index is what the video
 // and metadata directories hold. OpenShard opens a committed shard;

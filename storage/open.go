@@ -3,15 +3,18 @@ package storage
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // maxMetadataBytes bounds a metadata file read at Open; real ones are well
@@ -30,7 +33,7 @@ func (s *Store) load() error {
 		return err
 	}
 
-	index := make(map[string]map[int]Metadata)
+	var refused []chunkKey // out of metas once the shards without metadata are known
 	for key, m := range metas {
 		ok, err := s.checkChunk(key, m, shards[key], backups[key])
 		delete(backups, key)
@@ -38,15 +41,11 @@ func (s *Store) load() error {
 			return err
 		}
 		if !ok {
+			refused = append(refused, key)
 			continue
 		}
 		m.ShardLocation = s.shardPath(key.video, key.chunk) // the store may have moved since
-		chunks := index[key.video]
-		if chunks == nil {
-			chunks = make(map[int]Metadata)
-			index[key.video] = chunks
-		}
-		chunks[key.chunk] = m
+		metas[key] = m
 	}
 	// Backups of chunks that have no metadata: the replaced version was
 	// never committed, so there is nothing to restore.
@@ -61,7 +60,7 @@ func (s *Store) load() error {
 	}
 	for key := range shards {
 		if _, ok := metas[key]; ok {
-			continue
+			continue // indexed, or quarantined with its metadata
 		}
 		if err := s.inVideoDir(key.video, func(vd *Dir) {
 			s.quarantineAtOpen(key.video+"_chunk_"+strconv.Itoa(key.chunk), "shard has no metadata", "",
@@ -70,7 +69,10 @@ func (s *Store) load() error {
 			return err
 		}
 	}
-	s.index = index
+	for _, key := range refused {
+		delete(metas, key)
+	}
+	s.index = buildIndex(metas)
 	return nil
 }
 
@@ -133,26 +135,28 @@ func (f storeFile) path() string { return f.dir.join(f.name) }
 
 // readMetadataDir reads every metadata file, removes temporary and backup
 // files, and returns the metadata that is well-formed and correctly named.
+// The files are read and parsed in parallel (readMetadataFiles); what is
+// done about each is decided here, in name order, as before.
 func (s *Store) readMetadataDir() (map[chunkKey]Metadata, error) {
 	names, err := s.metaDir.list()
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(names)
+	reads := s.readMetadataFiles(names)
 	metas := make(map[chunkKey]Metadata, len(names))
-	for _, name := range names {
-		path := s.metaDir.join(name)
+	for i, name := range names {
 		if isTempName(name) || isBackupName(name) {
 			s.removeLeftover(s.metaDir, name)
 			continue
 		}
-		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") {
-			s.log.Warn("unexpected file in metadata directory; ignored", "path", path)
+		if !isMetadataName(name) {
+			s.log.Warn("unexpected file in metadata directory; ignored", "path", s.metaDir.join(name))
 			continue
 		}
 		label := strings.TrimSuffix(name, ".json")
 		file := storeFile{s.metaDir, name}
-		m, mode, err := s.readMetadata(name)
+		m, mode, err := reads[i].m, reads[i].mode, reads[i].err
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue // removed meanwhile
@@ -187,92 +191,182 @@ func (s *Store) readMetadataDir() (map[chunkKey]Metadata, error) {
 	return metas, nil
 }
 
-// readMetadata reads and parses the metadata file name. If it is not a
-// regular file, it returns its mode and no error, having read nothing.
-func (s *Store) readMetadata(name string) (Metadata, fs.FileMode, error) {
-	f, fi, err := s.metaDir.openFile(name, os.O_RDONLY, 0)
+// isMetadataName reports whether readMetadataDir reads the file name.
+func isMetadataName(name string) bool {
+	return !strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".json")
+}
+
+// metadataRead is what reading one metadata file gave.
+type metadataRead struct {
+	m    Metadata
+	mode fs.FileMode
+	err  error
+}
+
+// openWorkers bounds the goroutines that read the store at Open.
+const openWorkers = 8
+
+// parallel runs fn(i) for every i in 0..n-1 on up to openWorkers
+// goroutines (no more than GOMAXPROCS: the work is system calls and
+// parsing, not waiting), each taking batches of consecutive i.
+func parallel(n int, fn func(worker, i int)) {
+	const batch = 64
+	workers := min(runtime.GOMAXPROCS(0), openWorkers, (n+batch-1)/batch)
+	if workers <= 1 {
+		for i := range n {
+			fn(0, i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for {
+				start := int(next.Add(batch)) - batch
+				if start >= n {
+					return
+				}
+				for i := start; i < min(start+batch, n); i++ {
+					fn(w, i)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// readMetadataFiles reads and parses the metadata files among names, in
+// parallel: at 100,000 chunks, reading them one after the other was most
+// of a worker's start-up. It only reads; nothing is moved or logged.
+func (s *Store) readMetadataFiles(names []string) []metadataRead {
+	reads := make([]metadataRead, len(names))
+	bufs := make([][]byte, openWorkers)
+	parallel(len(names), func(w, i int) {
+		if name := names[i]; isMetadataName(name) && !isTempName(name) && !isBackupName(name) {
+			r := &reads[i]
+			r.m, r.mode, bufs[w], r.err = s.readMetadata(name, bufs[w])
+		}
+	})
+	return reads
+}
+
+// readMetadata reads and parses the metadata file name, using buf as
+// scratch, and returns buf for reuse. If the file is not regular, it
+// returns its mode and no error, having read nothing.
+func (s *Store) readMetadata(name string, buf []byte) (Metadata, fs.FileMode, []byte, error) {
+	data, mode, err := s.metaDir.readFile(name, maxMetadataBytes, buf)
+	if err != nil || !mode.IsRegular() {
+		return Metadata{}, mode, buf, err
+	}
+	m, err := decodeMetadata(data)
 	if err != nil {
-		return Metadata{}, 0, err
+		return Metadata{}, 0, data, err
 	}
-	defer f.Close()
-	if !fi.Mode().IsRegular() {
-		return Metadata{}, fi.Mode(), nil
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxMetadataBytes+1))
-	if err != nil {
-		return Metadata{}, 0, err
-	}
-	if len(data) > maxMetadataBytes {
-		return Metadata{}, 0, fmt.Errorf("larger than %d bytes", maxMetadataBytes)
-	}
-	var m Metadata
-	if err := json.Unmarshal(data, &m); err != nil {
-		return Metadata{}, 0, err
-	}
-	return m, fi.Mode(), nil
+	return m, mode, data, nil
 }
 
 // scanVideoDirs lists the shard files of every video directory (regular or
 // not), removes temporary files, and collects the names of backups left by
-// interrupted replaces. A video directory that is a symlink fails it.
+// interrupted replaces. A video directory that is a symlink fails it. The
+// directories are listed in parallel (scanVideoDir); the removals are done
+// afterwards, in name order.
 func (s *Store) scanVideoDirs() (shards map[chunkKey]fs.FileInfo, backups map[chunkKey][]string, err error) {
 	names, err := s.rootDir.list()
 	if err != nil {
 		return nil, nil, err
 	}
 	sort.Strings(names)
+	videos := slices.DeleteFunc(names, func(name string) bool {
+		return ValidateVideoID(name) != nil // metadata/, .tmp/ and anything that is not ours
+	})
+	scans := make([]videoScan, len(videos))
+	parallel(len(videos), func(_, i int) { scans[i] = s.scanVideoDir(videos[i]) })
+
 	shards = make(map[chunkKey]fs.FileInfo)
 	backups = make(map[chunkKey][]string)
-	for _, video := range names {
-		if ValidateVideoID(video) != nil {
-			continue // metadata/, .tmp/ and anything that is not ours
-		}
-		vd, err := s.rootDir.openDir(video)
+	for i, video := range videos {
+		sc := &scans[i]
 		switch {
-		case isSymlinkErr(err):
+		case isSymlinkErr(sc.err):
 			return nil, nil, symlinkRefusal(s.rootDir.join(video)) // planted since checkLayout
-		case errors.Is(err, fs.ErrNotExist) || isNotDir(err):
+		case errors.Is(sc.err, fs.ErrNotExist) || isNotDir(sc.err):
 			continue // a file, not a video directory
-		case err != nil:
-			return nil, nil, err
+		case sc.err != nil:
+			return nil, nil, sc.err
 		}
-		err = s.scanVideoDir(vd, video, shards, backups)
-		closeDir(vd)
-		if err != nil {
-			return nil, nil, err
+		for _, sh := range sc.shards {
+			shards[chunkKey{video, sh.n}] = sh.fi
+		}
+		for _, b := range sc.backups {
+			key := chunkKey{video, b.n}
+			backups[key] = append(backups[key], b.name)
+		}
+		if len(sc.leftovers) > 0 {
+			if err := s.inVideoDir(video, func(vd *Dir) {
+				for _, name := range sc.leftovers {
+					s.removeLeftover(vd, name)
+				}
+			}); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	return shards, backups, nil
 }
 
-func (s *Store) scanVideoDir(vd *Dir, video string, shards map[chunkKey]fs.FileInfo, backups map[chunkKey][]string) error {
+// videoScan is what listing one video directory found.
+type videoScan struct {
+	err       error // opening or listing the directory
+	shards    []shardFile
+	backups   []shardFile
+	leftovers []string // temporary files, to remove
+}
+
+// shardFile is a file of chunk n: a shard (described by fi) or a backup.
+type shardFile struct {
+	n    int
+	name string
+	fi   fs.FileInfo
+}
+
+// scanVideoDir lists a video directory, in name order, and describes each
+// shard without following a symlink (checkShard refuses anything
+// irregular). It only reads; nothing is moved.
+func (s *Store) scanVideoDir(video string) (sc videoScan) {
+	vd, err := s.rootDir.openDir(video)
+	if err != nil {
+		sc.err = err
+		return sc
+	}
+	defer closeDir(vd)
 	files, err := vd.list()
 	if err != nil {
-		return err
+		sc.err = err
+		return sc
 	}
 	sort.Strings(files)
 	for _, name := range files {
 		if n, ok := parseBackupName(name); ok {
-			key := chunkKey{video, n}
-			backups[key] = append(backups[key], name)
+			sc.backups = append(sc.backups, shardFile{n: n, name: name})
 			continue
 		}
 		if isTempName(name) || isBackupName(name) {
-			s.removeLeftover(vd, name)
+			sc.leftovers = append(sc.leftovers, name)
 			continue
 		}
 		n, ok := parseShardName(name)
 		if !ok {
 			continue
 		}
-		fi, err := vd.lstat(name) // not following a symlink: checkShard refuses anything irregular
+		fi, err := vd.lstat(name)
 		if err != nil {
 			s.log.Warn("cannot stat shard; not indexed", "path", vd.join(name), "err", err)
 			continue
 		}
-		shards[chunkKey{video, n}] = fi
+		sc.shards = append(sc.shards, shardFile{n: n, name: name, fi: fi})
 	}
-	return nil
+	return sc
 }
 
 // checkShard says what is wrong with a shard (described by fi, nil if

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -170,24 +169,87 @@ func (s *Store) List(videoID string) ([]Video, error) {
 		}
 		return []Video{{ID: videoID, Chunks: chunks}}, nil
 	}
+	p, err := s.ListPage(PageOptions{})
+	return p.Videos, err
+}
+
+// ChunkRef names a chunk: a position in the listing.
+type ChunkRef struct {
+	VideoID    string
+	ChunkIndex int
+}
+
+// PageOptions select a page of the listing for ListPage.
+type PageOptions struct {
+	// VideoID is the one video to list; "" lists every video.
+	VideoID string
+	// After starts the page after this chunk, in the listing's order
+	// (videos by ID, then chunks by index); nil starts at the first. It
+	// need not be committed (any more): a page starts where it would be.
+	After *ChunkRef
+	// Limit bounds the chunks on the page; 0 means no bound.
+	Limit int
+	// Brief leaves out of each chunk's Metadata all but what a listing
+	// shows: VideoID, ChunkIndex, ShardLocation, EncodedSize and
+	// ChecksumSHA256. Such a page costs a fraction of a full one to make.
+	Brief bool
+}
+
+// Page is a part of the listing.
+type Page struct {
+	// Videos holds the page's chunks, sorted as List sorts them; a video
+	// cut by the limit continues on the next page.
+	Videos []Video
+	// More says chunks follow the page's last one (as After for the next
+	// page); it is false on the last page.
+	More bool
+}
+
+// Last returns the page's last chunk, to pass as PageOptions.After for the
+// next page; false for an empty page.
+func (p Page) Last() (ChunkRef, bool) {
+	if len(p.Videos) == 0 {
+		return ChunkRef{}, false
+	}
+	v := p.Videos[len(p.Videos)-1]
+	return ChunkRef{v.ID, v.Chunks[len(v.Chunks)-1].ChunkIndex}, true
+}
+
+// ListPage returns a page of the committed chunks from the index, without
+// touching the disk: at most opts.Limit chunks of opts.VideoID (or of
+// every video) that sort after opts.After. Paging with After set to the
+// previous page's Last is stable while chunks are committed and removed
+// between pages: no chunk that stays committed throughout is listed twice
+// or skipped, and chunks committed meanwhile are listed if they sort after
+// the position reached. Finding the start is a binary search, so a page
+// costs what it holds, wherever it is in the listing. A video with no
+// committed chunk is an empty page, not an error. An invalid video id,
+// After or a negative Limit is an error wrapping ErrInvalid.
+func (s *Store) ListPage(opts PageOptions) (Page, error) {
+	if opts.VideoID != "" {
+		if err := ValidateVideoID(opts.VideoID); err != nil {
+			return Page{}, fmt.Errorf("list: %w", err)
+		}
+	}
+	if opts.After != nil {
+		if err := validateKey(opts.After.VideoID, opts.After.ChunkIndex); err != nil {
+			return Page{}, fmt.Errorf("list after: %w", err)
+		}
+	}
+	if opts.Limit < 0 {
+		return Page{}, fmt.Errorf("list: %w: limit %d is negative", ErrInvalid, opts.Limit)
+	}
 	s.mu.RLock()
-	videos := make([]Video, 0, len(s.index))
-	for id, chunks := range s.index {
-		v := Video{ID: id, Chunks: make([]Metadata, 0, len(chunks))}
-		for _, m := range chunks {
-			v.Chunks = append(v.Chunks, m)
-		}
-		videos = append(videos, v)
-	}
+	videos, more := s.index.page(opts.VideoID, opts.After, opts.Limit, opts.Brief)
 	s.mu.RUnlock()
-	sort.Slice(videos, func(i, j int) bool { return videos[i].ID < videos[j].ID })
-	for _, v := range videos {
-		for i := range v.Chunks {
-			v.Chunks[i] = cloneMetadata(v.Chunks[i])
+	if !opts.Brief { // a brief chunk shares nothing mutable
+		for _, v := range videos {
+			for i := range v.Chunks {
+				v.Chunks[i] = cloneMetadata(v.Chunks[i])
+			}
 		}
-		sort.Slice(v.Chunks, func(i, j int) bool { return v.Chunks[i].ChunkIndex < v.Chunks[j].ChunkIndex })
 	}
-	return videos, nil
+	return Page{Videos: videos, More: more}, nil
 }
 
 // VideoMetadata returns the metadata of a video's committed chunks, sorted
