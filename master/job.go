@@ -419,17 +419,17 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 				unproven = append(unproven, i)
 			}
 		}
-		trims := trimsOf(chunks, unproven)
-		if _, err := Reprove(ctx, cfg.Tools, src, chunks, unproven); err != nil {
+		changed, err := Reprove(ctx, cfg.Tools, src, chunks, unproven)
+		if err != nil {
 			return err
 		}
-		for j, i := range unproven {
-			if chunks[i].Lossless || chunks[i].TrimStart != trims[j] {
-				state.forget(i)
-				adopted = slices.DeleteFunc(adopted, func(a int) bool { return a == i })
-			}
+		for _, i := range unproven {
 			state.setSplit(chunks[i])
 		}
+		for _, i := range changed {
+			state.forget(i)
+		}
+		adopted = slices.DeleteFunc(adopted, func(a int) bool { return slices.Contains(changed, a) })
 		cfg.Logger.Info("chunks the workers already hold for this input are not encoded again", "chunks", adopted)
 		if err := state.Save(cfg.StateDir); err != nil {
 			return err
@@ -543,17 +543,17 @@ func settleUnproven(ctx context.Context, cfg JobConfig, src SourceInfo, chunks [
 	for j, r := range results {
 		which[j] = r.Index
 	}
-	trims := trimsOf(chunks, which)
 	cfg.Logger.Warn("chunks whose workers did not return the pictures the split expected; decoding them whole",
 		"chunks", which)
-	if _, err := Reprove(ctx, cfg.Tools, src, chunks, which); err != nil {
+	changed, err := Reprove(ctx, cfg.Tools, src, chunks, which)
+	if err != nil {
 		return nil, err
 	}
 	var again []ChunkTask
-	for j, r := range results {
+	for _, r := range results {
 		c := chunks[r.Index]
 		state.setSplit(c)
-		if c.Lossless || c.TrimStart != trims[j] {
+		if slices.Contains(changed, c.Index) {
 			cfg.Logger.Warn("chunk encoded from other pictures than its own; encoding it again", "chunk", c.Index,
 				"lossless", c.Lossless, "trim_start", c.TrimStart)
 			again = append(again, c.task())
@@ -564,15 +564,6 @@ func settleUnproven(ctx context.Context, cfg JobConfig, src SourceInfo, chunks [
 		}
 	}
 	return again, nil
-}
-
-// trimsOf returns the TrimStart of the chunks listed in which.
-func trimsOf(chunks []Chunk, which []int) []int64 {
-	t := make([]int64, len(which))
-	for j, i := range which {
-		t[j] = chunks[i].TrimStart
-	}
-	return t
 }
 
 // adoptStored records as done the pending chunks that a worker already

@@ -287,34 +287,44 @@ func (c *Chunk) stat() error {
 // them with the source's pictures, as Split does without HeadProof: for a
 // chunk only proven by its head whose worker decoded other pictures, or
 // gave none to compare. A chunk that matches gets its TrimStart and
-// Decoded anew (a shard encoded with another trim is not its encode); one
-// that does not is made again, a lossless encode of its pictures (Lossless,
-// Fallback, Size anew), which must match: otherwise ErrSplitMismatch. It
-// returns the chunks made again. chunks and src are Split's.
-func Reprove(ctx context.Context, tools Tools, src SourceInfo, chunks []Chunk, which []int) (remade []int, err error) {
-	for _, i := range which {
+// Decoded anew; one that does not is made again, a lossless encode of its
+// pictures (Lossless, Fallback, Size anew), which must match: otherwise
+// ErrSplitMismatch. It returns the chunks that changed, made again or
+// trimmed otherwise: a shard encoded from one of them before is not its
+// encode. chunks and src are Split's.
+func Reprove(ctx context.Context, tools Tools, src SourceInfo, chunks []Chunk, which []int) (changed []int, err error) {
+	trims := make([]int64, len(which))
+	for j, i := range which {
 		chunks[i].headLimit = 0
+		trims[j] = chunks[i].TrimStart
 	}
 	failed, err := proveChunks(ctx, tools, src.Video.PixFmt, chunks, which)
-	if err != nil || len(failed) == 0 {
-		return nil, err
-	}
-	tl, err := sourceTimeline(ctx, tools, src)
 	if err != nil {
 		return nil, err
 	}
-	for _, i := range failed {
-		chunks[i].Lossless, chunks[i].Fallback = true, true
-	}
-	if err := makeLossless(ctx, tools, src, tl, chunks, failed, filepath.Dir(chunks[failed[0]].Path)); err != nil {
-		return nil, err
-	}
-	for _, i := range failed {
-		if err := chunks[i].stat(); err != nil {
+	if len(failed) > 0 {
+		tl, err := sourceTimeline(ctx, tools, src)
+		if err != nil {
 			return nil, err
 		}
+		for _, i := range failed {
+			chunks[i].Lossless, chunks[i].Fallback = true, true
+		}
+		if err := makeLossless(ctx, tools, src, tl, chunks, failed, filepath.Dir(chunks[failed[0]].Path)); err != nil {
+			return nil, err
+		}
+		for _, i := range failed {
+			if err := chunks[i].stat(); err != nil {
+				return nil, err
+			}
+		}
 	}
-	return failed, nil
+	for j, i := range which {
+		if slices.Contains(failed, i) || chunks[i].TrimStart != trims[j] {
+			changed = append(changed, i)
+		}
+	}
+	return changed, nil
 }
 
 // timeline is what Split knows of the source's video: its pictures with

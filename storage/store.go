@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/videoshard/videoshard/internal/sysinfo"
 )
 
 // Options configure a Store. Zero values mean defaults.
@@ -290,7 +292,7 @@ func (s *Store) TempDir() string { return s.tmpDir.Path() }
 // FreeBytes returns the bytes available to the worker on the root's
 // filesystem.
 func (s *Store) FreeBytes() (int64, error) {
-	n, err := freeBytes(s.root)
+	n, err := sysinfo.FreeBytes(s.root)
 	if err != nil {
 		return 0, fmt.Errorf("free bytes: %w", err)
 	}

@@ -8,8 +8,6 @@ import (
 	"syscall"
 )
 
-func freeBytes(path string) (int64, error) { return 0, errors.ErrUnsupported }
-
 func isNoSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }
 
 // flock is not implemented here: Options.Lock has no effect.
