@@ -8,13 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
-	ffmpeg "github.com/u2takey/ffmpeg-go"
-
-	"github.com/videoshard/videoshard/internal/fftool"
+	"github.com/videoshard/videoshard/master/client"
+	"github.com/videoshard/videoshard/master/media"
 )
 
 // VerifyMode says how much of the output is compared with the source's
@@ -71,8 +69,8 @@ func (c ChunkState) failsFloor(floor float64) bool {
 type chunkChecker struct {
 	ctx     context.Context
 	cfg     JobConfig
-	chunks  []Chunk
-	clients map[string]*Client
+	chunks  []media.Chunk
+	clients map[string]*client.Client
 	dir     string
 	// mu guards state, which the dispatcher's onDone also writes.
 	mu    *sync.Mutex
@@ -89,7 +87,7 @@ type chunkChecker struct {
 // measures share the machine with the encodes rather than compete.
 const checkParallel = 1
 
-func newChunkChecker(ctx context.Context, cfg JobConfig, chunks []Chunk, clients map[string]*Client, dir string, mu *sync.Mutex, state *JobState) *chunkChecker {
+func newChunkChecker(ctx context.Context, cfg JobConfig, chunks []media.Chunk, clients map[string]*client.Client, dir string, mu *sync.Mutex, state *JobState) *chunkChecker {
 	c := &chunkChecker{ctx: ctx, cfg: cfg, chunks: chunks, clients: clients, dir: dir, mu: mu, state: state,
 		jobs: make(chan int, len(chunks))}
 	for range checkParallel {
@@ -140,18 +138,18 @@ func (c *chunkChecker) check(i int) error {
 	if c.cfg.Verify == VerifySample {
 		frames = min(frames, sampleFrames)
 	}
-	var q QualityStats
+	var q media.QualityStats
 	problem := ""
-	measured, err := MeasureQuality(c.ctx, c.cfg.Tools,
-		QualityInput{Path: ch.Path, Skip: ch.TrimStart, Frames: frames},
-		QualityInput{Path: path, Frames: frames, Formats: shardFormatList}, QualityOptions{})
+	measured, err := media.MeasureQuality(c.ctx, c.cfg.Tools,
+		media.QualityInput{Path: ch.Path, Skip: ch.TrimStart, Frames: frames},
+		media.QualityInput{Path: path, Frames: frames, Formats: media.ShardFormats()}, media.QualityOptions{})
 	switch {
-	case errors.Is(err, ErrFrameCountMismatch):
+	case errors.Is(err, media.ErrFrameCountMismatch):
 		problem = err.Error()
 	case err != nil:
 		return fmt.Errorf("verify chunk %d: %w", i, err)
 	default:
-		q = Summarize(measured)
+		q = media.Summarize(measured)
 	}
 	c.mu.Lock()
 	c.state.Chunks[i].Quality, c.state.Chunks[i].QualityProblem = &q, problem
@@ -166,112 +164,11 @@ func shardPath(dir string, index int) string {
 	return filepath.Join(dir, fmt.Sprintf("shard_%06d.mkv", index))
 }
 
-// packetDigest is a video packet's size, keyframe flag and a hash of its
-// bytes.
-type packetDigest struct {
-	size int64
-	key  bool
-	hash string
-}
-
-// videoPackets lists the digests of the first video stream's packets of
-// path, in file order, with ffprobe (reading, not decoding).
-func videoPackets(ctx context.Context, tools Tools, path string) ([]packetDigest, error) {
-	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{
-		"v":                  "error",
-		"hide_banner":        "",
-		"protocol_whitelist": "file",
-		"format_whitelist":   shardFormats, // as Join reads them: a shard, or an output Join wrote
-		"select_streams":     "v:0",
-		"show_entries":       "packet=size,flags,data_hash",
-		"show_data_hash":     "murmur3",
-		"of":                 "csv=p=0",
-	}), "file:"+path)
-	var out digestWriter
-	if err := fftool.Run(ctx, tools.FFprobeBin(), args, &out); err != nil {
-		return nil, err
-	}
-	out.flush()
-	return out.list, out.err
-}
-
-// digestWriter parses "1971,K_,murmur3:efa0..." lines as they stream.
-type digestWriter struct {
-	line []byte
-	list []packetDigest
-	err  error
-}
-
-func (w *digestWriter) Write(p []byte) (int, error) {
-	splitLines(&w.line, p, w.parse)
-	return len(p), nil
-}
-
-// flush parses a last line without its newline.
-func (w *digestWriter) flush() {
-	if len(w.line) > 0 {
-		w.parse(w.line)
-		w.line = w.line[:0]
-	}
-}
-
-func (w *digestWriter) parse(b []byte) {
-	line := strings.TrimSpace(string(b))
-	if line == "" || w.err != nil {
-		return
-	}
-	f := strings.Split(line, ",")
-	var n int64
-	var err error
-	if len(f) == 3 {
-		n, err = strconv.ParseInt(f[0], 10, 64)
-	}
-	if len(f) != 3 || err != nil {
-		w.err = fmt.Errorf("ffprobe: unexpected packet line %q", line)
-		return
-	}
-	w.list = append(w.list, packetDigest{size: n, key: strings.HasPrefix(f[1], "K"), hash: f[2]})
-}
-
-// sameShardPackets checks that the output's video is the shards' video,
-// packet for packet, in order: what a stream-copy join must give. A
-// keyframe may have grown (the concat demuxer puts the parameter sets in
-// front of every IDR picture) but must stay a keyframe; every other packet
-// must be byte-identical. So a shard lost, doubled or put in the wrong
-// place by the join is caught without decoding anything.
-func sameShardPackets(ctx context.Context, tools Tools, output string, shards []string) error {
-	out, err := videoPackets(ctx, tools, output)
-	if err != nil {
-		return fmt.Errorf("read the output's packets: %w", err)
-	}
-	at := 0
-	for i, s := range shards {
-		want, err := videoPackets(ctx, tools, s)
-		if err != nil {
-			return fmt.Errorf("read shard %d's packets: %w", i, err)
-		}
-		for j, p := range want {
-			if at >= len(out) {
-				return fmt.Errorf("the output's video ends inside chunk %d (packet %d of %d)", i, j, len(want))
-			}
-			got := out[at]
-			if p.key && (!got.key || got.size < p.size) || !p.key && got != p {
-				return fmt.Errorf("the output's video packet %d is not packet %d of chunk %d's shard", at, j, i)
-			}
-			at++
-		}
-	}
-	if at != len(out) {
-		return fmt.Errorf("the output has %d video packets, the shards %d", len(out), at)
-	}
-	return nil
-}
-
 // combineQuality merges chunks' measures into one for the whole video:
 // the worst picture, the plain mean SSIM and the PSNR of the mean MSE,
 // each weighted by the chunk's measured pictures.
-func combineQuality(list []*QualityStats) *QualityStats {
-	var all QualityStats
+func combineQuality(list []*media.QualityStats) *media.QualityStats {
+	var all media.QualityStats
 	var mse, ssim float64
 	for _, q := range list {
 		if q == nil || q.Frames == 0 {
@@ -331,7 +228,7 @@ func chunkQualityProblem(c ChunkState, floor float64) string {
 // output and the source are decoded side by side, and the measures
 // aggregated per chunk into the chunk map. Either way each chunk must reach
 // the floor.
-func verifyPictures(ctx context.Context, cfg JobConfig, src SourceInfo, state *JobState, shards []string, v *Verification, sum *Summary) error {
+func verifyPictures(ctx context.Context, cfg JobConfig, src media.SourceInfo, state *JobState, shards []string, v *media.Verification, sum *Summary) error {
 	sum.VerifyMode = cfg.Verify
 	if cfg.Verify == VerifyOff {
 		return nil
@@ -343,7 +240,7 @@ func verifyPictures(ctx context.Context, cfg JobConfig, src SourceInfo, state *J
 		}
 	}
 	if measured {
-		if err := sameShardPackets(ctx, cfg.Tools, cfg.Output, shards); err != nil {
+		if err := media.SameShardPackets(ctx, cfg.Tools, cfg.Output, shards); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -352,7 +249,7 @@ func verifyPictures(ctx context.Context, cfg JobConfig, src SourceInfo, state *J
 	} else if err := measureOutput(ctx, cfg, src, state); err != nil {
 		return err
 	}
-	list := make([]*QualityStats, len(state.Chunks))
+	list := make([]*media.QualityStats, len(state.Chunks))
 	sum.WorstChunk = -1
 	for i, c := range state.Chunks {
 		list[i] = c.Quality
@@ -371,13 +268,13 @@ func verifyPictures(ctx context.Context, cfg JobConfig, src SourceInfo, state *J
 // measureOutput decodes the whole output and the source side by side
 // (every picture, or in sample mode sampleFrames per chunk spread over the
 // video) and records each chunk's measure in the chunk map.
-func measureOutput(ctx context.Context, cfg JobConfig, src SourceInfo, state *JobState) error {
-	opt := QualityOptions{}
+func measureOutput(ctx context.Context, cfg JobConfig, src media.SourceInfo, state *JobState) error {
+	opt := media.QualityOptions{}
 	if cfg.Verify == VerifySample {
 		opt.Sample = sampleFrames * len(state.Chunks)
 	}
-	frames, err := MeasureQuality(ctx, cfg.Tools, QualityInput{Path: src.Path}, QualityInput{Path: cfg.Output}, opt)
-	if errors.Is(err, ErrFrameCountMismatch) {
+	frames, err := media.MeasureQuality(ctx, cfg.Tools, media.QualityInput{Path: src.Path}, media.QualityInput{Path: cfg.Output}, opt)
+	if errors.Is(err, media.ErrFrameCountMismatch) {
 		for i := range state.Chunks {
 			state.Chunks[i].Quality, state.Chunks[i].QualityProblem = nil, err.Error()
 		}
@@ -386,7 +283,7 @@ func measureOutput(ctx context.Context, cfg JobConfig, src SourceInfo, state *Jo
 	if err != nil {
 		return fmt.Errorf("verify pictures: %w", err)
 	}
-	per := make([][]FrameQuality, len(state.Chunks))
+	per := make([][]media.FrameQuality, len(state.Chunks))
 	for _, f := range frames {
 		i, found := slices.BinarySearchFunc(state.Chunks, f.Frame, func(c ChunkState, frame int64) int {
 			switch {
@@ -402,7 +299,7 @@ func measureOutput(ctx context.Context, cfg JobConfig, src SourceInfo, state *Jo
 		}
 	}
 	for i := range state.Chunks {
-		q := Summarize(per[i])
+		q := media.Summarize(per[i])
 		state.Chunks[i].Quality, state.Chunks[i].QualityMode, state.Chunks[i].QualityProblem = &q, cfg.Verify, ""
 	}
 	return state.Save(cfg.StateDir)

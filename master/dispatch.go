@@ -17,8 +17,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	replicationpb "github.com/videoshard/videoshard/proto"
-	"github.com/videoshard/videoshard/storage"
+	"github.com/videoshard/videoshard/internal/chunkid"
+	"github.com/videoshard/videoshard/master/client"
+	"github.com/videoshard/videoshard/master/media"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // Dispatcher defaults, used when the DispatchConfig field is zero.
@@ -29,6 +31,12 @@ const (
 	DefaultProbeInterval = 2 * time.Second
 	DefaultProbeTimeout  = 5 * time.Second
 	DefaultChunkTimeout  = 30 * time.Minute
+
+	// DefaultJobMessageBytes is Dial.MaxMessageBytes when it is 0. A unary
+	// upload holds its whole chunk in memory, a streamed one a frame: the
+	// smaller limit keeps a job's memory at a few chunks of 16 MiB however
+	// large the workers' limits are.
+	DefaultJobMessageBytes = 16 << 20
 )
 
 // Encoder names a worker reports in chunk metadata.
@@ -93,11 +101,11 @@ type DispatchConfig struct {
 	ChunkTimeout time.Duration
 
 	// Encoding is sent with every chunk; nil means the workers' defaults.
-	Encoding *replicationpb.EncodingOptions
+	Encoding *pb.EncodingOptions
 
 	// Dial is used for every worker: Insecure for plaintext workers, or
 	// the TLS files, and the Token when the workers require one.
-	Dial DialOptions
+	Dial client.DialOptions
 
 	// Logger receives one line per retry, failure and worker change, and
 	// debug lines per chunk; nil discards.
@@ -133,10 +141,10 @@ type ChunkTask struct {
 }
 
 // options are the task's ChunkOptions.
-func (t ChunkTask) options() ChunkOptions {
-	o := ChunkOptions{WantPictureHashes: t.WantPictureHashes}
+func (t ChunkTask) options() client.ChunkOptions {
+	o := client.ChunkOptions{WantPictureHashes: t.WantPictureHashes}
 	if t.TrimFrames > 0 {
-		o.Trim = &replicationpb.FrameTrim{StartFrame: t.TrimStart, FrameCount: t.TrimFrames}
+		o.Trim = &pb.FrameTrim{StartFrame: t.TrimStart, FrameCount: t.TrimFrames}
 	}
 	return o
 }
@@ -277,7 +285,7 @@ type Dispatcher struct {
 // dispWorker is one worker. Fields below client are guarded by Dispatcher.mu.
 type dispWorker struct {
 	addr   string
-	client *Client
+	client *client.Client
 
 	up, probing         bool
 	cap, inflight       int
@@ -291,7 +299,7 @@ type dispWorker struct {
 // trims reports whether w honours frame trims, as far as is known: a
 // worker never probed successfully might.
 func (w *dispWorker) trims() (yes, known bool) {
-	return slices.Contains(w.features, FeatureFrameTrim), w.probed
+	return slices.Contains(w.features, client.FeatureFrameTrim), w.probed
 }
 
 // takes reports whether w may be given t: a trimmed chunk only goes to a
@@ -322,7 +330,7 @@ func NewDispatcher(ctx context.Context, cfg DispatchConfig) (*Dispatcher, error)
 	}
 	d.bg, d.stop = context.WithCancel(context.WithoutCancel(ctx))
 	for _, addr := range cfg.Workers {
-		c, err := Dial(ctx, addr, cfg.Dial)
+		c, err := client.Dial(ctx, addr, cfg.Dial)
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("new dispatcher: %w", err)
@@ -330,7 +338,7 @@ func NewDispatcher(ctx context.Context, cfg DispatchConfig) (*Dispatcher, error)
 		d.workers = append(d.workers, &dispWorker{addr: addr, client: c})
 	}
 
-	resps := make([]*replicationpb.HealthCheckResponse, len(d.workers))
+	resps := make([]*pb.HealthCheckResponse, len(d.workers))
 	errs := make([]error, len(d.workers))
 	var wg sync.WaitGroup
 	for i, w := range d.workers {
@@ -405,6 +413,7 @@ func (c *DispatchConfig) setDefaults() error {
 	setDefaultValue(&c.ProbeInterval, DefaultProbeInterval)
 	setDefaultValue(&c.ProbeTimeout, DefaultProbeTimeout)
 	setDefaultValue(&c.ChunkTimeout, DefaultChunkTimeout)
+	setDefaultValue(&c.Dial.MaxMessageBytes, DefaultJobMessageBytes)
 	c.BackoffMax = max(c.BackoffMax, c.BackoffBase)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -443,7 +452,7 @@ func (d *Dispatcher) Close() error {
 // Client returns the connection to the worker at addr, for fetching its
 // shards, or nil if addr is not one of the Dispatcher's workers. It stays
 // valid until Close.
-func (d *Dispatcher) Client(addr string) *Client {
+func (d *Dispatcher) Client(addr string) *client.Client {
 	for _, w := range d.workers {
 		if w.addr == addr {
 			return w.client
@@ -454,8 +463,8 @@ func (d *Dispatcher) Client(addr string) *Client {
 
 // Clients returns every worker's connection by address, as ConfirmDone
 // takes them. They stay valid until Close.
-func (d *Dispatcher) Clients() map[string]*Client {
-	m := make(map[string]*Client, len(d.workers))
+func (d *Dispatcher) Clients() map[string]*client.Client {
+	m := make(map[string]*client.Client, len(d.workers))
 	for _, w := range d.workers {
 		m[w.addr] = w.client
 	}
@@ -502,10 +511,10 @@ func (d *Dispatcher) Stats() map[string]WorkerStats {
 
 // probe asks w for its health within ProbeTimeout. An unhealthy answer is
 // an error wrapping ErrUnhealthy.
-func (d *Dispatcher) probe(ctx context.Context, w *dispWorker) (*replicationpb.HealthCheckResponse, error) {
+func (d *Dispatcher) probe(ctx context.Context, w *dispWorker) (*pb.HealthCheckResponse, error) {
 	// A connection in backoff after a failure would fail the probe at once
 	// until its next attempt, which gRPC spaces up to two minutes apart.
-	w.client.conn.ResetConnectBackoff()
+	w.client.ResetConnectBackoff()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.ProbeTimeout)
 	defer cancel()
 	resp, err := w.client.Health(ctx)
@@ -519,7 +528,7 @@ func (d *Dispatcher) probe(ctx context.Context, w *dispWorker) (*replicationpb.H
 }
 
 // upLocked puts w into rotation with what its probe said.
-func (d *Dispatcher) upLocked(w *dispWorker, h *replicationpb.HealthCheckResponse) {
+func (d *Dispatcher) upLocked(w *dispWorker, h *pb.HealthCheckResponse) {
 	c := d.cfg.PerWorkerCap
 	if c <= 0 {
 		c = max(1, int(h.GetMaxConcurrentTasks()))
@@ -668,7 +677,7 @@ func (d *Dispatcher) noTrimLocked(t ChunkTask) (lacking []*dispWorker, err error
 	}
 	if !possible {
 		err = fmt.Errorf("chunk %d: %w: it has a frame trim (pictures %d..%d) and no worker lists the %q feature (%s lack it); upgrade the workers",
-			t.Index, ErrNoTrimWorker, t.TrimStart, t.TrimStart+t.TrimFrames-1, FeatureFrameTrim, strings.Join(says, ", "))
+			t.Index, ErrNoTrimWorker, t.TrimStart, t.TrimStart+t.TrimFrames-1, client.FeatureFrameTrim, strings.Join(says, ", "))
 	}
 	return lacking, err
 }
@@ -716,12 +725,12 @@ func (d *Dispatcher) backoff(n int) time.Duration {
 // onDone itself failed. Run returns only once no attempt is in flight.
 func (d *Dispatcher) Run(ctx context.Context, videoID string, tasks []ChunkTask,
 	onDone func(ChunkResult) error, onEvent func(Event)) error {
-	if err := storage.ValidateVideoID(videoID); err != nil {
+	if err := chunkid.ValidateVideoID(videoID); err != nil {
 		return fmt.Errorf("dispatch: %w", err)
 	}
 	seen := make(map[int]bool, len(tasks))
 	for _, t := range tasks {
-		if err := storage.ValidateChunkIndex(int64(t.Index)); err != nil {
+		if err := chunkid.ValidateChunkIndex(int64(t.Index)); err != nil {
 			return fmt.Errorf("dispatch %s: %w", videoID, err)
 		}
 		if seen[t.Index] {
@@ -919,7 +928,7 @@ func (j *dispJob) reportSkipped(lacking []*dispWorker) {
 			j.skipped = make(map[*dispWorker]bool)
 		}
 		j.skipped[w] = true
-		err := fmt.Errorf("worker does not list the %q feature: the job's trimmed chunks are not sent to it", FeatureFrameTrim)
+		err := fmt.Errorf("worker does not list the %q feature: the job's trimmed chunks are not sent to it", client.FeatureFrameTrim)
 		j.d.log.Warn("worker skipped for trimmed chunks", "video_id", j.videoID, "worker", w.addr, "error", err)
 		j.event(Event{Kind: EventWorkerSkipped, Chunk: -1, Worker: w.addr, Err: err})
 	}
@@ -1023,7 +1032,7 @@ func (j *dispJob) attempt(ctx context.Context, w *dispWorker, p *pendingChunk, r
 
 // check turns a worker's answer into a result, or an error if the answer
 // is not the chunk asked for.
-func (j *dispJob) check(w *dispWorker, p *pendingChunk, resp *replicationpb.ProcessChunkResponse) (ChunkResult, error) {
+func (j *dispJob) check(w *dispWorker, p *pendingChunk, resp *pb.ProcessChunkResponse) (ChunkResult, error) {
 	t := p.task
 	meta := resp.GetMetadata()
 	j.d.mu.Lock()
@@ -1045,21 +1054,21 @@ func (j *dispJob) check(w *dispWorker, p *pendingChunk, resp *replicationpb.Proc
 	}
 	switch {
 	case res.Location == "":
-		return res, fmt.Errorf("chunk %d: %w: the answer has no shard_location", t.Index, ErrProtocol)
+		return res, fmt.Errorf("chunk %d: %w: the answer has no shard_location", t.Index, client.ErrProtocol)
 	case meta != nil && (int(meta.GetChunkIndex()) != t.Index || meta.GetVideoId() != "" && meta.GetVideoId() != j.videoID):
-		return res, fmt.Errorf("chunk %d: %w: the answer is for chunk %d of %q", t.Index, ErrProtocol,
+		return res, fmt.Errorf("chunk %d: %w: the answer is for chunk %d of %q", t.Index, client.ErrProtocol,
 			meta.GetChunkIndex(), meta.GetVideoId())
 	case t.Size > 0 && res.OriginalSize > 0 && res.OriginalSize != t.Size:
 		return res, fmt.Errorf("chunk %d: %w: the worker received %d bytes, the chunk has %d",
-			t.Index, ErrFileChanged, res.OriginalSize, t.Size)
+			t.Index, client.ErrFileChanged, res.OriginalSize, t.Size)
 	case res.Encoder != healthEncoder:
 		// Its health said one encoder, its chunk another: a shard that
 		// claims to be simulated would be joined as bytes, unverified.
 		return res, fmt.Errorf("chunk %d: %w: the worker's health says encoder %q, its chunk's metadata %q",
-			t.Index, ErrProtocol, healthEncoder, res.Encoder)
+			t.Index, client.ErrProtocol, healthEncoder, res.Encoder)
 	case res.EncodedSize <= 0 || t.Size > 0 && res.EncodedSize > maxShardBytes(t.Size):
 		return res, fmt.Errorf("chunk %d: %w: the worker says its shard of a %d-byte chunk has %d bytes",
-			t.Index, ErrProtocol, t.Size, res.EncodedSize)
+			t.Index, client.ErrProtocol, t.Size, res.EncodedSize)
 	}
 	if res.Encoder == EncoderFFmpeg && t.Frames > 0 {
 		if res.Frames != t.Frames {
@@ -1085,7 +1094,7 @@ func classifyAttempt(jobCtx context.Context, err error) attemptOutcome {
 	if jobCtx.Err() != nil {
 		return outcomeAborted
 	}
-	if errors.Is(err, ErrFrameMismatch) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrRejected) {
+	if errors.Is(err, ErrFrameMismatch) || errors.Is(err, client.ErrProtocol) || errors.Is(err, client.ErrRejected) {
 		return outcomeTransient
 	}
 	if st, ok := status.FromError(err); ok {
@@ -1103,4 +1112,14 @@ func classifyAttempt(jobCtx context.Context, err error) attemptOutcome {
 	}
 	// Local: the chunk file is missing, unreadable or changed.
 	return outcomePermanent
+}
+
+// chunkTask is the chunk's task: a trim when it needs one, and the
+// worker's picture hashes asked for when only its head is proven.
+func chunkTask(c media.Chunk) ChunkTask {
+	t := ChunkTask{Index: c.Index, Path: c.Path, Frames: c.Frames, Size: c.Size, WantPictureHashes: c.Proven < c.Frames}
+	if c.NeedsTrim() {
+		t.TrimStart, t.TrimFrames = c.TrimStart, c.Frames
+	}
+	return t
 }

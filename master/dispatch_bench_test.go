@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/master/client"
 )
 
 // Benchmark shape: 32 workers, one encode slot each, 200 ms per chunk, 640
@@ -56,7 +57,7 @@ func BenchmarkDispatch(b *testing.B) {
 	tasks := tasksOf(chunks)
 	cfg := master.DispatchConfig{
 		Workers: addrs,
-		Dial:    master.DialOptions{Insecure: true},
+		Dial:    client.DialOptions{Insecure: true},
 	}
 	d, err := master.NewDispatcher(context.Background(), cfg)
 	if err != nil {

@@ -16,7 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/videoshard/videoshard/master"
-	replicationpb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/master/client"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 func addrsOf(ws ...*testWorker) []string {
@@ -169,7 +170,7 @@ func TestDispatch_CapFromHealth(t *testing.T) {
 // at the probe leave fewer slots for us.
 func TestDispatch_ActiveTasksLowerCap(t *testing.T) {
 	w := startWorker(t, workerOpts{MaxTasks: 3, Delay: 20 * time.Millisecond, Hooks: &hooks{
-		Health: func(h *replicationpb.HealthCheckResponse) *replicationpb.HealthCheckResponse {
+		Health: func(h *pb.HealthCheckResponse) *pb.HealthCheckResponse {
 			h.ActiveTasks = 2
 			return h
 		},
@@ -192,8 +193,8 @@ func TestDispatch_ActiveTasksLowerCap(t *testing.T) {
 // it comes back once its probe succeeds.
 func TestDispatch_RetryElsewhere(t *testing.T) {
 	flaky := startWorker(t, workerOpts{MaxTasks: 2, Delay: 20 * time.Millisecond, Hooks: &hooks{
-		Process: func(ctx context.Context, n int, req *replicationpb.ProcessChunkRequest,
-			next func() (*replicationpb.ProcessChunkResponse, error)) (*replicationpb.ProcessChunkResponse, error) {
+		Process: func(ctx context.Context, n int, req *pb.ProcessChunkRequest,
+			next func() (*pb.ProcessChunkResponse, error)) (*pb.ProcessChunkResponse, error) {
 			if n <= 3 {
 				return nil, status.Error(codes.Unavailable, "test: not now")
 			}
@@ -238,15 +239,15 @@ func TestDispatch_RetryElsewhere(t *testing.T) {
 func TestDispatch_AllDownWaits(t *testing.T) {
 	var sickUntil atomic.Int64 // unix nanoseconds
 	h := &hooks{
-		Process: func(ctx context.Context, n int, req *replicationpb.ProcessChunkRequest,
-			next func() (*replicationpb.ProcessChunkResponse, error)) (*replicationpb.ProcessChunkResponse, error) {
+		Process: func(ctx context.Context, n int, req *pb.ProcessChunkRequest,
+			next func() (*pb.ProcessChunkResponse, error)) (*pb.ProcessChunkResponse, error) {
 			if n == 1 {
 				sickUntil.Store(time.Now().Add(300 * time.Millisecond).UnixNano())
 				return nil, status.Error(codes.Unavailable, "test: restarting")
 			}
 			return next()
 		},
-		Health: func(resp *replicationpb.HealthCheckResponse) *replicationpb.HealthCheckResponse {
+		Health: func(resp *pb.HealthCheckResponse) *pb.HealthCheckResponse {
 			if time.Now().UnixNano() < sickUntil.Load() {
 				resp.IsHealthy, resp.Message = false, "unhealthy: test: restarting"
 			}
@@ -329,7 +330,7 @@ func TestDispatch_DeadWorkers(t *testing.T) {
 func TestNewDispatcher_ErrNoHealthyWorker(t *testing.T) {
 	silent, closed := silentWorker(t), closedPort(t)
 	draining := startWorker(t, workerOpts{Hooks: &hooks{
-		Health: func(h *replicationpb.HealthCheckResponse) *replicationpb.HealthCheckResponse {
+		Health: func(h *pb.HealthCheckResponse) *pb.HealthCheckResponse {
 			h.IsHealthy, h.Message = false, "unhealthy: draining: shutting down"
 			return h
 		},
@@ -356,8 +357,8 @@ func TestNewDispatcher_ErrNoHealthyWorker(t *testing.T) {
 }
 
 // refuse answers InvalidArgument for chunk 5 and encodes the others slowly.
-func refuse(ctx context.Context, n int, req *replicationpb.ProcessChunkRequest,
-	next func() (*replicationpb.ProcessChunkResponse, error)) (*replicationpb.ProcessChunkResponse, error) {
+func refuse(ctx context.Context, n int, req *pb.ProcessChunkRequest,
+	next func() (*pb.ProcessChunkResponse, error)) (*pb.ProcessChunkResponse, error) {
 	if req.GetChunkIndex() == 5 {
 		return nil, status.Error(codes.InvalidArgument, "test: cannot decode chunk 5: moov atom not found")
 	}
@@ -409,17 +410,17 @@ func TestDispatch_MissingFile(t *testing.T) {
 
 // ffmpegHealth makes a worker's health say it encodes with ffmpeg, as the
 // chunks asFFmpeg answers say.
-func ffmpegHealth(resp *replicationpb.HealthCheckResponse) *replicationpb.HealthCheckResponse {
+func ffmpegHealth(resp *pb.HealthCheckResponse) *pb.HealthCheckResponse {
 	resp.Encoder = master.EncoderFFmpeg
 	return resp
 }
 
 // asFFmpeg makes a worker answer like an ffmpeg worker whose shards have
 // frames frames (with ffmpegHealth).
-func asFFmpeg(frames int64) func(context.Context, int, *replicationpb.ProcessChunkRequest,
-	func() (*replicationpb.ProcessChunkResponse, error)) (*replicationpb.ProcessChunkResponse, error) {
-	return func(ctx context.Context, n int, req *replicationpb.ProcessChunkRequest,
-		next func() (*replicationpb.ProcessChunkResponse, error)) (*replicationpb.ProcessChunkResponse, error) {
+func asFFmpeg(frames int64) func(context.Context, int, *pb.ProcessChunkRequest,
+	func() (*pb.ProcessChunkResponse, error)) (*pb.ProcessChunkResponse, error) {
+	return func(ctx context.Context, n int, req *pb.ProcessChunkRequest,
+		next func() (*pb.ProcessChunkResponse, error)) (*pb.ProcessChunkResponse, error) {
 		resp, err := next()
 		if err != nil {
 			return nil, err
@@ -476,8 +477,8 @@ func TestDispatch_FrameMismatch(t *testing.T) {
 // naming the chunk and the errors.
 func TestDispatch_MaxAttempts(t *testing.T) {
 	w := startWorker(t, workerOpts{MaxTasks: 2, Hooks: &hooks{
-		Process: func(ctx context.Context, n int, req *replicationpb.ProcessChunkRequest,
-			next func() (*replicationpb.ProcessChunkResponse, error)) (*replicationpb.ProcessChunkResponse, error) {
+		Process: func(ctx context.Context, n int, req *pb.ProcessChunkRequest,
+			next func() (*pb.ProcessChunkResponse, error)) (*pb.ProcessChunkResponse, error) {
 			if req.GetChunkIndex() == 1 {
 				return nil, status.Errorf(codes.Internal, "test: boom %d", n)
 			}
@@ -643,7 +644,7 @@ func TestConfirmDone(t *testing.T) {
 	s.Chunks[10] = master.ChunkState{Index: 10, Done: true, Worker: gone, Checksum: "ab"}                 // unknown worker
 
 	clients := d.Clients()
-	c, err := master.Dial(context.Background(), gone, master.DialOptions{Insecure: true})
+	c, err := client.Dial(context.Background(), gone, client.DialOptions{Insecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -699,7 +700,7 @@ func TestDispatch_ConcurrentRuns(t *testing.T) {
 // withoutFeatures makes a worker answer health checks like one built
 // before HealthCheckResponse.features: it would ignore a trim.
 func withoutFeatures() *hooks {
-	return &hooks{Health: func(h *replicationpb.HealthCheckResponse) *replicationpb.HealthCheckResponse {
+	return &hooks{Health: func(h *pb.HealthCheckResponse) *pb.HealthCheckResponse {
 		h.Features = nil
 		return h
 	}}
@@ -724,7 +725,7 @@ func TestDispatch_Trim(t *testing.T) {
 		}
 	}
 	d := newDispatcher(t, fastConfig(t, trimmer.Addr, old.Addr))
-	if f := d.Stats()[trimmer.Addr].Features; !slices.Contains(f, master.FeatureFrameTrim) {
+	if f := d.Stats()[trimmer.Addr].Features; !slices.Contains(f, client.FeatureFrameTrim) {
 		t.Fatalf("trimmer's features = %q", f)
 	}
 	rec := newRecorder(t)
@@ -762,8 +763,8 @@ func TestDispatch_Trim(t *testing.T) {
 		t.Errorf("the worker without frame_trim got no chunk at all")
 	}
 	skipped := rec.Events(master.EventWorkerSkipped, old.Addr)
-	if len(skipped) != 1 || !strings.Contains(skipped[0].Err.Error(), master.FeatureFrameTrim) {
-		t.Errorf("skipped events for the old worker: %+v, want one naming %q", skipped, master.FeatureFrameTrim)
+	if len(skipped) != 1 || !strings.Contains(skipped[0].Err.Error(), client.FeatureFrameTrim) {
+		t.Errorf("skipped events for the old worker: %+v, want one naming %q", skipped, client.FeatureFrameTrim)
 	}
 	if n := len(rec.Events(master.EventWorkerSkipped, trimmer.Addr)); n != 0 {
 		t.Errorf("%d skipped events for the worker that trims", n)

@@ -19,9 +19,12 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/videoshard/videoshard/internal/chunkid"
 	"github.com/videoshard/videoshard/internal/framehash"
-	replicationpb "github.com/videoshard/videoshard/proto"
-	"github.com/videoshard/videoshard/storage"
+	"github.com/videoshard/videoshard/internal/fsutil"
+	"github.com/videoshard/videoshard/master/client"
+	"github.com/videoshard/videoshard/master/media"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // ErrVerification: the output does not match its source (Summary's
@@ -53,7 +56,7 @@ type JobConfig struct {
 	// StateDir holds the chunk map of every job, <video_id>.json, and a
 	// <video_id>.work directory while the job runs (DefaultStateDir).
 	StateDir string
-	Tools    Tools
+	Tools    media.Tools
 	// Dispatch says which workers to use and how (Workers is required for
 	// Encode; Reconstruct adds the workers the chunk map names).
 	Dispatch DispatchConfig
@@ -90,13 +93,13 @@ type Summary struct {
 	StatePath             string
 	// Split says how the source was cut; nil when this run did not split
 	// it (every chunk was already stored).
-	Split        *SplitStats
-	Verification *Verification // nil when not verified
+	Split        *media.SplitStats
+	Verification *media.Verification // nil when not verified
 	// Quality is the output's pictures measured against the source's,
 	// over every chunk (VerifyMode says how many pictures of each); the
 	// chunk map holds each chunk's. WorstChunk is the chunk with the lowest
 	// picture. Nil when no picture was compared.
-	Quality                *QualityStats
+	Quality                *media.QualityStats
 	VerifyMode             VerifyMode
 	WorstChunk             int
 	VerificationSkipReason string
@@ -116,8 +119,8 @@ func DefaultVideoID(input string) string {
 		}
 	}
 	id := strings.TrimLeft(string(name), ".")
-	if len(id) > storage.MaxVideoIDLen {
-		id = id[:storage.MaxVideoIDLen]
+	if len(id) > chunkid.MaxVideoIDLen {
+		id = id[:chunkid.MaxVideoIDLen]
 	}
 	if id == "" || id == "metadata" {
 		id = "video_" + id
@@ -168,20 +171,20 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	if err := checkOutputs(cfg, cfg.Input); err != nil {
 		return Summary{}, err
 	}
-	src, err := Probe(ctx, cfg.Tools, cfg.Input)
+	src, err := media.Probe(ctx, cfg.Tools, cfg.Input)
 	if err != nil {
 		return Summary{}, err
 	}
-	container, err := ContainerFor(cfg.Output)
+	container, err := media.ContainerFor(cfg.Output)
 	if err != nil {
 		return Summary{}, err
 	}
 	if codec := outputCodec(cfg.Dispatch.Encoding); codec != "" {
-		if err := CheckCompatible(container, codec); err != nil {
+		if err := media.CheckCompatible(container, codec); err != nil {
 			return Summary{}, err
 		}
 	}
-	if err := storage.ValidateVideoID(cfg.VideoID); err != nil {
+	if err := chunkid.ValidateVideoID(cfg.VideoID); err != nil {
 		return Summary{}, fmt.Errorf("--video-id: %w", err)
 	}
 	state, resumed, err := openState(cfg, src)
@@ -252,7 +255,7 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 // again from src on a live worker (of dispatcher(), called when first
 // needed) and the output rebuilt, twice at most; without src (nil: the
 // input is not there as it was) the error names the chunks.
-func rebuild(ctx context.Context, cfg JobConfig, state *JobState, src *SourceInfo, clients map[string]*Client,
+func rebuild(ctx context.Context, cfg JobConfig, state *JobState, src *media.SourceInfo, clients map[string]*client.Client,
 	dispatcher func() (*Dispatcher, error), sum *Summary) error {
 	for attempt := 1; ; attempt++ {
 		err := reconstruct(ctx, cfg, state, src, clients, sum)
@@ -285,7 +288,7 @@ func rebuild(ctx context.Context, cfg JobConfig, state *JobState, src *SourceInf
 
 // outputCodec maps a requested ffmpeg encoder to the codec it produces, for
 // an early container check; "" when the workers' default applies.
-func outputCodec(o *replicationpb.EncodingOptions) string {
+func outputCodec(o *pb.EncodingOptions) string {
 	switch o.GetVideoCodec() {
 	case "libx264":
 		return "h264"
@@ -302,7 +305,7 @@ func outputCodec(o *replicationpb.EncodingOptions) string {
 }
 
 // encodingMap records the requested options, so a resume can refuse others.
-func encodingMap(o *replicationpb.EncodingOptions) map[string]string {
+func encodingMap(o *pb.EncodingOptions) map[string]string {
 	m := map[string]string{}
 	if o.GetVideoCodec() != "" {
 		m["codec"] = o.GetVideoCodec()
@@ -317,11 +320,11 @@ func encodingMap(o *replicationpb.EncodingOptions) map[string]string {
 }
 
 // encodingOptions is encodingMap reversed.
-func encodingOptions(m map[string]string) *replicationpb.EncodingOptions {
+func encodingOptions(m map[string]string) *pb.EncodingOptions {
 	if len(m) == 0 {
 		return nil
 	}
-	o := &replicationpb.EncodingOptions{VideoCodec: m["codec"], Preset: m["preset"]}
+	o := &pb.EncodingOptions{VideoCodec: m["codec"], Preset: m["preset"]}
 	if crf, err := strconv.Atoi(m["crf"]); err == nil {
 		o.Crf = proto.Int32(int32(crf))
 	}
@@ -331,7 +334,7 @@ func encodingOptions(m map[string]string) *replicationpb.EncodingOptions {
 // openState loads the job's chunk map for a resume, or starts a new one. A
 // map made from another input or with other settings is refused rather
 // than mixed with this run.
-func openState(cfg JobConfig, src SourceInfo) (*JobState, bool, error) {
+func openState(cfg JobConfig, src media.SourceInfo) (*JobState, bool, error) {
 	fi, err := os.Stat(src.Path)
 	if err != nil {
 		return nil, false, err
@@ -371,7 +374,7 @@ func openState(cfg JobConfig, src SourceInfo) (*JobState, bool, error) {
 
 // encodeChunks splits the source and dispatches the chunks not yet done;
 // with sum set, it records there how the source was cut.
-func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *JobState, d *Dispatcher, sum *Summary) error {
+func encodeChunks(ctx context.Context, cfg JobConfig, src media.SourceInfo, state *JobState, d *Dispatcher, sum *Summary) error {
 	chunkDir := filepath.Join(cfg.workDir(), "chunks")
 	if err := os.RemoveAll(chunkDir); err != nil {
 		return err
@@ -382,8 +385,8 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 	splitStart := time.Now()
 	// Workers that hash the pictures they decode prove the chunks' tails:
 	// the master then decodes only each chunk's head.
-	headProof := d.AllList(FeaturePictureHashes)
-	chunks, stats, err := Split(ctx, cfg.Tools, src, cfg.SegmentSeconds, chunkDir, SplitOptions{HeadProof: headProof})
+	headProof := d.AllList(client.FeaturePictureHashes)
+	chunks, stats, err := media.Split(ctx, cfg.Tools, src, cfg.SegmentSeconds, chunkDir, media.SplitOptions{HeadProof: headProof})
 	if err != nil {
 		return err
 	}
@@ -419,7 +422,7 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 				unproven = append(unproven, i)
 			}
 		}
-		changed, err := Reprove(ctx, cfg.Tools, src, chunks, unproven)
+		changed, err := media.Reprove(ctx, cfg.Tools, src, chunks, unproven)
 		if err != nil {
 			return err
 		}
@@ -441,7 +444,7 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 	doneMedia := src.Video.Duration
 	for _, i := range pending {
 		c := chunks[i]
-		tasks = append(tasks, c.task())
+		tasks = append(tasks, chunkTask(c))
 		doneMedia -= c.Duration
 	}
 	var progress *Progress
@@ -510,7 +513,7 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 		var again []ChunkTask
 		again, err = settleUnproven(ctx, cfg, src, chunks, state, unproven, onDone)
 		if sum != nil {
-			again := SummarizeSplit(chunks) // some made again
+			again := media.SummarizeSplit(chunks) // some made again
 			again.Seconds, again.HeadProven = stats.Seconds, stats.HeadProven
 			again.ProofSeconds = stats.ProofSeconds + time.Since(proofStart).Seconds()
 			again.Reproven = len(unproven)
@@ -537,7 +540,7 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 // with the trim it was encoded with is recorded (through onDone); the
 // others' chunks, trimmed anew or made again losslessly, are returned to
 // be encoded again.
-func settleUnproven(ctx context.Context, cfg JobConfig, src SourceInfo, chunks []Chunk, state *JobState,
+func settleUnproven(ctx context.Context, cfg JobConfig, src media.SourceInfo, chunks []media.Chunk, state *JobState,
 	results []ChunkResult, onDone func(ChunkResult) error) ([]ChunkTask, error) {
 	which := make([]int, len(results))
 	for j, r := range results {
@@ -545,7 +548,7 @@ func settleUnproven(ctx context.Context, cfg JobConfig, src SourceInfo, chunks [
 	}
 	cfg.Logger.Warn("chunks whose workers did not return the pictures the split expected; decoding them whole",
 		"chunks", which)
-	changed, err := Reprove(ctx, cfg.Tools, src, chunks, which)
+	changed, err := media.Reprove(ctx, cfg.Tools, src, chunks, which)
 	if err != nil {
 		return nil, err
 	}
@@ -556,7 +559,7 @@ func settleUnproven(ctx context.Context, cfg JobConfig, src SourceInfo, chunks [
 		if slices.Contains(changed, c.Index) {
 			cfg.Logger.Warn("chunk encoded from other pictures than its own; encoding it again", "chunk", c.Index,
 				"lossless", c.Lossless, "trim_start", c.TrimStart)
-			again = append(again, c.task())
+			again = append(again, chunkTask(c))
 			continue
 		}
 		if err := onDone(r); err != nil {
@@ -572,7 +575,7 @@ func settleUnproven(ctx context.Context, cfg JobConfig, src SourceInfo, chunks [
 // mid-chunk), or a job whose chunk map was lost. It asks each worker once
 // and hashes only the chunk files a worker holds a version of, so a fresh
 // job reads no chunk twice.
-func adoptStored(ctx context.Context, clients map[string]*Client, state *JobState, chunks []Chunk, o *replicationpb.EncodingOptions) ([]int, error) {
+func adoptStored(ctx context.Context, clients map[string]*client.Client, state *JobState, chunks []media.Chunk, o *pb.EncodingOptions) ([]int, error) {
 	pending := map[int]bool{}
 	for _, i := range state.Pending() {
 		pending[i] = true
@@ -602,7 +605,7 @@ func adoptStored(ctx context.Context, clients map[string]*Client, state *JobStat
 			}
 			sum, ok := inputSums[i]
 			if !ok {
-				if sum, err = storage.FileSHA256(chunks[i].Path); err != nil {
+				if sum, err = fsutil.FileSHA256(chunks[i].Path); err != nil {
 					return nil, err
 				}
 				inputSums[i] = sum
@@ -630,7 +633,7 @@ func adoptStored(ctx context.Context, clients map[string]*Client, state *JobStat
 
 // sameSettings reports whether a stored chunk's encoder settings agree
 // with every option the job requests.
-func sameSettings(settings map[string]string, o *replicationpb.EncodingOptions) bool {
+func sameSettings(settings map[string]string, o *pb.EncodingOptions) bool {
 	for k, v := range encodingMap(o) {
 		if settings[k] != v {
 			return false
@@ -647,7 +650,7 @@ const (
 
 // sameTrim reports whether a stored chunk was trimmed as c must be (or not
 // at all, when c needs no trim).
-func sameTrim(settings map[string]string, c Chunk) bool {
+func sameTrim(settings map[string]string, c media.Chunk) bool {
 	if !c.NeedsTrim() {
 		return settings[settingTrimStart] == "" && settings[settingTrimFrames] == ""
 	}
@@ -656,7 +659,7 @@ func sameTrim(settings map[string]string, c Chunk) bool {
 }
 
 // sameSplit checks that a resumed job's source split as it did before.
-func sameSplit(state *JobState, chunks []Chunk) error {
+func sameSplit(state *JobState, chunks []media.Chunk) error {
 	if len(chunks) != len(state.Chunks) {
 		return fmt.Errorf("the source now splits into %d chunks, the saved job has %d", len(chunks), len(state.Chunks))
 	}
@@ -672,7 +675,7 @@ func sameSplit(state *JobState, chunks []Chunk) error {
 // side streams (src nil: none), writes cfg.Output and verifies it against
 // src. Shards a simulated encoder made are not media: they are
 // concatenated as bytes, and the media checks are skipped, saying so.
-func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *SourceInfo, clients map[string]*Client, sum *Summary) error {
+func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *media.SourceInfo, clients map[string]*client.Client, sum *Summary) error {
 	var failed error // a verification that failed
 	if len(state.Chunks) == 0 {
 		return errors.New("reconstruct: the job has no chunks")
@@ -717,24 +720,24 @@ func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *Sourc
 			return err
 		}
 	} else {
-		var side SideStreams
-		var source SourceInfo
+		var side media.SideStreams
+		var source media.SourceInfo
 		if src != nil {
 			source = *src
-			container, err := ContainerFor(cfg.Output)
+			container, err := media.ContainerFor(cfg.Output)
 			if err != nil {
 				return err
 			}
-			if side, err = PlanSideStreams(source, container); err != nil {
+			if side, err = media.PlanSideStreams(source, container); err != nil {
 				return err
 			}
 		}
-		shards := make([]Shard, len(paths))
+		shards := make([]media.Shard, len(paths))
 		for i, p := range paths {
-			shards[i] = Shard{Path: p, Duration: state.Chunks[i].Duration}
+			shards[i] = media.Shard{Path: p, Duration: state.Chunks[i].Duration}
 		}
 		if src == nil {
-			if err := Join(ctx, cfg.Tools, source, shards, side, cfg.Output); err != nil {
+			if err := media.Join(ctx, cfg.Tools, source, shards, side, cfg.Output); err != nil {
 				return err
 			}
 			sum.VerificationSkipReason = "no source to compare with: the chunk map is missing or its input changed"
@@ -764,13 +767,13 @@ func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *Sourc
 // (unverifiedPath), verifies it against src, and only then renames it to
 // cfg.Output: a failed verification never replaces or leaves a file at the
 // output path, and the error names where the unverified output is.
-func joinVerified(ctx context.Context, cfg JobConfig, src SourceInfo, state *JobState, shards []Shard, paths []string, side SideStreams, sum *Summary) error {
+func joinVerified(ctx context.Context, cfg JobConfig, src media.SourceInfo, state *JobState, shards []media.Shard, paths []string, side media.SideStreams, sum *Summary) error {
 	vcfg := cfg
 	vcfg.Output = unverifiedPath(cfg.Output)
-	if err := Join(ctx, cfg.Tools, src, shards, side, vcfg.Output); err != nil {
+	if err := media.Join(ctx, cfg.Tools, src, shards, side, vcfg.Output); err != nil {
 		return err
 	}
-	v, err := Verify(ctx, cfg.Tools, src, vcfg.Output)
+	v, err := media.Verify(ctx, cfg.Tools, src, vcfg.Output)
 	if err == nil {
 		err = verifyPictures(ctx, vcfg, src, state, paths, &v, sum)
 	}
@@ -789,7 +792,7 @@ func joinVerified(ctx context.Context, cfg JobConfig, src SourceInfo, state *Job
 	if err := os.Rename(vcfg.Output, cfg.Output); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(cfg.Output))
+	return fsutil.SyncDir(filepath.Dir(cfg.Output))
 }
 
 // unverifiedPath is where an output is joined before it is verified:
@@ -803,33 +806,33 @@ func unverifiedPath(output string) string {
 // source's, after the streams the side-stream plan left out; track offsets
 // count from each file's first picture (outVideoStart for the output, as
 // Verify measured it).
-func presentationWarnings(ctx context.Context, cfg JobConfig, src SourceInfo, side SideStreams, outVideoStart float64) ([]string, error) {
-	container, err := ContainerFor(cfg.Output)
+func presentationWarnings(ctx context.Context, cfg JobConfig, src media.SourceInfo, side media.SideStreams, outVideoStart float64) ([]string, error) {
+	container, err := media.ContainerFor(cfg.Output)
 	if err != nil {
 		return nil, err
 	}
-	srcP, err := ProbePresentation(ctx, cfg.Tools, src.Path)
+	srcP, err := media.ProbePresentation(ctx, cfg.Tools, src.Path)
 	if err != nil {
 		return nil, fmt.Errorf("read the source's presentation: %w", err)
 	}
-	outP, err := ProbePresentation(ctx, cfg.Tools, cfg.Output)
+	outP, err := media.ProbePresentation(ctx, cfg.Tools, cfg.Output)
 	if err != nil {
 		return nil, fmt.Errorf("read the output's presentation: %w", err)
 	}
 	// Offsets from the first picture shown, not the first packet.
-	srcP.placeVideo(src.Video.StartTime)
-	outP.placeVideo(outVideoStart) // as Verify found it
+	srcP.PlaceVideo(src.Video.StartTime)
+	outP.PlaceVideo(outVideoStart) // as Verify found it
 	warnings := slices.Clone(side.Dropped)
 	for i := range warnings {
 		warnings[i] = "left out: " + warnings[i]
 	}
-	return append(warnings, ComparePresentation(srcP, outP, container)...), nil
+	return append(warnings, media.ComparePresentation(srcP, outP, container)...), nil
 }
 
 // fetchShards downloads every chunk's shard into dir, a few at a time,
 // each checked against the checksum in the chunk map. It returns the local
 // paths in chunk order and the encoders that made them.
-func fetchShards(ctx context.Context, state *JobState, clients map[string]*Client, dir string) ([]string, map[string]bool, error) {
+func fetchShards(ctx context.Context, state *JobState, clients map[string]*client.Client, dir string) ([]string, map[string]bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	paths := make([]string, len(state.Chunks))
@@ -857,7 +860,7 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*Clien
 				c := state.Chunks[i]
 				path := shardPath(dir, c.Index)
 				if c.Checksum != "" && c.Encoder != "" {
-					if sum, err := storage.FileSHA256(path); err == nil && sum == c.Checksum {
+					if sum, err := fsutil.FileSHA256(path); err == nil && sum == c.Checksum {
 						paths[i], encoders[i] = path, c.Encoder // fetched by the chunk checker
 						continue
 					}
@@ -924,9 +927,9 @@ func lostBecause(ctx context.Context, err error) string {
 		return ""
 	case errors.Is(err, errNoClient):
 		return "its worker is not among the workers given:"
-	case errors.Is(err, ErrDownloadStalled):
+	case errors.Is(err, client.ErrDownloadStalled):
 		return "its worker stalled:"
-	case errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrProtocol):
+	case errors.Is(err, client.ErrSizeMismatch), errors.Is(err, client.ErrChecksumMismatch), errors.Is(err, client.ErrProtocol):
 		return "its worker serves another version of it:"
 	}
 	switch status.Code(err) {
@@ -947,14 +950,14 @@ func (e *LostShardsError) Unwrap() error { return e.Err }
 // errNoClient: a chunk's worker is not one the job was given.
 var errNoClient = errors.New("that worker is not among the workers given")
 
-func fetchShard(ctx context.Context, c *Client, chunk ChunkState, path string) (encoder string, err error) {
+func fetchShard(ctx context.Context, c *client.Client, chunk ChunkState, path string) (encoder string, err error) {
 	if c == nil {
 		return "", errNoClient
 	}
-	var meta *replicationpb.ChunkMetadata
-	err = WriteFileAtomic(path, func(w io.Writer) error {
-		meta, _, err = c.DownloadShard(ctx, &replicationpb.GetShardRequest{ShardLocation: chunk.Location}, w,
-			ShardWant{Size: chunk.EncodedSize, Checksum: chunk.Checksum, MaxSize: RoomFor(path)})
+	var meta *pb.ChunkMetadata
+	err = fsutil.WriteFileAtomic(path, func(w io.Writer) error {
+		meta, _, err = c.DownloadShard(ctx, &pb.GetShardRequest{ShardLocation: chunk.Location}, w,
+			client.ShardWant{Size: chunk.EncodedSize, Checksum: chunk.Checksum, MaxSize: fsutil.RoomFor(path)})
 		return err
 	})
 	if err != nil {
@@ -962,14 +965,14 @@ func fetchShard(ctx context.Context, c *Client, chunk ChunkState, path string) (
 	}
 	if chunk.Encoder != "" && meta.GetEncoder() != chunk.Encoder {
 		_ = os.Remove(path)
-		return "", fmt.Errorf("%w: the shard's metadata says encoder %q, the chunk map %q", ErrProtocol, meta.GetEncoder(), chunk.Encoder)
+		return "", fmt.Errorf("%w: the shard's metadata says encoder %q, the chunk map %q", client.ErrProtocol, meta.GetEncoder(), chunk.Encoder)
 	}
 	return meta.GetEncoder(), nil
 }
 
 // concatFiles writes the files' bytes, in order, to out atomically.
 func concatFiles(paths []string, out string) error {
-	return WriteFileAtomic(out, func(w io.Writer) error {
+	return fsutil.WriteFileAtomic(out, func(w io.Writer) error {
 		for _, p := range paths {
 			f, err := os.Open(p)
 			if err != nil {

@@ -12,7 +12,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/videoshard/videoshard/storage"
+	"github.com/videoshard/videoshard/internal/chunkid"
+	"github.com/videoshard/videoshard/master/client"
+	"github.com/videoshard/videoshard/master/media"
 )
 
 // Reconstruct rebuilds a job's output from the shards its workers hold,
@@ -26,10 +28,10 @@ import (
 func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 	start := time.Now()
 	cfg = cfg.withDefaults()
-	if err := storage.ValidateVideoID(cfg.VideoID); err != nil {
+	if err := chunkid.ValidateVideoID(cfg.VideoID); err != nil {
 		return Summary{}, fmt.Errorf("--video-id: %w", err)
 	}
-	if _, err := ContainerFor(cfg.Output); err != nil {
+	if _, err := media.ContainerFor(cfg.Output); err != nil {
 		return Summary{}, err
 	}
 	state, err := LoadState(cfg.StateDir, cfg.VideoID)
@@ -59,24 +61,26 @@ func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 	}
 	slices.Sort(addrs)
 	addrs = slices.Compact(addrs)
-	clients := make(map[string]*Client, len(addrs))
+	clients := make(map[string]*client.Client, len(addrs))
 	defer func() {
 		for _, c := range clients {
 			c.Close()
 		}
 	}()
+	dial := cfg.Dispatch.Dial
+	setDefaultValue(&dial.MaxMessageBytes, DefaultJobMessageBytes)
 	for _, addr := range addrs {
 		if addr == "" {
 			continue
 		}
-		c, err := Dial(ctx, addr, cfg.Dispatch.Dial)
+		c, err := client.Dial(ctx, addr, dial)
 		if err != nil {
 			return Summary{}, fmt.Errorf("dial %s: %w", addr, err)
 		}
 		clients[addr] = c
 	}
 
-	var src *SourceInfo
+	var src *media.SourceInfo
 	if state == nil {
 		if state, err = stateFromWorkers(ctx, cfg.VideoID, clients); err != nil {
 			return Summary{}, err
@@ -84,7 +88,7 @@ func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 	} else if fi, err := os.Stat(state.Source); err == nil && fi.Size() == state.SourceSize && fi.ModTime().Equal(state.SourceModTime) {
 		// A chunk encoded again is cut and encoded as the job's were.
 		cfg.SegmentSeconds, cfg.Dispatch.Encoding = state.SegmentSeconds, encodingOptions(state.Encoding)
-		s, err := Probe(ctx, cfg.Tools, state.Source)
+		s, err := media.Probe(ctx, cfg.Tools, state.Source)
 		if err != nil {
 			return Summary{}, err
 		}
@@ -125,7 +129,7 @@ func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 
 // stateFromWorkers builds a chunk map from what the workers hold for a
 // video: every chunk from 0 to the last must be on one of them.
-func stateFromWorkers(ctx context.Context, videoID string, clients map[string]*Client) (*JobState, error) {
+func stateFromWorkers(ctx context.Context, videoID string, clients map[string]*client.Client) (*JobState, error) {
 	found := map[int]ChunkState{}
 	addrs := make([]string, 0, len(clients))
 	for addr := range clients {

@@ -16,7 +16,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/videoshard/videoshard/storage"
+	"github.com/videoshard/videoshard/internal/chunkid"
+	"github.com/videoshard/videoshard/internal/fsutil"
+	"github.com/videoshard/videoshard/master/client"
+	"github.com/videoshard/videoshard/master/media"
 )
 
 // StateVersion is the JobState format this package writes and reads.
@@ -77,15 +80,15 @@ type ChunkState struct {
 	// Quality is the shard's pictures measured against the source's
 	// (QualityMode says how many of them); QualityProblem says why they
 	// could not be paired. Nil when not measured.
-	Quality        *QualityStats `json:"quality,omitempty"`
-	QualityMode    VerifyMode    `json:"quality_mode,omitempty"`
-	QualityProblem string        `json:"quality_problem,omitempty"`
+	Quality        *media.QualityStats `json:"quality,omitempty"`
+	QualityMode    VerifyMode          `json:"quality_mode,omitempty"`
+	QualityProblem string              `json:"quality_problem,omitempty"`
 }
 
 // StatePath returns where the state of videoID lives in dir. The id is
 // validated like the worker validates it, so the path never leaves dir.
 func StatePath(dir, videoID string) (string, error) {
-	if err := storage.ValidateVideoID(videoID); err != nil {
+	if err := chunkid.ValidateVideoID(videoID); err != nil {
 		return "", err
 	}
 	return filepath.Join(dir, videoID+".json"), nil
@@ -121,7 +124,7 @@ func LoadState(dir, videoID string) (*JobState, error) {
 
 func (s *JobState) check() error {
 	for i, c := range s.Chunks {
-		if err := storage.ValidateChunkIndex(int64(c.Index)); err != nil {
+		if err := chunkid.ValidateChunkIndex(int64(c.Index)); err != nil {
 			return err
 		}
 		if i > 0 && c.Index <= s.Chunks[i-1].Index {
@@ -159,7 +162,7 @@ func (s *JobState) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	err = WriteFileAtomic(path, func(w io.Writer) error {
+	err = fsutil.WriteFileAtomic(path, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
@@ -193,7 +196,7 @@ func (s *JobState) Record(r ChunkResult) {
 
 // setSplit records what the split says of chunk c anew (proven since, or
 // made again).
-func (s *JobState) setSplit(c Chunk) {
+func (s *JobState) setSplit(c media.Chunk) {
 	i, found := slices.BinarySearchFunc(s.Chunks, c.Index, func(cs ChunkState, idx int) int {
 		return cmp.Compare(cs.Index, idx)
 	})
@@ -229,7 +232,7 @@ func (s *JobState) forget(i int) {
 // it, or has other content) it is missing, and ConfirmDone marks it not
 // done in s so Pending returns it for dispatch again. Both lists are
 // sorted. Cancelling ctx makes every unconfirmed chunk missing.
-func ConfirmDone(ctx context.Context, clients map[string]*Client, s *JobState) (confirmed, missing []int) {
+func ConfirmDone(ctx context.Context, clients map[string]*client.Client, s *JobState) (confirmed, missing []int) {
 	byWorker := make(map[string][]int) // worker -> positions in s.Chunks
 	for i, c := range s.Chunks {
 		if c.Done {
@@ -284,7 +287,7 @@ func ConfirmDone(ctx context.Context, clients map[string]*Client, s *JobState) (
 // removeStateTemps removes the temporary files of interrupted Saves of
 // videoID. Errors are ignored: a leftover is only clutter.
 func removeStateTemps(dir, videoID string) {
-	matches, _ := filepath.Glob(filepath.Join(dir, tempPrefix(videoID+".json")+"*"))
+	matches, _ := filepath.Glob(filepath.Join(dir, fsutil.TempPrefix(videoID+".json")+"*"))
 	for _, m := range matches {
 		os.Remove(m)
 	}

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/videoshard/videoshard/internal/fsutil"
 )
 
 func sampleJobState() *JobState {
@@ -120,7 +122,7 @@ func TestJobState_FailedWriteKeepsOld(t *testing.T) {
 	}
 
 	errInjected := errors.New("injected: no space left on device")
-	err = WriteFileAtomic(filepath.Join(dir, "clip.mp4.json"), func(w io.Writer) error {
+	err = fsutil.WriteFileAtomic(filepath.Join(dir, "clip.mp4.json"), func(w io.Writer) error {
 		w.Write([]byte(`{"version": 1, "video_id": "clip.mp4", "chu`))
 		return errInjected
 	})
@@ -148,8 +150,8 @@ func TestRemoveStateTemps(t *testing.T) {
 	if err := sampleJobState().Save(dir); err != nil {
 		t.Fatal(err)
 	}
-	crashed := filepath.Join(dir, tempPrefix("clip.mp4.json")+"12345")
-	other := filepath.Join(dir, tempPrefix("other.mp4.json")+"12345")
+	crashed := filepath.Join(dir, fsutil.TempPrefix("clip.mp4.json")+"12345")
+	other := filepath.Join(dir, fsutil.TempPrefix("other.mp4.json")+"12345")
 	for _, p := range []string{crashed, other} {
 		if err := os.WriteFile(p, []byte("{"), 0o644); err != nil {
 			t.Fatal(err)

@@ -24,7 +24,8 @@ import (
 	"github.com/videoshard/videoshard/encode"
 	"github.com/videoshard/videoshard/grpcapi"
 	"github.com/videoshard/videoshard/master"
-	replicationpb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/master/client"
+	pb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
 
@@ -85,12 +86,12 @@ func startWorker(tb testing.TB, o workerOpts) *testWorker {
 	// store, so the temporary directory can be removed.
 	w.gs = grpc.NewServer(grpc.ChainUnaryInterceptor(w.unary), grpc.ChainStreamInterceptor(w.stream),
 		grpc.WaitForHandlers(true))
-	var impl replicationpb.VideoProcessingServiceServer = srv
+	var impl pb.VideoProcessingServiceServer = srv
 	if o.Hooks != nil {
 		o.Hooks.VideoProcessingServiceServer = srv
 		impl = o.Hooks
 	}
-	replicationpb.RegisterVideoProcessingServiceServer(w.gs, impl)
+	pb.RegisterVideoProcessingServiceServer(w.gs, impl)
 	go w.gs.Serve(lis)
 	tb.Cleanup(w.gs.Stop)
 	return w
@@ -176,20 +177,20 @@ func (w *testWorker) Calls() (calls, streams int) {
 // hooks wraps a real server. Its functions are set before the server
 // starts and may be nil.
 type hooks struct {
-	replicationpb.VideoProcessingServiceServer
+	pb.VideoProcessingServiceServer
 
 	// Process replaces ProcessChunk; next is the real one. n counts calls
 	// from 1.
-	Process func(ctx context.Context, n int, req *replicationpb.ProcessChunkRequest,
-		next func() (*replicationpb.ProcessChunkResponse, error)) (*replicationpb.ProcessChunkResponse, error)
+	Process func(ctx context.Context, n int, req *pb.ProcessChunkRequest,
+		next func() (*pb.ProcessChunkResponse, error)) (*pb.ProcessChunkResponse, error)
 	// Health edits CheckHealth's answer.
-	Health func(resp *replicationpb.HealthCheckResponse) *replicationpb.HealthCheckResponse
+	Health func(resp *pb.HealthCheckResponse) *pb.HealthCheckResponse
 
 	n atomic.Int32
 }
 
-func (h *hooks) ProcessChunk(ctx context.Context, req *replicationpb.ProcessChunkRequest) (*replicationpb.ProcessChunkResponse, error) {
-	next := func() (*replicationpb.ProcessChunkResponse, error) {
+func (h *hooks) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) (*pb.ProcessChunkResponse, error) {
+	next := func() (*pb.ProcessChunkResponse, error) {
 		return h.VideoProcessingServiceServer.ProcessChunk(ctx, req)
 	}
 	if h.Process == nil {
@@ -198,7 +199,7 @@ func (h *hooks) ProcessChunk(ctx context.Context, req *replicationpb.ProcessChun
 	return h.Process(ctx, int(h.n.Add(1)), req, next)
 }
 
-func (h *hooks) CheckHealth(ctx context.Context, req *replicationpb.HealthCheckRequest) (*replicationpb.HealthCheckResponse, error) {
+func (h *hooks) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*pb.HealthCheckResponse, error) {
 	resp, err := h.VideoProcessingServiceServer.CheckHealth(ctx, req)
 	if err != nil || h.Health == nil {
 		return resp, err
@@ -309,7 +310,7 @@ func fastConfig(tb testing.TB, addrs ...string) master.DispatchConfig {
 		ProbeInterval: 50 * time.Millisecond,
 		ProbeTimeout:  500 * time.Millisecond,
 		ChunkTimeout:  20 * time.Second,
-		Dial:          master.DialOptions{Insecure: true},
+		Dial:          client.DialOptions{Insecure: true},
 		Logger:        testLogger(tb),
 	}
 }

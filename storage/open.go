@@ -458,17 +458,6 @@ func (s *Store) matches(dir *Dir, name string, m Metadata) bool {
 	return err == nil && sum == m.ChecksumSHA256
 }
 
-// FileSHA256 returns the hex SHA-256 of the file at path, as metadata
-// records checksums.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	return readerSHA256(f)
-}
-
 func readerSHA256(r io.Reader) (string, error) {
 	h := sha256.New()
 	if _, err := io.Copy(h, r); err != nil {

@@ -5,61 +5,38 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/videoshard/videoshard/internal/chunkid"
 )
 
-// MaxVideoIDLen is the longest video id accepted, in bytes. The seed's
-// layout puts the id into file names, and most Linux filesystems (ext4, xfs,
-// btrfs) cap a name at 255 bytes: the metadata file adds 31 bytes
-// ("_chunk_2147483647_metadata.json") and its temporary name a further 22
-// ("." and ".tmp-" plus 16 random characters). 200 leaves that room, so every
-// id ValidateVideoID accepts can actually be stored.
-const MaxVideoIDLen = 200
+// MaxVideoIDLen is the longest video id accepted, in bytes (see
+// chunkid.MaxVideoIDLen for why).
+const MaxVideoIDLen = chunkid.MaxVideoIDLen
 
 // Names inside the root that are not video directories. None can be a
 // video id: "metadata" is reserved and ids cannot start with '.'.
 const (
-	metadataDirName   = "metadata"
+	metadataDirName   = chunkid.Reserved
 	tempDirName       = ".tmp"
 	quarantineDirName = ".quarantine"
 	lockFileName      = ".lock"
 )
 
-// ValidateVideoID reports whether id can name a video: 1 to MaxVideoIDLen
-// bytes of A-Z a-z 0-9 '.' '_' '-', not starting with '.', and not the
-// reserved name "metadata". Such an id is safe to use as one path element.
-// The error wraps ErrInvalid and says what was wrong.
+// ValidateVideoID reports whether id can name a video (chunkid's rules),
+// so that it is safe to use as one path element. The error wraps
+// ErrInvalid and says what was wrong.
 func ValidateVideoID(id string) error {
-	switch {
-	case id == "":
-		return fmt.Errorf("%w: video id is empty", ErrInvalid)
-	case len(id) > MaxVideoIDLen:
-		return fmt.Errorf("%w: video id is %d bytes, longer than %d", ErrInvalid, len(id), MaxVideoIDLen)
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !isIDByte(c) {
-			return fmt.Errorf("%w: video id %q has %q at byte %d; only A-Z a-z 0-9 . _ - are allowed",
-				ErrInvalid, id, c, i)
-		}
-	}
-	switch {
-	case id[0] == '.':
-		return fmt.Errorf("%w: video id %q starts with '.'", ErrInvalid, id)
-	case id == metadataDirName:
-		return fmt.Errorf("%w: video id %q is reserved", ErrInvalid, id)
+	if err := chunkid.ValidateVideoID(id); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
-}
-
-func isIDByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '.' || c == '_' || c == '-'
 }
 
 // ValidateChunkIndex reports whether i is a chunk index: 0 to math.MaxInt32,
 // the range of the wire's int32. The error wraps ErrInvalid.
 func ValidateChunkIndex(i int64) error {
-	if i < 0 || i > math.MaxInt32 {
-		return fmt.Errorf("%w: chunk index %d is outside 0..%d", ErrInvalid, i, math.MaxInt32)
+	if err := chunkid.ValidateChunkIndex(i); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

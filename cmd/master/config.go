@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
-
-	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/master/client"
 )
 
 // Config is what every subcommand needs, read from flags, the environment
@@ -43,8 +42,8 @@ var securityKeys = map[string]string{
 
 // dialOptions are the connection settings of every worker the command
 // talks to.
-func (c Config) dialOptions() master.DialOptions {
-	return master.DialOptions{
+func (c Config) dialOptions() client.DialOptions {
+	return client.DialOptions{
 		Insecure: c.TLS == TLSConfig{},
 		CAFile:   c.TLS.CA, CertFile: c.TLS.Cert, KeyFile: c.TLS.Key, ServerName: c.TLS.ServerName,
 		Token: c.Token,

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/videoshard/videoshard/master/client"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/videoshard/videoshard/master"
 )
 
 // Exit statuses.
@@ -65,7 +64,7 @@ func errorCode(err error) (codes.Code, bool) {
 		return codes.Canceled, true
 	case errors.Is(err, context.DeadlineExceeded):
 		return codes.DeadlineExceeded, true
-	case errors.Is(err, master.ErrChecksumMismatch), errors.Is(err, master.ErrSizeMismatch):
+	case errors.Is(err, client.ErrChecksumMismatch), errors.Is(err, client.ErrSizeMismatch):
 		return codes.DataLoss, true
 	}
 	return codes.OK, false

@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/master/client"
+	"github.com/videoshard/videoshard/master/media"
 	replicationpb "github.com/videoshard/videoshard/proto"
 )
 
@@ -36,7 +38,7 @@ type JobConfig struct {
 	MinPSNR        float64           // key min_psnr
 	// Dial reaches the workers (keys tls_ca, tls_cert, tls_key,
 	// tls_server_name, token of Config).
-	Dial master.DialOptions
+	Dial client.DialOptions
 }
 
 // jobKeys are the job keys with their defaults; configKeys adds them.
@@ -55,7 +57,7 @@ func jobDefaults() map[string]any {
 		"ffprobe":               "ffprobe",
 		"verify":                string(master.VerifyFull),
 		"min_psnr":              master.DefaultMinPSNR,
-		"download_idle_timeout": master.DefaultDownloadIdleTimeout.String(),
+		"download_idle_timeout": client.DefaultDownloadIdleTimeout.String(),
 	}
 }
 
@@ -156,22 +158,15 @@ func (c JobConfig) job(input, output string) master.JobConfig {
 	}
 	return master.JobConfig{
 		Input: input, Output: output, VideoID: c.VideoID, SegmentSeconds: c.SegmentSeconds, StateDir: c.StateDir,
-		Tools:  master.Tools{FFmpeg: c.FFmpeg, FFprobe: c.FFprobe},
+		Tools:  media.Tools{FFmpeg: c.FFmpeg, FFprobe: c.FFprobe},
 		Verify: c.Verify, MinPSNR: c.MinPSNR,
 		Dispatch: master.DispatchConfig{
 			Workers: c.Workers, PerWorkerCap: c.PerWorkerCap, MaxAttempts: c.MaxAttempts, Encoding: enc,
-			Dial: c.dialLimited(),
+			Dial: c.Dial,
 		},
 		Progress: os.Stderr,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
-}
-
-// dialLimited is c.Dial with the message limit of job commands.
-func (c JobConfig) dialLimited() master.DialOptions {
-	d := c.Dial
-	d.MaxMessageBytes = 16 << 20
-	return d
 }
 
 func (a *app) encodeCmd() *cobra.Command {
@@ -292,7 +287,7 @@ func (a *app) jobFlags(cmd *cobra.Command, output *string, force *bool, encode b
 	f.String("ffmpeg", "", "ffmpeg binary (default ffmpeg)")
 	f.String("ffprobe", "", "ffprobe binary (default ffprobe)")
 	f.String("verify", "", "how many pictures to compare with the source's: full (every one), sample (a few per chunk) or off (default full)")
-	f.Duration("download-idle-timeout", 0, fmt.Sprintf("abandon a shard download that receives nothing for this long (default %v); a download also gets its size at %d MiB/s on top", master.DefaultDownloadIdleTimeout, master.MinDownloadRate>>20))
+	f.Duration("download-idle-timeout", 0, fmt.Sprintf("abandon a shard download that receives nothing for this long (default %v); a download also gets its size at %d MiB/s on top", client.DefaultDownloadIdleTimeout, client.MinDownloadRate>>20))
 	f.Float64("min-psnr", 0, fmt.Sprintf("PSNR floor in dB for each chunk's worst compared picture; a chunk below it is encoded again once (default %g)", master.DefaultMinPSNR))
 	if encode {
 		f.Float64("segment-seconds", 0, "target chunk length in seconds (default 10)")

@@ -1,6 +1,7 @@
-// Command master is a command-line client of a videoshard worker: it checks
-// its health, sends it a file to encode as a chunk, lists and describes the
-// stored shards, and downloads one.
+// Command master encodes a video across videoshard workers (encode,
+// reconstruct, status: package master) and talks to one worker over gRPC
+// (health, process-chunk, list, metadata, get-shard: package
+// master/client). It reads flags and wires; the work is in those packages.
 package main
 
 import (
@@ -15,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
-	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/master/client"
 	replicationpb "github.com/videoshard/videoshard/proto"
 )
 
@@ -112,7 +113,7 @@ the gRPC code), 2 on bad usage.`,
 // run loads the configuration, connects and calls fn with a context that
 // ends at the configured timeout. Its errors are run errors; everything
 // before it is usage.
-func (a *app) run(cmd *cobra.Command, fn func(context.Context, *master.Client, printer) error) error {
+func (a *app) run(cmd *cobra.Command, fn func(context.Context, *client.Client, printer) error) error {
 	cfg, err := loadConfig(a.v)
 	if err != nil {
 		return err
@@ -163,7 +164,7 @@ func (a *app) processChunkCmd() *cobra.Command {
 					req.Encoding.Crf = &crf
 				}
 			}
-			return a.run(cmd, func(ctx context.Context, c *master.Client, p printer) error {
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p printer) error {
 				return runProcessChunk(ctx, c, p, req)
 			})
 		},
@@ -185,7 +186,7 @@ func (a *app) listCmd() *cobra.Command {
 		Short: "List the stored shards, of one video or of all",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.run(cmd, func(ctx context.Context, c *master.Client, p printer) error {
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p printer) error {
 				return runList(ctx, c, p, videoID)
 			})
 		},
@@ -204,7 +205,7 @@ func (a *app) metadataCmd() *cobra.Command {
 			if videoID == "" {
 				return errors.New("--video-id: empty")
 			}
-			return a.run(cmd, func(ctx context.Context, c *master.Client, p printer) error {
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p printer) error {
 				return runMetadata(ctx, c, p, videoID)
 			})
 		},
@@ -242,7 +243,7 @@ the checksum in its metadata. An existing FILE is replaced only with --force.`,
 			if _, err := os.Lstat(output); err == nil && !force {
 				return fmt.Errorf("--output %s exists: add --force to replace it", output)
 			}
-			return a.run(cmd, func(ctx context.Context, c *master.Client, p printer) error {
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p printer) error {
 				return runGetShard(ctx, c, p, req, output)
 			})
 		},

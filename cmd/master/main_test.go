@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/internal/fsutil"
 	replicationpb "github.com/videoshard/videoshard/proto"
 )
 
@@ -326,7 +326,7 @@ func TestWriteFileAtomic_ErrWrite(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out")
 	boom := errors.New("boom")
-	err := master.WriteFileAtomic(path, func(w io.Writer) error {
+	err := fsutil.WriteFileAtomic(path, func(w io.Writer) error {
 		w.Write([]byte("partial"))
 		return boom
 	})

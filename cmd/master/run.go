@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/internal/fsutil"
+	"github.com/videoshard/videoshard/master/client"
 	replicationpb "github.com/videoshard/videoshard/proto"
 )
 
@@ -15,11 +16,11 @@ var errUnhealthy = errors.New("worker is unhealthy")
 
 // connect dials the configured worker. Every subcommand that talks to the
 // worker starts here.
-func connect(ctx context.Context, cfg Config) (*master.Client, error) {
-	return master.Dial(ctx, cfg.Worker, cfg.dialOptions())
+func connect(ctx context.Context, cfg Config) (*client.Client, error) {
+	return client.Dial(ctx, cfg.Worker, cfg.dialOptions())
 }
 
-func runHealth(ctx context.Context, c *master.Client, p printer) error {
+func runHealth(ctx context.Context, c *client.Client, p printer) error {
 	h, err := c.Health(ctx)
 	if err != nil {
 		return err
@@ -41,7 +42,7 @@ type processRequest struct {
 	Encoding   *replicationpb.EncodingOptions // nil: the worker's defaults
 }
 
-func runProcessChunk(ctx context.Context, c *master.Client, p printer, req processRequest) error {
+func runProcessChunk(ctx context.Context, c *client.Client, p printer, req processRequest) error {
 	resp, err := c.ProcessFile(ctx, req.VideoID, req.ChunkIndex, req.File, req.Encoding)
 	if err != nil {
 		return err
@@ -49,7 +50,7 @@ func runProcessChunk(ctx context.Context, c *master.Client, p printer, req proce
 	return p.processed(resp)
 }
 
-func runList(ctx context.Context, c *master.Client, p printer, videoID string) error {
+func runList(ctx context.Context, c *client.Client, p printer, videoID string) error {
 	resp, err := c.List(ctx, videoID)
 	if err != nil {
 		return err
@@ -57,7 +58,7 @@ func runList(ctx context.Context, c *master.Client, p printer, videoID string) e
 	return p.list(resp)
 }
 
-func runMetadata(ctx context.Context, c *master.Client, p printer, videoID string) error {
+func runMetadata(ctx context.Context, c *client.Client, p printer, videoID string) error {
 	resp, err := c.Metadata(ctx, videoID)
 	if err != nil {
 		return err
@@ -67,14 +68,14 @@ func runMetadata(ctx context.Context, c *master.Client, p printer, videoID strin
 
 // runGetShard downloads a shard into output atomically: output appears
 // only once every byte has arrived and matched the checksum.
-func runGetShard(ctx context.Context, c *master.Client, p printer, req *replicationpb.GetShardRequest, output string) error {
+func runGetShard(ctx context.Context, c *client.Client, p printer, req *replicationpb.GetShardRequest, output string) error {
 	var (
 		meta *replicationpb.ChunkMetadata
 		n    int64
 	)
-	err := master.WriteFileAtomic(output, func(w io.Writer) error {
+	err := fsutil.WriteFileAtomic(output, func(w io.Writer) error {
 		var err error
-		meta, n, err = c.DownloadShard(ctx, req, w, master.ShardWant{MaxSize: master.RoomFor(output)})
+		meta, n, err = c.DownloadShard(ctx, req, w, client.ShardWant{MaxSize: fsutil.RoomFor(output)})
 		return err
 	})
 	if err != nil {

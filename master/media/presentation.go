@@ -1,4 +1,4 @@
-package master
+package media
 
 // Presentation: how a file shows its video beyond the frames themselves
 // (rotation, colour, HDR metadata, field order, pixel shape), what it tells
@@ -307,9 +307,9 @@ func (r presentationReport) presentation() (Presentation, error) {
 	return p, nil
 }
 
-// placeVideo moves the video's start to start (a first picture's time,
+// PlaceVideo moves the video's start to start (a first picture's time,
 // where ffprobe saw only packets), and the tracks' offsets with it.
-func (p *Presentation) placeVideo(start float64) {
+func (p *Presentation) PlaceVideo(start float64) {
 	for i := range p.Tracks {
 		p.Tracks[i].Offset += p.Video.StartTime - start
 	}

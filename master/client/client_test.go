@@ -1,4 +1,4 @@
-package master_test
+package client_test
 
 import (
 	"bytes"
@@ -23,32 +23,32 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/videoshard/videoshard/master"
-	replicationpb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/master/client"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // fakeWorker records what it receives. The configuration fields are set
 // before the server starts and only read afterwards.
 type fakeWorker struct {
-	replicationpb.UnimplementedVideoProcessingServiceServer
+	pb.UnimplementedVideoProcessingServiceServer
 
-	health    *replicationpb.HealthCheckResponse // CheckHealth's answer
-	err       error                              // when set, every RPC but CheckHealth fails with it
-	uploadErr error                              // when set, UploadChunk fails with it after the header
-	notOK     bool                               // answer success=false
-	shard     []byte                             // what DownloadShard sends
-	meta      *replicationpb.ChunkMetadata       // DownloadShard's metadata; nil: none is sent
-	stallAt   int                                // when > 0, DownloadShard stops sending after this many data frames, until the call ends
+	health    *pb.HealthCheckResponse // CheckHealth's answer
+	err       error                   // when set, every RPC but CheckHealth fails with it
+	uploadErr error                   // when set, UploadChunk fails with it after the header
+	notOK     bool                    // answer success=false
+	shard     []byte                  // what DownloadShard sends
+	meta      *pb.ChunkMetadata       // DownloadShard's metadata; nil: none is sent
+	stallAt   int                     // when > 0, DownloadShard stops sending after this many data frames, until the call ends
 
 	mu       sync.Mutex // guards the fields below
 	calls    []string
 	received []byte
-	header   *replicationpb.UploadHeader
-	unary    *replicationpb.ProcessChunkRequest
+	header   *pb.UploadHeader
+	unary    *pb.ProcessChunkRequest
 	frames   []int // sizes of the upload's data frames
 }
 
-var _ replicationpb.VideoProcessingServiceServer = (*fakeWorker)(nil)
+var _ pb.VideoProcessingServiceServer = (*fakeWorker)(nil)
 
 func (f *fakeWorker) record(call string) {
 	f.mu.Lock()
@@ -68,15 +68,15 @@ func (f *fakeWorker) Received() []byte {
 	return f.received
 }
 
-func (f *fakeWorker) CheckHealth(_ context.Context, req *replicationpb.HealthCheckRequest) (*replicationpb.HealthCheckResponse, error) {
+func (f *fakeWorker) CheckHealth(_ context.Context, req *pb.HealthCheckRequest) (*pb.HealthCheckResponse, error) {
 	f.record("CheckHealth")
 	if f.health == nil {
-		return &replicationpb.HealthCheckResponse{IsHealthy: true, WorkerId: "fake"}, nil
+		return &pb.HealthCheckResponse{IsHealthy: true, WorkerId: "fake"}, nil
 	}
 	return f.health, nil
 }
 
-func (f *fakeWorker) ProcessChunk(_ context.Context, req *replicationpb.ProcessChunkRequest) (*replicationpb.ProcessChunkResponse, error) {
+func (f *fakeWorker) ProcessChunk(_ context.Context, req *pb.ProcessChunkRequest) (*pb.ProcessChunkResponse, error) {
 	f.record("ProcessChunk")
 	if f.err != nil {
 		return nil, f.err
@@ -88,7 +88,7 @@ func (f *fakeWorker) ProcessChunk(_ context.Context, req *replicationpb.ProcessC
 	return f.answer(int64(len(req.GetChunkData()))), nil
 }
 
-func (f *fakeWorker) UploadChunk(stream replicationpb.VideoProcessingService_UploadChunkServer) error {
+func (f *fakeWorker) UploadChunk(stream pb.VideoProcessingService_UploadChunkServer) error {
 	f.record("UploadChunk")
 	if f.err != nil {
 		return f.err
@@ -130,33 +130,33 @@ func (f *fakeWorker) UploadChunk(stream replicationpb.VideoProcessingService_Upl
 	return stream.SendAndClose(f.answer(int64(len(got))))
 }
 
-func (f *fakeWorker) answer(size int64) *replicationpb.ProcessChunkResponse {
-	return &replicationpb.ProcessChunkResponse{Success: !f.notOK, WorkerId: "fake", OriginalSize: size, Message: "fake says so"}
+func (f *fakeWorker) answer(size int64) *pb.ProcessChunkResponse {
+	return &pb.ProcessChunkResponse{Success: !f.notOK, WorkerId: "fake", OriginalSize: size, Message: "fake says so"}
 }
 
-func (f *fakeWorker) ListShards(context.Context, *replicationpb.ListShardsRequest) (*replicationpb.ListShardsResponse, error) {
+func (f *fakeWorker) ListShards(context.Context, *pb.ListShardsRequest) (*pb.ListShardsResponse, error) {
 	f.record("ListShards")
 	if f.err != nil {
 		return nil, f.err
 	}
-	return &replicationpb.ListShardsResponse{Success: !f.notOK, WorkerId: "fake", Message: "fake says so"}, nil
+	return &pb.ListShardsResponse{Success: !f.notOK, WorkerId: "fake", Message: "fake says so"}, nil
 }
 
-func (f *fakeWorker) GetVideoMetadata(context.Context, *replicationpb.GetVideoMetadataRequest) (*replicationpb.GetVideoMetadataResponse, error) {
+func (f *fakeWorker) GetVideoMetadata(context.Context, *pb.GetVideoMetadataRequest) (*pb.GetVideoMetadataResponse, error) {
 	f.record("GetVideoMetadata")
 	if f.err != nil {
 		return nil, f.err
 	}
-	return &replicationpb.GetVideoMetadataResponse{Success: !f.notOK, WorkerId: "fake", Message: "fake says so"}, nil
+	return &pb.GetVideoMetadataResponse{Success: !f.notOK, WorkerId: "fake", Message: "fake says so"}, nil
 }
 
-func (f *fakeWorker) DownloadShard(_ *replicationpb.GetShardRequest, stream replicationpb.VideoProcessingService_DownloadShardServer) error {
+func (f *fakeWorker) DownloadShard(_ *pb.GetShardRequest, stream pb.VideoProcessingService_DownloadShardServer) error {
 	f.record("DownloadShard")
 	if f.err != nil {
 		return f.err
 	}
 	if f.meta != nil {
-		if err := stream.Send(&replicationpb.DownloadShardResponse{Metadata: f.meta}); err != nil {
+		if err := stream.Send(&pb.DownloadShardResponse{Metadata: f.meta}); err != nil {
 			return err
 		}
 	}
@@ -167,7 +167,7 @@ func (f *fakeWorker) DownloadShard(_ *replicationpb.GetShardRequest, stream repl
 			return stream.Context().Err()
 		}
 		n := min(len(data), 1<<20)
-		if err := stream.Send(&replicationpb.DownloadShardResponse{Data: data[:n]}); err != nil {
+		if err := stream.Send(&pb.DownloadShardResponse{Data: data[:n]}); err != nil {
 			return err
 		}
 		data = data[n:]
@@ -176,11 +176,11 @@ func (f *fakeWorker) DownloadShard(_ *replicationpb.GetShardRequest, stream repl
 }
 
 // start serves f in memory and returns a client for it.
-func start(t *testing.T, f *fakeWorker, opts master.DialOptions) *master.Client {
+func start(t *testing.T, f *fakeWorker, opts client.DialOptions) *client.Client {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(16 << 20))
-	replicationpb.RegisterVideoProcessingServiceServer(srv, f)
+	pb.RegisterVideoProcessingServiceServer(srv, f)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 
@@ -188,7 +188,7 @@ func start(t *testing.T, f *fakeWorker, opts master.DialOptions) *master.Client 
 	opts.GRPCOptions = append(opts.GRPCOptions, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 		return lis.DialContext(ctx)
 	}))
-	c, err := master.Dial(t.Context(), "passthrough:///fake", opts)
+	c, err := client.Dial(t.Context(), "passthrough:///fake", opts)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -209,15 +209,15 @@ func writeFile(t *testing.T, size int) (string, []byte) {
 }
 
 func limitedWorker(limit int64) *fakeWorker {
-	return &fakeWorker{health: &replicationpb.HealthCheckResponse{IsHealthy: true, MaxUnaryChunkBytes: limit}}
+	return &fakeWorker{health: &pb.HealthCheckResponse{IsHealthy: true, MaxUnaryChunkBytes: limit}}
 }
 
 func TestProcessFile_UnaryAtLimit(t *testing.T) {
 	f := limitedWorker(1000)
-	c := start(t, f, master.DialOptions{})
+	c := start(t, f, client.DialOptions{})
 	path, data := writeFile(t, 1000)
 	crf := int32(30)
-	enc := &replicationpb.EncodingOptions{VideoCodec: "libx265", Crf: &crf, Preset: "fast"}
+	enc := &pb.EncodingOptions{VideoCodec: "libx265", Crf: &crf, Preset: "fast"}
 
 	resp, err := c.ProcessFile(t.Context(), "v.mp4", 7, path, enc)
 	if err != nil {
@@ -245,7 +245,7 @@ func TestProcessFile_UnaryAtLimit(t *testing.T) {
 
 func TestProcessFile_StreamsAboveLimit(t *testing.T) {
 	f := limitedWorker(2 << 20)
-	c := start(t, f, master.DialOptions{})
+	c := start(t, f, client.DialOptions{})
 	size := 5<<20 + 17
 	path, data := writeFile(t, size)
 
@@ -271,7 +271,7 @@ func TestProcessFile_StreamsAboveLimit(t *testing.T) {
 
 func TestProcessFile_FramesFitLimit(t *testing.T) {
 	f := limitedWorker(300 << 10) // a worker whose messages are under a frame
-	c := start(t, f, master.DialOptions{})
+	c := start(t, f, client.DialOptions{})
 	path, data := writeFile(t, 1<<20)
 
 	if _, err := c.ProcessFile(t.Context(), "v.mp4", 0, path, nil); err != nil {
@@ -287,13 +287,13 @@ func TestProcessFile_FramesFitLimit(t *testing.T) {
 
 func TestProcessFile_DefaultLimit(t *testing.T) {
 	f := limitedWorker(0) // a worker that reports no limit
-	c := start(t, f, master.DialOptions{})
+	c := start(t, f, client.DialOptions{})
 
-	atLimit, _ := writeFile(t, master.DefaultUnaryLimit)
+	atLimit, _ := writeFile(t, client.DefaultUnaryLimit)
 	if _, err := c.ProcessFile(t.Context(), "v.mp4", 0, atLimit, nil); err != nil {
 		t.Fatalf("ProcessFile at the limit: %v", err)
 	}
-	over, data := writeFile(t, master.DefaultUnaryLimit+1)
+	over, data := writeFile(t, client.DefaultUnaryLimit+1)
 	if _, err := c.ProcessFile(t.Context(), "v.mp4", 1, over, nil); err != nil {
 		t.Fatalf("ProcessFile over the limit: %v", err)
 	}
@@ -308,8 +308,8 @@ func TestProcessFile_DefaultLimit(t *testing.T) {
 
 func TestProcessFile_ClientMessageLimit(t *testing.T) {
 	f := limitedWorker(1 << 20)
-	c := start(t, f, master.DialOptions{MaxMessageBytes: 128 << 10})
-	if got, want := mustLimit(t, c), int64(128<<10-master.MessageHeadroom); got != want {
+	c := start(t, f, client.DialOptions{MaxMessageBytes: 128 << 10})
+	if got, want := mustLimit(t, c), int64(128<<10-client.MessageHeadroom); got != want {
 		t.Fatalf("UnaryLimit = %d, want %d", got, want)
 	}
 	path, _ := writeFile(t, 100<<10)
@@ -321,7 +321,7 @@ func TestProcessFile_ClientMessageLimit(t *testing.T) {
 	}
 }
 
-func mustLimit(t *testing.T, c *master.Client) int64 {
+func mustLimit(t *testing.T, c *client.Client) int64 {
 	t.Helper()
 	limit, err := c.UnaryLimit(t.Context())
 	if err != nil {
@@ -333,7 +333,7 @@ func mustLimit(t *testing.T, c *master.Client) int64 {
 func TestProcessFile_UploadRefused(t *testing.T) {
 	f := limitedWorker(1000)
 	f.uploadErr = status.Error(codes.ResourceExhausted, "chunk too large")
-	c := start(t, f, master.DialOptions{})
+	c := start(t, f, client.DialOptions{})
 	path, _ := writeFile(t, 3<<20)
 
 	_, err := c.ProcessFile(t.Context(), "v.mp4", 0, path, nil)
@@ -348,15 +348,15 @@ func TestProcessFile_UploadRefused(t *testing.T) {
 func TestProcessFile_Rejected(t *testing.T) {
 	f := limitedWorker(1000)
 	f.notOK = true
-	c := start(t, f, master.DialOptions{})
+	c := start(t, f, client.DialOptions{})
 	path, _ := writeFile(t, 10)
-	if _, err := c.ProcessFile(t.Context(), "v.mp4", 0, path, nil); !errors.Is(err, master.ErrRejected) {
+	if _, err := c.ProcessFile(t.Context(), "v.mp4", 0, path, nil); !errors.Is(err, client.ErrRejected) {
 		t.Fatalf("err = %v, want ErrRejected", err)
 	}
 }
 
 func TestProcessFile_ErrNotRegular(t *testing.T) {
-	c := start(t, limitedWorker(1000), master.DialOptions{})
+	c := start(t, limitedWorker(1000), client.DialOptions{})
 	if _, err := c.ProcessFile(t.Context(), "v.mp4", 0, t.TempDir(), nil); err == nil {
 		t.Fatal("ProcessFile of a directory succeeded")
 	}
@@ -371,7 +371,7 @@ func shardWorker(data []byte) *fakeWorker {
 	sum := sha256.Sum256(data)
 	return &fakeWorker{
 		shard: data,
-		meta: &replicationpb.ChunkMetadata{
+		meta: &pb.ChunkMetadata{
 			VideoId:        "v.mp4",
 			ChunkIndex:     2,
 			EncodedSize:    int64(len(data)),
@@ -380,8 +380,8 @@ func shardWorker(data []byte) *fakeWorker {
 	}
 }
 
-func shardRequest() *replicationpb.GetShardRequest {
-	return &replicationpb.GetShardRequest{VideoId: "v.mp4", ChunkIndex: proto.Int32(2)}
+func shardRequest() *pb.GetShardRequest {
+	return &pb.GetShardRequest{VideoId: "v.mp4", ChunkIndex: proto.Int32(2)}
 }
 
 func randomBytes(n int) []byte {
@@ -393,10 +393,10 @@ func randomBytes(n int) []byte {
 func TestDownloadShard(t *testing.T) {
 	data := randomBytes(5<<19 + 3)
 	f := shardWorker(data)
-	c := start(t, f, master.DialOptions{})
+	c := start(t, f, client.DialOptions{})
 
 	var buf bytes.Buffer
-	meta, n, err := c.DownloadShard(t.Context(), shardRequest(), &buf, master.ShardWant{})
+	meta, n, err := c.DownloadShard(t.Context(), shardRequest(), &buf, client.ShardWant{})
 	if err != nil {
 		t.Fatalf("DownloadShard: %v", err)
 	}
@@ -417,9 +417,9 @@ func TestDownloadShard(t *testing.T) {
 func TestDownloadShard_Stalled(t *testing.T) {
 	f := shardWorker(randomBytes(3 << 20))
 	f.stallAt = 1
-	c := start(t, f, master.DialOptions{DownloadIdleTimeout: 200 * time.Millisecond})
-	_, n, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{})
-	if !errors.Is(err, master.ErrDownloadStalled) {
+	c := start(t, f, client.DialOptions{DownloadIdleTimeout: 200 * time.Millisecond})
+	_, n, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, client.ShardWant{})
+	if !errors.Is(err, client.ErrDownloadStalled) {
 		t.Fatalf("err = %v, want ErrDownloadStalled", err)
 	}
 	if n != 1<<20 {
@@ -428,8 +428,8 @@ func TestDownloadShard_Stalled(t *testing.T) {
 }
 
 func TestDownloadShard_Empty(t *testing.T) {
-	c := start(t, shardWorker(nil), master.DialOptions{})
-	if _, n, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{}); err != nil || n != 0 {
+	c := start(t, shardWorker(nil), client.DialOptions{})
+	if _, n, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, client.ShardWant{}); err != nil || n != 0 {
 		t.Fatalf("DownloadShard = %d, %v; want 0, nil", n, err)
 	}
 }
@@ -438,10 +438,10 @@ func TestDownloadShard_ErrChecksumMismatch(t *testing.T) {
 	f := shardWorker(randomBytes(3 << 20))
 	f.shard = bytes.Clone(f.shard)
 	f.shard[len(f.shard)/2] ^= 1 // same size, different bytes
-	c := start(t, f, master.DialOptions{})
+	c := start(t, f, client.DialOptions{})
 
-	_, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{})
-	if !errors.Is(err, master.ErrChecksumMismatch) {
+	_, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, client.ShardWant{})
+	if !errors.Is(err, client.ErrChecksumMismatch) {
 		t.Fatalf("err = %v, want ErrChecksumMismatch", err)
 	}
 }
@@ -449,8 +449,8 @@ func TestDownloadShard_ErrChecksumMismatch(t *testing.T) {
 func TestDownloadShard_ErrChecksumMissing(t *testing.T) {
 	f := shardWorker(randomBytes(10))
 	f.meta.ChecksumSha256 = ""
-	c := start(t, f, master.DialOptions{})
-	if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{}); !errors.Is(err, master.ErrChecksumMismatch) {
+	c := start(t, f, client.DialOptions{})
+	if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, client.ShardWant{}); !errors.Is(err, client.ErrChecksumMismatch) {
 		t.Fatalf("err = %v, want ErrChecksumMismatch", err)
 	}
 }
@@ -459,8 +459,8 @@ func TestDownloadShard_ErrSizeMismatch(t *testing.T) {
 	for _, delta := range []int64{-1, 1} {
 		f := shardWorker(randomBytes(2 << 20))
 		f.meta.EncodedSize += delta
-		c := start(t, f, master.DialOptions{})
-		if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{}); !errors.Is(err, master.ErrSizeMismatch) {
+		c := start(t, f, client.DialOptions{})
+		if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, client.ShardWant{}); !errors.Is(err, client.ErrSizeMismatch) {
 			t.Fatalf("encoded_size off by %d: err = %v, want ErrSizeMismatch", delta, err)
 		}
 	}
@@ -469,29 +469,29 @@ func TestDownloadShard_ErrSizeMismatch(t *testing.T) {
 func TestDownloadShard_ErrProtocol(t *testing.T) {
 	f := shardWorker(randomBytes(10))
 	f.meta = nil
-	c := start(t, f, master.DialOptions{})
-	if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, master.ShardWant{}); !errors.Is(err, master.ErrProtocol) {
+	c := start(t, f, client.DialOptions{})
+	if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, client.ShardWant{}); !errors.Is(err, client.ErrProtocol) {
 		t.Fatalf("err = %v, want ErrProtocol", err)
 	}
 }
 
 func TestErrorCodesPassThrough(t *testing.T) {
 	path, _ := writeFile(t, 10)
-	calls := map[string]func(context.Context, *master.Client) error{
-		"ProcessFile": func(ctx context.Context, c *master.Client) error {
+	calls := map[string]func(context.Context, *client.Client) error{
+		"ProcessFile": func(ctx context.Context, c *client.Client) error {
 			_, err := c.ProcessFile(ctx, "v.mp4", 0, path, nil)
 			return err
 		},
-		"List": func(ctx context.Context, c *master.Client) error {
+		"List": func(ctx context.Context, c *client.Client) error {
 			_, err := c.List(ctx, "v.mp4")
 			return err
 		},
-		"Metadata": func(ctx context.Context, c *master.Client) error {
+		"Metadata": func(ctx context.Context, c *client.Client) error {
 			_, err := c.Metadata(ctx, "v.mp4")
 			return err
 		},
-		"DownloadShard": func(ctx context.Context, c *master.Client) error {
-			_, _, err := c.DownloadShard(ctx, shardRequest(), io.Discard, master.ShardWant{})
+		"DownloadShard": func(ctx context.Context, c *client.Client) error {
+			_, _, err := c.DownloadShard(ctx, shardRequest(), io.Discard, client.ShardWant{})
 			return err
 		},
 	}
@@ -500,7 +500,7 @@ func TestErrorCodesPassThrough(t *testing.T) {
 			t.Run(name+"/"+code.String(), func(t *testing.T) {
 				f := limitedWorker(1000)
 				f.err = status.Error(code, "fake failure")
-				err := call(t.Context(), start(t, f, master.DialOptions{}))
+				err := call(t.Context(), start(t, f, client.DialOptions{}))
 				if got := status.Code(err); got != code {
 					t.Fatalf("code = %v, want %v (err %v)", got, code, err)
 				}
@@ -514,18 +514,18 @@ func TestErrorCodesPassThrough(t *testing.T) {
 
 func TestRejected(t *testing.T) {
 	f := &fakeWorker{notOK: true}
-	c := start(t, f, master.DialOptions{})
-	if _, err := c.List(t.Context(), ""); !errors.Is(err, master.ErrRejected) {
+	c := start(t, f, client.DialOptions{})
+	if _, err := c.List(t.Context(), ""); !errors.Is(err, client.ErrRejected) {
 		t.Fatalf("List err = %v, want ErrRejected", err)
 	}
-	if _, err := c.Metadata(t.Context(), "v.mp4"); !errors.Is(err, master.ErrRejected) {
+	if _, err := c.Metadata(t.Context(), "v.mp4"); !errors.Is(err, client.ErrRejected) {
 		t.Fatalf("Metadata err = %v, want ErrRejected", err)
 	}
 }
 
 func TestHealth(t *testing.T) {
-	f := &fakeWorker{health: &replicationpb.HealthCheckResponse{IsHealthy: false, WorkerId: "w1", Message: "draining"}}
-	c := start(t, f, master.DialOptions{})
+	f := &fakeWorker{health: &pb.HealthCheckResponse{IsHealthy: false, WorkerId: "w1", Message: "draining"}}
+	c := start(t, f, client.DialOptions{})
 	h, err := c.Health(t.Context())
 	if err != nil {
 		t.Fatalf("Health: %v", err)
@@ -536,7 +536,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestCanceled(t *testing.T) {
-	c := start(t, &fakeWorker{}, master.DialOptions{})
+	c := start(t, &fakeWorker{}, client.DialOptions{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := c.Health(ctx); status.Code(err) != codes.Canceled {
@@ -545,15 +545,15 @@ func TestCanceled(t *testing.T) {
 }
 
 func TestDial_ErrMaxMessageBytes(t *testing.T) {
-	for _, n := range []int{-1, master.MinMaxMessageBytes - 1} {
-		if _, err := master.Dial(t.Context(), "127.0.0.1:1", master.DialOptions{Insecure: true, MaxMessageBytes: n}); err == nil {
+	for _, n := range []int{-1, client.MinMaxMessageBytes - 1} {
+		if _, err := client.Dial(t.Context(), "127.0.0.1:1", client.DialOptions{Insecure: true, MaxMessageBytes: n}); err == nil {
 			t.Fatalf("Dial with MaxMessageBytes %d succeeded", n)
 		}
 	}
 }
 
 func TestDial_ErrEmptyAddress(t *testing.T) {
-	if _, err := master.Dial(t.Context(), "", master.DialOptions{Insecure: true}); err == nil {
+	if _, err := client.Dial(t.Context(), "", client.DialOptions{Insecure: true}); err == nil {
 		t.Fatal("Dial with an empty address succeeded")
 	}
 }
@@ -561,19 +561,19 @@ func TestDial_ErrEmptyAddress(t *testing.T) {
 // ProcessFileTrimmed carries the trim in the unary request and in the
 // upload header; ProcessFile sends none.
 func TestProcessFileTrimmed(t *testing.T) {
-	trim := &replicationpb.FrameTrim{StartFrame: 12, FrameCount: 48}
+	trim := &pb.FrameTrim{StartFrame: 12, FrameCount: 48}
 	tests := []struct {
 		name string
 		size int
-		sent func(f *fakeWorker) *replicationpb.FrameTrim
+		sent func(f *fakeWorker) *pb.FrameTrim
 	}{
-		{"unary", 1000, func(f *fakeWorker) *replicationpb.FrameTrim { return f.unary.GetTrim() }},
-		{"streamed", 3000, func(f *fakeWorker) *replicationpb.FrameTrim { return f.header.GetTrim() }},
+		{"unary", 1000, func(f *fakeWorker) *pb.FrameTrim { return f.unary.GetTrim() }},
+		{"streamed", 3000, func(f *fakeWorker) *pb.FrameTrim { return f.header.GetTrim() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := limitedWorker(1000)
-			c := start(t, f, master.DialOptions{})
+			c := start(t, f, client.DialOptions{})
 			path, data := writeFile(t, tt.size)
 			if _, err := c.ProcessFileTrimmed(t.Context(), "v.mp4", 2, path, nil, trim); err != nil {
 				t.Fatalf("ProcessFileTrimmed: %v", err)
@@ -602,16 +602,16 @@ func TestProcessFileTrimmed(t *testing.T) {
 
 func TestHasFeature(t *testing.T) {
 	tests := []struct {
-		h    *replicationpb.HealthCheckResponse
+		h    *pb.HealthCheckResponse
 		want bool
 	}{
 		{nil, false},
-		{&replicationpb.HealthCheckResponse{}, false},
-		{&replicationpb.HealthCheckResponse{Features: []string{"other"}}, false},
-		{&replicationpb.HealthCheckResponse{Features: []string{"other", master.FeatureFrameTrim}}, true},
+		{&pb.HealthCheckResponse{}, false},
+		{&pb.HealthCheckResponse{Features: []string{"other"}}, false},
+		{&pb.HealthCheckResponse{Features: []string{"other", client.FeatureFrameTrim}}, true},
 	}
 	for _, tt := range tests {
-		if got := master.HasFeature(tt.h, master.FeatureFrameTrim); got != tt.want {
+		if got := client.HasFeature(tt.h, client.FeatureFrameTrim); got != tt.want {
 			t.Errorf("HasFeature(%v) = %v, want %v", tt.h, got, tt.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package master_test
+package client_test
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/videoshard/videoshard/internal/testpki"
-	"github.com/videoshard/videoshard/master"
-	replicationpb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/master/client"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 const testToken = "master-test-token-0123456789"
@@ -29,17 +29,17 @@ const testToken = "master-test-token-0123456789"
 // authWorker answers CheckHealth and remembers the authorization metadata
 // of the last call.
 type authWorker struct {
-	replicationpb.UnimplementedVideoProcessingServiceServer
+	pb.UnimplementedVideoProcessingServiceServer
 	mu   sync.Mutex
 	auth []string
 }
 
-func (w *authWorker) CheckHealth(ctx context.Context, _ *replicationpb.HealthCheckRequest) (*replicationpb.HealthCheckResponse, error) {
+func (w *authWorker) CheckHealth(ctx context.Context, _ *pb.HealthCheckRequest) (*pb.HealthCheckResponse, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	w.mu.Lock()
 	w.auth = md.Get("authorization")
 	w.mu.Unlock()
-	return &replicationpb.HealthCheckResponse{IsHealthy: true, WorkerId: "auth-worker"}, nil
+	return &pb.HealthCheckResponse{IsHealthy: true, WorkerId: "auth-worker"}, nil
 }
 
 func (w *authWorker) lastAuth() []string {
@@ -56,7 +56,7 @@ func serveTCP(t *testing.T, w *authWorker, tc *tls.Config) string {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	srv := grpc.NewServer(opts...)
-	replicationpb.RegisterVideoProcessingServiceServer(srv, w)
+	pb.RegisterVideoProcessingServiceServer(srv, w)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,9 +83,9 @@ func mutualTLS(t *testing.T, pki testpki.Files) *tls.Config {
 		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
 }
 
-func health(t *testing.T, addr string, opts master.DialOptions) error {
+func health(t *testing.T, addr string, opts client.DialOptions) error {
 	t.Helper()
-	c, err := master.Dial(t.Context(), addr, opts)
+	c, err := client.Dial(t.Context(), addr, opts)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -100,7 +100,7 @@ func TestDial_MutualTLSAndToken(t *testing.T) {
 	pki := testpki.Generate(t)
 	w := &authWorker{}
 	addr := serveTCP(t, w, mutualTLS(t, pki))
-	full := master.DialOptions{CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, Token: testToken}
+	full := client.DialOptions{CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, Token: testToken}
 
 	if err := health(t, addr, full); err != nil {
 		t.Fatalf("mutual TLS with token: %v", err)
@@ -115,7 +115,7 @@ func TestDial_MutualTLSAndToken(t *testing.T) {
 		t.Errorf("ServerName localhost: %v", err)
 	}
 
-	fails := map[string]master.DialOptions{
+	fails := map[string]client.DialOptions{
 		"no client certificate":                    {CAFile: pki.CA, Token: testToken},
 		"system roots only":                        {CertFile: pki.ClientCert, KeyFile: pki.ClientKey},
 		"wrong server name":                        {CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, ServerName: "other.example"},
@@ -136,20 +136,20 @@ func TestDial_MutualTLSAndToken(t *testing.T) {
 func TestDial_TokenPlaintext(t *testing.T) {
 	w := &authWorker{}
 	addr := serveTCP(t, w, nil)
-	if err := health(t, addr, master.DialOptions{Insecure: true, Token: testToken}); err != nil {
+	if err := health(t, addr, client.DialOptions{Insecure: true, Token: testToken}); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.lastAuth(); len(got) != 1 || got[0] != "Bearer "+testToken {
 		t.Fatalf("worker received authorization %q", got)
 	}
-	if err := health(t, addr, master.DialOptions{Insecure: true}); err != nil || len(w.lastAuth()) != 0 {
+	if err := health(t, addr, client.DialOptions{Insecure: true}); err != nil || len(w.lastAuth()) != 0 {
 		t.Fatalf("no token: err %v, authorization %q", err, w.lastAuth())
 	}
 
 	// TLS options whose transport credentials GRPCOptions replaces with
 	// plaintext: gRPC refuses to carry the token.
 	pki := testpki.Generate(t)
-	_, err := master.Dial(t.Context(), addr, master.DialOptions{CAFile: pki.CA, Token: testToken,
+	_, err := client.Dial(t.Context(), addr, client.DialOptions{CAFile: pki.CA, Token: testToken,
 		GRPCOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}})
 	if err == nil || !strings.Contains(err.Error(), "transport level security") {
 		t.Fatalf("token over a downgraded connection: err %v", err)
@@ -164,21 +164,21 @@ func TestDial_ErrBadSecurityOptions(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		opts master.DialOptions
+		opts client.DialOptions
 		want string
 	}{
-		{"insecure with CA", master.DialOptions{Insecure: true, CAFile: pki.CA}, "cannot be combined"},
-		{"insecure with server name", master.DialOptions{Insecure: true, ServerName: "x"}, "cannot be combined"},
-		{"cert without key", master.DialOptions{CertFile: pki.ClientCert}, "both or neither"},
-		{"key without cert", master.DialOptions{KeyFile: pki.ClientKey}, "both or neither"},
-		{"missing CA", master.DialOptions{CAFile: filepath.Join(pki.Dir, "nope.pem")}, "CA file"},
-		{"CA not PEM", master.DialOptions{CAFile: notPEM}, "no PEM certificate"},
-		{"mismatched key", master.DialOptions{CertFile: pki.ClientCert, KeyFile: pki.ServerKey}, "client certificate"},
-		{"token with a newline", master.DialOptions{Insecure: true, Token: testToken + "\n"}, "token: holds a space"},
+		{"insecure with CA", client.DialOptions{Insecure: true, CAFile: pki.CA}, "cannot be combined"},
+		{"insecure with server name", client.DialOptions{Insecure: true, ServerName: "x"}, "cannot be combined"},
+		{"cert without key", client.DialOptions{CertFile: pki.ClientCert}, "both or neither"},
+		{"key without cert", client.DialOptions{KeyFile: pki.ClientKey}, "both or neither"},
+		{"missing CA", client.DialOptions{CAFile: filepath.Join(pki.Dir, "nope.pem")}, "CA file"},
+		{"CA not PEM", client.DialOptions{CAFile: notPEM}, "no PEM certificate"},
+		{"mismatched key", client.DialOptions{CertFile: pki.ClientCert, KeyFile: pki.ServerKey}, "client certificate"},
+		{"token with a newline", client.DialOptions{Insecure: true, Token: testToken + "\n"}, "token: holds a space"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := master.Dial(t.Context(), "127.0.0.1:1", tt.opts)
+			_, err := client.Dial(t.Context(), "127.0.0.1:1", tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}

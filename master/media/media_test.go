@@ -1,4 +1,4 @@
-package master_test
+package media_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/master/media"
 )
 
 // The media tests run the real ffmpeg and ffprobe. They fail, never skip,
@@ -26,19 +26,19 @@ const (
 
 // mediaTools checks that ffmpeg and ffprobe are installed and returns the
 // defaults.
-func mediaTools(t testing.TB) master.Tools {
+func mediaTools(t testing.TB) media.Tools {
 	t.Helper()
 	for _, bin := range []string{"ffmpeg", "ffprobe"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("the media tests need %s in PATH (they fail rather than skip): %v", bin, err)
 		}
 	}
-	return master.Tools{}
+	return media.Tools{}
 }
 
 // clip returns the path of a committed sample clip.
 func clip(name string) string {
-	return filepath.Join("..", "testdata", name)
+	return filepath.Join("..", "..", "testdata", name)
 }
 
 // ffmpegT runs ffmpeg with args (after -nostdin -v error -y) to make a test
@@ -62,9 +62,9 @@ func ffprobeT(t testing.TB, args ...string) string {
 }
 
 // mustProbe probes a file that must be a video.
-func mustProbe(t testing.TB, path string) master.SourceInfo {
+func mustProbe(t testing.TB, path string) media.SourceInfo {
 	t.Helper()
-	src, err := master.Probe(context.Background(), mediaTools(t), path)
+	src, err := media.Probe(context.Background(), mediaTools(t), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,20 +179,20 @@ func TestProbe_Errors(t *testing.T) {
 		want error
 		text string // in the message
 	}{
-		{"text file", clip("not_video.txt"), master.ErrNotMedia, "Invalid data"},
+		{"text file", clip("not_video.txt"), media.ErrNotMedia, "Invalid data"},
 		{"missing", filepath.Join(dir, "missing.mp4"), fs.ErrNotExist, "missing.mp4"},
-		{"empty", empty, master.ErrNotMedia, "empty.mp4"},
-		{"directory", dir, master.ErrNotMedia, "not a regular file"},
-		{"png", png, master.ErrNoVideo, "still image"},
-		{"jpeg", jpg, master.ErrNoVideo, "still image"},
-		{"audio only", audio, master.ErrNoVideo, "no video stream"},
-		{"cover image", cover, master.ErrNoVideo, "no video stream"},
-		{"undecodable video", noSlices, master.ErrNoVideo, "but no picture ffmpeg can decode (ffmpeg: exit status 1: "},
+		{"empty", empty, media.ErrNotMedia, "empty.mp4"},
+		{"directory", dir, media.ErrNotMedia, "not a regular file"},
+		{"png", png, media.ErrNoVideo, "still image"},
+		{"jpeg", jpg, media.ErrNoVideo, "still image"},
+		{"audio only", audio, media.ErrNoVideo, "no video stream"},
+		{"cover image", cover, media.ErrNoVideo, "no video stream"},
+		{"undecodable video", noSlices, media.ErrNoVideo, "but no picture ffmpeg can decode (ffmpeg: exit status 1: "},
 	}
 	tools := mediaTools(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := master.Probe(context.Background(), tools, tt.path)
+			_, err := media.Probe(context.Background(), tools, tt.path)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -204,9 +204,9 @@ func TestProbe_Errors(t *testing.T) {
 }
 
 func TestProbe_MissingFFprobe(t *testing.T) {
-	tools := master.Tools{FFprobe: filepath.Join(t.TempDir(), "ffprobe")}
-	_, err := master.Probe(context.Background(), tools, clip(clipH264AAC))
-	if err == nil || errors.Is(err, master.ErrNotMedia) {
+	tools := media.Tools{FFprobe: filepath.Join(t.TempDir(), "ffprobe")}
+	_, err := media.Probe(context.Background(), tools, clip(clipH264AAC))
+	if err == nil || errors.Is(err, media.ErrNotMedia) {
 		t.Fatalf("err = %v, want a start error, not ErrNotMedia", err)
 	}
 }
@@ -214,7 +214,7 @@ func TestProbe_MissingFFprobe(t *testing.T) {
 func TestProbe_Cancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := master.Probe(ctx, mediaTools(t), clip(clipH264AAC))
+	_, err := media.Probe(ctx, mediaTools(t), clip(clipH264AAC))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -231,13 +231,13 @@ func TestContainerFor(t *testing.T) {
 		{"clip.webm", "webm"},
 	}
 	for _, tt := range tests {
-		got, err := master.ContainerFor(tt.path)
+		got, err := media.ContainerFor(tt.path)
 		if err != nil || got != tt.want {
 			t.Errorf("ContainerFor(%q) = %q, %v, want %q", tt.path, got, err, tt.want)
 		}
 	}
 	for _, bad := range []string{"out.avi", "out", "out.ts"} {
-		if _, err := master.ContainerFor(bad); !errors.Is(err, master.ErrIncompatible) {
+		if _, err := media.ContainerFor(bad); !errors.Is(err, media.ErrIncompatible) {
 			t.Errorf("ContainerFor(%q) err = %v, want ErrIncompatible", bad, err)
 		}
 	}
@@ -265,11 +265,11 @@ func TestCheckCompatible(t *testing.T) {
 		{"avi", "h264", false},
 	}
 	for _, tt := range tests {
-		err := master.CheckCompatible(tt.container, tt.codec)
+		err := media.CheckCompatible(tt.container, tt.codec)
 		if tt.ok && err != nil {
 			t.Errorf("CheckCompatible(%q, %q) = %v, want nil", tt.container, tt.codec, err)
 		}
-		if !tt.ok && !errors.Is(err, master.ErrIncompatible) {
+		if !tt.ok && !errors.Is(err, media.ErrIncompatible) {
 			t.Errorf("CheckCompatible(%q, %q) = %v, want ErrIncompatible", tt.container, tt.codec, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package master_test
+package client_test
 
 import (
 	"context"
@@ -14,20 +14,20 @@ import (
 	"github.com/videoshard/videoshard/encode"
 	"github.com/videoshard/videoshard/grpcapi"
 	"github.com/videoshard/videoshard/internal/storetest"
-	"github.com/videoshard/videoshard/master"
-	replicationpb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/master/client"
+	pb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
 
 // dialServer serves register on a bufconn listener and dials it.
-func dialServer(t *testing.T, register func(*grpc.Server)) *master.Client {
+func dialServer(t *testing.T, register func(*grpc.Server)) *client.Client {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
 	register(srv)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
-	c, err := master.Dial(t.Context(), "passthrough:///worker", master.DialOptions{
+	c, err := client.Dial(t.Context(), "passthrough:///worker", client.DialOptions{
 		Insecure: true,
 		GRPCOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			return lis.DialContext(ctx)
@@ -85,19 +85,19 @@ func TestList_PagesThroughTheWorker(t *testing.T) {
 
 // loopingWorker names a next page forever.
 type loopingWorker struct {
-	replicationpb.UnimplementedVideoProcessingServiceServer
+	pb.UnimplementedVideoProcessingServiceServer
 	empty bool // pages without chunks; else the same token again
 	calls int
 }
 
-func (w *loopingWorker) ListShards(_ context.Context, req *replicationpb.ListShardsRequest) (*replicationpb.ListShardsResponse, error) {
+func (w *loopingWorker) ListShards(_ context.Context, req *pb.ListShardsRequest) (*pb.ListShardsResponse, error) {
 	w.calls++
-	resp := &replicationpb.ListShardsResponse{Success: true, NextPageToken: "same"}
+	resp := &pb.ListShardsResponse{Success: true, NextPageToken: "same"}
 	if w.empty {
 		resp.NextPageToken = fmt.Sprint("page", w.calls)
 		return resp, nil
 	}
-	resp.Videos = []*replicationpb.VideoInfo{{VideoId: "v", Chunks: []*replicationpb.ChunkInfo{{ChunkIndex: 1}}}}
+	resp.Videos = []*pb.VideoInfo{{VideoId: "v", Chunks: []*pb.ChunkInfo{{ChunkIndex: 1}}}}
 	return resp, nil
 }
 
@@ -105,8 +105,8 @@ func (w *loopingWorker) ListShards(_ context.Context, req *replicationpb.ListSha
 func TestList_PagesThatDoNotMoveOn(t *testing.T) {
 	for _, empty := range []bool{false, true} {
 		w := &loopingWorker{empty: empty}
-		c := dialServer(t, func(s *grpc.Server) { replicationpb.RegisterVideoProcessingServiceServer(s, w) })
-		if _, err := c.List(t.Context(), ""); !errors.Is(err, master.ErrProtocol) || w.calls > 2 {
+		c := dialServer(t, func(s *grpc.Server) { pb.RegisterVideoProcessingServiceServer(s, w) })
+		if _, err := c.List(t.Context(), ""); !errors.Is(err, client.ErrProtocol) || w.calls > 2 {
 			t.Fatalf("empty pages %v: List = %v after %d calls; want ErrProtocol at once", empty, err, w.calls)
 		}
 	}

@@ -1,4 +1,4 @@
-package master_test
+package media_test
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"github.com/videoshard/videoshard/internal/framehash"
-	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/master/media"
 )
 
 // mustSplit splits a probed clip into a new directory.
-func mustSplit(t testing.TB, src master.SourceInfo, seconds float64) []master.Chunk {
+func mustSplit(t testing.TB, src media.SourceInfo, seconds float64) []media.Chunk {
 	t.Helper()
-	chunks, _, err := master.Split(context.Background(), mediaTools(t), src, seconds, t.TempDir(), master.SplitOptions{})
+	chunks, _, err := media.Split(context.Background(), mediaTools(t), src, seconds, t.TempDir(), media.SplitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func firstPacketFlags(t testing.TB, path string) string {
 // checkChunks checks what every Split result must satisfy, and proves it
 // independently of Split: each chunk, decoded on its own and trimmed as the
 // worker trims it, gives exactly the source's pictures for its range.
-func checkChunks(t *testing.T, src master.SourceInfo, chunks []master.Chunk) {
+func checkChunks(t *testing.T, src media.SourceInfo, chunks []media.Chunk) {
 	t.Helper()
 	want := pictureHashes(t, src.Path, src.Video.Index, "", "")
 	if int64(len(want)) != src.Video.Frames {
@@ -218,7 +218,7 @@ func corpus(t testing.TB) string {
 			return
 		}
 		corpusOnce.dir = dir
-		if out, err := exec.Command("bash", filepath.Join("..", "scripts", "make-corpus.sh"), dir).CombinedOutput(); err != nil {
+		if out, err := exec.Command("bash", filepath.Join("..", "..", "scripts", "make-corpus.sh"), dir).CombinedOutput(); err != nil {
 			corpusOnce.err = fmt.Errorf("make-corpus.sh: %v\n%s", err, out)
 		}
 	})
@@ -255,7 +255,7 @@ func corpusList(t testing.TB, dir string) []corpusEntry {
 func TestSplit_WithoutProbe(t *testing.T) {
 	t.Parallel()
 	probed := mustProbe(t, clip(clipH264NTSC))
-	src := master.SourceInfo{Path: probed.Path, Video: probed.Video}
+	src := media.SourceInfo{Path: probed.Path, Video: probed.Video}
 	chunks := mustSplit(t, src, 1)
 	checkChunks(t, probed, chunks)
 	want := mustSplit(t, probed, 1)
@@ -274,7 +274,7 @@ func TestSplit_Cancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dir := t.TempDir()
-	_, _, err := master.Split(ctx, mediaTools(t), src, 1, dir, master.SplitOptions{})
+	_, _, err := media.Split(ctx, mediaTools(t), src, 1, dir, media.SplitOptions{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -293,7 +293,7 @@ func TestSplit_CancelledWhileRunning(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		_, _, err := master.Split(ctx, master.Tools{FFmpeg: fake}, src, 1, dir, master.SplitOptions{})
+		_, _, err := media.Split(ctx, media.Tools{FFmpeg: fake}, src, 1, dir, media.SplitOptions{})
 		errc <- err
 	}()
 	waitForFile(t, started)
@@ -329,9 +329,9 @@ for pat in $(echo '%s' | tr '|' ' '); do
   esac
 done
 `, tt.when, other, dir, other, dir))
-			chunks, _, err := master.Split(context.Background(), master.Tools{FFmpeg: fake}, src, 1, dir, master.SplitOptions{})
+			chunks, _, err := media.Split(context.Background(), media.Tools{FFmpeg: fake}, src, 1, dir, media.SplitOptions{})
 			if tt.wantErr {
-				if !errors.Is(err, master.ErrSplitMismatch) || !strings.Contains(err.Error(), "chunk 2 (pictures 60 to 89)") {
+				if !errors.Is(err, media.ErrSplitMismatch) || !strings.Contains(err.Error(), "chunk 2 (pictures 60 to 89)") {
 					t.Fatalf("err = %v, want ErrSplitMismatch naming chunk 2", err)
 				}
 				assertDirEntries(t, dir)
@@ -357,20 +357,20 @@ func TestSplit_BadArguments(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		src     master.SourceInfo
+		src     media.SourceInfo
 		seconds float64
 		dir     string
 		text    string
 	}{
 		{"zero length", src, 0, t.TempDir(), "positive"},
 		{"negative length", src, -1, t.TempDir(), "positive"},
-		{"no path", master.SourceInfo{}, 1, t.TempDir(), "no path"},
+		{"no path", media.SourceInfo{}, 1, t.TempDir(), "no path"},
 		{"missing dir", src, 1, filepath.Join(full, "missing"), "no such file"},
 		{"dir holds chunks", src, 1, full, "already holds 1 chunk"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := master.Split(context.Background(), tools, tt.src, tt.seconds, tt.dir, master.SplitOptions{})
+			_, _, err := media.Split(context.Background(), tools, tt.src, tt.seconds, tt.dir, media.SplitOptions{})
 			if err == nil || !strings.Contains(err.Error(), tt.text) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.text)
 			}
@@ -474,7 +474,7 @@ func decodeHashes(t testing.TB, path string) []byte {
 func TestSplit_HeadProof(t *testing.T) {
 	src := mustProbe(t, clip(clipH264AAC))
 	ctx := context.Background()
-	chunks, stats, err := master.Split(ctx, mediaTools(t), src, 2, t.TempDir(), master.SplitOptions{HeadProof: true})
+	chunks, stats, err := media.Split(ctx, mediaTools(t), src, 2, t.TempDir(), media.SplitOptions{HeadProof: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +510,7 @@ func TestSplit_HeadProof(t *testing.T) {
 	if chunks[1].ProvenBy(decodeHashes(t, chunks[1].Path)) {
 		t.Fatal("a chunk with a spoiled tail is proven")
 	}
-	remade, err := master.Reprove(ctx, mediaTools(t), src, chunks, all)
+	remade, err := media.Reprove(ctx, mediaTools(t), src, chunks, all)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package master
+package client
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	replicationpb "github.com/videoshard/videoshard/proto"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 func TestPrintable(t *testing.T) {
@@ -36,9 +36,9 @@ func TestPrintable(t *testing.T) {
 // cleanReply makes every string of a reply printable, in nested messages,
 // lists and map keys and values, and a status error's message; bytes stay.
 func TestCleanReply(t *testing.T) {
-	reply := &replicationpb.GetVideoMetadataResponse{
+	reply := &pb.GetVideoMetadataResponse{
 		WorkerId: "v\x1b[31m",
-		ChunksMetadata: []*replicationpb.ChunkMetadata{{
+		ChunksMetadata: []*pb.ChunkMetadata{{
 			WorkerId:        "w\x07",
 			EncoderSettings: map[string]string{"k\x1b": "v\x1b", "ok": "fine"},
 		}},
@@ -51,7 +51,7 @@ func TestCleanReply(t *testing.T) {
 		m.GetEncoderSettings()["k\uFFFD"] != "v\uFFFD" || m.GetEncoderSettings()["ok"] != "fine" || len(m.GetEncoderSettings()) != 2 {
 		t.Errorf("cleaned reply: %v", reply)
 	}
-	data := &replicationpb.DownloadShardResponse{Data: []byte("\x1b\x00raw")}
+	data := &pb.DownloadShardResponse{Data: []byte("\x1b\x00raw")}
 	if err := cleanReply(data, nil); err != nil || string(data.GetData()) != "\x1b\x00raw" {
 		t.Errorf("bytes changed: %q, %v", data.GetData(), err)
 	}

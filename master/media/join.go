@@ -1,4 +1,4 @@
-package master
+package media
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
+
+	"github.com/videoshard/videoshard/internal/fsutil"
 )
 
 // shardFormats are the demuxers Join lets ffmpeg use on a shard: what
@@ -18,8 +20,8 @@ import (
 // a shard cannot make ffmpeg read other files into the output.
 const shardFormats = "matroska,webm,mov"
 
-// shardFormatList is shardFormats as a list.
-var shardFormatList = strings.Split(shardFormats, ",")
+// ShardFormats lists shardFormats, for readers of shards elsewhere.
+func ShardFormats() []string { return strings.Split(shardFormats, ",") }
 
 // SideStream is a source stream carried around the chunks: audio and
 // subtitles go into the output once, from the side file, never through the
@@ -271,7 +273,7 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 	if err := runFFmpeg(ctx, tools, joinCommand(src, list, meta, side, container, tmp, srcP, shardP)); err != nil {
 		return fmt.Errorf("join %s: %w", outPath, err)
 	}
-	if err := syncFile(tmp); err != nil {
+	if err := fsutil.SyncFile(tmp); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
 	if err := os.Chmod(tmp, 0o644); err != nil {
@@ -280,7 +282,7 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 	if err := os.Rename(tmp, outAbs); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package master_test
+package media_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/master/media"
 )
 
 // Worker stand-ins: how encodeShards encodes a chunk.
@@ -21,10 +21,10 @@ var (
 // encodeShards does what the workers do: encode each chunk, every frame
 // passed through (or the chunk's trim of them), into a Matroska shard. Each
 // shard carries its chunk's Duration.
-func encodeShards(t testing.TB, chunks []master.Chunk, codec []string) []master.Shard {
+func encodeShards(t testing.TB, chunks []media.Chunk, codec []string) []media.Shard {
 	t.Helper()
 	dir := t.TempDir()
-	shards := make([]master.Shard, len(chunks))
+	shards := make([]media.Shard, len(chunks))
 	for i, c := range chunks {
 		path := filepath.Join(dir, fmt.Sprintf("shard_%d.mkv", i))
 		args := append([]string{"-i", c.Path}, codec...)
@@ -33,34 +33,34 @@ func encodeShards(t testing.TB, chunks []master.Chunk, codec []string) []master.
 		}
 		args = append(args, "-fps_mode", "passthrough", "-an", "-f", "matroska", path)
 		ffmpegT(t, args...)
-		shards[i] = master.Shard{Path: path, Duration: c.Duration}
+		shards[i] = media.Shard{Path: path, Duration: c.Duration}
 	}
 	return shards
 }
 
 // joinTo extracts the side streams for outPath's container into a new
 // directory and joins shards with them.
-func joinTo(t testing.TB, src master.SourceInfo, shards []master.Shard, outPath string) master.SideStreams {
+func joinTo(t testing.TB, src media.SourceInfo, shards []media.Shard, outPath string) media.SideStreams {
 	t.Helper()
 	ctx, tools := context.Background(), mediaTools(t)
-	container, err := master.ContainerFor(outPath)
+	container, err := media.ContainerFor(outPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	side, err := master.PlanSideStreams(src, container)
+	side, err := media.PlanSideStreams(src, container)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := master.Join(ctx, tools, src, shards, side, outPath); err != nil {
+	if err := media.Join(ctx, tools, src, shards, side, outPath); err != nil {
 		t.Fatal(err)
 	}
 	return side
 }
 
 // mustVerify verifies out against src and fails on any problem.
-func mustVerify(t testing.TB, src master.SourceInfo, out string) master.Verification {
+func mustVerify(t testing.TB, src media.SourceInfo, out string) media.Verification {
 	t.Helper()
-	v, err := master.Verify(context.Background(), mediaTools(t), src, out)
+	v, err := media.Verify(context.Background(), mediaTools(t), src, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,13 +170,13 @@ func TestPipeline_ConvertsSideStreams(t *testing.T) {
 	tests := []struct {
 		name    string
 		streams string
-		plan    []master.SideStream
+		plan    []media.SideStream
 	}{
-		{"out.mp4", "video:h264,audio:aac,subtitle:mov_text", []master.SideStream{
+		{"out.mp4", "video:h264,audio:aac,subtitle:mov_text", []media.SideStream{
 			{SourceIndex: 1, Type: "audio", Codec: "vorbis", Encoder: "aac", Bitrate: "160k"},
 			{SourceIndex: 2, Type: "subtitle", Codec: "subrip", Encoder: "mov_text"},
 		}},
-		{"out.mkv", "video:h264,audio:vorbis,subtitle:subrip", []master.SideStream{
+		{"out.mkv", "video:h264,audio:vorbis,subtitle:subrip", []media.SideStream{
 			{SourceIndex: 1, Type: "audio", Codec: "vorbis"},
 			{SourceIndex: 2, Type: "subtitle", Codec: "subrip"},
 		}},
@@ -236,13 +236,13 @@ func TestPipeline_NTSCManyChunks(t *testing.T) {
 		}
 
 		// The same without durations: ffmpeg takes each shard's own.
-		plain := make([]master.Shard, len(shards))
+		plain := make([]media.Shard, len(shards))
 		for i, s := range shards {
-			plain[i] = master.Shard{Path: s.Path}
+			plain[i] = media.Shard{Path: s.Path}
 		}
 		out = filepath.Join(t.TempDir(), name)
 		joinTo(t, src, plain, out)
-		pv, err := master.Verify(context.Background(), mediaTools(t), src, out)
+		pv, err := media.Verify(context.Background(), mediaTools(t), src, out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,12 +269,12 @@ func TestJoin_FailureLeavesNothing(t *testing.T) {
 		if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		container, _ := master.ContainerFor(out)
-		side, err := master.PlanSideStreams(src, container)
+		container, _ := media.ContainerFor(out)
+		side, err := media.PlanSideStreams(src, container)
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = master.Join(context.Background(), mediaTools(t), src, shards, side, out)
+		err = media.Join(context.Background(), mediaTools(t), src, shards, side, out)
 		if err == nil {
 			t.Fatalf("%s: Join with a bad shard succeeded", name)
 		}
@@ -293,7 +293,7 @@ func TestJoin_Cancelled(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := master.Join(ctx, mediaTools(t), src, shards, master.SideStreams{}, filepath.Join(dir, "out.mkv"))
+	err := media.Join(ctx, mediaTools(t), src, shards, media.SideStreams{}, filepath.Join(dir, "out.mkv"))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -305,7 +305,7 @@ func TestJoin_Cancelled(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- master.Join(ctx, master.Tools{FFmpeg: fake}, src, shards, master.SideStreams{}, filepath.Join(dir, "out.mkv"))
+		errc <- media.Join(ctx, media.Tools{FFmpeg: fake}, src, shards, media.SideStreams{}, filepath.Join(dir, "out.mkv"))
 	}()
 	waitForFile(t, started)
 	cancel()
@@ -321,8 +321,8 @@ func TestJoin_ErrIncompatible(t *testing.T) {
 	shards := encodeShards(t, mustSplit(t, src, 1), x264Args)
 	dir := t.TempDir()
 	for _, name := range []string{"out.webm", "out.avi"} {
-		err := master.Join(context.Background(), mediaTools(t), src, shards, master.SideStreams{}, filepath.Join(dir, name))
-		if !errors.Is(err, master.ErrIncompatible) {
+		err := media.Join(context.Background(), mediaTools(t), src, shards, media.SideStreams{}, filepath.Join(dir, name))
+		if !errors.Is(err, media.ErrIncompatible) {
 			t.Errorf("%s: err = %v, want ErrIncompatible", name, err)
 		}
 	}
@@ -333,27 +333,27 @@ func TestJoin_BadArguments(t *testing.T) {
 	t.Parallel()
 	src := mustProbe(t, clip(clipH264NTSC))
 	shards := encodeShards(t, mustSplit(t, src, 1), x264Args)
-	mkvSide, err := master.PlanSideStreams(mustProbe(t, clip(clipH264AAC)), "matroska")
+	mkvSide, err := media.PlanSideStreams(mustProbe(t, clip(clipH264AAC)), "matroska")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	tests := []struct {
 		name   string
-		shards []master.Shard
-		side   master.SideStreams
+		shards []media.Shard
+		side   media.SideStreams
 		out    string
 		text   string
 	}{
-		{"no shards", nil, master.SideStreams{}, "out.mkv", "no shards"},
-		{"missing shard", []master.Shard{shards[0], {Path: filepath.Join(dir, "gone.mkv")}}, master.SideStreams{}, "out.mkv", "shard 1"},
-		{"line break", []master.Shard{{Path: shards[0].Path + "\nfile x"}}, master.SideStreams{}, "out.mkv", "line break"},
-		{"negative duration", []master.Shard{{Path: shards[0].Path, Duration: -1}}, master.SideStreams{}, "out.mkv", "bad duration"},
+		{"no shards", nil, media.SideStreams{}, "out.mkv", "no shards"},
+		{"missing shard", []media.Shard{shards[0], {Path: filepath.Join(dir, "gone.mkv")}}, media.SideStreams{}, "out.mkv", "shard 1"},
+		{"line break", []media.Shard{{Path: shards[0].Path + "\nfile x"}}, media.SideStreams{}, "out.mkv", "line break"},
+		{"negative duration", []media.Shard{{Path: shards[0].Path, Duration: -1}}, media.SideStreams{}, "out.mkv", "bad duration"},
 		{"side for another container", shards, mkvSide, "out.mp4", "planned for matroska"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := master.Join(context.Background(), mediaTools(t), src, tt.shards, tt.side, filepath.Join(dir, tt.out))
+			err := media.Join(context.Background(), mediaTools(t), src, tt.shards, tt.side, filepath.Join(dir, tt.out))
 			if err == nil || !strings.Contains(err.Error(), tt.text) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.text)
 			}
@@ -386,7 +386,7 @@ func TestJoin_QuotedPaths(t *testing.T) {
 
 func TestPlanSideStreams_None(t *testing.T) {
 	src := mustProbe(t, clip(clipH264NTSC))
-	side, err := master.PlanSideStreams(src, "mp4")
+	side, err := media.PlanSideStreams(src, "mp4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,31 +399,31 @@ func TestPlanSideStreams_None(t *testing.T) {
 // source itself, and a container the plan does not know is refused.
 func TestPlanSideStreams_FromSource(t *testing.T) {
 	src := mustProbe(t, clip(clipH264AAC))
-	side, err := master.PlanSideStreams(src, "matroska")
+	side, err := media.PlanSideStreams(src, "matroska")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if side.Path != src.Path || len(side.Streams) != 1 || side.Streams[0].Codec != "aac" {
 		t.Errorf("side = %+v, want the source's AAC stream", side)
 	}
-	if _, err := master.PlanSideStreams(src, "avi"); !errors.Is(err, master.ErrIncompatible) {
+	if _, err := media.PlanSideStreams(src, "avi"); !errors.Is(err, media.ErrIncompatible) {
 		t.Errorf("avi: err = %v, want ErrIncompatible", err)
 	}
-	if _, err := master.PlanSideStreams(master.SourceInfo{Audio: src.Audio}, "matroska"); err == nil {
+	if _, err := media.PlanSideStreams(media.SourceInfo{Audio: src.Audio}, "matroska"); err == nil {
 		t.Error("a source without a path: no error")
 	}
 }
 
 func TestPlanSideStreams(t *testing.T) {
-	src := master.SourceInfo{
+	src := media.SourceInfo{
 		Path: "/videos/source.mkv",
-		Audio: []master.StreamInfo{
+		Audio: []media.StreamInfo{
 			{Index: 1, Type: "audio", Codec: "aac", Channels: 2},
 			{Index: 2, Type: "audio", Codec: "vorbis", Channels: 1},
 			{Index: 3, Type: "audio", Codec: "pcm_s16le", Channels: 6},
 			{Index: 4, Type: "audio", Codec: "opus", Channels: 8},
 		},
-		Other: []master.StreamInfo{
+		Other: []media.StreamInfo{
 			{Index: 5, Type: "subtitle", Codec: "subrip"},
 			{Index: 6, Type: "subtitle", Codec: "hdmv_pgs_subtitle"},
 			{Index: 7, Type: "subtitle", Codec: "webvtt"},
@@ -446,7 +446,7 @@ func TestPlanSideStreams(t *testing.T) {
 		{"webm", "1:libopus@128k 2:copy 3:libopus@384k 4:copy 5:webvtt 7:copy 12:webvtt", []int{6, 8, 9, 10, 11}},
 	}
 	for _, tt := range tests {
-		plan, err := master.PlanSideStreams(src, tt.container)
+		plan, err := media.PlanSideStreams(src, tt.container)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -479,7 +479,7 @@ func TestPlanSideStreams(t *testing.T) {
 			t.Errorf("%s: Container %q Path %q", tt.container, plan.Container, plan.Path)
 		}
 	}
-	if _, err := master.PlanSideStreams(src, "avi"); !errors.Is(err, master.ErrIncompatible) {
+	if _, err := media.PlanSideStreams(src, "avi"); !errors.Is(err, media.ErrIncompatible) {
 		t.Errorf("avi: err = %v, want ErrIncompatible", err)
 	}
 }
@@ -500,9 +500,9 @@ func TestJoin_ShardFormats(t *testing.T) {
 	ts := filepath.Join(dir, "shard.ts")
 	ffmpegT(t, "-i", shards[1].Path, "-c", "copy", "-f", "mpegts", ts)
 	for _, bad := range []string{script, ts} {
-		in := []master.Shard{shards[0], {Path: bad, Duration: shards[1].Duration}, shards[2]}
+		in := []media.Shard{shards[0], {Path: bad, Duration: shards[1].Duration}, shards[2]}
 		outDir := t.TempDir()
-		err := master.Join(context.Background(), mediaTools(t), src, in, master.SideStreams{}, filepath.Join(outDir, "out.mkv"))
+		err := media.Join(context.Background(), mediaTools(t), src, in, media.SideStreams{}, filepath.Join(outDir, "out.mkv"))
 		if err == nil || !strings.Contains(err.Error(), "whitelist") {
 			t.Errorf("%s: err = %v, want the format refused", filepath.Base(bad), err)
 		}
@@ -511,13 +511,13 @@ func TestJoin_ShardFormats(t *testing.T) {
 
 	// MP4 shards are fine, as long as all are alike: the concat demuxer
 	// takes every file's time base to be the first's.
-	mp4s := make([]master.Shard, len(shards))
+	mp4s := make([]media.Shard, len(shards))
 	for i, s := range shards {
-		mp4s[i] = master.Shard{Path: filepath.Join(dir, fmt.Sprintf("shard_%d.mp4", i)), Duration: s.Duration}
+		mp4s[i] = media.Shard{Path: filepath.Join(dir, fmt.Sprintf("shard_%d.mp4", i)), Duration: s.Duration}
 		ffmpegT(t, "-i", s.Path, "-c", "copy", "-f", "mp4", mp4s[i].Path)
 	}
 	out := filepath.Join(t.TempDir(), "out.mkv")
-	if err := master.Join(context.Background(), mediaTools(t), src, mp4s, master.SideStreams{}, out); err != nil {
+	if err := media.Join(context.Background(), mediaTools(t), src, mp4s, media.SideStreams{}, out); err != nil {
 		t.Fatal(err)
 	}
 	mustVerify(t, src, out)
@@ -530,26 +530,26 @@ func TestJoin_ShardFormats(t *testing.T) {
 func TestSameShardPackets(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	var shards []master.Shard
+	var shards []media.Shard
 	for i, src := range []string{"testsrc2", "rgbtestsrc"} {
 		path := filepath.Join(dir, fmt.Sprintf("shard_%d.mkv", i))
 		ffmpegT(t, "-f", "lavfi", "-i", src+"=s=96x64:r=30:d=4", "-c:v", "libx264", "-preset", "ultrafast",
 			"-x264-params", "keyint=40:min-keyint=40", "-f", "matroska", path)
-		shards = append(shards, master.Shard{Path: path, Duration: 4})
+		shards = append(shards, media.Shard{Path: path, Duration: 4})
 	}
 	src := mustProbe(t, clip(clipH264NTSC)) // for its presentation only
 	out := filepath.Join(dir, "out.mkv")
-	if err := master.Join(context.Background(), mediaTools(t), src, shards, master.SideStreams{}, out); err != nil {
+	if err := media.Join(context.Background(), mediaTools(t), src, shards, media.SideStreams{}, out); err != nil {
 		t.Fatal(err)
 	}
 	ctx, tools := context.Background(), mediaTools(t)
-	if err := master.SameShardPackets(ctx, tools, out, []string{shards[0].Path, shards[1].Path}); err != nil {
+	if err := media.SameShardPackets(ctx, tools, out, []string{shards[0].Path, shards[1].Path}); err != nil {
 		t.Errorf("the join's own output: %v", err)
 	}
-	if err := master.SameShardPackets(ctx, tools, out, []string{shards[1].Path, shards[0].Path}); err == nil {
+	if err := media.SameShardPackets(ctx, tools, out, []string{shards[1].Path, shards[0].Path}); err == nil {
 		t.Error("shards in the wrong order passed")
 	}
-	if err := master.SameShardPackets(ctx, tools, out, []string{shards[0].Path}); err == nil {
+	if err := media.SameShardPackets(ctx, tools, out, []string{shards[0].Path}); err == nil {
 		t.Error("a missing shard passed")
 	}
 }

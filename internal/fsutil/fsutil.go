@@ -1,6 +1,12 @@
-package master
+// Package fsutil holds the file helpers of programs that write by path (the
+// master): atomic replacement, fsync of a file or directory, a file's
+// SHA-256, and the room left on a filesystem. The worker's store has its
+// own, directory-handle based versions in package storage.
+package fsutil
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +18,7 @@ import (
 // WriteFileAtomic creates or replaces the file at path with what write
 // writes, so that path holds either its old content or the whole new one,
 // even across a crash: write goes to a temporary file beside path
-// (".<name>.tmp-*"), which is synced, closed and renamed over path, and the
+// (TempPrefix), which is synced, closed and renamed over path, and the
 // directory is synced. If anything fails the temporary file is removed and
 // path is untouched.
 func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
@@ -20,7 +26,7 @@ func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, tempPrefix(base)+"*")
+	f, err := os.CreateTemp(dir, TempPrefix(base)+"*")
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)
 	}
@@ -46,14 +52,15 @@ func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename: %w", err)
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-// tempPrefix is the name prefix of WriteFileAtomic's temporary files.
-func tempPrefix(name string) string { return "." + name + ".tmp-" }
+// TempPrefix is the name prefix of WriteFileAtomic's temporary files for a
+// file called name: ".<name>.tmp-".
+func TempPrefix(name string) string { return "." + name + ".tmp-" }
 
-// syncFile flushes the file at path to stable storage.
-func syncFile(path string) error {
+// SyncFile flushes the file at path to stable storage.
+func SyncFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -65,8 +72,8 @@ func syncFile(path string) error {
 	return f.Close()
 }
 
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
+// SyncDir makes a rename in dir durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir: %w", err)
@@ -76,6 +83,21 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// FileSHA256 returns the hex SHA-256 of the file at path, as shard
+// metadata records checksums.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // RoomFor is how many bytes a file written at path may take: the free

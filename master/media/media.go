@@ -1,21 +1,4 @@
-package master
-
-// The media side of the master: probe a source, split its video into
-// keyframe-aligned chunks without re-encoding (split.go), carry its audio and
-// subtitles once, outside the chunks (join.go), join the encoded shards back
-// with them (join.go), check the result (verify.go), and measure picture
-// quality (quality.go, the master's names for internal/quality).
-//
-// The timeline: every function here measures time from the source's
-// earliest stream start (SourceInfo.StartTime), the way ffmpeg does when it
-// remuxes a file. Chunk.Start and Chunk.Duration come from the source's own
-// packet timestamps, not from the chunk files (Matroska rounds to the
-// millisecond), so that Join can place every shard exactly where its chunk
-// was and the joined video neither drifts against the audio nor changes
-// length.
-//
-// Every program runs through internal/proc under the caller's context:
-// cancelling it kills ffmpeg or ffprobe and the error wraps ctx.Err().
+package media
 
 import (
 	"context"

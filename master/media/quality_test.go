@@ -1,4 +1,4 @@
-package master_test
+package media_test
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/master/media"
 )
 
 // The measuring itself is tested in internal/quality; this checks the
@@ -27,20 +27,20 @@ func TestMeasureQuality_MasterNames(t *testing.T) {
 		name   string
 		dist   string
 		is     error
-		counts *master.FrameCountError
+		counts *media.FrameCountError
 	}{
 		{name: "identical", dist: ref},
-		{name: "not media", dist: notMedia, is: master.ErrNotMedia},
-		{name: "fewer pictures", dist: cut, is: master.ErrFrameCountMismatch, counts: &master.FrameCountError{Reference: 25, Distorted: 20}},
+		{name: "not media", dist: notMedia, is: media.ErrNotMedia},
+		{name: "fewer pictures", dist: cut, is: media.ErrFrameCountMismatch, counts: &media.FrameCountError{Reference: 25, Distorted: 20}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			frames, err := master.MeasureQuality(t.Context(), tools, master.QualityInput{Path: ref}, master.QualityInput{Path: tt.dist}, master.QualityOptions{})
+			frames, err := media.MeasureQuality(t.Context(), tools, media.QualityInput{Path: ref}, media.QualityInput{Path: tt.dist}, media.QualityOptions{})
 			if tt.is == nil {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if s := master.Summarize(frames); s.Frames != 25 || !math.IsInf(s.MinPSNR, 1) || s.MinSSIM != 1 {
+				if s := media.Summarize(frames); s.Frames != 25 || !math.IsInf(s.MinPSNR, 1) || s.MinSSIM != 1 {
 					t.Fatalf("Summarize = %+v, want 25 identical pictures", s)
 				}
 				return
@@ -48,7 +48,7 @@ func TestMeasureQuality_MasterNames(t *testing.T) {
 			if !errors.Is(err, tt.is) {
 				t.Fatalf("err = %v, want it to wrap %v", err, tt.is)
 			}
-			var fce *master.FrameCountError
+			var fce *media.FrameCountError
 			if tt.counts != nil && (!errors.As(err, &fce) || *fce != *tt.counts) {
 				t.Errorf("err = %v, want a %+v", err, *tt.counts)
 			}

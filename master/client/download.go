@@ -1,4 +1,4 @@
-package master
+package client
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	replicationpb "github.com/videoshard/videoshard/proto"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // DefaultDownloadIdleTimeout is DialOptions.DownloadIdleTimeout's default.
@@ -41,7 +41,7 @@ type ShardWant struct {
 }
 
 // check compares the shard's metadata with what is wanted.
-func (want ShardWant) check(meta *replicationpb.ChunkMetadata) error {
+func (want ShardWant) check(meta *pb.ChunkMetadata) error {
 	size := meta.GetEncodedSize()
 	switch {
 	case size < 0:
@@ -68,7 +68,7 @@ func (want ShardWant) check(meta *replicationpb.ChunkMetadata) error {
 // be trusted; a caller writing a file should write a temporary one and
 // keep it only on success. On any error the metadata (if it arrived) and
 // the count written so far are still returned.
-func (c *Client) DownloadShard(ctx context.Context, req *replicationpb.GetShardRequest, w io.Writer, want ShardWant) (*replicationpb.ChunkMetadata, int64, error) {
+func (c *Client) DownloadShard(ctx context.Context, req *pb.GetShardRequest, w io.Writer, want ShardWant) (*pb.ChunkMetadata, int64, error) {
 	desc := "download shard " + describeShard(req)
 
 	ctx, cancel := context.WithCancelCause(ctx) // ends the stream on an early return
@@ -84,7 +84,7 @@ func (c *Client) DownloadShard(ctx context.Context, req *replicationpb.GetShardR
 	}
 	// recv is stream.Recv, with a stall reported as such rather than as
 	// the cancellation it causes.
-	recv := func() (*replicationpb.DownloadShardResponse, error) {
+	recv := func() (*pb.DownloadShardResponse, error) {
 		idle.Reset(c.idle)
 		msg, err := stream.Recv()
 		if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrDownloadStalled) {
@@ -159,7 +159,7 @@ func (c *Client) DownloadShard(ctx context.Context, req *replicationpb.GetShardR
 }
 
 // describeShard names the shard a request asks for, for error messages.
-func describeShard(req *replicationpb.GetShardRequest) string {
+func describeShard(req *pb.GetShardRequest) string {
 	if loc := req.GetShardLocation(); loc != "" {
 		return fmt.Sprintf("%q", loc)
 	}

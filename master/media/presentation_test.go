@@ -1,4 +1,4 @@
-package master_test
+package media_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/master/media"
 )
 
 // x265Args is the worker stand-in for HEVC, as encode/ffmpeg.go runs libx265.
@@ -29,9 +29,9 @@ var tinyVideo = []string{"-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2"}
 // x264Source encodes tinyVideo with libx264, a keyframe every 10 frames.
 var x264Source = []string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "10"}
 
-func mustProbePresentation(t testing.TB, path string) master.Presentation {
+func mustProbePresentation(t testing.TB, path string) media.Presentation {
 	t.Helper()
-	p, err := master.ProbePresentation(context.Background(), mediaTools(t), path)
+	p, err := media.ProbePresentation(context.Background(), mediaTools(t), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestPresentation_Pipeline(t *testing.T) {
 		// want lists, per output, the start of each warning expected.
 		want map[string][]string
 		// check tests the output's presentation further.
-		check func(t *testing.T, p master.Presentation)
+		check func(t *testing.T, p media.Presentation)
 	}{
 		{
 			name: "rotation",
@@ -90,7 +90,7 @@ func TestPresentation_Pipeline(t *testing.T) {
 			src:  append(append(tinyVideo, x264Source...), "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "pc"),
 			ext:  ".mp4", codec: x264Args,
 			want: map[string][]string{"out.mkv": nil, "out.mp4": nil},
-			check: func(t *testing.T, p master.Presentation) {
+			check: func(t *testing.T, p media.Presentation) {
 				if v := p.Video; v.ColorPrimaries != "bt709" || v.ColorRange != "pc" {
 					t.Errorf("colour %s/%s, want bt709/pc", v.ColorPrimaries, v.ColorRange)
 				}
@@ -104,7 +104,7 @@ func TestPresentation_Pipeline(t *testing.T) {
 				"-color_primaries", "bt470bg", "-color_trc", "smpte170m", "-colorspace", "smpte170m", "-color_range", "tv"),
 			ext: ".mkv", codec: lossyArgs,
 			want: map[string][]string{"out.mkv": nil, "out.mp4": nil},
-			check: func(t *testing.T, p master.Presentation) {
+			check: func(t *testing.T, p media.Presentation) {
 				if v := p.Video; v.SampleAspectRatio != "4:3" || v.ColorSpace != "smpte170m" {
 					t.Errorf("SAR %s matrix %s, want 4:3 smpte170m", v.SampleAspectRatio, v.ColorSpace)
 				}
@@ -142,7 +142,7 @@ func TestPresentation_Pipeline(t *testing.T) {
 				},
 				"out.mp4": {"video HDR mastering display: ", "video HDR content light level: "},
 			},
-			check: func(t *testing.T, p master.Presentation) {
+			check: func(t *testing.T, p media.Presentation) {
 				if v := p.Video; v.ColorTransfer != "smpte2084" || v.ColorPrimaries != "bt2020" {
 					t.Errorf("colour %s/%s, want smpte2084/bt2020", v.ColorTransfer, v.ColorPrimaries)
 				}
@@ -196,7 +196,7 @@ func TestPresentation_Pipeline(t *testing.T) {
 					`stream 4 (subtitle subrip, deu) disposition: source default+forced, output default`,
 				},
 			},
-			check: func(t *testing.T, p master.Presentation) {
+			check: func(t *testing.T, p media.Presentation) {
 				if len(p.Chapters) != 2 || p.Chapters[1].Title != "Main" || p.Tags["title"] != "My Film; part =1" {
 					t.Errorf("chapters %+v tags %q", p.Chapters, p.Tags)
 				}
@@ -221,9 +221,9 @@ func TestPresentation_Pipeline(t *testing.T) {
 				out := filepath.Join(t.TempDir(), name)
 				joinTo(t, src, shards, out)
 				mustVerify(t, src, out)
-				container, _ := master.ContainerFor(out)
+				container, _ := media.ContainerFor(out)
 				outP := mustProbePresentation(t, out)
-				got := master.ComparePresentation(srcP, outP, container)
+				got := media.ComparePresentation(srcP, outP, container)
 				if !matchWarnings(got, want) {
 					t.Errorf("%s: warnings\n\t%s\nwant them to start with\n\t%s", name, strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 				}
@@ -250,37 +250,37 @@ func matchWarnings(got, want []string) bool {
 }
 
 func TestComparePresentation(t *testing.T) {
-	src := master.Presentation{
-		Video: master.VideoPresentation{
+	src := media.Presentation{
+		Video: media.VideoPresentation{
 			Codec: "h264", FPS: 25, Rotation: 90, DisplayMatrix: "m",
 			ColorPrimaries: "bt709", ColorTransfer: "bt709", ColorSpace: "bt709", ColorRange: "tv",
 			MasteringDisplay: "R(0.68,0.32)", ContentLight: "MaxCLL 1000, MaxFALL 400",
 			FieldOrder: "tff", SampleAspectRatio: "4:3", Language: "eng", Title: "Picture", Disposition: []string{"default"},
 		},
-		Tracks: []master.TrackPresentation{
+		Tracks: []media.TrackPresentation{
 			{Index: 1, Type: "audio", Codec: "aac", Language: "eng", Disposition: []string{"default"}, Offset: -0.5},
 			{Index: 2, Type: "subtitle", Codec: "hdmv_pgs_subtitle"},
 			{Index: 3, Type: "subtitle", Codec: "subrip", Language: "deu", Title: "Forced", Disposition: []string{"forced"}},
 		},
 		Tags:     map[string]string{"title": "T", "foo": "bar"},
-		Chapters: []master.Chapter{{Start: 0, End: 1, Title: "A"}, {Start: 1, End: 2, Title: "B"}},
+		Chapters: []media.Chapter{{Start: 0, End: 1, Title: "A"}, {Start: 1, End: 2, Title: "B"}},
 	}
 	same := src
-	same.Tracks = []master.TrackPresentation{src.Tracks[0], src.Tracks[2]} // the bitmap subtitles cannot go to MP4
+	same.Tracks = []media.TrackPresentation{src.Tracks[0], src.Tracks[2]} // the bitmap subtitles cannot go to MP4
 
-	bare := master.Presentation{
-		Video: master.VideoPresentation{Codec: "h264", FieldOrder: "progressive", SampleAspectRatio: "1:1"},
-		Tracks: []master.TrackPresentation{
+	bare := media.Presentation{
+		Video: media.VideoPresentation{Codec: "h264", FieldOrder: "progressive", SampleAspectRatio: "1:1"},
+		Tracks: []media.TrackPresentation{
 			{Index: 1, Type: "audio", Codec: "aac", Offset: -0.3},
 			{Index: 2, Type: "subtitle", Codec: "mov_text", Language: "deu", Disposition: []string{"forced"}},
 			{Index: 3, Type: "audio", Codec: "opus"},
 		},
 		Tags:     map[string]string{"title": "T"},
-		Chapters: []master.Chapter{{Start: 0, End: 1.5, Title: "A"}},
+		Chapters: []media.Chapter{{Start: 0, End: 1.5, Title: "A"}},
 	}
 	tests := []struct {
 		name      string
-		out       master.Presentation
+		out       media.Presentation
 		container string
 		want      []string
 	}{
@@ -311,10 +311,10 @@ func TestComparePresentation(t *testing.T) {
 			"stream 2 (subtitle hdmv_pgs_subtitle) disposition: source none, output forced",
 			"stream 3 (subtitle subrip, deu): the output's track 3 is audio opus",
 		}},
-		{"titles and tags in mov", func() master.Presentation {
+		{"titles and tags in mov", func() media.Presentation {
 			p := same
 			p.Video.Title, p.Tags = "", map[string]string{"title": "T"}
-			p.Tracks = []master.TrackPresentation{src.Tracks[0], {Index: 3, Type: "subtitle", Codec: "mov_text", Disposition: []string{"forced"}}}
+			p.Tracks = []media.TrackPresentation{src.Tracks[0], {Index: 3, Type: "subtitle", Codec: "mov_text", Disposition: []string{"forced"}}}
 			return p
 		}(), "mov", []string{
 			"video title: source Picture, output none (ffmpeg 5.1 writes no track titles to MP4 or MOV; Join writes the title as the track's handler name)",
@@ -326,7 +326,7 @@ func TestComparePresentation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := master.ComparePresentation(src, tt.out, tt.container)
+			got := media.ComparePresentation(src, tt.out, tt.container)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("warnings\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
 			}

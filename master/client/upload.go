@@ -1,4 +1,4 @@
-package master
+package client
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	replicationpb "github.com/videoshard/videoshard/proto"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // ProcessFile sends the file at path to the worker as chunk chunkIndex of
@@ -25,7 +25,7 @@ import (
 // The file must be a regular file. If it changes size while being sent the
 // call fails with ErrFileChanged and the upload is cancelled.
 func (c *Client) ProcessFile(ctx context.Context, videoID string, chunkIndex int32, path string,
-	enc *replicationpb.EncodingOptions) (*replicationpb.ProcessChunkResponse, error) {
+	enc *pb.EncodingOptions) (*pb.ProcessChunkResponse, error) {
 	return c.ProcessFileTrimmed(ctx, videoID, chunkIndex, path, enc, nil)
 }
 
@@ -36,7 +36,7 @@ type ChunkOptions struct {
 	// from picture trim.start_frame on, video only. Send a trim only to a
 	// worker whose health lists FeatureFrameTrim; any other worker ignores
 	// it and encodes the whole chunk.
-	Trim *replicationpb.FrameTrim
+	Trim *pb.FrameTrim
 	// WantPictureHashes asks for ProcessChunkResponse.picture_hashes; a
 	// worker without FeaturePictureHashes ignores it.
 	WantPictureHashes bool
@@ -45,13 +45,13 @@ type ChunkOptions struct {
 // ProcessFileTrimmed is ProcessFile with a frame trim (nil: none); see
 // ChunkOptions.Trim.
 func (c *Client) ProcessFileTrimmed(ctx context.Context, videoID string, chunkIndex int32, path string,
-	enc *replicationpb.EncodingOptions, trim *replicationpb.FrameTrim) (*replicationpb.ProcessChunkResponse, error) {
+	enc *pb.EncodingOptions, trim *pb.FrameTrim) (*pb.ProcessChunkResponse, error) {
 	return c.ProcessFileWith(ctx, videoID, chunkIndex, path, enc, ChunkOptions{Trim: trim})
 }
 
 // ProcessFileWith is ProcessFile with opts.
 func (c *Client) ProcessFileWith(ctx context.Context, videoID string, chunkIndex int32, path string,
-	enc *replicationpb.EncodingOptions, opts ChunkOptions) (*replicationpb.ProcessChunkResponse, error) {
+	enc *pb.EncodingOptions, opts ChunkOptions) (*pb.ProcessChunkResponse, error) {
 	desc := fmt.Sprintf("process chunk %d of %q", chunkIndex, videoID)
 
 	f, err := os.Open(path)
@@ -72,7 +72,7 @@ func (c *Client) ProcessFileWith(ctx context.Context, videoID string, chunkIndex
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", desc, err)
 	}
-	var resp *replicationpb.ProcessChunkResponse
+	var resp *pb.ProcessChunkResponse
 	if size <= limit {
 		resp, err = c.processUnary(ctx, videoID, chunkIndex, f, size, enc, opts)
 	} else {
@@ -120,7 +120,7 @@ func (c *Client) UnaryLimit(ctx context.Context) (int64, error) {
 
 // processUnary sends the whole file in one ProcessChunk message.
 func (c *Client) processUnary(ctx context.Context, videoID string, chunkIndex int32, f *os.File, size int64,
-	enc *replicationpb.EncodingOptions, opts ChunkOptions) (*replicationpb.ProcessChunkResponse, error) {
+	enc *pb.EncodingOptions, opts ChunkOptions) (*pb.ProcessChunkResponse, error) {
 	data := make([]byte, size)
 	if _, err := io.ReadFull(f, data); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -131,7 +131,7 @@ func (c *Client) processUnary(ctx context.Context, videoID string, chunkIndex in
 	if err := atEOF(f, size); err != nil {
 		return nil, err
 	}
-	resp, err := c.rpc.ProcessChunk(ctx, &replicationpb.ProcessChunkRequest{
+	resp, err := c.rpc.ProcessChunk(ctx, &pb.ProcessChunkRequest{
 		VideoId:           videoID,
 		ChunkIndex:        chunkIndex,
 		ChunkData:         data,
@@ -147,7 +147,7 @@ func (c *Client) processUnary(ctx context.Context, videoID string, chunkIndex in
 
 // upload streams the file with UploadChunk: the header, then data frames.
 func (c *Client) upload(ctx context.Context, videoID string, chunkIndex int32, f *os.File, size, frame int64,
-	enc *replicationpb.EncodingOptions, opts ChunkOptions) (*replicationpb.ProcessChunkResponse, error) {
+	enc *pb.EncodingOptions, opts ChunkOptions) (*pb.ProcessChunkResponse, error) {
 	// Cancelling the stream's context is how an upload is abandoned: the
 	// worker sees Canceled and discards what it received.
 	ctx, cancel := context.WithCancel(ctx)
@@ -157,8 +157,8 @@ func (c *Client) upload(ctx context.Context, videoID string, chunkIndex int32, f
 	if err != nil {
 		return nil, fmt.Errorf("UploadChunk: %w", err)
 	}
-	header := &replicationpb.UploadChunkRequest{Frame: &replicationpb.UploadChunkRequest_Header{
-		Header: &replicationpb.UploadHeader{
+	header := &pb.UploadChunkRequest{Frame: &pb.UploadChunkRequest_Header{
+		Header: &pb.UploadHeader{
 			VideoId:           videoID,
 			ChunkIndex:        chunkIndex,
 			TotalSize:         size,
@@ -181,8 +181,8 @@ func (c *Client) upload(ctx context.Context, videoID string, chunkIndex int32, f
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", f.Name(), err)
 		}
-		if err := stream.Send(&replicationpb.UploadChunkRequest{
-			Frame: &replicationpb.UploadChunkRequest_Data{Data: buf},
+		if err := stream.Send(&pb.UploadChunkRequest{
+			Frame: &pb.UploadChunkRequest_Data{Data: buf},
 		}); err != nil {
 			return closeAndRecv(stream, err)
 		}
@@ -200,7 +200,7 @@ func (c *Client) upload(ctx context.Context, videoID string, chunkIndex int32, f
 
 // closeAndRecv handles a failed Send. io.EOF means the worker ended the
 // stream; its status comes from receiving.
-func closeAndRecv(stream replicationpb.VideoProcessingService_UploadChunkClient, sendErr error) (*replicationpb.ProcessChunkResponse, error) {
+func closeAndRecv(stream pb.VideoProcessingService_UploadChunkClient, sendErr error) (*pb.ProcessChunkResponse, error) {
 	if !errors.Is(sendErr, io.EOF) {
 		return nil, fmt.Errorf("UploadChunk: send: %w", sendErr)
 	}

@@ -1,4 +1,4 @@
-package master
+package media
 
 // Picture quality: per-picture PSNR and SSIM of a distorted video (a shard)
 // against a reference (its chunk). The measuring lives in internal/quality,

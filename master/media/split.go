@@ -1,4 +1,4 @@
-package master
+package media
 
 import (
 	"bytes"
@@ -109,16 +109,6 @@ const (
 	headPictures = 8
 	headSlack    = 8
 )
-
-// task is the chunk's ChunkTask: a trim when it needs one, and the
-// worker's picture hashes asked for when only its head is proven.
-func (c Chunk) task() ChunkTask {
-	t := ChunkTask{Index: c.Index, Path: c.Path, Frames: c.Frames, Size: c.Size, WantPictureHashes: c.Proven < c.Frames}
-	if c.NeedsTrim() {
-		t.TrimStart, t.TrimFrames = c.TrimStart, c.Frames
-	}
-	return t
-}
 
 // NeedsTrim reports whether the worker must drop pictures of the chunk
 // file: those before TrimStart and after TrimStart+Frames.

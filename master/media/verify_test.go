@@ -1,4 +1,4 @@
-package master_test
+package media_test
 
 import (
 	"context"
@@ -9,34 +9,34 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/master/media"
 )
 
 // verifyBroken joins shards (already broken by the caller) without checks
 // and returns Verify's findings.
-func verifyBroken(t *testing.T, src master.SourceInfo, shards []master.Shard, side bool, name string) master.Verification {
+func verifyBroken(t *testing.T, src media.SourceInfo, shards []media.Shard, side bool, name string) media.Verification {
 	t.Helper()
 	ctx, tools := context.Background(), mediaTools(t)
 	out := filepath.Join(t.TempDir(), name)
-	var ss master.SideStreams
+	var ss media.SideStreams
 	if side {
-		container, _ := master.ContainerFor(out)
+		container, _ := media.ContainerFor(out)
 		var err error
-		if ss, err = master.PlanSideStreams(src, container); err != nil {
+		if ss, err = media.PlanSideStreams(src, container); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := master.Join(ctx, tools, src, shards, ss, out); err != nil {
+	if err := media.Join(ctx, tools, src, shards, ss, out); err != nil {
 		t.Fatal(err)
 	}
-	v, err := master.Verify(ctx, tools, src, out)
+	v, err := media.Verify(ctx, tools, src, out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
 }
 
-func wantProblem(t *testing.T, v master.Verification, text string) {
+func wantProblem(t *testing.T, v media.Verification, text string) {
 	t.Helper()
 	if v.OK {
 		t.Errorf("OK with %+v", v)
@@ -92,7 +92,7 @@ func TestVerify_NoVideo(t *testing.T) {
 	src := mustProbe(t, clip(clipH264AAC))
 	out := filepath.Join(t.TempDir(), "audio.mka")
 	ffmpegT(t, "-i", src.Path, "-map", "0:a", "-c", "copy", out)
-	v, err := master.Verify(context.Background(), mediaTools(t), src, out)
+	v, err := media.Verify(context.Background(), mediaTools(t), src, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestVerify_NoVideo(t *testing.T) {
 func TestVerify_Errors(t *testing.T) {
 	src := mustProbe(t, clip(clipH264AAC))
 	tools := mediaTools(t)
-	_, err := master.Verify(context.Background(), tools, src, filepath.Join(t.TempDir(), "missing.mkv"))
+	_, err := media.Verify(context.Background(), tools, src, filepath.Join(t.TempDir(), "missing.mkv"))
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing output: err = %v, want fs.ErrNotExist", err)
 	}
@@ -110,12 +110,12 @@ func TestVerify_Errors(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("junk"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := master.Verify(context.Background(), tools, src, junk); !errors.Is(err, master.ErrNotMedia) {
+	if _, err := media.Verify(context.Background(), tools, src, junk); !errors.Is(err, media.ErrNotMedia) {
 		t.Errorf("junk output: err = %v, want ErrNotMedia", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := master.Verify(ctx, tools, src, src.Path); !errors.Is(err, context.Canceled) {
+	if _, err := media.Verify(ctx, tools, src, src.Path); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: err = %v, want context.Canceled", err)
 	}
 }

@@ -1,4 +1,4 @@
-package master
+package client
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	replicationpb "github.com/videoshard/videoshard/proto"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // Sizes the client works with.
@@ -51,7 +51,7 @@ const FeatureFrameTrim = "frame_trim"
 const FeaturePictureHashes = "picture_hashes"
 
 // HasFeature reports whether a health answer lists the named feature.
-func HasFeature(h *replicationpb.HealthCheckResponse, name string) bool {
+func HasFeature(h *pb.HealthCheckResponse, name string) bool {
 	return slices.Contains(h.GetFeatures(), name)
 }
 
@@ -129,7 +129,7 @@ type DialOptions struct {
 // Client talks to one worker. It is safe for concurrent use.
 type Client struct {
 	conn     *grpc.ClientConn
-	rpc      replicationpb.VideoProcessingServiceClient
+	rpc      pb.VideoProcessingServiceClient
 	maxMsg   int
 	masterID string
 	idle     time.Duration // DialOptions.DownloadIdleTimeout, default filled in
@@ -195,7 +195,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 	}
 	return &Client{
 		conn:     conn,
-		rpc:      replicationpb.NewVideoProcessingServiceClient(conn),
+		rpc:      pb.NewVideoProcessingServiceClient(conn),
 		maxMsg:   maxMsg,
 		idle:     idle,
 		masterID: masterID,
@@ -209,8 +209,8 @@ func (c *Client) Close() error {
 
 // Health asks the worker how it is. An unhealthy worker is an answer, not
 // an error: check is_healthy and message.
-func (c *Client) Health(ctx context.Context) (*replicationpb.HealthCheckResponse, error) {
-	resp, err := c.rpc.CheckHealth(ctx, &replicationpb.HealthCheckRequest{MasterId: c.masterID})
+func (c *Client) Health(ctx context.Context) (*pb.HealthCheckResponse, error) {
+	resp, err := c.rpc.CheckHealth(ctx, &pb.HealthCheckRequest{MasterId: c.masterID})
 	if err != nil {
 		return nil, fmt.Errorf("check health: %w", err)
 	}
@@ -225,9 +225,9 @@ const listPageSize = 1000
 // videoID, for all of them, as one response: it pages through the listing
 // and merges the pages (a worker that does not page answers everything at
 // once). The worker lists an unknown video as empty.
-func (c *Client) List(ctx context.Context, videoID string) (*replicationpb.ListShardsResponse, error) {
-	req := &replicationpb.ListShardsRequest{VideoId: videoID, PageSize: listPageSize}
-	var all *replicationpb.ListShardsResponse
+func (c *Client) List(ctx context.Context, videoID string) (*pb.ListShardsResponse, error) {
+	req := &pb.ListShardsRequest{VideoId: videoID, PageSize: listPageSize}
+	var all *pb.ListShardsResponse
 	for pages := 1; ; pages++ {
 		resp, err := c.rpc.ListShards(ctx, req)
 		if err != nil {
@@ -264,7 +264,7 @@ func (c *Client) List(ctx context.Context, videoID string) (*replicationpb.ListS
 
 // mergeVideos appends page to videos; a video cut between pages becomes
 // one again.
-func mergeVideos(videos, page []*replicationpb.VideoInfo) []*replicationpb.VideoInfo {
+func mergeVideos(videos, page []*pb.VideoInfo) []*pb.VideoInfo {
 	for _, v := range page {
 		if n := len(videos); n > 0 && videos[n-1].GetVideoId() == v.GetVideoId() {
 			videos[n-1].Chunks = append(videos[n-1].Chunks, v.GetChunks()...)
@@ -277,8 +277,8 @@ func mergeVideos(videos, page []*replicationpb.VideoInfo) []*replicationpb.Video
 
 // Metadata returns the metadata of every stored chunk of a video. A video
 // with no chunks is NotFound.
-func (c *Client) Metadata(ctx context.Context, videoID string) (*replicationpb.GetVideoMetadataResponse, error) {
-	resp, err := c.rpc.GetVideoMetadata(ctx, &replicationpb.GetVideoMetadataRequest{VideoId: videoID})
+func (c *Client) Metadata(ctx context.Context, videoID string) (*pb.GetVideoMetadataResponse, error) {
+	resp, err := c.rpc.GetVideoMetadata(ctx, &pb.GetVideoMetadataRequest{VideoId: videoID})
 	if err != nil {
 		return nil, fmt.Errorf("video metadata %q: %w", videoID, err)
 	}
@@ -287,3 +287,7 @@ func (c *Client) Metadata(ctx context.Context, videoID string) (*replicationpb.G
 	}
 	return resp, nil
 }
+
+// ResetConnectBackoff makes the connection try again now if it is waiting
+// out a backoff after a failure, so a probe does not fail at once.
+func (c *Client) ResetConnectBackoff() { c.conn.ResetConnectBackoff() }

@@ -1,4 +1,0 @@
-package master
-
-// SameShardPackets exposes the join's packet check to the black-box tests.
-var SameShardPackets = sameShardPackets
