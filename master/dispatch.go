@@ -219,8 +219,9 @@ type WorkerStats struct {
 	// probe said.
 	WorkerID, Encoder, VideoCodec string
 	Features                      []string
-	// Up is whether it is in rotation.
-	Up bool
+	// Probed is whether it ever answered a probe healthy; Up whether it
+	// is in rotation.
+	Probed, Up bool
 	// Cap is the most chunks it is given at once (0 until a good probe).
 	Cap      int
 	InFlight int
@@ -476,17 +477,15 @@ func (d *Dispatcher) ConfirmDone(ctx context.Context, s *JobState) (confirmed, m
 	return ConfirmDone(ctx, d.Clients(), s)
 }
 
-// AllList reports whether every worker whose health is known lists feature,
+// All reports whether every worker whose health is known satisfies ok,
 // and at least one's is.
-func (d *Dispatcher) AllList(feature string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+func (d *Dispatcher) All(ok func(WorkerStats) bool) bool {
 	known := 0
-	for _, w := range d.workers {
-		if !w.probed {
+	for _, w := range d.Stats() {
+		if !w.Probed {
 			continue
 		}
-		if !slices.Contains(w.features, feature) {
+		if !ok(w) {
 			return false
 		}
 		known++
@@ -502,7 +501,7 @@ func (d *Dispatcher) Stats() map[string]WorkerStats {
 	for _, w := range d.workers {
 		m[w.addr] = WorkerStats{
 			WorkerID: w.id, Encoder: w.encoder, VideoCodec: w.vcodec, Features: slices.Clone(w.features),
-			Up: w.up, Cap: w.cap, InFlight: w.inflight,
+			Probed: w.probed, Up: w.up, Cap: w.cap, InFlight: w.inflight,
 			Done: w.done, Failures: w.failures, LastError: w.lastErr,
 		}
 	}

@@ -384,8 +384,12 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 	}
 	splitStart := time.Now()
 	// Workers that hash the pictures they decode prove the chunks' tails:
-	// the master then decodes only each chunk's head.
-	headProof := d.AllList(client.FeaturePictureHashes)
+	// the master then decodes only each chunk's head. So does a simulated
+	// encoder, which decodes nothing: its shards are not media, and the
+	// head is where a cut goes wrong.
+	headProof := d.All(func(w WorkerStats) bool {
+		return w.Encoder == EncoderSimulated || slices.Contains(w.Features, client.FeaturePictureHashes)
+	})
 	chunks, stats, err := media.Split(ctx, cfg.Tools, src, cfg.SegmentSeconds, chunkDir, media.SplitOptions{HeadProof: headProof})
 	if err != nil {
 		return err
@@ -469,11 +473,14 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 		}
 	}
 	var unproven []ChunkResult // results whose worker's pictures did not prove the chunk
+	headOnly := 0              // results of head-proven chunks that nothing decoded whole
 	onDone := func(r ChunkResult) error {
 		c := chunks[r.Index]
 		mu.Lock()
 		defer mu.Unlock()
-		if c.Proven < c.Frames {
+		if c.Proven < c.Frames && r.Encoder == EncoderSimulated {
+			headOnly++
+		} else if c.Proven < c.Frames {
 			if !c.ProvenBy(r.PictureHashes) {
 				unproven = append(unproven, r)
 				return nil // decided once every chunk is in
@@ -508,13 +515,16 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 		}
 	}
 	err = d.Run(ctx, cfg.VideoID, tasks, onDone, onEvent)
+	if sum != nil && sum.Split != nil {
+		sum.Split.HeadOnly = headOnly
+	}
 	if err == nil && len(unproven) > 0 {
 		proofStart := time.Now()
 		var again []ChunkTask
 		again, err = settleUnproven(ctx, cfg, src, chunks, state, unproven, onDone)
 		if sum != nil {
 			again := media.SummarizeSplit(chunks) // some made again
-			again.Seconds, again.HeadProven = stats.Seconds, stats.HeadProven
+			again.Seconds, again.HeadProven, again.HeadOnly = stats.Seconds, stats.HeadProven, headOnly
 			again.ProofSeconds = stats.ProofSeconds + time.Since(proofStart).Seconds()
 			again.Reproven = len(unproven)
 			sum.Split = &again

@@ -57,6 +57,12 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 			if sp.Reproven > 0 {
 				check += fmt.Sprintf(", %d of them decoded whole here after all", sp.Reproven)
 			}
+			if sp.HeadOnly == sp.HeadProven {
+				check = fmt.Sprintf("every chunk checked by its first pictures here (%.2fs of decoding): the simulated encoder decodes nothing to compare the rest with",
+					sp.ProofSeconds)
+			} else if sp.HeadOnly > 0 {
+				check += fmt.Sprintf(", %d of them by their first pictures only (a simulated encoder decodes nothing)", sp.HeadOnly)
+			}
 		}
 		fs = append(fs, field{"split", text + "; " + check})
 	}

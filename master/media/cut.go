@@ -36,6 +36,21 @@ const keyTolerance = 0.25
 type packetTimeline struct {
 	pts  []int64
 	keys []keyframe
+	// pos is where every packet starts in the file, when that is known
+	// for each and increases (nil otherwise): a copy can then select its
+	// packets by position, so it need not read the source from its start.
+	pos []int64
+}
+
+// increasing returns pos when every one is known and they strictly
+// increase, nil otherwise.
+func increasing(pos []int64) []int64 {
+	for i, p := range pos {
+		if p < 0 || i > 0 && p <= pos[i-1] {
+			return nil
+		}
+	}
+	return pos
 }
 
 // planCuts cuts pics (the source's pictures in presentation order, with

@@ -72,8 +72,23 @@ func firstPictureTime(ctx context.Context, tools Tools, abs string, index int) (
 // decodePictures is scanPictures, stopping after limit pictures when
 // limit is positive.
 func decodePictures(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int) (*pictureScan, error) {
+	out := ffmpeg.Input("file:"+abs, decodeInput()).Get(strconv.Itoa(index)).Output("pipe:1", pictureHashArgs(pixFmt, limit))
+	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, out.GetArgs()...)
+	s := &pictureScan{}
+	if err := fftool.Run(ctx, tools.FFmpegBin(), args, s); err != nil {
+		if fftool.IsFailure(ctx, err) {
+			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
+		}
+		return nil, err
+	}
+	return s, s.finish()
+}
+
+// pictureHashArgs are the output options of a decode to picture hashes:
+// every picture as decoded (no frame rate conversion), in pixFmt when set,
+// the first limit when positive.
+func pictureHashArgs(pixFmt string, limit int) ffmpeg.KwArgs {
 	kw := ffmpeg.KwArgs{
-		"map":           "0:" + strconv.Itoa(index),
 		"fps_mode":      "passthrough",
 		"enc_time_base": "-1",
 		"f":             "framehash",
@@ -85,25 +100,30 @@ func decodePictures(ctx context.Context, tools Tools, abs string, index int, pix
 	if limit > 0 {
 		kw["frames:v"] = strconv.Itoa(limit)
 	}
-	out := ffmpeg.Input("file:"+abs, decodeInput()).Output("pipe:1", kw)
-	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, out.GetArgs()...)
+	return kw
+}
+
+// parsePictures reads a whole framehash output.
+func parsePictures(data []byte) (*pictureScan, error) {
 	s := &pictureScan{}
-	if err := fftool.Run(ctx, tools.FFmpegBin(), args, s); err != nil {
-		if fftool.IsFailure(ctx, err) {
-			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
-		}
-		return nil, err
-	}
+	_, _ = s.Write(data)
+	return s, s.finish()
+}
+
+// finish parses a last line without its newline and reports what went
+// wrong in the output.
+func (s *pictureScan) finish() error {
 	if len(s.line) > 0 && s.err == nil {
 		s.parseLine(s.line)
+		s.line = s.line[:0]
 	}
 	if s.err != nil {
-		return nil, s.err
+		return s.err
 	}
 	if len(s.pictures) > 0 && s.timeBase.den == 0 {
-		return nil, errors.New("framehash: no time base")
+		return errors.New("framehash: no time base")
 	}
-	return s, nil
+	return nil
 }
 
 // Write parses framehash output line by line; like packetScan.Write it

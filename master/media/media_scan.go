@@ -16,7 +16,7 @@ import (
 // What scanPackets records beyond the counts.
 const (
 	scanKeys = 1 << iota // the keyframes' positions and timestamps
-	scanPTS              // every packet's presentation timestamp, noPTS included
+	scanPTS              // every packet's presentation timestamp (noPTS included) and byte position
 )
 
 // keyframe is a keyframe's place in its stream: the packet's index in file
@@ -49,6 +49,7 @@ type packetScan struct {
 
 	keys []keyframe // with scanKeys
 	pts  []int64    // with scanPTS, in file order, one per packet
+	pos  []int64    // with scanPTS, as pts: where the packet starts in the file, -1 when unknown
 	what int
 	line []byte // an incomplete line carried between writes
 	err  error
@@ -65,7 +66,7 @@ func scanPackets(ctx context.Context, tools Tools, abs string, index int, what i
 		"hide_banner":    "",
 		"fflags":         "+genpts", // as scanPictures decodes: AVI and MPEG-PS lack some
 		"select_streams": strconv.Itoa(index),
-		"show_entries":   "stream=time_base:packet=pts,duration,flags",
+		"show_entries":   "stream=time_base:packet=pts,pos,duration,flags",
 		"of":             "compact",
 	}), "file:"+abs)
 	s := &packetScan{what: what}
@@ -119,7 +120,7 @@ func splitLines(rest *[]byte, p []byte, parse func(line []byte)) {
 	}
 }
 
-// parseLine reads "packet|pts=1024|duration=512|flags=K_" or
+// parseLine reads "packet|pts=1024|pos=4871|duration=512|flags=K_" or
 // "stream|time_base=1/15360".
 func (s *packetScan) parseLine(line []byte) {
 	section, rest, _ := strings.Cut(strings.TrimSpace(string(line)), "|")
@@ -128,7 +129,7 @@ func (s *packetScan) parseLine(line []byte) {
 	}
 	switch section {
 	case "packet":
-		pts, dur := noPTS, int64(0)
+		pts, pos, dur := noPTS, int64(-1), int64(0)
 		key := false
 		for field := range strings.SplitSeq(rest, "|") {
 			k, v, _ := strings.Cut(field, "=")
@@ -136,6 +137,10 @@ func (s *packetScan) parseLine(line []byte) {
 			case "pts":
 				if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 					pts = n
+				}
+			case "pos":
+				if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+					pos = n
 				}
 			case "duration":
 				if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
@@ -145,7 +150,7 @@ func (s *packetScan) parseLine(line []byte) {
 				key = strings.HasPrefix(v, "K")
 			}
 		}
-		s.addPacket(pts, dur, key)
+		s.addPacket(pts, pos, dur, key)
 	case "stream":
 		for field := range strings.SplitSeq(rest, "|") {
 			if k, v, _ := strings.Cut(field, "="); k == "time_base" {
@@ -163,7 +168,7 @@ func (s *packetScan) parseLine(line []byte) {
 	}
 }
 
-func (s *packetScan) addPacket(pts, dur int64, key bool) {
+func (s *packetScan) addPacket(pts, pos, dur int64, key bool) {
 	if s.packets == 0 {
 		s.firstKey = key
 	}
@@ -176,6 +181,7 @@ func (s *packetScan) addPacket(pts, dur int64, key bool) {
 	s.packets++
 	if s.what&scanPTS != 0 {
 		s.pts = append(s.pts, pts)
+		s.pos = append(s.pos, pos)
 	}
 	if pts == noPTS {
 		return

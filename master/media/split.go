@@ -12,10 +12,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/videoshard/videoshard/internal/fftool"
 	"github.com/videoshard/videoshard/internal/framehash"
@@ -204,7 +204,7 @@ func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 		}
 	}
 	var failed []int
-	if err := writeCopyChunks(ctx, tools, src, cuts, chunks, copies); err != nil {
+	if err := writeCopyChunks(ctx, tools, src, tl, cuts, chunks, copies); err != nil {
 		if !fftool.IsFailure(ctx, err) {
 			return nil, 0, fmt.Errorf("split %s: %w", src.Path, err)
 		}
@@ -354,7 +354,7 @@ func sourceTimeline(ctx context.Context, tools Tools, src SourceInfo) (timeline,
 	tl := timeline{pictures: pics.pictures, timeBase: pics.timeBase, fps: src.Video.FPS, timed: pics.timed(),
 		losslessCodec: losslessCodec(src.Video.PixFmt)}
 	if tl.timed && pkts.timeBase == pics.timeBase {
-		tl.packets = packetTimeline{pts: pkts.pts, keys: pkts.keys}
+		tl.packets = packetTimeline{pts: pkts.pts, keys: pkts.keys, pos: increasing(pkts.pos)}
 	}
 	if !tl.timed {
 		if tl.fps <= 0 {
@@ -368,6 +368,27 @@ func sourceTimeline(ctx context.Context, tools Tools, src SourceInfo) (timeline,
 		tl.timeBase = rational{1_000_000, int64(math.Round(fps * 1_000_000))}
 	}
 	return tl, nil
+}
+
+// packetSpan is the earliest and latest pts of packets first..last, in
+// seconds; ok is false when none has one.
+func (t timeline) packetSpan(first, last int64) (from, to float64, ok bool) {
+	lo, hi := noPTS, noPTS
+	for _, p := range t.packets.pts[first : last+1] {
+		if p == noPTS {
+			continue
+		}
+		if lo == noPTS || p < lo {
+			lo = p
+		}
+		if hi == noPTS || p > hi {
+			hi = p
+		}
+	}
+	if lo == noPTS {
+		return 0, 0, false
+	}
+	return t.timeBase.seconds(lo), t.timeBase.seconds(hi), true
 }
 
 // place fills in the chunks' Start and Duration from the source's picture
@@ -402,26 +423,55 @@ func endOf(pics []picture) int64 {
 // output of its own, so each batch reads the source once.
 const copyBatch = 48
 
+// copyMargin is how far before a batch's first packet its ffmpeg seeks,
+// and how far past its last packet it reads, in seconds: a seek lands on a
+// keyframe at or before its target, and a demuxer that seeks coarsely
+// still lands before the packets wanted.
+const copyMargin = 2.0
+
 // writeCopyChunks writes the copy chunks listed in which: for each, the
-// source's video packets startPacket..endPacket, selected by their index
-// with the noise bitstream filter's drop expression, stream-copied into
-// Matroska with timestamps generated where the source has none.
-func writeCopyChunks(ctx context.Context, tools Tools, src SourceInfo, cuts []cut, chunks []Chunk, which []int) error {
+// source's video packets startPacket..endPacket stream-copied into
+// Matroska with timestamps generated where the source has none. The
+// packets are selected with the noise bitstream filter's drop expression:
+// by their byte position in the file when every packet's is known
+// (tl.packets.pos), so each batch seeks to its first packet and stops
+// reading after its last; by index otherwise, each batch then reading the
+// source from its start. (Not by timestamp: the filter sees them in the
+// muxer's time base, which its tb does not say.)
+func writeCopyChunks(ctx context.Context, tools Tools, src SourceInfo, tl timeline, cuts []cut, chunks []Chunk, which []int) error {
+	pos := tl.packets.pos
 	for len(which) > 0 {
 		batch := which[:min(copyBatch, len(which))]
 		which = which[len(batch):]
-		in := ffmpeg.Input("file:"+src.Path, ffmpeg.KwArgs{"fflags": "+genpts"})
+		inOpts := ffmpeg.KwArgs{"fflags": "+genpts"}
+		if pos != nil {
+			first, last := cuts[batch[0]].startPacket, cuts[batch[0]].endPacket
+			for _, i := range batch {
+				first, last = min(first, cuts[i].startPacket), max(last, cuts[i].endPacket)
+			}
+			// -ss counts from the file's start and -t from -ss.
+			if from, to, ok := tl.packetSpan(first, last); ok {
+				ss := max(0, from-src.StartTime-copyMargin)
+				inOpts["ss"] = formatSeconds(ss)
+				inOpts["t"] = formatSeconds(to - src.StartTime - ss + copyMargin)
+			}
+		}
+		in := ffmpeg.Input("file:"+src.Path, inOpts)
 		outs := make([]*ffmpeg.Stream, len(batch))
 		for j, i := range batch {
 			c := cuts[i]
+			drop := fmt.Sprintf(`not(between(n\,%d\,%d))`, c.startPacket, c.endPacket)
+			if pos != nil {
+				drop = fmt.Sprintf(`not(between(pos\,%d\,%d))`, pos[c.startPacket], pos[c.endPacket])
+			}
 			outs[j] = in.Output("file:"+chunks[i].Path, ffmpeg.KwArgs{
 				"map":      "0:" + strconv.Itoa(src.Video.Index),
 				"c":        "copy",
-				"copyinkf": "", // every packet reaches the filter, so its index is the file's
+				"copyinkf": "", // every packet reaches the filter, keyframe or not
 				// The chunk's packets, their times moved to start at zero
 				// (the shard then does too, whatever the concat demuxer
 				// can tell of its start).
-				"bsf:v": fmt.Sprintf(`noise=drop=not(between(n\,%d\,%d)),setts=pts=PTS-STARTPTS:dts=DTS-STARTPTS`, c.startPacket, c.endPacket),
+				"bsf:v": fmt.Sprintf(`noise=drop=%s,setts=pts=PTS-STARTPTS:dts=DTS-STARTPTS`, drop),
 				"f":     "matroska",
 			})
 		}
@@ -513,64 +563,111 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 	return nil
 }
 
-// proveChunks decodes the chunks listed in which, up to GOMAXPROCS at a
-// time, and compares their pictures with the source's: it sets each
-// matching chunk's Decoded and TrimStart and returns the chunks that do not
-// match (in order). A chunk file that cannot be decoded at all does not
-// match; the error is for what stops the proof (ffmpeg missing, ctx).
+// proofBatch is how many chunks one ffmpeg decodes to prove them: a
+// process per chunk costs more than the decode of a chunk's head.
+const proofBatch = 32
+
+// proveChunks decodes the chunks listed in which, proofBatch to an ffmpeg
+// and up to GOMAXPROCS ffmpegs at a time, and compares their pictures with
+// the source's: it sets each matching chunk's Decoded and TrimStart and
+// returns the chunks that do not match (in order). A chunk file that
+// cannot be decoded at all does not match; the error is for what stops the
+// proof (ffmpeg missing, ctx).
 func proveChunks(ctx context.Context, tools Tools, pixFmt string, chunks []Chunk, which []int) ([]int, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ok := make([]bool, len(which))
-	errs := make([]error, len(which))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(which)) {
-		wg.Go(func() {
-			for j := range next {
-				c := &chunks[which[j]]
-				ok[j], errs[j] = proveChunk(ctx, tools, pixFmt, c)
-				if errs[j] != nil {
-					cancel()
-				}
-			}
+	var batches [][]int
+	for len(which) > 0 {
+		n := min(proofBatch, len(which))
+		batches, which = append(batches, which[:n]), which[n:]
+	}
+	ok := make([][]bool, len(batches))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for b, batch := range batches {
+		g.Go(func() error {
+			var err error
+			ok[b], err = proveBatch(gctx, tools, pixFmt, chunks, batch)
+			return err
 		})
 	}
-feed:
-	for j := range which {
-		select {
-		case next <- j:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	for _, e := range errs { // the first real cause, not the cancellations it caused
-		if e != nil && !errors.Is(e, context.Canceled) {
-			return nil, e
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var failed []int
-	for j, i := range which {
-		if !ok[j] {
-			failed = append(failed, i)
+	for b, batch := range batches {
+		for j, i := range batch {
+			if !ok[b][j] {
+				failed = append(failed, i)
+			}
 		}
 	}
 	return failed, nil
 }
 
-// proveChunk decodes c's file and looks for the source's pictures
-// (c.source) in it; it reports whether they are all there, in order.
-// With c.headLimit set, only that many pictures are decoded and the first
-// headPictures of the chunk's own looked for (c.Proven says how many);
-// a head that does not match is decided on the whole chunk.
+// proveBatch proves the chunks listed in which with one ffmpeg, each chunk
+// an input of its own decoded to a framehash file beside it. When that
+// ffmpeg fails (a chunk it cannot open), each chunk is proven alone, so
+// only the bad one fails.
+func proveBatch(ctx context.Context, tools Tools, pixFmt string, chunks []Chunk, which []int) ([]bool, error) {
+	ok := make([]bool, len(which))
+	scans, err := decodeChunks(ctx, tools, pixFmt, chunks, which)
+	if err != nil && !errors.Is(err, ErrNotMedia) {
+		return nil, err
+	}
+	for j, i := range which {
+		c := &chunks[i]
+		if scans == nil {
+			ok[j], err = proveChunk(ctx, tools, pixFmt, c)
+		} else {
+			ok[j], err = judgeChunk(ctx, tools, pixFmt, c, scans[j])
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ok, nil
+}
+
+// decodeChunks decodes the chunks listed in which (each up to its
+// headLimit) with one ffmpeg: decodePictures for several files.
+func decodeChunks(ctx context.Context, tools Tools, pixFmt string, chunks []Chunk, which []int) ([]*pictureScan, error) {
+	outs := make([]*ffmpeg.Stream, len(which))
+	paths := make([]string, len(which))
+	defer func() {
+		for _, p := range paths {
+			_ = os.Remove(p)
+		}
+	}()
+	for j, i := range which {
+		c := chunks[i]
+		paths[j] = filepath.Join(filepath.Dir(c.Path), fmt.Sprintf(".proof_%06d.framehash", c.Index))
+		in := decodeInput()
+		in["threads"] = "1" // batches run side by side: a decoder's own threads only add their cost
+		outs[j] = ffmpeg.Input("file:"+c.Path, in).Get("0").Output("file:"+paths[j], pictureHashArgs(pixFmt, c.headLimit))
+	}
+	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, ffmpeg.MergeOutputs(outs...).GetArgs()...)
+	if err := fftool.Run(ctx, tools.FFmpegBin(), args, nil); err != nil {
+		if fftool.IsFailure(ctx, err) {
+			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
+		}
+		return nil, err
+	}
+	scans := make([]*pictureScan, len(which))
+	for j := range which {
+		data, err := os.ReadFile(paths[j])
+		if err != nil {
+			return nil, err
+		}
+		if scans[j], err = parsePictures(data); err != nil {
+			return nil, fmt.Errorf("chunk %d: %w", chunks[which[j]].Index, err)
+		}
+	}
+	return scans, nil
+}
+
+// proveChunk decodes c's file alone and judges it (judgeChunk).
 func proveChunk(ctx context.Context, tools Tools, pixFmt string, c *Chunk) (bool, error) {
 	scan, err := decodePictures(ctx, tools, c.Path, 0, pixFmt, c.headLimit)
 	if errors.Is(err, ErrNotMedia) {
@@ -579,6 +676,15 @@ func proveChunk(ctx context.Context, tools Tools, pixFmt string, c *Chunk) (bool
 	if err != nil {
 		return false, fmt.Errorf("chunk %d: %w", c.Index, err)
 	}
+	return judgeChunk(ctx, tools, pixFmt, c, scan)
+}
+
+// judgeChunk looks for the source's pictures (c.source) in scan, c's file
+// decoded; it reports whether they are all there, in order. With
+// c.headLimit set, scan holds only that many pictures and the first
+// headPictures of the chunk's own are looked for (c.Proven says how many);
+// a head that does not match is decided on the whole chunk.
+func judgeChunk(ctx context.Context, tools Tools, pixFmt string, c *Chunk, scan *pictureScan) (bool, error) {
 	own := c.source
 	if c.headLimit > 0 && len(scan.pictures) >= c.headLimit {
 		head := own[:min(len(own), headPictures)]
@@ -657,6 +763,9 @@ type SplitStats struct {
 	// Reproven of them were decoded whole by the master after all: their
 	// worker decoded other pictures, or gave none to compare.
 	HeadProven, Reproven int
+	// HeadOnly of the head-proven chunks were encoded by a simulated
+	// encoder, which decodes nothing: only their heads were compared.
+	HeadOnly int
 	// Seconds is the wall time of the split, its proof included;
 	// ProofSeconds the time spent decoding chunks to prove them.
 	Seconds, ProofSeconds float64
