@@ -171,7 +171,10 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	if err := checkOutputs(cfg, cfg.Input); err != nil {
 		return Summary{}, err
 	}
-	src, err := media.Probe(ctx, cfg.Tools, cfg.Input)
+	if err := chunkid.ValidateVideoID(cfg.VideoID); err != nil {
+		return Summary{}, fmt.Errorf("--video-id: %w", err)
+	}
+	src, err := probeCached(ctx, cfg, cfg.Input)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -183,9 +186,6 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 		if err := media.CheckCompatible(container, codec); err != nil {
 			return Summary{}, err
 		}
-	}
-	if err := chunkid.ValidateVideoID(cfg.VideoID); err != nil {
-		return Summary{}, fmt.Errorf("--video-id: %w", err)
 	}
 	state, resumed, err := openState(cfg, src)
 	if err != nil {
@@ -372,17 +372,75 @@ func openState(cfg JobConfig, src media.SourceInfo) (*JobState, bool, error) {
 	return state, true, nil
 }
 
+// probeCached is media.Probe of input, or what it found for this job
+// before, while input is unchanged (source.gob in the work directory).
+func probeCached(ctx context.Context, cfg JobConfig, input string) (media.SourceInfo, error) {
+	abs, err := filepath.Abs(input)
+	if err != nil {
+		return media.SourceInfo{}, err
+	}
+	path := filepath.Join(cfg.workDir(), "source.gob")
+	key, err := media.KeyOf(abs)
+	if err == nil {
+		if src, err := media.LoadSource(path, key); err == nil {
+			return src, nil
+		}
+	}
+	src, err := media.Probe(ctx, cfg.Tools, abs)
+	if err != nil {
+		return media.SourceInfo{}, err
+	}
+	if err := os.MkdirAll(cfg.workDir(), 0o755); err != nil {
+		return media.SourceInfo{}, err
+	}
+	if err := media.SaveSource(path, key, src); err != nil {
+		cfg.Logger.Warn("cannot keep what the probe found for a resume", "err", err)
+	}
+	return src, nil
+}
+
+// splitCached is media.Split of src into dir, or the chunks it made for
+// this job before (split.gob in the work directory), while the source,
+// the split's settings and the chunk files are unchanged. reused says
+// which.
+func splitCached(ctx context.Context, cfg JobConfig, src media.SourceInfo, key media.SplitKey, dir string) (chunks []media.Chunk, stats media.SplitStats, reused bool, err error) {
+	if chunks, err := media.LoadSplit(splitPath(cfg), key); err == nil {
+		return chunks, media.SummarizeSplit(chunks), true, nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, stats, false, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, stats, false, err
+	}
+	start := time.Now()
+	chunks, stats, err = media.Split(ctx, cfg.Tools, src, cfg.SegmentSeconds, dir, media.SplitOptions{HeadProof: key.HeadProof})
+	if err != nil {
+		return nil, stats, false, err
+	}
+	stats.Seconds = time.Since(start).Seconds()
+	return chunks, stats, false, saveSplit(cfg, key, chunks)
+}
+
+func splitPath(cfg JobConfig) string { return filepath.Join(cfg.workDir(), "split.gob") }
+
+// saveSplit keeps chunks for a resume (see splitCached); after Reprove
+// too, which may have made some again.
+func saveSplit(cfg JobConfig, key media.SplitKey, chunks []media.Chunk) error {
+	if err := media.SaveSplit(splitPath(cfg), key, chunks); err != nil {
+		return fmt.Errorf("keep the split for a resume: %w", err)
+	}
+	return nil
+}
+
 // encodeChunks splits the source and dispatches the chunks not yet done;
 // with sum set, it records there how the source was cut.
 func encodeChunks(ctx context.Context, cfg JobConfig, src media.SourceInfo, state *JobState, d *Dispatcher, sum *Summary) error {
 	chunkDir := filepath.Join(cfg.workDir(), "chunks")
-	if err := os.RemoveAll(chunkDir); err != nil {
+	srcKey, err := media.KeyOf(src.Path)
+	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(chunkDir, 0o755); err != nil {
-		return err
-	}
-	splitStart := time.Now()
 	// Workers that hash the pictures they decode prove the chunks' tails:
 	// the master then decodes only each chunk's head. So does a simulated
 	// encoder, which decodes nothing: its shards are not media, and the
@@ -390,12 +448,16 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 	headProof := d.All(func(w WorkerStats) bool {
 		return w.Encoder == EncoderSimulated || slices.Contains(w.Features, client.FeaturePictureHashes)
 	})
-	chunks, stats, err := media.Split(ctx, cfg.Tools, src, cfg.SegmentSeconds, chunkDir, media.SplitOptions{HeadProof: headProof})
+	splitKey := media.SplitKey{Source: srcKey, SegmentSeconds: cfg.SegmentSeconds, HeadProof: headProof}
+	chunks, stats, reused, err := splitCached(ctx, cfg, src, splitKey, chunkDir)
 	if err != nil {
 		return err
 	}
+	if reused {
+		cfg.Logger.Info("the chunks of the previous run are used again", "chunks", len(chunks))
+	}
 	if sum != nil {
-		stats.Seconds = time.Since(splitStart).Seconds()
+		stats.Reused = reused
 		sum.Split = &stats
 	}
 	if len(state.Chunks) == 0 {
@@ -435,6 +497,11 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 		}
 		for _, i := range changed {
 			state.forget(i)
+		}
+		if len(changed) > 0 {
+			if err := saveSplit(cfg, splitKey, chunks); err != nil {
+				return err
+			}
 		}
 		adopted = slices.DeleteFunc(adopted, func(a int) bool { return slices.Contains(changed, a) })
 		cfg.Logger.Info("chunks the workers already hold for this input are not encoded again", "chunks", adopted)
@@ -530,6 +597,9 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 			sum.Split = &again
 		}
 		if err == nil && len(again) > 0 {
+			err = saveSplit(cfg, splitKey, chunks)
+		}
+		if err == nil && len(again) > 0 {
 			err = d.Run(ctx, cfg.VideoID, again, onDone, onEvent)
 		}
 	}
@@ -539,7 +609,7 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 		}
 	}
 	if err == nil {
-		err = os.RemoveAll(chunkDir)
+		err = errors.Join(os.Remove(splitPath(cfg)), os.RemoveAll(chunkDir))
 	}
 	return err
 }

@@ -212,9 +212,24 @@ func TestE2EResumeAfterMasterKilled(t *testing.T) {
 		t.Fatal("the first run finished before it was killed; the test proves nothing")
 	}
 
-	code, stdout, stderr := runMaster(t, args...)
+	// The resume costs the work left: the source is neither decoded nor
+	// cut again (what the first run found is kept in its work directory).
+	calls := filepath.Join(dir, "ffmpeg-calls")
+	wrapper := filepath.Join(dir, "ffmpeg")
+	script := "#!/bin/sh\necho \"$*\" >> " + calls + "\nexec ffmpeg \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runMaster(t, append(args, "--ffmpeg", wrapper)...)
 	if code != 0 {
 		t.Fatalf("resumed run exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "those the interrupted run cut") {
+		t.Errorf("the summary should say the resume used the first run's chunks:\n%s", stdout)
+	}
+	ran, _ := os.ReadFile(calls)
+	if src := testdata("h264_aac_640x360_30fps_4s.mp4"); strings.Contains(string(ran), filepath.Base(src)) {
+		t.Errorf("the resume read the source with ffmpeg again:\n%s", ran)
 	}
 	if !strings.Contains(stdout, "media checks skipped") {
 		t.Errorf("simulated shards: the summary should say media checks were skipped:\n%s", stdout)

@@ -766,6 +766,9 @@ type SplitStats struct {
 	// HeadOnly of the head-proven chunks were encoded by a simulated
 	// encoder, which decodes nothing: only their heads were compared.
 	HeadOnly int
+	// Reused: the chunks are those of a previous run of the job, kept
+	// for its resume; the figures are of that split.
+	Reused bool
 	// Seconds is the wall time of the split, its proof included;
 	// ProofSeconds the time spent decoding chunks to prove them.
 	Seconds, ProofSeconds float64
