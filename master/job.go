@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -756,7 +757,6 @@ func sameSplit(state *JobState, chunks []media.Chunk) error {
 // src. Shards a simulated encoder made are not media: they are
 // concatenated as bytes, and the media checks are skipped, saying so.
 func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *media.SourceInfo, clients map[string]*client.Client, sum *Summary) error {
-	var failed error // a verification that failed
 	if len(state.Chunks) == 0 {
 		return errors.New("reconstruct: the job has no chunks")
 	}
@@ -771,61 +771,10 @@ func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *media
 	if err != nil {
 		return err
 	}
-
-	sum.Chunks = len(state.Chunks)
-	sum.PerWorker = map[string]int{}
-	for _, c := range state.Chunks {
-		sum.PerWorker[c.Worker]++
-		sum.EncodedSize += c.EncodedSize
-		sum.MediaSeconds += c.Duration
-	}
-	for e := range encoders {
-		sum.Encoders = append(sum.Encoders, e)
-	}
-	if src != nil {
-		sum.InputSize = src.Size
-		if src.Video.Duration > 0 {
-			sum.MediaSeconds = src.Video.Duration
-		}
-	}
-	if path, err := StatePath(cfg.StateDir, cfg.VideoID); err == nil {
-		if _, err := os.Stat(path); err == nil {
-			sum.StatePath = path
-		}
-	}
-
-	if encoders["simulated"] {
-		sum.VerificationSkipReason = "shards made by a simulated encoder are not media: the output is their bytes, concatenated; media checks skipped"
-		if err := concatFiles(paths, cfg.Output); err != nil {
-			return err
-		}
-	} else {
-		var side media.SideStreams
-		var source media.SourceInfo
-		if src != nil {
-			source = *src
-			container, err := media.ContainerFor(cfg.Output)
-			if err != nil {
-				return err
-			}
-			if side, err = media.PlanSideStreams(source, container); err != nil {
-				return err
-			}
-		}
-		shards := make([]media.Shard, len(paths))
-		for i, p := range paths {
-			shards[i] = media.Shard{Path: p, Duration: state.Chunks[i].Duration}
-		}
-		if src == nil {
-			if err := media.Join(ctx, cfg.Tools, source, shards, side, cfg.Output); err != nil {
-				return err
-			}
-			sum.VerificationSkipReason = "no source to compare with: the chunk map is missing or its input changed"
-		} else if err := joinVerified(ctx, cfg, *src, state, shards, paths, side, sum); errors.Is(err, ErrVerification) {
-			failed = err // summarised below, like a verified output
-		} else if err != nil {
-			return err
-		}
+	summarizeChunks(cfg, state, src, encoders, sum)
+	failed, err := assemble(ctx, cfg, state, src, paths, encoders, sum)
+	if err != nil {
+		return err
 	}
 	out := cfg.Output
 	if failed != nil {
@@ -841,6 +790,66 @@ func reconstruct(ctx context.Context, cfg JobConfig, state *JobState, src *media
 		cfg.Logger.Warn("cannot remove the work directory", "dir", cfg.workDir(), "err", err)
 	}
 	return failed
+}
+
+// summarizeChunks fills in what the summary says of the chunks, their
+// workers and encoders, and the source.
+func summarizeChunks(cfg JobConfig, state *JobState, src *media.SourceInfo, encoders map[string]bool, sum *Summary) {
+	sum.Chunks = len(state.Chunks)
+	sum.PerWorker = map[string]int{}
+	for _, c := range state.Chunks {
+		sum.PerWorker[c.Worker]++
+		sum.EncodedSize += c.EncodedSize
+		sum.MediaSeconds += c.Duration
+	}
+	for e := range encoders {
+		sum.Encoders = append(sum.Encoders, e)
+	}
+	slices.Sort(sum.Encoders)
+	if src != nil {
+		sum.InputSize = src.Size
+		if src.Video.Duration > 0 {
+			sum.MediaSeconds = src.Video.Duration
+		}
+	}
+	if path, err := StatePath(cfg.StateDir, cfg.VideoID); err == nil {
+		if _, err := os.Stat(path); err == nil {
+			sum.StatePath = path
+		}
+	}
+}
+
+// assemble writes the output from the fetched shards at paths: their bytes
+// concatenated for a simulated encoder's, which are not media; otherwise
+// joined with the source's side streams and, with src, verified against it
+// (joinVerified). failed is a verification that failed (the output is then
+// beside cfg.Output, see unverifiedPath); err what stopped the output.
+func assemble(ctx context.Context, cfg JobConfig, state *JobState, src *media.SourceInfo, paths []string, encoders map[string]bool, sum *Summary) (failed, err error) {
+	if encoders[EncoderSimulated] {
+		sum.VerificationSkipReason = "shards made by a simulated encoder are not media: the output is their bytes, concatenated; media checks skipped"
+		return nil, concatFiles(paths, cfg.Output)
+	}
+	shards := make([]media.Shard, len(paths))
+	for i, p := range paths {
+		shards[i] = media.Shard{Path: p, Duration: state.Chunks[i].Duration}
+	}
+	if src == nil {
+		sum.VerificationSkipReason = "no source to compare with: the chunk map is missing or its input changed"
+		return nil, media.Join(ctx, cfg.Tools, media.SourceInfo{}, shards, media.SideStreams{}, cfg.Output)
+	}
+	container, err := media.ContainerFor(cfg.Output)
+	if err != nil {
+		return nil, err
+	}
+	side, err := media.PlanSideStreams(*src, container)
+	if err != nil {
+		return nil, err
+	}
+	err = joinVerified(ctx, cfg, *src, state, shards, paths, side, sum)
+	if errors.Is(err, ErrVerification) {
+		return err, nil // summarised like a verified output
+	}
+	return nil, err
 }
 
 // joinVerified joins the shards into an unverified file beside the output
@@ -913,69 +922,45 @@ func presentationWarnings(ctx context.Context, cfg JobConfig, src media.SourceIn
 // each checked against the checksum in the chunk map. It returns the local
 // paths in chunk order and the encoders that made them.
 func fetchShards(ctx context.Context, state *JobState, clients map[string]*client.Client, dir string) ([]string, map[string]bool, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	paths := make([]string, len(state.Chunks))
 	encoders := make([]string, len(state.Chunks))
-	jobs := make(chan int)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		lost     LostShardsError
-	)
-	fail := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-			cancel()
-		}
-	}
-	for range min(fetchParallel, len(state.Chunks)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				c := state.Chunks[i]
-				path := shardPath(dir, c.Index)
-				if c.Checksum != "" && c.Encoder != "" {
-					if sum, err := fsutil.FileSHA256(path); err == nil && sum == c.Checksum {
-						paths[i], encoders[i] = path, c.Encoder // fetched by the chunk checker
-						continue
-					}
+	lost := make([]error, len(state.Chunks)) // why each lost chunk is lost; nil for the others
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(fetchParallel)
+	for i, c := range state.Chunks {
+		g.Go(func() error {
+			path := shardPath(dir, c.Index)
+			if c.Checksum != "" && c.Encoder != "" {
+				if sum, err := fsutil.FileSHA256(path); err == nil && sum == c.Checksum {
+					paths[i], encoders[i] = path, c.Encoder // fetched by the chunk checker
+					return nil
 				}
-				enc, err := fetchShard(ctx, clients[c.Worker], c, path)
-				if why := lostBecause(ctx, err); why != "" {
-					mu.Lock()
-					lost.Chunks = append(lost.Chunks, i)
-					lost.Err = fmt.Errorf("chunk %d on %s: %w", c.Index, c.Worker, err)
-					lost.Reasons = append(lost.Reasons, fmt.Sprintf("chunk %d: %s %s (%v)", c.Index, why, c.Worker, err))
-					mu.Unlock()
-					continue
-				}
-				if err != nil {
-					fail(fmt.Errorf("fetch chunk %d from %s: %w", c.Index, c.Worker, err))
-					continue
-				}
-				paths[i], encoders[i] = path, enc
 			}
-		}()
+			enc, err := fetchShard(gctx, clients[c.Worker], c, path)
+			if why := lostBecause(gctx, err); why != "" {
+				lost[i] = fmt.Errorf("chunk %d: %s %s (%w)", c.Index, why, c.Worker, err)
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("fetch chunk %d from %s: %w", c.Index, c.Worker, err)
+			}
+			paths[i], encoders[i] = path, enc
+			return nil
+		})
 	}
-	for i := range state.Chunks {
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	var lostErr LostShardsError
+	for i, err := range lost {
+		if err != nil {
+			lostErr.Chunks = append(lostErr.Chunks, i)
+			lostErr.Reasons = append(lostErr.Reasons, err.Error())
+			lostErr.Err = err
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, nil, firstErr
-	}
-	if len(lost.Chunks) > 0 {
-		slices.Sort(lost.Chunks)
-		return nil, nil, &lost
+	if len(lostErr.Chunks) > 0 {
+		return nil, nil, &lostErr
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
