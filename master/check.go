@@ -69,15 +69,18 @@ func (c ChunkState) failsFloor(floor float64) bool {
 type chunkChecker struct {
 	ctx     context.Context
 	cfg     JobConfig
-	chunks  []media.Chunk
+	chunk   func(i int) media.Chunk // as split so far
 	clients map[string]*client.Client
 	dir     string
 	// mu guards state, which the dispatcher's onDone also writes.
 	mu    *sync.Mutex
 	state *JobState
 
-	jobs chan int
-	wg   sync.WaitGroup
+	queueMu sync.Mutex
+	queue   []int         // chunks to check, in order of arrival
+	closed  bool          // wait was called: no more chunks come
+	more    chan struct{} // holds a token while queue or closed is news
+	wg      sync.WaitGroup
 
 	errMu sync.Mutex
 	err   error // the first failure that is not a quality verdict
@@ -87,12 +90,16 @@ type chunkChecker struct {
 // measures share the machine with the encodes rather than compete.
 const checkParallel = 1
 
-func newChunkChecker(ctx context.Context, cfg JobConfig, chunks []media.Chunk, clients map[string]*client.Client, dir string, mu *sync.Mutex, state *JobState) *chunkChecker {
-	c := &chunkChecker{ctx: ctx, cfg: cfg, chunks: chunks, clients: clients, dir: dir, mu: mu, state: state,
-		jobs: make(chan int, len(chunks))}
+func newChunkChecker(ctx context.Context, cfg JobConfig, chunk func(i int) media.Chunk, clients map[string]*client.Client, dir string, mu *sync.Mutex, state *JobState) *chunkChecker {
+	c := &chunkChecker{ctx: ctx, cfg: cfg, chunk: chunk, clients: clients, dir: dir, mu: mu, state: state,
+		more: make(chan struct{}, 1)}
 	for range checkParallel {
 		c.wg.Go(func() {
-			for i := range c.jobs {
+			for {
+				i, ok := c.next()
+				if !ok {
+					return
+				}
 				if err := c.check(i); err != nil && ctx.Err() == nil {
 					c.errMu.Lock()
 					if c.err == nil {
@@ -106,13 +113,50 @@ func newChunkChecker(ctx context.Context, cfg JobConfig, chunks []media.Chunk, c
 	return c
 }
 
-// add queues chunk i; it never blocks.
-func (c *chunkChecker) add(i int) { c.jobs <- i }
+// add queues chunk i; it never blocks (onDone calls it holding the job's
+// lock, which check takes).
+func (c *chunkChecker) add(i int) {
+	c.queueMu.Lock()
+	c.queue = append(c.queue, i)
+	c.queueMu.Unlock()
+	c.signal()
+}
+
+func (c *chunkChecker) signal() {
+	select {
+	case c.more <- struct{}{}:
+	default:
+	}
+}
+
+// next waits for the next chunk to check; ok is false once wait was
+// called and none is left.
+func (c *chunkChecker) next() (i int, ok bool) {
+	for {
+		c.queueMu.Lock()
+		if len(c.queue) > 0 {
+			i, c.queue = c.queue[0], c.queue[1:]
+			c.queueMu.Unlock()
+			c.signal() // for the other checkers
+			return i, true
+		}
+		closed := c.closed
+		c.queueMu.Unlock()
+		if closed {
+			c.signal()
+			return 0, false
+		}
+		<-c.more
+	}
+}
 
 // wait waits for every queued chunk and returns the first failure to
 // fetch or measure one (a low measure is not a failure: see failed).
 func (c *chunkChecker) wait() error {
-	close(c.jobs)
+	c.queueMu.Lock()
+	c.closed = true
+	c.queueMu.Unlock()
+	c.signal()
 	c.wg.Wait()
 	if err := c.ctx.Err(); err != nil {
 		return err
@@ -133,7 +177,7 @@ func (c *chunkChecker) check(i int) error {
 	if cs.Encoder != EncoderFFmpeg {
 		return nil // simulated shards are not media
 	}
-	ch := c.chunks[i]
+	ch := c.chunk(i)
 	frames := ch.Frames
 	if c.cfg.Verify == VerifySample {
 		frames = min(frames, sampleFrames)

@@ -728,26 +728,58 @@ func (d *Dispatcher) Run(ctx context.Context, videoID string, tasks []ChunkTask,
 		return fmt.Errorf("dispatch: %w", err)
 	}
 	seen := make(map[int]bool, len(tasks))
+	more := make(chan ChunkTask, len(tasks))
 	for _, t := range tasks {
-		if err := chunkid.ValidateChunkIndex(int64(t.Index)); err != nil {
+		if err := checkTask(seen, t); err != nil {
 			return fmt.Errorf("dispatch %s: %w", videoID, err)
 		}
-		if seen[t.Index] {
-			return fmt.Errorf("dispatch %s: chunk %d is listed twice", videoID, t.Index)
-		}
-		seen[t.Index] = true
-		if t.Path == "" {
-			return fmt.Errorf("dispatch %s: chunk %d has no path", videoID, t.Index)
-		}
-		switch {
-		case t.TrimFrames < 0 || t.TrimStart < 0:
-			return fmt.Errorf("dispatch %s: chunk %d: negative trim (TrimStart %d, TrimFrames %d)", videoID, t.Index, t.TrimStart, t.TrimFrames)
-		case t.TrimFrames == 0 && t.TrimStart != 0:
-			return fmt.Errorf("dispatch %s: chunk %d: TrimStart %d without TrimFrames", videoID, t.Index, t.TrimStart)
-		case t.TrimFrames > 0 && t.Frames != 0 && t.Frames != t.TrimFrames:
-			return fmt.Errorf("dispatch %s: chunk %d: Frames %d must be TrimFrames %d for a trimmed chunk", videoID, t.Index, t.Frames, t.TrimFrames)
-		}
+		more <- t
 	}
+	close(more)
+	return d.run(ctx, videoID, more, onDone, onEvent)
+}
+
+// RunStream is Run with the tasks arriving on tasks while the job runs
+// (chunks cut while earlier ones encode); it ends once tasks is closed and
+// every chunk received is done, or when a chunk fails for good, onDone
+// fails, a task is invalid (as Run would refuse it), or ctx ends. It
+// stops receiving from tasks when it returns: a sender must also watch
+// ctx, or a context it cancels when RunStream returns.
+func (d *Dispatcher) RunStream(ctx context.Context, videoID string, tasks <-chan ChunkTask,
+	onDone func(ChunkResult) error, onEvent func(Event)) error {
+	if err := chunkid.ValidateVideoID(videoID); err != nil {
+		return fmt.Errorf("dispatch: %w", err)
+	}
+	return d.run(ctx, videoID, tasks, onDone, onEvent)
+}
+
+// checkTask reports what is wrong with t, a task of a job whose tasks so
+// far are in seen (which t joins).
+func checkTask(seen map[int]bool, t ChunkTask) error {
+	if err := chunkid.ValidateChunkIndex(int64(t.Index)); err != nil {
+		return err
+	}
+	if seen[t.Index] {
+		return fmt.Errorf("chunk %d is listed twice", t.Index)
+	}
+	seen[t.Index] = true
+	if t.Path == "" {
+		return fmt.Errorf("chunk %d has no path", t.Index)
+	}
+	switch {
+	case t.TrimFrames < 0 || t.TrimStart < 0:
+		return fmt.Errorf("chunk %d: negative trim (TrimStart %d, TrimFrames %d)", t.Index, t.TrimStart, t.TrimFrames)
+	case t.TrimFrames == 0 && t.TrimStart != 0:
+		return fmt.Errorf("chunk %d: TrimStart %d without TrimFrames", t.Index, t.TrimStart)
+	case t.TrimFrames > 0 && t.Frames != 0 && t.Frames != t.TrimFrames:
+		return fmt.Errorf("chunk %d: Frames %d must be TrimFrames %d for a trimmed chunk", t.Index, t.Frames, t.TrimFrames)
+	}
+	return nil
+}
+
+// run runs a job on d.
+func (d *Dispatcher) run(ctx context.Context, videoID string, tasks <-chan ChunkTask,
+	onDone func(ChunkResult) error, onEvent func(Event)) error {
 	j := &dispJob{d: d, videoID: videoID, onDone: onDone, onEvent: onEvent}
 	d.mu.Lock()
 	if d.closed {
@@ -810,21 +842,36 @@ type attemptResult struct {
 	err error
 }
 
-func (j *dispJob) run(ctx context.Context, tasks []ChunkTask) error {
+func (j *dispJob) run(ctx context.Context, tasks <-chan ChunkTask) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d := j.d
-	total := len(tasks)
-	queue := make([]*pendingChunk, 0, total)
-	for _, t := range tasks {
-		queue = append(queue, &pendingChunk{task: t, failed: make(map[*dispWorker]bool)})
+	var queue []*pendingChunk
+	seen := map[int]bool{}
+	// take queues the tasks that are there without waiting; it reports
+	// whether more may come.
+	take := func() (open bool, err error) {
+		for {
+			select {
+			case t, ok := <-tasks:
+				if !ok {
+					return false, nil
+				}
+				if err := checkTask(seen, t); err != nil {
+					return true, err
+				}
+				queue = insertPendingChunk(queue, &pendingChunk{task: t, failed: make(map[*dispWorker]bool)})
+			default:
+				return true, nil
+			}
+		}
 	}
-	slices.SortFunc(queue, func(a, b *pendingChunk) int { return cmp.Compare(a.task.Index, b.task.Index) })
-	results := make(chan attemptResult, total)
+	open, fail := take()
+	results := make(chan attemptResult, 64)
 	inflight, done := 0, 0
-	var fail error
+	total := func() int { return done + inflight + len(queue) }
 
-	for fail == nil && done < total {
+	for fail == nil && (done < total() || open) {
 		now := time.Now()
 		var next time.Time // when the earliest waiting retry is due
 		var started []attemptResult
@@ -869,7 +916,7 @@ func (j *dispJob) run(ctx context.Context, tasks []ChunkTask) error {
 		for _, s := range started {
 			inflight++
 			d.log.Debug("chunk sent", "video_id", j.videoID, "chunk", s.p.task.Index, "worker", s.w.addr, "attempt", s.p.attempts)
-			j.event(Event{Kind: EventStarted, Chunk: s.p.task.Index, Worker: s.w.addr, Attempt: s.p.attempts, Done: done, Total: total})
+			j.event(Event{Kind: EventStarted, Chunk: s.p.task.Index, Worker: s.w.addr, Attempt: s.p.attempts, Done: done, Total: total()})
 			go j.attempt(ctx, s.w, s.p, results)
 		}
 
@@ -878,6 +925,10 @@ func (j *dispJob) run(ctx context.Context, tasks []ChunkTask) error {
 		if !next.IsZero() {
 			timer = time.NewTimer(time.Until(next))
 			due = timer.C
+		}
+		var incoming <-chan ChunkTask
+		if open {
+			incoming = tasks
 		}
 		select {
 		case r := <-results:
@@ -888,9 +939,18 @@ func (j *dispJob) run(ctx context.Context, tasks []ChunkTask) error {
 				break
 			}
 			var retry *pendingChunk
-			retry, fail = j.handle(r, &done, total)
+			retry, fail = j.handle(r, &done, total()+1) // r is no longer in flight, not yet done
 			if retry != nil {
 				queue = insertPendingChunk(queue, retry)
+			}
+		case t, ok := <-incoming:
+			if !ok {
+				open = false
+				break
+			}
+			if fail = checkTask(seen, t); fail == nil {
+				queue = insertPendingChunk(queue, &pendingChunk{task: t, failed: make(map[*dispWorker]bool)})
+				open, fail = take()
 			}
 		case <-wake:
 		case <-due:
@@ -905,12 +965,13 @@ func (j *dispJob) run(ctx context.Context, tasks []ChunkTask) error {
 	// Stop the chunks still in flight and wait for them: stored ones still
 	// reach onDone.
 	cancel()
+	total0 := total()
 	for ; inflight > 0; inflight-- {
 		r := <-results
 		if r.out == outcomeOK {
 			done++
 			j.event(Event{Kind: EventDone, Chunk: r.p.task.Index, Worker: r.w.addr, Attempt: r.p.attempts,
-				Done: done, Total: total, Result: &r.res})
+				Done: done, Total: total0, Result: &r.res})
 		}
 	}
 	return fail

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -160,6 +161,9 @@ func (c JobConfig) workDir() string { return filepath.Join(c.StateDir, c.VideoID
 // are stored and by the join.
 func (c JobConfig) shardDir() string { return filepath.Join(c.workDir(), "shards") }
 
+// chunkDir is where the job's chunk files are cut to.
+func (c JobConfig) chunkDir() string { return filepath.Join(c.workDir(), "chunks") }
+
 // Encode runs a whole job: probe the input, split its video into chunks,
 // encode them across the workers, and rebuild and verify the output. The
 // chunk map is saved after every chunk; running Encode again with the same
@@ -175,10 +179,14 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	if err := chunkid.ValidateVideoID(cfg.VideoID); err != nil {
 		return Summary{}, fmt.Errorf("--video-id: %w", err)
 	}
-	src, err := probeCached(ctx, cfg, cfg.Input)
+	probing, err := startProbe(ctx, cfg, cfg.Input)
 	if err != nil {
 		return Summary{}, err
 	}
+	if err := probing.Started(ctx); err != nil {
+		return Summary{}, err
+	}
+	src := probing.Info() // until the probe is done
 	container, err := media.ContainerFor(cfg.Output)
 	if err != nil {
 		return Summary{}, err
@@ -214,11 +222,14 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	sum := Summary{VideoID: cfg.VideoID, Input: src.Path, Output: cfg.Output}
 	if pending := state.Pending(); len(pending) > 0 || len(state.Chunks) == 0 {
 		sum.Resumed = len(state.Chunks) - len(pending)
-		if err := encodeChunks(ctx, cfg, src, state, d, &sum); err != nil {
+		if err := encodeChunks(ctx, cfg, probing, state, d, &sum); err != nil {
 			return Summary{}, fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
 		}
 	} else {
 		sum.Resumed = len(state.Chunks)
+	}
+	if src, err = finishProbe(ctx, cfg, probing, state); err != nil {
+		return Summary{}, err
 	}
 	// A chunk whose encode measured below the floor is encoded again,
 	// once; a second failure fails the job naming it.
@@ -230,7 +241,7 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 		if err := state.Save(cfg.StateDir); err != nil {
 			return Summary{}, err
 		}
-		if err := encodeChunks(ctx, cfg, src, state, d, nil); err != nil {
+		if err := encodeChunks(ctx, cfg, media.Probed(src), state, d, nil); err != nil {
 			return Summary{}, fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
 		}
 		sum.Reencoded += len(bad)
@@ -279,7 +290,7 @@ func rebuild(ctx context.Context, cfg JobConfig, state *JobState, src *media.Sou
 		if err := state.Save(cfg.StateDir); err != nil {
 			return err
 		}
-		if err := encodeChunks(ctx, cfg, *src, state, d, nil); err != nil {
+		if err := encodeChunks(ctx, cfg, media.Probed(*src), state, d, nil); err != nil {
 			return fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
 		}
 		sum.Reencoded += len(lost.Chunks)
@@ -354,8 +365,9 @@ func openState(cfg JobConfig, src media.SourceInfo) (*JobState, bool, error) {
 		return nil, false, err
 	}
 	var differs []string
+	// SourceFrames is 0 until the probe has decoded the whole source.
 	if state.Source != fresh.Source || state.SourceSize != fresh.SourceSize || !state.SourceModTime.Equal(fresh.SourceModTime) ||
-		state.SourceFrames != fresh.SourceFrames {
+		state.SourceFrames != fresh.SourceFrames && state.SourceFrames != 0 && fresh.SourceFrames != 0 {
 		differs = append(differs, "input "+state.Source)
 	}
 	if state.SegmentSeconds != fresh.SegmentSeconds {
@@ -373,31 +385,58 @@ func openState(cfg JobConfig, src media.SourceInfo) (*JobState, bool, error) {
 	return state, true, nil
 }
 
-// probeCached is media.Probe of input, or what it found for this job
-// before, while input is unchanged (source.gob in the work directory).
-func probeCached(ctx context.Context, cfg JobConfig, input string) (media.SourceInfo, error) {
+// startProbe starts media.StartProbe of input, or gives what it found for
+// this job before, while input is unchanged (source.gob in the work
+// directory, written by finishProbe).
+func startProbe(ctx context.Context, cfg JobConfig, input string) (*media.Probing, error) {
 	abs, err := filepath.Abs(input)
 	if err != nil {
-		return media.SourceInfo{}, err
+		return nil, err
 	}
-	path := filepath.Join(cfg.workDir(), "source.gob")
-	key, err := media.KeyOf(abs)
-	if err == nil {
-		if src, err := media.LoadSource(path, key); err == nil {
-			return src, nil
+	if key, err := media.KeyOf(abs); err == nil {
+		if src, err := media.LoadSource(sourcePath(cfg), key); err == nil {
+			return media.Probed(src), nil
 		}
 	}
-	src, err := media.Probe(ctx, cfg.Tools, abs)
+	return media.StartProbe(ctx, cfg.Tools, abs)
+}
+
+func sourcePath(cfg JobConfig) string { return filepath.Join(cfg.workDir(), "source.gob") }
+
+// finishProbe waits for p and keeps what it found for a resume; the
+// chunk map learns the source's picture count.
+func finishProbe(ctx context.Context, cfg JobConfig, p *media.Probing, state *JobState) (media.SourceInfo, error) {
+	src, err := p.Wait(ctx)
 	if err != nil {
 		return media.SourceInfo{}, err
 	}
-	if err := os.MkdirAll(cfg.workDir(), 0o755); err != nil {
-		return media.SourceInfo{}, err
+	if key, err := media.KeyOf(src.Path); err == nil {
+		if _, err := media.LoadSource(sourcePath(cfg), key); err != nil {
+			if err := os.MkdirAll(cfg.workDir(), 0o755); err != nil {
+				return media.SourceInfo{}, err
+			}
+			if err := media.SaveSource(sourcePath(cfg), key, src); err != nil {
+				cfg.Logger.Warn("cannot keep what the probe found for a resume", "err", err)
+			}
+		}
 	}
-	if err := media.SaveSource(path, key, src); err != nil {
-		cfg.Logger.Warn("cannot keep what the probe found for a resume", "err", err)
+	if state.SourceFrames != src.Video.Frames {
+		state.SourceFrames = src.Video.Frames
+		if err := state.Save(cfg.StateDir); err != nil {
+			return media.SourceInfo{}, err
+		}
 	}
 	return src, nil
+}
+
+// probeCached is media.Probe of input through the job's cache (startProbe,
+// finishProbe).
+func probeCached(ctx context.Context, cfg JobConfig, input string, state *JobState) (media.SourceInfo, error) {
+	p, err := startProbe(ctx, cfg, input)
+	if err != nil {
+		return media.SourceInfo{}, err
+	}
+	return finishProbe(ctx, cfg, p, state)
 }
 
 // splitCached is media.Split of src into dir, or the chunks it made for
@@ -435,10 +474,11 @@ func saveSplit(cfg JobConfig, key media.SplitKey, chunks []media.Chunk) error {
 }
 
 // encodeChunks splits the source and dispatches the chunks not yet done;
-// with sum set, it records there how the source was cut.
-func encodeChunks(ctx context.Context, cfg JobConfig, src media.SourceInfo, state *JobState, d *Dispatcher, sum *Summary) error {
-	chunkDir := filepath.Join(cfg.workDir(), "chunks")
-	srcKey, err := media.KeyOf(src.Path)
+// with sum set, it records there how the source was cut. A fresh job on a
+// source still being probed is cut while its pictures are decoded, each
+// batch of chunks dispatched as soon as it is proven (encodeLive).
+func encodeChunks(ctx context.Context, cfg JobConfig, p *media.Probing, state *JobState, d *Dispatcher, sum *Summary) error {
+	srcKey, err := media.KeyOf(p.Info().Path)
 	if err != nil {
 		return err
 	}
@@ -450,169 +490,350 @@ func encodeChunks(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 		return w.Encoder == EncoderSimulated || slices.Contains(w.Features, client.FeaturePictureHashes)
 	})
 	splitKey := media.SplitKey{Source: srcKey, SegmentSeconds: cfg.SegmentSeconds, HeadProof: headProof}
-	chunks, stats, reused, err := splitCached(ctx, cfg, src, splitKey, chunkDir)
+	if !p.Done() && len(state.Chunks) == 0 {
+		held, err := workersHold(ctx, d, cfg.VideoID)
+		if err != nil {
+			return err
+		}
+		if !held {
+			err := encodeLive(ctx, cfg, p, state, d, sum, splitKey)
+			if !errors.Is(err, media.ErrReplan) {
+				return err
+			}
+			cfg.Logger.Warn("the source cuts otherwise than its start promised; cutting it again, and encoding again the chunks already encoded",
+				"err", err)
+			state.resetSplit()
+			if err := state.Save(cfg.StateDir); err != nil {
+				return err
+			}
+		}
+	}
+	src, err := p.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	chunks, stats, reused, err := splitCached(ctx, cfg, src, splitKey, cfg.chunkDir())
 	if err != nil {
 		return err
 	}
 	if reused {
 		cfg.Logger.Info("the chunks of the previous run are used again", "chunks", len(chunks))
 	}
+	if err := state.mergeSplit(chunks); err != nil {
+		return err
+	}
+	if err := state.Save(cfg.StateDir); err != nil {
+		return err
+	}
+	if err := adopt(ctx, cfg, src, state, d, chunks, splitKey); err != nil {
+		return err
+	}
+	r := newJobRun(ctx, cfg, state, d, chunks, src.Video.Duration)
 	if sum != nil {
 		stats.Reused = reused
 		sum.Split = &stats
 	}
-	if len(state.Chunks) == 0 {
-		for _, c := range chunks {
-			state.Chunks = append(state.Chunks, ChunkState{
-				Index: c.Index, FirstFrame: c.FirstFrame, Frames: c.Frames, Size: c.Size,
-				TrimStart: c.TrimStart, Decoded: c.Decoded, Lossless: c.Lossless,
-				Start: c.Start, Duration: c.Duration,
-			})
+	var tasks []ChunkTask
+	for _, i := range state.Pending() {
+		tasks = append(tasks, chunkTask(chunks[i]))
+	}
+	r.progress.skip(state)
+	return r.finish(ctx, src, sum, splitKey, d.Run(ctx, cfg.VideoID, tasks, r.onDone, r.onEvent))
+}
+
+// workersHold reports whether a worker holds chunks of videoID: a job
+// whose chunk map was lost, whose chunks adopt takes back.
+func workersHold(ctx context.Context, d *Dispatcher, videoID string) (bool, error) {
+	for _, c := range d.Clients() {
+		resp, err := c.Metadata(ctx, videoID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			continue // not there, or not answering: nothing to adopt from it
 		}
-		if err := state.Save(cfg.StateDir); err != nil {
-			return err
+		if len(resp.GetChunksMetadata()) > 0 {
+			return true, nil
 		}
-	} else if err := sameSplit(state, chunks); err != nil {
+	}
+	return false, nil
+}
+
+// encodeLive is encodeChunks for a fresh job on a source still being
+// probed: media.SplitLive hands out chunks as it proves them, and they go
+// straight to the dispatcher. The chunk map lists the chunks as they are
+// planned, in order, so a job killed midway resumes with what it holds.
+func encodeLive(ctx context.Context, cfg JobConfig, p *media.Probing, state *JobState, d *Dispatcher, sum *Summary, splitKey media.SplitKey) error {
+	dir := cfg.chunkDir()
+	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	info := p.Info()
+	r := newJobRun(ctx, cfg, state, d, nil, info.Video.Duration)
+	// The split and the dispatch stop together.
+	liveCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tasks := make(chan ChunkTask)
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- d.RunStream(liveCtx, cfg.VideoID, tasks, r.onDone, r.onEvent)
+		cancel()
+	}()
+	start := time.Now()
+	chunks, stats, err := media.SplitLive(liveCtx, cfg.Tools, p, cfg.SegmentSeconds, dir, media.SplitOptions{HeadProof: splitKey.HeadProof},
+		func(planned, ready []media.Chunk) error {
+			r.mu.Lock()
+			r.chunks = append(r.chunks, planned...)
+			for _, c := range ready {
+				r.chunks[c.Index] = c
+			}
+			err := state.mergePlanned(planned)
+			for _, c := range ready {
+				state.setSplit(c)
+			}
+			if err == nil {
+				err = state.Save(cfg.StateDir)
+			}
+			r.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			for _, c := range ready {
+				select {
+				case tasks <- chunkTask(c):
+				case <-liveCtx.Done():
+					return liveCtx.Err()
+				}
+			}
+			return nil
+		})
+	if err == nil {
+		r.mu.Lock()
+		r.chunks = chunks
+		err = state.mergeSplit(chunks)
+		r.mu.Unlock()
+		if p := r.progress.p; p != nil {
+			p.SetTotal(len(chunks))
+		}
+	}
+	close(tasks)
+	if err != nil {
+		cancel()
+		if runErrV := <-runErr; runErrV != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {
+			return runErrV // the dispatch failed, and stopped the split
+		}
+		return err
+	}
+	runErrV := <-runErr
+	src, err := p.Wait(ctx)
+	if err != nil {
+		return errors.Join(runErrV, err)
+	}
+	if err := saveSplit(cfg, splitKey, chunks); err != nil {
+		return errors.Join(runErrV, err)
+	}
+	if sum != nil {
+		stats.Seconds = time.Since(start).Seconds()
+		stats.Live = true
+		sum.Split = &stats
+	}
+	return r.finish(ctx, src, sum, splitKey, runErrV)
+}
 
+// adopt records as done the pending chunks the workers already hold
+// (adoptStored); what was not proven of them is proven now.
+func adopt(ctx context.Context, cfg JobConfig, src media.SourceInfo, state *JobState, d *Dispatcher, chunks []media.Chunk, splitKey media.SplitKey) error {
 	adopted, err := adoptStored(ctx, d.Clients(), state, chunks, cfg.Dispatch.Encoding)
+	if err != nil || len(adopted) == 0 {
+		return err
+	}
+	var unproven []int
+	for _, i := range adopted {
+		if chunks[i].Proven < chunks[i].Frames {
+			unproven = append(unproven, i)
+		}
+	}
+	changed, err := media.Reprove(ctx, cfg.Tools, src, chunks, unproven)
 	if err != nil {
 		return err
 	}
-	if len(adopted) > 0 {
-		// Encoded by a run that did not see them through: what was not
-		// proven of them is proven now.
-		var unproven []int
-		for _, i := range adopted {
-			if chunks[i].Proven < chunks[i].Frames {
-				unproven = append(unproven, i)
-			}
-		}
-		changed, err := media.Reprove(ctx, cfg.Tools, src, chunks, unproven)
-		if err != nil {
-			return err
-		}
-		for _, i := range unproven {
-			state.setSplit(chunks[i])
-		}
-		for _, i := range changed {
-			state.forget(i)
-		}
-		if len(changed) > 0 {
-			if err := saveSplit(cfg, splitKey, chunks); err != nil {
-				return err
-			}
-		}
-		adopted = slices.DeleteFunc(adopted, func(a int) bool { return slices.Contains(changed, a) })
-		cfg.Logger.Info("chunks the workers already hold for this input are not encoded again", "chunks", adopted)
-		if err := state.Save(cfg.StateDir); err != nil {
+	for _, i := range unproven {
+		state.setSplit(chunks[i])
+	}
+	for _, i := range changed {
+		state.forget(i)
+	}
+	if len(changed) > 0 {
+		if err := saveSplit(cfg, splitKey, chunks); err != nil {
 			return err
 		}
 	}
+	adopted = slices.DeleteFunc(adopted, func(a int) bool { return slices.Contains(changed, a) })
+	cfg.Logger.Info("chunks the workers already hold for this input are not encoded again", "chunks", adopted)
+	return state.Save(cfg.StateDir)
+}
 
-	pending := state.Pending()
-	tasks := make([]ChunkTask, 0, len(pending))
-	doneMedia := src.Video.Duration
-	for _, i := range pending {
-		c := chunks[i]
-		tasks = append(tasks, chunkTask(c))
-		doneMedia -= c.Duration
-	}
-	var progress *Progress
-	if cfg.Progress != nil {
-		progress = NewProgress(cfg.Progress, len(chunks), src.Video.Duration)
-		if skipped := len(chunks) - len(pending); skipped > 0 {
-			progress.Skip(skipped, doneMedia)
-		}
-		defer progress.Finish()
-	}
-	var mu sync.Mutex // state: onDone and the checker
-	var checker *chunkChecker
+// jobRun is one dispatch of a job's chunks: the dispatcher's callbacks and
+// what they share with the split.
+type jobRun struct {
+	cfg      JobConfig
+	state    *JobState
+	d        *Dispatcher
+	progress *jobProgress
+	checker  *chunkChecker // nil without --verify
+
+	mu       sync.Mutex    // guards the fields below and state (onDone, the checker, the split)
+	chunks   []media.Chunk // by index, as split so far
+	unproven []ChunkResult // results whose worker's pictures did not prove the chunk
+	headOnly int           // results of head-proven chunks that nothing decoded whole
+	err      error         // why the checker could not start
+}
+
+func newJobRun(ctx context.Context, cfg JobConfig, state *JobState, d *Dispatcher, chunks []media.Chunk, media float64) *jobRun {
+	r := &jobRun{cfg: cfg, state: state, d: d, chunks: chunks}
+	r.progress = newJobProgress(cfg, cfg.SegmentSeconds, media, len(chunks))
 	if cfg.Verify != VerifyOff {
-		if err := os.MkdirAll(cfg.shardDir(), 0o755); err != nil {
-			return err
-		}
-		checker = newChunkChecker(ctx, cfg, chunks, d.Clients(), cfg.shardDir(), &mu, state)
-		for _, c := range state.Chunks { // stored before this run, or adopted
-			if c.Done && (c.Quality == nil || c.QualityMode != cfg.Verify) {
-				checker.add(c.Index)
+		if r.err = os.MkdirAll(cfg.shardDir(), 0o755); r.err == nil {
+			r.checker = newChunkChecker(ctx, cfg, r.chunk, d.Clients(), cfg.shardDir(), &r.mu, state)
+			for _, c := range state.Chunks { // stored before this run, or adopted
+				if c.Done && (c.Quality == nil || c.QualityMode != cfg.Verify) {
+					r.checker.add(c.Index)
+				}
 			}
 		}
 	}
-	var unproven []ChunkResult // results whose worker's pictures did not prove the chunk
-	headOnly := 0              // results of head-proven chunks that nothing decoded whole
-	onDone := func(r ChunkResult) error {
-		c := chunks[r.Index]
-		mu.Lock()
-		defer mu.Unlock()
-		if c.Proven < c.Frames && r.Encoder == EncoderSimulated {
-			headOnly++
-		} else if c.Proven < c.Frames {
-			if !c.ProvenBy(r.PictureHashes) {
-				unproven = append(unproven, r)
-				return nil // decided once every chunk is in
-			}
-			chunks[r.Index].Decoded = int64(len(r.PictureHashes) / framehash.Size)
-			state.setSplit(chunks[r.Index])
+	return r
+}
+
+// chunk is chunk i as split.
+func (r *jobRun) chunk(i int) media.Chunk {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.chunks[i]
+}
+
+func (r *jobRun) onDone(res ChunkResult) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.chunks[res.Index]
+	if c.Proven < c.Frames && res.Encoder == EncoderSimulated {
+		r.headOnly++
+	} else if c.Proven < c.Frames {
+		if !c.ProvenBy(res.PictureHashes) {
+			r.unproven = append(r.unproven, res)
+			return nil // decided once every chunk is in
 		}
-		state.Record(r)
-		if err := state.Save(cfg.StateDir); err != nil {
-			return err
-		}
-		if checker != nil {
-			checker.add(r.Index)
-		}
-		return nil
+		r.chunks[res.Index].Decoded = int64(len(res.PictureHashes) / framehash.Size)
+		r.state.setSplit(r.chunks[res.Index])
 	}
-	onEvent := func(e Event) {
-		if progress == nil {
-			return
-		}
-		switch e.Kind {
-		case EventDone:
-			progress.ChunkDone(e.Chunk, chunks[e.Chunk].Duration, e.Worker)
-		case EventRetry:
-			progress.Logf("chunk %d failed on %s (attempt %d): %v; retrying in %s", e.Chunk, e.Worker, e.Attempt, e.Err, e.Delay.Round(time.Millisecond))
-		case EventWorkerDown:
-			progress.Logf("worker %s out of rotation: %v", e.Worker, e.Err)
-		case EventWorkerUp:
-			progress.Logf("worker %s back in rotation", e.Worker)
-		case EventWorkerSkipped:
-			progress.Logf("worker %s passed over: %v", e.Worker, e.Err)
-		}
+	r.state.Record(res)
+	if err := r.state.Save(r.cfg.StateDir); err != nil {
+		return err
 	}
-	err = d.Run(ctx, cfg.VideoID, tasks, onDone, onEvent)
+	if r.checker != nil {
+		r.checker.add(res.Index)
+	}
+	return nil
+}
+
+func (r *jobRun) onEvent(e Event) {
+	p := r.progress.p
+	if p == nil {
+		return
+	}
+	switch e.Kind {
+	case EventDone:
+		p.ChunkDone(e.Chunk, r.chunk(e.Chunk).Duration, e.Worker)
+	case EventRetry:
+		p.Logf("chunk %d failed on %s (attempt %d): %v; retrying in %s", e.Chunk, e.Worker, e.Attempt, e.Err, e.Delay.Round(time.Millisecond))
+	case EventWorkerDown:
+		p.Logf("worker %s out of rotation: %v", e.Worker, e.Err)
+	case EventWorkerUp:
+		p.Logf("worker %s back in rotation", e.Worker)
+	case EventWorkerSkipped:
+		p.Logf("worker %s passed over: %v", e.Worker, e.Err)
+	}
+}
+
+// finish settles the results that did not prove their chunks, encodes
+// again the chunks that changed, waits for the checker and removes the
+// chunk files; err is how the dispatch ended.
+func (r *jobRun) finish(ctx context.Context, src media.SourceInfo, sum *Summary, splitKey media.SplitKey, err error) error {
+	defer r.progress.finish()
+	if r.err != nil {
+		return r.err
+	}
 	if sum != nil && sum.Split != nil {
-		sum.Split.HeadOnly = headOnly
+		sum.Split.HeadOnly = r.headOnly
 	}
-	if err == nil && len(unproven) > 0 {
+	if err == nil && len(r.unproven) > 0 {
 		proofStart := time.Now()
 		var again []ChunkTask
-		again, err = settleUnproven(ctx, cfg, src, chunks, state, unproven, onDone)
-		if sum != nil {
-			again := media.SummarizeSplit(chunks) // some made again
-			again.Seconds, again.HeadProven, again.HeadOnly = stats.Seconds, stats.HeadProven, headOnly
-			again.ProofSeconds = stats.ProofSeconds + time.Since(proofStart).Seconds()
-			again.Reproven = len(unproven)
-			sum.Split = &again
+		again, err = settleUnproven(ctx, r.cfg, src, r.chunks, r.state, r.unproven, r.onDone)
+		if sum != nil && sum.Split != nil {
+			stats := *sum.Split
+			s := media.SummarizeSplit(r.chunks) // some made again
+			s.Seconds, s.HeadProven, s.HeadOnly, s.Reused, s.Live = stats.Seconds, stats.HeadProven, r.headOnly, stats.Reused, stats.Live
+			s.ProofSeconds = stats.ProofSeconds + time.Since(proofStart).Seconds()
+			s.Reproven = len(r.unproven)
+			sum.Split = &s
 		}
 		if err == nil && len(again) > 0 {
-			err = saveSplit(cfg, splitKey, chunks)
+			err = saveSplit(r.cfg, splitKey, r.chunks)
 		}
 		if err == nil && len(again) > 0 {
-			err = d.Run(ctx, cfg.VideoID, again, onDone, onEvent)
+			err = r.d.Run(ctx, r.cfg.VideoID, again, r.onDone, r.onEvent)
 		}
 	}
-	if checker != nil {
-		if cerr := checker.wait(); err == nil {
+	if r.checker != nil {
+		if cerr := r.checker.wait(); err == nil {
 			err = cerr
 		}
 	}
 	if err == nil {
-		err = errors.Join(os.Remove(splitPath(cfg)), os.RemoveAll(chunkDir))
+		err = errors.Join(os.Remove(splitPath(r.cfg)), os.RemoveAll(r.cfg.chunkDir()))
 	}
 	return err
+}
+
+// jobProgress is the job's Progress (nil p without cfg.Progress), its
+// total estimated from the source's length until the split is known.
+type jobProgress struct{ p *Progress }
+
+func newJobProgress(cfg JobConfig, segment, mediaSeconds float64, chunks int) *jobProgress {
+	if cfg.Progress == nil {
+		return &jobProgress{}
+	}
+	if chunks == 0 && segment > 0 {
+		chunks = max(1, int(math.Round(mediaSeconds/segment)))
+	}
+	return &jobProgress{p: NewProgress(cfg.Progress, chunks, mediaSeconds)}
+}
+
+// skip counts the chunks state holds done.
+func (jp *jobProgress) skip(state *JobState) {
+	if jp.p == nil {
+		return
+	}
+	n, media := 0, 0.0
+	for _, c := range state.Chunks {
+		if c.Done {
+			n++
+			media += c.Duration
+		}
+	}
+	if n > 0 {
+		jp.p.Skip(n, media)
+	}
+}
+
+func (jp *jobProgress) finish() {
+	if jp.p != nil {
+		jp.p.Finish()
+	}
 }
 
 // settleUnproven decides the results whose worker decoded other pictures
@@ -737,19 +958,6 @@ func sameTrim(settings map[string]string, c media.Chunk) bool {
 	}
 	return settings[settingTrimStart] == strconv.FormatInt(c.TrimStart, 10) &&
 		settings[settingTrimFrames] == strconv.FormatInt(c.Frames, 10)
-}
-
-// sameSplit checks that a resumed job's source split as it did before.
-func sameSplit(state *JobState, chunks []media.Chunk) error {
-	if len(chunks) != len(state.Chunks) {
-		return fmt.Errorf("the source now splits into %d chunks, the saved job has %d", len(chunks), len(state.Chunks))
-	}
-	for i, c := range chunks {
-		if s := state.Chunks[i]; s.Index != c.Index || s.Frames != c.Frames || s.FirstFrame != c.FirstFrame {
-			return fmt.Errorf("chunk %d now holds pictures %d+%d, the saved job says %d+%d", c.Index, c.FirstFrame, c.Frames, s.FirstFrame, s.Frames)
-		}
-	}
-	return nil
 }
 
 // reconstruct fetches every shard of the job, joins them with the source's

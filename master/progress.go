@@ -40,6 +40,13 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
+// SetTotal sets the job's chunk count, once the split knows it.
+func (p *Progress) SetTotal(chunks int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.total = chunks
+}
+
 // Skip counts chunks that were already done (a resumed job) without
 // counting them towards the speed.
 func (p *Progress) Skip(chunks int, media float64) {

@@ -88,7 +88,7 @@ func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 	} else if fi, err := os.Stat(state.Source); err == nil && fi.Size() == state.SourceSize && fi.ModTime().Equal(state.SourceModTime) {
 		// A chunk encoded again is cut and encoded as the job's were.
 		cfg.SegmentSeconds, cfg.Dispatch.Encoding = state.SegmentSeconds, encodingOptions(state.Encoding)
-		s, err := probeCached(ctx, cfg, state.Source)
+		s, err := probeCached(ctx, cfg, state.Source, state)
 		if err != nil {
 			return Summary{}, err
 		}

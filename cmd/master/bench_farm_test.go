@@ -212,3 +212,51 @@ func farmResume(b *testing.B, ws []*e2etest.Worker, workers, src, dir, seg strin
 		before, chunks, after-before, r.wall.Seconds(), r.cpu, full.wall.Seconds(), full.cpu)
 	b.ReportMetric(r.wall.Seconds()/full.wall.Seconds(), "resume/whole-wall")
 }
+
+// BenchmarkMasterCPUShare runs `master encode` of a 3-minute 854x480 30 fps
+// source (testsrc2 under noise, a CRF 12 mezzanine, a keyframe every 2 s,
+// AAC audio) across two local ffmpeg workers (libx264, preset veryfast,
+// one chunk at a time each) with the master's defaults but --verify
+// (VIDEOSHARD_BENCH_SHARE_VERIFY, default sample), and reports the
+// master's CPU seconds (its ffmpeg and ffprobe runs included) against the
+// workers' (theirs included) over the job (the issue's target <= 0.05),
+// and the lowest worker busy share between its first chunk and its last
+// (>= 95%). VIDEOSHARD_BENCH_SHARE_SECONDS sets the source's length.
+func BenchmarkMasterCPUShare(b *testing.B) {
+	seconds := mbenchEnvInt(b, "VIDEOSHARD_BENCH_SHARE_SECONDS", 180)
+	verify := os.Getenv("VIDEOSHARD_BENCH_SHARE_VERIFY")
+	if verify == "" {
+		verify = "sample"
+	}
+	dir := b.TempDir()
+	src := filepath.Join(dir, "source.mp4")
+	d := strconv.Itoa(seconds)
+	cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=854x480:rate=30:duration="+d+",noise=alls=4:allf=t",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+d,
+		"-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p",
+		"-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "128k", src)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("make source: %v\n%s", err, out)
+	}
+	yaml := "encoder: ffmpeg\nffmpeg: {video_codec: libx264, crf: 23, preset: veryfast, audio_codec: copy, container: matroska, threads: 0}\nlimits: {max_concurrent_tasks: 1}\n"
+	ws := []*e2etest.Worker{mbenchWorker(b, yaml), mbenchWorker(b, yaml)}
+	workers := ws[0].Addr + "," + ws[1].Addr
+	workersCPU := func() float64 { return mbenchCPU(ws[0].Cmd.Process.Pid) + mbenchCPU(ws[1].Cmd.Process.Pid) }
+	var shares, busies []float64
+	for i := 0; i < b.N; i++ {
+		id := fmt.Sprintf("share-%d", i)
+		out := filepath.Join(dir, id+".mkv")
+		cpu0 := workersCPU()
+		r := mbenchMaster(b, "encode", "--workers", workers, "--verify", verify, "--video-id", id,
+			"--state-dir", filepath.Join(dir, "state"), "--timeout", "0", "--output", out, src)
+		wcpu := workersCPU() - cpu0
+		busy := farmBusy(b, ws, id)
+		shares, busies = append(shares, r.cpu/wcpu), append(busies, busy)
+		b.Logf("round %d: %d s source, %s chunks: master %.1f CPU-s, workers %.1f CPU-s: %.3f; wall %.1f s; lowest worker busy %.1f%%; verification: %s",
+			i, seconds, mbenchField(r.stdout, "chunks"), r.cpu, wcpu, r.cpu/wcpu, r.wall.Seconds(), 100*busy, mbenchField(r.stdout, "verification"))
+		os.Remove(out)
+	}
+	b.ReportMetric(mbenchMedian(shares), "master/workers-cpu")
+	b.ReportMetric(100*mbenchMedian(busies), "lowest-busy-%")
+}

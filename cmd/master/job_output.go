@@ -44,6 +44,9 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 	}
 	if sp := s.Split; sp != nil {
 		text := fmt.Sprintf("%d chunks in %.2fs: %d stream-copied", sp.Chunks, sp.Seconds, sp.Copied)
+		if sp.Live {
+			text = fmt.Sprintf("%d chunks in %.2fs, cut and sent while the source was decoded: %d stream-copied", sp.Chunks, sp.Seconds, sp.Copied)
+		}
 		if sp.Reused {
 			text = fmt.Sprintf("%d chunks, those the interrupted run cut (kept for its resume): %d stream-copied", sp.Chunks, sp.Copied)
 		}

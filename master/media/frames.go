@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
@@ -72,16 +73,25 @@ func firstPictureTime(ctx context.Context, tools Tools, abs string, index int) (
 // decodePictures is scanPictures, stopping after limit pictures when
 // limit is positive.
 func decodePictures(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int) (*pictureScan, error) {
-	out := ffmpeg.Input("file:"+abs, decodeInput()).Get(strconv.Itoa(index)).Output("pipe:1", pictureHashArgs(pixFmt, limit))
-	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, out.GetArgs()...)
 	s := &pictureScan{}
-	if err := fftool.Run(ctx, tools.FFmpegBin(), args, s); err != nil {
-		if fftool.IsFailure(ctx, err) {
-			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
-		}
+	if err := decodePicturesTo(ctx, tools, abs, index, pixFmt, limit, s); err != nil {
 		return nil, err
 	}
 	return s, s.finish()
+}
+
+// decodePicturesTo runs decodePictures' ffmpeg with its framehash output
+// going to w as it comes.
+func decodePicturesTo(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int, w io.Writer) error {
+	out := ffmpeg.Input("file:"+abs, decodeInput()).Get(strconv.Itoa(index)).Output("pipe:1", pictureHashArgs(pixFmt, limit))
+	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, out.GetArgs()...)
+	if err := fftool.Run(ctx, tools.FFmpegBin(), args, w); err != nil {
+		if fftool.IsFailure(ctx, err) {
+			return fmt.Errorf("%w: %w", ErrNotMedia, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // pictureHashArgs are the output options of a decode to picture hashes:

@@ -145,36 +145,58 @@ func (v VideoStream) FrameDuration() float64 {
 // cannot be started gives a *proc.StartError; an ended ctx an error wrapping
 // ctx.Err().
 func Probe(ctx context.Context, tools Tools, path string) (SourceInfo, error) {
+	p, err := StartProbe(ctx, tools, path)
+	if err != nil {
+		return SourceInfo{}, err
+	}
+	return p.Wait(ctx)
+}
+
+// StartProbe is Probe in two steps: it reads the file's streams and the
+// video's packets (ffprobe, reading: quick), and starts decoding the
+// video's pictures, the ground truth, in the background. Wait gives what
+// Probe gives; SplitLive cuts the source while its pictures arrive. The
+// decode runs under ctx.
+func StartProbe(ctx context.Context, tools Tools, path string) (*Probing, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return SourceInfo{}, fmt.Errorf("probe %s: %w", path, err)
+		return nil, fmt.Errorf("probe %s: %w", path, err)
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		return SourceInfo{}, fmt.Errorf("probe %s: %w", path, err)
+		return nil, fmt.Errorf("probe %s: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return SourceInfo{}, fmt.Errorf("probe %s: %w: not a regular file", path, ErrNotMedia)
+		return nil, fmt.Errorf("probe %s: %w: not a regular file", path, ErrNotMedia)
 	}
 	rep, err := probeReport(ctx, tools, abs)
 	if err != nil {
-		return SourceInfo{}, fmt.Errorf("probe %s: %w", path, err)
+		return nil, fmt.Errorf("probe %s: %w", path, err)
 	}
 	info, err := rep.sourceInfo(abs)
 	if err != nil {
-		return SourceInfo{}, fmt.Errorf("probe %s: %w", path, err)
+		return nil, fmt.Errorf("probe %s: %w", path, err)
 	}
 	info.Size = fi.Size()
 
 	scan, err := scanPackets(ctx, tools, abs, info.Video.Index, scanKeys|scanPTS)
 	if err != nil {
-		return SourceInfo{}, fmt.Errorf("probe %s: read video packets: %w", path, err)
+		return nil, fmt.Errorf("probe %s: read video packets: %w", path, err)
 	}
-	v := &info.Video
 	if scan.packets == 0 {
-		return SourceInfo{}, fmt.Errorf("probe %s: %w: the video stream has no frames", path, ErrNoVideo)
+		return nil, fmt.Errorf("probe %s: %w: the video stream has no frames", path, ErrNoVideo)
 	}
-	pics, err := scanPictures(ctx, tools, abs, info.Video.Index, "")
+	info.packets = scan
+	p := &Probing{path: path, info: info, grew: make(chan struct{}), done: make(chan struct{})}
+	go p.decode(ctx, tools)
+	return p, nil
+}
+
+// finish completes info (its packets scanned) with its decoded pictures,
+// or says why the video cannot be encoded.
+func finish(path string, info SourceInfo, pics *pictureScan, err error) (SourceInfo, error) {
+	scan := info.packets
+	v := &info.Video
 	if errors.Is(err, ErrNotMedia) { // ffprobe read it: the pictures are what fails
 		return SourceInfo{}, fmt.Errorf("probe %s: %w: the %s video stream has %d packets but no picture ffmpeg can decode (%s)",
 			path, ErrNoVideo, v.Codec, scan.packets, strings.TrimPrefix(err.Error(), ErrNotMedia.Error()+": "))
@@ -204,7 +226,7 @@ func Probe(ctx context.Context, tools Tools, path string) (SourceInfo, error) {
 	} else {
 		v.Duration = scan.duration(v.FPS)
 	}
-	info.packets, info.pictures = scan, pics
+	info.pictures = pics
 	return info, nil
 }
 

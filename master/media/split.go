@@ -150,28 +150,8 @@ func Split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 
 // split is Split; it also returns the time spent proving chunks.
 func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds float64, dir string, opts SplitOptions) (chunks []Chunk, proof time.Duration, err error) {
-	if err := ctx.Err(); err != nil {
+	if dir, err = checkSplitArgs(ctx, src, segmentSeconds, dir); err != nil {
 		return nil, 0, err
-	}
-	if !(segmentSeconds > 0) || math.IsInf(segmentSeconds, 0) {
-		return nil, 0, fmt.Errorf("split: segment length %v must be a positive number of seconds", segmentSeconds)
-	}
-	if src.Path == "" {
-		return nil, 0, errors.New("split: the source has no path (use Probe)")
-	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return nil, 0, fmt.Errorf("split: %w", err)
-	}
-	if fi, err := os.Stat(dir); err != nil {
-		return nil, 0, fmt.Errorf("split: %w", err)
-	} else if !fi.IsDir() {
-		return nil, 0, fmt.Errorf("split: %s is not a directory", dir)
-	}
-	if old, err := chunkFiles(dir); err != nil {
-		return nil, 0, fmt.Errorf("split: %w", err)
-	} else if len(old) > 0 {
-		return nil, 0, fmt.Errorf("split: %s already holds %d chunk files", dir, len(old))
 	}
 
 	tl, err := sourceTimeline(ctx, tools, src)
@@ -244,6 +224,34 @@ func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 	}
 	tl.place(chunks)
 	return chunks, proof, nil
+}
+
+// checkSplitArgs checks Split's arguments; it returns dir made absolute.
+func checkSplitArgs(ctx context.Context, src SourceInfo, segmentSeconds float64, dir string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if !(segmentSeconds > 0) || math.IsInf(segmentSeconds, 0) {
+		return "", fmt.Errorf("split: segment length %v must be a positive number of seconds", segmentSeconds)
+	}
+	if src.Path == "" {
+		return "", errors.New("split: the source has no path (use Probe)")
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("split: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("split: %w", err)
+	} else if !fi.IsDir() {
+		return "", fmt.Errorf("split: %s is not a directory", dir)
+	}
+	if old, err := chunkFiles(dir); err != nil {
+		return "", fmt.Errorf("split: %w", err)
+	} else if len(old) > 0 {
+		return "", fmt.Errorf("split: %s already holds %d chunk files", dir, len(old))
+	}
+	return dir, nil
 }
 
 // makeLossless writes the chunks listed in which as lossless encodes and
@@ -767,8 +775,9 @@ type SplitStats struct {
 	// encoder, which decodes nothing: only their heads were compared.
 	HeadOnly int
 	// Reused: the chunks are those of a previous run of the job, kept
-	// for its resume; the figures are of that split.
-	Reused bool
+	// for its resume; the figures are of that split. Live: they were cut
+	// while the source was decoded (SplitLive).
+	Reused, Live bool
 	// Seconds is the wall time of the split, its proof included;
 	// ProofSeconds the time spent decoding chunks to prove them.
 	Seconds, ProofSeconds float64

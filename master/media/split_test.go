@@ -167,6 +167,8 @@ func TestSplit_Corpus(t *testing.T) {
 			src := mustProbe(t, filepath.Join(dir, entry.name))
 			chunks := mustSplit(t, src, entry.seconds)
 			checkChunks(t, src, chunks)
+			live, _ := liveSplit(t, mediaTools(t), src.Path, entry.seconds, media.SplitOptions{})
+			sameSplit(t, live, chunks)
 			var lossless, fallback, trimmed int
 			for _, c := range chunks {
 				if c.Lossless {
