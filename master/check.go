@@ -154,6 +154,7 @@ func (c *chunkChecker) check(i int) error {
 	c.mu.Lock()
 	c.state.Chunks[i].Quality, c.state.Chunks[i].QualityProblem = &q, problem
 	c.state.Chunks[i].QualityMode = c.cfg.Verify
+	c.state.markChanged(i)
 	err = c.state.Save(c.cfg.StateDir)
 	c.mu.Unlock()
 	return err
@@ -277,6 +278,7 @@ func measureOutput(ctx context.Context, cfg JobConfig, src media.SourceInfo, sta
 	if errors.Is(err, media.ErrFrameCountMismatch) {
 		for i := range state.Chunks {
 			state.Chunks[i].Quality, state.Chunks[i].QualityProblem = nil, err.Error()
+			state.markChanged(i)
 		}
 		return state.Save(cfg.StateDir)
 	}
@@ -301,6 +303,7 @@ func measureOutput(ctx context.Context, cfg JobConfig, src media.SourceInfo, sta
 	for i := range state.Chunks {
 		q := media.Summarize(per[i])
 		state.Chunks[i].Quality, state.Chunks[i].QualityMode, state.Chunks[i].QualityProblem = &q, cfg.Verify, ""
+		state.markChanged(i)
 	}
 	return state.Save(cfg.StateDir)
 }
