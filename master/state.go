@@ -146,11 +146,13 @@ func journalPath(path string) string {
 // snapshot's O(chunks) bytes are spread over the O(chunks) Saves before it,
 // so a Save costs O(1) however large the map. A snapshot is written so:
 //
-//  1. open the journal, creating it if missing (the directory sync in 2
-//     makes its name durable);
-//  2. write the snapshot with a new generation to a temporary file, sync
-//     it, rename it over <video_id>.json, sync the directory;
-//  3. truncate the journal.
+//  1. the snapshot, with a new generation, goes to a temporary file, which
+//     is synced and renamed over <video_id>.json; the directory is synced;
+//  2. an empty journal is written and renamed over <video_id>.journal the
+//     same way.
+//
+// So a file only ever grows, by appends, or is replaced whole: a reader
+// that opened the old journal reads it whole, never part of the new one.
 //
 // What a crash leaves, and how LoadState reads it:
 //
@@ -158,18 +160,20 @@ func journalPath(path string) string {
 //     some of a Save's lines, maybe damaged ones: that Save had not
 //     returned, and LoadState ignores it. Damage with a complete Save after
 //     it happened to acknowledged lines: an error naming the line.
-//   - in 1, or in 2 before the rename: the old snapshot and journal (and a
-//     temporary file, which removeStateTemps clears).
-//   - after the rename, before 3 completes: the new snapshot, which holds
-//     everything, and lines of the old generation, which LoadState skips.
-//   - after 3: the new snapshot and an empty journal.
+//   - in 1 before the rename: the old snapshot and journal.
+//   - after the rename, before 2's: the new snapshot, which holds
+//     everything, and the old journal, whose lines are of another
+//     generation: LoadState skips them.
+//   - after 2: the new snapshot and an empty journal.
 //
-// The rename is durable before the truncation starts, so the old journal
-// never goes before the snapshot that replaces it. A Save returns only once
-// what it wrote is synced: a state it acknowledged survives kill -9 and
-// power loss. A journal without its snapshot (the snapshot removed to start
-// over) belongs to no state: LoadState never reads it, the next snapshot
-// truncates it, and removeStateTemps removes it.
+// Either step may leave a temporary file, which LoadState ignores and
+// removeStateTemps removes. The snapshot's rename is durable before the
+// journal's starts, so the old journal never goes before the snapshot that
+// replaces it. A Save returns only once what it wrote is synced: a state it
+// acknowledged survives kill -9 and power loss. A journal without its
+// snapshot (the snapshot removed to start over) belongs to no state:
+// LoadState never reads it, the next snapshot replaces it, and
+// removeStateTemps removes it.
 
 // savedState is what a JobState knows of its files, so that Save can append
 // rather than rewrite. path is "" until a snapshot is written and after a
@@ -187,7 +191,11 @@ type savedState struct {
 	first  *ChunkState
 	last   int
 	header []byte // headerJSON at the last Save
-	// changed holds the indexes of the chunks changed since the last Save.
+	// mu guards changed, the indexes of the chunks changed since the last
+	// Save. JobState is not safe for concurrent use, but a mark made
+	// outside the caller's lock must not crash the process: a map written
+	// while it is read is fatal.
+	mu      sync.Mutex
 	changed map[int]struct{}
 	// hook, for tests, runs after each step of a Save; an error fails the
 	// Save there.
@@ -196,10 +204,10 @@ type savedState struct {
 
 // Steps of a Save that the hook sees.
 const (
-	stepJournalWritten   = "journal written"   // the lines, not yet synced
-	stepJournalSynced    = "journal synced"    // the Save is durable
-	stepSnapshotRenamed  = "snapshot renamed"  // 2 done, the journal still holds the old lines
-	stepJournalTruncated = "journal truncated" // 3 done
+	stepJournalWritten  = "journal written"  // the lines, not yet synced
+	stepJournalSynced   = "journal synced"   // the Save is durable
+	stepSnapshotRenamed = "snapshot renamed" // 1 done, the journal still holds the old lines
+	stepJournalReplaced = "journal replaced" // 2 done
 )
 
 func (sv *savedState) step(name string) error {
@@ -216,11 +224,13 @@ type snapshotFile struct {
 	*JobState
 }
 
-// jobFields is the JSON of a JobState's job-level fields: the outer
-// Chunks, always nil and so omitted, hides the embedded one.
+// jobFields is the JSON of a JobState's job-level fields as a journal line
+// carries them: the outer Chunks and UpdatedAt, always nil and so omitted,
+// hide the embedded ones (the line has its own updated_at).
 type jobFields struct {
 	*JobState
-	Chunks []ChunkState `json:"chunks,omitempty"`
+	Chunks    []ChunkState `json:"chunks,omitempty"`
+	UpdatedAt *time.Time   `json:"updated_at,omitempty"`
 }
 
 // journalLine is one line of the journal (see above), its checksum aside.
@@ -286,8 +296,8 @@ func (e *JournalError) Error() string { return fmt.Sprintf("%s line %d: %v", e.P
 
 func (e *JournalError) Unwrap() error { return e.Err }
 
-// loadAttempts bounds how often LoadState reads again when a Save replaced
-// the snapshot during its read.
+// loadAttempts bounds how often LoadState reads when Saves keep replacing
+// the snapshot during its reads.
 const loadAttempts = 3
 
 // LoadState reads the state of videoID from dir: the snapshot, then the
@@ -299,9 +309,12 @@ const loadAttempts = 3
 // os.ErrNotExist; a snapshot without a generation (written before the
 // journal existed) is read alone.
 //
-// It only reads: a job may be saving the state at the same time. If the
-// snapshot was replaced while LoadState read the journal (which the Save
-// then truncated), what it read may mix two generations, so it reads again.
+// It only reads: a job may be saving the state at the same time. Only
+// lines of the snapshot's generation apply, and those are a prefix of its
+// journal, so what LoadState reads is a state some Save wrote, never a mix.
+// If the snapshot was replaced during the read, that state may be older
+// than the new snapshot's (its journal was being truncated): LoadState
+// reads again, for the new one.
 func LoadState(dir, videoID string) (*JobState, error) {
 	path, err := StatePath(dir, videoID)
 	if err != nil {
@@ -357,7 +370,7 @@ func readState(path, videoID string) (s *JobState, swapped bool, err error) {
 		case rerr != nil:
 			err = fmt.Errorf("load state: %w", rerr)
 		default:
-			if rerr := s.replay(journal, file.Generation, jpath); rerr != nil {
+			if s, rerr = replay(s, journal, file.Generation, jpath); rerr != nil {
 				err = fmt.Errorf("load state: %w", rerr)
 			}
 		}
@@ -372,8 +385,8 @@ func readState(path, videoID string) (s *JobState, swapped bool, err error) {
 }
 
 // replay applies to s the complete Saves that journal (read from path)
-// holds for generation gen.
-func (s *JobState) replay(journal []byte, gen int64, path string) error {
+// holds for generation gen, and returns the result.
+func replay(s *JobState, journal []byte, gen int64, path string) (*JobState, error) {
 	type numbered struct {
 		journalLine
 		n int
@@ -384,7 +397,7 @@ func (s *JobState) replay(journal []byte, gen int64, path string) error {
 	for n := 1; ; n++ {
 		end := bytes.IndexByte(journal, '\n')
 		if end < 0 {
-			return nil // a torn line, or none: the rest was never acknowledged
+			return s, nil // a torn line, or none: the rest was never acknowledged
 		}
 		l, err := parseLine(journal[:end])
 		journal = journal[end+1:]
@@ -408,35 +421,35 @@ func (s *JobState) replay(journal []byte, gen int64, path string) error {
 			continue
 		}
 		if damaged != 0 {
-			return &JournalError{Path: path, Line: damaged, Err: damage}
+			return nil, &JournalError{Path: path, Line: damaged, Err: damage}
 		}
 		for _, l := range save {
-			if err := s.apply(&l.journalLine); err != nil {
-				return &JournalError{Path: path, Line: l.n, Err: err}
+			if s, err = apply(s, &l.journalLine); err != nil {
+				return nil, &JournalError{Path: path, Line: l.n, Err: err}
 			}
 		}
 		save = save[:0]
 	}
 }
 
-// apply applies one journal line to s.
-func (s *JobState) apply(l *journalLine) error {
+// apply applies one journal line to s, and returns the result: the job
+// fields of a line that has them, with s's chunks.
+func apply(s *JobState, l *journalLine) (*JobState, error) {
 	if l.Job != nil {
 		j := l.Job.JobState
 		if j == nil || j.Version != StateVersion || j.VideoID != s.VideoID {
-			return errors.New("the job fields are another job's or another version's")
+			return nil, errors.New("the job fields are another job's or another version's")
 		}
-		chunks := s.Chunks
-		*s = *j
-		s.Chunks = chunks
+		j.Chunks = s.Chunks
+		s = j
 	}
 	s.UpdatedAt = l.UpdatedAt
 	c := l.Chunk
 	if c == nil {
-		return nil
+		return s, nil
 	}
 	if err := chunkid.ValidateChunkIndex(int64(c.Index)); err != nil {
-		return err
+		return nil, err
 	}
 	i, found := s.find(c.Index)
 	switch {
@@ -445,9 +458,9 @@ func (s *JobState) apply(l *journalLine) error {
 	case i == len(s.Chunks):
 		s.Chunks = append(s.Chunks, *c)
 	default:
-		return fmt.Errorf("chunk %d is not in the map and not past its last chunk %d", c.Index, s.Chunks[len(s.Chunks)-1].Index)
+		return nil, fmt.Errorf("chunk %d is not in the map and not past its last chunk %d", c.Index, s.Chunks[len(s.Chunks)-1].Index)
 	}
-	return nil
+	return s, nil
 }
 
 func (s *JobState) check() error {
@@ -489,51 +502,44 @@ func (s *JobState) Save(dir string) error {
 	if s.CreatedAt.IsZero() {
 		s.CreatedAt = time.Now().UTC()
 	}
-	header, err := s.headerJSON()
-	if err != nil {
-		return fmt.Errorf("save state %s: %w", path, err)
-	}
-	lines, full, err := s.journalLines(path, header)
-	if err != nil {
-		return fmt.Errorf("save state %s: %w", path, err)
-	}
-	if !full && lines == nil {
-		return nil
-	}
-	if !full {
-		err = s.appendJournal(path, lines, header)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, errNoJournal) {
-			s.saved.path = ""
-			return fmt.Errorf("save state %s: %w", path, err)
-		}
-	}
-	if err := s.writeSnapshot(dir, path, header); err != nil {
-		s.saved.path = ""
+	if err := s.save(dir, path); err != nil {
+		s.saved.path = "" // the files may hold part of it: start again from a snapshot
 		return fmt.Errorf("save state %s: %w", path, err)
 	}
 	return nil
+}
+
+func (s *JobState) save(dir, path string) error {
+	header, err := json.Marshal(jobFields{JobState: s})
+	if err != nil {
+		return err
+	}
+	lines, full, err := s.journalLines(path, header)
+	if err != nil || !full && lines == nil {
+		return err
+	}
+	if !full {
+		if err := s.appendJournal(path, lines, header); !errors.Is(err, errNoJournal) {
+			return err
+		}
+	}
+	return s.writeSnapshot(dir, path, header)
 }
 
 // errNoJournal: the journal is gone (removed by hand); a snapshot starts
 // another.
 var errNoJournal = errors.New("no journal")
 
-// headerJSON is the JSON of s's job-level fields but UpdatedAt, which
-// every Save changes: what a journal line's job is written for.
-func (s *JobState) headerJSON() ([]byte, error) {
-	h := *s
-	h.UpdatedAt = time.Time{}
-	return json.Marshal(jobFields{JobState: &h})
-}
-
 // journalLines returns the lines that save the changes since the last Save
-// (nil: none), or full when a snapshot must be written instead. It sets
-// UpdatedAt when it returns lines.
+// (nil: none), or full when a snapshot must be written instead; header is
+// the job fields' JSON. It takes the marks, and sets UpdatedAt when it
+// returns lines.
 func (s *JobState) journalLines(path string, header []byte) (lines []byte, full bool, err error) {
 	sv := &s.saved
+	sv.mu.Lock()
+	changed := sv.changed
+	sv.changed = nil
+	sv.mu.Unlock()
 	var first *ChunkState
 	if len(s.Chunks) > 0 {
 		first = &s.Chunks[0]
@@ -541,7 +547,7 @@ func (s *JobState) journalLines(path string, header []byte) (lines []byte, full 
 	if sv.path != path || first != sv.first {
 		return nil, true, nil
 	}
-	indexes := slices.Sorted(maps.Keys(sv.changed))
+	indexes := slices.Sorted(maps.Keys(changed))
 	past, _ := slices.BinarySearch(indexes, sv.last+1)
 	if len(s.Chunks) != sv.chunks+len(indexes)-past {
 		return nil, true, nil // chunks inserted or removed
@@ -636,10 +642,6 @@ func (s *JobState) writeSnapshot(dir, path string, header []byte) error {
 	if sameFile(jpath, s.Source) {
 		return fmt.Errorf("the journal %s is the input %s: choose another --state-dir", jpath, s.Source)
 	}
-	j, err := os.OpenFile(jpath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
 	err = fsutil.WriteFileAtomic(path, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
@@ -648,13 +650,10 @@ func (s *JobState) writeSnapshot(dir, path string, header []byte) error {
 		err = s.saved.step(stepSnapshotRenamed)
 	}
 	if err == nil {
-		err = j.Truncate(0) // no sync needed: lines left over are of another generation
+		err = fsutil.WriteFileAtomic(jpath, func(io.Writer) error { return nil })
 	}
 	if err == nil {
-		err = s.saved.step(stepJournalTruncated)
-	}
-	if cerr := j.Close(); err == nil {
-		err = cerr
+		err = s.saved.step(stepJournalReplaced)
 	}
 	if err != nil {
 		return err
@@ -674,17 +673,19 @@ func (s *JobState) savedChunks(header []byte) {
 		sv.first, sv.last = &s.Chunks[0], s.Chunks[len(s.Chunks)-1].Index
 	}
 	sv.header = header
-	clear(sv.changed)
 }
 
 // markChanged marks the chunk at position i changed, for the next Save.
 func (s *JobState) markChanged(i int) { s.mark(s.Chunks[i].Index) }
 
 func (s *JobState) mark(index int) {
-	if s.saved.changed == nil {
-		s.saved.changed = make(map[int]struct{})
+	sv := &s.saved
+	sv.mu.Lock()
+	if sv.changed == nil {
+		sv.changed = make(map[int]struct{})
 	}
-	s.saved.changed[index] = struct{}{}
+	sv.changed[index] = struct{}{}
+	sv.mu.Unlock()
 }
 
 // Record marks the chunk of r done with r's result, adding the chunk if s
@@ -802,11 +803,13 @@ func ConfirmDone(ctx context.Context, clients map[string]*client.Client, s *JobS
 // videoID, and its journal if its snapshot is gone (the journal belongs to
 // no state then). Errors are ignored: a leftover is only clutter.
 func removeStateTemps(dir, videoID string) {
-	matches, _ := filepath.Glob(filepath.Join(dir, fsutil.TempPrefix(videoID+".json")+"*"))
-	for _, m := range matches {
-		os.Remove(m)
-	}
 	path := filepath.Join(dir, videoID+".json")
+	for _, name := range []string{path, journalPath(path)} {
+		matches, _ := filepath.Glob(filepath.Join(dir, fsutil.TempPrefix(filepath.Base(name))+"*"))
+		for _, m := range matches {
+			os.Remove(m)
+		}
+	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		os.Remove(journalPath(path))
 	}

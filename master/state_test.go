@@ -495,9 +495,9 @@ func TestLoadState_JournalDamage(t *testing.T) {
 			return append(l, line(t, s, journalLine{Seq: 4, Chunk: &ChunkState{Index: 1}}))
 		}, 5, 0},
 		{"job of another video", func(t *testing.T, s *JobState, l [][]byte) [][]byte {
-			other := *s
-			other.VideoID = "other.mp4"
-			return append(l, line(t, s, journalLine{Seq: 4, Job: &jobFields{JobState: &other}}))
+			other := splitJobState(20, 2)
+			other.Version, other.VideoID = StateVersion, "other.mp4"
+			return append(l, line(t, s, journalLine{Seq: 4, Job: &jobFields{JobState: other}}))
 		}, 5, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -522,8 +522,8 @@ func TestLoadState_JournalDamage(t *testing.T) {
 }
 
 // TestLoadState_StaleJournal: the journal of an older snapshot (a crash
-// between the snapshot's rename and the journal's truncation) is skipped,
-// alone or before the new generation's lines.
+// between the snapshot's rename and the journal's) is skipped, alone or
+// before the new generation's lines.
 func TestLoadState_StaleJournal(t *testing.T) {
 	dir := t.TempDir()
 	s := sampleJobState()
@@ -638,7 +638,7 @@ func TestJobState_CrashAtEveryStep(t *testing.T) {
 	s := splitJobState(4, 1)
 	mustSave(t, s, dir)
 	r := rand.New(rand.NewPCG(4, 4))
-	steps4 := []string{stepJournalWritten, stepJournalSynced, stepSnapshotRenamed, stepJournalTruncated}
+	steps4 := []string{stepJournalWritten, stepJournalSynced, stepSnapshotRenamed, stepJournalReplaced}
 	errInjected := errors.New("injected")
 	steps, failures := map[string]int{}, []string{}
 	for k := range 160 {
@@ -782,6 +782,33 @@ func TestLoadState_WhileSaving(t *testing.T) {
 	t.Logf("%d loads during 400 saves", loads)
 }
 
+// TestJobState_MarkWhileSaving: a change marked outside the caller's lock
+// (a breach of the contract) does not crash a Save running meanwhile.
+func TestJobState_MarkWhileSaving(t *testing.T) {
+	dir := t.TempDir()
+	s := splitJobState(50, 1)
+	mustSave(t, s, dir)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+				s.mark(i % 50)
+			}
+		}
+	})
+	for range 100 {
+		mustSave(t, s, dir)
+	}
+	close(done)
+	wg.Wait()
+	mustSave(t, s, dir)
+	checkLoads(t, dir, s)
+}
+
 // TestJobState_FailedWriteKeepsOld: a write failing midway, or a state
 // that cannot be encoded, leaves the previous file and no temporary file.
 func TestJobState_FailedWriteKeepsOld(t *testing.T) {
@@ -848,9 +875,10 @@ func TestRemoveStateTemps(t *testing.T) {
 	dir := t.TempDir()
 	mustSave(t, sampleJobState(), dir)
 	crashed := filepath.Join(dir, fsutil.TempPrefix("clip.mp4.json")+"12345")
+	crashedJournal := filepath.Join(dir, fsutil.TempPrefix("clip.mp4.journal")+"12345")
 	other := filepath.Join(dir, fsutil.TempPrefix("other.mp4.json")+"12345")
 	orphan := filepath.Join(dir, "gone.mp4.journal")
-	for _, p := range []string{crashed, other, orphan} {
+	for _, p := range []string{crashed, crashedJournal, other, orphan} {
 		if err := os.WriteFile(p, []byte("{"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -860,8 +888,10 @@ func TestRemoveStateTemps(t *testing.T) {
 		t.Fatalf("LoadState removed a temp file a running save may own: %v", err)
 	}
 	removeStateTemps(dir, "clip.mp4")
-	if _, err := os.Stat(crashed); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("leftover temp of the video still there: %v", err)
+	for _, p := range []string{crashed, crashedJournal} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("leftover temp of the video still there: %v", err)
+		}
 	}
 	for _, p := range []string{other, orphan, filepath.Join(dir, "clip.mp4.journal")} {
 		if _, err := os.Stat(p); err != nil {
