@@ -41,9 +41,11 @@ const StateVersion = 1
 // It is not safe for concurrent use: callers serialise (Run's onDone is
 // serialised; the chunk checker shares a mutex with it). One JobState
 // saves a job's files at a time; any number of processes may LoadState
-// them meanwhile. A chunk changed other than by Record, setSplit or forget
-// must be marked with markChanged before Save, or it reaches the disk only
-// with the next snapshot.
+// them meanwhile. A chunk changed in place other than by Record, setSplit
+// or forget must be marked with markChanged before Save, or it reaches the
+// disk only with the next snapshot; chunks added, removed or replaced
+// through Chunks itself need no mark: the next Save writes a snapshot.
+// A JobState is not copied once used (it holds a mutex).
 type JobState struct {
 	Version int    `json:"version"`
 	VideoID string `json:"video_id"`
@@ -313,7 +315,7 @@ const loadAttempts = 3
 // lines of the snapshot's generation apply, and those are a prefix of its
 // journal, so what LoadState reads is a state some Save wrote, never a mix.
 // If the snapshot was replaced during the read, that state may be older
-// than the new snapshot's (its journal was being truncated): LoadState
+// than the new snapshot's (its journal was being replaced): LoadState
 // reads again, for the new one.
 func LoadState(dir, videoID string) (*JobState, error) {
 	path, err := StatePath(dir, videoID)
@@ -408,7 +410,7 @@ func replay(s *JobState, journal []byte, gen int64, path string) (*JobState, err
 			continue
 		}
 		if l.Gen != gen {
-			continue // an older snapshot's, left by a crash before step 3
+			continue // an older snapshot's, left by a crash before step 2
 		}
 		if len(save) > 0 && (l.Seq != save[0].Seq || l.Of != save[0].Of) {
 			if damaged == 0 {
@@ -509,6 +511,7 @@ func (s *JobState) Save(dir string) error {
 	return nil
 }
 
+// save is Save once path is known: it appends, or writes a snapshot.
 func (s *JobState) save(dir, path string) error {
 	header, err := json.Marshal(jobFields{JobState: s})
 	if err != nil {
@@ -620,7 +623,8 @@ func (s *JobState) appendJournal(path string, lines, header []byte) error {
 	return nil
 }
 
-// writeSnapshot writes s to the snapshot at path, in steps 1 to 3 above.
+// writeSnapshot writes s to the snapshot at path and starts its journal, in
+// steps 1 and 2 above.
 func (s *JobState) writeSnapshot(dir, path string, header []byte) error {
 	if err := s.check(); err != nil {
 		return err
