@@ -144,9 +144,10 @@ func journalPath(path string) string {
 // a snapshot instead on the first Save of a JobState (a new one, or one
 // LoadState returned), after a failed Save, after a change that lines cannot
 // say (chunks inserted before the last one, removed, or Chunks replaced),
-// and when the lines would make the journal larger than the snapshot: a
-// snapshot's O(chunks) bytes are spread over the O(chunks) Saves before it,
-// so a Save costs O(1) however large the map. A snapshot is written so:
+// and when the lines would make the journal larger than the snapshot (or
+// than minJournalBytes, if more): a snapshot's O(chunks) bytes are spread
+// over the O(chunks) Saves before it, so a Save costs O(1) however large
+// the map. A snapshot is written so:
 //
 //  1. the snapshot, with a new generation, goes to a temporary file, which
 //     is synced and renamed over <video_id>.json; the directory is synced;
@@ -211,6 +212,15 @@ const (
 	stepSnapshotRenamed = "snapshot renamed" // 1 done, the journal still holds the old lines
 	stepJournalReplaced = "journal replaced" // 2 done
 )
+
+// minJournalBytes is the least a journal may grow to before a snapshot
+// replaces it: a snapshot takes four syncs, an append one, so for a small
+// map compacting at the snapshot's size would double what a Save costs;
+// 64 KiB of lines replay in about a millisecond.
+const minJournalBytes = 64 << 10
+
+// journalLimit is how large the journal may grow before a snapshot.
+func (sv *savedState) journalLimit() int64 { return max(sv.snapshotBytes, minJournalBytes) }
 
 func (sv *savedState) step(name string) error {
 	if sv.hook == nil {
@@ -584,7 +594,7 @@ func (s *JobState) journalLines(path string, header []byte) (lines []byte, full 
 			return nil, false, err
 		}
 	}
-	if sv.journalBytes+int64(len(lines)) > sv.snapshotBytes {
+	if sv.journalBytes+int64(len(lines)) > sv.journalLimit() {
 		return nil, true, nil
 	}
 	return lines, false, nil

@@ -50,8 +50,9 @@ func rewriteState(s *JobState, dir string) (int, error) {
 // whole-file rewrite it replaced (rewriteState), side by side. Run it with
 // -count so the pairs interleave. Each journal run starts with a
 // compaction, whose cost it spreads over the run's saves: a run shorter
-// than a cycle (about as many saves as chunks) overstates the amortised
-// cost, one of several cycles measures it.
+// than a cycle (about as many saves as chunks, and at least the ~140 that
+// fill minJournalBytes) overstates the amortised cost, one of several
+// cycles measures it.
 //
 // Metrics per op:
 //
