@@ -198,6 +198,7 @@ func (c *chunkChecker) check(i int) error {
 	c.mu.Lock()
 	c.state.Chunks[i].Quality, c.state.Chunks[i].QualityProblem = &q, problem
 	c.state.Chunks[i].QualityMode = c.cfg.Verify
+	c.state.markChanged(i)
 	err = c.state.Save(c.cfg.StateDir)
 	c.mu.Unlock()
 	return err
@@ -321,6 +322,7 @@ func measureOutput(ctx context.Context, cfg JobConfig, src media.SourceInfo, sta
 	if errors.Is(err, media.ErrFrameCountMismatch) {
 		for i := range state.Chunks {
 			state.Chunks[i].Quality, state.Chunks[i].QualityProblem = nil, err.Error()
+			state.markChanged(i)
 		}
 		return state.Save(cfg.StateDir)
 	}
@@ -345,6 +347,7 @@ func measureOutput(ctx context.Context, cfg JobConfig, src media.SourceInfo, sta
 	for i := range state.Chunks {
 		q := media.Summarize(per[i])
 		state.Chunks[i].Quality, state.Chunks[i].QualityMode, state.Chunks[i].QualityProblem = &q, cfg.Verify, ""
+		state.markChanged(i)
 	}
 	return state.Save(cfg.StateDir)
 }

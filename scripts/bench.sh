@@ -25,10 +25,13 @@
 #                                                         every 2 s, 4 s segments: wall (<= 1.25), chunks (>= 12)
 #   verify   cmd/master BenchmarkMasterVerifyCost         the master job with --verify sample / off (<= 1.03), full /
 #                                                         off (<= 1.15); split proof's share of the wall (<= 10%)
+#   state    master BenchmarkStateSave                     one Record+Save of a job's chunk map at 7, 1,800 and 7,200
+#                                                         chunks, journal / the whole-file rewrite it replaced: ns/op
+#                                                         and bytes written per save (optional: a failure is skipped)
 #   extra    storage BenchmarkCommit64MiB, encode BenchmarkSimulated64MiB and
 #            BenchmarkFFmpegDirectVsEncoder (ns/op pairs, no interleaving)
 #
-# Usage: scripts/bench.sh [ffmpeg|ingest|download|limits|master|longgop|verify|extra|profile ...]   (default: all but profile)
+# Usage: scripts/bench.sh [ffmpeg|ingest|download|limits|master|longgop|verify|state|extra|profile ...]   (default: all but profile)
 # Environment:
 #   BENCH_OUT=DIR                         where raw outputs and profiles go (default: a new temp dir)
 #   BENCH_PROFILE=1                       also CPU-profile the simulated unary and streamed ingest
@@ -42,6 +45,7 @@
 #   VIDEOSHARD_BENCH_MASTER_SLOTS=N       each worker's max_concurrent_tasks (default 1)
 #   VIDEOSHARD_BENCH_MASTER_VERIFY=MODE   the master's --verify in the master and longgop parts (default sample)
 #   VIDEOSHARD_BENCH_LONGGOP_ROUNDS=N, VIDEOSHARD_BENCH_VERIFY_ROUNDS=N   rounds (default 3 each)
+#   VIDEOSHARD_BENCH_STATE_ROUNDS=N       state rounds, -count (default 5); VIDEOSHARD_BENCH_STATE_TIME=D their -benchtime (default 3s)
 # Needs ffmpeg and ffprobe (the ffmpeg, master and extra parts), ~4 GiB free in TMPDIR, and
 # about 3-5 minutes on a 2-core machine, plus 4-5 minutes for the master part.
 set -euo pipefail
@@ -50,14 +54,14 @@ GO=${GO:-go}
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then
-	parts=(ffmpeg ingest download limits master longgop verify extra)
+	parts=(ffmpeg ingest download limits master longgop verify state extra)
 	[ "${BENCH_PROFILE:-}" = 1 ] && parts+=(profile)
 fi
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for p in "${parts[@]}"; do
-	case $p in ffmpeg | ingest | download | limits | master | longgop | verify | extra | profile) ;; *)
-		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, limits, master, longgop, verify, extra, profile)" >&2
+	case $p in ffmpeg | ingest | download | limits | master | longgop | verify | state | extra | profile) ;; *)
+		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, limits, master, longgop, verify, state, extra, profile)" >&2
 		exit 2
 		;;
 	esac
@@ -128,6 +132,9 @@ if want longgop; then
 fi
 if want verify; then
 	bench_required verify ./cmd/master/ 'BenchmarkMasterVerifyCost$' -benchtime=1x
+fi
+if want state; then
+	bench_optional state ./master/ 'BenchmarkStateSave$' -benchtime="${VIDEOSHARD_BENCH_STATE_TIME:-3s}" -count="${VIDEOSHARD_BENCH_STATE_ROUNDS:-5}"
 fi
 if want extra; then
 	bench_optional storage ./storage/ 'BenchmarkCommit64MiB$' -benchtime=10x -count=3
@@ -229,6 +236,23 @@ if want verify; then
 		"$a" "<= 1.03" "$(verdict "$a" '<=' 1.03)"
 	row "--verify=full/off" "$(metric "$f" $B full-s) s" "$(metric "$f" $B off-s) s" "$b" "<= 1.15" "$(verdict "$b" '<=' 1.15)"
 	row "  split proof, share of the job's wall" "$c" "" "" "<= 0.10" "$(verdict "$c" '<=' 0.10)"
+fi
+if want state; then
+	# Medians over the -count rounds, each size's pair run side by side.
+	state_med() { sort -g | awk '{a[NR] = $1} END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+	state_metric() { awk -v b="$1" -v u="$2" '$1 ~ ("^" b "(-[0-9]+)?$") { for (i = 3; i <= NF; i++) if ($i == u) print $(i - 1) }' "$out/state.txt" | state_med; }
+	for n in 7 1800 7200; do
+		B=BenchmarkStateSave/chunks=$n
+		j=$(state_metric "$B/journal" ns/op) w=$(state_metric "$B/rewrite" ns/op)
+		if [ -z "$j" ] || [ -z "$w" ]; then
+			row "chunk map save, $n chunks" "failed" "" "" "" ""
+			continue
+		fi
+		row "chunk map Record+Save, $n chunks" "$(awk -v v="$j" 'BEGIN { printf "%.3f ms", v / 1e6 }')" \
+			"$(awk -v v="$w" 'BEGIN { printf "rewrite %.3f ms", v / 1e6 }')" "$(awk -v a="$j" -v b="$w" 'BEGIN { printf "%.3f", a / b }')" "" ""
+		row "  bytes written per save" "$(int "$(state_metric "$B/journal" B/save)") B" \
+			"rewrite $(int "$(state_metric "$B/rewrite" B/save)") B" "" "" ""
+	done
 fi
 if want extra; then
 	# Medians of the -count runs' MB/s (storage) and the ns/op pair (encode).

@@ -127,8 +127,8 @@ func TestE2EEncodeFrameExact(t *testing.T) {
 			if strings.Contains(stdout, "per worker:") && !strings.Contains(stdout, w1.Addr) && !strings.Contains(stdout, w2.Addr) {
 				t.Errorf("summary names no worker:\n%s", stdout)
 			}
-			if entries, _ := os.ReadDir(filepath.Join(dir, "state")); len(entries) != 1 {
-				t.Errorf("state dir holds %v, want only the chunk map", entries)
+			if entries, _ := os.ReadDir(filepath.Join(dir, "state")); len(entries) != 2 {
+				t.Errorf("state dir holds %v, want only the chunk map (its snapshot and journal)", entries)
 			}
 		})
 	}
