@@ -410,16 +410,7 @@ func finishProbe(ctx context.Context, cfg JobConfig, p *media.Probing, state *Jo
 	if err != nil {
 		return media.SourceInfo{}, err
 	}
-	if key, err := media.KeyOf(src.Path); err == nil {
-		if _, err := media.LoadSource(sourcePath(cfg), key); err != nil {
-			if err := os.MkdirAll(cfg.workDir(), 0o755); err != nil {
-				return media.SourceInfo{}, err
-			}
-			if err := media.SaveSource(sourcePath(cfg), key, src); err != nil {
-				cfg.Logger.Warn("cannot keep what the probe found for a resume", "err", err)
-			}
-		}
-	}
+	keepSource(cfg, src)
 	if state.SourceFrames != src.Video.Frames {
 		state.SourceFrames = src.Video.Frames
 		if err := state.Save(cfg.StateDir); err != nil {
@@ -427,6 +418,25 @@ func finishProbe(ctx context.Context, cfg JobConfig, p *media.Probing, state *Jo
 		}
 	}
 	return src, nil
+}
+
+// keepSource keeps what Probe found of src for a resume, unless it is
+// kept already.
+func keepSource(cfg JobConfig, src media.SourceInfo) {
+	key, err := media.KeyOf(src.Path)
+	if err != nil {
+		return
+	}
+	if _, err := media.LoadSource(sourcePath(cfg), key); err == nil {
+		return
+	}
+	err = os.MkdirAll(cfg.workDir(), 0o755)
+	if err == nil {
+		err = media.SaveSource(sourcePath(cfg), key, src)
+	}
+	if err != nil {
+		cfg.Logger.Warn("cannot keep what the probe found for a resume", "err", err)
+	}
 }
 
 // probeCached is media.Probe of input through the job's cache (startProbe,
@@ -614,9 +624,20 @@ func encodeLive(ctx context.Context, cfg JobConfig, p *media.Probing, state *Job
 		r.mu.Lock()
 		r.chunks = chunks
 		err = state.mergeSplit(chunks)
+		if err == nil {
+			err = state.Save(cfg.StateDir)
+		}
 		r.mu.Unlock()
 		if p := r.progress.p; p != nil {
 			p.SetTotal(len(chunks))
+		}
+	}
+	var src media.SourceInfo
+	if err == nil {
+		// A resume from here on needs neither probe nor split.
+		if src, err = p.Wait(ctx); err == nil {
+			keepSource(cfg, src)
+			err = saveSplit(cfg, splitKey, chunks)
 		}
 	}
 	close(tasks)
@@ -628,13 +649,6 @@ func encodeLive(ctx context.Context, cfg JobConfig, p *media.Probing, state *Job
 		return err
 	}
 	runErrV := <-runErr
-	src, err := p.Wait(ctx)
-	if err != nil {
-		return errors.Join(runErrV, err)
-	}
-	if err := saveSplit(cfg, splitKey, chunks); err != nil {
-		return errors.Join(runErrV, err)
-	}
 	if sum != nil {
 		stats.Seconds = time.Since(start).Seconds()
 		stats.Live = true
@@ -772,7 +786,7 @@ func (r *jobRun) finish(ctx context.Context, src media.SourceInfo, sum *Summary,
 	if err == nil && len(r.unproven) > 0 {
 		proofStart := time.Now()
 		var again []ChunkTask
-		again, err = settleUnproven(ctx, r.cfg, src, r.chunks, r.state, r.unproven, r.onDone)
+		again, err = r.settle(ctx, src, r.unproven)
 		if sum != nil && sum.Split != nil {
 			stats := *sum.Split
 			s := media.SummarizeSplit(r.chunks) // some made again
@@ -836,35 +850,38 @@ func (jp *jobProgress) finish() {
 	}
 }
 
-// settleUnproven decides the results whose worker decoded other pictures
-// than the chunk's head proof expected, or gave none to compare: the
-// master decodes those chunks whole (Reprove). A result whose chunk proves
-// with the trim it was encoded with is recorded (through onDone); the
-// others' chunks, trimmed anew or made again losslessly, are returned to
-// be encoded again.
-func settleUnproven(ctx context.Context, cfg JobConfig, src media.SourceInfo, chunks []media.Chunk, state *JobState,
-	results []ChunkResult, onDone func(ChunkResult) error) ([]ChunkTask, error) {
+// settle decides the results whose worker decoded other pictures than
+// the chunk's head proof expected, or gave none to compare: the master
+// decodes those chunks whole (Reprove). A result whose chunk proves with
+// the trim it was encoded with is recorded (through onDone); the others'
+// chunks, trimmed anew or made again losslessly, are returned to be
+// encoded again.
+func (r *jobRun) settle(ctx context.Context, src media.SourceInfo, results []ChunkResult) ([]ChunkTask, error) {
 	which := make([]int, len(results))
-	for j, r := range results {
-		which[j] = r.Index
+	for j, res := range results {
+		which[j] = res.Index
 	}
-	cfg.Logger.Warn("chunks whose workers did not return the pictures the split expected; decoding them whole",
+	r.cfg.Logger.Warn("chunks whose workers did not return the pictures the split expected; decoding them whole",
 		"chunks", which)
-	changed, err := media.Reprove(ctx, cfg.Tools, src, chunks, which)
+	r.mu.Lock() // the chunks change under the checker's eyes
+	changed, err := media.Reprove(ctx, r.cfg.Tools, src, r.chunks, which)
+	for _, i := range which {
+		r.state.setSplit(r.chunks[i])
+	}
+	r.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	var again []ChunkTask
-	for _, r := range results {
-		c := chunks[r.Index]
-		state.setSplit(c)
+	for _, res := range results {
+		c := r.chunk(res.Index)
 		if slices.Contains(changed, c.Index) {
-			cfg.Logger.Warn("chunk encoded from other pictures than its own; encoding it again", "chunk", c.Index,
+			r.cfg.Logger.Warn("chunk encoded from other pictures than its own; encoding it again", "chunk", c.Index,
 				"lossless", c.Lossless, "trim_start", c.TrimStart)
 			again = append(again, chunkTask(c))
 			continue
 		}
-		if err := onDone(r); err != nil {
+		if err := r.onDone(res); err != nil {
 			return nil, err
 		}
 	}

@@ -31,6 +31,7 @@ func (s *JobState) mergePlanned(planned []media.Chunk) error {
 		if !cs.Done {
 			cs.Size, cs.TrimStart, cs.Decoded, cs.Lossless = c.Size, c.TrimStart, c.Decoded, c.Lossless
 			cs.Start, cs.Duration = c.Start, c.Duration
+			s.markChanged(i)
 		}
 	}
 	return nil

@@ -184,9 +184,13 @@ func farmResume(b *testing.B, ws []*e2etest.Worker, workers, src, dir, seg strin
 	id2 := id + "-k"
 	args[8], args[10] = id2, state+"-k"
 	cmd := exec.Command(bins["master"], args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	for {
 		stored := 0
 		for _, w := range ws {
@@ -195,10 +199,14 @@ func farmResume(b *testing.B, ws []*e2etest.Worker, workers, src, dir, seg strin
 		if stored >= chunks/2 {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case err := <-exited:
+			b.Fatalf("the master to kill exited first (%v) with %d of %d chunks stored:\n%s", err, stored, chunks, stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	<-exited
 	before := 0
 	for _, w := range ws {
 		before += len(mbenchSpans(b, w.Logs.String(), id2))

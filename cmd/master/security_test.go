@@ -147,8 +147,9 @@ func TestJobConfigDial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// MaxMessageBytes 0: the dispatcher's own (master.DefaultJobMessageBytes).
 	d := cfg.job("in.mp4", "out.mkv").Dispatch.Dial
-	if d.Insecure || d.CAFile != "/etc/ca.pem" || d.ServerName != "worker.internal" || d.Token != testToken || d.MaxMessageBytes != 16<<20 {
+	if d.Insecure || d.CAFile != "/etc/ca.pem" || d.ServerName != "worker.internal" || d.Token != testToken || d.MaxMessageBytes != 0 {
 		t.Fatalf("job dial options: insecure %v, CA %q, server name %q, token set %v, max %d",
 			d.Insecure, d.CAFile, d.ServerName, d.Token == testToken, d.MaxMessageBytes)
 	}
