@@ -500,10 +500,14 @@ func encodeChunks(ctx context.Context, cfg JobConfig, p *media.Probing, state *J
 		return w.Encoder == EncoderSimulated || slices.Contains(w.Features, client.FeaturePictureHashes)
 	})
 	splitKey := media.SplitKey{Source: srcKey, SegmentSeconds: cfg.SegmentSeconds, HeadProof: headProof}
-	if !p.Done() && len(state.Chunks) == 0 {
-		held, err := workersHold(ctx, d, cfg.VideoID)
-		if err != nil {
-			return err
+	if !p.Done() {
+		// Chunks the workers hold without the map knowing them are adopted
+		// on the whole split: a map that lists chunks (a resume) knows them.
+		held := false
+		if len(state.Chunks) == 0 {
+			if held, err = workersHold(ctx, d, cfg.VideoID); err != nil {
+				return err
+			}
 		}
 		if !held {
 			err := encodeLive(ctx, cfg, p, state, d, sum, splitKey)
@@ -569,9 +573,10 @@ func workersHold(ctx context.Context, d *Dispatcher, videoID string) (bool, erro
 	return false, nil
 }
 
-// encodeLive is encodeChunks for a fresh job on a source still being
-// probed: media.SplitLive hands out chunks as it proves them, and they go
-// straight to the dispatcher. The chunk map lists the chunks as they are
+// encodeLive is encodeChunks for a source still being probed (a fresh
+// job, or one killed before its split was kept): media.SplitLive hands out
+// chunks as it proves them, and they go straight to the dispatcher, but
+// for those the chunk map holds done. The map lists the chunks as they are
 // planned, in order, so a job killed midway resumes with what it holds.
 func encodeLive(ctx context.Context, cfg JobConfig, p *media.Probing, state *JobState, d *Dispatcher, sum *Summary, splitKey media.SplitKey) error {
 	dir := cfg.chunkDir()
@@ -583,6 +588,7 @@ func encodeLive(ctx context.Context, cfg JobConfig, p *media.Probing, state *Job
 	}
 	info := p.Info()
 	r := newJobRun(ctx, cfg, state, d, nil, info.Video.Duration)
+	r.progress.skip(state)
 	// The split and the dispatch stop together.
 	liveCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -601,8 +607,12 @@ func encodeLive(ctx context.Context, cfg JobConfig, p *media.Probing, state *Job
 				r.chunks[c.Index] = c
 			}
 			err := state.mergePlanned(planned)
+			var send []media.Chunk // a resumed job's done chunks are not sent again
 			for _, c := range ready {
 				state.setSplit(c)
+				if i, ok := state.position(c.Index); !ok || !state.Chunks[i].Done {
+					send = append(send, c)
+				}
 			}
 			if err == nil {
 				err = state.Save(cfg.StateDir)
@@ -611,7 +621,7 @@ func encodeLive(ctx context.Context, cfg JobConfig, p *media.Probing, state *Job
 			if err != nil {
 				return err
 			}
-			for _, c := range ready {
+			for _, c := range send {
 				select {
 				case tasks <- chunkTask(c):
 				case <-liveCtx.Done():

@@ -18,9 +18,7 @@ import (
 // pictures is an error: the source splits otherwise than it did.
 func (s *JobState) mergePlanned(planned []media.Chunk) error {
 	for _, c := range planned {
-		i, found := slices.BinarySearchFunc(s.Chunks, c.Index, func(cs ChunkState, idx int) int {
-			return cmp.Compare(cs.Index, idx)
-		})
+		i, found := s.position(c.Index)
 		if !found {
 			s.Chunks = slices.Insert(s.Chunks, i, ChunkState{Index: c.Index, FirstFrame: c.FirstFrame, Frames: c.Frames})
 		}
@@ -47,6 +45,13 @@ func (s *JobState) mergeSplit(chunks []media.Chunk) error {
 		return fmt.Errorf("the source now splits into %d chunks, the saved job has %d", len(chunks), n)
 	}
 	return nil
+}
+
+// position is where chunk index is in s.Chunks.
+func (s *JobState) position(index int) (int, bool) {
+	return slices.BinarySearchFunc(s.Chunks, index, func(cs ChunkState, idx int) int {
+		return cmp.Compare(cs.Index, idx)
+	})
 }
 
 // resetSplit forgets every chunk: the source is split again from scratch.
