@@ -3,8 +3,9 @@ package encode
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/videoshard/videoshard/internal/fftool"
 )
 
 // codecSpec is what one allowlisted video encoder accepts. Requests can only
@@ -22,34 +23,16 @@ type codecSpec struct {
 	defaultPreset string
 }
 
-var x26xPresets = []string{
-	"ultrafast", "superfast", "veryfast", "faster", "fast",
-	"medium", "slow", "slower", "veryslow", "placebo",
-}
-
-func numberStrings(lo, hi int) []string {
-	var s []string
-	for i := lo; i <= hi; i++ {
-		s = append(s, strconv.Itoa(i))
+// videoCodecs is the static allowlist of ffmpeg video encoders
+// (internal/fftool's table). Whether the installed ffmpeg has the
+// configured one is verified by FFmpeg.Check.
+var videoCodecs = func() map[string]codecSpec {
+	m := map[string]codecSpec{}
+	for _, e := range fftool.VideoEncoders() {
+		m[e.Name] = codecSpec{crfMax: e.CRFMax, defaultCRF: e.DefaultCRF, presets: e.Presets, defaultPreset: e.DefaultPreset}
 	}
-	return s
-}
-
-// videoCodecs is the static allowlist of ffmpeg video encoders. Whether the
-// installed ffmpeg has the configured one is verified by FFmpeg.Check.
-//
-// mpeg4 takes no CRF and no preset: it runs with ffmpeg's default rate
-// control, and a request CRF for it is refused rather than mapped to -q:v.
-// libvpx-vp9 and libaom-av1 take no preset (their speed knobs are
-// -deadline/-cpu-used, which an operator can set through ExtraOutputArgs).
-var videoCodecs = map[string]codecSpec{
-	"libx264":    {crfMax: 51, defaultCRF: 23, presets: x26xPresets, defaultPreset: "medium"},
-	"libx265":    {crfMax: 51, defaultCRF: 28, presets: x26xPresets, defaultPreset: "medium"},
-	"libvpx-vp9": {crfMax: 63, defaultCRF: 31},
-	"libaom-av1": {crfMax: 63, defaultCRF: 30},
-	"libsvtav1":  {crfMax: 63, defaultCRF: 35, presets: numberStrings(0, 13)},
-	"mpeg4":      {crfMax: -1, defaultCRF: -1},
-}
+	return m
+}()
 
 // allowedVideoCodecs lists videoCodecs' keys, sorted, for messages.
 func allowedVideoCodecs() string {

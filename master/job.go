@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/videoshard/videoshard/internal/chunkid"
+	"github.com/videoshard/videoshard/internal/fftool"
 	"github.com/videoshard/videoshard/internal/framehash"
 	"github.com/videoshard/videoshard/internal/fsutil"
 	"github.com/videoshard/videoshard/master/client"
@@ -301,19 +302,8 @@ func rebuild(ctx context.Context, cfg JobConfig, state *JobState, src *media.Sou
 // outputCodec maps a requested ffmpeg encoder to the codec it produces, for
 // an early container check; "" when the workers' default applies.
 func outputCodec(o *pb.EncodingOptions) string {
-	switch o.GetVideoCodec() {
-	case "libx264":
-		return "h264"
-	case "libx265":
-		return "hevc"
-	case "libvpx-vp9":
-		return "vp9"
-	case "libaom-av1", "libsvtav1":
-		return "av1"
-	case "mpeg4":
-		return "mpeg4"
-	}
-	return ""
+	e, _ := fftool.LookupVideoEncoder(o.GetVideoCodec())
+	return e.Codec
 }
 
 // encodingMap records the requested options, so a resume can refuse others.

@@ -389,16 +389,6 @@ var videoCodecsFor = map[string][]string{
 	"webm": {"vp8", "vp9", "av1"},
 }
 
-// encoderCodecs maps the worker's encoder names to the codec they produce.
-var encoderCodecs = map[string]string{
-	"libx264":    "h264",
-	"libx265":    "hevc",
-	"libvpx-vp9": "vp9",
-	"libvpx":     "vp8",
-	"libaom-av1": "av1",
-	"libsvtav1":  "av1",
-}
-
 // CheckCompatible reports whether container (as ContainerFor returns it)
 // can carry video in videoCodec, a codec name ("h264", "vp9") or a worker
 // encoder name ("libx264", "libvpx-vp9"). WebM takes only VP8, VP9 and AV1;
@@ -408,8 +398,8 @@ var encoderCodecs = map[string]string{
 // what the container cannot carry.
 func CheckCompatible(container, videoCodec string) error {
 	codec := videoCodec
-	if c, ok := encoderCodecs[videoCodec]; ok {
-		codec = c
+	if e, ok := fftool.LookupVideoEncoder(videoCodec); ok {
+		codec = e.Codec
 	}
 	if container == "matroska" {
 		return nil
