@@ -17,8 +17,9 @@ import (
 	"github.com/videoshard/videoshard/internal/e2etest"
 )
 
-// farmSource writes minutes of 320x180 24 fps H.264 (a keyframe every 4 s,
-// no B-frames) with AAC audio to path: ten minutes encoded once, then
+// farmSource writes minutes of 320x180 24 fps H.264 (a keyframe every
+// second, so every segment length here cuts on keyframes, and no
+// B-frames) with AAC audio to path: ten minutes encoded once, then
 // copied end to end (the concat demuxer), so a two-hour source costs
 // seconds to make. The master only demuxes, cuts and decodes it.
 func farmSource(b *testing.B, dir string, minutes int) string {
@@ -34,7 +35,7 @@ func farmSource(b *testing.B, dir string, minutes int) string {
 	run("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24:duration=600",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=600",
 		"-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0",
-		"-g", "96", "-keyint_min", "96", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", base)
+		"-g", "24", "-keyint_min", "24", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", base)
 	list := filepath.Join(dir, "list.txt")
 	var sb strings.Builder
 	for range (minutes + 9) / 10 {

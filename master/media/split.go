@@ -511,22 +511,24 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 	if len(which) == 0 {
 		return nil
 	}
-	var sel strings.Builder
+	var ranges []pictureRange // the pictures to encode, chunks next to each other merged
 	var starts []string
 	var kept int64
 	for j, i := range which {
 		c := chunks[i]
 		if j > 0 {
-			sel.WriteByte('+')
 			starts = append(starts, strconv.FormatInt(kept, 10))
 		}
-		if tl.timed {
-			fmt.Fprintf(&sel, "between(pts,%d,%d)", tl.pictures[c.FirstFrame].pts, tl.pictures[c.FirstFrame+c.Frames-1].pts)
-		} else { // made-up timestamps: by index
-			fmt.Fprintf(&sel, "between(n,%d,%d)", c.FirstFrame, c.FirstFrame+c.Frames-1)
-		}
 		kept += c.Frames
+		r := pictureRange{c.FirstFrame, c.FirstFrame + c.Frames - 1}
+		if n := len(ranges); n > 0 && ranges[n-1].last+1 == r.first {
+			ranges[n-1].last = r.last
+			continue
+		}
+		ranges = append(ranges, r)
 	}
+	var sel strings.Builder
+	writeSelect(&sel, tl, ranges)
 	pattern := filepath.Join(strings.ReplaceAll(dir, "%", "%%"), "lossless_%06d.mkv")
 	out := ffmpeg.KwArgs{
 		"fps_mode":         "passthrough",
@@ -569,6 +571,31 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 		}
 	}
 	return nil
+}
+
+// pictureRange is the source's pictures first..last, by index.
+type pictureRange struct{ first, last int64 }
+
+// writeSelect writes a select filter expression true for the pictures in
+// ranges: by timestamp, or by index when the timestamps are made up. The
+// terms are added as a balanced tree: ffmpeg's parser refuses a flat sum
+// of a few hundred terms.
+func writeSelect(b *strings.Builder, tl timeline, ranges []pictureRange) {
+	if len(ranges) > 1 {
+		m := len(ranges) / 2
+		b.WriteByte('(')
+		writeSelect(b, tl, ranges[:m])
+		b.WriteString(")+(")
+		writeSelect(b, tl, ranges[m:])
+		b.WriteByte(')')
+		return
+	}
+	r := ranges[0]
+	if tl.timed {
+		fmt.Fprintf(b, "between(pts,%d,%d)", tl.pictures[r.first].pts, tl.pictures[r.last].pts)
+	} else {
+		fmt.Fprintf(b, "between(n,%d,%d)", r.first, r.last)
+	}
 }
 
 // proofBatch is how many chunks one ffmpeg decodes to prove them: a

@@ -526,3 +526,27 @@ func TestSplit_HeadProof(t *testing.T) {
 	}
 	checkChunks(t, src, chunks)
 }
+
+// TestSplit_ManyLosslessChunks: hundreds of lossless chunks apart from
+// each other (1 s chunks of a source with a keyframe every 4 s: two of
+// every four chunks too far from a keyframe to copy, 150 runs of two) are
+// made in one decode; a flat sum of their ranges was more than ffmpeg's
+// expression parser takes.
+func TestSplit_ManyLosslessChunks(t *testing.T) {
+	t.Parallel()
+	src := filepath.Join(t.TempDir(), "src.mp4")
+	ffmpegT(t, "-f", "lavfi", "-i", "testsrc=size=64x64:rate=24:duration=600", "-c:v", "libx264", "-preset", "ultrafast",
+		"-g", "96", "-keyint_min", "96", "-sc_threshold", "0", "-pix_fmt", "yuv420p", src)
+	probed := mustProbe(t, src)
+	chunks, stats, err := media.Split(context.Background(), mediaTools(t), probed, 1, t.TempDir(), media.SplitOptions{HeadProof: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames int64
+	for _, c := range chunks {
+		frames += c.Frames
+	}
+	if len(chunks) != 600 || stats.Lossless != 300 || frames != probed.Video.Frames {
+		t.Fatalf("%d chunks (%d lossless) holding %d pictures; want 600, 300 lossless, %d pictures", len(chunks), stats.Lossless, frames, probed.Video.Frames)
+	}
+}
