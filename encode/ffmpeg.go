@@ -30,6 +30,8 @@ var defaultInputFormats = []string{
 
 // FFmpegConfig configures an FFmpeg encoder. Zero values mean the defaults
 // given per field; NewFFmpeg fills them in and FFmpeg.Config reports them.
+// A zero Timeout and zero Limits mean none: DefaultFFmpegConfig has the
+// bounds a worker runs with.
 type FFmpegConfig struct {
 	// Binary is the ffmpeg program, a name looked up in PATH or a path.
 	// Default "ffmpeg".
@@ -97,6 +99,22 @@ type FFmpegConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultFFmpegConfig is the configuration a worker runs with unless told
+// otherwise (cmd/worker's ffmpeg.* and limits.max_*_pixels keys start from
+// it): the defaults NewFFmpeg fills in, ten minutes per chunk (Timeout), and
+// DefaultPixelLimits. CRF and Preset stay zero: the codec's own defaults.
+func DefaultFFmpegConfig() FFmpegConfig {
+	return FFmpegConfig{
+		Binary:     "ffmpeg",
+		FFprobe:    "ffprobe",
+		VideoCodec: "libx264",
+		AudioCodec: "copy",
+		Container:  "matroska",
+		Timeout:    10 * time.Minute,
+		Limits:     DefaultPixelLimits(),
+	}
+}
+
 // FFmpeg encodes chunks by running the ffmpeg binary. It writes the encoded
 // chunk to Output.Path and never calls Output.Write. It is safe for
 // concurrent use; each Encode runs its own ffmpeg process.
@@ -115,14 +133,15 @@ var (
 // NewFFmpeg validates cfg, fills in defaults, and returns an encoder. It
 // does not run ffmpeg; use Check for that. The error names the bad field.
 func NewFFmpeg(cfg FFmpegConfig) (*FFmpeg, error) {
+	def := DefaultFFmpegConfig()
 	if cfg.Binary == "" {
-		cfg.Binary = "ffmpeg"
+		cfg.Binary = def.Binary
 	}
 	if cfg.FFprobe == "" {
-		cfg.FFprobe = "ffprobe"
+		cfg.FFprobe = def.FFprobe
 	}
 	if cfg.VideoCodec == "" {
-		cfg.VideoCodec = "libx264"
+		cfg.VideoCodec = def.VideoCodec
 	}
 	spec, err := lookupCodec(cfg.VideoCodec)
 	if err != nil {
@@ -150,12 +169,12 @@ func NewFFmpeg(cfg FFmpegConfig) (*FFmpeg, error) {
 		return nil, err
 	}
 	if cfg.AudioCodec == "" {
-		cfg.AudioCodec = "copy"
+		cfg.AudioCodec = def.AudioCodec
 	} else if !isName(cfg.AudioCodec, "_-") {
 		return nil, fmt.Errorf("ffmpeg config: AudioCodec %q: want copy, none, or an encoder name of [a-z0-9_-]", cfg.AudioCodec)
 	}
 	if cfg.Container == "" {
-		cfg.Container = "matroska"
+		cfg.Container = def.Container
 	} else if !isName(cfg.Container, "_") {
 		return nil, fmt.Errorf("ffmpeg config: Container %q: want a muxer name of [a-z0-9_]", cfg.Container)
 	}
