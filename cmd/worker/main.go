@@ -1,5 +1,13 @@
-// Command worker is the videoshard worker daemon: it receives video chunks
-// over gRPC, encodes them (ffmpeg or simulated) and keeps them as shards.
+// Command worker is the videoshard worker daemon: it serves
+// replication.VideoProcessingService (grpcapi) beside grpc.health.v1 and
+// server reflection, encodes the chunks it receives (encode: ffmpeg or
+// simulated) and keeps them as shards in its store (storage), which it
+// scrubs in the background when told to. `worker scrub` checks a stopped
+// worker's store once (scrub.go).
+//
+// Its configuration comes from a YAML file, the environment and flags
+// (config.go), onto the core packages' own configurations, which hold the
+// defaults; transport security and tokens are in security.go.
 package main
 
 import (
