@@ -14,6 +14,7 @@ import (
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
+	"github.com/videoshard/videoshard/internal/fftool"
 	"github.com/videoshard/videoshard/internal/framehash"
 	"github.com/videoshard/videoshard/internal/proc"
 	"github.com/videoshard/videoshard/internal/quality"
@@ -104,9 +105,10 @@ type FFmpegConfig struct {
 // it): the defaults NewFFmpeg fills in, ten minutes per chunk (Timeout), and
 // DefaultPixelLimits. CRF and Preset stay zero: the codec's own defaults.
 func DefaultFFmpegConfig() FFmpegConfig {
+	var tools fftool.Tools // the programs by their names in PATH
 	return FFmpegConfig{
-		Binary:     "ffmpeg",
-		FFprobe:    "ffprobe",
+		Binary:     tools.FFmpegBin(),
+		FFprobe:    tools.FFprobeBin(),
 		VideoCodec: "libx264",
 		AudioCodec: "copy",
 		Container:  "matroska",
