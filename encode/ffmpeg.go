@@ -561,7 +561,8 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 	}
 
 	// The chunk's presentation, when the codec needs it, is probed beside
-	// the pixel check and the encode's start (see encodeRun).
+	// the pixel check and the encode's start (see encodeRun): it decodes
+	// one picture, which the decoder's max_pixels bounds.
 	var pres <-chan presentationResult
 	if needsChunkPresentation(s.codec) {
 		probeCtx, stopProbe := context.WithCancel(runCtx)
