@@ -1,6 +1,7 @@
 // Package encode turns one chunk of video into an encoded shard, either by
 // running the ffmpeg binary or by a deterministic simulation. It knows
-// ffmpeg and nothing about gRPC or the shard store.
+// ffmpeg, and nothing about gRPC or the shard store: of the wire it takes
+// only the encoder names.
 package encode
 
 import (
@@ -10,12 +11,14 @@ import (
 	"time"
 
 	"github.com/videoshard/videoshard/internal/quality"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
-// Encoder names recorded in metadata.
+// Encoder names recorded in metadata and reported by CheckHealth: the
+// wire's (see proto/contract.go).
 const (
-	NameFFmpeg    = "ffmpeg"
-	NameSimulated = "simulated"
+	NameFFmpeg    = pb.EncoderFFmpeg
+	NameSimulated = pb.EncoderSimulated
 )
 
 // Errors returned by encoders, wrapped with detail; test with errors.Is.

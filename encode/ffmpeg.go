@@ -14,6 +14,7 @@ import (
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
+	"github.com/videoshard/videoshard/internal/fftool"
 	"github.com/videoshard/videoshard/internal/framehash"
 	"github.com/videoshard/videoshard/internal/proc"
 	"github.com/videoshard/videoshard/internal/quality"
@@ -30,6 +31,8 @@ var defaultInputFormats = []string{
 
 // FFmpegConfig configures an FFmpeg encoder. Zero values mean the defaults
 // given per field; NewFFmpeg fills them in and FFmpeg.Config reports them.
+// A zero Timeout and zero Limits mean none: DefaultFFmpegConfig has the
+// bounds a worker runs with.
 type FFmpegConfig struct {
 	// Binary is the ffmpeg program, a name looked up in PATH or a path.
 	// Default "ffmpeg".
@@ -97,6 +100,23 @@ type FFmpegConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultFFmpegConfig is the configuration a worker runs with unless told
+// otherwise (cmd/worker's ffmpeg.* and limits.max_*_pixels keys start from
+// it): the defaults NewFFmpeg fills in, ten minutes per chunk (Timeout), and
+// DefaultPixelLimits. CRF and Preset stay zero: the codec's own defaults.
+func DefaultFFmpegConfig() FFmpegConfig {
+	var tools fftool.Tools // the programs by their names in PATH
+	return FFmpegConfig{
+		Binary:     tools.FFmpegBin(),
+		FFprobe:    tools.FFprobeBin(),
+		VideoCodec: "libx264",
+		AudioCodec: "copy",
+		Container:  "matroska",
+		Timeout:    10 * time.Minute,
+		Limits:     DefaultPixelLimits(),
+	}
+}
+
 // FFmpeg encodes chunks by running the ffmpeg binary. It writes the encoded
 // chunk to Output.Path and never calls Output.Write. It is safe for
 // concurrent use; each Encode runs its own ffmpeg process.
@@ -115,14 +135,15 @@ var (
 // NewFFmpeg validates cfg, fills in defaults, and returns an encoder. It
 // does not run ffmpeg; use Check for that. The error names the bad field.
 func NewFFmpeg(cfg FFmpegConfig) (*FFmpeg, error) {
+	def := DefaultFFmpegConfig()
 	if cfg.Binary == "" {
-		cfg.Binary = "ffmpeg"
+		cfg.Binary = def.Binary
 	}
 	if cfg.FFprobe == "" {
-		cfg.FFprobe = "ffprobe"
+		cfg.FFprobe = def.FFprobe
 	}
 	if cfg.VideoCodec == "" {
-		cfg.VideoCodec = "libx264"
+		cfg.VideoCodec = def.VideoCodec
 	}
 	spec, err := lookupCodec(cfg.VideoCodec)
 	if err != nil {
@@ -150,12 +171,12 @@ func NewFFmpeg(cfg FFmpegConfig) (*FFmpeg, error) {
 		return nil, err
 	}
 	if cfg.AudioCodec == "" {
-		cfg.AudioCodec = "copy"
+		cfg.AudioCodec = def.AudioCodec
 	} else if !isName(cfg.AudioCodec, "_-") {
 		return nil, fmt.Errorf("ffmpeg config: AudioCodec %q: want copy, none, or an encoder name of [a-z0-9_-]", cfg.AudioCodec)
 	}
 	if cfg.Container == "" {
-		cfg.Container = "matroska"
+		cfg.Container = def.Container
 	} else if !isName(cfg.Container, "_") {
 		return nil, fmt.Errorf("ffmpeg config: Container %q: want a muxer name of [a-z0-9_]", cfg.Container)
 	}
@@ -493,8 +514,9 @@ func (s settings) env() []string {
 }
 
 // Encode spools in to a temporary file, checks it against the pixel limits
-// (see PixelLimits), runs ffmpeg to encode it into out.Path(), and probes
-// the result. The temporary file is removed before Encode returns. With
+// (see PixelLimits), runs ffmpeg to encode it into out.Path() (probing the
+// chunk's presentation meanwhile, see encodeRun), and reads what the result
+// holds (probeOutput). The temporary file is removed before Encode returns. With
 // opts.Trim, ffmpeg keeps only the trim's pictures (the trim filter,
 // timestamps restarted at 0, no audio) and the result must hold exactly
 // Trim.Frames of them. Errors: ErrInvalidOptions for opts outside the
@@ -538,42 +560,38 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 		defer cancel()
 	}
 
+	// The chunk's presentation, when the codec needs it, is probed beside
+	// the pixel check and the encode's start (see encodeRun): it decodes
+	// one picture, which the decoder's max_pixels bounds.
+	var pres <-chan presentationResult
+	if needsChunkPresentation(s.codec) {
+		probeCtx, stopProbe := context.WithCancel(runCtx)
+		c := f.startPresentationProbe(probeCtx, inPath)
+		defer func() {
+			stopProbe()
+			<-c.done // no ffprobe outlives Encode
+		}()
+		pres = c.result
+	}
 	// Before anything decodes the chunk for the encode: a decompression
 	// bomb is refused here, with its numbers.
 	if err := f.checkPixels(runCtx, ctx, inPath); err != nil {
 		return Result{}, err
 	}
-	if needsChunkPresentation(s.codec) {
-		// Best effort: an input ffprobe cannot read fails the encode
-		// below, with ffmpeg's reason.
-		if c, err := f.probeChunkPresentation(runCtx, inPath); err != nil {
-			f.log.Debug("probe chunk presentation", "err", err)
-		} else {
-			s.chunk = c
-		}
-	}
-	args := f.args(inPath, out.Path(), s)
-	f.log.Debug("ffmpeg start", "binary", f.cfg.Binary, "args", args)
-	start := time.Now()
-	var hashes *framehash.Collector
-	var stdout io.Writer
-	if s.hashPictures {
-		hashes = &framehash.Collector{Max: MaxPictureHashes}
-		stdout = hashes
-	}
-	stderr, err := proc.Run(runCtx, proc.Cmd{Name: f.cfg.Binary, Args: args, Env: s.env(), Stdout: stdout})
-	elapsed := time.Since(start)
-	f.log.Debug("ffmpeg done", "elapsed", elapsed, "err", err)
+	run, err := f.encodeRun(runCtx, inPath, out.Path(), s, pres)
 	if err != nil {
-		return Result{}, f.failure(ctx, runCtx, err, stderr, inPath)
+		return Result{}, err
+	}
+	if run.err != nil {
+		return Result{}, f.failure(ctx, runCtx, run.err, run.stderr, inPath)
 	}
 	// ffmpeg goes on past a picture its decoder refused, and exits 0 with
 	// a shard that lacks it.
-	if err := f.cfg.Limits.refusedPicture(stderr, "while decoding the input"); err != nil {
+	if err := f.cfg.Limits.refusedPicture(run.stderr, "while decoding the input"); err != nil {
 		return Result{}, err
 	}
 
-	info, err := probe(runCtx, f.cfg.FFprobe, out.Path(), nil)
+	info, err := f.probeOutput(runCtx, out.Path())
 	if se := (*proc.StartError)(nil); errors.As(err, &se) {
 		return Result{}, fmt.Errorf("%w: probe output: %w", ErrUnavailable, err)
 	}
@@ -605,8 +623,8 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 		}
 	}
 	var pictureHashes []byte
-	if hashes != nil {
-		if pictureHashes, err = hashes.Hashes(); err != nil {
+	if run.hashes != nil {
+		if pictureHashes, err = run.hashes.Hashes(); err != nil {
 			f.log.Warn("picture hashes not returned", "err", err)
 		}
 	}
@@ -621,11 +639,87 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 		FrameCount:      video.Frames,
 		Width:           video.Width,
 		Height:          video.Height,
-		EncodeTime:      elapsed,
+		EncodeTime:      run.elapsed,
 		InputSize:       size,
 		Quality:         stats,
 		PictureHashes:   pictureHashes,
 	}, nil
+}
+
+// ffmpegRun is what one ffmpeg run of an encode left.
+type ffmpegRun struct {
+	stderr  string // its tail
+	err     error
+	elapsed time.Duration
+	hashes  *framehash.Collector // with settings.hashPictures
+}
+
+// run runs ffmpeg once to encode inPath into outPath with s.
+func (f *FFmpeg) run(ctx context.Context, inPath, outPath string, s settings) ffmpegRun {
+	args := f.args(inPath, outPath, s)
+	f.log.Debug("ffmpeg start", "binary", f.cfg.Binary, "args", args)
+	var r ffmpegRun
+	var stdout io.Writer
+	if s.hashPictures {
+		r.hashes = &framehash.Collector{Max: MaxPictureHashes}
+		stdout = r.hashes
+	}
+	start := time.Now()
+	r.stderr, r.err = proc.Run(ctx, proc.Cmd{Name: f.cfg.Binary, Args: args, Env: s.env(), Stdout: stdout})
+	r.elapsed = time.Since(start)
+	f.log.Debug("ffmpeg done", "elapsed", r.elapsed, "err", r.err)
+	return r
+}
+
+// encodeRun runs ffmpeg for s as if the chunk's presentation (pres, nil
+// when the codec needs none) had been probed first, without waiting for
+// the probe: ffmpeg starts at once as for a chunk that needs nothing kept
+// (progressive, no HDR metadata: nearly every chunk), so the probe, about
+// 0.1 s of ffprobe's start-up, runs while ffmpeg starts up rather than
+// before it. A chunk that needs options after all is encoded again with
+// them, the first run killed and its output overwritten. The error is
+// ErrUnavailable when ffprobe cannot be started; a probe that fails
+// otherwise is best effort: an input ffprobe cannot read fails the encode
+// with ffmpeg's reason.
+func (f *FFmpeg) encodeRun(ctx context.Context, inPath, outPath string, s settings, pres <-chan presentationResult) (ffmpegRun, error) {
+	if pres == nil {
+		return f.run(ctx, inPath, outPath, s), nil
+	}
+	firstCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	first := make(chan ffmpegRun, 1)
+	go func() { first <- f.run(firstCtx, inPath, outPath, s) }()
+
+	p := <-pres
+	var se *proc.StartError
+	switch {
+	case errors.As(p.err, &se):
+		cancel()
+		<-first
+		return ffmpegRun{}, fmt.Errorf("%w: probe chunk presentation: %w", ErrUnavailable, p.err)
+	case p.err != nil:
+		f.log.Debug("probe chunk presentation", "err", p.err)
+	}
+	if p.c == s.chunk {
+		return <-first, nil
+	}
+	cancel()
+	<-first
+	f.log.Debug("chunk presentation needs encoder options: encoding again", "presentation", fmt.Sprintf("%+v", p.c))
+	s.chunk = p.c
+	return f.run(ctx, inPath, outPath, s), nil
+}
+
+// probeOutput reports what the shard at path holds: read by readMatroska
+// when it can (the default container, no ffprobe process), by ffprobe
+// otherwise.
+func (f *FFmpeg) probeOutput(ctx context.Context, path string) (ProbeInfo, error) {
+	info, err := readMatroska(path)
+	if err == nil {
+		return info, nil
+	}
+	f.log.Debug("shard probed by ffprobe", "reason", err)
+	return probe(ctx, f.cfg.FFprobe, path, nil)
 }
 
 // measure returns the quality of the shard at outPath against the pictures

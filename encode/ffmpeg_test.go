@@ -564,6 +564,45 @@ func TestNewFFmpeg_Defaults(t *testing.T) {
 	}
 }
 
+// DefaultFFmpegConfig is what a zero config gets, plus the bounds a zero
+// config goes without: a timeout and DefaultPixelLimits.
+func TestDefaultFFmpegConfig(t *testing.T) {
+	def := encode.DefaultFFmpegConfig()
+	zero, err := encode.NewFFmpeg(encode.FFmpegConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := encode.NewFFmpeg(def)
+	if err != nil {
+		t.Fatalf("NewFFmpeg(DefaultFFmpegConfig()): %v", err)
+	}
+	z, c := zero.Config(), f.Config()
+	for _, tt := range []struct{ field, zero, def string }{
+		{"Binary", z.Binary, c.Binary},
+		{"FFprobe", z.FFprobe, c.FFprobe},
+		{"VideoCodec", z.VideoCodec, c.VideoCodec},
+		{"Preset", z.Preset, c.Preset},
+		{"AudioCodec", z.AudioCodec, c.AudioCodec},
+		{"Container", z.Container, c.Container},
+		{"CRF", strconv.Itoa(z.CRF), strconv.Itoa(c.CRF)},
+	} {
+		if tt.zero != tt.def {
+			t.Errorf("%s: zero config gets %q, DefaultFFmpegConfig %q", tt.field, tt.zero, tt.def)
+		}
+	}
+	if z.Timeout != 0 || z.Limits != (encode.PixelLimits{}) {
+		t.Errorf("zero config got Timeout %v and Limits %+v, want none", z.Timeout, z.Limits)
+	}
+	if c.Timeout != 10*time.Minute || c.Limits != encode.DefaultPixelLimits() {
+		t.Errorf("DefaultFFmpegConfig has Timeout %v and Limits %+v", c.Timeout, c.Limits)
+	}
+	const dci4K = 4096 * 2160
+	if got, want := encode.DefaultPixelLimits(), (encode.PixelLimits{FramePixels: dci4K,
+		PixelsPerSecond: dci4K * 60, ChunkPixels: dci4K * 60 * 60}); got != want {
+		t.Errorf("DefaultPixelLimits() = %+v, want %+v", got, want)
+	}
+}
+
 func TestNewFFmpeg_BadConfig(t *testing.T) {
 	tests := []struct {
 		cfg   encode.FFmpegConfig

@@ -45,6 +45,26 @@ type PixelLimits struct {
 	ChunkPixels int64
 }
 
+// defaultFramePixels is 4096x2160 (DCI 4K), the largest picture a worker
+// decodes by default; the other default limits derive from it. An encode's
+// memory grows with its pictures' size: x264 at its default preset holds
+// about 200 bytes per pixel of one picture (1.9 GB at 4096x2160, 6.2 GB at
+// 8192x4320, from chunks of 28 and 106 KB), so 8K is for operators who size
+// their machines for it.
+const defaultFramePixels int64 = 4096 * 2160
+
+// DefaultPixelLimits are the limits a worker runs with unless told
+// otherwise (DefaultFFmpegConfig): pictures up to 4096x2160 (DCI 4K; UHD 4K
+// and everything smaller fit), at up to 60 frames/s, for up to a minute
+// (six times the master's default segment) at that rate.
+func DefaultPixelLimits() PixelLimits {
+	return PixelLimits{
+		FramePixels:     defaultFramePixels,
+		PixelsPerSecond: defaultFramePixels * 60,
+		ChunkPixels:     defaultFramePixels * 60 * 60,
+	}
+}
+
 // Config keys that set the limits, for messages.
 const (
 	keyMaxFramePixels     = "limits.max_frame_pixels"

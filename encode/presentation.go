@@ -48,6 +48,32 @@ func (f *FFmpeg) probeChunkPresentation(ctx context.Context, path string) (chunk
 	return parseChunkPresentation(stdout.Bytes())
 }
 
+// presentationResult is the outcome of a probeChunkPresentation.
+type presentationResult struct {
+	c   chunkPresentation // zero when err is set
+	err error
+}
+
+// presentationProbe is a probeChunkPresentation running on its own
+// goroutine: result receives its outcome once, and done is closed when it
+// has returned (its ffprobe reaped).
+type presentationProbe struct {
+	result <-chan presentationResult
+	done   <-chan struct{}
+}
+
+// startPresentationProbe starts probeChunkPresentation of path under ctx.
+func (f *FFmpeg) startPresentationProbe(ctx context.Context, path string) presentationProbe {
+	result := make(chan presentationResult, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := f.probeChunkPresentation(ctx, path)
+		result <- presentationResult{c, err}
+	}()
+	return presentationProbe{result: result, done: done}
+}
+
 // parseChunkPresentation reads ffprobe's -show_frames JSON.
 func parseChunkPresentation(report []byte) (chunkPresentation, error) {
 	var rep struct {

@@ -2,9 +2,11 @@ package encode_test
 
 import (
 	"context"
+	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/videoshard/videoshard/encode"
@@ -63,4 +65,98 @@ func firstFrame(t testing.TB, path string) string {
 		t.Fatalf("ffprobe %s: %v", path, err)
 	}
 	return strings.ReplaceAll(string(out), `"`, "")
+}
+
+// logRecorder keeps the messages and "args" of the debug records it gets.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []logRecord
+}
+
+type logRecord struct {
+	msg  string
+	args []string
+}
+
+func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logRecorder) WithGroup(string) slog.Handler            { return h }
+
+func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{msg: r.Message}
+	r.Attrs(func(a slog.Attr) bool {
+		if s, ok := a.Value.Any().([]string); ok && a.Key == "args" {
+			rec.args = s
+		}
+		return true
+	})
+	h.mu.Lock()
+	h.records = append(h.records, rec)
+	h.mu.Unlock()
+	return nil
+}
+
+// starts returns the argv of every ffmpeg run, and how many shards were
+// probed by ffprobe.
+func (h *logRecorder) starts() (runs [][]string, probed int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.records {
+		switch r.msg {
+		case "ffmpeg start":
+			runs = append(runs, r.args)
+		case "shard probed by ffprobe":
+			probed++
+		}
+	}
+	return runs, probed
+}
+
+// ffmpeg starts without waiting for the presentation probe: a progressive
+// chunk is encoded by one run, an interlaced one by a second run with the
+// options that keep it interlaced. A Matroska shard is read without
+// ffprobe; another container is probed.
+func TestFFmpeg_PresentationProbeBesideTheEncode(t *testing.T) {
+	tests := []struct {
+		name      string
+		src       []string
+		container string
+		runs      int
+		flags     bool // the last run passes -flags +ildct+ilme
+		probed    int
+	}{
+		{"progressive", []string{"-c:v", "libx264", "-preset", "ultrafast"}, "matroska", 1, false, 0},
+		{"interlaced", []string{"-c:v", "libx264", "-preset", "ultrafast", "-flags", "+ildct+ilme", "-top", "1"}, "matroska", 2, true, 0},
+		{"mp4 shard", []string{"-c:v", "libx264", "-preset", "ultrafast"}, "mp4", 1, false, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			chunk := filepath.Join(t.TempDir(), "chunk.mkv")
+			args := append([]string{"-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=0.4"}, tt.src...)
+			if out, err := exec.Command("ffmpeg", append(args, chunk)...).CombinedOutput(); err != nil {
+				t.Fatalf("make chunk: %v\n%s", err, out)
+			}
+			rec := &logRecorder{}
+			enc := newFFmpeg(t, encode.FFmpegConfig{Preset: "ultrafast", Container: tt.container, Logger: slog.New(rec)})
+			res, err := enc.Encode(context.Background(), openFile(t, chunk), newFileOutput(t), encode.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.FrameCount != 10 || res.Width != 320 || res.Height != 240 || res.VideoCodec != "h264" {
+				t.Errorf("result %+v, want 10 pictures of 320x240 h264", res)
+			}
+			runs, probed := rec.starts()
+			if len(runs) != tt.runs {
+				t.Fatalf("ffmpeg ran %d times, want %d: %q", len(runs), tt.runs, runs)
+			}
+			last := strings.Join(runs[len(runs)-1], " ")
+			if got := strings.Contains(last, "-flags +ildct+ilme"); got != tt.flags {
+				t.Errorf("last run %q: -flags +ildct+ilme %v, want %v", last, got, tt.flags)
+			}
+			if probed != tt.probed {
+				t.Errorf("shards probed by ffprobe: %d, want %d", probed, tt.probed)
+			}
+		})
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
+	"github.com/videoshard/videoshard/internal/fftool"
 	"github.com/videoshard/videoshard/internal/proc"
 )
 
@@ -60,10 +61,7 @@ func (p ProbeInfo) FirstStream(codecType string) (StreamInfo, bool) {
 // error wraps ctx.Err(). A file ffprobe cannot open gives an error carrying
 // ffprobe's reason.
 func Probe(ctx context.Context, ffprobeBinary, path string) (ProbeInfo, error) {
-	if ffprobeBinary == "" {
-		ffprobeBinary = "ffprobe"
-	}
-	return probe(ctx, ffprobeBinary, path, nil)
+	return probe(ctx, fftool.Tools{FFprobe: ffprobeBinary}.FFprobeBin(), path, nil)
 }
 
 // probe runs ffprobe on path with extra input options (such as whitelists).

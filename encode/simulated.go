@@ -20,7 +20,8 @@ const simBatchBlocks = 16
 
 // SimulatedConfig configures a Simulated encoder.
 type SimulatedConfig struct {
-	// Ratio is output size over input size, in (0, 1]. Zero means 0.5.
+	// Ratio is output size over input size, in (0, 1]. Zero means
+	// DefaultSimulatedConfig's, 0.5.
 	// Each 64 KiB input block contributes its first round(Ratio*len(block))
 	// bytes to the output.
 	Ratio float64
@@ -28,6 +29,12 @@ type SimulatedConfig struct {
 	// encode time. It ends early, with ctx's error, when ctx ends. Zero means
 	// no delay; negative is invalid.
 	Delay time.Duration
+}
+
+// DefaultSimulatedConfig is the configuration a worker runs with unless
+// told otherwise (cmd/worker's simulated.* keys start from it).
+func DefaultSimulatedConfig() SimulatedConfig {
+	return SimulatedConfig{Ratio: 0.5}
 }
 
 // Simulated is a deterministic in-process stand-in for a real encoder: the
@@ -49,7 +56,7 @@ var (
 func NewSimulated(cfg SimulatedConfig) (*Simulated, error) {
 	ratio := cfg.Ratio
 	if ratio == 0 {
-		ratio = 0.5
+		ratio = DefaultSimulatedConfig().Ratio
 	}
 	if math.IsNaN(ratio) || ratio <= 0 || ratio > 1 {
 		return nil, fmt.Errorf("simulated config: Ratio %v must be in (0, 1]", cfg.Ratio)
@@ -120,7 +127,7 @@ func (s *Simulated) Encode(ctx context.Context, in io.Reader, out Output, opts O
 	}
 	return Result{
 		Encoder:    NameSimulated,
-		VideoCodec: "simulated",
+		VideoCodec: NameSimulated, // no codec: the encoder's name stands for one
 		Container:  "raw",
 		Settings:   s.settings(opts),
 		EncodeTime: time.Since(start),

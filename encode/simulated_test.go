@@ -132,13 +132,18 @@ func TestSimulated_RatioSizeExact(t *testing.T) {
 }
 
 func TestSimulated_DefaultRatioIsHalf(t *testing.T) {
-	enc := newSimulated(t, encode.SimulatedConfig{})
-	out := newFileOutput(t)
-	if _, err := enc.Encode(context.Background(), bytes.NewReader(randomBytes(1000)), out, encode.Options{}); err != nil {
-		t.Fatal(err)
+	if got := encode.DefaultSimulatedConfig().Ratio; got != 0.5 {
+		t.Fatalf("DefaultSimulatedConfig().Ratio = %v, want 0.5", got)
 	}
-	if got, want := len(out.bytes(t)), 500; got != want {
-		t.Fatalf("output %d bytes, want %d", got, want)
+	for _, cfg := range []encode.SimulatedConfig{{}, encode.DefaultSimulatedConfig()} {
+		enc := newSimulated(t, cfg)
+		out := newFileOutput(t)
+		if _, err := enc.Encode(context.Background(), bytes.NewReader(randomBytes(1000)), out, encode.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := len(out.bytes(t)), 500; got != want {
+			t.Fatalf("%+v: output %d bytes, want %d", cfg, got, want)
+		}
 	}
 }
 

@@ -54,17 +54,29 @@ func NewTokenAuth(tokens []string, opts ...TokenAuthOption) (*TokenAuth, error) 
 	if len(tokens) == 0 {
 		return nil, errors.New("no tokens")
 	}
+	if errs := CheckTokens(tokens); len(errs) > 0 {
+		return nil, errs[0]
+	}
 	a := &TokenAuth{exempt: HealthMethod}
-	for i, tok := range tokens {
-		if err := CheckToken(tok); err != nil {
-			return nil, fmt.Errorf("token %d of %d: %w", i+1, len(tokens), err)
-		}
+	for _, tok := range tokens {
 		a.hashes = append(a.hashes, sha256.Sum256([]byte(tok)))
 	}
 	for _, o := range opts {
 		o(a)
 	}
 	return a, nil
+}
+
+// CheckTokens reports why each of tokens that cannot be a bearer token
+// cannot be, naming it by position ("token 2 of 3: ..."), never by value.
+func CheckTokens(tokens []string) []error {
+	var errs []error
+	for i, tok := range tokens {
+		if err := CheckToken(tok); err != nil {
+			errs = append(errs, fmt.Errorf("token %d of %d: %w", i+1, len(tokens), err))
+		}
+	}
+	return errs
 }
 
 // CheckToken reports why tok cannot be a bearer token, without quoting it.

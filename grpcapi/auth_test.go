@@ -139,6 +139,40 @@ func TestNewTokenAuth_Refuses(t *testing.T) {
 	}
 }
 
+// CheckTokens names every bad token, by position only, and passes an
+// empty list (whether a list may be empty is the caller's to say).
+func TestCheckTokens(t *testing.T) {
+	tests := []struct {
+		name   string
+		tokens []string
+		want   []string
+	}{
+		{"none", nil, nil},
+		{"good", []string{tokenA, tokenB}, nil},
+		{"one bad", []string{tokenA, "short-secret"}, []string{"token 2 of 2: shorter than 16 characters"}},
+		{"every bad one", []string{"tiny", tokenA, "with a space in it"},
+			[]string{"token 1 of 3: shorter than 16", "token 3 of 3: holds a space"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := CheckTokens(tt.tokens)
+			if got, want := len(errs), len(tt.want); got != want {
+				t.Fatalf("CheckTokens = %v, want %d errors", errs, want)
+			}
+			for i, err := range errs {
+				if !strings.Contains(err.Error(), tt.want[i]) {
+					t.Errorf("error %d = %q, want %q", i, err, tt.want[i])
+				}
+				for _, tok := range tt.tokens {
+					if strings.Contains(err.Error(), tok) {
+						t.Errorf("error %q quotes a token", err)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestTokenAuth_Exempt(t *testing.T) {
 	a, err := NewTokenAuth([]string{tokenA}, WithAuthExempt(func(m string) bool { return m == "/x.Y/Open" }))
 	if err != nil {

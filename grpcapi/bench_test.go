@@ -259,6 +259,7 @@ var benchInputFormats = []string{
 // order ffmpeg-go emits it (input options sorted, output options sorted).
 func directFFmpegArgs(in, out string) []string {
 	return []string{
+		"-autorotate", "0",
 		"-format_whitelist", strings.Join(benchInputFormats, ","),
 		"-hide_banner",
 		"-loglevel", "error",

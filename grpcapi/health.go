@@ -14,11 +14,11 @@ import (
 
 // FeatureFrameTrim is listed in HealthCheckResponse.features by a worker
 // whose encoder honours ProcessChunkRequest.trim and UploadHeader.trim.
-const FeatureFrameTrim = "frame_trim"
+const FeatureFrameTrim = pb.FeatureFrameTrim
 
 // FeaturePictureHashes is listed by a worker that answers
 // want_picture_hashes with ProcessChunkResponse.picture_hashes.
-const FeaturePictureHashes = "picture_hashes"
+const FeaturePictureHashes = pb.FeaturePictureHashes
 
 type healthState struct {
 	cpu *sysinfo.CPUSampler

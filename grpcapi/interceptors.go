@@ -73,7 +73,9 @@ func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
 	}
 }
 
-func logCall(log *slog.Logger, method string, start time.Time, err error) {
+// logCall logs one finished call under its own context, so that a handler
+// that reads the context (trace or request ids) sees the call's.
+func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, err error) {
 	code := status.Code(err)
 	level := slog.LevelDebug
 	switch code {
@@ -86,7 +88,7 @@ func logCall(log *slog.Logger, method string, start time.Time, err error) {
 	if code != codes.OK && level == slog.LevelDebug {
 		level = slog.LevelInfo
 	}
-	log.Log(context.Background(), level, "rpc", "method", method, "code", code.String(),
+	log.Log(ctx, level, "rpc", "method", method, "code", code.String(),
 		"duration", time.Since(start).Round(time.Microsecond), "error", errString(err))
 }
 
@@ -101,7 +103,7 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		logCall(log, info.FullMethod, start, err)
+		logCall(ctx, log, info.FullMethod, start, err)
 		return resp, err
 	}
 }
@@ -110,7 +112,7 @@ func logStream(log *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
 		err := handler(srv, ss)
-		logCall(log, info.FullMethod, start, err)
+		logCall(ss.Context(), log, info.FullMethod, start, err)
 		return err
 	}
 }

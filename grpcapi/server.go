@@ -6,6 +6,7 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -16,22 +17,26 @@ import (
 	"github.com/videoshard/videoshard/storage"
 )
 
-// Config holds the server's identity and limits. Zero values mean defaults.
+// Config holds the server's identity and limits. Zero values mean the
+// defaults given per field; where zero means no limit, DefaultConfig has
+// the limit a worker runs with.
 type Config struct {
 	// WorkerID is reported in every response.
 	WorkerID string
 	// VideoCodec is the encoder's default codec, reported by CheckHealth.
 	VideoCodec string
-	// MaxConcurrentTasks bounds encodes in flight (default 1).
+	// MaxConcurrentTasks bounds encodes in flight (default 1;
+	// DefaultConfig's is one per CPU).
 	MaxConcurrentTasks int
 	// MaxQueuedTasks bounds requests waiting for an encode slot; beyond it
 	// ProcessChunk answers ResourceExhausted at once (default 4x concurrency).
 	MaxQueuedTasks int
-	// MaxChunkBytes bounds a chunk sent by UploadChunk or ProcessChunk.
+	// MaxChunkBytes bounds a chunk sent by UploadChunk or ProcessChunk
+	// (default 4 GiB).
 	MaxChunkBytes int64
 	// MaxMessageBytes is the gRPC message limit, both ways (GRPCOptions
 	// gives it to gRPC): it bounds a unary ProcessChunk, a GetShard answer
-	// and every single message. Zero is gRPC's own default, 4 MiB.
+	// and every single message (default pb.DefaultMaxMessageBytes, 64 MiB).
 	MaxMessageBytes int
 	// MaxUnaryChunks bounds the unary ProcessChunk calls in flight, each of
 	// which may hold MaxMessageBytes in memory; beyond it a call is refused
@@ -46,15 +51,16 @@ type Config struct {
 	// the slots encode).
 	MaxUploads int
 	// UploadIdleTimeout aborts an upload that sends nothing (no message,
-	// nor the end of its stream) for this long; zero means no limit.
+	// nor the end of its stream) for this long; zero means no limit
+	// (DefaultConfig's is 30 s).
 	UploadIdleTimeout time.Duration
 	// UploadTimeout bounds a whole upload, from its call to the end of its
 	// stream, and the arrival of a unary ProcessChunk's message; zero means
-	// no limit.
+	// no limit (DefaultConfig's is 10 minutes).
 	UploadTimeout time.Duration
 	// MaxConcurrentStreams bounds the calls in flight on one connection
 	// (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); zero is gRPC's default, no
-	// limit.
+	// limit (DefaultConfig's is 100).
 	MaxConcurrentStreams uint32
 	// FrameBytes is the data size of one DownloadShard message (default 1 MiB).
 	FrameBytes int
@@ -66,6 +72,31 @@ type Config struct {
 	// server's own: no caller's deadline shortens a check.
 	HealthTimeout time.Duration
 	Logger        *slog.Logger
+}
+
+// Defaults of the zero Config's fields.
+const (
+	defaultMaxChunkBytes = 4 << 30
+	defaultFrameBytes    = 1 << 20
+	defaultHealthTTL     = 30 * time.Second
+	defaultHealthTimeout = 10 * time.Second
+)
+
+// DefaultConfig is the configuration a worker runs with unless told
+// otherwise (cmd/worker's limits.*, grpc.* and health.* keys start from
+// it): one encode slot per CPU, bounded uploads and streams, and the
+// zero Config's defaults spelt out. WorkerID, VideoCodec and Logger are the
+// caller's.
+func DefaultConfig() Config {
+	return Config{
+		MaxConcurrentTasks:   runtime.NumCPU(),
+		MaxChunkBytes:        defaultMaxChunkBytes,
+		MaxMessageBytes:      pb.DefaultMaxMessageBytes,
+		UploadIdleTimeout:    30 * time.Second,
+		UploadTimeout:        10 * time.Minute,
+		MaxConcurrentStreams: 100,
+		HealthTTL:            defaultHealthTTL,
+	}
 }
 
 // Server implements pb.VideoProcessingServiceServer.
@@ -104,20 +135,20 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 		cfg.MaxUploads = 2 * cfg.MaxConcurrentTasks
 	}
 	if cfg.MaxChunkBytes <= 0 {
-		cfg.MaxChunkBytes = 4 << 30
+		cfg.MaxChunkBytes = defaultMaxChunkBytes
 	}
 	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = defaultGRPCMessageBytes
+		cfg.MaxMessageBytes = pb.DefaultMaxMessageBytes
 	}
 	if cfg.FrameBytes <= 0 {
-		cfg.FrameBytes = 1 << 20
+		cfg.FrameBytes = defaultFrameBytes
 	}
 	cfg.FrameBytes = min(cfg.FrameBytes, cfg.MaxMessageBytes-messageHeadroom)
 	if cfg.HealthTTL <= 0 {
-		cfg.HealthTTL = 30 * time.Second
+		cfg.HealthTTL = defaultHealthTTL
 	}
 	if cfg.HealthTimeout <= 0 {
-		cfg.HealthTimeout = 10 * time.Second
+		cfg.HealthTimeout = defaultHealthTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -134,10 +165,6 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 		uploadGate: &gate{what: "uploads", key: "limits.max_uploads", max: int64(cfg.MaxUploads)},
 	}
 }
-
-// defaultGRPCMessageBytes is gRPC's own receive limit, what a server built
-// without MaxRecvMsgSize enforces.
-const defaultGRPCMessageBytes = 4 << 20
 
 // Register adds the service to g.
 func (s *Server) Register(g *grpc.Server) {

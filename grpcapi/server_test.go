@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -283,5 +284,47 @@ func TestCancelledWhileQueued(t *testing.T) {
 	_, err := h.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 1, ChunkData: []byte("x")})
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("queued request past its deadline: %v, want DeadlineExceeded", err)
+	}
+}
+
+// A zero Config gets the documented defaults; DefaultConfig spells out the
+// same ones and adds the bounds a zero Config goes without.
+func TestNewServerDefaults(t *testing.T) {
+	store, err := storage.Open(storage.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := NewServer(store, &fakeEncoder{}, Config{}).cfg
+	def := NewServer(store, &fakeEncoder{}, DefaultConfig()).cfg
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"MaxConcurrentTasks", zero.MaxConcurrentTasks, 1},
+		{"MaxQueuedTasks", zero.MaxQueuedTasks, 4},
+		{"MaxUnaryChunks", zero.MaxUnaryChunks, 1},
+		{"MaxUploads", zero.MaxUploads, 2},
+		{"MaxChunkBytes", zero.MaxChunkBytes, int64(4 << 30)},
+		{"MaxMessageBytes", zero.MaxMessageBytes, pb.DefaultMaxMessageBytes},
+		{"FrameBytes", zero.FrameBytes, 1 << 20},
+		{"HealthTTL", zero.HealthTTL, 30 * time.Second},
+		{"HealthTimeout", zero.HealthTimeout, 10 * time.Second},
+		{"UploadIdleTimeout", zero.UploadIdleTimeout, time.Duration(0)},
+		{"UploadTimeout", zero.UploadTimeout, time.Duration(0)},
+		{"MaxConcurrentStreams", zero.MaxConcurrentStreams, uint32(0)},
+
+		{"default MaxConcurrentTasks", def.MaxConcurrentTasks, runtime.NumCPU()},
+		{"default MaxQueuedTasks", def.MaxQueuedTasks, 4 * runtime.NumCPU()},
+		{"default MaxChunkBytes", def.MaxChunkBytes, zero.MaxChunkBytes},
+		{"default MaxMessageBytes", def.MaxMessageBytes, zero.MaxMessageBytes},
+		{"default HealthTTL", def.HealthTTL, zero.HealthTTL},
+		{"default UploadIdleTimeout", def.UploadIdleTimeout, 30 * time.Second},
+		{"default UploadTimeout", def.UploadTimeout, 10 * time.Minute},
+		{"default MaxConcurrentStreams", def.MaxConcurrentStreams, uint32(100)},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
 	}
 }

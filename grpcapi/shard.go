@@ -14,7 +14,7 @@ import (
 )
 
 // messageHeadroom is what a GetShardResponse needs beyond the shard bytes.
-const messageHeadroom = 64 << 10
+const messageHeadroom = pb.MessageHeadroom
 
 // GetShard returns a whole shard in one message, verified against its
 // checksum; shards too large for one message must use DownloadShard. A

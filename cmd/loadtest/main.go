@@ -47,6 +47,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/videoshard/videoshard/encode"
 	pb "github.com/videoshard/videoshard/proto"
 )
 
@@ -119,7 +120,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.chunks, "chunks", 8, "chunk indexes each client rotates through (writes replace earlier ones)")
 	fs.StringVar(&o.mixText, "mix", "process=50,download=30,list=10,health=10",
 		"operation weights: "+strings.Join(allOps, ", "))
-	fs.Float64Var(&o.ratio, "ratio", 0.5, "the worker's simulated.ratio, to compute the expected shards")
+	fs.Float64Var(&o.ratio, "ratio", encode.DefaultSimulatedConfig().Ratio, "the worker's simulated.ratio, to compute the expected shards")
 	fs.IntVar(&o.frameBytes, "frame-bytes", 256<<10, "data frame size of UploadChunk")
 	fs.DurationVar(&o.rpcTimeout, "rpc-timeout", time.Minute, "deadline of each RPC")
 	fs.IntVar(&o.pid, "pid", 0, "the worker's process id, to read its peak RSS from /proc (optional)")
@@ -243,7 +244,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: CheckHealth: %w", o.addr, err)
 	}
-	if h.GetEncoder() != "simulated" {
+	if h.GetEncoder() != pb.EncoderSimulated {
 		return nil, fmt.Errorf("worker %s runs the %q encoder: only a simulated worker's output can be checked byte for byte", o.addr, h.GetEncoder())
 	}
 	if h.GetMaxChunkBytes() > 0 && o.chunkBytes > h.GetMaxChunkBytes() {

@@ -69,7 +69,7 @@ func defaultLimits(b *testing.B) Config {
 func BenchmarkWorkerRSSWorstAdmitted(b *testing.B) {
 	rounds := benchRoundsEnv(b, "VIDEOSHARD_BENCH_RSS_ROUNDS", 3)
 	cfg := defaultLimits(b)
-	msg := cfg.GRPC.MaxMessageBytes
+	msg := int64(cfg.Server.MaxMessageBytes)
 	unary := mustMarshal(&pb.ProcessChunkRequest{VideoId: "rss", ChunkData: make([]byte, msg-64<<10)})
 	frame := make([]byte, msg-1<<10)
 	data := dataFrame(frame)
@@ -159,7 +159,7 @@ func BenchmarkWorkerRSSWorstAdmitted(b *testing.B) {
 		}
 	}
 	b.Logf("limits: max_message_bytes %d MiB, max_unary_chunks %d, max_uploads %d, max_concurrent_tasks %d",
-		msg/mib, unaryLimit, uploadLimit, cfg.Limits.MaxConcurrentTasks)
+		msg/mib, unaryLimit, uploadLimit, cfg.Server.MaxConcurrentTasks)
 	b.Logf("calls: unary %d ok, %d refused; uploads %d ok, %d refused", okUnary, refusedUnary, okUploads, refusedUploads)
 	logSeries(b, "RSS before MiB", "%.1f", bases)
 	logSeries(b, "RSS peak MiB", "%.1f", peaks)
@@ -191,12 +191,12 @@ func logSeries(b *testing.B, label, format string, xs []float64) {
 // effectiveLimits resolves the limits whose 0 means a multiple of
 // limits.max_concurrent_tasks, as the README says.
 func effectiveLimits(cfg Config) (unary, uploads int) {
-	unary, uploads = cfg.Limits.MaxUnaryChunks, cfg.Limits.MaxUploads
+	unary, uploads = cfg.Server.MaxUnaryChunks, cfg.Server.MaxUploads
 	if unary == 0 {
-		unary = cfg.Limits.MaxConcurrentTasks
+		unary = cfg.Server.MaxConcurrentTasks
 	}
 	if uploads == 0 {
-		uploads = 2 * cfg.Limits.MaxConcurrentTasks
+		uploads = 2 * cfg.Server.MaxConcurrentTasks
 	}
 	return unary, uploads
 }
@@ -207,7 +207,7 @@ func effectiveLimits(cfg Config) (unary, uploads int) {
 // grpc.max_message_bytes.
 func maxRSSBound(cfg Config, startRSS int64) int64 {
 	unary, uploads := effectiveLimits(cfg)
-	return startRSS + 64<<20 + 4*int64(unary+uploads)*cfg.GRPC.MaxMessageBytes
+	return startRSS + 64<<20 + 4*int64(unary+uploads)*int64(cfg.Server.MaxMessageBytes)
 }
 
 // slowlorisConfig is the worker of BenchmarkHonestUnderSlowloris: room for

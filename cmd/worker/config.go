@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -17,164 +16,132 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/videoshard/videoshard/encode"
+	"github.com/videoshard/videoshard/grpcapi"
+	pb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/storage"
 )
 
 // Config is the worker's whole configuration, read from a file, the
-// environment (VIDEOSHARD_ + key, dots as underscores) and flags.
+// environment (VIDEOSHARD_ + key, dots as underscores) and flags. Its parts
+// are the core packages' own configurations, which hold the defaults
+// (defaultConfig); this package only maps keys onto their fields (keys).
 type Config struct {
 	Listen        string
-	WorkerID      string
-	Encoder       string // "ffmpeg" or "simulated"
+	Encoder       string // pb.EncoderFFmpeg or pb.EncoderSimulated
 	ShutdownGrace time.Duration
 	Storage       StorageConfig
-	FFmpeg        FFmpegConfig
-	Simulated     SimulatedConfig
-	Limits        LimitsConfig
-	GRPC          GRPCConfig
-	Health        HealthConfig
-	TLS           TLSConfig  // security.go
-	Auth          AuthConfig // security.go
+	// FFmpeg is keys ffmpeg.* and, into its Limits, limits.max_*_pixels.
+	FFmpeg    encode.FFmpegConfig
+	Simulated encode.SimulatedConfig
+	// Server is keys worker_id, limits.* (but the pixel limits), grpc.* and
+	// health.ttl; run fills in the rest.
+	Server grpcapi.Config
+	TLS    TLSConfig  // security.go
+	Auth   AuthConfig // security.go
 	// Insecure allows listening beyond loopback with neither TLS nor auth.
 	Insecure bool
 }
 
+// StorageConfig is keys storage.*.
 type StorageConfig struct {
-	Root string
+	// Options are the store's; the key is storage.root (Root), and run
+	// adds the logger and the lock.
+	storage.Options
 	// ScrubInterval is the time between background scrubs; 0 turns them off.
 	ScrubInterval time.Duration
-	// ScrubBytesPerSecond caps a scrub's read rate; 0 means no limit.
-	ScrubBytesPerSecond int64
+	// Scrub are the scrubs' options (storage.scrub_bytes_per_second).
+	Scrub storage.ScrubOptions
 }
 
-type FFmpegConfig struct {
-	Binary          string
-	FFprobe         string
-	VideoCodec      string
-	CRF             int
-	Preset          string
-	AudioCodec      string
-	Container       string
-	Threads         int
-	Timeout         time.Duration
-	ExtraOutputArgs []string
-	// MeasureQuality makes every encode measure its shard's PSNR and SSIM
-	// against the chunk, into the chunk's metadata.
-	MeasureQuality bool
-	// AllowOverrides is what a request may choose beyond VideoCodec,
-	// Preset and CRF (keys ffmpeg.allow_overrides.*).
-	AllowOverrides AllowOverridesConfig
-}
-
-// AllowOverridesConfig is encode.OverridePolicy as configured.
-type AllowOverridesConfig struct {
-	VideoCodecs []string
-	Presets     []string
-	// CRF is nil when no CRF but the configured one is allowed.
-	CRF *encode.CRFRange
-}
-
-type SimulatedConfig struct {
-	Ratio float64
-	Delay time.Duration
-}
-
-type LimitsConfig struct {
-	MaxConcurrentTasks int
-	MaxQueuedTasks     int
-	MaxChunkBytes      int64
-	// Pixel limits of a chunk (encode.PixelLimits); 0 means no limit.
-	MaxFramePixels     int64
-	MaxPixelsPerSecond int64
-	MaxChunkPixels     int64
-	// MaxUnaryChunks bounds unary ProcessChunk calls in flight; each may
-	// hold grpc.max_message_bytes in memory.
-	MaxUnaryChunks int
-	// MaxUploads bounds UploadChunk streams in flight; each may spool up to
-	// max_chunk_bytes in the store's .tmp.
-	MaxUploads int
-	// UploadIdleTimeout aborts an upload that sends nothing for that long;
-	// UploadTimeout bounds a whole upload (and a unary chunk's message).
-	UploadIdleTimeout time.Duration
-	UploadTimeout     time.Duration
-}
-
-type GRPCConfig struct {
-	MaxMessageBytes int64
-	// MaxConcurrentStreams bounds the calls in flight on one connection.
-	MaxConcurrentStreams int
-}
-
-type HealthConfig struct {
-	// TTL is how long a dependency check (encoder, store) is reused.
-	TTL time.Duration
-}
-
-// defaultMaxFramePixels is 4096x2160 (DCI 4K), the largest picture a
-// worker decodes by default (limits.max_frame_pixels); the other pixel
-// limits derive from it. An encode's memory grows with its pictures' size:
-// x264 at its default preset holds about 200 bytes per pixel of one
-// picture (1.9 GB at 4096x2160, 6.2 GB at 8192x4320, from chunks of 28 and
-// 106 KB), so 8K is for operators who size their machines for it.
-const defaultMaxFramePixels int64 = 4096 * 2160
-
-// defaults holds every known key with its default; a key not here is unknown.
-func defaults() map[string]any {
-	return map[string]any{
-		"listen":                      "127.0.0.1:50061",
-		"worker_id":                   "",
-		"encoder":                     "ffmpeg",
-		"shutdown_grace":              "30s",
-		"storage.root":                "./video_shards",
-		"ffmpeg.binary":               "ffmpeg",
-		"ffmpeg.ffprobe":              "ffprobe",
-		"ffmpeg.video_codec":          "libx264",
-		"ffmpeg.crf":                  0,
-		"ffmpeg.preset":               "",
-		"ffmpeg.audio_codec":          "copy",
-		"ffmpeg.container":            "matroska",
-		"ffmpeg.threads":              0,
-		"ffmpeg.timeout":              "10m",
-		"ffmpeg.extra_output_args":    []string{},
-		"ffmpeg.measure_quality":      false,
-		"simulated.ratio":             0.5,
-		"simulated.delay":             "0s",
-		"limits.max_concurrent_tasks": runtime.NumCPU(),
-		"limits.max_queued_tasks":     0,
-		"limits.max_chunk_bytes":      "4GiB",
-		"limits.max_unary_chunks":     0,
-		"limits.max_uploads":          0,
-		"limits.upload_idle_timeout":  "30s",
-		"limits.upload_timeout":       "10m",
-		// 64 MiB: a 48 MiB chunk still fits in one message, as old clients
-		// send them, and max RSS stays within a 2 GiB machine (README).
-		"grpc.max_message_bytes":      "64MiB",
-		"grpc.max_concurrent_streams": 100,
-		"health.ttl":                  "30s",
-		// Transport security and authentication (security.go).
-		"tls.cert_file":      "",
-		"tls.key_file":       "",
-		"tls.client_ca_file": "",
-		"auth.tokens":        []string{},
-		"auth.tokens_file":   "",
-		"insecure":           false,
-		// Background integrity checks of the store (storage.Scrub).
-		"storage.scrub_interval":         "0s",
-		"storage.scrub_bytes_per_second": 0,
-
-		// What a request's encoding options may choose beyond the
-		// configured codec, preset and CRF: nothing (encode.OverridePolicy).
-		"ffmpeg.allow_overrides.video_codecs": []string{},
-		"ffmpeg.allow_overrides.presets":      []string{},
-		"ffmpeg.allow_overrides.crf":          "",
-
-		// What a chunk may decode to (encode.PixelLimits): pictures up to
-		// 4096x2160 (DCI 4K; UHD 4K and everything smaller fit), at up to
-		// 60 frames/s, for up to a minute (six times the master's default
-		// segment) at that rate.
-		"limits.max_frame_pixels":      defaultMaxFramePixels,
-		"limits.max_pixels_per_second": defaultMaxFramePixels * 60,
-		"limits.max_chunk_pixels":      defaultMaxFramePixels * 60 * 60,
+// defaultConfig is the configuration of a worker told nothing: the core
+// packages' defaults, and the daemon's own (where it listens and stores,
+// how long it drains).
+func defaultConfig() Config {
+	return Config{
+		Listen:        "127.0.0.1:50061",
+		Encoder:       pb.EncoderFFmpeg,
+		ShutdownGrace: 30 * time.Second,
+		Storage:       StorageConfig{Options: storage.Options{Root: "./video_shards"}},
+		FFmpeg:        encode.DefaultFFmpegConfig(),
+		Simulated:     encode.DefaultSimulatedConfig(),
+		Server:        grpcapi.DefaultConfig(),
 	}
+}
+
+// keys binds every known key to its field of cfg; a key not here is
+// unknown. The field's value is the key's default when cfg is a
+// defaultConfig. Errors are reported in this order.
+func keys(cfg *Config) []key {
+	f, srv := &cfg.FFmpeg, &cfg.Server
+	return []key{
+		stringKey("listen", &cfg.Listen),
+		stringKey("worker_id", &srv.WorkerID),
+		oneOfKey("encoder", &cfg.Encoder, pb.EncoderFFmpeg, pb.EncoderSimulated),
+		durationKey("shutdown_grace", &cfg.ShutdownGrace),
+		stringKey("storage.root", &cfg.Storage.Root),
+		durationKey("storage.scrub_interval", &cfg.Storage.ScrubInterval),
+		sizeKey("storage.scrub_bytes_per_second", &cfg.Storage.Scrub.BytesPerSecond),
+		stringKey("ffmpeg.binary", &f.Binary),
+		stringKey("ffmpeg.ffprobe", &f.FFprobe),
+		stringKey("ffmpeg.video_codec", &f.VideoCodec),
+		intKey("ffmpeg.crf", &f.CRF),
+		stringKey("ffmpeg.preset", &f.Preset),
+		stringKey("ffmpeg.audio_codec", &f.AudioCodec),
+		stringKey("ffmpeg.container", &f.Container),
+		intKey("ffmpeg.threads", &f.Threads),
+		durationKey("ffmpeg.timeout", &f.Timeout),
+		stringsKey("ffmpeg.extra_output_args", &f.ExtraOutputArgs),
+		boolKey("ffmpeg.measure_quality", &f.MeasureQuality),
+		// What a request's encoding options may choose beyond the
+		// configured codec, preset and CRF (encode.OverridePolicy).
+		stringsKey("ffmpeg.allow_overrides.video_codecs", &f.AllowOverrides.VideoCodecs),
+		stringsKey("ffmpeg.allow_overrides.presets", &f.AllowOverrides.Presets),
+		crfRangeKey("ffmpeg.allow_overrides.crf", &f.AllowOverrides.CRF),
+		floatKey("simulated.ratio", &cfg.Simulated.Ratio),
+		durationKey("simulated.delay", &cfg.Simulated.Delay),
+		intKey("limits.max_concurrent_tasks", &srv.MaxConcurrentTasks),
+		intKey("limits.max_queued_tasks", &srv.MaxQueuedTasks),
+		sizeKey("limits.max_chunk_bytes", &srv.MaxChunkBytes),
+		// What a chunk may decode to (encode.PixelLimits).
+		int64Key("limits.max_frame_pixels", &f.Limits.FramePixels),
+		int64Key("limits.max_pixels_per_second", &f.Limits.PixelsPerSecond),
+		int64Key("limits.max_chunk_pixels", &f.Limits.ChunkPixels),
+		intKey("limits.max_unary_chunks", &srv.MaxUnaryChunks),
+		intKey("limits.max_uploads", &srv.MaxUploads),
+		durationKey("limits.upload_idle_timeout", &srv.UploadIdleTimeout),
+		durationKey("limits.upload_timeout", &srv.UploadTimeout),
+		// int and uint32 fields: the range is checked before narrowing.
+		{name: "grpc.max_message_bytes", def: int64(srv.MaxMessageBytes), read: func(r *keyReader, k string) {
+			n := r.size(k)
+			if r.check(k, n >= 1<<20 && n <= 2<<30-1, "must be between 1MiB and 2GiB") {
+				srv.MaxMessageBytes = int(n)
+			}
+		}},
+		{name: "grpc.max_concurrent_streams", def: int(srv.MaxConcurrentStreams), read: func(r *keyReader, k string) {
+			n := r.integer(k)
+			if r.check(k, n >= 1 && n <= 1<<20, "must be between 1 and 1048576") {
+				srv.MaxConcurrentStreams = uint32(n)
+			}
+		}},
+		durationKey("health.ttl", &srv.HealthTTL),
+		// Transport security and authentication (security.go).
+		stringKey("tls.cert_file", &cfg.TLS.CertFile),
+		stringKey("tls.key_file", &cfg.TLS.KeyFile),
+		stringKey("tls.client_ca_file", &cfg.TLS.ClientCAFile),
+		stringsKey("auth.tokens", &cfg.Auth.Tokens),
+		stringKey("auth.tokens_file", &cfg.Auth.TokensFile),
+		boolKey("insecure", &cfg.Insecure),
+	}
+}
+
+// defaults holds every known key with its default.
+func defaults() map[string]any {
+	cfg := defaultConfig()
+	m := make(map[string]any)
+	for _, k := range keys(&cfg) {
+		m[k.name] = k.def
+	}
+	return m
 }
 
 // newViper returns a viper that knows every key and reads the environment.
@@ -215,63 +182,11 @@ func readConfigFile(v *viper.Viper, r io.Reader) error {
 // names the key.
 func loadConfig(v *viper.Viper) (Config, error) {
 	r := &keyReader{v: v}
-	cfg := Config{
-		Listen:        r.str("listen"),
-		WorkerID:      r.str("worker_id"),
-		Encoder:       r.oneOf("encoder", "ffmpeg", "simulated"),
-		ShutdownGrace: r.duration("shutdown_grace"),
-		Storage: StorageConfig{
-			Root:                r.str("storage.root"),
-			ScrubInterval:       r.duration("storage.scrub_interval"),
-			ScrubBytesPerSecond: r.size("storage.scrub_bytes_per_second"),
-		},
-		FFmpeg: FFmpegConfig{
-			Binary:          r.str("ffmpeg.binary"),
-			FFprobe:         r.str("ffmpeg.ffprobe"),
-			VideoCodec:      r.str("ffmpeg.video_codec"),
-			CRF:             r.integer("ffmpeg.crf"),
-			Preset:          r.str("ffmpeg.preset"),
-			AudioCodec:      r.str("ffmpeg.audio_codec"),
-			Container:       r.str("ffmpeg.container"),
-			Threads:         r.integer("ffmpeg.threads"),
-			Timeout:         r.duration("ffmpeg.timeout"),
-			ExtraOutputArgs: r.strings("ffmpeg.extra_output_args"),
-			MeasureQuality:  r.boolean("ffmpeg.measure_quality"),
-			AllowOverrides: AllowOverridesConfig{
-				VideoCodecs: r.strings("ffmpeg.allow_overrides.video_codecs"),
-				Presets:     r.strings("ffmpeg.allow_overrides.presets"),
-				CRF:         r.crfRange("ffmpeg.allow_overrides.crf"),
-			},
-		},
-		Simulated: SimulatedConfig{
-			Ratio: r.float("simulated.ratio"),
-			Delay: r.duration("simulated.delay"),
-		},
-		Limits: LimitsConfig{
-			MaxConcurrentTasks: r.integer("limits.max_concurrent_tasks"),
-			MaxQueuedTasks:     r.integer("limits.max_queued_tasks"),
-			MaxChunkBytes:      r.size("limits.max_chunk_bytes"),
-			MaxFramePixels:     r.int64("limits.max_frame_pixels"),
-			MaxPixelsPerSecond: r.int64("limits.max_pixels_per_second"),
-			MaxChunkPixels:     r.int64("limits.max_chunk_pixels"),
-			MaxUnaryChunks:     r.integer("limits.max_unary_chunks"),
-			MaxUploads:         r.integer("limits.max_uploads"),
-			UploadIdleTimeout:  r.duration("limits.upload_idle_timeout"),
-			UploadTimeout:      r.duration("limits.upload_timeout"),
-		},
-		GRPC: GRPCConfig{
-			MaxMessageBytes:      r.size("grpc.max_message_bytes"),
-			MaxConcurrentStreams: r.integer("grpc.max_concurrent_streams"),
-		},
-		Health: HealthConfig{TTL: r.duration("health.ttl")},
-		TLS: TLSConfig{
-			CertFile:     r.str("tls.cert_file"),
-			KeyFile:      r.str("tls.key_file"),
-			ClientCAFile: r.str("tls.client_ca_file"),
-		},
-		Auth:     AuthConfig{Tokens: r.strings("auth.tokens"), TokensFile: r.str("auth.tokens_file")},
-		Insecure: r.boolean("insecure"),
+	cfg := defaultConfig()
+	for _, k := range keys(&cfg) {
+		k.read(r, k.name)
 	}
+	srv := cfg.Server
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		r.fail("listen", fmt.Errorf("%q is not host:port", cfg.Listen))
 	}
@@ -279,37 +194,92 @@ func loadConfig(v *viper.Viper) (Config, error) {
 		r.fail("storage.root", errors.New("must not be empty"))
 	}
 	r.check("storage.scrub_interval", cfg.Storage.ScrubInterval >= 0, "must not be negative (0 turns background scrubs off)")
-	r.check("storage.scrub_bytes_per_second", cfg.Storage.ScrubBytesPerSecond >= 0, "must not be negative (0 means no limit)")
+	r.check("storage.scrub_bytes_per_second", cfg.Storage.Scrub.BytesPerSecond >= 0, "must not be negative (0 means no limit)")
 	r.check("ffmpeg.timeout", cfg.FFmpeg.Timeout >= 0, "must not be negative")
 	r.check("ffmpeg.threads", cfg.FFmpeg.Threads >= 0, "must not be negative")
 	r.check("simulated.ratio", cfg.Simulated.Ratio > 0 && cfg.Simulated.Ratio <= 1, "must be in (0, 1]")
 	r.check("simulated.delay", cfg.Simulated.Delay >= 0, "must not be negative")
 	r.check("shutdown_grace", cfg.ShutdownGrace >= 0, "must not be negative")
-	r.check("limits.max_concurrent_tasks", cfg.Limits.MaxConcurrentTasks >= 1, "must be at least 1")
-	r.check("limits.max_queued_tasks", cfg.Limits.MaxQueuedTasks >= 0, "must not be negative (0 means 4 x max_concurrent_tasks)")
-	r.check("limits.max_chunk_bytes", cfg.Limits.MaxChunkBytes >= 1, "must be positive")
-	r.check("limits.max_frame_pixels", cfg.Limits.MaxFramePixels >= 0 && cfg.Limits.MaxFramePixels <= math.MaxInt32,
+	r.check("limits.max_concurrent_tasks", srv.MaxConcurrentTasks >= 1, "must be at least 1")
+	r.check("limits.max_queued_tasks", srv.MaxQueuedTasks >= 0, "must not be negative (0 means 4 x max_concurrent_tasks)")
+	r.check("limits.max_chunk_bytes", srv.MaxChunkBytes >= 1, "must be positive")
+	l := cfg.FFmpeg.Limits
+	r.check("limits.max_frame_pixels", l.FramePixels >= 0 && l.FramePixels <= math.MaxInt32,
 		"must be between 0 (no limit) and 2147483647 (ffmpeg's own bound)")
-	r.check("limits.max_pixels_per_second", cfg.Limits.MaxPixelsPerSecond >= 0, "must not be negative (0 means no limit)")
-	r.check("limits.max_chunk_pixels", cfg.Limits.MaxChunkPixels >= 0, "must not be negative (0 means no limit)")
-	r.check("limits.max_unary_chunks", cfg.Limits.MaxUnaryChunks >= 0, "must not be negative (0 means max_concurrent_tasks)")
-	r.check("limits.max_uploads", cfg.Limits.MaxUploads >= 0, "must not be negative (0 means 2 x max_concurrent_tasks)")
-	r.check("limits.upload_idle_timeout", cfg.Limits.UploadIdleTimeout > 0,
+	r.check("limits.max_pixels_per_second", l.PixelsPerSecond >= 0, "must not be negative (0 means no limit)")
+	r.check("limits.max_chunk_pixels", l.ChunkPixels >= 0, "must not be negative (0 means no limit)")
+	r.check("limits.max_unary_chunks", srv.MaxUnaryChunks >= 0, "must not be negative (0 means max_concurrent_tasks)")
+	r.check("limits.max_uploads", srv.MaxUploads >= 0, "must not be negative (0 means 2 x max_concurrent_tasks)")
+	r.check("limits.upload_idle_timeout", srv.UploadIdleTimeout > 0,
 		"must be positive: an upload that sends nothing would hold its place for ever")
-	r.check("limits.upload_timeout", cfg.Limits.UploadTimeout > 0,
+	r.check("limits.upload_timeout", srv.UploadTimeout > 0,
 		"must be positive: a trickling upload would hold its place for ever")
-	r.check("limits.upload_idle_timeout", cfg.Limits.UploadIdleTimeout <= cfg.Limits.UploadTimeout,
+	r.check("limits.upload_idle_timeout", srv.UploadIdleTimeout <= srv.UploadTimeout,
 		"must not exceed limits.upload_timeout")
-	r.check("grpc.max_concurrent_streams", cfg.GRPC.MaxConcurrentStreams >= 1 && cfg.GRPC.MaxConcurrentStreams <= 1<<20,
-		"must be between 1 and 1048576")
-	r.check("grpc.max_message_bytes", cfg.GRPC.MaxMessageBytes >= 1<<20 && cfg.GRPC.MaxMessageBytes <= 2<<30-1,
-		"must be between 1MiB and 2GiB")
-	r.check("health.ttl", cfg.Health.TTL > 0, "must be positive")
+	r.check("health.ttl", srv.HealthTTL > 0, "must be positive")
 	checkSecurity(r, cfg)
 	if len(r.errs) > 0 {
 		return Config{}, errors.Join(r.errs...)
 	}
 	return cfg, nil
+}
+
+// key is one config key: its default, as viper takes it, and how to read
+// its value into the field it is bound to.
+type key struct {
+	name string
+	def  any
+	read func(r *keyReader, name string)
+}
+
+func stringKey(name string, p *string) key {
+	return key{name, *p, func(r *keyReader, k string) { *p = r.str(k) }}
+}
+
+func oneOfKey(name string, p *string, allowed ...string) key {
+	return key{name, *p, func(r *keyReader, k string) { *p = r.oneOf(k, allowed...) }}
+}
+
+func intKey(name string, p *int) key {
+	return key{name, *p, func(r *keyReader, k string) { *p = r.integer(k) }}
+}
+
+func int64Key(name string, p *int64) key {
+	return key{name, *p, func(r *keyReader, k string) { *p = r.int64(k) }}
+}
+
+func floatKey(name string, p *float64) key {
+	return key{name, *p, func(r *keyReader, k string) { *p = r.float(k) }}
+}
+
+func boolKey(name string, p *bool) key {
+	return key{name, *p, func(r *keyReader, k string) { *p = r.boolean(k) }}
+}
+
+// sizeKey is a byte count, given as a number or with a unit.
+func sizeKey(name string, p *int64) key {
+	return key{name, *p, func(r *keyReader, k string) { *p = r.size(k) }}
+}
+
+// durationKey is a duration, given as text like 500ms (a bare number is
+// refused: its unit would be a guess). The default is the same text.
+func durationKey(name string, p *time.Duration) key {
+	return key{name, p.String(), func(r *keyReader, k string) { *p = r.duration(k) }}
+}
+
+// stringsKey is a list; an unset one reads as empty, not nil.
+func stringsKey(name string, p *[]string) key {
+	def := append([]string{}, *p...)
+	return key{name, def, func(r *keyReader, k string) { *p = r.strings(k) }}
+}
+
+// crfRangeKey is a CRF range as text: "" for none, "N" or "MIN-MAX".
+func crfRangeKey(name string, p **encode.CRFRange) key {
+	def := ""
+	if *p != nil {
+		def = (*p).String()
+	}
+	return key{name, def, func(r *keyReader, k string) { *p = r.crfRange(k) }}
 }
 
 // keyReader reads typed values, collecting one error per bad key.
@@ -322,10 +292,12 @@ func (r *keyReader) fail(key string, err error) {
 	r.errs = append(r.errs, fmt.Errorf("config key %s: %w", key, err))
 }
 
-func (r *keyReader) check(key string, ok bool, msg string) {
+// check fails key with msg unless ok, and returns ok.
+func (r *keyReader) check(key string, ok bool, msg string) bool {
 	if !ok {
 		r.fail(key, errors.New(msg))
 	}
+	return ok
 }
 
 func (r *keyReader) str(key string) string {

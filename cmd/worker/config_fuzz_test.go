@@ -74,19 +74,19 @@ func FuzzConfig(f *testing.F) {
 		if r := cfg.Simulated.Ratio; !(r > 0 && r <= 1) || math.IsNaN(r) {
 			t.Errorf("simulated.ratio = %v, outside (0, 1]", r)
 		}
-		if cfg.Limits.MaxConcurrentTasks < 1 || cfg.Limits.MaxQueuedTasks < 0 || cfg.Limits.MaxChunkBytes < 1 {
-			t.Errorf("limits = %+v", cfg.Limits)
+		if s := cfg.Server; s.MaxConcurrentTasks < 1 || s.MaxQueuedTasks < 0 || s.MaxChunkBytes < 1 {
+			t.Errorf("limits = %+v", s)
 		}
-		if l := cfg.Limits; l.MaxFramePixels < 0 || l.MaxFramePixels > math.MaxInt32 || l.MaxPixelsPerSecond < 0 || l.MaxChunkPixels < 0 {
+		if l := cfg.FFmpeg.Limits; l.FramePixels < 0 || l.FramePixels > math.MaxInt32 || l.PixelsPerSecond < 0 || l.ChunkPixels < 0 {
 			t.Errorf("pixel limits = %+v", l)
 		}
 		if r := cfg.FFmpeg.AllowOverrides.CRF; r != nil && (r.Min < 0 || r.Min > r.Max) {
 			t.Errorf("ffmpeg.allow_overrides.crf = %+v", *r)
 		}
-		if n := cfg.GRPC.MaxMessageBytes; n < 1<<20 || n > 2<<30-1 || int64(int(n)) != n {
+		if n := cfg.Server.MaxMessageBytes; n < 1<<20 || n > 2<<30-1 {
 			t.Errorf("grpc.max_message_bytes = %d, outside [1MiB, 2GiB)", n)
 		}
-		if _, err := encode.NewSimulated(encode.SimulatedConfig{Ratio: cfg.Simulated.Ratio, Delay: cfg.Simulated.Delay}); err != nil {
+		if _, err := encode.NewSimulated(cfg.Simulated); err != nil {
 			t.Errorf("accepted config is refused by the simulated encoder: %v", err)
 		}
 		again, err := fuzzLoad(yaml)

@@ -11,15 +11,15 @@ func TestConfigScrubKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Storage.ScrubInterval != 0 || cfg.Storage.ScrubBytesPerSecond != 0 {
-		t.Fatalf("scrub defaults = %v, %d; want off and unlimited", cfg.Storage.ScrubInterval, cfg.Storage.ScrubBytesPerSecond)
+	if cfg.Storage.ScrubInterval != 0 || cfg.Storage.Scrub.BytesPerSecond != 0 {
+		t.Fatalf("scrub defaults = %v, %d; want off and unlimited", cfg.Storage.ScrubInterval, cfg.Storage.Scrub.BytesPerSecond)
 	}
 	cfg, err = parse(t, "storage: {root: /tmp/s, scrub_interval: 6h, scrub_bytes_per_second: 50MiB}\n", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Storage.ScrubInterval != 6*time.Hour || cfg.Storage.ScrubBytesPerSecond != 50<<20 {
-		t.Fatalf("scrub keys = %v, %d; want 6h, 50MiB", cfg.Storage.ScrubInterval, cfg.Storage.ScrubBytesPerSecond)
+	if cfg.Storage.ScrubInterval != 6*time.Hour || cfg.Storage.Scrub.BytesPerSecond != 50<<20 {
+		t.Fatalf("scrub keys = %v, %d; want 6h, 50MiB", cfg.Storage.ScrubInterval, cfg.Storage.Scrub.BytesPerSecond)
 	}
 	for _, tt := range []struct{ yaml, key string }{
 		{"storage: {scrub_interval: -1s}\n", "storage.scrub_interval"},
@@ -37,7 +37,7 @@ func TestConfigScrubKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Storage.ScrubInterval != 90*time.Second || cfg.Storage.ScrubBytesPerSecond != 1000 {
-		t.Fatalf("scrub keys from the environment = %v, %d", cfg.Storage.ScrubInterval, cfg.Storage.ScrubBytesPerSecond)
+	if cfg.Storage.ScrubInterval != 90*time.Second || cfg.Storage.Scrub.BytesPerSecond != 1000 {
+		t.Fatalf("scrub keys from the environment = %v, %d", cfg.Storage.ScrubInterval, cfg.Storage.Scrub.BytesPerSecond)
 	}
 }

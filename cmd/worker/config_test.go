@@ -4,11 +4,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/videoshard/videoshard/encode"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 func parse(t *testing.T, yaml string, env map[string]string) (Config, error) {
@@ -33,37 +35,102 @@ func TestConfigDefaults(t *testing.T) {
 	if got, want := cfg.Listen, "127.0.0.1:50061"; got != want {
 		t.Errorf("listen = %q, want %q", got, want)
 	}
-	if cfg.WorkerID != "" {
-		t.Errorf("worker_id = %q, want empty (the bound address at start)", cfg.WorkerID)
+	if cfg.Server.WorkerID != "" {
+		t.Errorf("worker_id = %q, want empty (the bound address at start)", cfg.Server.WorkerID)
 	}
 	if cfg.Encoder != "ffmpeg" || cfg.FFmpeg.VideoCodec != "libx264" || cfg.FFmpeg.Container != "matroska" {
 		t.Errorf("encoder defaults = %q %q %q", cfg.Encoder, cfg.FFmpeg.VideoCodec, cfg.FFmpeg.Container)
 	}
-	if got, want := cfg.GRPC.MaxMessageBytes, int64(64<<20); got != want {
+	if got, want := cfg.Server.MaxMessageBytes, 64<<20; got != want {
 		t.Errorf("grpc.max_message_bytes = %d, want %d", got, want)
 	}
-	if got, want := cfg.Limits.MaxChunkBytes, int64(4<<30); got != want {
+	if got, want := cfg.Server.MaxChunkBytes, int64(4<<30); got != want {
 		t.Errorf("limits.max_chunk_bytes = %d, want %d", got, want)
 	}
-	if got, want := cfg.Health.TTL, 30*time.Second; got != want {
+	if got, want := cfg.Server.HealthTTL, 30*time.Second; got != want {
 		t.Errorf("health.ttl = %s, want %s", got, want)
 	}
-	if cfg.Limits.MaxConcurrentTasks < 1 || cfg.Simulated.Ratio != 0.5 {
-		t.Errorf("limits/simulated defaults = %+v %+v", cfg.Limits, cfg.Simulated)
+	if cfg.Server.MaxConcurrentTasks < 1 || cfg.Simulated.Ratio != 0.5 {
+		t.Errorf("limits/simulated defaults = %+v %+v", cfg.Server, cfg.Simulated)
 	}
 	for _, c := range []struct {
 		key       string
 		got, want any
 	}{
-		{"limits.max_unary_chunks", cfg.Limits.MaxUnaryChunks, 0},
-		{"limits.max_uploads", cfg.Limits.MaxUploads, 0},
-		{"limits.upload_idle_timeout", cfg.Limits.UploadIdleTimeout, 30 * time.Second},
-		{"limits.upload_timeout", cfg.Limits.UploadTimeout, 10 * time.Minute},
-		{"grpc.max_concurrent_streams", cfg.GRPC.MaxConcurrentStreams, 100},
+		{"limits.max_unary_chunks", cfg.Server.MaxUnaryChunks, 0},
+		{"limits.max_uploads", cfg.Server.MaxUploads, 0},
+		{"limits.upload_idle_timeout", cfg.Server.UploadIdleTimeout, 30 * time.Second},
+		{"limits.upload_timeout", cfg.Server.UploadTimeout, 10 * time.Minute},
+		{"grpc.max_concurrent_streams", cfg.Server.MaxConcurrentStreams, uint32(100)},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.key, c.got, c.want)
 		}
+	}
+}
+
+// With nothing set, every key reads back as the default it was given:
+// the core packages' defaults (encode.DefaultFFmpegConfig,
+// grpcapi.DefaultConfig, ...), which hold the values the keys document.
+func TestConfigDefaultsAreTheCores(t *testing.T) {
+	cfg, err := parse(t, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := defaultConfig()
+	// Unset lists read as empty, not nil.
+	want.FFmpeg.ExtraOutputArgs = []string{}
+	want.FFmpeg.AllowOverrides = encode.OverridePolicy{VideoCodecs: []string{}, Presets: []string{}}
+	want.Auth.Tokens = []string{}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("defaults read back as\n%+v\nwant\n%+v", cfg, want)
+	}
+	for _, c := range []struct {
+		key       string
+		got, want any
+	}{
+		{"ffmpeg.binary", cfg.FFmpeg.Binary, "ffmpeg"},
+		{"ffmpeg.ffprobe", cfg.FFmpeg.FFprobe, "ffprobe"},
+		{"ffmpeg.audio_codec", cfg.FFmpeg.AudioCodec, "copy"},
+		{"ffmpeg.crf", cfg.FFmpeg.CRF, 0},
+		{"ffmpeg.preset", cfg.FFmpeg.Preset, ""},
+		{"ffmpeg.timeout", cfg.FFmpeg.Timeout, 10 * time.Minute},
+		{"ffmpeg.allow_overrides.crf", cfg.FFmpeg.AllowOverrides.CRF, (*encode.CRFRange)(nil)},
+		{"grpc.max_message_bytes", cfg.Server.MaxMessageBytes, pb.DefaultMaxMessageBytes},
+		{"limits.max_concurrent_tasks", cfg.Server.MaxConcurrentTasks, runtime.NumCPU()},
+		{"simulated.delay", cfg.Simulated.Delay, time.Duration(0)},
+		{"shutdown_grace", cfg.ShutdownGrace, 30 * time.Second},
+		{"storage.root", cfg.Storage.Root, "./video_shards"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.key, c.got, c.want)
+		}
+	}
+}
+
+// configs/worker.yaml shows every key with its default, but for
+// limits.max_concurrent_tasks, whose default is the machine's CPU count.
+func TestShippedConfigShowsTheDefaults(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "..", "configs", "worker.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v := newViper()
+	if err := readConfigFile(v, f); err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := loadConfig(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := parse(t, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def.Server.MaxConcurrentTasks = shipped.Server.MaxConcurrentTasks
+	if !reflect.DeepEqual(shipped, def) {
+		t.Fatalf("configs/worker.yaml reads as\n%+v\nthe defaults are\n%+v", shipped, def)
 	}
 }
 
@@ -90,7 +157,7 @@ health: {ttl: 2s}
 		got, want any
 	}{
 		{"encoder", cfg.Encoder, "simulated"},
-		{"worker_id", cfg.WorkerID, "w1"},
+		{"worker_id", cfg.Server.WorkerID, "w1"},
 		{"storage.root", cfg.Storage.Root, "/tmp/store"},
 		{"ffmpeg.video_codec (env over file)", cfg.FFmpeg.VideoCodec, "libvpx-vp9"},
 		{"ffmpeg.crf", cfg.FFmpeg.CRF, 28},
@@ -98,10 +165,10 @@ health: {ttl: 2s}
 		{"ffmpeg.extra_output_args", strings.Join(cfg.FFmpeg.ExtraOutputArgs, " "), "-tune film"},
 		{"simulated.ratio", cfg.Simulated.Ratio, 0.25},
 		{"simulated.delay", cfg.Simulated.Delay, 200 * time.Millisecond},
-		{"limits.max_concurrent_tasks (env over file)", cfg.Limits.MaxConcurrentTasks, 5},
-		{"limits.max_chunk_bytes", cfg.Limits.MaxChunkBytes, int64(64 << 20)},
-		{"grpc.max_message_bytes", cfg.GRPC.MaxMessageBytes, int64(1 << 30)},
-		{"health.ttl", cfg.Health.TTL, 2 * time.Second},
+		{"limits.max_concurrent_tasks (env over file)", cfg.Server.MaxConcurrentTasks, 5},
+		{"limits.max_chunk_bytes", cfg.Server.MaxChunkBytes, int64(64 << 20)},
+		{"grpc.max_message_bytes", cfg.Server.MaxMessageBytes, 1 << 30},
+		{"health.ttl", cfg.Server.HealthTTL, 2 * time.Second},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -270,19 +337,19 @@ func TestConfigAllowOverrides(t *testing.T) {
 		name    string
 		yaml    string
 		env     map[string]string
-		want    AllowOverridesConfig
+		want    encode.OverridePolicy
 		wantErr string // the key the error names; "" for none
 	}{
-		{name: "default: nothing", want: AllowOverridesConfig{VideoCodecs: []string{}, Presets: []string{}}},
+		{name: "default: nothing", want: encode.OverridePolicy{VideoCodecs: []string{}, Presets: []string{}}},
 		{name: "lists and a range",
 			yaml: "ffmpeg: {allow_overrides: {video_codecs: [libx265], presets: [ultrafast, veryfast], crf: 18-30}}\n",
-			want: AllowOverridesConfig{VideoCodecs: []string{"libx265"}, Presets: []string{"ultrafast", "veryfast"},
+			want: encode.OverridePolicy{VideoCodecs: []string{"libx265"}, Presets: []string{"ultrafast", "veryfast"},
 				CRF: &encode.CRFRange{Min: 18, Max: 30}}},
 		{name: "one crf", yaml: "ffmpeg: {allow_overrides: {crf: 0}}\n",
-			want: AllowOverridesConfig{VideoCodecs: []string{}, Presets: []string{}, CRF: &encode.CRFRange{Min: 0, Max: 0}}},
+			want: encode.OverridePolicy{VideoCodecs: []string{}, Presets: []string{}, CRF: &encode.CRFRange{Min: 0, Max: 0}}},
 		{name: "env", env: map[string]string{"VIDEOSHARD_FFMPEG_ALLOW_OVERRIDES_VIDEO_CODECS": "libx265 libvpx-vp9",
 			"VIDEOSHARD_FFMPEG_ALLOW_OVERRIDES_CRF": " 20 - 28 "},
-			want: AllowOverridesConfig{VideoCodecs: []string{"libx265", "libvpx-vp9"}, Presets: []string{},
+			want: encode.OverridePolicy{VideoCodecs: []string{"libx265", "libvpx-vp9"}, Presets: []string{},
 				CRF: &encode.CRFRange{Min: 20, Max: 28}}},
 		{name: "reversed range", yaml: "ffmpeg: {allow_overrides: {crf: 30-18}}\n", wantErr: "ffmpeg.allow_overrides.crf"},
 		{name: "negative crf", yaml: "ffmpeg: {allow_overrides: {crf: -1}}\n", wantErr: "ffmpeg.allow_overrides.crf"},
@@ -337,8 +404,8 @@ func TestConfigPixelLimits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l := cfg.Limits
-			if l.MaxFramePixels != tt.frame || l.MaxPixelsPerSecond != tt.perSecond || l.MaxChunkPixels != tt.pixels {
+			l := cfg.FFmpeg.Limits
+			if l.FramePixels != tt.frame || l.PixelsPerSecond != tt.perSecond || l.ChunkPixels != tt.pixels {
 				t.Errorf("limits = %+v, want frame %d, per second %d, chunk %d", l, tt.frame, tt.perSecond, tt.pixels)
 			}
 		})

@@ -1,5 +1,13 @@
-// Command worker is the videoshard worker daemon: it receives video chunks
-// over gRPC, encodes them (ffmpeg or simulated) and keeps them as shards.
+// Command worker is the videoshard worker daemon: it serves
+// replication.VideoProcessingService (grpcapi) beside grpc.health.v1 and
+// server reflection, encodes the chunks it receives (encode: ffmpeg or
+// simulated) and keeps them as shards in its store (storage), which it
+// scrubs in the background when told to. `worker scrub` checks a stopped
+// worker's store once (scrub.go).
+//
+// Its configuration comes from a YAML file, the environment and flags
+// (config.go), onto the core packages' own configurations, which hold the
+// defaults; transport security and tokens are in security.go.
 package main
 
 import (
@@ -24,6 +32,7 @@ import (
 	"github.com/videoshard/videoshard/encode"
 	"github.com/videoshard/videoshard/grpcapi"
 	"github.com/videoshard/videoshard/internal/sysinfo"
+	pb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
 
@@ -79,38 +88,20 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 	return loadConfig(v)
 }
 
+// newEncoder returns the configured encoder and the video codec it encodes
+// to by default (for CheckHealth).
 func newEncoder(cfg Config, tempDir string, log *slog.Logger) (encode.Encoder, string, error) {
-	if cfg.Encoder == encode.NameSimulated {
-		enc, err := encode.NewSimulated(encode.SimulatedConfig{Ratio: cfg.Simulated.Ratio, Delay: cfg.Simulated.Delay})
-		return enc, "simulated", err
+	if cfg.Encoder == pb.EncoderSimulated {
+		enc, err := encode.NewSimulated(cfg.Simulated)
+		return enc, pb.EncoderSimulated, err
 	}
 	f := cfg.FFmpeg
-	enc, err := encode.NewFFmpeg(encode.FFmpegConfig{
-		Binary:          f.Binary,
-		FFprobe:         f.FFprobe,
-		VideoCodec:      f.VideoCodec,
-		CRF:             f.CRF,
-		Preset:          f.Preset,
-		AudioCodec:      f.AudioCodec,
-		Container:       f.Container,
-		Threads:         f.Threads,
-		Timeout:         f.Timeout,
-		ExtraOutputArgs: f.ExtraOutputArgs,
-		MeasureQuality:  f.MeasureQuality,
-		AllowOverrides: encode.OverridePolicy{
-			VideoCodecs: f.AllowOverrides.VideoCodecs,
-			Presets:     f.AllowOverrides.Presets,
-			CRF:         f.AllowOverrides.CRF,
-		},
-		Limits: encode.PixelLimits{
-			FramePixels:     cfg.Limits.MaxFramePixels,
-			PixelsPerSecond: cfg.Limits.MaxPixelsPerSecond,
-			ChunkPixels:     cfg.Limits.MaxChunkPixels,
-		},
-		TempDir: tempDir,
-		Logger:  log,
-	})
-	return enc, f.VideoCodec, err
+	f.TempDir, f.Logger = tempDir, log
+	enc, err := encode.NewFFmpeg(f)
+	if err != nil {
+		return nil, "", err
+	}
+	return enc, enc.Config().VideoCodec, nil
 }
 
 func run(ctx context.Context, cfg Config) error {
@@ -126,7 +117,9 @@ func run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	store, err := storage.Open(storage.Options{Root: cfg.Storage.Root, Logger: log, Lock: true})
+	storeOpts := cfg.Storage.Options
+	storeOpts.Logger, storeOpts.Lock = log, true
+	store, err := storage.Open(storeOpts)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -139,25 +132,12 @@ func run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if cfg.WorkerID == "" {
-		cfg.WorkerID = lis.Addr().String()
+	srvCfg := cfg.Server
+	if srvCfg.WorkerID == "" {
+		srvCfg.WorkerID = lis.Addr().String()
 	}
-	srv := grpcapi.NewServer(store, enc, grpcapi.Config{
-		WorkerID:           cfg.WorkerID,
-		VideoCodec:         codec,
-		MaxConcurrentTasks: cfg.Limits.MaxConcurrentTasks,
-		MaxQueuedTasks:     cfg.Limits.MaxQueuedTasks,
-		MaxChunkBytes:      cfg.Limits.MaxChunkBytes,
-		MaxUnaryChunks:     cfg.Limits.MaxUnaryChunks,
-		MaxUploads:         cfg.Limits.MaxUploads,
-		UploadIdleTimeout:  cfg.Limits.UploadIdleTimeout,
-		UploadTimeout:      cfg.Limits.UploadTimeout,
-		MaxMessageBytes:    int(cfg.GRPC.MaxMessageBytes),
-		HealthTTL:          cfg.Health.TTL,
-		// Checked against 1<<20 in loadConfig.
-		MaxConcurrentStreams: uint32(cfg.GRPC.MaxConcurrentStreams),
-		Logger:               log,
-	})
+	srvCfg.VideoCodec, srvCfg.Logger = codec, log
+	srv := grpcapi.NewServer(store, enc, srvCfg)
 
 	memLimit := setMemoryLimit(srv, log)
 
@@ -178,13 +158,13 @@ func run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go srv.Run(ctx)
-	go watchHealth(ctx, srv, healthSrv, min(5*time.Second, cfg.Health.TTL), log)
+	go watchHealth(ctx, srv, healthSrv, min(5*time.Second, srvCfg.HealthTTL), log)
 	stopScrubber := startScrubber(ctx, srv, cfg.Storage)
 	defer stopScrubber()
 
 	tlsMode, authMode := securityMode(cfg)
 	warnInsecure(log, cfg) // before "listening": whoever waits for that line has seen it
-	log.Info("videoshard worker listening", "addr", lis.Addr().String(), "worker_id", cfg.WorkerID,
+	log.Info("videoshard worker listening", "addr", lis.Addr().String(), "worker_id", srvCfg.WorkerID,
 		"encoder", cfg.Encoder, "codec", codec, "store", store.Root(), "tls", tlsMode, "auth", authMode,
 		"memory_limit", memLimit)
 
@@ -264,7 +244,7 @@ func watchHealth(ctx context.Context, srv *grpcapi.Server, hs *health.Server, in
 		}
 		if st != last {
 			hs.SetServingStatus("", st)
-			hs.SetServingStatus("replication.VideoProcessingService", st)
+			hs.SetServingStatus(pb.VideoProcessingService_ServiceDesc.ServiceName, st)
 			last = st
 		}
 		select {

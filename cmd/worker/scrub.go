@@ -45,7 +45,7 @@ storage.scrub_interval is set.`,
 			if err != nil {
 				return err
 			}
-			opts := storage.ScrubOptions{BytesPerSecond: cfg.Storage.ScrubBytesPerSecond}
+			opts := cfg.Storage.Scrub
 			if rate != "" {
 				if opts.BytesPerSecond, err = parseSize(rate); err != nil || opts.BytesPerSecond < 0 {
 					return fmt.Errorf("--bytes-per-second: %q is not a size like 50MiB", rate)
@@ -105,7 +105,7 @@ func startScrubber(ctx context.Context, srv *grpcapi.Server, cfg StorageConfig) 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.RunScrubber(ctx, cfg.ScrubInterval, storage.ScrubOptions{BytesPerSecond: cfg.ScrubBytesPerSecond})
+		srv.RunScrubber(ctx, cfg.ScrubInterval, cfg.Scrub)
 	}()
 	return func() {
 		cancel()

@@ -52,10 +52,8 @@ func checkSecurity(r *keyReader, cfg Config) {
 	if t.ClientCAFile != "" && t.CertFile == "" {
 		r.fail("tls.client_ca_file", errors.New("mutual TLS needs the worker's own tls.cert_file and tls.key_file"))
 	}
-	for i, tok := range cfg.Auth.Tokens {
-		if err := grpcapi.CheckToken(tok); err != nil {
-			r.fail("auth.tokens", fmt.Errorf("token %d of %d: %w", i+1, len(cfg.Auth.Tokens), err))
-		}
+	for _, err := range grpcapi.CheckTokens(cfg.Auth.Tokens) {
+		r.fail("auth.tokens", err)
 	}
 	// Beyond loopback a client must prove who it is: a certificate (mutual
 	// TLS) or a token. TLS alone encrypts, but lets every client in.
