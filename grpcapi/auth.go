@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // MinTokenLength is the shortest bearer token NewTokenAuth accepts.
@@ -84,12 +86,7 @@ func CheckToken(tok string) error {
 	if len(tok) < MinTokenLength {
 		return fmt.Errorf("shorter than %d characters", MinTokenLength)
 	}
-	for _, c := range []byte(tok) {
-		if c <= ' ' || c > '~' {
-			return errors.New("holds a space, a control or a non-ASCII character")
-		}
-	}
-	return nil
+	return pb.CheckBearerToken(tok)
 }
 
 // UnaryServerInterceptor checks the token of unary calls.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/videoshard/videoshard/master/client"
 	"github.com/videoshard/videoshard/master/media"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // VerifyMode says how much of the output is compared with the source's
@@ -174,7 +175,7 @@ func (c *chunkChecker) check(i int) error {
 		_ = os.Remove(path)
 		return nil // the join fetches it again, and handles a lost shard
 	}
-	if cs.Encoder != EncoderFFmpeg {
+	if cs.Encoder != pb.EncoderFFmpeg {
 		return nil // simulated shards are not media
 	}
 	ch := c.chunk(i)

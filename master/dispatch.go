@@ -39,12 +39,6 @@ const (
 	DefaultJobMessageBytes = 16 << 20
 )
 
-// Encoder names a worker reports in chunk metadata.
-const (
-	EncoderFFmpeg    = "ffmpeg"
-	EncoderSimulated = "simulated"
-)
-
 // Errors of the dispatcher. They come wrapped; test them with errors.Is.
 var (
 	// ErrNoHealthyWorker: NewDispatcher found no worker answering healthy.
@@ -300,7 +294,7 @@ type dispWorker struct {
 // trims reports whether w honours frame trims, as far as is known: a
 // worker never probed successfully might.
 func (w *dispWorker) trims() (yes, known bool) {
-	return slices.Contains(w.features, client.FeatureFrameTrim), w.probed
+	return slices.Contains(w.features, pb.FeatureFrameTrim), w.probed
 }
 
 // takes reports whether w may be given t: a trimmed chunk only goes to a
@@ -676,7 +670,7 @@ func (d *Dispatcher) noTrimLocked(t ChunkTask) (lacking []*dispWorker, err error
 	}
 	if !possible {
 		err = fmt.Errorf("chunk %d: %w: it has a frame trim (pictures %d..%d) and no worker lists the %q feature (%s lack it); upgrade the workers",
-			t.Index, ErrNoTrimWorker, t.TrimStart, t.TrimStart+t.TrimFrames-1, client.FeatureFrameTrim, strings.Join(says, ", "))
+			t.Index, ErrNoTrimWorker, t.TrimStart, t.TrimStart+t.TrimFrames-1, pb.FeatureFrameTrim, strings.Join(says, ", "))
 	}
 	return lacking, err
 }
@@ -988,7 +982,7 @@ func (j *dispJob) reportSkipped(lacking []*dispWorker) {
 			j.skipped = make(map[*dispWorker]bool)
 		}
 		j.skipped[w] = true
-		err := fmt.Errorf("worker does not list the %q feature: the job's trimmed chunks are not sent to it", client.FeatureFrameTrim)
+		err := fmt.Errorf("worker does not list the %q feature: the job's trimmed chunks are not sent to it", pb.FeatureFrameTrim)
 		j.d.log.Warn("worker skipped for trimmed chunks", "video_id", j.videoID, "worker", w.addr, "error", err)
 		j.event(Event{Kind: EventWorkerSkipped, Chunk: -1, Worker: w.addr, Err: err})
 	}
@@ -1130,7 +1124,7 @@ func (j *dispJob) check(w *dispWorker, p *pendingChunk, resp *pb.ProcessChunkRes
 		return res, fmt.Errorf("chunk %d: %w: the worker says its shard of a %d-byte chunk has %d bytes",
 			t.Index, client.ErrProtocol, t.Size, res.EncodedSize)
 	}
-	if res.Encoder == EncoderFFmpeg && t.Frames > 0 {
+	if res.Encoder == pb.EncoderFFmpeg && t.Frames > 0 {
 		if res.Frames != t.Frames {
 			return res, fmt.Errorf("chunk %d: %w: the shard has %d frames, the chunk %d",
 				t.Index, ErrFrameMismatch, res.Frames, t.Frames)

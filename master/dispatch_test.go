@@ -54,7 +54,7 @@ func checkResults(t *testing.T, chunks []chunkFile, got map[int]master.ChunkResu
 			t.Errorf("chunk %d: checksum %s, want %s", c.Index, r.Checksum, c.wantSum)
 		case r.OriginalSize != c.Size || r.EncodedSize != c.wantSize:
 			t.Errorf("chunk %d: sizes %d -> %d, want %d -> %d", c.Index, r.OriginalSize, r.EncodedSize, c.Size, c.wantSize)
-		case r.Encoder != master.EncoderSimulated || r.MediaChecked:
+		case r.Encoder != pb.EncoderSimulated || r.MediaChecked:
 			t.Errorf("chunk %d: encoder %q, media checked %v; want simulated, unchecked", c.Index, r.Encoder, r.MediaChecked)
 		case r.Attempts < 1:
 			t.Errorf("chunk %d: %d attempts", c.Index, r.Attempts)
@@ -411,7 +411,7 @@ func TestDispatch_MissingFile(t *testing.T) {
 // ffmpegHealth makes a worker's health say it encodes with ffmpeg, as the
 // chunks asFFmpeg answers say.
 func ffmpegHealth(resp *pb.HealthCheckResponse) *pb.HealthCheckResponse {
-	resp.Encoder = master.EncoderFFmpeg
+	resp.Encoder = pb.EncoderFFmpeg
 	return resp
 }
 
@@ -425,7 +425,7 @@ func asFFmpeg(frames int64) func(context.Context, int, *pb.ProcessChunkRequest,
 		if err != nil {
 			return nil, err
 		}
-		resp.Metadata.Encoder = master.EncoderFFmpeg
+		resp.Metadata.Encoder = pb.EncoderFFmpeg
 		resp.Metadata.VideoCodec = "h264"
 		resp.Metadata.FrameCount = frames
 		return resp, nil
@@ -452,7 +452,7 @@ func TestDispatch_FrameMismatch(t *testing.T) {
 		t.Fatalf("%d chunks done, want 10", len(got))
 	}
 	for _, r := range got {
-		if r.Worker != honest.Addr || !r.MediaChecked || r.Frames != 100 || r.Encoder != master.EncoderFFmpeg {
+		if r.Worker != honest.Addr || !r.MediaChecked || r.Frames != 100 || r.Encoder != pb.EncoderFFmpeg {
 			t.Errorf("chunk %d: %+v; want done on the honest worker, media checked, 100 frames", r.Index, r)
 		}
 	}
@@ -725,7 +725,7 @@ func TestDispatch_Trim(t *testing.T) {
 		}
 	}
 	d := newDispatcher(t, fastConfig(t, trimmer.Addr, old.Addr))
-	if f := d.Stats()[trimmer.Addr].Features; !slices.Contains(f, client.FeatureFrameTrim) {
+	if f := d.Stats()[trimmer.Addr].Features; !slices.Contains(f, pb.FeatureFrameTrim) {
 		t.Fatalf("trimmer's features = %q", f)
 	}
 	rec := newRecorder(t)
@@ -763,8 +763,8 @@ func TestDispatch_Trim(t *testing.T) {
 		t.Errorf("the worker without frame_trim got no chunk at all")
 	}
 	skipped := rec.Events(master.EventWorkerSkipped, old.Addr)
-	if len(skipped) != 1 || !strings.Contains(skipped[0].Err.Error(), client.FeatureFrameTrim) {
-		t.Errorf("skipped events for the old worker: %+v, want one naming %q", skipped, client.FeatureFrameTrim)
+	if len(skipped) != 1 || !strings.Contains(skipped[0].Err.Error(), pb.FeatureFrameTrim) {
+		t.Errorf("skipped events for the old worker: %+v, want one naming %q", skipped, pb.FeatureFrameTrim)
 	}
 	if n := len(rec.Events(master.EventWorkerSkipped, trimmer.Addr)); n != 0 {
 		t.Errorf("%d skipped events for the worker that trims", n)

@@ -487,7 +487,7 @@ func encodeChunks(ctx context.Context, cfg JobConfig, p *media.Probing, state *J
 	// encoder, which decodes nothing: its shards are not media, and the
 	// head is where a cut goes wrong.
 	headProof := d.All(func(w WorkerStats) bool {
-		return w.Encoder == EncoderSimulated || slices.Contains(w.Features, client.FeaturePictureHashes)
+		return w.Encoder == pb.EncoderSimulated || slices.Contains(w.Features, pb.FeaturePictureHashes)
 	})
 	splitKey := media.SplitKey{Source: srcKey, SegmentSeconds: cfg.SegmentSeconds, HeadProof: headProof}
 	if !p.Done() {
@@ -733,7 +733,7 @@ func (r *jobRun) onDone(res ChunkResult) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.chunks[res.Index]
-	if c.Proven < c.Frames && res.Encoder == EncoderSimulated {
+	if c.Proven < c.Frames && res.Encoder == pb.EncoderSimulated {
 		r.headOnly++
 	} else if c.Proven < c.Frames {
 		if !c.ProvenBy(res.PictureHashes) {
@@ -932,7 +932,7 @@ func adoptStored(ctx context.Context, clients map[string]*client.Client, state *
 			if !strings.EqualFold(m.GetInputChecksumSha256(), sum) {
 				continue
 			}
-			media := m.GetEncoder() == EncoderFFmpeg
+			media := m.GetEncoder() == pb.EncoderFFmpeg
 			if media && m.GetFrameCount() != chunks[i].Frames {
 				continue
 			}
@@ -1050,7 +1050,7 @@ func summarizeChunks(cfg JobConfig, state *JobState, src *media.SourceInfo, enco
 // (joinVerified). failed is a verification that failed (the output is then
 // beside cfg.Output, see unverifiedPath); err what stopped the output.
 func assemble(ctx context.Context, cfg JobConfig, state *JobState, src *media.SourceInfo, paths []string, encoders map[string]bool, sum *Summary) (failed, err error) {
-	if encoders[EncoderSimulated] {
+	if encoders[pb.EncoderSimulated] {
 		sum.VerificationSkipReason = "shards made by a simulated encoder are not media: the output is their bytes, concatenated; media checks skipped"
 		return nil, concatFiles(paths, cfg.Output)
 	}

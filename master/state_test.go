@@ -21,6 +21,7 @@ import (
 
 	"github.com/videoshard/videoshard/internal/fsutil"
 	"github.com/videoshard/videoshard/master/media"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 func sampleJobState() *JobState {
@@ -57,7 +58,7 @@ func splitJobState(n, step int) *JobState {
 func result(index, k int) ChunkResult {
 	return ChunkResult{Index: index, Worker: fmt.Sprintf("10.0.0.%d:50051", k%8), Location: fmt.Sprintf("/srv/shards/clip.mp4/chunk_%d.shard", index),
 		Checksum: fmt.Sprintf("%064x", index*1000+k), EncodedSize: 900_000 + int64(k), OriginalSize: 1_500_000,
-		Encoder: EncoderFFmpeg, VideoCodec: "h264", Attempts: 1 + k%3, MediaChecked: true}
+		Encoder: pb.EncoderFFmpeg, VideoCodec: "h264", Attempts: 1 + k%3, MediaChecked: true}
 }
 
 // stateJSON is what a state says, without what it knows of its files.

@@ -1,5 +1,7 @@
 package replicationpb
 
+import "errors"
+
 // The wire contract beyond the messages: values a worker and a master must
 // agree on that the .proto file can only describe in comments. Written by
 // hand (make proto regenerates only *.pb.go) so that both sides import one
@@ -44,3 +46,16 @@ const (
 	// ProcessChunkResponse.picture_hashes.
 	FeaturePictureHashes = "picture_hashes"
 )
+
+// CheckBearerToken reports why tok cannot travel as a bearer token in the
+// authorization header ("Bearer <tok>"), without quoting it: it holds a
+// space, a control or a non-ASCII character. A worker asks more of the
+// tokens it accepts (a minimum length).
+func CheckBearerToken(tok string) error {
+	for _, c := range []byte(tok) {
+		if c <= ' ' || c > '~' {
+			return errors.New("holds a space, a control or a non-ASCII character")
+		}
+	}
+	return nil
+}

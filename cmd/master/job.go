@@ -18,7 +18,7 @@ import (
 	"github.com/videoshard/videoshard/master"
 	"github.com/videoshard/videoshard/master/client"
 	"github.com/videoshard/videoshard/master/media"
-	replicationpb "github.com/videoshard/videoshard/proto"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // JobConfig is what encode, reconstruct and status read: flags, then the
@@ -148,9 +148,9 @@ func splitList(v any) []string {
 
 // job turns the config into the master's job settings.
 func (c JobConfig) job(input, output string) master.JobConfig {
-	var enc *replicationpb.EncodingOptions
+	var enc *pb.EncodingOptions
 	if c.Codec != "" || c.Preset != "" || c.CRF >= 0 {
-		enc = &replicationpb.EncodingOptions{VideoCodec: c.Codec, Preset: c.Preset}
+		enc = &pb.EncodingOptions{VideoCodec: c.Codec, Preset: c.Preset}
 		if c.CRF >= 0 {
 			crf := int32(c.CRF)
 			enc.Crf = &crf

@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/videoshard/videoshard/master/client"
-	replicationpb "github.com/videoshard/videoshard/proto"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 func main() {
@@ -159,7 +159,7 @@ func (a *app) processChunkCmd() *cobra.Command {
 			}
 			req.File = args[0]
 			if codec != "" || preset != "" || cmd.Flags().Changed("crf") {
-				req.Encoding = &replicationpb.EncodingOptions{VideoCodec: codec, Preset: preset}
+				req.Encoding = &pb.EncodingOptions{VideoCodec: codec, Preset: preset}
 				if cmd.Flags().Changed("crf") {
 					req.Encoding.Crf = &crf
 				}
@@ -230,12 +230,12 @@ FILE appears atomically, only once the whole shard has arrived and matched
 the checksum in its metadata. An existing FILE is replaced only with --force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := &replicationpb.GetShardRequest{ShardLocation: location}
+			req := &pb.GetShardRequest{ShardLocation: location}
 			if location == "" {
 				if err := checkChunk(videoID, chunkIndex); err != nil {
 					return err
 				}
-				req = &replicationpb.GetShardRequest{VideoId: videoID, ChunkIndex: &chunkIndex}
+				req = &pb.GetShardRequest{VideoId: videoID, ChunkIndex: &chunkIndex}
 			}
 			if output == "" {
 				return errors.New("--output: empty")

@@ -19,62 +19,62 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/videoshard/videoshard/internal/fsutil"
-	replicationpb "github.com/videoshard/videoshard/proto"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // fakeWorker answers the calls the commands make. Its fields are set
 // before it starts serving and only read afterwards.
 type fakeWorker struct {
-	replicationpb.UnimplementedVideoProcessingServiceServer
+	pb.UnimplementedVideoProcessingServiceServer
 	healthy bool
 	shard   []byte
 	sum     string // checksum to claim for shard; empty: the right one
 }
 
-func (f *fakeWorker) CheckHealth(context.Context, *replicationpb.HealthCheckRequest) (*replicationpb.HealthCheckResponse, error) {
+func (f *fakeWorker) CheckHealth(context.Context, *pb.HealthCheckRequest) (*pb.HealthCheckResponse, error) {
 	msg := "ok"
 	if !f.healthy {
 		msg = "draining"
 	}
-	return &replicationpb.HealthCheckResponse{
+	return &pb.HealthCheckResponse{
 		IsHealthy: f.healthy, WorkerId: "fake-1", Message: msg, Encoder: "simulated",
 		CpuUtilization: 12.5, MemoryUsageBytes: 3 << 20, ActiveTasks: 1, MaxConcurrentTasks: 4,
 		MaxUnaryChunkBytes: 1 << 20,
 	}, nil
 }
 
-func (f *fakeWorker) ProcessChunk(_ context.Context, req *replicationpb.ProcessChunkRequest) (*replicationpb.ProcessChunkResponse, error) {
-	return &replicationpb.ProcessChunkResponse{
+func (f *fakeWorker) ProcessChunk(_ context.Context, req *pb.ProcessChunkRequest) (*pb.ProcessChunkResponse, error) {
+	return &pb.ProcessChunkResponse{
 		Success: true, WorkerId: "fake-1", OriginalSize: int64(len(req.GetChunkData())),
 		ShardLocation: req.GetVideoId() + "/chunk_0.shard",
 	}, nil
 }
 
-func (f *fakeWorker) ListShards(context.Context, *replicationpb.ListShardsRequest) (*replicationpb.ListShardsResponse, error) {
-	return &replicationpb.ListShardsResponse{Success: true, WorkerId: "fake-1", Videos: []*replicationpb.VideoInfo{{
+func (f *fakeWorker) ListShards(context.Context, *pb.ListShardsRequest) (*pb.ListShardsResponse, error) {
+	return &pb.ListShardsResponse{Success: true, WorkerId: "fake-1", Videos: []*pb.VideoInfo{{
 		VideoId: "demo.mp4",
-		Chunks: []*replicationpb.ChunkInfo{
+		Chunks: []*pb.ChunkInfo{
 			{ChunkIndex: 0, ShardLocation: "demo.mp4/chunk_0.shard", SizeBytes: 2048},
 			{ChunkIndex: 1, ShardLocation: "demo.mp4/chunk_1.shard", SizeBytes: 10},
 		},
 	}}}, nil
 }
 
-func (f *fakeWorker) GetVideoMetadata(_ context.Context, req *replicationpb.GetVideoMetadataRequest) (*replicationpb.GetVideoMetadataResponse, error) {
+func (f *fakeWorker) GetVideoMetadata(_ context.Context, req *pb.GetVideoMetadataRequest) (*pb.GetVideoMetadataResponse, error) {
 	return nil, status.Errorf(codes.NotFound, "video %q has no chunks", req.GetVideoId())
 }
 
-func (f *fakeWorker) DownloadShard(_ *replicationpb.GetShardRequest, stream replicationpb.VideoProcessingService_DownloadShardServer) error {
+func (f *fakeWorker) DownloadShard(_ *pb.GetShardRequest, stream pb.VideoProcessingService_DownloadShardServer) error {
 	sum := f.sum
 	if sum == "" {
 		s := sha256.Sum256(f.shard)
 		sum = hex.EncodeToString(s[:])
 	}
-	meta := &replicationpb.ChunkMetadata{VideoId: "demo.mp4", EncodedSize: int64(len(f.shard)), ChecksumSha256: sum}
-	if err := stream.Send(&replicationpb.DownloadShardResponse{Metadata: meta}); err != nil {
+	meta := &pb.ChunkMetadata{VideoId: "demo.mp4", EncodedSize: int64(len(f.shard)), ChecksumSha256: sum}
+	if err := stream.Send(&pb.DownloadShardResponse{Metadata: meta}); err != nil {
 		return err
 	}
-	return stream.Send(&replicationpb.DownloadShardResponse{Data: f.shard})
+	return stream.Send(&pb.DownloadShardResponse{Data: f.shard})
 }
 
 // serve runs f on a local port and returns its address.
@@ -85,7 +85,7 @@ func serve(t *testing.T, f *fakeWorker) string {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	replicationpb.RegisterVideoProcessingServiceServer(srv, f)
+	pb.RegisterVideoProcessingServiceServer(srv, f)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	return lis.Addr().String()

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	replicationpb "github.com/videoshard/videoshard/proto"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // printer writes results as aligned text or, with asJSON, as JSON.
@@ -68,7 +68,7 @@ func (p printer) table(header []string, rows [][]string) error {
 	return tw.Flush()
 }
 
-func (p printer) health(h *replicationpb.HealthCheckResponse) error {
+func (p printer) health(h *pb.HealthCheckResponse) error {
 	if p.asJSON {
 		return p.writeJSON(h)
 	}
@@ -94,7 +94,7 @@ func (p printer) health(h *replicationpb.HealthCheckResponse) error {
 	})
 }
 
-func (p printer) processed(r *replicationpb.ProcessChunkResponse) error {
+func (p printer) processed(r *pb.ProcessChunkResponse) error {
 	if p.asJSON {
 		return p.writeJSON(r)
 	}
@@ -112,7 +112,7 @@ func (p printer) processed(r *replicationpb.ProcessChunkResponse) error {
 	return p.fields(fs)
 }
 
-func (p printer) list(r *replicationpb.ListShardsResponse) error {
+func (p printer) list(r *pb.ListShardsResponse) error {
 	if p.asJSON {
 		return p.writeJSON(r)
 	}
@@ -131,7 +131,7 @@ func (p printer) list(r *replicationpb.ListShardsResponse) error {
 	return p.table([]string{"VIDEO", "CHUNK", "SIZE", "SHA256", "LOCATION"}, rows)
 }
 
-func (p printer) metadata(r *replicationpb.GetVideoMetadataResponse) error {
+func (p printer) metadata(r *pb.GetVideoMetadataResponse) error {
 	if p.asJSON {
 		return p.writeJSON(r)
 	}
@@ -163,7 +163,7 @@ type shardResult struct {
 	Metadata json.RawMessage `json:"metadata"`
 }
 
-func (p printer) shard(path string, n int64, m *replicationpb.ChunkMetadata) error {
+func (p printer) shard(path string, n int64, m *pb.ChunkMetadata) error {
 	if p.asJSON {
 		raw, err := protoJSON(m)
 		if err != nil {
@@ -188,7 +188,7 @@ func (p printer) shard(path string, n int64, m *replicationpb.ChunkMetadata) err
 }
 
 // mediaFields describes the encoded media in a chunk's metadata.
-func mediaFields(m *replicationpb.ChunkMetadata) []field {
+func mediaFields(m *pb.ChunkMetadata) []field {
 	ratio := ""
 	if m.GetCompressionRatio() != 0 {
 		ratio = fmt.Sprintf("%.3f", m.GetCompressionRatio())
@@ -213,7 +213,7 @@ func mediaFields(m *replicationpb.ChunkMetadata) []field {
 
 // pictureQuality describes the quality the worker measured of a shard
 // against its chunk; "" when it measured none.
-func pictureQuality(m *replicationpb.ChunkMetadata) string {
+func pictureQuality(m *pb.ChunkMetadata) string {
 	if m.GetQualityFrames() <= 0 {
 		return ""
 	}
@@ -223,7 +223,7 @@ func pictureQuality(m *replicationpb.ChunkMetadata) string {
 
 // psnrRange is a table cell: the worst and mean PSNR, "inf" for identical
 // pictures; "" when not measured.
-func psnrRange(m *replicationpb.ChunkMetadata) string {
+func psnrRange(m *pb.ChunkMetadata) string {
 	if m.GetQualityFrames() <= 0 {
 		return ""
 	}
@@ -237,7 +237,7 @@ func psnrRange(m *replicationpb.ChunkMetadata) string {
 }
 
 // ssimRange is a table cell: the worst and mean SSIM; "" when not measured.
-func ssimRange(m *replicationpb.ChunkMetadata) string {
+func ssimRange(m *pb.ChunkMetadata) string {
 	if m.GetQualityFrames() <= 0 {
 		return ""
 	}
@@ -265,7 +265,7 @@ func bytesIfSet(n int64) string {
 	return byteCount(n)
 }
 
-func resolution(m *replicationpb.ChunkMetadata) string {
+func resolution(m *pb.ChunkMetadata) string {
 	if m.GetWidth() <= 0 || m.GetHeight() <= 0 {
 		return ""
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	replicationpb "github.com/videoshard/videoshard/proto"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // process-chunk, get-shard and metadata show the quality a worker measured
@@ -18,7 +18,7 @@ func TestOutputShowsQuality(t *testing.T) {
 	inf := math.Inf(1)
 	tests := []struct {
 		name  string
-		meta  *replicationpb.ChunkMetadata
+		meta  *pb.ChunkMetadata
 		field string // the "quality" line of process-chunk and get-shard; "" for none
 		psnr  string // the metadata table's cells
 		ssim  string
@@ -28,7 +28,7 @@ func TestOutputShowsQuality(t *testing.T) {
 	}{
 		{
 			name:        "not measured",
-			meta:        &replicationpb.ChunkMetadata{VideoId: "v", FrameCount: 90},
+			meta:        &pb.ChunkMetadata{VideoId: "v", FrameCount: 90},
 			psnr:        "-",
 			ssim:        "-",
 			field:       "",
@@ -36,7 +36,7 @@ func TestOutputShowsQuality(t *testing.T) {
 		},
 		{
 			name: "lossy",
-			meta: &replicationpb.ChunkMetadata{VideoId: "v", FrameCount: 90,
+			meta: &pb.ChunkMetadata{VideoId: "v", FrameCount: 90,
 				QualityFrames: 90, PsnrMin: 38.123, PsnrMean: 41.5, SsimMin: 0.95, SsimMean: 0.98765},
 			field:       "PSNR 41.50 dB mean, 38.12 dB worst; SSIM 0.9877 mean, 0.9500 worst; 90 pictures compared",
 			psnr:        "38.12/41.50 dB",
@@ -46,7 +46,7 @@ func TestOutputShowsQuality(t *testing.T) {
 		},
 		{
 			name: "identical",
-			meta: &replicationpb.ChunkMetadata{VideoId: "v", FrameCount: 40,
+			meta: &pb.ChunkMetadata{VideoId: "v", FrameCount: 40,
 				QualityFrames: 40, PsnrMin: inf, PsnrMean: inf, SsimMin: 1, SsimMean: 1},
 			field:       "PSNR inf dB (identical) mean, inf dB (identical) worst; SSIM 1.0000 mean, 1.0000 worst; 40 pictures compared",
 			psnr:        "inf/inf dB",
@@ -59,7 +59,7 @@ func TestOutputShowsQuality(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			outputs := map[string]func(p printer) error{
 				"process-chunk": func(p printer) error {
-					return p.processed(&replicationpb.ProcessChunkResponse{Success: true, Metadata: tt.meta})
+					return p.processed(&pb.ProcessChunkResponse{Success: true, Metadata: tt.meta})
 				},
 				"get-shard": func(p printer) error { return p.shard("out.mkv", 10, tt.meta) },
 			}
@@ -80,7 +80,7 @@ func TestOutputShowsQuality(t *testing.T) {
 			}
 
 			var buf bytes.Buffer
-			resp := &replicationpb.GetVideoMetadataResponse{Success: true, ChunksMetadata: []*replicationpb.ChunkMetadata{tt.meta}}
+			resp := &pb.GetVideoMetadataResponse{Success: true, ChunksMetadata: []*pb.ChunkMetadata{tt.meta}}
 			if err := (printer{w: &buf}).metadata(resp); err != nil {
 				t.Fatal(err)
 			}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/videoshard/videoshard/internal/fsutil"
 	"github.com/videoshard/videoshard/master/client"
-	replicationpb "github.com/videoshard/videoshard/proto"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // errUnhealthy is returned by health when the worker says it is unhealthy.
@@ -39,7 +39,7 @@ type processRequest struct {
 	VideoID    string
 	ChunkIndex int32
 	File       string
-	Encoding   *replicationpb.EncodingOptions // nil: the worker's defaults
+	Encoding   *pb.EncodingOptions // nil: the worker's defaults
 }
 
 func runProcessChunk(ctx context.Context, c *client.Client, p printer, req processRequest) error {
@@ -68,9 +68,9 @@ func runMetadata(ctx context.Context, c *client.Client, p printer, videoID strin
 
 // runGetShard downloads a shard into output atomically: output appears
 // only once every byte has arrived and matched the checksum.
-func runGetShard(ctx context.Context, c *client.Client, p printer, req *replicationpb.GetShardRequest, output string) error {
+func runGetShard(ctx context.Context, c *client.Client, p printer, req *pb.GetShardRequest, output string) error {
 	var (
-		meta *replicationpb.ChunkMetadata
+		meta *pb.ChunkMetadata
 		n    int64
 	)
 	err := fsutil.WriteFileAtomic(output, func(w io.Writer) error {

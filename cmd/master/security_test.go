@@ -17,7 +17,7 @@ import (
 
 	"github.com/videoshard/videoshard/grpcapi"
 	"github.com/videoshard/videoshard/internal/testpki"
-	replicationpb "github.com/videoshard/videoshard/proto"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 const testToken = "cmd-master-token-0123456789"
@@ -44,7 +44,7 @@ func serveSecure(t *testing.T, f *fakeWorker, pki testpki.Files) string {
 		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool,
 			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12})))
 	srv := grpc.NewServer(opts...)
-	replicationpb.RegisterVideoProcessingServiceServer(srv, f)
+	pb.RegisterVideoProcessingServiceServer(srv, f)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

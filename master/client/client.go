@@ -17,20 +17,18 @@ import (
 const (
 	// DefaultMaxMessageBytes is the largest message the client sends or
 	// receives when DialOptions.MaxMessageBytes is 0. It is above the
-	// worker's default grpc.max_message_bytes (64 MiB): the worker's own
-	// limit, which it reports, is what bounds a unary chunk.
+	// worker's default (pb.DefaultMaxMessageBytes), so a worker configured
+	// higher is still read whole: the worker's own limit, which it
+	// reports, is what bounds a unary chunk.
 	DefaultMaxMessageBytes = 256 << 20
 
-	// MessageHeadroom is what a chunk message needs beyond the chunk bytes.
-	MessageHeadroom = 64 << 10
-
 	// MinMaxMessageBytes is the smallest DialOptions.MaxMessageBytes.
-	MinMaxMessageBytes = 2 * MessageHeadroom
+	MinMaxMessageBytes = 2 * pb.MessageHeadroom
 
 	// DefaultUnaryLimit is the largest chunk sent with unary ProcessChunk
 	// when the worker does not report max_unary_chunk_bytes (the original
 	// worker kept gRPC's 4 MiB default receive limit).
-	DefaultUnaryLimit = 4<<20 - MessageHeadroom
+	DefaultUnaryLimit = pb.LegacyMaxMessageBytes - pb.MessageHeadroom
 
 	// FrameBytes is the size of each data frame of a streamed upload,
 	// unless the unary limit is smaller.
@@ -40,15 +38,6 @@ const (
 	// DialOptions.MasterID is empty.
 	DefaultMasterID = "videoshard-master"
 )
-
-// FeatureFrameTrim is the entry in HealthCheckResponse.features of a worker
-// that honours a chunk's FrameTrim. A worker without it ignores the trim
-// and encodes the whole chunk, so trimmed chunks are never sent to it.
-const FeatureFrameTrim = "frame_trim"
-
-// FeaturePictureHashes is the entry in HealthCheckResponse.features of a
-// worker that answers ChunkOptions.WantPictureHashes.
-const FeaturePictureHashes = "picture_hashes"
 
 // HasFeature reports whether a health answer lists the named feature.
 func HasFeature(h *pb.HealthCheckResponse, name string) bool {
@@ -109,7 +98,7 @@ type DialOptions struct {
 	// MaxMessageBytes bounds every single message the client sends or
 	// receives. 0 means DefaultMaxMessageBytes; other values under
 	// MinMaxMessageBytes are refused. A chunk is sent with unary
-	// ProcessChunk only if it also fits in this limit minus MessageHeadroom.
+	// ProcessChunk only if it also fits in this limit minus pb.MessageHeadroom.
 	MaxMessageBytes int
 
 	// MasterID is sent as master_id in health checks; empty means
@@ -182,7 +171,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 		),
 	}
 	if opts.Token != "" {
-		if err := checkToken(opts.Token); err != nil {
+		if err := pb.CheckBearerToken(opts.Token); err != nil {
 			return nil, fmt.Errorf("dial %s: token: %w", addr, err)
 		}
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearerToken{token: opts.Token, tls: !opts.Insecure}))

@@ -309,7 +309,7 @@ func TestProcessFile_DefaultLimit(t *testing.T) {
 func TestProcessFile_ClientMessageLimit(t *testing.T) {
 	f := limitedWorker(1 << 20)
 	c := start(t, f, client.DialOptions{MaxMessageBytes: 128 << 10})
-	if got, want := mustLimit(t, c), int64(128<<10-client.MessageHeadroom); got != want {
+	if got, want := mustLimit(t, c), int64(128<<10-pb.MessageHeadroom); got != want {
 		t.Fatalf("UnaryLimit = %d, want %d", got, want)
 	}
 	path, _ := writeFile(t, 100<<10)
@@ -608,10 +608,10 @@ func TestHasFeature(t *testing.T) {
 		{nil, false},
 		{&pb.HealthCheckResponse{}, false},
 		{&pb.HealthCheckResponse{Features: []string{"other"}}, false},
-		{&pb.HealthCheckResponse{Features: []string{"other", client.FeatureFrameTrim}}, true},
+		{&pb.HealthCheckResponse{Features: []string{"other", pb.FeatureFrameTrim}}, true},
 	}
 	for _, tt := range tests {
-		if got := client.HasFeature(tt.h, client.FeatureFrameTrim); got != tt.want {
+		if got := client.HasFeature(tt.h, pb.FeatureFrameTrim); got != tt.want {
 			t.Errorf("HasFeature(%v) = %v, want %v", tt.h, got, tt.want)
 		}
 	}

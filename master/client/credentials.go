@@ -64,13 +64,3 @@ func (b bearerToken) RequireTransportSecurity() bool { return b.tls }
 
 // String keeps the token out of logs and %v.
 func (b bearerToken) String() string { return "bearer token (redacted)" }
-
-// checkToken refuses what cannot travel in a header, without quoting it.
-func checkToken(tok string) error {
-	for _, c := range []byte(tok) {
-		if c <= ' ' || c > '~' {
-			return errors.New("holds a space, a control or a non-ASCII character")
-		}
-	}
-	return nil
-}

@@ -34,11 +34,11 @@ type ChunkOptions struct {
 	// Trim (nil: none), sent in ProcessChunkRequest.trim or
 	// UploadHeader.trim: the worker keeps only trim.frame_count pictures
 	// from picture trim.start_frame on, video only. Send a trim only to a
-	// worker whose health lists FeatureFrameTrim; any other worker ignores
+	// worker whose health lists pb.FeatureFrameTrim; any other worker ignores
 	// it and encodes the whole chunk.
 	Trim *pb.FrameTrim
 	// WantPictureHashes asks for ProcessChunkResponse.picture_hashes; a
-	// worker without FeaturePictureHashes ignores it.
+	// worker without pb.FeaturePictureHashes ignores it.
 	WantPictureHashes bool
 }
 
@@ -108,7 +108,7 @@ func (c *Client) UnaryLimit(ctx context.Context) (int64, error) {
 	if limit <= 0 {
 		limit = DefaultUnaryLimit
 	}
-	if own := int64(c.maxMsg - MessageHeadroom); own < limit {
+	if own := int64(c.maxMsg - pb.MessageHeadroom); own < limit {
 		limit = own
 	}
 
