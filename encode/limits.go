@@ -11,6 +11,7 @@ import (
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
+	"github.com/videoshard/videoshard/internal/fftool"
 	"github.com/videoshard/videoshard/internal/proc"
 )
 
@@ -144,7 +145,7 @@ func (f *FFmpeg) checkPixels(ctx, callerCtx context.Context, inPath string) erro
 		"of": "json",
 	}})
 	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+inPath)
-	stdout := proc.NewLimitedBuffer(maxProbeOutput)
+	stdout := proc.NewLimitedBuffer(fftool.MaxProbeReport)
 	stderr, err := proc.Run(ctx, proc.Cmd{Name: f.cfg.FFprobe, Args: args, Stdout: stdout})
 	if rerr := l.refusedPicture(stderr, "while probing the input"); rerr != nil {
 		return rerr

@@ -9,6 +9,7 @@ import (
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
+	"github.com/videoshard/videoshard/internal/fftool"
 	"github.com/videoshard/videoshard/internal/proc"
 )
 
@@ -40,7 +41,7 @@ func (f *FFmpeg) probeChunkPresentation(ctx context.Context, path string) (chunk
 		"of":             "json",
 	}})
 	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+path)
-	stdout := proc.NewLimitedBuffer(maxProbeOutput)
+	stdout := proc.NewLimitedBuffer(fftool.MaxProbeReport)
 	stderr, err := proc.Run(ctx, proc.Cmd{Name: f.cfg.FFprobe, Args: args, Stdout: stdout})
 	if err != nil {
 		return chunkPresentation{}, fmt.Errorf("probe first frame: %w%s", err, withReason(stderr))

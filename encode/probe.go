@@ -10,11 +10,7 @@ import (
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
 	"github.com/videoshard/videoshard/internal/fftool"
-	"github.com/videoshard/videoshard/internal/proc"
 )
-
-// maxProbeOutput bounds the ffprobe JSON read; real reports are a few KiB.
-const maxProbeOutput = 4 << 20
 
 // ProbeInfo is what ffprobe reports about a media file.
 type ProbeInfo struct {
@@ -76,18 +72,11 @@ func probe(ctx context.Context, bin, path string, inputOpts ffmpeg.KwArgs) (Prob
 		"of":            "json",
 	}})
 	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+path)
-	stdout := proc.NewLimitedBuffer(maxProbeOutput)
-	stderr, err := proc.Run(ctx, proc.Cmd{Name: bin, Args: args, Stdout: stdout})
-	if err != nil {
-		if stderr != "" {
-			return ProbeInfo{}, fmt.Errorf("%w: %s", err, stderr)
-		}
+	var r probeReport
+	if err := fftool.ProbeJSON(ctx, bin, args, &r); err != nil {
 		return ProbeInfo{}, err
 	}
-	if stdout.Overflowed() {
-		return ProbeInfo{}, fmt.Errorf("ffprobe: report larger than %d bytes", maxProbeOutput)
-	}
-	return parseProbe(stdout.Bytes())
+	return r.info()
 }
 
 // probeReport is the subset of ffprobe's JSON that is used. ffprobe prints
@@ -111,11 +100,18 @@ type probeReport struct {
 	} `json:"streams"`
 }
 
+// parseProbe reads a report where the caller ran ffprobe itself (it wants
+// ffprobe's stderr whole).
 func parseProbe(data []byte) (ProbeInfo, error) {
 	var r probeReport
 	if err := json.Unmarshal(data, &r); err != nil {
 		return ProbeInfo{}, fmt.Errorf("parse ffprobe report: %w", err)
 	}
+	return r.info()
+}
+
+// info is what the report says, or why it says nothing.
+func (r probeReport) info() (ProbeInfo, error) {
 	if r.Format.FormatName == "" {
 		return ProbeInfo{}, errors.New("parse ffprobe report: no format")
 	}

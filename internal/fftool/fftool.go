@@ -5,6 +5,7 @@ package fftool
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,4 +66,26 @@ func (t Tools) FFprobeBin() string {
 		return "ffprobe"
 	}
 	return t.FFprobe
+}
+
+// MaxProbeReport bounds the JSON ProbeJSON reads; real reports are a few
+// KiB, so a larger one is refused rather than held in memory.
+const MaxProbeReport = 4 << 20
+
+// ProbeJSON runs the ffprobe bin with args (which ask for JSON) and
+// decodes its report into v. A failure is Run's (IsFailure tells a file
+// ffprobe refused from a program that could not run); a report over
+// MaxProbeReport or that is not JSON is an error of its own.
+func ProbeJSON(ctx context.Context, bin string, args []string, v any) error {
+	out := proc.NewLimitedBuffer(MaxProbeReport)
+	if err := Run(ctx, bin, args, out); err != nil {
+		return err
+	}
+	if out.Overflowed() {
+		return fmt.Errorf("ffprobe: report larger than %d bytes", MaxProbeReport)
+	}
+	if err := json.Unmarshal(out.Bytes(), v); err != nil {
+		return fmt.Errorf("parse ffprobe report: %w", err)
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package quality
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -13,11 +12,7 @@ import (
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
 	"github.com/videoshard/videoshard/internal/fftool"
-	"github.com/videoshard/videoshard/internal/proc"
 )
-
-// maxProbeReport bounds the ffprobe JSON read; real reports are a few KiB.
-const maxProbeReport = 4 << 20
 
 // source is what MeasureQuality needs to know about one input.
 type source struct {
@@ -61,16 +56,6 @@ func probeSource(ctx context.Context, tools Tools, in Input) (source, error) {
 		"show_entries":   "stream=index,width,height,pix_fmt,nb_read_packets:stream_disposition=attached_pic",
 		"of":             "json",
 	})), "file:"+abs)
-	out := proc.NewLimitedBuffer(maxProbeReport)
-	if err := fftool.Run(ctx, tools.FFprobeBin(), args, out); err != nil {
-		if fftool.IsFailure(ctx, err) {
-			return source{}, fmt.Errorf("%w: %w", ErrNotMedia, err)
-		}
-		return source{}, err
-	}
-	if out.Overflowed() {
-		return source{}, fmt.Errorf("ffprobe: report larger than %d bytes", maxProbeReport)
-	}
 	var rep struct {
 		Streams []struct {
 			Index       int    `json:"index"`
@@ -83,8 +68,11 @@ func probeSource(ctx context.Context, tools Tools, in Input) (source, error) {
 			} `json:"disposition"`
 		} `json:"streams"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		return source{}, fmt.Errorf("parse ffprobe report: %w", err)
+	if err := fftool.ProbeJSON(ctx, tools.FFprobeBin(), args, &rep); err != nil {
+		if fftool.IsFailure(ctx, err) {
+			return source{}, fmt.Errorf("%w: %w", ErrNotMedia, err)
+		}
+		return source{}, err
 	}
 	for _, s := range rep.Streams {
 		if s.Disposition.AttachedPic != 0 {

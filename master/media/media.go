@@ -2,7 +2,6 @@ package media
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
 	"github.com/videoshard/videoshard/internal/fftool"
-	"github.com/videoshard/videoshard/internal/proc"
 	"github.com/videoshard/videoshard/internal/quality"
 )
 
@@ -42,9 +40,6 @@ var (
 	// unknown extension) or cannot carry the encoded video codec.
 	ErrIncompatible = errors.New("incompatible output")
 )
-
-// maxProbeReport bounds the ffprobe JSON read; real reports are a few KiB.
-const maxProbeReport = 4 << 20
 
 // Tools names the programs the media functions run (see fftool.Tools).
 type Tools = fftool.Tools
@@ -274,19 +269,12 @@ func probeReport(ctx context.Context, tools Tools, abs string) (ffprobeReport, e
 		"show_streams": "",
 		"of":           "json",
 	}), "file:"+abs)
-	out := proc.NewLimitedBuffer(maxProbeReport)
-	if err := fftool.Run(ctx, tools.FFprobeBin(), args, out); err != nil {
+	var rep ffprobeReport
+	if err := fftool.ProbeJSON(ctx, tools.FFprobeBin(), args, &rep); err != nil {
 		if fftool.IsFailure(ctx, err) {
 			return ffprobeReport{}, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}
 		return ffprobeReport{}, err
-	}
-	if out.Overflowed() {
-		return ffprobeReport{}, fmt.Errorf("ffprobe: report larger than %d bytes", maxProbeReport)
-	}
-	var rep ffprobeReport
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		return ffprobeReport{}, fmt.Errorf("parse ffprobe report: %w", err)
 	}
 	if rep.Format.FormatName == "" {
 		return ffprobeReport{}, fmt.Errorf("%w: ffprobe found no format", ErrNotMedia)

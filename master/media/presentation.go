@@ -29,7 +29,6 @@ package media
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
@@ -42,7 +41,6 @@ import (
 	ffmpeg "github.com/u2takey/ffmpeg-go"
 
 	"github.com/videoshard/videoshard/internal/fftool"
-	"github.com/videoshard/videoshard/internal/proc"
 )
 
 // Presentation is what ProbePresentation read from a file.
@@ -181,18 +179,11 @@ func ProbePresentation(ctx context.Context, tools Tools, path string) (Presentat
 func runProbe(ctx context.Context, tools Tools, abs string, v any, opts ffmpeg.KwArgs) error {
 	kw := ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{{"v": "error", "hide_banner": "", "of": "json"}, opts})
 	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+abs)
-	out := proc.NewLimitedBuffer(maxProbeReport)
-	if err := fftool.Run(ctx, tools.FFprobeBin(), args, out); err != nil {
+	if err := fftool.ProbeJSON(ctx, tools.FFprobeBin(), args, v); err != nil {
 		if fftool.IsFailure(ctx, err) {
 			return fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}
 		return err
-	}
-	if out.Overflowed() {
-		return fmt.Errorf("ffprobe: report larger than %d bytes", maxProbeReport)
-	}
-	if err := json.Unmarshal(out.Bytes(), v); err != nil {
-		return fmt.Errorf("parse ffprobe report: %w", err)
 	}
 	return nil
 }
