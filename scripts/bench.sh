@@ -28,6 +28,14 @@
 #   state    master BenchmarkStateSave                     one Record+Save of a job's chunk map at 7, 1,800 and 7,200
 #                                                         chunks, journal / the whole-file rewrite it replaced: ns/op
 #                                                         and bytes written per save (optional: a failure is skipped)
+#   farm     cmd/master BenchmarkMasterFarm               a 2-hour 320x180 source across 16 simulated workers (200 ms a
+#                                                         chunk) in 16, 4 and 1 s chunks: makespan / (ideal + the master's
+#                                                         one decode) (<= 1.3), master ms per chunk beyond that decode
+#                                                         (<= 5), first chunk's start (<= 5 s) (optional, ~6 min; not
+#                                                         in the default set)
+#   share    cmd/master BenchmarkMasterCPUShare           3-minute 480p job, 2 ffmpeg workers at veryfast: master CPU /
+#                                                         workers' CPU (<= 0.05), lowest worker busy share (>= 95%)
+#                                                         (optional, not in the default set)
 #   extra    storage BenchmarkCommit64MiB, encode BenchmarkSimulated64MiB and
 #            BenchmarkFFmpegDirectVsEncoder (ns/op pairs, no interleaving)
 #
@@ -60,8 +68,8 @@ fi
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for p in "${parts[@]}"; do
-	case $p in ffmpeg | ingest | download | limits | master | longgop | verify | state | extra | profile) ;; *)
-		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, limits, master, longgop, verify, state, extra, profile)" >&2
+	case $p in ffmpeg | ingest | download | limits | master | longgop | verify | state | farm | share | extra | profile) ;; *)
+		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, limits, master, longgop, verify, state, farm, share, extra, profile)" >&2
 		exit 2
 		;;
 	esac
@@ -135,6 +143,12 @@ if want verify; then
 fi
 if want state; then
 	bench_optional state ./master/ 'BenchmarkStateSave$' -benchtime="${VIDEOSHARD_BENCH_STATE_TIME:-3s}" -count="${VIDEOSHARD_BENCH_STATE_ROUNDS:-5}"
+fi
+if want farm; then
+	bench_optional farm ./cmd/master/ 'BenchmarkMasterFarm$' -benchtime=1x -timeout 60m
+fi
+if want share; then
+	bench_optional share ./cmd/master/ 'BenchmarkMasterCPUShare$' -benchtime=1x -timeout 30m
 fi
 if want extra; then
 	bench_optional storage ./storage/ 'BenchmarkCommit64MiB$' -benchtime=10x -count=3
@@ -253,6 +267,21 @@ if want state; then
 		row "  bytes written per save" "$(int "$(state_metric "$B/journal" B/save)") B" \
 			"rewrite $(int "$(state_metric "$B/rewrite" B/save)") B" "" "" ""
 	done
+fi
+if want farm; then
+	f=$out/farm.txt B=BenchmarkMasterFarm
+	for seg in 16 4 1; do
+		r=$(metric "$f" $B "makespan/ideal+read_${seg}s") c=$(metric "$f" $B "master-ms/chunk_${seg}s") t=$(metric "$f" $B "first-chunk-s_${seg}s")
+		row "farm, ${seg} s chunks: makespan/(ideal+decode)" "" "" "$r" "<= 1.3" "$(verdict "$r" '<=' 1.3)"
+		row "  master ms per chunk beyond the decode" "$c" "" "" "<= 5" "$(verdict "$c" '<=' 5)"
+		row "  first chunk's encode starts at" "$t s" "" "" "<= 5 s" "$(verdict "$t" '<=' 5)"
+	done
+fi
+if want share; then
+	f=$out/share.txt B=BenchmarkMasterCPUShare
+	r=$(metric "$f" $B master/workers-cpu) b=$(metric "$f" $B lowest-busy-%)
+	row "3-min 480p job: master CPU / workers' CPU" "" "" "$r" "<= 0.05" "$(verdict "$r" '<=' 0.05)"
+	row "  lowest worker busy %" "$b" "" "" ">= 95" "$(verdict "$b" '>=' 95)"
 fi
 if want extra; then
 	# Medians of the -count runs' MB/s (storage) and the ns/op pair (encode).
