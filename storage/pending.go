@@ -1,12 +1,9 @@
 package storage
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -42,7 +39,7 @@ func (s *Store) Create(videoID string, chunkIndex int) (*Pending, error) {
 		f:       f,
 		path:    f.Name(),
 		name:    filepath.Base(f.Name()),
-		h:       sha256.New(),
+		d:       newDigest(true, true),
 	}, nil
 }
 
@@ -116,12 +113,12 @@ type Pending struct {
 	name    string // its name in TempDir
 	metaTmp string // the temporary metadata file's name in metadata/, once written
 
-	h       hash.Hash // SHA-256 of the bytes passed to Write
-	n       int64     // bytes passed to Write
-	flushed int64     // bytes handed to startWriteback
-	wrote   bool      // Write was called with data
-	werr    error     // the first Write error; Commit fails with it
-	done    bool      // Commit or Abort was called
+	d       *digest // CRC-32C and SHA-256 of the bytes passed to Write
+	n       int64   // bytes passed to Write
+	flushed int64   // bytes handed to startWriteback
+	wrote   bool    // Write was called with data
+	werr    error   // the first Write error; Commit fails with it
+	done    bool    // Commit or Abort was called
 }
 
 // Path returns the absolute path of the temporary file, for a writer in
@@ -130,7 +127,8 @@ type Pending struct {
 // its output format by extension must be told the format.
 func (p *Pending) Path() string { return p.path }
 
-// Write appends b to the temporary file and hashes it. After a failed write
+// Write appends b to the temporary file and hashes it (SHA-256 and
+// CRC-32C, in one pass). After a failed write
 // the Pending is broken: Commit returns the error (wrapping ErrNoSpace if the
 // filesystem is full).
 func (p *Pending) Write(b []byte) (int, error) {
@@ -150,14 +148,14 @@ func (p *Pending) Write(b []byte) (int, error) {
 		// Hash on another core while the kernel copies b.
 		hashed := make(chan struct{})
 		go func() {
-			p.h.Write(b)
+			p.d.Write(b)
 			close(hashed)
 		}()
 		n, err = p.f.Write(b)
 		<-hashed
 	} else {
 		n, err = p.f.Write(b)
-		p.h.Write(b[:n])
+		p.d.Write(b[:n])
 	}
 	p.n += int64(n)
 	if err != nil {
@@ -187,11 +185,13 @@ func (p *Pending) String() string { return p.videoID + " chunk " + strconv.Itoa(
 // Commit makes the written bytes the chunk's committed version and returns
 // its metadata. From meta it keeps what only the caller knows (OriginalSize,
 // WorkerID, Encoder and the other encode fields) and fills in VideoID,
-// ChunkIndex, EncodedSize, ChecksumSHA256, ShardLocation, Timestamp and
-// CompressionRatio (encoded/original, 0 when OriginalSize is 0).
+// ChunkIndex, EncodedSize, ChecksumSHA256, ChecksumCRC32C, ShardLocation,
+// Timestamp and CompressionRatio (encoded/original, 0 when OriginalSize is
+// 0).
 //
 // The steps: fsync the temporary shard and measure and hash it (from the
-// running hash if the bytes came through Write, else by reading the file);
+// running hashes if the bytes came through Write, else by reading the file
+// once for both);
 // write the metadata JSON to a temporary file and fsync it; then, under the
 // chunk's lock, rename the shard into place and fsync the video directory,
 // rename the metadata into place and fsync metadata/, and update the index.
@@ -273,7 +273,7 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	if err := p.f.Sync(); err != nil {
 		return Metadata{}, fmt.Errorf("sync shard: %w", err)
 	}
-	size, sum, err := p.digest()
+	size, sums, err := p.digest()
 	if err != nil {
 		return Metadata{}, err
 	}
@@ -287,7 +287,8 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	meta.VideoID = p.videoID
 	meta.ChunkIndex = p.chunk
 	meta.EncodedSize = size
-	meta.ChecksumSHA256 = sum
+	meta.ChecksumSHA256 = sums.sha256()
+	meta.ChecksumCRC32C = sums.crc32c()
 	meta.ShardLocation = s.shardPath(p.videoID, p.chunk)
 	meta.Timestamp = s.now().UTC().Format(timestampLayout)
 	meta.CompressionRatio = 0
@@ -344,35 +345,43 @@ func (p *Pending) rolledBack(err error) error {
 	return err
 }
 
-// digest returns the size and hex SHA-256 of the temporary shard, which
-// must still be the file p created.
-func (p *Pending) digest() (int64, string, error) {
+// digest returns the size of the temporary shard, which must still be the
+// file p created, and its checksums.
+func (p *Pending) digest() (int64, *digest, error) {
 	fi, err := p.f.Stat()
 	if err != nil {
-		return 0, "", fmt.Errorf("stat shard: %w", err)
+		return 0, nil, fmt.Errorf("stat shard: %w", err)
 	}
 	li, err := p.s.fs.Lstat(p.s.tmpDir, p.name)
 	if err != nil || !sameFile(fi, li) {
-		return 0, "", fmt.Errorf("temporary shard %s was removed or replaced", p.path)
+		return 0, nil, fmt.Errorf("temporary shard %s was removed or replaced", p.path)
 	}
 	if p.wrote {
 		if fi.Size() != p.n {
-			return 0, "", fmt.Errorf("temporary shard is %d bytes but %d were written; was it also written through Path?",
+			return 0, nil, fmt.Errorf("temporary shard is %d bytes but %d were written; was it also written through Path?",
 				fi.Size(), p.n)
 		}
-		return p.n, hex.EncodeToString(p.h.Sum(nil)), nil
+		return p.n, p.d, nil
 	}
 	// Another process wrote the file. Nothing moved p.f's offset from 0.
-	h := sha256.New()
-	n, err := io.Copy(h, p.f)
+	d := newDigest(true, true)
+	n, err := io.CopyBuffer(d, onlyReader{p.f}, make([]byte, hashBufferSize))
 	if err != nil {
-		return 0, "", fmt.Errorf("hash shard: %w", err)
+		return 0, nil, fmt.Errorf("hash shard: %w", err)
 	}
 	if n != fi.Size() {
-		return 0, "", fmt.Errorf("temporary shard changed while being hashed (%d bytes, then %d)", fi.Size(), n)
+		return 0, nil, fmt.Errorf("temporary shard changed while being hashed (%d bytes, then %d)", fi.Size(), n)
 	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
+	return n, d, nil
 }
+
+// hashBufferSize is the read size when hashing a file: large reads cost
+// fewer system calls than io.Copy's 32 KiB.
+const hashBufferSize = 256 << 10
+
+// onlyReader hides a reader's WriteTo, which would make io.CopyBuffer
+// ignore its buffer.
+type onlyReader struct{ io.Reader }
 
 // writeTemp writes data to a new temporary file in dir, fsyncs and closes
 // it, and returns its name. On error it leaves nothing behind.
