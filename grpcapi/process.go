@@ -243,31 +243,17 @@ func (s *Server) candidate(r *chunkRequest, encoder string, settings map[string]
 
 // storedResult returns the committed chunk r names if it is r's result: a
 // candidate whose input checksum is inputSum() (called only for a
-// candidate) and whose shard still verifies. A shard that does not is
-// handled as corruption (counted, quarantined) and is no result.
+// candidate) and whose shard still verifies. The store reads the shard
+// through its verified reader: a corrupt one is quarantined and counted
+// there, and is no result.
 func (s *Server) storedResult(r *chunkRequest, encoder string, settings map[string]string, inputSum func() string) (storage.Metadata, bool) {
 	m, ok := s.candidate(r, encoder, settings)
 	if !ok || inputSum() != m.InputChecksumSHA256 {
 		return storage.Metadata{}, false
 	}
-	f, cur, err := s.store.OpenShard(r.videoID, r.index)
-	if err != nil {
-		s.corruptOpen(err)
-		return storage.Metadata{}, false
-	}
-	defer f.Close()
-	if cur.ChecksumSHA256 != m.ChecksumSHA256 || cur.Timestamp != m.Timestamp {
-		return storage.Metadata{}, false // replaced just now: encode rather than guess
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err == nil && (n != cur.EncodedSize || hex.EncodeToString(h.Sum(nil)) != cur.ChecksumSHA256) {
-		err = fmt.Errorf("%d bytes with sha256 %x, its metadata says %d bytes with %s",
-			n, h.Sum(nil), cur.EncodedSize, cur.ChecksumSHA256)
-	}
-	if err != nil {
-		s.corrupt(cur, fmt.Errorf("%w: %s: %v", errCorrupted, cur.ShardLocation, err))
-		return storage.Metadata{}, false
+	cur, err := s.store.Verify(r.videoID, r.index)
+	if err != nil || cur.ChecksumSHA256 != m.ChecksumSHA256 || cur.Timestamp != m.Timestamp {
+		return storage.Metadata{}, false // corrupt, or replaced just now: encode rather than guess
 	}
 	s.log.Info("chunk already stored; not encoded again", "video_id", r.videoID, "chunk", r.index,
 		"input_sha256", cur.InputChecksumSHA256)

@@ -159,6 +159,24 @@ func (r *VerifiedReader) Read(p []byte) (int, error) {
 	return n, io.EOF
 }
 
+// ReadAll reads the rest of the shard into one new slice and returns it
+// verified: the whole shard, or an error.
+func (r *VerifiedReader) ReadAll() ([]byte, error) {
+	// One byte of room more than promised, for Read to see a longer file.
+	buf := make([]byte, r.left+1)
+	n := 0
+	for {
+		k, err := r.Read(buf[n:])
+		n += k
+		if err == io.EOF {
+			return buf[:n], nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
 // WriteTo copies the shard to w, verified as Read verifies it, and
 // returns nil at a verified end. io.Copy uses it, with read sizes that
 // cost fewer system calls than its own.
