@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // VerifiedReader reads one committed version of a shard and verifies it
@@ -127,11 +128,10 @@ func (r *VerifiedReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > r.left {
 		p = p[:r.left+1]
 	}
-	n, err := r.f.Read(p)
+	n, err := r.readHashed(p)
 	if int64(n) > r.left {
 		return 0, r.fail(r.longer())
 	}
-	r.d.Write(p[:n])
 	r.left -= int64(n)
 	switch {
 	case err == io.EOF && r.left > 0:
@@ -157,6 +157,36 @@ func (r *VerifiedReader) Read(p []byte) (int, error) {
 	r.close()
 	r.err = io.EOF
 	return n, io.EOF
+}
+
+// overlapPiece is the piece a large read is split into: each piece is
+// hashed on another goroutine while the next is read, so that the hash
+// costs no time beside the copy from the page cache.
+const overlapPiece = 1 << 20
+
+// readHashed reads into p as much as the file gives, and hashes it.
+func (r *VerifiedReader) readHashed(p []byte) (int, error) {
+	if len(p) < 2*overlapPiece {
+		n, err := r.f.Read(p)
+		r.d.Write(p[:n])
+		return n, err
+	}
+	var hashing sync.WaitGroup // one piece at a time: the digest is sequential
+	defer hashing.Wait()
+	n := 0
+	for n < len(p) {
+		k, err := r.f.Read(p[n:min(n+overlapPiece, len(p))])
+		if k > 0 {
+			piece := p[n : n+k]
+			hashing.Wait()
+			hashing.Go(func() { r.d.Write(piece) })
+			n += k
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // ReadAll reads the rest of the shard into one new slice and returns it

@@ -414,3 +414,72 @@ func TestCorruptChunk_LeavesIndexLast(t *testing.T) {
 		})
 	}
 }
+
+// ReadAll returns the whole shard verified, also for shards read in pieces
+// hashed beside the reading (large ones) and for an empty shard, or the
+// corruption.
+func TestVerifiedReader_ReadAll(t *testing.T) {
+	const large = 5<<20 + 3
+	tests := []struct {
+		name    string
+		size    int
+		oldMeta bool
+		damage  func(t *testing.T, path string)
+		want    storage.CorruptKind // 0: a good read
+	}{
+		{name: "large", size: large},
+		{name: "large, old metadata", size: large, oldMeta: true},
+		{name: "empty", size: 0},
+		{name: "large, flipped byte in a middle piece", size: large,
+			damage: func(t *testing.T, path string) { flipByte(t, path, 3<<20+5) }, want: storage.CorruptChecksum},
+		{name: "large, old metadata, flipped first byte", size: large, oldMeta: true,
+			damage: func(t *testing.T, path string) { flipByte(t, path, 0) }, want: storage.CorruptChecksum},
+		{name: "large, truncated", size: large, damage: func(t *testing.T, path string) {
+			if err := os.Truncate(path, 2<<20); err != nil {
+				t.Fatal(err)
+			}
+		}, want: storage.CorruptSize},
+		{name: "empty, grown", size: 0, damage: func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, want: storage.CorruptSize},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "store")
+			s, _ := openStore(t, root, nil)
+			data := payload(9, tt.size)
+			m := commit(t, s, "v", 0, data)
+			if tt.oldMeta {
+				dropCRC(t, root, "v", 0)
+				s, _ = openStore(t, root, nil)
+			}
+			r, err := s.OpenVerified("v", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if tt.damage != nil {
+				tt.damage(t, m.ShardLocation)
+			}
+			got, err := r.ReadAll()
+			if tt.want == 0 {
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("ReadAll = %d bytes, %v; want the %d committed bytes", len(got), err, len(data))
+				}
+				if s.Corrupted() != 0 {
+					t.Fatalf("Corrupted = %d", s.Corrupted())
+				}
+				return
+			}
+			var ce *storage.CorruptError
+			if !errors.As(err, &ce) || ce.Kind != tt.want || got != nil {
+				t.Fatalf("ReadAll = %d bytes, %v; want a %v corruption and no bytes", len(got), err, tt.want)
+			}
+			if s.Corrupted() != 1 || s.Quarantined() != 1 {
+				t.Fatalf("Corrupted %d, Quarantined %d; want 1 each", s.Corrupted(), s.Quarantined())
+			}
+		})
+	}
+}
