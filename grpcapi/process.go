@@ -158,6 +158,9 @@ func (s *Server) encodeAndCommit(ctx context.Context, r *chunkRequest) (processe
 	if err != nil {
 		return processed{}, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
 	}
+	if err := syncBeside(pending, r.sums); err != nil {
+		return processed{}, fmt.Errorf("store %s chunk %d: %w", r.videoID, r.index, err)
+	}
 	if m, ok := s.storedAfterEncode(r, res); ok {
 		return processed{meta: m, stored: true}, nil // the deferred Abort discards the new output
 	}
@@ -169,6 +172,17 @@ func (s *Server) encodeAndCommit(ctx context.Context, r *chunkRequest) (processe
 		"original_size", meta.OriginalSize, "encoded_size", meta.EncodedSize,
 		"encoder", meta.Encoder, "codec", meta.VideoCodec, "encode_time", res.EncodeTime.Round(time.Millisecond))
 	return processed{meta: meta, pictureHashes: res.PictureHashes}, nil
+}
+
+// syncBeside flushes the pending shard to disk while the input's hash
+// finishes (a unary chunk's runs beside the encode, and takes longer than
+// it), so that the disk and the CPU work side by side rather than one
+// after the other in Commit.
+func syncBeside(p *storage.Pending, sums func() inputSums) error {
+	synced := make(chan error, 1)
+	go func() { synced <- p.Sync() }()
+	sums()
+	return <-synced
 }
 
 // encode runs the encoder over r's whole input into out. Its EncodeTime
@@ -411,26 +425,38 @@ type inputSums struct {
 	sum, prefix string
 }
 
-// inputHasher hashes an input as it is written.
+// inputHasher hashes an input as it is written. The prefix's hash is the
+// running hash's sum when the first inputPrefixBytes are in (Sum leaves the
+// state alone): one pass over the bytes, not a second over the first MiB.
 type inputHasher struct {
-	all, prefix hash.Hash
-	n           int64
+	all    hash.Hash
+	prefix string // hex SHA-256 of the first inputPrefixBytes, once they are in
+	n      int64
 }
 
 func newInputHasher() *inputHasher {
-	return &inputHasher{all: sha256.New(), prefix: sha256.New()}
+	return &inputHasher{all: sha256.New()}
 }
 
 func (h *inputHasher) write(b []byte) {
-	if h.n < inputPrefixBytes {
-		h.prefix.Write(b[:min(int64(len(b)), inputPrefixBytes-h.n)])
+	if h.n < inputPrefixBytes && h.n+int64(len(b)) >= inputPrefixBytes {
+		k := inputPrefixBytes - h.n
+		h.all.Write(b[:k])
+		h.prefix = hex.EncodeToString(h.all.Sum(nil))
+		b = b[k:]
+		h.n += k
 	}
 	h.all.Write(b)
 	h.n += int64(len(b))
 }
 
 func (h *inputHasher) sums() inputSums {
-	return inputSums{size: h.n, sum: hex.EncodeToString(h.all.Sum(nil)), prefix: hex.EncodeToString(h.prefix.Sum(nil))}
+	sum := hex.EncodeToString(h.all.Sum(nil))
+	prefix := h.prefix
+	if h.n < inputPrefixBytes { // the whole input is its prefix
+		prefix = sum
+	}
+	return inputSums{size: h.n, sum: sum, prefix: prefix}
 }
 
 // hashInBackground hashes data on its own goroutine, so that it does not

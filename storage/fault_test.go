@@ -396,3 +396,58 @@ func TestCommit_CrashRecovery(t *testing.T) {
 		}
 	}
 }
+
+// Pending.Sync makes the bytes durable ahead of Commit, which then works
+// as before; a failed Sync breaks the Pending (Commit fails with it, ENOSPC
+// as ErrNoSpace) and leaves nothing behind once aborted.
+func TestPendingSync(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error // injected into the shard's fsync; nil: none
+		noSpace bool
+	}{
+		{name: "ok"},
+		{name: "EIO", err: syscall.EIO},
+		{name: "ENOSPC", err: syscall.ENOSPC, noSpace: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "store")
+			ffs := &faultFS{}
+			s, _ := openStore(t, root, ffs)
+			data := payload(1, 100_000)
+			p, err := s.Create("v", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Abort()
+			if _, err := p.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			if tt.err != nil {
+				ffs.arm(on("sync", ".shard.tmp-"), tt.err, false)
+			}
+			serr := p.Sync()
+			_, cerr := p.Commit(storage.Metadata{})
+			if tt.err == nil {
+				if serr != nil || cerr != nil {
+					t.Fatalf("Sync = %v, Commit = %v", serr, cerr)
+				}
+				assertCommitted(t, s, "v", 0, data)
+				if err := p.Sync(); !errors.Is(err, fs.ErrClosed) {
+					t.Fatalf("Sync after Commit = %v, want ErrClosed", err)
+				}
+				return
+			}
+			if !errors.Is(serr, tt.err) || errors.Is(serr, storage.ErrNoSpace) != tt.noSpace {
+				t.Fatalf("Sync = %v, want %v (no space: %v)", serr, tt.err, tt.noSpace)
+			}
+			if !errors.Is(cerr, tt.err) || errors.Is(cerr, storage.ErrNoSpace) != tt.noSpace {
+				t.Fatalf("Commit after a failed Sync = %v, want it to fail with %v", cerr, tt.err)
+			}
+			assertNotFound(t, s, "v", 0)
+			p.Abort()
+			assertNoScratch(t, root)
+		})
+	}
+}
