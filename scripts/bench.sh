@@ -15,8 +15,10 @@
 #                                                         the same bytes from memory by a server that
 #                                                         does nothing else                (>= 0.8)
 #   download cmd/worker BenchmarkDownloadShard1GiB        DownloadShard of a 1 GiB shard from the real
-#                                                         worker: MB/s / disk read+sha256 (>= 0.8), and
-#                                                         the worker's RSS growth          (< 64 MiB)
+#                                                         worker to a bulk client hashing beside receiving:
+#                                                         MB/s / disk read+sha256 (>= 0.8), and the
+#                                                         worker's RSS growth (< 64 MiB); also the same
+#                                                         client hashing inline, and gRPC's default client
 #   limits   cmd/worker BenchmarkHonestUnderSlowloris      64 honest clients beside 64 stalled uploads: p99
 #                                                         latency / the same load alone    (<= 2), refused (0)
 #            cmd/worker BenchmarkWorkerRSSWorstAdmitted   the worker's peak RSS under the worst load its
@@ -206,6 +208,8 @@ if want download; then
 	g=$(metric "$f" $B rss-growth-max-MiB) d=$(metric "$f" $B download/ref)
 	row "DownloadShard 1 GiB ($(int "$(metric "$f" $B rounds)") rounds)" "$(metric "$f" $B download-MB/s) MB/s" \
 		"read+sha256 $(metric "$f" $B ref-MB/s) MB/s" "$d" ">= 0.8" "$(verdict "$d" '>=' 0.8)"
+	row "  ratio min-max over the rounds" "$(metric "$f" $B download/ref-min)-$(metric "$f" $B download/ref-max)" "" "" "" ""
+	row "  client hashing inline / gRPC defaults" "" "" "$(metric "$f" $B inline/ref) / $(metric "$f" $B default-client/ref)" "" ""
 	row "  worker RSS growth (median; max)" "$(metric "$f" $B rss-growth-MiB); $g MiB" \
 		"base $(metric "$f" $B rss-base-MiB) MiB" "" "< 64 MiB" "$(verdict "$g" '<' 64)"
 	row "  worker peak RSS" "$(metric "$f" $B rss-peak-MiB) MiB" "" "" "" ""
