@@ -39,9 +39,10 @@ func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.Get
 }
 
 // DownloadShard streams a shard: metadata first, then frames of data,
-// verified by the store as they are read. A corrupt shard ends the stream
-// with DataLoss, before its last frame, so a client never takes corrupted
-// bytes for a success (the store has quarantined it).
+// verified by the store as they are read, the next frames read while this
+// one is sent (readAhead). A corrupt shard ends the stream with DataLoss,
+// before its last frame, so a client never takes corrupted bytes for a
+// success (the store has quarantined it).
 func (s *Server) DownloadShard(req *pb.GetShardRequest, stream pb.VideoProcessingService_DownloadShardServer) error {
 	r, err := s.openShard(req)
 	if err != nil {
@@ -51,21 +52,62 @@ func (s *Server) DownloadShard(req *pb.GetShardRequest, stream pb.VideoProcessin
 	if err := stream.Send(&pb.DownloadShardResponse{Metadata: toProtoMetadata(r.Metadata())}); err != nil {
 		return err
 	}
-	for {
-		// A fresh buffer per frame: gRPC may still hold a sent message.
-		buf := make([]byte, s.cfg.FrameBytes)
-		n, err := r.Read(buf)
-		if n > 0 {
-			if err := stream.Send(&pb.DownloadShardResponse{Data: buf[:n]}); err != nil {
+	frames, stop := readAhead(r, s.cfg.FrameBytes)
+	defer stop()
+	for f := range frames {
+		if len(f.data) > 0 {
+			if err := stream.Send(&pb.DownloadShardResponse{Data: f.data}); err != nil {
 				return err
 			}
 		}
-		if err == io.EOF {
+		if f.err == io.EOF {
 			return nil
 		}
-		if err != nil {
-			return toStatus(err)
+		if f.err != nil {
+			return toStatus(f.err)
 		}
+	}
+	return nil // not reached: the last frame carries io.EOF or the error
+}
+
+// framesAhead is how many frames readAhead reads before they are sent.
+const framesAhead = 2
+
+// frame is a piece of a shard read by readAhead; the last one carries the
+// read's end: io.EOF or its error.
+type frame struct {
+	data []byte
+	err  error
+}
+
+// readAhead reads r on a goroutine of its own in frames of size bytes, up
+// to framesAhead frames ahead of their sender, so that reading and
+// verifying the next frames overlaps sending this one. Each frame has a
+// fresh buffer: gRPC may still hold a sent message. stop ends the
+// goroutine and waits for it, after which r is the caller's again.
+func readAhead(r io.Reader, size int) (frames <-chan frame, stop func()) {
+	ch := make(chan frame, framesAhead)
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		defer close(ch)
+		for {
+			buf := make([]byte, size)
+			n, err := r.Read(buf)
+			select {
+			case ch <- frame{buf[:n], err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch, func() {
+		close(done)
+		<-exited
 	}
 }
 
