@@ -62,6 +62,58 @@ func (d *digest) crc32c() string { return formatCRC32C(d.crc) }
 // sha256 is the SHA-256 so far, in hex, as metadata records it.
 func (d *digest) sha256() string { return hex.EncodeToString(d.sha.Sum(nil)) }
 
+// crc32cCombine returns the CRC-32C of a followed by b from crcA, crcB and
+// b's length, as zlib's crc32_combine does: crcA is advanced over lenB zero
+// bytes by squaring the GF(2) operator of one zero bit, then crcB is added.
+// It lets two goroutines checksum the halves of a shard.
+func crc32cCombine(crcA, crcB uint32, lenB int64) uint32 {
+	if lenB <= 0 {
+		return crcA
+	}
+	var even, odd [32]uint32
+	odd[0] = crc32.Castagnoli // the operator for one zero bit
+	row := uint32(1)
+	for n := 1; n < 32; n++ {
+		odd[n] = row
+		row <<= 1
+	}
+	gf2Square(&even, &odd) // two zero bits
+	gf2Square(&odd, &even) // four
+	for {
+		gf2Square(&even, &odd) // eight, then on: one byte, two, four...
+		if lenB&1 != 0 {
+			crcA = gf2Times(&even, crcA)
+		}
+		if lenB >>= 1; lenB == 0 {
+			break
+		}
+		gf2Square(&odd, &even)
+		if lenB&1 != 0 {
+			crcA = gf2Times(&odd, crcA)
+		}
+		if lenB >>= 1; lenB == 0 {
+			break
+		}
+	}
+	return crcA ^ crcB
+}
+
+func gf2Times(mat *[32]uint32, vec uint32) uint32 {
+	var sum uint32
+	for i := 0; vec != 0; i, vec = i+1, vec>>1 {
+		if vec&1 != 0 {
+			sum ^= mat[i]
+		}
+	}
+	return sum
+}
+
+func gf2Square(square, mat *[32]uint32) {
+	for n := range mat {
+		square[n] = gf2Times(mat, mat[n])
+	}
+}
+
 // formatCRC32C is a CRC-32C as metadata records it: 8 lower-case hex digits.
 func formatCRC32C(c uint32) string { return fmt.Sprintf("%08x", c) }
 
