@@ -415,11 +415,21 @@ func TestCorruptChunk_LeavesIndexLast(t *testing.T) {
 	}
 }
 
-// ReadAll returns the whole shard verified, also for shards read in pieces
-// hashed beside the reading (large ones) and for an empty shard, or the
-// corruption.
+// ReadAll returns the whole shard verified, or the corruption: for shards
+// read in pieces hashed beside the reading, in two halves at once, and for
+// an empty shard.
 func TestVerifiedReader_ReadAll(t *testing.T) {
-	const large = 5<<20 + 3
+	const (
+		mid   = 5<<20 + 3 // read in pieces hashed beside the reading
+		large = 9<<20 + 3 // read in two halves at once
+	)
+	truncate := func(size int64) func(t *testing.T, path string) {
+		return func(t *testing.T, path string) {
+			if err := os.Truncate(path, size); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	tests := []struct {
 		name    string
 		size    int
@@ -427,17 +437,28 @@ func TestVerifiedReader_ReadAll(t *testing.T) {
 		damage  func(t *testing.T, path string)
 		want    storage.CorruptKind // 0: a good read
 	}{
+		{name: "mid", size: mid},
 		{name: "large", size: large},
 		{name: "large, old metadata", size: large, oldMeta: true},
 		{name: "empty", size: 0},
-		{name: "large, flipped byte in a middle piece", size: large,
+		{name: "mid, flipped byte in a middle piece", size: mid,
 			damage: func(t *testing.T, path string) { flipByte(t, path, 3<<20+5) }, want: storage.CorruptChecksum},
+		{name: "large, flipped byte in the first half", size: large,
+			damage: func(t *testing.T, path string) { flipByte(t, path, 1<<20) }, want: storage.CorruptChecksum},
+		{name: "large, flipped last byte", size: large,
+			damage: func(t *testing.T, path string) { flipByte(t, path, large-1) }, want: storage.CorruptChecksum},
 		{name: "large, old metadata, flipped first byte", size: large, oldMeta: true,
 			damage: func(t *testing.T, path string) { flipByte(t, path, 0) }, want: storage.CorruptChecksum},
-		{name: "large, truncated", size: large, damage: func(t *testing.T, path string) {
-			if err := os.Truncate(path, 2<<20); err != nil {
+		{name: "mid, truncated", size: mid, damage: truncate(2 << 20), want: storage.CorruptSize},
+		{name: "large, truncated in the first half", size: large, damage: truncate(2 << 20), want: storage.CorruptSize},
+		{name: "large, truncated in the second half", size: large, damage: truncate(large - 10), want: storage.CorruptSize},
+		{name: "large, grown", size: large, damage: func(t *testing.T, path string) {
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
 				t.Fatal(err)
 			}
+			f.Write([]byte("more"))
+			f.Close()
 		}, want: storage.CorruptSize},
 		{name: "empty, grown", size: 0, damage: func(t *testing.T, path string) {
 			if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
