@@ -98,7 +98,7 @@ type processed struct {
 // replace the chunk through Commit: the old version stays readable until
 // the new one is committed.
 func (s *Server) process(ctx context.Context, r *chunkRequest) (processed, error) {
-	defer r.sums() // the input's hash is done with before its bytes go
+	defer r.sums() // no hashing goroutine outlives the call
 	if err := s.checkOptions(r.opts); err != nil {
 		return processed{}, err
 	}
@@ -175,9 +175,9 @@ func (s *Server) encodeAndCommit(ctx context.Context, r *chunkRequest) (processe
 }
 
 // syncBeside flushes the pending shard to disk while the input's hash
-// finishes (a unary chunk's runs beside the encode, and takes longer than
-// it), so that the disk and the CPU work side by side rather than one
-// after the other in Commit.
+// finishes (a unary chunk's is computed beside the encode, and a fast
+// encode ends first), so that the disk and the CPU work side by side
+// rather than one after the other in Commit.
 func syncBeside(p *storage.Pending, sums func() inputSums) error {
 	synced := make(chan error, 1)
 	go func() { synced <- p.Sync() }()
