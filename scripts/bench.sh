@@ -210,6 +210,7 @@ if want download; then
 		"read+sha256 $(metric "$f" $B ref-MB/s) MB/s" "$d" ">= 0.8" "$(verdict "$d" '>=' 0.8)"
 	row "  ratio min-max over the rounds" "$(metric "$f" $B download/ref-min)-$(metric "$f" $B download/ref-max)" "" "" "" ""
 	row "  client hashing inline / gRPC defaults" "" "" "$(metric "$f" $B inline/ref) / $(metric "$f" $B default-client/ref)" "" ""
+	row "  CPU for the download: worker / client" "$(metric "$f" $B worker-cpu-s) / $(metric "$f" $B client-cpu-s) s" "" "" "" ""
 	row "  worker RSS growth (median; max)" "$(metric "$f" $B rss-growth-MiB); $g MiB" \
 		"base $(metric "$f" $B rss-base-MiB) MiB" "" "< 64 MiB" "$(verdict "$g" '<' 64)"
 	row "  worker peak RSS" "$(metric "$f" $B rss-peak-MiB) MiB" "" "" "" ""

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,6 +57,42 @@ func procStatusKiB(pid int, field string) (int64, error) {
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }
+
+// procCPU returns the CPU time (user and system) process pid has used.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command (field 2) may hold spaces; the fields after its ")" are
+	// state, ppid, ... utime (14) and stime (15), in clock ticks.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %v", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// selfCPU returns the CPU time (user and system) this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// clockTicks is USER_HZ, the unit of /proc/pid/stat's times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
 
 // resetPeakRSS makes VmHWM equal the current VmRSS (clear_refs value 5).
 func resetPeakRSS(pid int) error {
@@ -202,7 +239,10 @@ func readShard(path string, want storage.Metadata) error {
 // The downloads: the figure's, by a bulk client (bulkDialOptions)
 // that hashes beside receiving (target >= 0.8 of the reference); the same
 // client hashing each message before it receives the next; and a client
-// with gRPC's default options, hashing inline, as before.
+// with gRPC's default options, hashing inline, as before. The worker's CPU
+// seconds (/proc/pid/stat) and the client's (getrusage; gRPC's receiving
+// and the SHA-256) for the figure's download say what it costs each side:
+// on two cores the download cannot beat (worker + client CPU) / 2.
 // VIDEOSHARD_BENCH_DOWNLOAD_ROUNDS sets the rounds (default 3).
 func BenchmarkDownloadShard1GiB(b *testing.B) {
 	rounds := 3
@@ -228,7 +268,7 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 	mbps := func(d time.Duration) float64 { return float64(meta.EncodedSize) / d.Seconds() / 1e6 }
 	const mib = 1024.0 // KiB per MiB
 
-	var refMB, dlMB, ratio, inlineRatio, defaultRatio, baseMiB, peakMiB, growMiB []float64
+	var refMB, dlMB, ratio, inlineRatio, defaultRatio, workerCPU, clientCPU, baseMiB, peakMiB, growMiB []float64
 	for b.Loop() {
 		for r := range rounds {
 			w := startBenchWorker(b, root, "encoder: simulated\nworker_id: bench\n")
@@ -251,6 +291,11 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 			// and after it in turn, so that a ratio compares runs that
 			// shared the machine's state.
 			var refs, downloads [3]time.Duration
+			cpu0, err := procCPU(pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var self0, self1 time.Duration
 			for k, run := range [3]func() error{
 				func() error { return downloadShard(ctx, bulkClient, meta, true) },
 				func() error { return downloadShard(ctx, bulkClient, meta, false) },
@@ -258,10 +303,20 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 			} {
 				if (r+k)%2 == 0 {
 					refs[k] = timed(func() error { return readShard(meta.ShardLocation, meta) })
-					downloads[k] = timed(run)
-				} else {
-					downloads[k] = timed(run)
+				}
+				self0 = selfCPU()
+				downloads[k] = timed(run)
+				self1 = selfCPU()
+				if (r+k)%2 == 1 {
 					refs[k] = timed(func() error { return readShard(meta.ShardLocation, meta) })
+				}
+				if k == 0 { // the worker's own cost of serving the figure's download
+					cpu1, err := procCPU(pid)
+					if err != nil {
+						b.Fatal(err)
+					}
+					workerCPU = append(workerCPU, (cpu1 - cpu0).Seconds())
+					clientCPU = append(clientCPU, (self1 - self0).Seconds())
 				}
 			}
 			peak, err := procStatusKiB(pid, "VmHWM")
@@ -289,6 +344,7 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 	}{
 		{"DownloadShard MB/s", dlMB}, {"read+sha256 MB/s", refMB}, {"download/ref", ratio},
 		{"hashing inline/ref", inlineRatio}, {"gRPC defaults/ref", defaultRatio},
+		{"worker CPU s", workerCPU}, {"client CPU s", clientCPU},
 		{"RSS before MiB", baseMiB}, {"RSS peak MiB", peakMiB}, {"RSS growth MiB", growMiB},
 	} {
 		var sb strings.Builder
@@ -305,6 +361,8 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 	b.ReportMetric(slices.Max(ratio), "download/ref-max")
 	b.ReportMetric(benchMedian(inlineRatio), "inline/ref")
 	b.ReportMetric(benchMedian(defaultRatio), "default-client/ref")
+	b.ReportMetric(benchMedian(workerCPU), "worker-cpu-s")
+	b.ReportMetric(benchMedian(clientCPU), "client-cpu-s")
 	b.ReportMetric(benchMedian(baseMiB), "rss-base-MiB")
 	b.ReportMetric(benchMedian(peakMiB), "rss-peak-MiB")
 	b.ReportMetric(benchMedian(growMiB), "rss-growth-MiB")
