@@ -158,9 +158,6 @@ func (s *Server) encodeAndCommit(ctx context.Context, r *chunkRequest) (processe
 	if err != nil {
 		return processed{}, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
 	}
-	if err := syncBeside(pending, r.sums); err != nil {
-		return processed{}, fmt.Errorf("store %s chunk %d: %w", r.videoID, r.index, err)
-	}
 	if m, ok := s.storedAfterEncode(r, res); ok {
 		return processed{meta: m, stored: true}, nil // the deferred Abort discards the new output
 	}
@@ -172,17 +169,6 @@ func (s *Server) encodeAndCommit(ctx context.Context, r *chunkRequest) (processe
 		"original_size", meta.OriginalSize, "encoded_size", meta.EncodedSize,
 		"encoder", meta.Encoder, "codec", meta.VideoCodec, "encode_time", res.EncodeTime.Round(time.Millisecond))
 	return processed{meta: meta, pictureHashes: res.PictureHashes}, nil
-}
-
-// syncBeside flushes the pending shard to disk while the input's hash
-// finishes (a unary chunk's is computed beside the encode, and a fast
-// encode ends first), so that the disk and the CPU work side by side
-// rather than one after the other in Commit.
-func syncBeside(p *storage.Pending, sums func() inputSums) error {
-	synced := make(chan error, 1)
-	go func() { synced <- p.Sync() }()
-	sums()
-	return <-synced
 }
 
 // encode runs the encoder over r's whole input into out. Its EncodeTime

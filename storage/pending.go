@@ -171,25 +171,6 @@ func (p *Pending) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// Sync makes the bytes written so far durable (fsync) without committing
-// them, so that a caller with something else to wait for (an input still
-// being hashed) lets the disk work meanwhile; Commit then finds little left
-// to sync. The caller does nothing else with the Pending until Sync
-// returns. A failure breaks the Pending: Commit returns it too.
-func (p *Pending) Sync() error {
-	switch {
-	case p.done:
-		return fmt.Errorf("sync %s: %w", p, os.ErrClosed)
-	case p.werr != nil:
-		return fmt.Errorf("sync %s: earlier write failed: %w", p, p.werr)
-	}
-	if err := p.f.Sync(); err != nil {
-		p.werr = noSpace(err)
-		return fmt.Errorf("sync %s: %w", p, p.werr)
-	}
-	return nil
-}
-
 const (
 	// overlapHashBytes is the write size from which hashing runs beside
 	// the write instead of after it.
