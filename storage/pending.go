@@ -189,10 +189,10 @@ func (p *Pending) String() string { return p.videoID + " chunk " + strconv.Itoa(
 // Timestamp and CompressionRatio (encoded/original, 0 when OriginalSize is
 // 0).
 //
-// The steps: fsync the temporary shard and measure and hash it (from the
-// running hashes if the bytes came through Write, else by reading the file
-// once for both);
-// write the metadata JSON to a temporary file and fsync it; then, under the
+// The steps: fsync the temporary shard, and meanwhile measure and hash it
+// (from the running hashes if the bytes came through Write, else by reading
+// the file once for both) and write the metadata JSON to a temporary file
+// and fsync it; then, under the
 // chunk's lock, rename the shard into place and fsync the video directory,
 // rename the metadata into place and fsync metadata/, and update the index.
 // Before each rename over an existing file Commit keeps a hard link to it
@@ -269,11 +269,16 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	}
 
 	// The temporary shard is private to p: make it durable, measure and
-	// hash it, all before taking the chunk's lock.
-	if err := p.f.Sync(); err != nil {
-		return Metadata{}, fmt.Errorf("sync shard: %w", err)
+	// hash it, and write the metadata, all before taking the chunk's lock.
+	// The shard's fsync runs beside the rest: the two files are
+	// independent until they are renamed, and two fsyncs waited for at
+	// once cost about one.
+	synced := make(chan error, 1)
+	go func() { synced <- p.f.Sync() }()
+	meta, err := p.writeMetadata(meta)
+	if serr := <-synced; serr != nil {
+		return Metadata{}, fmt.Errorf("sync shard: %w", serr)
 	}
-	size, sums, err := p.digest()
 	if err != nil {
 		return Metadata{}, err
 	}
@@ -282,28 +287,7 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	if err != nil {
 		return Metadata{}, fmt.Errorf("close shard: %w", err)
 	}
-
-	meta = cloneMetadata(meta)
-	meta.VideoID = p.videoID
-	meta.ChunkIndex = p.chunk
-	meta.EncodedSize = size
-	meta.ChecksumSHA256 = sums.sha256()
-	meta.ChecksumCRC32C = sums.crc32c()
-	meta.ShardLocation = s.shardPath(p.videoID, p.chunk)
-	meta.Timestamp = s.now().UTC().Format(timestampLayout)
-	meta.CompressionRatio = 0
-	if meta.OriginalSize > 0 {
-		meta.CompressionRatio = float64(size) / float64(meta.OriginalSize)
-	}
-	data, err := json.MarshalIndent(meta, "", "  ")
-	if err != nil {
-		return Metadata{}, fmt.Errorf("%w: encode metadata: %v", ErrInvalid, err)
-	}
-	data = append(data, '\n')
 	metaName := metadataName(p.videoID, p.chunk)
-	if p.metaTmp, err = s.writeTemp(s.metaDir, "."+metaName+tempInfix+"*", data); err != nil {
-		return Metadata{}, fmt.Errorf("write metadata: %w", err)
-	}
 
 	unlock := s.locks.lock(chunkKey{p.videoID, p.chunk})
 	defer unlock()
@@ -330,6 +314,39 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	shard.finish()
 	md.finish()
 	return cloneMetadata(meta), nil
+}
+
+// writeMetadata completes meta with what the store records (see Commit)
+// and writes it to a new temporary file in metadata/, fsynced, whose name
+// it keeps in p.metaTmp; it returns the completed metadata.
+func (p *Pending) writeMetadata(meta Metadata) (Metadata, error) {
+	s := p.s
+	size, sums, err := p.digest()
+	if err != nil {
+		return Metadata{}, err
+	}
+	meta = cloneMetadata(meta)
+	meta.VideoID = p.videoID
+	meta.ChunkIndex = p.chunk
+	meta.EncodedSize = size
+	meta.ChecksumSHA256 = sums.sha256()
+	meta.ChecksumCRC32C = sums.crc32c()
+	meta.ShardLocation = s.shardPath(p.videoID, p.chunk)
+	meta.Timestamp = s.now().UTC().Format(timestampLayout)
+	meta.CompressionRatio = 0
+	if meta.OriginalSize > 0 {
+		meta.CompressionRatio = float64(size) / float64(meta.OriginalSize)
+	}
+	data, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return Metadata{}, fmt.Errorf("%w: encode metadata: %v", ErrInvalid, err)
+	}
+	data = append(data, '\n')
+	metaName := metadataName(p.videoID, p.chunk)
+	if p.metaTmp, err = s.writeTemp(s.metaDir, "."+metaName+tempInfix+"*", data); err != nil {
+		return Metadata{}, fmt.Errorf("write metadata: %w", err)
+	}
+	return meta, nil
 }
 
 // rolledBack inspects a failed install: if the rollback failed too, the
