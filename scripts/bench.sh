@@ -181,6 +181,7 @@ if want ingest; then
 	row "  unary / ideal" "$(metric "$f" $B unary-MB/s) MB/s" \
 		"ideal $(metric "$f" $B ideal-MB/s) MB/s" "$i" ">= 0.9" "$(verdict "$i" '>=' 0.9)"
 	row "  unary / ideal, min-max over the rounds" "$(metric "$f" $B unary/ideal-min)-$(metric "$f" $B unary/ideal-max)" "" "" "" ""
+	row "  unary / ideal, from the median times" "" "" "$(metric "$f" $B unary/ideal-of-medians)" "" ""
 	row "  streamed / ideal" "$(metric "$f" $B stream-MB/s) MB/s" \
 		"gRPC alone $(metric "$f" $B discard-stream-MB/s) MB/s" "$(metric "$f" $B stream/ideal)" "" ""
 	row "  ideal: gRPC alone / kept write+fsync" "$(metric "$f" $B discard-unary-MB/s) MB/s" \
