@@ -18,10 +18,9 @@ import (
 
 // Errors raised by the server itself, mapped in toStatus like the others.
 var (
-	errInvalid   = errors.New("invalid request")
-	errTooLarge  = errors.New("too large")
-	errBusy      = errors.New("worker busy")
-	errCorrupted = errors.New("shard corrupted")
+	errInvalid  = errors.New("invalid request")
+	errTooLarge = errors.New("too large")
+	errBusy     = errors.New("worker busy")
 	// errUploadTimeout: a client did not send its upload (or a part of
 	// it) within the worker's limits. DeadlineExceeded, the code of the
 	// worker's other time bounds (ffmpeg.timeout): clients retry it, and
@@ -57,12 +56,14 @@ func toStatus(err error) error {
 		// A valid option the operator does not let callers choose: the
 		// same request without it (or on a worker that allows it) works.
 		code = codes.PermissionDenied
+	case errors.Is(err, storage.ErrCorrupt):
+		// Before NotFound: a shard gone from under its metadata is both,
+		// and the client must learn that bytes were lost.
+		code = codes.DataLoss
 	case errors.Is(err, storage.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, errTooLarge), errors.Is(err, errBusy), errors.Is(err, storage.ErrNoSpace):
 		code = codes.ResourceExhausted
-	case errors.Is(err, errCorrupted):
-		code = codes.DataLoss
 	case errors.Is(err, errUnauthenticated):
 		code = codes.Unauthenticated
 	case errors.Is(err, encode.ErrUnavailable):

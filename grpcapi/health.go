@@ -133,7 +133,7 @@ func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*
 		Message:            "ok",
 		Features:           s.features(),
 
-		CorruptedShardsDetected: s.corrupted.Load(),
+		CorruptedShardsDetected: s.store.Corrupted(),
 		QuarantinedShards:       s.store.Quarantined(),
 	}
 	var problems []string

@@ -167,6 +167,61 @@ func TestCorruptedShard_CountedAndQuarantined(t *testing.T) {
 	}
 }
 
+// Reads of one corrupt shard, at once and through both read paths, are
+// each DataLoss (or NotFound, once it is quarantined), never the bytes; it
+// is counted and quarantined once. A download never carries the whole
+// corrupt shard.
+func TestCorruptedShard_ConcurrentReadsCountOnce(t *testing.T) {
+	for _, damage := range []string{"flipped byte", "truncated"} {
+		t.Run(damage, func(t *testing.T) {
+			h := newHarness(t, &fakeEncoder{}, Config{FrameBytes: 1000})
+			data := make([]byte, 100_000)
+			for i := range data {
+				data[i] = byte(i * 31)
+			}
+			resp, err := h.client.ProcessChunk(context.Background(), &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if damage == "truncated" {
+				if err := os.Truncate(resp.GetShardLocation(), 50_000); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				flipShardByte(t, resp.GetShardLocation())
+			}
+			const readers = 6
+			errs := make(chan error, readers)
+			got := make(chan int, readers)
+			for i := range readers {
+				go func() {
+					if i%2 == 0 {
+						_, err := getShard(h, "v", 0)
+						errs <- err
+						got <- 0
+						return
+					}
+					b, err := downloadAll(h, "v", 0)
+					errs <- err
+					got <- len(b)
+				}()
+			}
+			for range readers {
+				if err := <-errs; status.Code(err) != codes.DataLoss && status.Code(err) != codes.NotFound {
+					t.Errorf("read of a corrupt shard: %v, want DataLoss or NotFound", err)
+				}
+				if n := <-got; n >= len(data) {
+					t.Errorf("a download carried %d bytes, the whole corrupt shard", n)
+				}
+			}
+			if hc := health(t, h); hc.GetCorruptedShardsDetected() != 1 || hc.GetQuarantinedShards() != 1 {
+				t.Fatalf("counters after %d reads: corrupted %d, quarantined %d; want 1 each", readers,
+					hc.GetCorruptedShardsDetected(), hc.GetQuarantinedShards())
+			}
+		})
+	}
+}
+
 func sha(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

@@ -91,37 +91,20 @@ type processed struct {
 
 // process encodes a chunk into a pending shard and commits it, unless the
 // store already holds its result: then it returns that chunk's metadata
-// with stored set, and nothing is encoded or written.
-//
-// The store holds the result when the committed chunk has the same input
-// size and SHA-256, the same encoder and the same effective settings (as the
-// encoder resolves r.opts, see encode.SettingsResolver), and its shard still
-// verifies against its checksum; a stored shard that does not is counted
-// and quarantined, and the chunk is encoded anew. This is checked before an
-// encode slot is taken: an upload has been hashed while it was spooled, and
-// a unary chunk's hash (about 45 ms for 64 MiB) is waited for only when a
-// stored chunk of that size and settings exists and the first MiB's
-// SHA-256 matches the stored one. After an encode the comparison is made
-// once more, against whatever was committed meanwhile (a duplicate request
-// that raced this one, or an encoder that cannot tell its settings in
-// advance), and a match is answered with the committed chunk, the new
-// output discarded. Different bytes or settings replace the chunk through
-// Commit: the old version stays readable until the new one is committed.
+// with stored set, and nothing is encoded or written. Whether it does is
+// asked twice: before the encode, when the encoder can tell its settings
+// in advance (storedBeforeEncode), and after it, against whatever was
+// committed meanwhile (storedAfterEncode). Different bytes or settings
+// replace the chunk through Commit: the old version stays readable until
+// the new one is committed.
 func (s *Server) process(ctx context.Context, r *chunkRequest) (processed, error) {
-	defer r.sums()
+	defer r.sums() // no hashing goroutine outlives the call
 	if err := s.checkOptions(r.opts); err != nil {
 		return processed{}, err
 	}
-	settings, known := s.settingsFor(r.opts)
-	if known {
-		m, ok := s.candidate(r, s.enc.Name(), settings)
-		if ok && (r.data == nil || prefixMatches(m, r.data[:min(len(r.data), inputPrefixBytes)])) {
-			if m, ok := s.storedResult(r, s.enc.Name(), settings, func() string { return r.sums().sum }); ok {
-				return processed{meta: m, stored: true}, nil
-			}
-		}
+	if m, ok := s.storedBeforeEncode(r); ok {
+		return processed{meta: m, stored: true}, nil
 	}
-
 	// An upload has been received whole: it waits for a slot whatever the
 	// queue holds (uploads in flight are bounded by MaxUploads) rather than
 	// be refused after its client has sent it all.
@@ -130,34 +113,89 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (processed, error
 		return processed{}, err
 	}
 	defer release()
+	return s.encodeAndCommit(ctx, r)
+}
 
+// storedBeforeEncode returns the committed chunk if it is r's result,
+// found before an encode slot is taken. It needs the encoder's settings in
+// advance (encode.SettingsResolver); and the whole input's hash, which a
+// unary chunk computes while this runs (about 45 ms for 64 MiB), is waited
+// for only when a stored chunk of that size and settings exists and the
+// first MiB's hash matches the one it records.
+func (s *Server) storedBeforeEncode(r *chunkRequest) (storage.Metadata, bool) {
+	settings, known := s.settingsFor(r.opts)
+	if !known {
+		return storage.Metadata{}, false
+	}
+	m, ok := s.candidate(r, s.enc.Name(), settings)
+	if !ok || !r.prefixMayMatch(m) {
+		return storage.Metadata{}, false
+	}
+	return s.storedResult(r, m)
+}
+
+// storedAfterEncode returns the committed chunk if it is r's result, as
+// encoded in res: a duplicate request may have committed it while this one
+// encoded, or the encoder could not tell its settings in advance.
+func (s *Server) storedAfterEncode(r *chunkRequest, res encode.Result) (storage.Metadata, bool) {
+	m, ok := s.candidate(r, res.Encoder, res.Settings)
+	if !ok {
+		return storage.Metadata{}, false
+	}
+	return s.storedResult(r, m)
+}
+
+// encodeAndCommit encodes r into a new pending shard and commits it; if
+// the store holds r's result by then, it returns that and discards the
+// new output.
+func (s *Server) encodeAndCommit(ctx context.Context, r *chunkRequest) (processed, error) {
 	pending, err := s.store.Create(r.videoID, r.index)
 	if err != nil {
 		return processed{}, err
 	}
 	defer pending.Abort()
-
-	start := time.Now()
-	res, err := s.enc.Encode(ctx, r.in, pending, r.opts)
+	res, err := s.encode(ctx, r, pending)
 	if err != nil {
 		return processed{}, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
+	}
+	if m, ok := s.storedAfterEncode(r, res); ok {
+		return processed{meta: m, stored: true}, nil // the deferred Abort discards the new output
+	}
+	meta, err := pending.Commit(s.shardMetadata(r.sums(), res))
+	if err != nil {
+		return processed{}, fmt.Errorf("store %s chunk %d: %w", r.videoID, r.index, err)
+	}
+	s.log.Info("chunk stored", "video_id", r.videoID, "chunk", r.index,
+		"original_size", meta.OriginalSize, "encoded_size", meta.EncodedSize,
+		"encoder", meta.Encoder, "codec", meta.VideoCodec, "encode_time", res.EncodeTime.Round(time.Millisecond))
+	return processed{meta: meta, pictureHashes: res.PictureHashes}, nil
+}
+
+// encode runs the encoder over r's whole input into out. Its EncodeTime
+// is the encoder's own, or the call's when it gives none.
+func (s *Server) encode(ctx context.Context, r *chunkRequest, out encode.Output) (encode.Result, error) {
+	start := time.Now()
+	res, err := s.enc.Encode(ctx, r.in, out, r.opts)
+	if err != nil {
+		return encode.Result{}, err
 	}
 	// An encoder must read its whole input: what it left was never encoded.
 	if n, err := r.in.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = fmt.Errorf("encoder %s left input unread", res.Encoder)
 		}
-		return processed{}, fmt.Errorf("encode %s chunk %d: %w", r.videoID, r.index, err)
+		return encode.Result{}, err
 	}
-	encodeTime := res.EncodeTime
-	if encodeTime == 0 {
-		encodeTime = time.Since(start)
+	if res.EncodeTime == 0 {
+		res.EncodeTime = time.Since(start)
 	}
-	sums := r.sums()
-	if m, ok := s.storedResult(r, res.Encoder, res.Settings, func() string { return sums.sum }); ok {
-		return processed{meta: m, stored: true}, nil // the deferred Abort discards the new output
-	}
-	meta, err := pending.Commit(storage.Metadata{
+	return res, nil
+}
+
+// shardMetadata is what Commit records of an encode of an input with sums,
+// beside what the store fills in.
+func (s *Server) shardMetadata(sums inputSums, res encode.Result) storage.Metadata {
+	return storage.Metadata{
 		OriginalSize:        sums.size,
 		WorkerID:            s.cfg.WorkerID,
 		InputChecksumSHA256: sums.sum,
@@ -171,16 +209,9 @@ func (s *Server) process(ctx context.Context, r *chunkRequest) (processed, error
 		FrameCount:          res.FrameCount,
 		Width:               res.Width,
 		Height:              res.Height,
-		EncodeTimeSeconds:   encodeTime.Seconds(),
+		EncodeTimeSeconds:   res.EncodeTime.Seconds(),
 		Quality:             storedQuality(res),
-	})
-	if err != nil {
-		return processed{}, fmt.Errorf("store %s chunk %d: %w", r.videoID, r.index, err)
 	}
-	s.log.Info("chunk stored", "video_id", r.videoID, "chunk", r.index,
-		"original_size", meta.OriginalSize, "encoded_size", meta.EncodedSize,
-		"encoder", meta.Encoder, "codec", meta.VideoCodec, "encode_time", encodeTime.Round(time.Millisecond))
-	return processed{meta: meta, pictureHashes: res.PictureHashes}, nil
 }
 
 // storedQuality is the encode's measured quality as the store keeps it;
@@ -241,33 +272,18 @@ func (s *Server) candidate(r *chunkRequest, encoder string, settings map[string]
 	return m, true
 }
 
-// storedResult returns the committed chunk r names if it is r's result: a
-// candidate whose input checksum is inputSum() (called only for a
-// candidate) and whose shard still verifies. A shard that does not is
-// handled as corruption (counted, quarantined) and is no result.
-func (s *Server) storedResult(r *chunkRequest, encoder string, settings map[string]string, inputSum func() string) (storage.Metadata, bool) {
-	m, ok := s.candidate(r, encoder, settings)
-	if !ok || inputSum() != m.InputChecksumSHA256 {
+// storedResult returns the candidate m if it is r's result: r's input
+// hashes to m's input checksum (waited for only now), and m's shard still
+// verifies. The store reads the shard through its verified reader: a
+// corrupt one is quarantined and counted there, and is no result, so the
+// chunk is encoded anew.
+func (s *Server) storedResult(r *chunkRequest, m storage.Metadata) (storage.Metadata, bool) {
+	if r.sums().sum != m.InputChecksumSHA256 {
 		return storage.Metadata{}, false
 	}
-	f, cur, err := s.store.OpenShard(r.videoID, r.index)
-	if err != nil {
-		s.corruptOpen(err)
-		return storage.Metadata{}, false
-	}
-	defer f.Close()
-	if cur.ChecksumSHA256 != m.ChecksumSHA256 || cur.Timestamp != m.Timestamp {
-		return storage.Metadata{}, false // replaced just now: encode rather than guess
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err == nil && (n != cur.EncodedSize || hex.EncodeToString(h.Sum(nil)) != cur.ChecksumSHA256) {
-		err = fmt.Errorf("%d bytes with sha256 %x, its metadata says %d bytes with %s",
-			n, h.Sum(nil), cur.EncodedSize, cur.ChecksumSHA256)
-	}
-	if err != nil {
-		s.corrupt(cur, fmt.Errorf("%w: %s: %v", errCorrupted, cur.ShardLocation, err))
-		return storage.Metadata{}, false
+	cur, err := s.store.Verify(r.videoID, r.index)
+	if err != nil || cur.ChecksumSHA256 != m.ChecksumSHA256 || cur.Timestamp != m.Timestamp {
+		return storage.Metadata{}, false // corrupt, or replaced just now: encode rather than guess
 	}
 	s.log.Info("chunk already stored; not encoded again", "video_id", r.videoID, "chunk", r.index,
 		"input_sha256", cur.InputChecksumSHA256)
@@ -369,6 +385,14 @@ func (s *Server) trimsFrames() bool {
 // inputPrefixBytes is how much of an input its prefix checksum covers.
 const inputPrefixBytes = 1 << 20
 
+// prefixMayMatch is the cheap first test of whether r's input is the
+// stored chunk m's, before its whole hash is waited for: a unary chunk's
+// first MiB must hash to m's prefix checksum. An upload passes: it was
+// hashed whole while it was spooled, so there is nothing to save.
+func (r *chunkRequest) prefixMayMatch(m storage.Metadata) bool {
+	return r.data == nil || prefixMatches(m, r.data[:min(len(r.data), inputPrefixBytes)])
+}
+
 // prefixMatches reports whether prefix (an input's first inputPrefixBytes,
 // or all of it) may begin the stored chunk m's input: its SHA-256 is m's,
 // or m records none.
@@ -387,26 +411,38 @@ type inputSums struct {
 	sum, prefix string
 }
 
-// inputHasher hashes an input as it is written.
+// inputHasher hashes an input as it is written. The prefix's hash is the
+// running hash's sum when the first inputPrefixBytes are in (Sum leaves the
+// state alone): one pass over the bytes, not a second over the first MiB.
 type inputHasher struct {
-	all, prefix hash.Hash
-	n           int64
+	all    hash.Hash
+	prefix string // hex SHA-256 of the first inputPrefixBytes, once they are in
+	n      int64
 }
 
 func newInputHasher() *inputHasher {
-	return &inputHasher{all: sha256.New(), prefix: sha256.New()}
+	return &inputHasher{all: sha256.New()}
 }
 
 func (h *inputHasher) write(b []byte) {
-	if h.n < inputPrefixBytes {
-		h.prefix.Write(b[:min(int64(len(b)), inputPrefixBytes-h.n)])
+	if h.n < inputPrefixBytes && h.n+int64(len(b)) >= inputPrefixBytes {
+		k := inputPrefixBytes - h.n
+		h.all.Write(b[:k])
+		h.prefix = hex.EncodeToString(h.all.Sum(nil))
+		b = b[k:]
+		h.n += k
 	}
 	h.all.Write(b)
 	h.n += int64(len(b))
 }
 
 func (h *inputHasher) sums() inputSums {
-	return inputSums{size: h.n, sum: hex.EncodeToString(h.all.Sum(nil)), prefix: hex.EncodeToString(h.prefix.Sum(nil))}
+	sum := hex.EncodeToString(h.all.Sum(nil))
+	prefix := h.prefix
+	if h.n < inputPrefixBytes { // the whole input is its prefix
+		prefix = sum
+	}
+	return inputSums{size: h.n, sum: sum, prefix: prefix}
 }
 
 // hashInBackground hashes data on its own goroutine, so that it does not

@@ -115,8 +115,6 @@ type Server struct {
 	unaryGate  *gate // unary ProcessChunk calls in flight (admission.go)
 	uploadGate *gate // UploadChunk streams in flight
 
-	corrupted atomic.Int64 // shards found corrupt since start (CheckHealth)
-
 	health *healthState
 }
 

@@ -144,7 +144,8 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("x: %w", storage.ErrNoSpace), codes.ResourceExhausted},
 		{fmt.Errorf("x: %w", errBusy), codes.ResourceExhausted},
 		{fmt.Errorf("x: %w", errTooLarge), codes.ResourceExhausted},
-		{fmt.Errorf("x: %w", errCorrupted), codes.DataLoss},
+		{fmt.Errorf("x: %w", storage.ErrCorrupt), codes.DataLoss},
+		{&storage.CorruptError{Missing: true}, codes.DataLoss}, // not NotFound, though it matches ErrNotFound too
 		{fmt.Errorf("x: %w", encode.ErrUnavailable), codes.Unavailable},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
 		{fmt.Errorf("x: %w", context.Canceled), codes.Canceled},

@@ -2,12 +2,8 @@ package grpcapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	pb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
@@ -16,27 +12,22 @@ import (
 // messageHeadroom is what a GetShardResponse needs beyond the shard bytes.
 const messageHeadroom = pb.MessageHeadroom
 
-// GetShard returns a whole shard in one message, verified against its
-// checksum; shards too large for one message must use DownloadShard. A
-// mismatch is DataLoss, and the shard is quarantined (see corrupt).
+// GetShard returns a whole shard in one message, verified by the store as
+// it is read; shards too large for one message must use DownloadShard. A
+// corrupt shard is DataLoss (the store has quarantined it).
 func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.GetShardResponse, error) {
-	f, meta, err := s.openShard(req)
+	r, err := s.openShard(req)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	defer f.Close()
+	defer r.Close()
+	meta := r.Metadata()
 	if limit := int64(s.cfg.MaxMessageBytes - messageHeadroom); meta.EncodedSize > limit {
 		return nil, toStatus(fmt.Errorf("%w: shard is %d bytes, over the %d-byte message limit: use DownloadShard",
 			errTooLarge, meta.EncodedSize, limit))
 	}
-	data := make([]byte, meta.EncodedSize)
-	if _, err := io.ReadFull(f, data); err != nil {
-		err = fmt.Errorf("%w: read %s: %v", errCorrupted, meta.ShardLocation, err)
-		s.corrupt(meta, err)
-		return nil, toStatus(err)
-	}
-	if err := checkShard(meta, int64(len(data)), sha256.Sum256(data), f); err != nil {
-		s.corrupt(meta, err)
+	data, err := r.ReadAll()
+	if err != nil {
 		return nil, toStatus(err)
 	}
 	return &pb.GetShardResponse{
@@ -47,82 +38,86 @@ func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.Get
 	}, nil
 }
 
-// DownloadShard streams a shard: metadata first, then frames of data. The
-// checksum is verified as the bytes go out; a mismatch ends the stream
-// with DataLoss, so a client never takes corrupted bytes for a success, and
-// the shard is quarantined.
+// DownloadShard streams a shard: metadata first, then frames of data,
+// verified by the store as they are read, the next frames read while this
+// one is sent (readAhead). A corrupt shard ends the stream with DataLoss,
+// before its last frame, so a client never takes corrupted bytes for a
+// success (the store has quarantined it).
 func (s *Server) DownloadShard(req *pb.GetShardRequest, stream pb.VideoProcessingService_DownloadShardServer) error {
-	f, meta, err := s.openShard(req)
+	r, err := s.openShard(req)
 	if err != nil {
 		return toStatus(err)
 	}
-	defer f.Close()
-	if err := stream.Send(&pb.DownloadShardResponse{Metadata: toProtoMetadata(meta)}); err != nil {
+	defer r.Close()
+	if err := stream.Send(&pb.DownloadShardResponse{Metadata: toProtoMetadata(r.Metadata())}); err != nil {
 		return err
 	}
-	h := sha256.New()
-	var sent int64
-	for {
-		// A fresh buffer per frame: gRPC may still hold a sent message.
-		buf := make([]byte, s.cfg.FrameBytes)
-		n, err := io.ReadFull(f, buf)
-		if n > 0 {
-			h.Write(buf[:n])
-			sent += int64(n)
-			if sent > meta.EncodedSize {
-				break // checkShard reports the size mismatch
-			}
-			if err := stream.Send(&pb.DownloadShardResponse{Data: buf[:n]}); err != nil {
+	frames, stop := readAhead(r, s.cfg.FrameBytes)
+	defer stop()
+	for f := range frames {
+		if len(f.data) > 0 {
+			if err := stream.Send(&pb.DownloadShardResponse{Data: f.data}); err != nil {
 				return err
 			}
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			break
+		if f.err == io.EOF {
+			return nil
 		}
-		if err != nil {
-			err = fmt.Errorf("%w: read %s: %v", errCorrupted, meta.ShardLocation, err)
-			s.corrupt(meta, err)
-			return toStatus(err)
+		if f.err != nil {
+			return toStatus(f.err)
 		}
 	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	if err := checkShard(meta, sent, sum, nil); err != nil {
-		s.corrupt(meta, err)
-		return toStatus(err)
-	}
-	return nil
+	return nil // not reached: the last frame carries io.EOF or the error
 }
 
-// checkShard compares what was read with the committed metadata. rest, if
-// not nil, must hold no further bytes.
-func checkShard(meta storage.Metadata, size int64, sum [sha256.Size]byte, rest io.Reader) error {
-	if rest != nil {
-		if n, _ := rest.Read(make([]byte, 1)); n > 0 {
-			size++
-		}
-	}
-	if size != meta.EncodedSize {
-		return fmt.Errorf("%w: %s holds %d bytes, its metadata says %d", errCorrupted, meta.ShardLocation, size, meta.EncodedSize)
-	}
-	if got := hex.EncodeToString(sum[:]); got != meta.ChecksumSHA256 {
-		return fmt.Errorf("%w: %s has sha256 %s, its metadata says %s", errCorrupted, meta.ShardLocation, got, meta.ChecksumSHA256)
-	}
-	return nil
+// framesAhead is how many frames readAhead reads before they are sent.
+const framesAhead = 2
+
+// frame is a piece of a shard read by readAhead; the last one carries the
+// read's end: io.EOF or its error.
+type frame struct {
+	data []byte
+	err  error
 }
 
-// openShard finds and opens the committed shard a request names. A shard
-// whose size or type no longer matches is handled as corruption.
-func (s *Server) openShard(req *pb.GetShardRequest) (*os.File, storage.Metadata, error) {
+// readAhead reads r on a goroutine of its own in frames of size bytes, up
+// to framesAhead frames ahead of their sender, so that reading and
+// verifying the next frames overlaps sending this one. Each frame has a
+// fresh buffer: gRPC may still hold a sent message. stop ends the
+// goroutine and waits for it, after which r is the caller's again.
+func readAhead(r io.Reader, size int) (frames <-chan frame, stop func()) {
+	ch := make(chan frame, framesAhead)
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		defer close(ch)
+		for {
+			buf := make([]byte, size)
+			n, err := r.Read(buf)
+			select {
+			case ch <- frame{buf[:n], err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch, func() {
+		close(done)
+		<-exited
+	}
+}
+
+// openShard opens the committed shard a request names for a verified read.
+func (s *Server) openShard(req *pb.GetShardRequest) (*storage.VerifiedReader, error) {
 	videoID, chunkIndex, err := s.resolveShard(req)
 	if err != nil {
-		return nil, storage.Metadata{}, err
+		return nil, err
 	}
-	f, m, err := s.store.OpenShard(videoID, chunkIndex)
-	if err != nil {
-		return nil, storage.Metadata{}, s.corruptOpen(err)
-	}
-	return f, m, nil
+	return s.store.OpenVerified(videoID, chunkIndex)
 }
 
 func (s *Server) resolveShard(req *pb.GetShardRequest) (string, int, error) {

@@ -6,12 +6,19 @@
 #   ffmpeg   grpcapi BenchmarkFFmpegProcessChunkVsDirect  ProcessChunk of a 10 s 720p clip / the same
 #                                                         ffmpeg command run directly      (<= 1.05)
 #   ingest   grpcapi BenchmarkSimulatedIngest64MiB        64 MiB chunk, unary and streamed, MB/s /
-#                                                         write+fsync of 64 MiB            (>= 0.7)
+#                                                         write+fsync of 64 MiB            (>= 0.7);
+#                                                         unary / the ideal: a discarding server's call
+#                                                         plus write+fsync of the kept 32 MiB (>= 0.9)
 #            grpcapi BenchmarkSimulatedIngestBreakdown    the same gap split: gRPC alone, pipeline
 #                                                         alone, the two SHA-256 passes alone
+#   getshard grpcapi BenchmarkGetShard64MiB               GetShard of a 64 MiB shard, CRC-32C verified /
+#                                                         the same bytes from memory by a server that
+#                                                         does nothing else                (>= 0.8)
 #   download cmd/worker BenchmarkDownloadShard1GiB        DownloadShard of a 1 GiB shard from the real
-#                                                         worker: MB/s / disk read+sha256, and the
-#                                                         worker's RSS growth              (< 64 MiB)
+#                                                         worker to a bulk client hashing beside receiving:
+#                                                         MB/s / disk read+sha256 (>= 0.8), and the
+#                                                         worker's RSS growth (< 64 MiB); also the same
+#                                                         client hashing inline, and gRPC's default client
 #   limits   cmd/worker BenchmarkHonestUnderSlowloris      64 honest clients beside 64 stalled uploads: p99
 #                                                         latency / the same load alone    (<= 2), refused (0)
 #            cmd/worker BenchmarkWorkerRSSWorstAdmitted   the worker's peak RSS under the worst load its
@@ -39,12 +46,13 @@
 #   extra    storage BenchmarkCommit64MiB, encode BenchmarkSimulated64MiB and
 #            BenchmarkFFmpegDirectVsEncoder (ns/op pairs, no interleaving)
 #
-# Usage: scripts/bench.sh [ffmpeg|ingest|download|limits|master|longgop|verify|state|extra|profile ...]   (default: all but profile)
+# Usage: scripts/bench.sh [ffmpeg|ingest|getshard|download|limits|master|longgop|verify|state|farm|share|extra|profile ...]   (default: all but farm, share, profile)
 # Environment:
 #   BENCH_OUT=DIR                         where raw outputs and profiles go (default: a new temp dir)
 #   BENCH_PROFILE=1                       also CPU-profile the simulated unary and streamed ingest
 #   VIDEOSHARD_BENCH_FFMPEG_PAIRS=N       direct/rpc pairs (default 5)
 #   VIDEOSHARD_BENCH_INGEST_ROUNDS=N      ingest rounds (default 15)
+#   VIDEOSHARD_BENCH_GETSHARD_ROUNDS=N    getshard rounds (default 15)
 #   VIDEOSHARD_BENCH_DOWNLOAD_ROUNDS=N    download rounds, one fresh worker each (default 3)
 #   VIDEOSHARD_BENCH_SLOWLORIS_ROUNDS=N   slowloris rounds, alone and under attack each (default 5)
 #   VIDEOSHARD_BENCH_RSS_ROUNDS=N         worst-admitted-load rounds, one fresh worker each (default 3)
@@ -62,14 +70,14 @@ GO=${GO:-go}
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then
-	parts=(ffmpeg ingest download limits master longgop verify state extra)
+	parts=(ffmpeg ingest getshard download limits master longgop verify state extra)
 	[ "${BENCH_PROFILE:-}" = 1 ] && parts+=(profile)
 fi
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for p in "${parts[@]}"; do
-	case $p in ffmpeg | ingest | download | limits | master | longgop | verify | state | farm | share | extra | profile) ;; *)
-		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, download, limits, master, longgop, verify, state, farm, share, extra, profile)" >&2
+	case $p in ffmpeg | ingest | getshard | download | limits | master | longgop | verify | state | farm | share | extra | profile) ;; *)
+		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, getshard, download, limits, master, longgop, verify, state, farm, share, extra, profile)" >&2
 		exit 2
 		;;
 	esac
@@ -77,7 +85,7 @@ done
 if want ffmpeg || want master || want longgop || want verify || want extra; then
 	for bin in ffmpeg ffprobe; do
 		command -v "$bin" >/dev/null || {
-			echo "bench.sh: $bin not found; install ffmpeg (scripts/ensure-deps.sh) or run: scripts/bench.sh ingest download" >&2
+			echo "bench.sh: $bin not found; install ffmpeg (scripts/ensure-deps.sh) or run: scripts/bench.sh ingest getshard download" >&2
 			exit 1
 		}
 	done
@@ -125,6 +133,9 @@ if want ffmpeg; then
 fi
 if want ingest; then
 	bench_required ingest ./grpcapi/ 'BenchmarkSimulatedIngest64MiB$|BenchmarkSimulatedIngestBreakdown$' -benchtime=1x
+fi
+if want getshard; then
+	bench_required getshard ./grpcapi/ 'BenchmarkGetShard64MiB$' -benchtime=1x
 fi
 if want download; then
 	bench_required download ./cmd/worker/ 'BenchmarkDownloadShard1GiB$' -benchtime=1x
@@ -187,6 +198,15 @@ if want ingest; then
 		"write+fsync $(metric "$f" $B ref-MB/s) MB/s" "$u" ">= 0.7" "$(verdict "$u" '>=' 0.7)"
 	row "simulated ingest 64 MiB, streamed 1 MiB" "$(metric "$f" $B stream-MB/s) MB/s" \
 		"write+fsync $(metric "$f" $B ref-MB/s) MB/s" "$s" ">= 0.7" "$(verdict "$s" '>=' 0.7)"
+	i=$(metric "$f" $B unary/ideal)
+	row "  unary / ideal" "$(metric "$f" $B unary-MB/s) MB/s" \
+		"ideal $(metric "$f" $B ideal-MB/s) MB/s" "$i" ">= 0.9" "$(verdict "$i" '>=' 0.9)"
+	row "  unary / ideal, min-max over the rounds" "$(metric "$f" $B unary/ideal-min)-$(metric "$f" $B unary/ideal-max)" "" "" "" ""
+	row "  unary / ideal, from the median times" "" "" "$(metric "$f" $B unary/ideal-of-medians)" "" ""
+	row "  streamed / ideal" "$(metric "$f" $B stream-MB/s) MB/s" \
+		"gRPC alone $(metric "$f" $B discard-stream-MB/s) MB/s" "$(metric "$f" $B stream/ideal)" "" ""
+	row "  ideal: gRPC alone / kept write+fsync" "$(metric "$f" $B discard-unary-MB/s) MB/s" \
+		"$(metric "$f" $B kept-MB/s) MB/s" "" "" ""
 	row "  unary: handler / gRPC (ms)" "$(metric "$f" $B unary-handler-ms) / $(metric "$f" $B unary-grpc-ms)" "" "" "" ""
 	row "  streamed: handler / in RecvMsg (ms)" "$(metric "$f" $B stream-handler-ms) / $(metric "$f" $B stream-recv-ms)" "" "" "" ""
 	row "  chunks (VIDEOSHARD_BENCH_INGEST_CHUNKS)" "${VIDEOSHARD_BENCH_INGEST_CHUNKS:-replace}" "" "" "" ""
@@ -196,11 +216,23 @@ if want ingest; then
 			"write+fsync $(metric "$f" $B ref-MB/s) MB/s" "$(metric "$f" $B "$leg/ref")" "" ""
 	done
 fi
+if want getshard; then
+	f=$out/getshard.txt B=BenchmarkGetShard64MiB
+	r=$(metric "$f" $B getshard/ref)
+	row "GetShard 64 MiB, crc32c ($(int "$(metric "$f" $B rounds)") rounds)" \
+		"$(metric "$f" $B getshard-MB/s) MB/s" "from memory $(metric "$f" $B ref-MB/s) MB/s" "$r" ">= 0.8" "$(verdict "$r" '>=' 0.8)"
+	row "  ratio min-max over the rounds" "$(metric "$f" $B getshard/ref-min)-$(metric "$f" $B getshard/ref-max)" "" "" "" ""
+	row "  metadata without crc32c (sha256)" "$(metric "$f" $B sha256-MB/s) MB/s" "" "$(metric "$f" $B sha256/ref)" "" ""
+	row "  handler ms (crc32c / sha256)" "$(metric "$f" $B handler-ms) / $(metric "$f" $B sha256-handler-ms)" "" "" "" ""
+fi
 if want download; then
 	f=$out/download.txt B=BenchmarkDownloadShard1GiB
-	g=$(metric "$f" $B rss-growth-max-MiB)
+	g=$(metric "$f" $B rss-growth-max-MiB) d=$(metric "$f" $B download/ref)
 	row "DownloadShard 1 GiB ($(int "$(metric "$f" $B rounds)") rounds)" "$(metric "$f" $B download-MB/s) MB/s" \
-		"read+sha256 $(metric "$f" $B ref-MB/s) MB/s" "$(metric "$f" $B download/ref)" "" ""
+		"read+sha256 $(metric "$f" $B ref-MB/s) MB/s" "$d" ">= 0.8" "$(verdict "$d" '>=' 0.8)"
+	row "  ratio min-max over the rounds" "$(metric "$f" $B download/ref-min)-$(metric "$f" $B download/ref-max)" "" "" "" ""
+	row "  client hashing inline / gRPC defaults" "" "" "$(metric "$f" $B inline/ref) / $(metric "$f" $B default-client/ref)" "" ""
+	row "  CPU for the download: worker / client" "$(metric "$f" $B worker-cpu-s) / $(metric "$f" $B client-cpu-s) s" "" "" "" ""
 	row "  worker RSS growth (median; max)" "$(metric "$f" $B rss-growth-MiB); $g MiB" \
 		"base $(metric "$f" $B rss-base-MiB) MiB" "" "< 64 MiB" "$(verdict "$g" '<' 64)"
 	row "  worker peak RSS" "$(metric "$f" $B rss-peak-MiB) MiB" "" "" "" ""

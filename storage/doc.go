@@ -41,19 +41,26 @@
 // holds and paging is stable while chunks come and go. Temporary files are removed; shards
 // without metadata, metadata without shards, shards of the wrong size and
 // unusable metadata files are quarantined, so the index is what the video
-// and metadata directories hold. OpenShard opens a committed shard;
-// ResolveLocation maps a client-supplied location back to a chunk, refusing
+// and metadata directories hold. OpenVerified opens a committed shard for
+// a verified read, OpenShard for a plain one; ResolveLocation maps a client-supplied location back to a chunk, refusing
 // anything that is not a shard path inside the root.
 //
 // # Integrity
 //
-// Every committed shard's SHA-256 is in its metadata. Readers that read a
-// whole shard compare it (OpenShard itself checks only the size), and Scrub
-// re-reads every shard at a bounded rate. A chunk found corrupt is
-// quarantined (Quarantine, QuarantineVersion): its files are moved, not
-// deleted, into QuarantineDir and it leaves the index, so it is no longer
-// listed or served, stays out after a reopen, and can simply be written
-// again.
+// Integrity is this package's concern alone. Every committed shard's
+// SHA-256, its identity and what clients verify, is in its metadata, and
+// beside it (since it was added) its CRC-32C, computed in the same pass at
+// Commit. OpenShard checks only the size. A VerifiedReader (OpenVerified,
+// Verify) checks the bytes as it reads them, against the CRC-32C, which
+// the CPU computes an order of magnitude faster than the SHA-256 (chunks
+// committed before the CRC-32C was added: against the SHA-256). Scrub
+// re-reads every shard at a bounded rate and checks the SHA-256 as well.
+// A chunk found corrupt, by a reader or Scrub, is handled in one place:
+// counted once (Corrupted), logged, and quarantined (Quarantine,
+// QuarantineVersion): its files are moved, not deleted, into QuarantineDir
+// and it leaves the index, so it is no longer listed or served, stays out
+// after a reopen, and can simply be written again. It leaves the index
+// last, so whoever no longer sees it also sees it counted and logged.
 //
 // # Symlinks
 //
@@ -84,8 +91,9 @@
 //     written, fsynced and hashed before the lock is taken. The lock map is
 //     reference counted, so it holds only chunks in flight.
 //   - _file_read_lock is not needed: readers open only renamed, complete
-//     files, never a file being written. OpenShard takes the chunk's lock
-//     only for the open, so the file and the metadata it returns are the same
+//     files, never a file being written. OpenShard and OpenVerified take
+//     the chunk's lock only for the open, so the file and the metadata
+//     they return are the same
 //     version; an open file keeps its content after a rename over its name.
 //   - _metadata_lock becomes the per-chunk lock (one writer per metadata
 //     file) plus a sync.RWMutex over the index, held only to read or copy map
@@ -99,9 +107,9 @@
 // One Store per root: Open removes temporary files, including those of a
 // live Store on the same root; Options.Lock makes a second Open fail
 // instead. The index is built at Open, so files changed on disk by hand are
-// seen only after reopening (OpenShard does check that the file still has
-// the recorded size). Open checks each shard's size, not its checksum; that
-// is Scrub's job. A case-insensitive filesystem would let videos "A" and "a"
+// seen only after reopening (OpenShard and OpenVerified do check that the
+// file still has the recorded size). Open checks each shard's size, not its
+// checksum; that is the readers' and Scrub's job. A case-insensitive filesystem would let videos "A" and "a"
 // collide. The failure-atomic replace uses hard links; on a filesystem
 // without them a replace still works but a failure after its first rename
 // loses the previous version (this is logged).

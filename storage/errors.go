@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Errors returned by Store methods, wrapped with detail; test with errors.Is.
@@ -14,9 +15,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrNoSpace is returned when the filesystem is full (ENOSPC/EDQUOT).
 	ErrNoSpace = errors.New("no space left on device")
-	// ErrCorrupt is returned by OpenShard when a committed chunk's shard no
-	// longer matches its metadata (its size or type changed, or it is gone);
-	// the error is a *CorruptError naming the version.
+	// ErrCorrupt is returned when a committed chunk's shard no longer
+	// matches its metadata: by OpenShard when its size or type changed or
+	// it is gone, and by a VerifiedReader (and Verify) when its bytes do not
+	// add up to the recorded size and checksum. The error is a
+	// *CorruptError naming the version and what was wrong.
 	ErrCorrupt = errors.New("shard corrupt")
 	// ErrLocked is returned by Open with Options.Lock when another process
 	// holds the root's lock file.
@@ -31,15 +34,57 @@ var (
 
 // CorruptError reports a committed chunk whose shard does not match its
 // metadata. It matches ErrCorrupt, and also ErrNotFound when the shard file
-// is missing altogether. Pass Metadata to QuarantineVersion to move that
-// version out of the store.
+// is missing altogether. From OpenShard, pass Metadata to
+// QuarantineVersion to move that version out of the store; a
+// VerifiedReader has done that already.
 type CorruptError struct {
 	// Metadata is the indexed version that was found corrupt.
 	Metadata Metadata
-	// Reason says what does not match.
+	// Kind is what does not match.
+	Kind CorruptKind
+	// Checksum names the checksum that differs ("sha256" or "crc32c") for
+	// CorruptChecksum; empty otherwise.
+	Checksum string
+	// Want and Got are what the metadata records and what the shard holds:
+	// byte counts for CorruptSize, hex digests for CorruptChecksum; empty
+	// for the other kinds.
+	Want, Got string
+	// Reason says what does not match, in words.
 	Reason string
 	// Missing is set when the shard file does not exist.
 	Missing bool
+
+	// quarantine is what a VerifiedReader did about it.
+	quarantine quarantineOutcome
+}
+
+// CorruptKind is what a CorruptError found wrong with a shard.
+type CorruptKind int
+
+const (
+	// CorruptFile: the shard is missing, not a regular file, or reached
+	// through a symlink; or its metadata file is gone (Scrub).
+	CorruptFile CorruptKind = iota + 1
+	// CorruptSize: the shard holds more or fewer bytes than recorded.
+	CorruptSize
+	// CorruptChecksum: the shard's bytes do not have the recorded checksum.
+	CorruptChecksum
+	// CorruptRead: reading the shard failed (an I/O error).
+	CorruptRead
+)
+
+func (k CorruptKind) String() string {
+	switch k {
+	case CorruptFile:
+		return "file"
+	case CorruptSize:
+		return "size"
+	case CorruptChecksum:
+		return "checksum"
+	case CorruptRead:
+		return "read"
+	}
+	return "CorruptKind(" + strconv.Itoa(int(k)) + ")"
 }
 
 func (e *CorruptError) Error() string {

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -110,6 +112,11 @@ func readShard(t testing.TB, s *storage.Store, video string, chunk int) ([]byte,
 func sum(data []byte) string {
 	h := sha256.Sum256(data)
 	return hex.EncodeToString(h[:])
+}
+
+// crc32c is data's CRC-32C as metadata records it.
+func crc32c(data []byte) string {
+	return fmt.Sprintf("%08x", crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
 }
 
 // payload returns n deterministic bytes that differ with seed.

@@ -104,6 +104,9 @@ func decodeMetadataFast(data []byte) (m Metadata, ok bool) {
 		case "quality":
 			bit = 1 << 21
 			m.Quality, ok = p.quality()
+		case "crc32c":
+			bit = 1 << 22
+			m.ChecksumCRC32C, ok = p.str()
 		default:
 			return false
 		}

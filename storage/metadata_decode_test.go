@@ -13,7 +13,7 @@ func fullMetadata() Metadata {
 	return Metadata{
 		VideoID: "example_video.mp4", ChunkIndex: 2147483647, OriginalSize: 1048576, EncodedSize: 524288,
 		CompressionRatio: 0.5, WorkerID: "localhost:50061", ShardLocation: "/srv/video_shards/example_video.mp4/chunk_2147483647.shard",
-		Timestamp: "2023-04-25T14:30:45.123456Z", ChecksumSHA256: "ab", InputChecksumSHA256: "cd", InputPrefixSHA256: "ef",
+		Timestamp: "2023-04-25T14:30:45.123456Z", ChecksumSHA256: "ab", ChecksumCRC32C: "0a1b2c3d", InputChecksumSHA256: "cd", InputPrefixSHA256: "ef",
 		Encoder: "ffmpeg", VideoCodec: "libx264", AudioCodec: "aac", Container: "mp4",
 		EncoderSettings: map[string]string{"crf": "23", "preset": "medium", "": "empty key"},
 		DurationSeconds: 4.004, FrameCount: 96, Width: 1280, Height: 720, EncodeTimeSeconds: 1e-7,
@@ -83,6 +83,8 @@ func FuzzDecodeMetadata(f *testing.F) {
 		`{"quality":{"ssim_min":null}}`, `{"quality":{"frames":1,"frames":2}}`, `{"quality":{"x":1}}`,
 		`{"quality":{"Frames":3}}`, `{"quality":[]}`, `{"unknown":1}`, `{"video_id":"a",}`, `{"video_id":"a"}x`,
 		`{"video_id":"a"}{}`, "\ufeff{}", `[]`, `null`, ``, `{"video_id":"a"`, `{"video_id" "a"}`,
+		`{"crc32c":"0a1b2c3d"}`, `{"crc32c":"a","crc32c":"b"}`, `{"crc32c":null}`, `{"crc32c":12345678}`,
+		`{"checksum_sha256":"ab","crc32c":""}`, `{"CRC32C":"0a1b2c3d"}`,
 		`{"duration_seconds":nul}`, `{"quality":{"psnr_min":nullx}}`, `{"a":"\"}`,
 	} {
 		f.Add([]byte(s))

@@ -441,7 +441,8 @@ func (s *Store) recoverChunk(vd *Dir, name string, m Metadata, backups []string)
 }
 
 // matches reports whether name in dir is a regular file with m's size and,
-// when m records one, m's checksum.
+// when m records them, m's checksums (all of them: this decides which
+// version a chunk is).
 func (s *Store) matches(dir *Dir, name string, m Metadata) bool {
 	f, fi, err := dir.openFile(name, os.O_RDONLY, 0)
 	if err != nil {
@@ -451,11 +452,14 @@ func (s *Store) matches(dir *Dir, name string, m Metadata) bool {
 	if !fi.Mode().IsRegular() || fi.Size() != m.EncodedSize {
 		return false
 	}
-	if m.ChecksumSHA256 == "" {
+	if m.ChecksumSHA256 == "" && m.ChecksumCRC32C == "" {
 		return true
 	}
-	sum, err := readerSHA256(f)
-	return err == nil && sum == m.ChecksumSHA256
+	d := newDigest(m.ChecksumCRC32C != "", m.ChecksumSHA256 != "")
+	if _, err := io.CopyBuffer(d, onlyReader{f}, make([]byte, hashBufferSize)); err != nil {
+		return false
+	}
+	return d.mismatch(m) == nil
 }
 
 func readerSHA256(r io.Reader) (string, error) {

@@ -1,12 +1,9 @@
 package storage
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -42,7 +39,7 @@ func (s *Store) Create(videoID string, chunkIndex int) (*Pending, error) {
 		f:       f,
 		path:    f.Name(),
 		name:    filepath.Base(f.Name()),
-		h:       sha256.New(),
+		d:       newDigest(true, true),
 	}, nil
 }
 
@@ -116,12 +113,12 @@ type Pending struct {
 	name    string // its name in TempDir
 	metaTmp string // the temporary metadata file's name in metadata/, once written
 
-	h       hash.Hash // SHA-256 of the bytes passed to Write
-	n       int64     // bytes passed to Write
-	flushed int64     // bytes handed to startWriteback
-	wrote   bool      // Write was called with data
-	werr    error     // the first Write error; Commit fails with it
-	done    bool      // Commit or Abort was called
+	d       *digest // CRC-32C and SHA-256 of the bytes passed to Write
+	n       int64   // bytes passed to Write
+	flushed int64   // bytes handed to startWriteback
+	wrote   bool    // Write was called with data
+	werr    error   // the first Write error; Commit fails with it
+	done    bool    // Commit or Abort was called
 }
 
 // Path returns the absolute path of the temporary file, for a writer in
@@ -130,7 +127,8 @@ type Pending struct {
 // its output format by extension must be told the format.
 func (p *Pending) Path() string { return p.path }
 
-// Write appends b to the temporary file and hashes it. After a failed write
+// Write appends b to the temporary file and hashes it (SHA-256 and
+// CRC-32C, in one pass). After a failed write
 // the Pending is broken: Commit returns the error (wrapping ErrNoSpace if the
 // filesystem is full).
 func (p *Pending) Write(b []byte) (int, error) {
@@ -150,14 +148,14 @@ func (p *Pending) Write(b []byte) (int, error) {
 		// Hash on another core while the kernel copies b.
 		hashed := make(chan struct{})
 		go func() {
-			p.h.Write(b)
+			p.d.Write(b)
 			close(hashed)
 		}()
 		n, err = p.f.Write(b)
 		<-hashed
 	} else {
 		n, err = p.f.Write(b)
-		p.h.Write(b[:n])
+		p.d.Write(b[:n])
 	}
 	p.n += int64(n)
 	if err != nil {
@@ -187,12 +185,14 @@ func (p *Pending) String() string { return p.videoID + " chunk " + strconv.Itoa(
 // Commit makes the written bytes the chunk's committed version and returns
 // its metadata. From meta it keeps what only the caller knows (OriginalSize,
 // WorkerID, Encoder and the other encode fields) and fills in VideoID,
-// ChunkIndex, EncodedSize, ChecksumSHA256, ShardLocation, Timestamp and
-// CompressionRatio (encoded/original, 0 when OriginalSize is 0).
+// ChunkIndex, EncodedSize, ChecksumSHA256, ChecksumCRC32C, ShardLocation,
+// Timestamp and CompressionRatio (encoded/original, 0 when OriginalSize is
+// 0).
 //
-// The steps: fsync the temporary shard and measure and hash it (from the
-// running hash if the bytes came through Write, else by reading the file);
-// write the metadata JSON to a temporary file and fsync it; then, under the
+// The steps: fsync the temporary shard, and meanwhile measure and hash it
+// (from the running hashes if the bytes came through Write, else by reading
+// the file once for both) and write the metadata JSON to a temporary file
+// and fsync it; then, under the
 // chunk's lock, rename the shard into place and fsync the video directory,
 // rename the metadata into place and fsync metadata/, and update the index.
 // Before each rename over an existing file Commit keeps a hard link to it
@@ -269,11 +269,16 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	}
 
 	// The temporary shard is private to p: make it durable, measure and
-	// hash it, all before taking the chunk's lock.
-	if err := p.f.Sync(); err != nil {
-		return Metadata{}, fmt.Errorf("sync shard: %w", err)
+	// hash it, and write the metadata, all before taking the chunk's lock.
+	// The shard's fsync runs beside the rest: the two files are
+	// independent until they are renamed, and two fsyncs waited for at
+	// once cost about one.
+	synced := make(chan error, 1)
+	go func() { synced <- p.f.Sync() }()
+	meta, err := p.writeMetadata(meta)
+	if serr := <-synced; serr != nil {
+		return Metadata{}, fmt.Errorf("sync shard: %w", serr)
 	}
-	size, sum, err := p.digest()
 	if err != nil {
 		return Metadata{}, err
 	}
@@ -282,27 +287,7 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	if err != nil {
 		return Metadata{}, fmt.Errorf("close shard: %w", err)
 	}
-
-	meta = cloneMetadata(meta)
-	meta.VideoID = p.videoID
-	meta.ChunkIndex = p.chunk
-	meta.EncodedSize = size
-	meta.ChecksumSHA256 = sum
-	meta.ShardLocation = s.shardPath(p.videoID, p.chunk)
-	meta.Timestamp = s.now().UTC().Format(timestampLayout)
-	meta.CompressionRatio = 0
-	if meta.OriginalSize > 0 {
-		meta.CompressionRatio = float64(size) / float64(meta.OriginalSize)
-	}
-	data, err := json.MarshalIndent(meta, "", "  ")
-	if err != nil {
-		return Metadata{}, fmt.Errorf("%w: encode metadata: %v", ErrInvalid, err)
-	}
-	data = append(data, '\n')
 	metaName := metadataName(p.videoID, p.chunk)
-	if p.metaTmp, err = s.writeTemp(s.metaDir, "."+metaName+tempInfix+"*", data); err != nil {
-		return Metadata{}, fmt.Errorf("write metadata: %w", err)
-	}
 
 	unlock := s.locks.lock(chunkKey{p.videoID, p.chunk})
 	defer unlock()
@@ -331,6 +316,39 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	return cloneMetadata(meta), nil
 }
 
+// writeMetadata completes meta with what the store records (see Commit)
+// and writes it to a new temporary file in metadata/, fsynced, whose name
+// it keeps in p.metaTmp; it returns the completed metadata.
+func (p *Pending) writeMetadata(meta Metadata) (Metadata, error) {
+	s := p.s
+	size, sums, err := p.digest()
+	if err != nil {
+		return Metadata{}, err
+	}
+	meta = cloneMetadata(meta)
+	meta.VideoID = p.videoID
+	meta.ChunkIndex = p.chunk
+	meta.EncodedSize = size
+	meta.ChecksumSHA256 = sums.sha256()
+	meta.ChecksumCRC32C = sums.crc32c()
+	meta.ShardLocation = s.shardPath(p.videoID, p.chunk)
+	meta.Timestamp = s.now().UTC().Format(timestampLayout)
+	meta.CompressionRatio = 0
+	if meta.OriginalSize > 0 {
+		meta.CompressionRatio = float64(size) / float64(meta.OriginalSize)
+	}
+	data, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return Metadata{}, fmt.Errorf("%w: encode metadata: %v", ErrInvalid, err)
+	}
+	data = append(data, '\n')
+	metaName := metadataName(p.videoID, p.chunk)
+	if p.metaTmp, err = s.writeTemp(s.metaDir, "."+metaName+tempInfix+"*", data); err != nil {
+		return Metadata{}, fmt.Errorf("write metadata: %w", err)
+	}
+	return meta, nil
+}
+
 // rolledBack inspects a failed install: if the rollback failed too, the
 // chunk's disk state is unknown, so it leaves the index and the failure is
 // logged.
@@ -344,35 +362,43 @@ func (p *Pending) rolledBack(err error) error {
 	return err
 }
 
-// digest returns the size and hex SHA-256 of the temporary shard, which
-// must still be the file p created.
-func (p *Pending) digest() (int64, string, error) {
+// digest returns the size of the temporary shard, which must still be the
+// file p created, and its checksums.
+func (p *Pending) digest() (int64, *digest, error) {
 	fi, err := p.f.Stat()
 	if err != nil {
-		return 0, "", fmt.Errorf("stat shard: %w", err)
+		return 0, nil, fmt.Errorf("stat shard: %w", err)
 	}
 	li, err := p.s.fs.Lstat(p.s.tmpDir, p.name)
 	if err != nil || !sameFile(fi, li) {
-		return 0, "", fmt.Errorf("temporary shard %s was removed or replaced", p.path)
+		return 0, nil, fmt.Errorf("temporary shard %s was removed or replaced", p.path)
 	}
 	if p.wrote {
 		if fi.Size() != p.n {
-			return 0, "", fmt.Errorf("temporary shard is %d bytes but %d were written; was it also written through Path?",
+			return 0, nil, fmt.Errorf("temporary shard is %d bytes but %d were written; was it also written through Path?",
 				fi.Size(), p.n)
 		}
-		return p.n, hex.EncodeToString(p.h.Sum(nil)), nil
+		return p.n, p.d, nil
 	}
 	// Another process wrote the file. Nothing moved p.f's offset from 0.
-	h := sha256.New()
-	n, err := io.Copy(h, p.f)
+	d := newDigest(true, true)
+	n, err := io.CopyBuffer(d, onlyReader{p.f}, make([]byte, hashBufferSize))
 	if err != nil {
-		return 0, "", fmt.Errorf("hash shard: %w", err)
+		return 0, nil, fmt.Errorf("hash shard: %w", err)
 	}
 	if n != fi.Size() {
-		return 0, "", fmt.Errorf("temporary shard changed while being hashed (%d bytes, then %d)", fi.Size(), n)
+		return 0, nil, fmt.Errorf("temporary shard changed while being hashed (%d bytes, then %d)", fi.Size(), n)
 	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
+	return n, d, nil
 }
+
+// hashBufferSize is the read size when hashing a file: large reads cost
+// fewer system calls than io.Copy's 32 KiB.
+const hashBufferSize = 256 << 10
+
+// onlyReader hides a reader's WriteTo, which would make io.CopyBuffer
+// ignore its buffer.
+type onlyReader struct{ io.Reader }
 
 // writeTemp writes data to a new temporary file in dir, fsyncs and closes
 // it, and returns its name. On error it leaves nothing behind.

@@ -37,6 +37,14 @@ func (s *Store) QuarantineDir() string { return filepath.Join(s.root, quarantine
 // the Store is open are still counted.
 func (s *Store) Quarantined() int64 { return s.quarantined.Load() }
 
+// Corrupted returns the number of shard versions found corrupt since Open,
+// by VerifiedReaders (Verify included) and Scrub, and taken out of the
+// store. Each version is counted once, by whichever found it first; what
+// Open itself quarantines is in Quarantined only. A chunk that has left the
+// index has been counted by then, so a caller that no longer sees it sees
+// it in both counters.
+func (s *Store) Corrupted() int64 { return s.corrupted.Load() }
+
 // countQuarantined counts the entries already in QuarantineDir.
 func (s *Store) countQuarantined() error {
 	d, err := s.quarantineDir(false)
@@ -97,7 +105,7 @@ func (s *Store) Quarantine(videoID string, chunkIndex int, reason string) error 
 	if err := validateKey(videoID, chunkIndex); err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
-	_, err := s.quarantine(chunkKey{videoID, chunkIndex}, nil, reason)
+	_, _, err := s.quarantine(chunkKey{videoID, chunkIndex}, nil, reason, "")
 	return err
 }
 
@@ -111,20 +119,55 @@ func (s *Store) QuarantineVersion(m Metadata, reason string) error {
 	if err := validateKey(m.VideoID, m.ChunkIndex); err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
-	_, err := s.quarantine(chunkKey{m.VideoID, m.ChunkIndex}, &m, reason)
+	_, _, err := s.quarantine(chunkKey{m.VideoID, m.ChunkIndex}, &m, reason, "")
 	return err
 }
 
+// quarantineOutcome is what taking a corrupt version out of the store did.
+type quarantineOutcome struct {
+	// taken is set when this finding took the version out of the store
+	// (and counted it); not when it had been replaced or quarantined, by
+	// another reader or a scrub, meanwhile.
+	taken bool
+	dir   string // where its files went, if a quarantine directory was made
+	err   error  // moving the files failed; it is out of the index all the same
+}
+
+// foundCorrupt takes the version ce names out of the store, counting it
+// as corrupt and logging it as found by by ("read", "scrub"; see
+// quarantine), and returns ce with the outcome recorded.
+func (s *Store) foundCorrupt(ce *CorruptError, by string) *CorruptError {
+	m := ce.Metadata
+	dir, taken, err := s.quarantine(chunkKey{m.VideoID, m.ChunkIndex}, &m, by+": "+ce.Reason, by)
+	ce.quarantine = quarantineOutcome{taken: taken, dir: dir}
+	if taken {
+		ce.quarantine.err = err
+	}
+	return ce
+}
+
 // quarantine moves a committed chunk (the version want describes, if not
-// nil) into a new quarantine directory and returns its path.
-func (s *Store) quarantine(key chunkKey, want *Metadata, reason string) (string, error) {
+// nil) into a new quarantine directory and returns its path, and whether
+// it took the chunk out of the store (false, with an error wrapping
+// ErrNotFound, if there was no such version). foundBy, when not empty,
+// says who found the version corrupt ("read", "scrub"): it is then counted
+// in Corrupted and logged as corrupt.
+//
+// The chunk leaves the index last, after it was counted, its files moved
+// and the move logged, so that whoever no longer sees it sees all of that
+// too (the chunk's lock keeps readers off it meanwhile); it leaves even if
+// moving fails, so that it is not served.
+func (s *Store) quarantine(key chunkKey, want *Metadata, reason, foundBy string) (string, bool, error) {
 	unlock := s.locks.lock(key)
 	defer unlock()
 	cur, ok := s.get(key.video, key.chunk)
 	if !ok || want != nil && !sameVersion(cur, *want) {
-		return "", fmt.Errorf("quarantine %s chunk %d: %w (replaced or already quarantined)", key.video, key.chunk, ErrNotFound)
+		return "", false, fmt.Errorf("quarantine %s chunk %d: %w (replaced or already quarantined)", key.video, key.chunk, ErrNotFound)
 	}
-	s.drop(key.video, key.chunk)
+	defer s.drop(key.video, key.chunk)
+	if foundBy != "" {
+		s.corrupted.Add(1)
+	}
 	files := []storeFile{{s.metaDir, metadataName(key.video, key.chunk)}}
 	// The shard is reached through its video directory, never through a
 	// symlink put in its place: then only the metadata moves, and the
@@ -144,11 +187,16 @@ func (s *Store) quarantine(key chunkKey, want *Metadata, reason string) (string,
 	if err = errors.Join(err, verr); err != nil {
 		s.log.Error("cannot quarantine chunk; no longer served until the store is reopened",
 			"video_id", key.video, "chunk_index", key.chunk, "reason", reason, "err", err)
-		return dir, fmt.Errorf("quarantine %s chunk %d: %w", key.video, key.chunk, noSpace(err))
+		return dir, true, fmt.Errorf("quarantine %s chunk %d: %w", key.video, key.chunk, noSpace(err))
 	}
-	s.log.Warn("chunk quarantined", "video_id", key.video, "chunk_index", key.chunk,
-		"reason", reason, "path", dir)
-	return dir, nil
+	if foundBy != "" {
+		s.log.Error(foundBy+": corrupted shard quarantined", "video_id", key.video, "chunk_index", key.chunk,
+			"reason", reason, "path", dir)
+	} else {
+		s.log.Warn("chunk quarantined", "video_id", key.video, "chunk_index", key.chunk,
+			"reason", reason, "path", dir)
+	}
+	return dir, true, nil
 }
 
 // sameVersion reports whether a and b describe the same committed version.

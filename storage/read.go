@@ -36,20 +36,16 @@ func (s *Store) Lookup(videoID string, chunkIndex int) (Metadata, error) {
 // file. It returns an error wrapping ErrInvalid for a bad id or index, one
 // wrapping ErrNotFound if the chunk is not committed, and a *CorruptError
 // (matching ErrCorrupt) if the shard no longer has the recorded size, is
-// not a regular file, or has gone (then it matches ErrNotFound too). The
-// checksum is not verified here: that needs reading the whole file, which
-// is the caller's (or Scrub's) business.
+// not a regular file, or has gone (then it matches ErrNotFound too).
+//
+// Nothing is verified beyond that, and nothing is quarantined: a reader
+// that serves the bytes uses OpenVerified, which checks them as they are
+// read and takes a corrupt version out of the store.
 func (s *Store) OpenShard(videoID string, chunkIndex int) (*os.File, Metadata, error) {
 	if err := validateKey(videoID, chunkIndex); err != nil {
 		return nil, Metadata{}, fmt.Errorf("open shard: %w", err)
 	}
-	unlock := s.locks.lock(chunkKey{videoID, chunkIndex})
-	defer unlock()
-	m, ok := s.get(videoID, chunkIndex)
-	if !ok {
-		return nil, Metadata{}, fmt.Errorf("open shard %s chunk %d: %w", videoID, chunkIndex, ErrNotFound)
-	}
-	f, err := s.openVersion(m)
+	f, m, err := s.openCommitted(chunkKey{videoID, chunkIndex}, nil)
 	if err != nil {
 		return nil, Metadata{}, fmt.Errorf("open shard: %w", err)
 	}
@@ -64,25 +60,25 @@ func (s *Store) openVersion(m Metadata) (*os.File, error) {
 	f, fi, err := s.rootDir.openFile(m.VideoID+"/"+shardName(m.ChunkIndex), os.O_RDONLY, 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, &CorruptError{Metadata: m, Reason: "shard file is missing", Missing: true}
+		return nil, &CorruptError{Metadata: m, Kind: CorruptFile, Reason: "shard file is missing", Missing: true}
 	case isSymlinkErr(err):
-		return nil, &CorruptError{Metadata: m, Reason: "shard or its video directory is a symlink, which is not followed"}
+		return nil, &CorruptError{Metadata: m, Kind: CorruptFile, Reason: "shard or its video directory is a symlink, which is not followed"}
 	case isNotDir(err):
-		return nil, &CorruptError{Metadata: m, Reason: "video directory is not a directory"}
+		return nil, &CorruptError{Metadata: m, Kind: CorruptFile, Reason: "video directory is not a directory"}
 	case err != nil:
 		return nil, err
 	}
-	var reason string
+	var ce *CorruptError
 	switch {
 	case !fi.Mode().IsRegular():
-		reason = fmt.Sprintf("shard is not a regular file (mode %v)", fi.Mode())
+		ce = &CorruptError{Metadata: m, Kind: CorruptFile, Reason: fmt.Sprintf("shard is not a regular file (mode %v)", fi.Mode())}
 	case fi.Size() != m.EncodedSize:
-		reason = fmt.Sprintf("shard holds %d bytes, its metadata says %d", fi.Size(), m.EncodedSize)
+		ce = sizeMismatch(m, fi.Size())
 	default:
 		return f, nil
 	}
 	f.Close()
-	return nil, &CorruptError{Metadata: m, Reason: reason}
+	return nil, ce
 }
 
 // ResolveLocation maps a shard location to the chunk it names, without

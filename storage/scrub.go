@@ -2,13 +2,10 @@ package storage
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"time"
 )
 
@@ -50,15 +47,20 @@ type ScrubFinding struct {
 	QuarantineDir string
 }
 
-// Scrub re-reads every committed shard, compares its size and SHA-256 with
-// its metadata (and checks that the metadata file is still there), and
-// quarantines each chunk that does not match (see Quarantine), so that it
-// is no longer listed or served. Reading is paced to opts.BytesPerSecond.
-// Chunks committed after Scrub started are not checked; chunks replaced
-// while it runs are skipped, and a version found corrupt is quarantined only
-// if it is still the committed one, so a concurrent replace is never
-// undone. Readers and writers are not blocked: no lock is held while a
-// shard is read.
+// Scrub re-reads every committed shard, compares its size, SHA-256 and
+// CRC-32C (when recorded) with its metadata (and checks that the metadata
+// file is still there), and quarantines each chunk that does not match (see
+// Quarantine), so that it is no longer listed or served; each one is
+// counted in Corrupted. Reading is paced to opts.BytesPerSecond. Chunks
+// committed after Scrub started are not checked; chunks replaced while it
+// runs are skipped, and a version found corrupt is quarantined only if it
+// is still the committed one, so a concurrent replace is never undone.
+// Readers and writers are not blocked: no lock is held while a shard is
+// read.
+//
+// Unlike a VerifiedReader, which trusts the CRC-32C, Scrub always checks
+// the SHA-256: it is the shard's identity, what clients verify, and a
+// scrub is paced, so the cost is the disk's, not the CPU's.
 //
 // Scrub returns the report with an error if ctx ends (the report then
 // covers the chunks checked so far and the error wraps ctx.Err()), or if a
@@ -78,43 +80,38 @@ func (s *Store) Scrub(ctx context.Context, opts ScrubOptions) (ScrubReport, erro
 				rep.Duration = time.Since(start)
 				return rep, fmt.Errorf("scrub: %w", err)
 			}
-			reason, checked, err := s.scrubChunk(ctx, m, buf, p, &rep)
+			res, err := s.scrubChunk(ctx, m, buf, p)
+			rep.Bytes += res.bytes
 			switch {
 			case errors.Is(err, errVersionGone):
 				rep.Skipped++
-				continue
 			case err != nil && ctx.Err() != nil:
 				rep.Duration = time.Since(start)
 				return rep, fmt.Errorf("scrub: %w", ctx.Err())
 			case err != nil:
 				rep.Skipped++
 				errs = append(errs, fmt.Errorf("%s chunk %d: %w", m.VideoID, m.ChunkIndex, err))
-				continue
-			}
-			if checked {
+			case res.corrupt == nil:
 				rep.Checked++
-			}
-			if reason == "" {
-				continue
-			}
-			dir, qerr := s.quarantine(chunkKey{m.VideoID, m.ChunkIndex}, &m, "scrub: "+reason)
-			if errors.Is(qerr, ErrNotFound) {
+			case !res.corrupt.quarantine.taken:
 				// Replaced (or quarantined by a reader) since it was read:
-				// the corrupt version is no longer served.
+				// the corrupt version is no longer served, and whoever
+				// took it out counted it.
 				s.log.Warn("scrub: corrupt version already replaced", "video_id", m.VideoID,
-					"chunk_index", m.ChunkIndex, "reason", reason)
+					"chunk_index", m.ChunkIndex, "reason", res.corrupt.Reason)
 				rep.Skipped++
-				if checked {
-					rep.Checked--
+			default:
+				if res.checked {
+					rep.Checked++
 				}
-				continue
+				q := res.corrupt.quarantine
+				if q.err != nil {
+					errs = append(errs, q.err)
+				}
+				rep.Corrupt = append(rep.Corrupt, ScrubFinding{
+					VideoID: m.VideoID, ChunkIndex: m.ChunkIndex, Reason: res.corrupt.Reason, QuarantineDir: q.dir,
+				})
 			}
-			if qerr != nil {
-				errs = append(errs, qerr)
-			}
-			rep.Corrupt = append(rep.Corrupt, ScrubFinding{
-				VideoID: m.VideoID, ChunkIndex: m.ChunkIndex, Reason: reason, QuarantineDir: dir,
-			})
 		}
 	}
 	rep.Duration = time.Since(start)
@@ -127,67 +124,53 @@ func (s *Store) Scrub(ctx context.Context, opts ScrubOptions) (ScrubReport, erro
 // errVersionGone means the chunk scrubbed was replaced or removed meanwhile.
 var errVersionGone = errors.New("version no longer committed")
 
-// scrubChunk reads chunk m (the version indexed when the scrub started) and
-// says what is wrong with it, "" if nothing. checked reports whether its
-// shard was read to the end. An error means it could not be checked.
-func (s *Store) scrubChunk(ctx context.Context, m Metadata, buf []byte, p *pacer, rep *ScrubReport) (reason string, checked bool, err error) {
-	f, cur, err := s.openForScrub(m)
-	var ce *CorruptError
-	switch {
-	case errors.As(err, &ce):
-		return ce.Reason, false, nil
-	case err != nil:
-		return "", false, err
-	}
-	defer f.Close()
-	m = cur
-	if _, err := s.metaDir.lstat(metadataName(m.VideoID, m.ChunkIndex)); errors.Is(err, fs.ErrNotExist) {
-		return "metadata file is missing", false, nil
-	}
-
-	h := sha256.New()
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", false, err
-		}
-		k, rerr := f.Read(buf)
-		if k > 0 {
-			h.Write(buf[:k])
-			n += int64(k)
-			rep.Bytes += int64(k)
-			if err := p.wait(ctx, k); err != nil {
-				return "", false, err
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return fmt.Sprintf("read error after %d bytes: %v", n, rerr), false, nil
-		}
-	}
-	if n != m.EncodedSize {
-		return fmt.Sprintf("shard holds %d bytes, its metadata says %d", n, m.EncodedSize), true, nil
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != m.ChecksumSHA256 {
-		return fmt.Sprintf("shard has sha256 %s, its metadata says %s", got, m.ChecksumSHA256), true, nil
-	}
-	return "", true, nil
+// scrubResult is what scrubbing one chunk found.
+type scrubResult struct {
+	bytes   int64 // shard bytes read
+	checked bool  // its shard was read to the end
+	// corrupt says what is wrong with it, nil if nothing; the version has
+	// been taken out of the store (see quarantineOutcome).
+	corrupt *CorruptError
 }
 
-// openForScrub opens the shard of the committed version of m's chunk, if it
-// is still m's version, under the chunk's lock (so the file and the
-// metadata agree).
-func (s *Store) openForScrub(m Metadata) (*os.File, Metadata, error) {
-	unlock := s.locks.lock(chunkKey{m.VideoID, m.ChunkIndex})
-	defer unlock()
-	cur, ok := s.get(m.VideoID, m.ChunkIndex)
-	if !ok || !sameVersion(cur, m) {
-		return nil, Metadata{}, errVersionGone
+// scrubChunk reads chunk m (the version indexed when the scrub started)
+// through a VerifiedReader held to the full check, paced by p. An error
+// means it could not be checked.
+func (s *Store) scrubChunk(ctx context.Context, m Metadata, buf []byte, p *pacer) (res scrubResult, err error) {
+	r, err := s.openVerified(chunkKey{m.VideoID, m.ChunkIndex}, &m, checkFull, "scrub")
+	if errors.As(err, &res.corrupt) {
+		return res, nil
 	}
-	f, err := s.openVersion(cur)
-	return f, cur, err
+	if err != nil {
+		return res, err
+	}
+	defer r.Close()
+	defer func() { res.bytes = r.d.n }()
+	if _, err := s.metaDir.lstat(metadataName(m.VideoID, m.ChunkIndex)); errors.Is(err, fs.ErrNotExist) {
+		res.corrupt = r.fail(&CorruptError{Metadata: r.m, Kind: CorruptFile, Reason: "metadata file is missing"})
+		return res, nil
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		k, rerr := r.Read(buf)
+		if k > 0 {
+			if err := p.wait(ctx, k); err != nil {
+				return res, err
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			res.checked = true
+			return res, nil
+		case errors.As(rerr, &res.corrupt):
+			res.checked = res.corrupt.Kind != CorruptRead
+			return res, nil
+		case rerr != nil:
+			return res, rerr
+		}
+	}
 }
 
 // scrubBufferSize reads in pieces of about a tenth of a second's budget, so

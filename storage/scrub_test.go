@@ -2,8 +2,10 @@ package storage_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -172,6 +174,9 @@ func TestScrub_FlippedByteInEveryShard(t *testing.T) {
 	if got := s.Quarantined(); got != int64(len(corrupt)) {
 		t.Errorf("Quarantined = %d, want %d", got, len(corrupt))
 	}
+	if got := s.Corrupted(); got != int64(len(corrupt)) {
+		t.Errorf("Corrupted = %d, want %d", got, len(corrupt))
+	}
 	// A second scrub finds nothing more.
 	rep, err = s.Scrub(context.Background(), storage.ScrubOptions{})
 	if err != nil || len(rep.Corrupt) != 0 || rep.Checked != len(intact) {
@@ -228,6 +233,71 @@ func TestScrub_SizeChangeMissingShardMissingMetadata(t *testing.T) {
 		t.Error(err)
 	}
 	assertCommitted(t, s, "v", 4, good)
+}
+
+// Readers trust the CRC-32C; Scrub checks the SHA-256, the shard's
+// identity, as well, and both when the metadata has no CRC-32C.
+func TestScrub_ChecksSHA256BesideCRC32C(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	s, _ := openStore(t, root, nil)
+	commit(t, s, "v", 0, payload(1, 5000))        // sha256 in its metadata made wrong
+	commit(t, s, "v", 1, payload(2, 5000))        // crc32c made wrong
+	old := commit(t, s, "v", 2, payload(3, 5000)) // no crc32c, a flipped byte
+	commit(t, s, "v", 3, payload(4, 5000))        // no crc32c, intact
+	editMetadata(t, root, "v", 0, func(f map[string]json.RawMessage) {
+		f["checksum_sha256"] = json.RawMessage(`"` + sum([]byte("other bytes")) + `"`)
+	})
+	editMetadata(t, root, "v", 1, func(f map[string]json.RawMessage) { f["crc32c"] = json.RawMessage(`"00000000"`) })
+	dropCRC(t, root, "v", 2)
+	dropCRC(t, root, "v", 3)
+	flipByte(t, old.ShardLocation, 10)
+	s, _ = openStore(t, root, nil)
+
+	if _, err := s.Verify("v", 0); err != nil {
+		t.Fatalf("a reader checks the CRC-32C only, which matches: %v", err)
+	}
+	rep, err := s.Scrub(context.Background(), storage.ScrubOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]string{0: "sha256", 1: "crc32c", 2: "sha256"}
+	if len(rep.Corrupt) != len(want) || rep.Checked != 4 {
+		t.Fatalf("report %+v, want chunks 0-2 corrupt of 4 checked", rep)
+	}
+	for _, c := range rep.Corrupt {
+		if !strings.Contains(c.Reason, "shard has "+want[c.ChunkIndex]) {
+			t.Errorf("chunk %d: reason %q, want a %s mismatch", c.ChunkIndex, c.Reason, want[c.ChunkIndex])
+		}
+	}
+	if _, err := s.Lookup("v", 3); err != nil {
+		t.Fatalf("intact chunk without crc32c: %v", err)
+	}
+	if s.Corrupted() != 3 {
+		t.Fatalf("Corrupted = %d, want 3", s.Corrupted())
+	}
+}
+
+// A version found corrupt by a scrub fails a reader that had it open too,
+// and is counted once.
+func TestScrub_CorruptAlsoReadCountedOnce(t *testing.T) {
+	s := newStore(t)
+	m := commit(t, s, "v", 0, payload(1, 50_000))
+	flipByte(t, m.ShardLocation, 1)
+	r, err := s.OpenVerified("v", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rep, err := s.Scrub(context.Background(), storage.ScrubOptions{})
+	if err != nil || len(rep.Corrupt) != 1 {
+		t.Fatalf("scrub: %+v, %v", rep, err)
+	}
+	if _, err := io.Copy(io.Discard, r); !errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("reader of the scrubbed version: %v, want ErrCorrupt", err)
+	}
+	if s.Corrupted() != 1 || s.Quarantined() != 1 {
+		t.Fatalf("Corrupted %d, Quarantined %d; want 1 each", s.Corrupted(), s.Quarantined())
+	}
 }
 
 // Quarantine moves the files, unlists the chunk, keeps it out after a

@@ -66,6 +66,7 @@ type Store struct {
 	lockFile    *os.File     // <root>/.lock when Options.Lock; nil after Close
 	lockMu      sync.Mutex   // guards lockFile
 	quarantined atomic.Int64 // entries in quarDir
+	corrupted   atomic.Int64 // versions found corrupt since Open (Corrupted)
 
 	// mu guards index and is held only to read or copy map entries, never
 	// during I/O.

@@ -29,6 +29,7 @@ func TestCommit_LookupListOpen(t *testing.T) {
 		ShardLocation:    filepath.Join(s.Root(), "example_video.mp4", "chunk_0.shard"),
 		Timestamp:        "2023-04-25T14:30:45.123456Z",
 		ChecksumSHA256:   sum(data),
+		ChecksumCRC32C:   crc32c(data),
 		Encoder:          "simulated",
 	}
 	if !reflect.DeepEqual(m, want) {
@@ -94,6 +95,7 @@ func TestCommit_MetadataFile(t *testing.T) {
 		"shard_location":    filepath.Join(s.Root(), "example_video.mp4", "chunk_7.shard"),
 		"timestamp":         "2023-04-25T14:30:45.123456Z",
 		"checksum_sha256":   m.ChecksumSHA256,
+		"crc32c":            crc32c(payload(2, 300)),
 	} {
 		if got := fields[key]; got != want {
 			t.Errorf("%s = %v, want %v", key, got, want)

@@ -17,8 +17,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/videoshard/videoshard/internal/e2etest"
 	pb "github.com/videoshard/videoshard/proto"
@@ -53,6 +57,42 @@ func procStatusKiB(pid int, field string) (int64, error) {
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }
+
+// procCPU returns the CPU time (user and system) process pid has used.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command (field 2) may hold spaces; the fields after its ")" are
+	// state, ppid, ... utime (14) and stime (15), in clock ticks.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %v", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// selfCPU returns the CPU time (user and system) this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// clockTicks is USER_HZ, the unit of /proc/pid/stat's times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
 
 // resetPeakRSS makes VmHWM equal the current VmRSS (clear_refs value 5).
 func resetPeakRSS(pid int) error {
@@ -106,15 +146,40 @@ func plantShard(b *testing.B, root string) storage.Metadata {
 	return meta
 }
 
+// bulkDialOptions make a client that does not hold a bulk download back:
+// gRPC's defaults (a 64 KiB stream window grown by its BDP estimate, 32 KiB
+// reads) make a receiver that also hashes wait on the sender, so the
+// figure would measure gRPC's defaults rather than the worker.
+var bulkDialOptions = []grpc.DialOption{
+	grpc.WithInitialWindowSize(16 << 20),
+	grpc.WithInitialConnWindowSize(32 << 20),
+	grpc.WithReadBufferSize(1 << 20),
+}
+
 // downloadShard streams the shard through DownloadShard, hashing and
-// discarding it, and checks size and checksum against the metadata.
-func downloadShard(ctx context.Context, c pb.VideoProcessingServiceClient, want storage.Metadata) error {
+// discarding it, and checks size and checksum against the metadata. With
+// pipelined set the bytes are hashed on another goroutine while the next
+// message is received, as a client that also stores them would.
+func downloadShard(ctx context.Context, c pb.VideoProcessingServiceClient, want storage.Metadata, pipelined bool) error {
 	var idx int32 = 0
 	stream, err := c.DownloadShard(ctx, &pb.GetShardRequest{VideoId: shardVideo, ChunkIndex: &idx})
 	if err != nil {
 		return err
 	}
 	h := sha256.New()
+	hash, hashed := func(b []byte) { h.Write(b) }, func() {}
+	if pipelined {
+		frames := make(chan []byte, 8)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for b := range frames {
+				h.Write(b)
+			}
+		}()
+		hash = func(b []byte) { frames <- b }
+		hashed = func() { close(frames); <-done }
+	}
 	var n int64
 	var meta *pb.ChunkMetadata
 	for {
@@ -123,14 +188,16 @@ func downloadShard(ctx context.Context, c pb.VideoProcessingServiceClient, want 
 			break
 		}
 		if err != nil {
+			hashed()
 			return err
 		}
 		if m := msg.GetMetadata(); m != nil {
 			meta = m
 		}
-		h.Write(msg.GetData())
+		hash(msg.GetData())
 		n += int64(len(msg.GetData()))
 	}
+	hashed()
 	if meta == nil || meta.GetChecksumSha256() != want.ChecksumSHA256 {
 		return fmt.Errorf("metadata %v, want checksum %s", meta, want.ChecksumSHA256)
 	}
@@ -165,10 +232,17 @@ func readShard(path string, want storage.Metadata) error {
 // (target: under 64 MiB). The shard is planted through the storage package
 // before the worker starts, so no upload inflates the worker. Each round
 // starts a fresh worker on the store, waits until it is healthy, reads its
-// VmRSS (baseline), resets its peak (clear_refs 5), downloads, and reads
-// VmHWM (peak); and reads the same file from disk into SHA-256 (io.Copy) as
-// the reference, before the download in even rounds and after it in odd
-// ones. The shard is in the page cache for both (it was just written).
+// VmRSS (baseline), resets its peak (clear_refs 5), downloads three times,
+// and reads VmHWM (peak). Each download has a reference run of its own,
+// before or after it in turn: the same file read from disk into SHA-256
+// (io.Copy). The shard is in the page cache for all (it was just written).
+// The downloads: the figure's, by a bulk client (bulkDialOptions)
+// that hashes beside receiving (target >= 0.8 of the reference); the same
+// client hashing each message before it receives the next; and a client
+// with gRPC's default options, hashing inline, as before. The worker's CPU
+// seconds (/proc/pid/stat) and the client's (getrusage; gRPC's receiving
+// and the SHA-256) for the figure's download say what it costs each side:
+// on two cores the download cannot beat (worker + client CPU) / 2.
 // VIDEOSHARD_BENCH_DOWNLOAD_ROUNDS sets the rounds (default 3).
 func BenchmarkDownloadShard1GiB(b *testing.B) {
 	rounds := 3
@@ -194,15 +268,18 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 	mbps := func(d time.Duration) float64 { return float64(meta.EncodedSize) / d.Seconds() / 1e6 }
 	const mib = 1024.0 // KiB per MiB
 
-	var refMB, dlMB, ratio, baseMiB, peakMiB, growMiB []float64
+	var refMB, dlMB, ratio, inlineRatio, defaultRatio, workerCPU, clientCPU, baseMiB, peakMiB, growMiB []float64
 	for b.Loop() {
 		for r := range rounds {
 			w := startBenchWorker(b, root, "encoder: simulated\nworker_id: bench\n")
-			pid := w.Cmd.Process.Pid
-			var ref time.Duration
-			if r%2 == 0 {
-				ref = timed(func() error { return readShard(meta.ShardLocation, meta) })
+			bulk, err := grpc.NewClient(w.Addr, append([]grpc.DialOption{
+				grpc.WithTransportCredentials(insecure.NewCredentials()),
+			}, bulkDialOptions...)...)
+			if err != nil {
+				b.Fatal(err)
 			}
+			bulkClient := pb.NewVideoProcessingServiceClient(bulk)
+			pid := w.Cmd.Process.Pid
 			base, err := procStatusKiB(pid, "VmRSS")
 			if err != nil {
 				b.Fatal(err)
@@ -210,16 +287,48 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 			if err := resetPeakRSS(pid); err != nil {
 				b.Fatal(err)
 			}
-			dl := timed(func() error { return downloadShard(ctx, w.Client, meta) })
+			// Each download beside a reference run of its own, before it
+			// and after it in turn, so that a ratio compares runs that
+			// shared the machine's state.
+			var refs, downloads [3]time.Duration
+			cpu0, err := procCPU(pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var self0, self1 time.Duration
+			for k, run := range [3]func() error{
+				func() error { return downloadShard(ctx, bulkClient, meta, true) },
+				func() error { return downloadShard(ctx, bulkClient, meta, false) },
+				func() error { return downloadShard(ctx, w.Client, meta, false) },
+			} {
+				if (r+k)%2 == 0 {
+					refs[k] = timed(func() error { return readShard(meta.ShardLocation, meta) })
+				}
+				self0 = selfCPU()
+				downloads[k] = timed(run)
+				self1 = selfCPU()
+				if (r+k)%2 == 1 {
+					refs[k] = timed(func() error { return readShard(meta.ShardLocation, meta) })
+				}
+				if k == 0 { // the worker's own cost of serving the figure's download
+					cpu1, err := procCPU(pid)
+					if err != nil {
+						b.Fatal(err)
+					}
+					workerCPU = append(workerCPU, (cpu1 - cpu0).Seconds())
+					clientCPU = append(clientCPU, (self1 - self0).Seconds())
+				}
+			}
 			peak, err := procStatusKiB(pid, "VmHWM")
 			if err != nil {
 				b.Fatal(err)
 			}
-			if r%2 == 1 {
-				ref = timed(func() error { return readShard(meta.ShardLocation, meta) })
-			}
+			bulk.Close()
 			w.Stop()
 
+			ref, dl := refs[0], downloads[0]
+			inlineRatio = append(inlineRatio, refs[1].Seconds()/downloads[1].Seconds())
+			defaultRatio = append(defaultRatio, refs[2].Seconds()/downloads[2].Seconds())
 			refMB = append(refMB, mbps(ref))
 			dlMB = append(dlMB, mbps(dl))
 			ratio = append(ratio, ref.Seconds()/dl.Seconds())
@@ -234,6 +343,8 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 		xs    []float64
 	}{
 		{"DownloadShard MB/s", dlMB}, {"read+sha256 MB/s", refMB}, {"download/ref", ratio},
+		{"hashing inline/ref", inlineRatio}, {"gRPC defaults/ref", defaultRatio},
+		{"worker CPU s", workerCPU}, {"client CPU s", clientCPU},
 		{"RSS before MiB", baseMiB}, {"RSS peak MiB", peakMiB}, {"RSS growth MiB", growMiB},
 	} {
 		var sb strings.Builder
@@ -246,6 +357,12 @@ func BenchmarkDownloadShard1GiB(b *testing.B) {
 	b.ReportMetric(benchMedian(dlMB), "download-MB/s")
 	b.ReportMetric(benchMedian(refMB), "ref-MB/s")
 	b.ReportMetric(benchMedian(ratio), "download/ref")
+	b.ReportMetric(slices.Min(ratio), "download/ref-min")
+	b.ReportMetric(slices.Max(ratio), "download/ref-max")
+	b.ReportMetric(benchMedian(inlineRatio), "inline/ref")
+	b.ReportMetric(benchMedian(defaultRatio), "default-client/ref")
+	b.ReportMetric(benchMedian(workerCPU), "worker-cpu-s")
+	b.ReportMetric(benchMedian(clientCPU), "client-cpu-s")
 	b.ReportMetric(benchMedian(baseMiB), "rss-base-MiB")
 	b.ReportMetric(benchMedian(peakMiB), "rss-peak-MiB")
 	b.ReportMetric(benchMedian(growMiB), "rss-growth-MiB")
