@@ -1,8 +1,6 @@
 package storage
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -460,14 +458,6 @@ func (s *Store) matches(dir *Dir, name string, m Metadata) bool {
 		return false
 	}
 	return d.mismatch(m) == nil
-}
-
-func readerSHA256(r io.Reader) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // removeLeftover removes a temporary or backup file found at Open.
