@@ -256,8 +256,9 @@ var benchInputFormats = []string{
 }
 
 // directFFmpegArgs is the command line encode.FFmpeg runs with the worker's
-// defaults (libx264, CRF 23, preset medium, audio copy, matroska), in the
-// order ffmpeg-go emits it (input options sorted, output options sorted).
+// defaults (libx264, CRF 23, preset medium, audio copy, matroska, the
+// pixels not rotated), in the order ffmpeg-go emits it (input options
+// sorted, output options sorted).
 func directFFmpegArgs(in, out string) []string {
 	return []string{
 		"-autorotate", "0",
