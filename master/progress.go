@@ -15,10 +15,10 @@ type Progress struct {
 	w          io.Writer
 	tty        bool
 	now        func() time.Time
-	total      int
 	totalMedia float64 // seconds of video in the job
 
 	mu        sync.Mutex // guards the fields below
+	total     int        // chunks in the job, as far as the split knows
 	start     time.Time
 	done      int
 	doneMedia float64
