@@ -18,7 +18,7 @@ import (
 var ErrReplan = errors.New("the source cuts otherwise than its start promised")
 
 // firstBatch is how many chunks SplitLive hands out first: few, so the
-// first worker starts soon; later batches are copyBatch.
+// first worker starts soon; later batches grow to copyBatch.
 const firstBatch = 2
 
 // SplitLive is Split of a source still being probed: it cuts, copies and
@@ -68,10 +68,9 @@ func SplitLive(ctx context.Context, tools Tools, p *Probing, segmentSeconds floa
 		if ok && len(pics) >= wait {
 			cuts := planCuts(tl.pictures, tl.timeBase, tl.packets, segmentSeconds)
 			stable := stableCuts(tl, cuts, segmentSeconds)
-			want := copyBatch
-			if len(planned) == 0 {
-				want = firstBatch
-			}
+			// Batches grow with the job: small ones keep the first workers
+			// fed, large ones spare ffmpeg runs on a long source.
+			want := min(copyBatch, max(firstBatch, len(planned)/4))
 			if stable-len(planned) >= want {
 				batch := cuts[len(planned):stable]
 				made, later, took, err := s.cut(ctx, tl, cuts, len(planned), batch)
