@@ -417,7 +417,7 @@ func keepSource(cfg JobConfig, src media.SourceInfo) {
 	if err != nil {
 		return
 	}
-	if _, err := media.LoadSource(sourcePath(cfg), key); err == nil {
+	if media.SourceKept(sourcePath(cfg), key) {
 		return
 	}
 	err = os.MkdirAll(cfg.workDir(), 0o755)

@@ -19,7 +19,7 @@ import (
 // back while the source and the split's inputs are what they were.
 
 // cacheVersion is the format of the files SaveSource and SaveSplit write.
-const cacheVersion = 1
+const cacheVersion = 2 // 2: the key is written first, on its own
 
 // ErrStale: a cache file does not describe the current source or split,
 // or does not exist. The caller probes or splits again.
@@ -47,10 +47,20 @@ type cachedPicture struct {
 	Hash     framehash.Hash
 }
 
-type cachedSource struct {
+// sourceHeader leads a source cache file, so that whether the file is
+// the current source's can be told without reading the pictures.
+type sourceHeader struct {
 	Version int
 	Key     SourceKey
-	Info    SourceInfo
+}
+
+// same reports whether k and o name the same content.
+func (k SourceKey) same(o SourceKey) bool {
+	return k.Path == o.Path && k.Size == o.Size && k.ModTime.Equal(o.ModTime)
+}
+
+type cachedSource struct {
+	Info SourceInfo
 	// The ground truth: Probe's packet and picture scans, what Split and
 	// Verify use of them.
 	PacketTimeBase, PictureTimeBase [2]int64
@@ -64,7 +74,7 @@ func SaveSource(path string, key SourceKey, src SourceInfo) error {
 	if src.packets == nil || src.pictures == nil {
 		return errors.New("save source: it was not made by Probe")
 	}
-	c := cachedSource{Version: cacheVersion, Key: key, Info: src,
+	c := cachedSource{Info: src,
 		PacketTimeBase:  [2]int64{src.packets.timeBase.num, src.packets.timeBase.den},
 		PictureTimeBase: [2]int64{src.pictures.timeBase.num, src.pictures.timeBase.den},
 		PTS:             src.packets.pts, Pos: src.packets.pos, Pictures: toCached(src.pictures.pictures),
@@ -72,18 +82,29 @@ func SaveSource(path string, key SourceKey, src SourceInfo) error {
 	for _, k := range src.packets.keys {
 		c.Keys = append(c.Keys, [2]int64{k.packet, k.pts})
 	}
-	return saveGob(path, &c)
+	return saveGob(path, sourceHeader{Version: cacheVersion, Key: key}, &c)
+}
+
+// SourceKept reports whether path holds what SaveSource wrote under key;
+// it reads the file's header only.
+func SourceKept(path string, key SourceKey) bool {
+	var h sourceHeader
+	return loadGob(path, &h) == nil && h.Version == cacheVersion && h.Key.same(key)
 }
 
 // LoadSource reads what SaveSource wrote at path, if it was saved under
 // key; otherwise the error wraps ErrStale.
 func LoadSource(path string, key SourceKey) (SourceInfo, error) {
+	var h sourceHeader
 	var c cachedSource
-	if err := loadGob(path, &c); err != nil {
+	if err := loadGob(path, &h); err != nil {
 		return SourceInfo{}, err
 	}
-	if c.Version != cacheVersion || c.Key.Path != key.Path || c.Key.Size != key.Size || !c.Key.ModTime.Equal(key.ModTime) {
+	if h.Version != cacheVersion || !h.Key.same(key) {
 		return SourceInfo{}, fmt.Errorf("%w: %s is of another source or version", ErrStale, path)
+	}
+	if err := loadGob(path, &h, &c); err != nil {
+		return SourceInfo{}, err
 	}
 	src := c.Info
 	src.packets = &packetScan{timeBase: rational{c.PacketTimeBase[0], c.PacketTimeBase[1]}, pts: c.PTS, pos: c.Pos,
@@ -138,8 +159,7 @@ func LoadSplit(path string, key SplitKey) ([]Chunk, error) {
 		return nil, err
 	}
 	k := c.Key
-	if c.Version != cacheVersion || k.SegmentSeconds != key.SegmentSeconds || k.HeadProof != key.HeadProof ||
-		k.Source.Path != key.Source.Path || k.Source.Size != key.Source.Size || !k.Source.ModTime.Equal(key.Source.ModTime) {
+	if c.Version != cacheVersion || k.SegmentSeconds != key.SegmentSeconds || k.HeadProof != key.HeadProof || !k.Source.same(key.Source) {
 		return nil, fmt.Errorf("%w: %s is of another split", ErrStale, path)
 	}
 	chunks := make([]Chunk, len(c.Chunks))
@@ -170,26 +190,34 @@ func fromCached(pics []cachedPicture) []picture {
 	return out
 }
 
-func saveGob(path string, v any) error {
+// saveGob writes vs to path, one gob value after another, atomically.
+func saveGob(path string, vs ...any) error {
 	return fsutil.WriteFileAtomic(path, func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
-		if err := gob.NewEncoder(bw).Encode(v); err != nil {
-			return err
+		enc := gob.NewEncoder(bw)
+		for _, v := range vs {
+			if err := enc.Encode(v); err != nil {
+				return err
+			}
 		}
 		return bw.Flush()
 	})
 }
 
-// loadGob decodes path into v; a missing or undecodable file wraps
-// ErrStale (it is a cache: the caller makes it again).
-func loadGob(path string, v any) error {
+// loadGob decodes the first len(vs) values of path into vs; a missing or
+// undecodable file wraps ErrStale (it is a cache: the caller makes it
+// again).
+func loadGob(path string, vs ...any) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStale, err)
 	}
 	defer f.Close()
-	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(v); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrStale, path, err)
+	dec := gob.NewDecoder(bufio.NewReader(f))
+	for _, v := range vs {
+		if err := dec.Decode(v); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrStale, path, err)
+		}
 	}
 	return nil
 }
