@@ -168,14 +168,7 @@ func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 	cuts := planCuts(tl.pictures, tl.timeBase, tl.packets, segmentSeconds)
 	chunks = make([]Chunk, len(cuts))
 	for i, c := range cuts {
-		chunks[i] = Chunk{
-			Index: i, Path: filepath.Join(dir, fmt.Sprintf(chunkPattern, i)),
-			FirstFrame: int64(c.first), Frames: int64(c.end - c.first), Lossless: !c.copy,
-			source: tl.pictures[c.first:c.end],
-		}
-		if opts.HeadProof {
-			chunks[i].headLimit = c.lead + headSlack + headPictures
-		}
+		chunks[i] = newChunk(dir, i, c, tl, opts)
 	}
 	var copies []int
 	for i, c := range cuts {
@@ -224,6 +217,19 @@ func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 	}
 	tl.place(chunks)
 	return chunks, proof, nil
+}
+
+// newChunk is the chunk cut c makes, the i-th, in dir: not written yet.
+func newChunk(dir string, i int, c cut, tl timeline, opts SplitOptions) Chunk {
+	ch := Chunk{
+		Index: i, Path: filepath.Join(dir, fmt.Sprintf(chunkPattern, i)),
+		FirstFrame: int64(c.first), Frames: int64(c.end - c.first), Lossless: !c.copy,
+		source: tl.pictures[c.first:c.end],
+	}
+	if opts.HeadProof {
+		ch.headLimit = c.lead + headSlack + headPictures
+	}
+	return ch
 }
 
 // checkSplitArgs checks Split's arguments; it returns dir made absolute.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -225,14 +224,7 @@ func (s liveSplit) cut(ctx context.Context, tl timeline, cuts []cut, from int, b
 	var copies []int // indexes into made
 	for j, c := range batch {
 		i := from + j
-		made[j] = Chunk{
-			Index: i, Path: filepath.Join(s.dir, fmt.Sprintf(chunkPattern, i)),
-			FirstFrame: int64(c.first), Frames: int64(c.end - c.first), Lossless: !c.copy,
-			source: tl.pictures[c.first:c.end],
-		}
-		if s.opts.HeadProof {
-			made[j].headLimit = c.lead + headSlack + headPictures
-		}
+		made[j] = newChunk(s.dir, i, c, tl, s.opts)
 		if c.copy {
 			copies = append(copies, j)
 		} else {
