@@ -622,8 +622,15 @@ func encodeLive(ctx context.Context, cfg JobConfig, p *media.Probing, state *Job
 		})
 	if err == nil {
 		r.mu.Lock()
-		r.chunks = chunks
-		err = state.mergeSplit(chunks)
+		// r.chunks holds every chunk emit handed out, with what onDone
+		// has learnt of them since; the copy is this goroutine's own, for
+		// saveSplit to read while onDone goes on writing r.chunks.
+		if len(r.chunks) != len(chunks) {
+			err = fmt.Errorf("the live split handed out %d chunks and returned %d", len(r.chunks), len(chunks))
+		} else {
+			chunks = slices.Clone(r.chunks)
+			err = state.mergeSplit(chunks)
+		}
 		if err == nil {
 			err = state.Save(cfg.StateDir)
 		}

@@ -778,7 +778,16 @@ type HealthCheckResponse struct {
 	// honours ProcessChunkRequest.trim and UploadHeader.trim),
 	// "picture_hashes" (it answers want_picture_hashes). A worker that
 	// lists none may still be a good worker, only an older one.
-	Features      []string `protobuf:"bytes,15,rep,name=features,proto3" json:"features,omitempty"`
+	Features []string `protobuf:"bytes,15,rep,name=features,proto3" json:"features,omitempty"`
+	// Bytes of the shards stored (metadata not counted), and their number.
+	StoreBytes  int64 `protobuf:"varint,16,opt,name=store_bytes,json=storeBytes,proto3" json:"store_bytes,omitempty"`
+	StoreChunks int64 `protobuf:"varint,17,opt,name=store_chunks,json=storeChunks,proto3" json:"store_chunks,omitempty"`
+	// The store's limits, 0 when unset: storage.max_bytes and
+	// storage.min_free_bytes; is_healthy is false below min_free_bytes.
+	StoreMaxBytes     int64 `protobuf:"varint,18,opt,name=store_max_bytes,json=storeMaxBytes,proto3" json:"store_max_bytes,omitempty"`
+	StoreMinFreeBytes int64 `protobuf:"varint,19,opt,name=store_min_free_bytes,json=storeMinFreeBytes,proto3" json:"store_min_free_bytes,omitempty"`
+	// Chunks evicted (storage.eviction: lru) since the worker started.
+	EvictedChunks int64 `protobuf:"varint,20,opt,name=evicted_chunks,json=evictedChunks,proto3" json:"evicted_chunks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -918,6 +927,41 @@ func (x *HealthCheckResponse) GetFeatures() []string {
 	return nil
 }
 
+func (x *HealthCheckResponse) GetStoreBytes() int64 {
+	if x != nil {
+		return x.StoreBytes
+	}
+	return 0
+}
+
+func (x *HealthCheckResponse) GetStoreChunks() int64 {
+	if x != nil {
+		return x.StoreChunks
+	}
+	return 0
+}
+
+func (x *HealthCheckResponse) GetStoreMaxBytes() int64 {
+	if x != nil {
+		return x.StoreMaxBytes
+	}
+	return 0
+}
+
+func (x *HealthCheckResponse) GetStoreMinFreeBytes() int64 {
+	if x != nil {
+		return x.StoreMinFreeBytes
+	}
+	return 0
+}
+
+func (x *HealthCheckResponse) GetEvictedChunks() int64 {
+	if x != nil {
+		return x.EvictedChunks
+	}
+	return 0
+}
+
 type ListShardsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: every video.
@@ -933,9 +977,18 @@ type ListShardsRequest struct {
 	// last chunk that response held, so chunks added or removed between
 	// pages are neither listed twice nor make others skip. A token the
 	// worker did not make is InvalidArgument.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Filters, each ignored when empty or 0; a chunk is listed when it
+	// matches all of them. video_codec and encoder are as stored in the
+	// metadata (e.g. "libx264", "simulated"); the times are Unix seconds,
+	// after exclusive and before exclusive, on processed_at. A page_token
+	// is only valid with the filters of the request that made it.
+	VideoCodec      string `protobuf:"bytes,6,opt,name=video_codec,json=videoCodec,proto3" json:"video_codec,omitempty"`
+	Encoder         string `protobuf:"bytes,7,opt,name=encoder,proto3" json:"encoder,omitempty"`
+	ProcessedAfter  int64  `protobuf:"varint,8,opt,name=processed_after,json=processedAfter,proto3" json:"processed_after,omitempty"`
+	ProcessedBefore int64  `protobuf:"varint,9,opt,name=processed_before,json=processedBefore,proto3" json:"processed_before,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListShardsRequest) Reset() {
@@ -987,6 +1040,34 @@ func (x *ListShardsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListShardsRequest) GetVideoCodec() string {
+	if x != nil {
+		return x.VideoCodec
+	}
+	return ""
+}
+
+func (x *ListShardsRequest) GetEncoder() string {
+	if x != nil {
+		return x.Encoder
+	}
+	return ""
+}
+
+func (x *ListShardsRequest) GetProcessedAfter() int64 {
+	if x != nil {
+		return x.ProcessedAfter
+	}
+	return 0
+}
+
+func (x *ListShardsRequest) GetProcessedBefore() int64 {
+	if x != nil {
+		return x.ProcessedBefore
+	}
+	return 0
 }
 
 type ChunkInfo struct {
@@ -1545,6 +1626,345 @@ func (x *GetVideoMetadataResponse) GetChunksMetadata() []*ChunkMetadata {
 	return nil
 }
 
+type DeleteShardRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VideoId       string                 `protobuf:"bytes,1,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
+	ChunkIndex    int32                  `protobuf:"varint,2,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteShardRequest) Reset() {
+	*x = DeleteShardRequest{}
+	mi := &file_videoshard_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteShardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteShardRequest) ProtoMessage() {}
+
+func (x *DeleteShardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_videoshard_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteShardRequest.ProtoReflect.Descriptor instead.
+func (*DeleteShardRequest) Descriptor() ([]byte, []int) {
+	return file_videoshard_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeleteShardRequest) GetVideoId() string {
+	if x != nil {
+		return x.VideoId
+	}
+	return ""
+}
+
+func (x *DeleteShardRequest) GetChunkIndex() int32 {
+	if x != nil {
+		return x.ChunkIndex
+	}
+	return 0
+}
+
+type DeleteShardResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Success bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// False when the chunk was not stored (a repeated delete).
+	Deleted bool `protobuf:"varint,3,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// The shard's size, when deleted.
+	FreedBytes    int64 `protobuf:"varint,4,opt,name=freed_bytes,json=freedBytes,proto3" json:"freed_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteShardResponse) Reset() {
+	*x = DeleteShardResponse{}
+	mi := &file_videoshard_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteShardResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteShardResponse) ProtoMessage() {}
+
+func (x *DeleteShardResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_videoshard_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteShardResponse.ProtoReflect.Descriptor instead.
+func (*DeleteShardResponse) Descriptor() ([]byte, []int) {
+	return file_videoshard_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeleteShardResponse) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *DeleteShardResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DeleteShardResponse) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+func (x *DeleteShardResponse) GetFreedBytes() int64 {
+	if x != nil {
+		return x.FreedBytes
+	}
+	return 0
+}
+
+type DeleteVideoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VideoId       string                 `protobuf:"bytes,1,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteVideoRequest) Reset() {
+	*x = DeleteVideoRequest{}
+	mi := &file_videoshard_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteVideoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteVideoRequest) ProtoMessage() {}
+
+func (x *DeleteVideoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_videoshard_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteVideoRequest.ProtoReflect.Descriptor instead.
+func (*DeleteVideoRequest) Descriptor() ([]byte, []int) {
+	return file_videoshard_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DeleteVideoRequest) GetVideoId() string {
+	if x != nil {
+		return x.VideoId
+	}
+	return ""
+}
+
+type DeleteVideoResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Success       bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	DeletedChunks int32                  `protobuf:"varint,3,opt,name=deleted_chunks,json=deletedChunks,proto3" json:"deleted_chunks,omitempty"`
+	FreedBytes    int64                  `protobuf:"varint,4,opt,name=freed_bytes,json=freedBytes,proto3" json:"freed_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteVideoResponse) Reset() {
+	*x = DeleteVideoResponse{}
+	mi := &file_videoshard_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteVideoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteVideoResponse) ProtoMessage() {}
+
+func (x *DeleteVideoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_videoshard_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteVideoResponse.ProtoReflect.Descriptor instead.
+func (*DeleteVideoResponse) Descriptor() ([]byte, []int) {
+	return file_videoshard_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeleteVideoResponse) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *DeleteVideoResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DeleteVideoResponse) GetDeletedChunks() int32 {
+	if x != nil {
+		return x.DeletedChunks
+	}
+	return 0
+}
+
+func (x *DeleteVideoResponse) GetFreedBytes() int64 {
+	if x != nil {
+		return x.FreedBytes
+	}
+	return 0
+}
+
+type PinVideoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VideoId       string                 `protobuf:"bytes,1,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PinVideoRequest) Reset() {
+	*x = PinVideoRequest{}
+	mi := &file_videoshard_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PinVideoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PinVideoRequest) ProtoMessage() {}
+
+func (x *PinVideoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_videoshard_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PinVideoRequest.ProtoReflect.Descriptor instead.
+func (*PinVideoRequest) Descriptor() ([]byte, []int) {
+	return file_videoshard_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PinVideoRequest) GetVideoId() string {
+	if x != nil {
+		return x.VideoId
+	}
+	return ""
+}
+
+type PinVideoResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Success bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Whether the video is pinned now.
+	Pinned        bool `protobuf:"varint,3,opt,name=pinned,proto3" json:"pinned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PinVideoResponse) Reset() {
+	*x = PinVideoResponse{}
+	mi := &file_videoshard_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PinVideoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PinVideoResponse) ProtoMessage() {}
+
+func (x *PinVideoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_videoshard_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PinVideoResponse.ProtoReflect.Descriptor instead.
+func (*PinVideoResponse) Descriptor() ([]byte, []int) {
+	return file_videoshard_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PinVideoResponse) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *PinVideoResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PinVideoResponse) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
+	}
+	return false
+}
+
 var File_videoshard_proto protoreflect.FileDescriptor
 
 const file_videoshard_proto_rawDesc = "" +
@@ -1609,7 +2029,7 @@ const file_videoshard_proto_rawDesc = "" +
 	"\bmetadata\x18\x01 \x01(\v2\x1a.replication.ChunkMetadataR\bmetadata\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"1\n" +
 	"\x12HealthCheckRequest\x12\x1b\n" +
-	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\"\xe2\x04\n" +
+	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\"\xa6\x06\n" +
 	"\x13HealthCheckResponse\x12\x1d\n" +
 	"\n" +
 	"is_healthy\x18\x01 \x01(\bR\tisHealthy\x12\x1b\n" +
@@ -1628,12 +2048,23 @@ const file_videoshard_proto_rawDesc = "" +
 	"\x12storage_free_bytes\x18\f \x01(\x03R\x10storageFreeBytes\x12:\n" +
 	"\x19corrupted_shards_detected\x18\r \x01(\x03R\x17corruptedShardsDetected\x12-\n" +
 	"\x12quarantined_shards\x18\x0e \x01(\x03R\x11quarantinedShards\x12\x1a\n" +
-	"\bfeatures\x18\x0f \x03(\tR\bfeatures\"j\n" +
+	"\bfeatures\x18\x0f \x03(\tR\bfeatures\x12\x1f\n" +
+	"\vstore_bytes\x18\x10 \x01(\x03R\n" +
+	"storeBytes\x12!\n" +
+	"\fstore_chunks\x18\x11 \x01(\x03R\vstoreChunks\x12&\n" +
+	"\x0fstore_max_bytes\x18\x12 \x01(\x03R\rstoreMaxBytes\x12/\n" +
+	"\x14store_min_free_bytes\x18\x13 \x01(\x03R\x11storeMinFreeBytes\x12%\n" +
+	"\x0eevicted_chunks\x18\x14 \x01(\x03R\revictedChunks\"\xf9\x01\n" +
 	"\x11ListShardsRequest\x12\x19\n" +
 	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\x9b\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x1f\n" +
+	"\vvideo_codec\x18\x06 \x01(\tR\n" +
+	"videoCodec\x12\x18\n" +
+	"\aencoder\x18\a \x01(\tR\aencoder\x12'\n" +
+	"\x0fprocessed_after\x18\b \x01(\x03R\x0eprocessedAfter\x12)\n" +
+	"\x10processed_before\x18\t \x01(\x03R\x0fprocessedBefore\"\x9b\x01\n" +
 	"\tChunkInfo\x12\x1f\n" +
 	"\vchunk_index\x18\x01 \x01(\x05R\n" +
 	"chunkIndex\x12%\n" +
@@ -1690,7 +2121,31 @@ const file_videoshard_proto_rawDesc = "" +
 	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12C\n" +
-	"\x0fchunks_metadata\x18\x04 \x03(\v2\x1a.replication.ChunkMetadataR\x0echunksMetadata2\xe2\x04\n" +
+	"\x0fchunks_metadata\x18\x04 \x03(\v2\x1a.replication.ChunkMetadataR\x0echunksMetadata\"P\n" +
+	"\x12DeleteShardRequest\x12\x19\n" +
+	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12\x1f\n" +
+	"\vchunk_index\x18\x02 \x01(\x05R\n" +
+	"chunkIndex\"\x84\x01\n" +
+	"\x13DeleteShardResponse\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
+	"\adeleted\x18\x03 \x01(\bR\adeleted\x12\x1f\n" +
+	"\vfreed_bytes\x18\x04 \x01(\x03R\n" +
+	"freedBytes\"/\n" +
+	"\x12DeleteVideoRequest\x12\x19\n" +
+	"\bvideo_id\x18\x01 \x01(\tR\avideoId\"\x91\x01\n" +
+	"\x13DeleteVideoResponse\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12%\n" +
+	"\x0edeleted_chunks\x18\x03 \x01(\x05R\rdeletedChunks\x12\x1f\n" +
+	"\vfreed_bytes\x18\x04 \x01(\x03R\n" +
+	"freedBytes\",\n" +
+	"\x0fPinVideoRequest\x12\x19\n" +
+	"\bvideo_id\x18\x01 \x01(\tR\avideoId\"^\n" +
+	"\x10PinVideoResponse\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06pinned\x18\x03 \x01(\bR\x06pinned2\x9a\a\n" +
 	"\x16VideoProcessingService\x12S\n" +
 	"\fProcessChunk\x12 .replication.ProcessChunkRequest\x1a!.replication.ProcessChunkResponse\x12G\n" +
 	"\bGetShard\x12\x1c.replication.GetShardRequest\x1a\x1d.replication.GetShardResponse\x12P\n" +
@@ -1699,7 +2154,12 @@ const file_videoshard_proto_rawDesc = "" +
 	"ListShards\x12\x1e.replication.ListShardsRequest\x1a\x1f.replication.ListShardsResponse\x12_\n" +
 	"\x10GetVideoMetadata\x12$.replication.GetVideoMetadataRequest\x1a%.replication.GetVideoMetadataResponse\x12S\n" +
 	"\vUploadChunk\x12\x1f.replication.UploadChunkRequest\x1a!.replication.ProcessChunkResponse(\x01\x12S\n" +
-	"\rDownloadShard\x12\x1c.replication.GetShardRequest\x1a\".replication.DownloadShardResponse0\x01B6Z4github.com/videoshard/videoshard/proto;replicationpbb\x06proto3"
+	"\rDownloadShard\x12\x1c.replication.GetShardRequest\x1a\".replication.DownloadShardResponse0\x01\x12P\n" +
+	"\vDeleteShard\x12\x1f.replication.DeleteShardRequest\x1a .replication.DeleteShardResponse\x12P\n" +
+	"\vDeleteVideo\x12\x1f.replication.DeleteVideoRequest\x1a .replication.DeleteVideoResponse\x12G\n" +
+	"\bPinVideo\x12\x1c.replication.PinVideoRequest\x1a\x1d.replication.PinVideoResponse\x12I\n" +
+	"\n" +
+	"UnpinVideo\x12\x1c.replication.PinVideoRequest\x1a\x1d.replication.PinVideoResponseB6Z4github.com/videoshard/videoshard/proto;replicationpbb\x06proto3"
 
 var (
 	file_videoshard_proto_rawDescOnce sync.Once
@@ -1713,7 +2173,7 @@ func file_videoshard_proto_rawDescGZIP() []byte {
 	return file_videoshard_proto_rawDescData
 }
 
-var file_videoshard_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_videoshard_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_videoshard_proto_goTypes = []any{
 	(*EncodingOptions)(nil),          // 0: replication.EncodingOptions
 	(*FrameTrim)(nil),                // 1: replication.FrameTrim
@@ -1733,7 +2193,13 @@ var file_videoshard_proto_goTypes = []any{
 	(*GetVideoMetadataRequest)(nil),  // 15: replication.GetVideoMetadataRequest
 	(*ChunkMetadata)(nil),            // 16: replication.ChunkMetadata
 	(*GetVideoMetadataResponse)(nil), // 17: replication.GetVideoMetadataResponse
-	nil,                              // 18: replication.ChunkMetadata.EncoderSettingsEntry
+	(*DeleteShardRequest)(nil),       // 18: replication.DeleteShardRequest
+	(*DeleteShardResponse)(nil),      // 19: replication.DeleteShardResponse
+	(*DeleteVideoRequest)(nil),       // 20: replication.DeleteVideoRequest
+	(*DeleteVideoResponse)(nil),      // 21: replication.DeleteVideoResponse
+	(*PinVideoRequest)(nil),          // 22: replication.PinVideoRequest
+	(*PinVideoResponse)(nil),         // 23: replication.PinVideoResponse
+	nil,                              // 24: replication.ChunkMetadata.EncoderSettingsEntry
 }
 var file_videoshard_proto_depIdxs = []int32{
 	0,  // 0: replication.ProcessChunkRequest.encoding:type_name -> replication.EncodingOptions
@@ -1746,7 +2212,7 @@ var file_videoshard_proto_depIdxs = []int32{
 	16, // 7: replication.DownloadShardResponse.metadata:type_name -> replication.ChunkMetadata
 	12, // 8: replication.VideoInfo.chunks:type_name -> replication.ChunkInfo
 	13, // 9: replication.ListShardsResponse.videos:type_name -> replication.VideoInfo
-	18, // 10: replication.ChunkMetadata.encoder_settings:type_name -> replication.ChunkMetadata.EncoderSettingsEntry
+	24, // 10: replication.ChunkMetadata.encoder_settings:type_name -> replication.ChunkMetadata.EncoderSettingsEntry
 	16, // 11: replication.GetVideoMetadataResponse.chunks_metadata:type_name -> replication.ChunkMetadata
 	2,  // 12: replication.VideoProcessingService.ProcessChunk:input_type -> replication.ProcessChunkRequest
 	6,  // 13: replication.VideoProcessingService.GetShard:input_type -> replication.GetShardRequest
@@ -1755,15 +2221,23 @@ var file_videoshard_proto_depIdxs = []int32{
 	15, // 16: replication.VideoProcessingService.GetVideoMetadata:input_type -> replication.GetVideoMetadataRequest
 	4,  // 17: replication.VideoProcessingService.UploadChunk:input_type -> replication.UploadChunkRequest
 	6,  // 18: replication.VideoProcessingService.DownloadShard:input_type -> replication.GetShardRequest
-	3,  // 19: replication.VideoProcessingService.ProcessChunk:output_type -> replication.ProcessChunkResponse
-	7,  // 20: replication.VideoProcessingService.GetShard:output_type -> replication.GetShardResponse
-	10, // 21: replication.VideoProcessingService.CheckHealth:output_type -> replication.HealthCheckResponse
-	14, // 22: replication.VideoProcessingService.ListShards:output_type -> replication.ListShardsResponse
-	17, // 23: replication.VideoProcessingService.GetVideoMetadata:output_type -> replication.GetVideoMetadataResponse
-	3,  // 24: replication.VideoProcessingService.UploadChunk:output_type -> replication.ProcessChunkResponse
-	8,  // 25: replication.VideoProcessingService.DownloadShard:output_type -> replication.DownloadShardResponse
-	19, // [19:26] is the sub-list for method output_type
-	12, // [12:19] is the sub-list for method input_type
+	18, // 19: replication.VideoProcessingService.DeleteShard:input_type -> replication.DeleteShardRequest
+	20, // 20: replication.VideoProcessingService.DeleteVideo:input_type -> replication.DeleteVideoRequest
+	22, // 21: replication.VideoProcessingService.PinVideo:input_type -> replication.PinVideoRequest
+	22, // 22: replication.VideoProcessingService.UnpinVideo:input_type -> replication.PinVideoRequest
+	3,  // 23: replication.VideoProcessingService.ProcessChunk:output_type -> replication.ProcessChunkResponse
+	7,  // 24: replication.VideoProcessingService.GetShard:output_type -> replication.GetShardResponse
+	10, // 25: replication.VideoProcessingService.CheckHealth:output_type -> replication.HealthCheckResponse
+	14, // 26: replication.VideoProcessingService.ListShards:output_type -> replication.ListShardsResponse
+	17, // 27: replication.VideoProcessingService.GetVideoMetadata:output_type -> replication.GetVideoMetadataResponse
+	3,  // 28: replication.VideoProcessingService.UploadChunk:output_type -> replication.ProcessChunkResponse
+	8,  // 29: replication.VideoProcessingService.DownloadShard:output_type -> replication.DownloadShardResponse
+	19, // 30: replication.VideoProcessingService.DeleteShard:output_type -> replication.DeleteShardResponse
+	21, // 31: replication.VideoProcessingService.DeleteVideo:output_type -> replication.DeleteVideoResponse
+	23, // 32: replication.VideoProcessingService.PinVideo:output_type -> replication.PinVideoResponse
+	23, // 33: replication.VideoProcessingService.UnpinVideo:output_type -> replication.PinVideoResponse
+	23, // [23:34] is the sub-list for method output_type
+	12, // [12:23] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -1786,7 +2260,7 @@ func file_videoshard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_videoshard_proto_rawDesc), len(file_videoshard_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,10 @@ const (
 	VideoProcessingService_GetVideoMetadata_FullMethodName = "/replication.VideoProcessingService/GetVideoMetadata"
 	VideoProcessingService_UploadChunk_FullMethodName      = "/replication.VideoProcessingService/UploadChunk"
 	VideoProcessingService_DownloadShard_FullMethodName    = "/replication.VideoProcessingService/DownloadShard"
+	VideoProcessingService_DeleteShard_FullMethodName      = "/replication.VideoProcessingService/DeleteShard"
+	VideoProcessingService_DeleteVideo_FullMethodName      = "/replication.VideoProcessingService/DeleteVideo"
+	VideoProcessingService_PinVideo_FullMethodName         = "/replication.VideoProcessingService/PinVideo"
+	VideoProcessingService_UnpinVideo_FullMethodName       = "/replication.VideoProcessingService/UnpinVideo"
 )
 
 // VideoProcessingServiceClient is the client API for VideoProcessingService service.
@@ -50,6 +54,16 @@ type VideoProcessingServiceClient interface {
 	// Like GetShard, streamed: the first message carries the metadata, the
 	// following ones the shard's bytes in order.
 	DownloadShard(ctx context.Context, in *GetShardRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadShardResponse], error)
+	// Remove one chunk (shard and metadata). Idempotent: a chunk that is not
+	// stored is success with deleted false. FailedPrecondition while the
+	// chunk is being written.
+	DeleteShard(ctx context.Context, in *DeleteShardRequest, opts ...grpc.CallOption) (*DeleteShardResponse, error)
+	// Remove every chunk of a video, as DeleteShard does each.
+	DeleteVideo(ctx context.Context, in *DeleteVideoRequest, opts ...grpc.CallOption) (*DeleteVideoResponse, error)
+	// Keep a video's chunks from eviction until UnpinVideo (pins survive a
+	// restart). Idempotent; a video with no chunks yet may be pinned.
+	PinVideo(ctx context.Context, in *PinVideoRequest, opts ...grpc.CallOption) (*PinVideoResponse, error)
+	UnpinVideo(ctx context.Context, in *PinVideoRequest, opts ...grpc.CallOption) (*PinVideoResponse, error)
 }
 
 type videoProcessingServiceClient struct {
@@ -142,6 +156,46 @@ func (c *videoProcessingServiceClient) DownloadShard(ctx context.Context, in *Ge
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VideoProcessingService_DownloadShardClient = grpc.ServerStreamingClient[DownloadShardResponse]
 
+func (c *videoProcessingServiceClient) DeleteShard(ctx context.Context, in *DeleteShardRequest, opts ...grpc.CallOption) (*DeleteShardResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteShardResponse)
+	err := c.cc.Invoke(ctx, VideoProcessingService_DeleteShard_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *videoProcessingServiceClient) DeleteVideo(ctx context.Context, in *DeleteVideoRequest, opts ...grpc.CallOption) (*DeleteVideoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteVideoResponse)
+	err := c.cc.Invoke(ctx, VideoProcessingService_DeleteVideo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *videoProcessingServiceClient) PinVideo(ctx context.Context, in *PinVideoRequest, opts ...grpc.CallOption) (*PinVideoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PinVideoResponse)
+	err := c.cc.Invoke(ctx, VideoProcessingService_PinVideo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *videoProcessingServiceClient) UnpinVideo(ctx context.Context, in *PinVideoRequest, opts ...grpc.CallOption) (*PinVideoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PinVideoResponse)
+	err := c.cc.Invoke(ctx, VideoProcessingService_UnpinVideo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VideoProcessingServiceServer is the server API for VideoProcessingService service.
 // All implementations must embed UnimplementedVideoProcessingServiceServer
 // for forward compatibility.
@@ -160,6 +214,16 @@ type VideoProcessingServiceServer interface {
 	// Like GetShard, streamed: the first message carries the metadata, the
 	// following ones the shard's bytes in order.
 	DownloadShard(*GetShardRequest, grpc.ServerStreamingServer[DownloadShardResponse]) error
+	// Remove one chunk (shard and metadata). Idempotent: a chunk that is not
+	// stored is success with deleted false. FailedPrecondition while the
+	// chunk is being written.
+	DeleteShard(context.Context, *DeleteShardRequest) (*DeleteShardResponse, error)
+	// Remove every chunk of a video, as DeleteShard does each.
+	DeleteVideo(context.Context, *DeleteVideoRequest) (*DeleteVideoResponse, error)
+	// Keep a video's chunks from eviction until UnpinVideo (pins survive a
+	// restart). Idempotent; a video with no chunks yet may be pinned.
+	PinVideo(context.Context, *PinVideoRequest) (*PinVideoResponse, error)
+	UnpinVideo(context.Context, *PinVideoRequest) (*PinVideoResponse, error)
 	mustEmbedUnimplementedVideoProcessingServiceServer()
 }
 
@@ -190,6 +254,18 @@ func (UnimplementedVideoProcessingServiceServer) UploadChunk(grpc.ClientStreamin
 }
 func (UnimplementedVideoProcessingServiceServer) DownloadShard(*GetShardRequest, grpc.ServerStreamingServer[DownloadShardResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method DownloadShard not implemented")
+}
+func (UnimplementedVideoProcessingServiceServer) DeleteShard(context.Context, *DeleteShardRequest) (*DeleteShardResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteShard not implemented")
+}
+func (UnimplementedVideoProcessingServiceServer) DeleteVideo(context.Context, *DeleteVideoRequest) (*DeleteVideoResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteVideo not implemented")
+}
+func (UnimplementedVideoProcessingServiceServer) PinVideo(context.Context, *PinVideoRequest) (*PinVideoResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PinVideo not implemented")
+}
+func (UnimplementedVideoProcessingServiceServer) UnpinVideo(context.Context, *PinVideoRequest) (*PinVideoResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UnpinVideo not implemented")
 }
 func (UnimplementedVideoProcessingServiceServer) mustEmbedUnimplementedVideoProcessingServiceServer() {
 }
@@ -321,6 +397,78 @@ func _VideoProcessingService_DownloadShard_Handler(srv interface{}, stream grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VideoProcessingService_DownloadShardServer = grpc.ServerStreamingServer[DownloadShardResponse]
 
+func _VideoProcessingService_DeleteShard_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteShardRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VideoProcessingServiceServer).DeleteShard(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VideoProcessingService_DeleteShard_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VideoProcessingServiceServer).DeleteShard(ctx, req.(*DeleteShardRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VideoProcessingService_DeleteVideo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteVideoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VideoProcessingServiceServer).DeleteVideo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VideoProcessingService_DeleteVideo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VideoProcessingServiceServer).DeleteVideo(ctx, req.(*DeleteVideoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VideoProcessingService_PinVideo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PinVideoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VideoProcessingServiceServer).PinVideo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VideoProcessingService_PinVideo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VideoProcessingServiceServer).PinVideo(ctx, req.(*PinVideoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VideoProcessingService_UnpinVideo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PinVideoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VideoProcessingServiceServer).UnpinVideo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VideoProcessingService_UnpinVideo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VideoProcessingServiceServer).UnpinVideo(ctx, req.(*PinVideoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // VideoProcessingService_ServiceDesc is the grpc.ServiceDesc for VideoProcessingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -347,6 +495,22 @@ var VideoProcessingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetVideoMetadata",
 			Handler:    _VideoProcessingService_GetVideoMetadata_Handler,
+		},
+		{
+			MethodName: "DeleteShard",
+			Handler:    _VideoProcessingService_DeleteShard_Handler,
+		},
+		{
+			MethodName: "DeleteVideo",
+			Handler:    _VideoProcessingService_DeleteVideo_Handler,
+		},
+		{
+			MethodName: "PinVideo",
+			Handler:    _VideoProcessingService_PinVideo_Handler,
+		},
+		{
+			MethodName: "UnpinVideo",
+			Handler:    _VideoProcessingService_UnpinVideo_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
