@@ -69,6 +69,9 @@ type JobConfig struct {
 	// chunk below it is encoded again, once, then fails the job.
 	Verify  VerifyMode
 	MinPSNR float64
+	// Cleanup deletes the job's shards from its workers once the output
+	// is verified (Encode only).
+	Cleanup bool
 	// Progress receives the progress bar or lines; nil shows none.
 	Progress io.Writer
 	Logger   *slog.Logger
@@ -110,6 +113,8 @@ type Summary struct {
 	// carry (its container cannot, or ffmpeg cannot write it): streams
 	// left out, rotation, colour, HDR metadata, titles, dispositions.
 	Warnings []string
+	// Cleanup is what JobConfig.Cleanup deleted; nil without it.
+	Cleanup *Cleanup
 }
 
 // DefaultVideoID derives a job's video id from its input's file name: the
@@ -207,6 +212,9 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 		return Summary{}, err
 	}
 	defer d.Close()
+	// Pinned for the job's whole life: a worker short of disk must not
+	// evict the shards of a job in flight. Unpinned once verified.
+	pinJob(ctx, cfg.Logger, d.Clients(), cfg.VideoID)
 
 	if resumed {
 		_, missing := d.ConfirmDone(ctx, state)
@@ -258,6 +266,11 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	if cfg.Cleanup {
+		c := cleanupJob(ctx, d.Clients(), cfg.VideoID)
+		sum.Cleanup = &c
+	}
+	unpinJob(ctx, cfg.Logger, d.Clients(), cfg.VideoID)
 	sum.Wall = time.Since(start)
 	sum.Speed = sum.MediaSeconds / sum.Wall.Seconds()
 	return sum, nil

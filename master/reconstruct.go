@@ -122,6 +122,7 @@ func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 		}
 		return Summary{}, err
 	}
+	unpinJob(ctx, cfg.Logger, clients, cfg.VideoID) // verified: the job's pins are done with
 	sum.Wall = time.Since(start)
 	sum.Speed = sum.MediaSeconds / sum.Wall.Seconds()
 	return sum, nil

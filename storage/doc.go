@@ -10,6 +10,7 @@
 //	<root>/.tmp/                                         scratch for callers (TempDir)
 //	<root>/.quarantine/<time>-<video_id>_chunk_<n>/      what was taken out of the store (QuarantineDir)
 //	<root>/.lock                                         held by a Store opened with Options.Lock
+//	<root>/.pins/<video_id>                              an empty file: the video is pinned (Pin)
 //
 // Video ids are restricted (ValidateVideoID) so that an id is always exactly
 // one safe path element; chunk indexes are 0..math.MaxInt32. Because a

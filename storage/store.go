@@ -72,6 +72,10 @@ type Store struct {
 	// during I/O.
 	mu    sync.RWMutex
 	index *index // the committed chunks, sorted
+
+	pinMu   sync.Mutex
+	pins    map[string]struct{} // pinned video ids (Pin)
+	pinsDir *Dir                // <root>/.pins once it exists
 }
 
 // Open opens the store at opts.Root, creating its directories if needed. It
@@ -163,6 +167,9 @@ func Open(opts Options) (s *Store, err error) {
 	if err := s.load(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if err := s.loadPins(); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	return s, nil
 }
 
@@ -217,7 +224,7 @@ func symlinkRefusal(paths ...string) error {
 
 func isFixedName(name string) bool {
 	switch name {
-	case metadataDirName, tempDirName, quarantineDirName, lockFileName:
+	case metadataDirName, tempDirName, quarantineDirName, lockFileName, pinsDirName:
 		return true
 	}
 	return false

@@ -225,6 +225,7 @@ func TestOpen_RefusesPlantedSymlinks(t *testing.T) {
 		{".tmp to a directory outside", ".tmp", func(b *bait, _ string) string { return b.dir }},
 		{"metadata to a directory outside", "metadata", func(b *bait, _ string) string { return b.dir }},
 		{".quarantine to a directory outside", ".quarantine", func(b *bait, _ string) string { return b.dir }},
+		{".pins to a directory outside", ".pins", func(b *bait, _ string) string { return b.dir }},
 		{".lock to a file outside", ".lock", func(b *bait, _ string) string { return filepath.Join(b.dir, "secret.shard") }},
 		{".lock dangling", ".lock", func(b *bait, _ string) string { return filepath.Join(b.dir, "created-by-the-worker") }},
 		{"video directory to a directory outside", "v", func(b *bait, _ string) string { return b.dir }},

@@ -6,7 +6,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -186,7 +188,8 @@ func TestE2EWorkerFailures(t *testing.T) {
 // The master killed mid-job resumes: the second run encodes only what the
 // first did not store, and no chunk is encoded twice.
 func TestE2EResumeAfterMasterKilled(t *testing.T) {
-	sim := "encoder: simulated\nsimulated: {delay: 400ms}\nlimits: {max_concurrent_tasks: 1}\n"
+	// Chunks slow enough that some are left when the split is done.
+	sim := "encoder: simulated\nsimulated: {delay: 2s}\nlimits: {max_concurrent_tasks: 1}\n"
 	w1 := e2etest.StartWorker(t, bins["worker"], "", "", sim)
 	w2 := e2etest.StartWorker(t, bins["worker"], "", "", sim)
 	dir := t.TempDir()
@@ -207,9 +210,13 @@ func TestE2EResumeAfterMasterKilled(t *testing.T) {
 		}
 		return n
 	}
+	// Killed once its split is kept for a resume (a live split keeps it
+	// when the whole source is cut) and some chunks are done.
+	split := filepath.Join(stateDir, "resume.work", "split.gob")
 	waitFor(t, 60*time.Second, func() bool {
 		s, err := master.LoadState(stateDir, "resume")
-		return err == nil && done(s) >= 2
+		_, kept := os.Stat(split)
+		return err == nil && done(s) >= 2 && kept == nil
 	})
 	first.Process.Signal(syscall.SIGKILL)
 	first.Wait()
@@ -220,6 +227,13 @@ func TestE2EResumeAfterMasterKilled(t *testing.T) {
 	// plans them): the output says whether the job ended.
 	if _, err := os.Stat(filepath.Join(dir, "out.mkv")); err == nil {
 		t.Fatal("the first run finished before it was killed; the test proves nothing")
+	}
+	// The job in flight stays pinned on its workers: the pin is the
+	// workers' to keep, not the master process's.
+	for _, w := range []*e2etest.Worker{w1, w2} {
+		if _, err := os.Stat(filepath.Join(w.Root, ".pins", "resume")); err != nil {
+			t.Errorf("worker %s: the killed job's video is not pinned: %v", w.Addr, err)
+		}
 	}
 
 	// The resume costs the work left: the source is neither decoded nor
@@ -243,6 +257,11 @@ func TestE2EResumeAfterMasterKilled(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "media checks skipped") {
 		t.Errorf("simulated shards: the summary should say media checks were skipped:\n%s", stdout)
+	}
+	for _, w := range []*e2etest.Worker{w1, w2} {
+		if _, err := os.Stat(filepath.Join(w.Root, ".pins", "resume")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("worker %s: the finished job's video is still pinned (%v)", w.Addr, err)
+		}
 	}
 	// Every chunk was stored exactly once across both workers.
 	stored := map[string]int{}

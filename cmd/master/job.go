@@ -171,8 +171,8 @@ func (c JobConfig) job(input, output string) master.JobConfig {
 
 func (a *app) encodeCmd() *cobra.Command {
 	var (
-		output string
-		force  bool
+		output         string
+		force, cleanup bool
 	)
 	cmd := &cobra.Command{
 		Use:   "encode --workers HOST:PORT[,HOST:PORT...] --output OUT [flags] INPUT",
@@ -190,7 +190,11 @@ The chunk map is saved in the state directory after every chunk. Run the
 same command again after a failure or Ctrl-C to resume: chunks the workers
 still hold are not encoded again. The output's extension picks its
 container (.mkv, .mp4, .mov, .webm). An existing output is refused unless
---force; an output that is the input (or a link to it) always is.`,
+--force; an output that is the input (or a link to it) always is.
+
+The job's video is pinned on every worker while the job runs (a worker
+short of disk does not evict it) and unpinned once the output is verified;
+--cleanup then deletes the job's shards from the workers.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.jobConfig(cmd)
@@ -201,7 +205,7 @@ container (.mkv, .mp4, .mov, .webm). An existing output is refused unless
 				return errors.New("--workers: name at least one worker")
 			}
 			job := cfg.job(args[0], output)
-			job.Force = force
+			job.Force, job.Cleanup = force, cleanup
 			sum, err := master.Encode(cmd.Context(), job)
 			if perr := a.printSummary(sum, err); perr != nil {
 				return perr
@@ -210,6 +214,7 @@ container (.mkv, .mp4, .mov, .webm). An existing output is refused unless
 		},
 	}
 	a.jobFlags(cmd, &output, &force, true)
+	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "delete the job's shards from the workers once the output is verified")
 	return cmd
 }
 

@@ -95,6 +95,13 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 	} else if s.VerificationSkipReason != "" {
 		fs = append(fs, field{"verification", "skipped: " + s.VerificationSkipReason})
 	}
+	if c := s.Cleanup; c != nil {
+		text := fmt.Sprintf("%d shards deleted (%s) from %d workers", c.Chunks, bytesIfSet(c.Bytes), c.Workers)
+		if len(c.Failed) > 0 {
+			text += "; left on: " + strings.Join(c.Failed, "; ")
+		}
+		fs = append(fs, field{"cleanup", text})
+	}
 	return p.fields(fs)
 }
 

@@ -61,8 +61,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "master",
 		Short: "Encode videos across videoshard workers, and talk to one worker",
 		Long: `master encodes a video across videoshard workers (encode, reconstruct,
-status) and talks to one worker over gRPC (health, process-chunk, list,
-metadata, get-shard).
+status), deletes a video's shards (delete) and talks to one worker over gRPC
+(health, process-chunk, list, metadata, get-shard).
 
 Settings come from flags, then the environment (VIDEOSHARD_MASTER_WORKER,
 VIDEOSHARD_MASTER_JSON, VIDEOSHARD_MASTER_TIMEOUT, VIDEOSHARD_MASTER_CONFIG),
@@ -106,7 +106,7 @@ the gRPC code), 2 on bad usage.`,
 	}
 
 	root.AddCommand(a.healthCmd(), a.processChunkCmd(), a.listCmd(), a.metadataCmd(), a.getShardCmd(),
-		a.encodeCmd(), a.reconstructCmd(), a.statusCmd())
+		a.encodeCmd(), a.reconstructCmd(), a.statusCmd(), a.deleteCmd())
 	return root
 }
 

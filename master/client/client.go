@@ -280,3 +280,49 @@ func (c *Client) Metadata(ctx context.Context, videoID string) (*pb.GetVideoMeta
 // ResetConnectBackoff makes the connection try again now if it is waiting
 // out a backoff after a failure, so a probe does not fail at once.
 func (c *Client) ResetConnectBackoff() { c.conn.ResetConnectBackoff() }
+
+// DeleteShard removes one chunk from the worker. A chunk the worker does
+// not hold is no error: the response says deleted false.
+func (c *Client) DeleteShard(ctx context.Context, videoID string, chunkIndex int32) (*pb.DeleteShardResponse, error) {
+	resp, err := c.rpc.DeleteShard(ctx, &pb.DeleteShardRequest{VideoId: videoID, ChunkIndex: chunkIndex})
+	if err != nil {
+		return nil, fmt.Errorf("delete %s chunk %d: %w", videoID, chunkIndex, err)
+	}
+	if !resp.GetSuccess() {
+		return nil, fmt.Errorf("delete %s chunk %d: %w: %s", videoID, chunkIndex, ErrRejected, resp.GetMessage())
+	}
+	return resp, nil
+}
+
+// DeleteVideo removes every chunk of a video from the worker.
+func (c *Client) DeleteVideo(ctx context.Context, videoID string) (*pb.DeleteVideoResponse, error) {
+	resp, err := c.rpc.DeleteVideo(ctx, &pb.DeleteVideoRequest{VideoId: videoID})
+	if err != nil {
+		return nil, fmt.Errorf("delete video %s: %w", videoID, err)
+	}
+	if !resp.GetSuccess() {
+		return nil, fmt.Errorf("delete video %s: %w: %s", videoID, ErrRejected, resp.GetMessage())
+	}
+	return resp, nil
+}
+
+// Pin keeps a video's chunks on the worker from eviction until Unpin.
+func (c *Client) Pin(ctx context.Context, videoID string) error {
+	return c.pin(ctx, c.rpc.PinVideo, "pin", videoID)
+}
+
+// Unpin makes a video's chunks on the worker evictable again.
+func (c *Client) Unpin(ctx context.Context, videoID string) error {
+	return c.pin(ctx, c.rpc.UnpinVideo, "unpin", videoID)
+}
+
+func (c *Client) pin(ctx context.Context, call func(context.Context, *pb.PinVideoRequest, ...grpc.CallOption) (*pb.PinVideoResponse, error), verb, videoID string) error {
+	resp, err := call(ctx, &pb.PinVideoRequest{VideoId: videoID})
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", verb, videoID, err)
+	}
+	if !resp.GetSuccess() {
+		return fmt.Errorf("%s %s: %w: %s", verb, videoID, ErrRejected, resp.GetMessage())
+	}
+	return nil
+}
