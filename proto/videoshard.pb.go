@@ -788,8 +788,13 @@ type HealthCheckResponse struct {
 	StoreMinFreeBytes int64 `protobuf:"varint,19,opt,name=store_min_free_bytes,json=storeMinFreeBytes,proto3" json:"store_min_free_bytes,omitempty"`
 	// Chunks evicted (storage.eviction: lru) since the worker started.
 	EvictedChunks int64 `protobuf:"varint,20,opt,name=evicted_chunks,json=evictedChunks,proto3" json:"evicted_chunks,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The worker's failure-domain labels (config labels), e.g. zone, host.
+	Labels map[string]string `protobuf:"bytes,21,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Chunks quarantined since the worker started (found corrupt by a read
+	// or a scrub), most recent last, at most 1000.
+	QuarantinedChunks []*QuarantinedChunk `protobuf:"bytes,22,rep,name=quarantined_chunks,json=quarantinedChunks,proto3" json:"quarantined_chunks,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *HealthCheckResponse) Reset() {
@@ -962,6 +967,89 @@ func (x *HealthCheckResponse) GetEvictedChunks() int64 {
 	return 0
 }
 
+func (x *HealthCheckResponse) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *HealthCheckResponse) GetQuarantinedChunks() []*QuarantinedChunk {
+	if x != nil {
+		return x.QuarantinedChunks
+	}
+	return nil
+}
+
+type QuarantinedChunk struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	VideoId    string                 `protobuf:"bytes,1,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
+	ChunkIndex int32                  `protobuf:"varint,2,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	// Why, e.g. "checksum mismatch"; and when, RFC 3339.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Time          string `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantinedChunk) Reset() {
+	*x = QuarantinedChunk{}
+	mi := &file_videoshard_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantinedChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantinedChunk) ProtoMessage() {}
+
+func (x *QuarantinedChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_videoshard_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantinedChunk.ProtoReflect.Descriptor instead.
+func (*QuarantinedChunk) Descriptor() ([]byte, []int) {
+	return file_videoshard_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *QuarantinedChunk) GetVideoId() string {
+	if x != nil {
+		return x.VideoId
+	}
+	return ""
+}
+
+func (x *QuarantinedChunk) GetChunkIndex() int32 {
+	if x != nil {
+		return x.ChunkIndex
+	}
+	return 0
+}
+
+func (x *QuarantinedChunk) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *QuarantinedChunk) GetTime() string {
+	if x != nil {
+		return x.Time
+	}
+	return ""
+}
+
 type ListShardsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: every video.
@@ -993,7 +1081,7 @@ type ListShardsRequest struct {
 
 func (x *ListShardsRequest) Reset() {
 	*x = ListShardsRequest{}
-	mi := &file_videoshard_proto_msgTypes[11]
+	mi := &file_videoshard_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1093,7 @@ func (x *ListShardsRequest) String() string {
 func (*ListShardsRequest) ProtoMessage() {}
 
 func (x *ListShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[11]
+	mi := &file_videoshard_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1106,7 @@ func (x *ListShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListShardsRequest.ProtoReflect.Descriptor instead.
 func (*ListShardsRequest) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{11}
+	return file_videoshard_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListShardsRequest) GetVideoId() string {
@@ -1082,7 +1170,7 @@ type ChunkInfo struct {
 
 func (x *ChunkInfo) Reset() {
 	*x = ChunkInfo{}
-	mi := &file_videoshard_proto_msgTypes[12]
+	mi := &file_videoshard_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1182,7 @@ func (x *ChunkInfo) String() string {
 func (*ChunkInfo) ProtoMessage() {}
 
 func (x *ChunkInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[12]
+	mi := &file_videoshard_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1195,7 @@ func (x *ChunkInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkInfo.ProtoReflect.Descriptor instead.
 func (*ChunkInfo) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{12}
+	return file_videoshard_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ChunkInfo) GetChunkIndex() int32 {
@@ -1148,7 +1236,7 @@ type VideoInfo struct {
 
 func (x *VideoInfo) Reset() {
 	*x = VideoInfo{}
-	mi := &file_videoshard_proto_msgTypes[13]
+	mi := &file_videoshard_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1248,7 @@ func (x *VideoInfo) String() string {
 func (*VideoInfo) ProtoMessage() {}
 
 func (x *VideoInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[13]
+	mi := &file_videoshard_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1261,7 @@ func (x *VideoInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VideoInfo.ProtoReflect.Descriptor instead.
 func (*VideoInfo) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{13}
+	return file_videoshard_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *VideoInfo) GetVideoId() string {
@@ -1207,7 +1295,7 @@ type ListShardsResponse struct {
 
 func (x *ListShardsResponse) Reset() {
 	*x = ListShardsResponse{}
-	mi := &file_videoshard_proto_msgTypes[14]
+	mi := &file_videoshard_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1307,7 @@ func (x *ListShardsResponse) String() string {
 func (*ListShardsResponse) ProtoMessage() {}
 
 func (x *ListShardsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[14]
+	mi := &file_videoshard_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1320,7 @@ func (x *ListShardsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListShardsResponse.ProtoReflect.Descriptor instead.
 func (*ListShardsResponse) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{14}
+	return file_videoshard_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListShardsResponse) GetSuccess() bool {
@@ -1279,7 +1367,7 @@ type GetVideoMetadataRequest struct {
 
 func (x *GetVideoMetadataRequest) Reset() {
 	*x = GetVideoMetadataRequest{}
-	mi := &file_videoshard_proto_msgTypes[15]
+	mi := &file_videoshard_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1379,7 @@ func (x *GetVideoMetadataRequest) String() string {
 func (*GetVideoMetadataRequest) ProtoMessage() {}
 
 func (x *GetVideoMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[15]
+	mi := &file_videoshard_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1392,7 @@ func (x *GetVideoMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVideoMetadataRequest.ProtoReflect.Descriptor instead.
 func (*GetVideoMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{15}
+	return file_videoshard_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetVideoMetadataRequest) GetVideoId() string {
@@ -1349,13 +1437,16 @@ type ChunkMetadata struct {
 	SsimMin       float64 `protobuf:"fixed64,23,opt,name=ssim_min,json=ssimMin,proto3" json:"ssim_min,omitempty"`
 	SsimMean      float64 `protobuf:"fixed64,24,opt,name=ssim_mean,json=ssimMean,proto3" json:"ssim_mean,omitempty"`
 	QualityFrames int64   `protobuf:"varint,25,opt,name=quality_frames,json=qualityFrames,proto3" json:"quality_frames,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The worker (HOST:PORT, as the replicating worker dialled it) this
+	// copy was replicated from; empty for a chunk encoded here.
+	ReplicatedFrom string `protobuf:"bytes,26,opt,name=replicated_from,json=replicatedFrom,proto3" json:"replicated_from,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ChunkMetadata) Reset() {
 	*x = ChunkMetadata{}
-	mi := &file_videoshard_proto_msgTypes[16]
+	mi := &file_videoshard_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1458,7 @@ func (x *ChunkMetadata) String() string {
 func (*ChunkMetadata) ProtoMessage() {}
 
 func (x *ChunkMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[16]
+	mi := &file_videoshard_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1471,7 @@ func (x *ChunkMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkMetadata.ProtoReflect.Descriptor instead.
 func (*ChunkMetadata) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{16}
+	return file_videoshard_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ChunkMetadata) GetChunkIndex() int32 {
@@ -1558,6 +1649,13 @@ func (x *ChunkMetadata) GetQualityFrames() int64 {
 	return 0
 }
 
+func (x *ChunkMetadata) GetReplicatedFrom() string {
+	if x != nil {
+		return x.ReplicatedFrom
+	}
+	return ""
+}
+
 type GetVideoMetadataResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Success        bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
@@ -1570,7 +1668,7 @@ type GetVideoMetadataResponse struct {
 
 func (x *GetVideoMetadataResponse) Reset() {
 	*x = GetVideoMetadataResponse{}
-	mi := &file_videoshard_proto_msgTypes[17]
+	mi := &file_videoshard_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1680,7 @@ func (x *GetVideoMetadataResponse) String() string {
 func (*GetVideoMetadataResponse) ProtoMessage() {}
 
 func (x *GetVideoMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[17]
+	mi := &file_videoshard_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1693,7 @@ func (x *GetVideoMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVideoMetadataResponse.ProtoReflect.Descriptor instead.
 func (*GetVideoMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{17}
+	return file_videoshard_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetVideoMetadataResponse) GetSuccess() bool {
@@ -1636,7 +1734,7 @@ type DeleteShardRequest struct {
 
 func (x *DeleteShardRequest) Reset() {
 	*x = DeleteShardRequest{}
-	mi := &file_videoshard_proto_msgTypes[18]
+	mi := &file_videoshard_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1746,7 @@ func (x *DeleteShardRequest) String() string {
 func (*DeleteShardRequest) ProtoMessage() {}
 
 func (x *DeleteShardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[18]
+	mi := &file_videoshard_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1759,7 @@ func (x *DeleteShardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteShardRequest.ProtoReflect.Descriptor instead.
 func (*DeleteShardRequest) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{18}
+	return file_videoshard_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteShardRequest) GetVideoId() string {
@@ -1692,7 +1790,7 @@ type DeleteShardResponse struct {
 
 func (x *DeleteShardResponse) Reset() {
 	*x = DeleteShardResponse{}
-	mi := &file_videoshard_proto_msgTypes[19]
+	mi := &file_videoshard_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1802,7 @@ func (x *DeleteShardResponse) String() string {
 func (*DeleteShardResponse) ProtoMessage() {}
 
 func (x *DeleteShardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[19]
+	mi := &file_videoshard_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1815,7 @@ func (x *DeleteShardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteShardResponse.ProtoReflect.Descriptor instead.
 func (*DeleteShardResponse) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{19}
+	return file_videoshard_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteShardResponse) GetSuccess() bool {
@@ -1757,7 +1855,7 @@ type DeleteVideoRequest struct {
 
 func (x *DeleteVideoRequest) Reset() {
 	*x = DeleteVideoRequest{}
-	mi := &file_videoshard_proto_msgTypes[20]
+	mi := &file_videoshard_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1867,7 @@ func (x *DeleteVideoRequest) String() string {
 func (*DeleteVideoRequest) ProtoMessage() {}
 
 func (x *DeleteVideoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[20]
+	mi := &file_videoshard_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1880,7 @@ func (x *DeleteVideoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVideoRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVideoRequest) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{20}
+	return file_videoshard_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteVideoRequest) GetVideoId() string {
@@ -1804,7 +1902,7 @@ type DeleteVideoResponse struct {
 
 func (x *DeleteVideoResponse) Reset() {
 	*x = DeleteVideoResponse{}
-	mi := &file_videoshard_proto_msgTypes[21]
+	mi := &file_videoshard_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +1914,7 @@ func (x *DeleteVideoResponse) String() string {
 func (*DeleteVideoResponse) ProtoMessage() {}
 
 func (x *DeleteVideoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[21]
+	mi := &file_videoshard_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +1927,7 @@ func (x *DeleteVideoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVideoResponse.ProtoReflect.Descriptor instead.
 func (*DeleteVideoResponse) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{21}
+	return file_videoshard_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteVideoResponse) GetSuccess() bool {
@@ -1869,7 +1967,7 @@ type PinVideoRequest struct {
 
 func (x *PinVideoRequest) Reset() {
 	*x = PinVideoRequest{}
-	mi := &file_videoshard_proto_msgTypes[22]
+	mi := &file_videoshard_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +1979,7 @@ func (x *PinVideoRequest) String() string {
 func (*PinVideoRequest) ProtoMessage() {}
 
 func (x *PinVideoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[22]
+	mi := &file_videoshard_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +1992,7 @@ func (x *PinVideoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinVideoRequest.ProtoReflect.Descriptor instead.
 func (*PinVideoRequest) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{22}
+	return file_videoshard_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PinVideoRequest) GetVideoId() string {
@@ -1916,7 +2014,7 @@ type PinVideoResponse struct {
 
 func (x *PinVideoResponse) Reset() {
 	*x = PinVideoResponse{}
-	mi := &file_videoshard_proto_msgTypes[23]
+	mi := &file_videoshard_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2026,7 @@ func (x *PinVideoResponse) String() string {
 func (*PinVideoResponse) ProtoMessage() {}
 
 func (x *PinVideoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_videoshard_proto_msgTypes[23]
+	mi := &file_videoshard_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2039,7 @@ func (x *PinVideoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinVideoResponse.ProtoReflect.Descriptor instead.
 func (*PinVideoResponse) Descriptor() ([]byte, []int) {
-	return file_videoshard_proto_rawDescGZIP(), []int{23}
+	return file_videoshard_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PinVideoResponse) GetSuccess() bool {
@@ -1961,6 +2059,138 @@ func (x *PinVideoResponse) GetMessage() string {
 func (x *PinVideoResponse) GetPinned() bool {
 	if x != nil {
 		return x.Pinned
+	}
+	return false
+}
+
+type ReplicateShardRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// HOST:PORT of the worker to copy from; it must be in peer.allow.
+	SourceWorker  string `protobuf:"bytes,1,opt,name=source_worker,json=sourceWorker,proto3" json:"source_worker,omitempty"`
+	VideoId       string `protobuf:"bytes,2,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
+	ChunkIndex    int32  `protobuf:"varint,3,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateShardRequest) Reset() {
+	*x = ReplicateShardRequest{}
+	mi := &file_videoshard_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateShardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateShardRequest) ProtoMessage() {}
+
+func (x *ReplicateShardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_videoshard_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateShardRequest.ProtoReflect.Descriptor instead.
+func (*ReplicateShardRequest) Descriptor() ([]byte, []int) {
+	return file_videoshard_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReplicateShardRequest) GetSourceWorker() string {
+	if x != nil {
+		return x.SourceWorker
+	}
+	return ""
+}
+
+func (x *ReplicateShardRequest) GetVideoId() string {
+	if x != nil {
+		return x.VideoId
+	}
+	return ""
+}
+
+func (x *ReplicateShardRequest) GetChunkIndex() int32 {
+	if x != nil {
+		return x.ChunkIndex
+	}
+	return 0
+}
+
+type ReplicateShardResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Success bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The copy as stored here.
+	Metadata *ChunkMetadata `protobuf:"bytes,3,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// True when this worker already held the same shard (same checksum):
+	// nothing was copied.
+	AlreadyStored bool `protobuf:"varint,4,opt,name=already_stored,json=alreadyStored,proto3" json:"already_stored,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateShardResponse) Reset() {
+	*x = ReplicateShardResponse{}
+	mi := &file_videoshard_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateShardResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateShardResponse) ProtoMessage() {}
+
+func (x *ReplicateShardResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_videoshard_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateShardResponse.ProtoReflect.Descriptor instead.
+func (*ReplicateShardResponse) Descriptor() ([]byte, []int) {
+	return file_videoshard_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReplicateShardResponse) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *ReplicateShardResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ReplicateShardResponse) GetMetadata() *ChunkMetadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *ReplicateShardResponse) GetAlreadyStored() bool {
+	if x != nil {
+		return x.AlreadyStored
 	}
 	return false
 }
@@ -2029,7 +2259,7 @@ const file_videoshard_proto_rawDesc = "" +
 	"\bmetadata\x18\x01 \x01(\v2\x1a.replication.ChunkMetadataR\bmetadata\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"1\n" +
 	"\x12HealthCheckRequest\x12\x1b\n" +
-	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\"\xa6\x06\n" +
+	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\"\xf5\a\n" +
 	"\x13HealthCheckResponse\x12\x1d\n" +
 	"\n" +
 	"is_healthy\x18\x01 \x01(\bR\tisHealthy\x12\x1b\n" +
@@ -2054,7 +2284,18 @@ const file_videoshard_proto_rawDesc = "" +
 	"\fstore_chunks\x18\x11 \x01(\x03R\vstoreChunks\x12&\n" +
 	"\x0fstore_max_bytes\x18\x12 \x01(\x03R\rstoreMaxBytes\x12/\n" +
 	"\x14store_min_free_bytes\x18\x13 \x01(\x03R\x11storeMinFreeBytes\x12%\n" +
-	"\x0eevicted_chunks\x18\x14 \x01(\x03R\revictedChunks\"\xf9\x01\n" +
+	"\x0eevicted_chunks\x18\x14 \x01(\x03R\revictedChunks\x12D\n" +
+	"\x06labels\x18\x15 \x03(\v2,.replication.HealthCheckResponse.LabelsEntryR\x06labels\x12L\n" +
+	"\x12quarantined_chunks\x18\x16 \x03(\v2\x1d.replication.QuarantinedChunkR\x11quarantinedChunks\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"z\n" +
+	"\x10QuarantinedChunk\x12\x19\n" +
+	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12\x1f\n" +
+	"\vchunk_index\x18\x02 \x01(\x05R\n" +
+	"chunkIndex\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04time\x18\x04 \x01(\tR\x04time\"\xf9\x01\n" +
 	"\x11ListShardsRequest\x12\x19\n" +
 	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -2082,7 +2323,7 @@ const file_videoshard_proto_rawDesc = "" +
 	"\x06videos\x18\x04 \x03(\v2\x16.replication.VideoInfoR\x06videos\x12&\n" +
 	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"4\n" +
 	"\x17GetVideoMetadataRequest\x12\x19\n" +
-	"\bvideo_id\x18\x01 \x01(\tR\avideoId\"\xda\a\n" +
+	"\bvideo_id\x18\x01 \x01(\tR\avideoId\"\x83\b\n" +
 	"\rChunkMetadata\x12\x1f\n" +
 	"\vchunk_index\x18\x01 \x01(\x05R\n" +
 	"chunkIndex\x12#\n" +
@@ -2113,7 +2354,8 @@ const file_videoshard_proto_rawDesc = "" +
 	"\tpsnr_mean\x18\x16 \x01(\x01R\bpsnrMean\x12\x19\n" +
 	"\bssim_min\x18\x17 \x01(\x01R\assimMin\x12\x1b\n" +
 	"\tssim_mean\x18\x18 \x01(\x01R\bssimMean\x12%\n" +
-	"\x0equality_frames\x18\x19 \x01(\x03R\rqualityFrames\x1aB\n" +
+	"\x0equality_frames\x18\x19 \x01(\x03R\rqualityFrames\x12'\n" +
+	"\x0freplicated_from\x18\x1a \x01(\tR\x0ereplicatedFrom\x1aB\n" +
 	"\x14EncoderSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb0\x01\n" +
@@ -2145,7 +2387,17 @@ const file_videoshard_proto_rawDesc = "" +
 	"\x10PinVideoResponse\x12\x18\n" +
 	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06pinned\x18\x03 \x01(\bR\x06pinned2\x9a\a\n" +
+	"\x06pinned\x18\x03 \x01(\bR\x06pinned\"x\n" +
+	"\x15ReplicateShardRequest\x12#\n" +
+	"\rsource_worker\x18\x01 \x01(\tR\fsourceWorker\x12\x19\n" +
+	"\bvideo_id\x18\x02 \x01(\tR\avideoId\x12\x1f\n" +
+	"\vchunk_index\x18\x03 \x01(\x05R\n" +
+	"chunkIndex\"\xab\x01\n" +
+	"\x16ReplicateShardResponse\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x126\n" +
+	"\bmetadata\x18\x03 \x01(\v2\x1a.replication.ChunkMetadataR\bmetadata\x12%\n" +
+	"\x0ealready_stored\x18\x04 \x01(\bR\ralreadyStored2\xf5\a\n" +
 	"\x16VideoProcessingService\x12S\n" +
 	"\fProcessChunk\x12 .replication.ProcessChunkRequest\x1a!.replication.ProcessChunkResponse\x12G\n" +
 	"\bGetShard\x12\x1c.replication.GetShardRequest\x1a\x1d.replication.GetShardResponse\x12P\n" +
@@ -2159,7 +2411,8 @@ const file_videoshard_proto_rawDesc = "" +
 	"\vDeleteVideo\x12\x1f.replication.DeleteVideoRequest\x1a .replication.DeleteVideoResponse\x12G\n" +
 	"\bPinVideo\x12\x1c.replication.PinVideoRequest\x1a\x1d.replication.PinVideoResponse\x12I\n" +
 	"\n" +
-	"UnpinVideo\x12\x1c.replication.PinVideoRequest\x1a\x1d.replication.PinVideoResponseB6Z4github.com/videoshard/videoshard/proto;replicationpbb\x06proto3"
+	"UnpinVideo\x12\x1c.replication.PinVideoRequest\x1a\x1d.replication.PinVideoResponse\x12Y\n" +
+	"\x0eReplicateShard\x12\".replication.ReplicateShardRequest\x1a#.replication.ReplicateShardResponseB6Z4github.com/videoshard/videoshard/proto;replicationpbb\x06proto3"
 
 var (
 	file_videoshard_proto_rawDescOnce sync.Once
@@ -2173,7 +2426,7 @@ func file_videoshard_proto_rawDescGZIP() []byte {
 	return file_videoshard_proto_rawDescData
 }
 
-var file_videoshard_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_videoshard_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_videoshard_proto_goTypes = []any{
 	(*EncodingOptions)(nil),          // 0: replication.EncodingOptions
 	(*FrameTrim)(nil),                // 1: replication.FrameTrim
@@ -2186,61 +2439,70 @@ var file_videoshard_proto_goTypes = []any{
 	(*DownloadShardResponse)(nil),    // 8: replication.DownloadShardResponse
 	(*HealthCheckRequest)(nil),       // 9: replication.HealthCheckRequest
 	(*HealthCheckResponse)(nil),      // 10: replication.HealthCheckResponse
-	(*ListShardsRequest)(nil),        // 11: replication.ListShardsRequest
-	(*ChunkInfo)(nil),                // 12: replication.ChunkInfo
-	(*VideoInfo)(nil),                // 13: replication.VideoInfo
-	(*ListShardsResponse)(nil),       // 14: replication.ListShardsResponse
-	(*GetVideoMetadataRequest)(nil),  // 15: replication.GetVideoMetadataRequest
-	(*ChunkMetadata)(nil),            // 16: replication.ChunkMetadata
-	(*GetVideoMetadataResponse)(nil), // 17: replication.GetVideoMetadataResponse
-	(*DeleteShardRequest)(nil),       // 18: replication.DeleteShardRequest
-	(*DeleteShardResponse)(nil),      // 19: replication.DeleteShardResponse
-	(*DeleteVideoRequest)(nil),       // 20: replication.DeleteVideoRequest
-	(*DeleteVideoResponse)(nil),      // 21: replication.DeleteVideoResponse
-	(*PinVideoRequest)(nil),          // 22: replication.PinVideoRequest
-	(*PinVideoResponse)(nil),         // 23: replication.PinVideoResponse
-	nil,                              // 24: replication.ChunkMetadata.EncoderSettingsEntry
+	(*QuarantinedChunk)(nil),         // 11: replication.QuarantinedChunk
+	(*ListShardsRequest)(nil),        // 12: replication.ListShardsRequest
+	(*ChunkInfo)(nil),                // 13: replication.ChunkInfo
+	(*VideoInfo)(nil),                // 14: replication.VideoInfo
+	(*ListShardsResponse)(nil),       // 15: replication.ListShardsResponse
+	(*GetVideoMetadataRequest)(nil),  // 16: replication.GetVideoMetadataRequest
+	(*ChunkMetadata)(nil),            // 17: replication.ChunkMetadata
+	(*GetVideoMetadataResponse)(nil), // 18: replication.GetVideoMetadataResponse
+	(*DeleteShardRequest)(nil),       // 19: replication.DeleteShardRequest
+	(*DeleteShardResponse)(nil),      // 20: replication.DeleteShardResponse
+	(*DeleteVideoRequest)(nil),       // 21: replication.DeleteVideoRequest
+	(*DeleteVideoResponse)(nil),      // 22: replication.DeleteVideoResponse
+	(*PinVideoRequest)(nil),          // 23: replication.PinVideoRequest
+	(*PinVideoResponse)(nil),         // 24: replication.PinVideoResponse
+	(*ReplicateShardRequest)(nil),    // 25: replication.ReplicateShardRequest
+	(*ReplicateShardResponse)(nil),   // 26: replication.ReplicateShardResponse
+	nil,                              // 27: replication.HealthCheckResponse.LabelsEntry
+	nil,                              // 28: replication.ChunkMetadata.EncoderSettingsEntry
 }
 var file_videoshard_proto_depIdxs = []int32{
 	0,  // 0: replication.ProcessChunkRequest.encoding:type_name -> replication.EncodingOptions
 	1,  // 1: replication.ProcessChunkRequest.trim:type_name -> replication.FrameTrim
-	16, // 2: replication.ProcessChunkResponse.metadata:type_name -> replication.ChunkMetadata
+	17, // 2: replication.ProcessChunkResponse.metadata:type_name -> replication.ChunkMetadata
 	5,  // 3: replication.UploadChunkRequest.header:type_name -> replication.UploadHeader
 	0,  // 4: replication.UploadHeader.encoding:type_name -> replication.EncodingOptions
 	1,  // 5: replication.UploadHeader.trim:type_name -> replication.FrameTrim
-	16, // 6: replication.GetShardResponse.metadata:type_name -> replication.ChunkMetadata
-	16, // 7: replication.DownloadShardResponse.metadata:type_name -> replication.ChunkMetadata
-	12, // 8: replication.VideoInfo.chunks:type_name -> replication.ChunkInfo
-	13, // 9: replication.ListShardsResponse.videos:type_name -> replication.VideoInfo
-	24, // 10: replication.ChunkMetadata.encoder_settings:type_name -> replication.ChunkMetadata.EncoderSettingsEntry
-	16, // 11: replication.GetVideoMetadataResponse.chunks_metadata:type_name -> replication.ChunkMetadata
-	2,  // 12: replication.VideoProcessingService.ProcessChunk:input_type -> replication.ProcessChunkRequest
-	6,  // 13: replication.VideoProcessingService.GetShard:input_type -> replication.GetShardRequest
-	9,  // 14: replication.VideoProcessingService.CheckHealth:input_type -> replication.HealthCheckRequest
-	11, // 15: replication.VideoProcessingService.ListShards:input_type -> replication.ListShardsRequest
-	15, // 16: replication.VideoProcessingService.GetVideoMetadata:input_type -> replication.GetVideoMetadataRequest
-	4,  // 17: replication.VideoProcessingService.UploadChunk:input_type -> replication.UploadChunkRequest
-	6,  // 18: replication.VideoProcessingService.DownloadShard:input_type -> replication.GetShardRequest
-	18, // 19: replication.VideoProcessingService.DeleteShard:input_type -> replication.DeleteShardRequest
-	20, // 20: replication.VideoProcessingService.DeleteVideo:input_type -> replication.DeleteVideoRequest
-	22, // 21: replication.VideoProcessingService.PinVideo:input_type -> replication.PinVideoRequest
-	22, // 22: replication.VideoProcessingService.UnpinVideo:input_type -> replication.PinVideoRequest
-	3,  // 23: replication.VideoProcessingService.ProcessChunk:output_type -> replication.ProcessChunkResponse
-	7,  // 24: replication.VideoProcessingService.GetShard:output_type -> replication.GetShardResponse
-	10, // 25: replication.VideoProcessingService.CheckHealth:output_type -> replication.HealthCheckResponse
-	14, // 26: replication.VideoProcessingService.ListShards:output_type -> replication.ListShardsResponse
-	17, // 27: replication.VideoProcessingService.GetVideoMetadata:output_type -> replication.GetVideoMetadataResponse
-	3,  // 28: replication.VideoProcessingService.UploadChunk:output_type -> replication.ProcessChunkResponse
-	8,  // 29: replication.VideoProcessingService.DownloadShard:output_type -> replication.DownloadShardResponse
-	19, // 30: replication.VideoProcessingService.DeleteShard:output_type -> replication.DeleteShardResponse
-	21, // 31: replication.VideoProcessingService.DeleteVideo:output_type -> replication.DeleteVideoResponse
-	23, // 32: replication.VideoProcessingService.PinVideo:output_type -> replication.PinVideoResponse
-	23, // 33: replication.VideoProcessingService.UnpinVideo:output_type -> replication.PinVideoResponse
-	23, // [23:34] is the sub-list for method output_type
-	12, // [12:23] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	17, // 6: replication.GetShardResponse.metadata:type_name -> replication.ChunkMetadata
+	17, // 7: replication.DownloadShardResponse.metadata:type_name -> replication.ChunkMetadata
+	27, // 8: replication.HealthCheckResponse.labels:type_name -> replication.HealthCheckResponse.LabelsEntry
+	11, // 9: replication.HealthCheckResponse.quarantined_chunks:type_name -> replication.QuarantinedChunk
+	13, // 10: replication.VideoInfo.chunks:type_name -> replication.ChunkInfo
+	14, // 11: replication.ListShardsResponse.videos:type_name -> replication.VideoInfo
+	28, // 12: replication.ChunkMetadata.encoder_settings:type_name -> replication.ChunkMetadata.EncoderSettingsEntry
+	17, // 13: replication.GetVideoMetadataResponse.chunks_metadata:type_name -> replication.ChunkMetadata
+	17, // 14: replication.ReplicateShardResponse.metadata:type_name -> replication.ChunkMetadata
+	2,  // 15: replication.VideoProcessingService.ProcessChunk:input_type -> replication.ProcessChunkRequest
+	6,  // 16: replication.VideoProcessingService.GetShard:input_type -> replication.GetShardRequest
+	9,  // 17: replication.VideoProcessingService.CheckHealth:input_type -> replication.HealthCheckRequest
+	12, // 18: replication.VideoProcessingService.ListShards:input_type -> replication.ListShardsRequest
+	16, // 19: replication.VideoProcessingService.GetVideoMetadata:input_type -> replication.GetVideoMetadataRequest
+	4,  // 20: replication.VideoProcessingService.UploadChunk:input_type -> replication.UploadChunkRequest
+	6,  // 21: replication.VideoProcessingService.DownloadShard:input_type -> replication.GetShardRequest
+	19, // 22: replication.VideoProcessingService.DeleteShard:input_type -> replication.DeleteShardRequest
+	21, // 23: replication.VideoProcessingService.DeleteVideo:input_type -> replication.DeleteVideoRequest
+	23, // 24: replication.VideoProcessingService.PinVideo:input_type -> replication.PinVideoRequest
+	23, // 25: replication.VideoProcessingService.UnpinVideo:input_type -> replication.PinVideoRequest
+	25, // 26: replication.VideoProcessingService.ReplicateShard:input_type -> replication.ReplicateShardRequest
+	3,  // 27: replication.VideoProcessingService.ProcessChunk:output_type -> replication.ProcessChunkResponse
+	7,  // 28: replication.VideoProcessingService.GetShard:output_type -> replication.GetShardResponse
+	10, // 29: replication.VideoProcessingService.CheckHealth:output_type -> replication.HealthCheckResponse
+	15, // 30: replication.VideoProcessingService.ListShards:output_type -> replication.ListShardsResponse
+	18, // 31: replication.VideoProcessingService.GetVideoMetadata:output_type -> replication.GetVideoMetadataResponse
+	3,  // 32: replication.VideoProcessingService.UploadChunk:output_type -> replication.ProcessChunkResponse
+	8,  // 33: replication.VideoProcessingService.DownloadShard:output_type -> replication.DownloadShardResponse
+	20, // 34: replication.VideoProcessingService.DeleteShard:output_type -> replication.DeleteShardResponse
+	22, // 35: replication.VideoProcessingService.DeleteVideo:output_type -> replication.DeleteVideoResponse
+	24, // 36: replication.VideoProcessingService.PinVideo:output_type -> replication.PinVideoResponse
+	24, // 37: replication.VideoProcessingService.UnpinVideo:output_type -> replication.PinVideoResponse
+	26, // 38: replication.VideoProcessingService.ReplicateShard:output_type -> replication.ReplicateShardResponse
+	27, // [27:39] is the sub-list for method output_type
+	15, // [15:27] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_videoshard_proto_init() }
@@ -2260,7 +2522,7 @@ func file_videoshard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_videoshard_proto_rawDesc), len(file_videoshard_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	VideoProcessingService_DeleteVideo_FullMethodName      = "/replication.VideoProcessingService/DeleteVideo"
 	VideoProcessingService_PinVideo_FullMethodName         = "/replication.VideoProcessingService/PinVideo"
 	VideoProcessingService_UnpinVideo_FullMethodName       = "/replication.VideoProcessingService/UnpinVideo"
+	VideoProcessingService_ReplicateShard_FullMethodName   = "/replication.VideoProcessingService/ReplicateShard"
 )
 
 // VideoProcessingServiceClient is the client API for VideoProcessingService service.
@@ -64,6 +65,13 @@ type VideoProcessingServiceClient interface {
 	// restart). Idempotent; a video with no chunks yet may be pinned.
 	PinVideo(ctx context.Context, in *PinVideoRequest, opts ...grpc.CallOption) (*PinVideoResponse, error)
 	UnpinVideo(ctx context.Context, in *PinVideoRequest, opts ...grpc.CallOption) (*PinVideoResponse, error)
+	// Copy a chunk from a peer worker: the worker pulls the shard with the
+	// peer's DownloadShard, verifies its checksum and commits it with the
+	// peer's metadata (its own worker_id and shard_location, and
+	// replicated_from). Idempotent. Only peers in the worker's peer.allow
+	// are dialled (PermissionDenied otherwise); NotFound when the source
+	// does not hold the chunk, DataLoss when the copy does not match.
+	ReplicateShard(ctx context.Context, in *ReplicateShardRequest, opts ...grpc.CallOption) (*ReplicateShardResponse, error)
 }
 
 type videoProcessingServiceClient struct {
@@ -196,6 +204,16 @@ func (c *videoProcessingServiceClient) UnpinVideo(ctx context.Context, in *PinVi
 	return out, nil
 }
 
+func (c *videoProcessingServiceClient) ReplicateShard(ctx context.Context, in *ReplicateShardRequest, opts ...grpc.CallOption) (*ReplicateShardResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplicateShardResponse)
+	err := c.cc.Invoke(ctx, VideoProcessingService_ReplicateShard_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VideoProcessingServiceServer is the server API for VideoProcessingService service.
 // All implementations must embed UnimplementedVideoProcessingServiceServer
 // for forward compatibility.
@@ -224,6 +242,13 @@ type VideoProcessingServiceServer interface {
 	// restart). Idempotent; a video with no chunks yet may be pinned.
 	PinVideo(context.Context, *PinVideoRequest) (*PinVideoResponse, error)
 	UnpinVideo(context.Context, *PinVideoRequest) (*PinVideoResponse, error)
+	// Copy a chunk from a peer worker: the worker pulls the shard with the
+	// peer's DownloadShard, verifies its checksum and commits it with the
+	// peer's metadata (its own worker_id and shard_location, and
+	// replicated_from). Idempotent. Only peers in the worker's peer.allow
+	// are dialled (PermissionDenied otherwise); NotFound when the source
+	// does not hold the chunk, DataLoss when the copy does not match.
+	ReplicateShard(context.Context, *ReplicateShardRequest) (*ReplicateShardResponse, error)
 	mustEmbedUnimplementedVideoProcessingServiceServer()
 }
 
@@ -266,6 +291,9 @@ func (UnimplementedVideoProcessingServiceServer) PinVideo(context.Context, *PinV
 }
 func (UnimplementedVideoProcessingServiceServer) UnpinVideo(context.Context, *PinVideoRequest) (*PinVideoResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method UnpinVideo not implemented")
+}
+func (UnimplementedVideoProcessingServiceServer) ReplicateShard(context.Context, *ReplicateShardRequest) (*ReplicateShardResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReplicateShard not implemented")
 }
 func (UnimplementedVideoProcessingServiceServer) mustEmbedUnimplementedVideoProcessingServiceServer() {
 }
@@ -469,6 +497,24 @@ func _VideoProcessingService_UnpinVideo_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VideoProcessingService_ReplicateShard_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplicateShardRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VideoProcessingServiceServer).ReplicateShard(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VideoProcessingService_ReplicateShard_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VideoProcessingServiceServer).ReplicateShard(ctx, req.(*ReplicateShardRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // VideoProcessingService_ServiceDesc is the grpc.ServiceDesc for VideoProcessingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -511,6 +557,10 @@ var VideoProcessingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UnpinVideo",
 			Handler:    _VideoProcessingService_UnpinVideo_Handler,
+		},
+		{
+			MethodName: "ReplicateShard",
+			Handler:    _VideoProcessingService_ReplicateShard_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
