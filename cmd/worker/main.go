@@ -166,7 +166,8 @@ func run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	// Metrics are served while chunks drain, and stop with the worker.
+	// Metrics are served while chunks drain; deferred last, cancel ends
+	// them before waitMetrics waits.
 	defer waitMetrics()
 	defer cancel()
 	go srv.Run(ctx)

@@ -108,7 +108,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 // Registry is the worker's registry, for Handler and tests.
 func (w *Worker) Registry() *prometheus.Registry { return w.reg }
 
-// ServerOption adds the gRPC server metrics' interceptors to a worker's
+// ServerOptions adds the gRPC server metrics' interceptors to a worker's
 // (grpcapi.ServerOptions: after the access log, before auth), and the
 // worker's chunk observer.
 func (w *Worker) ServerOptions() []grpcapi.Option {
