@@ -29,7 +29,10 @@ USER videoshard
 # have the worker insist on it.
 ENV VIDEOSHARD_LISTEN=0.0.0.0:50061 VIDEOSHARD_STORAGE_ROOT=/var/lib/videoshard VIDEOSHARD_INSECURE=true
 VOLUME /var/lib/videoshard
-EXPOSE 50061
+# Prometheus metrics, when turned on: -e VIDEOSHARD_METRICS_LISTEN=0.0.0.0:9091
+# (no TLS or auth on it: publish it only to the network Prometheus scrapes
+# from; pprof, metrics.pprof, is refused there unless insecure is true).
+EXPOSE 50061 9091
 # The health service needs no token. With tls.* configured the probe must
 # speak TLS too: override this HEALTHCHECK (docker run --health-cmd, or a
 # derived image) adding -tls -tls-ca-cert=CA.pem -tls-server-name=NAME, and

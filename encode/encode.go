@@ -7,10 +7,12 @@ package encode
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
 	"github.com/videoshard/videoshard/internal/quality"
+	"github.com/videoshard/videoshard/internal/reqid"
 	pb "github.com/videoshard/videoshard/proto"
 )
 
@@ -129,4 +131,14 @@ type Encoder interface {
 	Encode(ctx context.Context, in io.Reader, out Output, opts Options) (Result, error)
 	// Check reports whether the encoder can run (for health checks).
 	Check(ctx context.Context) error
+}
+
+// withRequestID names the request id ctx carries in an encode's err, so
+// that a failure the worker returns or logs leads to its call's access
+// line (and the caller, which got the id back, can quote it).
+func withRequestID(ctx context.Context, err error) error {
+	if id := reqid.From(ctx); err != nil && id != "" {
+		return fmt.Errorf("request %s: %w", id, err)
+	}
+	return err
 }

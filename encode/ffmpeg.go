@@ -528,7 +528,8 @@ func (s settings) env() []string {
 // says how many), ErrUnavailable when ffmpeg cannot be started, and an
 // error wrapping ctx.Err() (or context.DeadlineExceeded for the configured
 // Timeout) when the run was cut short; ffmpeg and its children are killed
-// then.
+// then. Every error names the request id ctx carries (internal/reqid), if
+// any.
 //
 // With MeasureQuality, the shard is then measured against the spooled
 // input (the trim's pictures of it, for a trim) under the same ctx and
@@ -536,6 +537,11 @@ func (s settings) env() []string {
 // that fails: it is logged and Result.Quality stays nil. Only ctx or the
 // Timeout ending while it runs fails the encode, as above.
 func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Options) (Result, error) {
+	res, err := f.encode(ctx, in, out, opts)
+	return res, withRequestID(ctx, err)
+}
+
+func (f *FFmpeg) encode(ctx context.Context, in io.Reader, out Output, opts Options) (Result, error) {
 	s, err := f.resolve(opts)
 	if err != nil {
 		return Result{}, err
@@ -546,7 +552,7 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 	}
 	defer func() {
 		if err := os.Remove(inPath); err != nil {
-			f.log.Warn("remove spooled input", "path", inPath, "err", err)
+			f.log.WarnContext(ctx, "remove spooled input", "path", inPath, "err", err)
 		}
 	}()
 	if size == 0 {
@@ -619,13 +625,13 @@ func (f *FFmpeg) Encode(ctx context.Context, in io.Reader, out Output, opts Opti
 			if runCtx.Err() != nil {
 				return Result{}, f.timeout(ctx, runCtx, err)
 			}
-			f.log.Warn("quality not measured", "err", tidyReason(err.Error(), inPath))
+			f.log.WarnContext(ctx, "quality not measured", "err", tidyReason(err.Error(), inPath))
 		}
 	}
 	var pictureHashes []byte
 	if run.hashes != nil {
 		if pictureHashes, err = run.hashes.Hashes(); err != nil {
-			f.log.Warn("picture hashes not returned", "err", err)
+			f.log.WarnContext(ctx, "picture hashes not returned", "err", err)
 		}
 	}
 	audio, _ := info.FirstStream("audio")

@@ -80,8 +80,14 @@ func (s *Simulated) Check(context.Context) error { return nil }
 // block to out, 16 blocks at a time. Empty input returns ErrInvalidInput;
 // opts are checked against the allowlist like a real encoder's, then
 // ignored, except that a trim is recorded in Result.Settings (the output
-// is not media: nothing is cut).
+// is not media: nothing is cut). Errors name ctx's request id, as
+// FFmpeg's do.
 func (s *Simulated) Encode(ctx context.Context, in io.Reader, out Output, opts Options) (Result, error) {
+	res, err := s.encode(ctx, in, out, opts)
+	return res, withRequestID(ctx, err)
+}
+
+func (s *Simulated) encode(ctx context.Context, in io.Reader, out Output, opts Options) (Result, error) {
 	if err := checkOptions(opts); err != nil {
 		return Result{}, err
 	}

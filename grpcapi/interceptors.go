@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -13,16 +12,20 @@ import (
 
 // ServerOptions returns the interceptors every worker runs, outermost
 // first: panic recovery (a panic becomes Internal without leaking the stack
-// to the client), one log line per call, then, with WithAuth, the bearer
-// token check. Logging sits outside auth so that refused calls are logged
+// to the client), the request id and one access line per call (observe.go,
+// telling WithChunkObserver's observer of chunk calls), those of
+// WithInterceptors (metrics), then, with WithAuth, the bearer token check.
+// Logging and metrics sit outside auth so that refused calls are counted
 // too (method and Unauthenticated, never the token).
 func ServerOptions(log *slog.Logger, opts ...Option) []grpc.ServerOption {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	unary := []grpc.UnaryServerInterceptor{recoverUnary(log), logUnary(log)}
-	stream := []grpc.StreamServerInterceptor{recoverStream(log), logStream(log)}
+	unary := []grpc.UnaryServerInterceptor{recoverUnary(log), observeUnary(log, o.chunks)}
+	stream := []grpc.StreamServerInterceptor{recoverStream(log), observeStream(log, o.chunks)}
+	unary = append(unary, o.unary...)
+	stream = append(stream, o.stream...)
 	if o.auth != nil {
 		unary = append(unary, o.auth.UnaryServerInterceptor())
 		stream = append(stream, o.auth.StreamServerInterceptor())
@@ -37,13 +40,29 @@ func ServerOptions(log *slog.Logger, opts ...Option) []grpc.ServerOption {
 type Option func(*options)
 
 type options struct {
-	auth *TokenAuth
+	auth   *TokenAuth
+	chunks ChunkObserver
+	unary  []grpc.UnaryServerInterceptor
+	stream []grpc.StreamServerInterceptor
 }
 
 // WithAuth requires a bearer token on every call auth does not exempt. A
 // nil auth is no check.
 func WithAuth(auth *TokenAuth) Option {
 	return func(o *options) { o.auth = auth }
+}
+
+// WithChunkObserver tells obs how every chunk call ended.
+func WithChunkObserver(obs ChunkObserver) Option {
+	return func(o *options) { o.chunks = obs }
+}
+
+// WithInterceptors adds interceptors after the access log, before auth.
+func WithInterceptors(unary grpc.UnaryServerInterceptor, stream grpc.StreamServerInterceptor) Option {
+	return func(o *options) {
+		o.unary = append(o.unary, unary)
+		o.stream = append(o.stream, stream)
+	}
 }
 
 func recovered(log *slog.Logger, method string, p any) error {
@@ -70,49 +89,5 @@ func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
 			}
 		}()
 		return handler(srv, ss)
-	}
-}
-
-// logCall logs one finished call under its own context, so that a handler
-// that reads the context (trace or request ids) sees the call's.
-func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, err error) {
-	code := status.Code(err)
-	level := slog.LevelDebug
-	switch code {
-	case codes.OK, codes.NotFound, codes.InvalidArgument, codes.Canceled:
-	case codes.Internal, codes.DataLoss, codes.Unknown:
-		level = slog.LevelError
-	default:
-		level = slog.LevelWarn
-	}
-	if code != codes.OK && level == slog.LevelDebug {
-		level = slog.LevelInfo
-	}
-	log.Log(ctx, level, "rpc", "method", method, "code", code.String(),
-		"duration", time.Since(start).Round(time.Microsecond), "error", errString(err))
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return status.Convert(err).Message()
-}
-
-func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := handler(ctx, req)
-		logCall(ctx, log, info.FullMethod, start, err)
-		return resp, err
-	}
-}
-
-func logStream(log *slog.Logger) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		start := time.Now()
-		err := handler(srv, ss)
-		logCall(ss.Context(), log, info.FullMethod, start, err)
-		return err
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -42,12 +43,12 @@ func TestLogCallUsesTheCallsContext(t *testing.T) {
 		call func(log *slog.Logger, ctx context.Context) error
 	}{
 		{"unary", func(log *slog.Logger, ctx context.Context) error {
-			_, err := logUnary(log)(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/s/M"},
+			_, err := observeUnary(log, nil)(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/s/M"},
 				func(context.Context, any) (any, error) { return nil, fail })
 			return err
 		}},
 		{"stream", func(log *slog.Logger, ctx context.Context) error {
-			return logStream(log)(nil, &ctxStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: "/s/S"},
+			return observeStream(log, nil)(nil, &ctxStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: "/s/S"},
 				func(any, grpc.ServerStream) error { return fail })
 		}},
 	}
@@ -64,3 +65,6 @@ func TestLogCallUsesTheCallsContext(t *testing.T) {
 		})
 	}
 }
+
+// SetHeader is what observeStream asks of a stream besides its context.
+func (s *ctxStream) SetHeader(metadata.MD) error { return nil }

@@ -178,3 +178,12 @@ func (s *Server) Run(ctx context.Context) {
 
 // ActiveTasks is the number of encodes in flight.
 func (s *Server) ActiveTasks() int { return int(s.active.Load()) }
+
+// QueuedTasks is the number of requests waiting for an encode slot.
+func (s *Server) QueuedTasks() int { return int(s.queued.Load()) }
+
+// TaskSlots and QueueCapacity are the limits ActiveTasks and QueuedTasks
+// reach when the worker is saturated (Config.MaxConcurrentTasks and
+// MaxQueuedTasks, defaults applied).
+func (s *Server) TaskSlots() int     { return cap(s.slots) }
+func (s *Server) QueueCapacity() int { return s.cfg.MaxQueuedTasks }

@@ -74,7 +74,10 @@ type JobConfig struct {
 	Cleanup bool
 	// Progress receives the progress bar or lines; nil shows none.
 	Progress io.Writer
-	Logger   *slog.Logger
+	// OnEvent (may be nil) receives every event of the job's dispatch, one
+	// at a time, as Progress does: for metrics and reports.
+	OnEvent func(Event)
+	Logger  *slog.Logger
 }
 
 // Summary describes a finished job.
@@ -774,6 +777,9 @@ func (r *jobRun) onDone(res ChunkResult) error {
 }
 
 func (r *jobRun) onEvent(e Event) {
+	if r.cfg.OnEvent != nil {
+		r.cfg.OnEvent(e)
+	}
 	p := r.progress.p
 	if p == nil {
 		return

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -171,8 +172,9 @@ func (c JobConfig) job(input, output string) master.JobConfig {
 
 func (a *app) encodeCmd() *cobra.Command {
 	var (
-		output         string
-		force, cleanup bool
+		output                     string
+		force, cleanup             bool
+		metricsFile, metricsListen string
 	)
 	cmd := &cobra.Command{
 		Use:   "encode --workers HOST:PORT[,HOST:PORT...] --output OUT [flags] INPUT",
@@ -206,16 +208,47 @@ short of disk does not evict it) and unpinned once the output is verified;
 			}
 			job := cfg.job(args[0], output)
 			job.Force, job.Cleanup = force, cleanup
+			var jm *jobMetrics
+			if metricsFile != "" || metricsListen != "" {
+				jm = newJobMetrics()
+				job.OnEvent = jm.event
+			}
+			if metricsListen != "" {
+				stop, err := jm.serve(cmd.Context(), metricsListen, cmd.ErrOrStderr())
+				if err != nil {
+					return failed(err)
+				}
+				defer stop()
+			}
 			sum, err := master.Encode(cmd.Context(), job)
 			if perr := a.printSummary(sum, err); perr != nil {
 				return perr
+			}
+			if metricsFile != "" {
+				if werr := writeReport(metricsFile, jm.report(sum, jobState(cfg, job, sum), err)); werr != nil && err == nil {
+					err = werr
+				}
 			}
 			return failed(err)
 		},
 	}
 	a.jobFlags(cmd, &output, &force, true)
-	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "delete the job's shards from the workers once the output is verified")
+	f := cmd.Flags()
+	f.BoolVar(&cleanup, "cleanup", false, "delete the job's shards from the workers once the output is verified")
+	f.StringVar(&metricsFile, "metrics-file", "", "write a JSON report of the job here at its end (per chunk: worker, encode time, sizes, attempts, quality; and totals)")
+	f.StringVar(&metricsListen, "metrics-listen", "", "serve the job's progress as Prometheus metrics at http://ADDR/metrics while it runs")
 	return cmd
+}
+
+// jobState is the chunk map a job left, for its report; nil when there is
+// none (the job failed before its split was saved).
+func jobState(cfg JobConfig, job master.JobConfig, sum master.Summary) *master.JobState {
+	id := cmp.Or(sum.VideoID, job.VideoID, master.DefaultVideoID(job.Input))
+	state, err := master.LoadState(cfg.StateDir, id)
+	if err != nil {
+		return nil
+	}
+	return state
 }
 
 func (a *app) reconstructCmd() *cobra.Command {

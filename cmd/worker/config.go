@@ -38,6 +38,9 @@ type Config struct {
 	Server grpcapi.Config
 	TLS    TLSConfig  // security.go
 	Auth   AuthConfig // security.go
+	// Log and Metrics are keys log.* and metrics.* (observability.go).
+	Log     LogConfig
+	Metrics MetricsConfig
 	// Insecure allows listening beyond loopback with neither TLS nor auth.
 	Insecure bool
 }
@@ -65,6 +68,7 @@ func defaultConfig() Config {
 		FFmpeg:        encode.DefaultFFmpegConfig(),
 		Simulated:     encode.DefaultSimulatedConfig(),
 		Server:        grpcapi.DefaultConfig(),
+		Log:           LogConfig{Format: "text", Level: "info"},
 	}
 }
 
@@ -131,6 +135,11 @@ func keys(cfg *Config) []key {
 		stringsKey("auth.tokens", &cfg.Auth.Tokens),
 		stringKey("auth.tokens_file", &cfg.Auth.TokensFile),
 		boolKey("insecure", &cfg.Insecure),
+		// Logs, metrics and profiles (observability.go).
+		oneOfKey("log.format", &cfg.Log.Format, logFormats...),
+		oneOfKey("log.level", &cfg.Log.Level, logLevels...),
+		stringKey("metrics.listen", &cfg.Metrics.Listen),
+		boolKey("metrics.pprof", &cfg.Metrics.Pprof),
 	}
 }
 
@@ -218,6 +227,7 @@ func loadConfig(v *viper.Viper) (Config, error) {
 		"must not exceed limits.upload_timeout")
 	r.check("health.ttl", srv.HealthTTL > 0, "must be positive")
 	checkSecurity(r, cfg)
+	checkMetrics(r, cfg)
 	if len(r.errs) > 0 {
 		return Config{}, errors.Join(r.errs...)
 	}

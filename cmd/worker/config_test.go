@@ -184,6 +184,11 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		wantKey    string
 	}{
 		{"unknown top-level key", "listne: 1.2.3.4:5\n", nil, "listne"},
+		{"bad log format", "log: {format: xml}\n", nil, "log.format"},
+		{"bad log level", "log: {level: loud}\n", nil, "log.level"},
+		{"bad metrics address", "metrics: {listen: localhost}\n", nil, "metrics.listen"},
+		{"pprof without metrics", "metrics: {pprof: true}\n", nil, "metrics.pprof: needs metrics.listen"},
+		{"public pprof", "metrics: {listen: 0.0.0.0:9091, pprof: true}\n", nil, "metrics.pprof: metrics.listen"},
 		{"unknown nested key", "ffmpeg: {codec: libx264}\n", nil, "ffmpeg.codec"},
 		{"bad encoder", "encoder: gpu\n", nil, "encoder"},
 		{"bad crf", "ffmpeg: {crf: high}\n", nil, "ffmpeg.crf"},

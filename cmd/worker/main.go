@@ -105,7 +105,7 @@ func newEncoder(cfg Config, tempDir string, log *slog.Logger) (encode.Encoder, s
 }
 
 func run(ctx context.Context, cfg Config) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log := newLogger(cfg.Log, os.Stderr)
 	// Registered first: a signal from now on means a graceful stop.
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
@@ -141,7 +141,12 @@ func run(ctx context.Context, cfg Config) error {
 
 	memLimit := setMemoryLimit(srv, log)
 
-	opts := srv.GRPCOptions(grpcapi.WithAuth(auth))
+	srvOpts := []grpcapi.Option{grpcapi.WithAuth(auth)}
+	m := workerMetrics(cfg, srv, store, codec)
+	if m != nil {
+		srvOpts = append(srvOpts, m.ServerOptions()...)
+	}
+	opts := srv.GRPCOptions(srvOpts...)
 	if creds != nil {
 		opts = append(opts, grpc.Creds(creds))
 	}
@@ -156,6 +161,14 @@ func run(ctx context.Context, cfg Config) error {
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	waitMetrics, err := startMetrics(ctx, cfg.Metrics, m, gs, log)
+	if err != nil {
+		return err
+	}
+	// Metrics are served while chunks drain; deferred last, cancel ends
+	// them before waitMetrics waits.
+	defer waitMetrics()
 	defer cancel()
 	go srv.Run(ctx)
 	go watchHealth(ctx, srv, healthSrv, min(5*time.Second, srvCfg.HealthTTL), log)
