@@ -32,7 +32,7 @@ type VerifiedReader struct {
 	d    *digest
 	by   string // who reads, for the quarantine's reason and log
 	key  chunkKey
-	left int64  // bytes the metadata says are still to come
+	left int64 // bytes the metadata says are still to come
 	// err, once set, is what every Read returns: io.EOF after a verified
 	// end, a *CorruptError, or errReaderClosed.
 	err error
