@@ -62,6 +62,10 @@ func toStatus(err error) error {
 		code = codes.DataLoss
 	case errors.Is(err, storage.ErrNotFound):
 		code = codes.NotFound
+	case errors.Is(err, storage.ErrBusy):
+		// The chunk is being written: the same call succeeds once that is
+		// over, which is the client's to wait for, not a load to back off.
+		code = codes.FailedPrecondition
 	case errors.Is(err, errTooLarge), errors.Is(err, errBusy), errors.Is(err, storage.ErrNoSpace):
 		code = codes.ResourceExhausted
 	case errors.Is(err, errUnauthenticated):

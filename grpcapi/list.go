@@ -3,6 +3,10 @@ package grpcapi
 import (
 	"context"
 	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -26,16 +30,22 @@ func (s *Server) ListShards(ctx context.Context, req *pb.ListShardsRequest) (*pb
 		return nil, toStatus(invalidf("page_size %d is negative: 0 lists everything, 1 to %d a page of that many chunks",
 			size, maxListPage))
 	}
-	after, err := parsePageToken(req.GetPageToken(), video)
+	filter, err := listFilter(req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	after, err := parsePageToken(req.GetPageToken(), video, filter)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	resp := &pb.ListShardsResponse{Success: true, WorkerId: s.cfg.WorkerID}
 	l := &listing{budget: s.cfg.MaxMessageBytes - listHeadroom - len(s.cfg.WorkerID)}
+	q := storage.PageOptions{VideoID: video, After: after, Brief: true, Filter: filter}
 	if size == 0 {
-		err = s.listAll(ctx, video, after, l)
+		err = s.listAll(ctx, q, l)
 	} else {
-		resp.NextPageToken, err = s.listPage(video, after, min(int(size), maxListPage), l)
+		q.Limit = min(int(size), maxListPage)
+		resp.NextPageToken, err = s.listPage(q, l)
 	}
 	if err != nil {
 		return nil, toStatus(err)
@@ -58,11 +68,43 @@ const (
 	listHeadroom = 1 << 10
 )
 
-// listPage fills l with at most limit chunks after after (nil: from the
-// first), fewer if the message limit says so, and returns the token of the
-// next page ("" if this is the last).
-func (s *Server) listPage(video string, after *storage.ChunkRef, limit int, l *listing) (string, error) {
-	page, err := s.store.ListPage(storage.PageOptions{VideoID: video, After: after, Limit: limit, Brief: true})
+// maxFilterLen bounds the video_codec and encoder filters: the names are
+// short.
+const maxFilterLen = 256
+
+// listFilter is the filters a ListShards request sets.
+func listFilter(req *pb.ListShardsRequest) (storage.Filter, error) {
+	f := storage.Filter{VideoCodec: req.GetVideoCodec(), Encoder: req.GetEncoder()}
+	for _, v := range []struct{ name, val string }{{"video_codec", f.VideoCodec}, {"encoder", f.Encoder}} {
+		if len(v.val) > maxFilterLen || !utf8.ValidString(v.val) || strings.ContainsRune(v.val, 0) {
+			return f, invalidf("%s filter is not a codec or encoder name (UTF-8, no NUL, at most %d bytes)", v.name, maxFilterLen)
+		}
+	}
+	for _, v := range []struct {
+		name string
+		sec  int64
+		to   *time.Time
+	}{{"processed_after", req.GetProcessedAfter(), &f.ProcessedAfter}, {"processed_before", req.GetProcessedBefore(), &f.ProcessedBefore}} {
+		switch {
+		case v.sec < 0:
+			return f, invalidf("%s %d is negative: Unix seconds, or 0 for no bound", v.name, v.sec)
+		case v.sec > maxFilterSeconds:
+			return f, invalidf("%s %d is past the year 2262: Unix seconds, not milliseconds", v.name, v.sec)
+		case v.sec > 0:
+			*v.to = time.Unix(v.sec, 0)
+		}
+	}
+	return f, nil
+}
+
+// maxFilterSeconds is the last second the store's nanosecond times reach.
+const maxFilterSeconds = math.MaxInt64 / int64(time.Second)
+
+// listPage fills l with at most q.Limit chunks after q.After (nil: from
+// the first), fewer if the message limit says so, and returns the token of
+// the next page ("" if this is the last).
+func (s *Server) listPage(q storage.PageOptions, l *listing) (string, error) {
+	page, err := s.store.ListPage(q)
 	if err != nil {
 		return "", err
 	}
@@ -82,7 +124,7 @@ func (s *Server) listPage(video string, after *storage.ChunkRef, limit int, l *l
 	if !ok {
 		return "", fmt.Errorf("list shards: %w: one chunk's entry exceeds the %d-byte message limit", errTooLarge, s.cfg.MaxMessageBytes)
 	}
-	return pageToken(video, last), nil
+	return pageToken(q.VideoID, q.Filter, last), nil
 }
 
 // listBatch is the chunks listAll takes from the store at a time, so that
@@ -96,9 +138,10 @@ const listBatch = maxListPage
 // everything. The store is read in batches, each after the last chunk of
 // the one before, so chunks committed or removed meanwhile are listed at
 // most once, as a paging client sees them.
-func (s *Server) listAll(ctx context.Context, video string, after *storage.ChunkRef, l *listing) error {
+func (s *Server) listAll(ctx context.Context, q storage.PageOptions, l *listing) error {
+	q.Limit = listBatch
 	for {
-		page, err := s.store.ListPage(storage.PageOptions{VideoID: video, After: after, Limit: listBatch, Brief: true})
+		page, err := s.store.ListPage(q)
 		if err != nil {
 			return err
 		}
@@ -118,7 +161,7 @@ func (s *Server) listAll(ctx context.Context, video string, after *storage.Chunk
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("list shards: %w", err)
 		}
-		after = &last
+		q.After = &last
 	}
 }
 

@@ -43,10 +43,16 @@
 #   share    cmd/master BenchmarkMasterCPUShare           3-minute 480p job, 2 ffmpeg workers at veryfast: master CPU /
 #                                                         workers' CPU (<= 0.05), lowest worker busy share (>= 95%)
 #                                                         (optional, not in the default set)
+#   index    cmd/worker BenchmarkStore1M                  1,000,000 chunks, SQLite index: Open with a clean index (<= 3 s),
+#                                                         beside the full rebuild from JSON; ListShards of a 10,000-chunk
+#                                                         video and pages of 1,000: p50, p99 (<= 50 ms) (optional, ~10 min
+#                                                         and ~9 GB in TMPDIR; not in the default set)
+#            grpcapi BenchmarkProcessChunkIndex           ProcessChunk MB/s, 1 MiB simulated chunks, SQLite index / memory
+#                                                         index (>= 0.9)
 #   extra    storage BenchmarkCommit64MiB, encode BenchmarkSimulated64MiB and
 #            BenchmarkFFmpegDirectVsEncoder (ns/op pairs, no interleaving)
 #
-# Usage: scripts/bench.sh [ffmpeg|ingest|getshard|download|limits|master|longgop|verify|state|farm|share|extra|profile ...]   (default: all but farm, share, profile)
+# Usage: scripts/bench.sh [ffmpeg|ingest|getshard|download|limits|master|longgop|verify|state|farm|share|index|extra|profile ...]   (default: all but farm, share, index, profile)
 # Environment:
 #   BENCH_OUT=DIR                         where raw outputs and profiles go (default: a new temp dir)
 #   BENCH_PROFILE=1                       also CPU-profile the simulated unary and streamed ingest
@@ -76,8 +82,8 @@ fi
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for p in "${parts[@]}"; do
-	case $p in ffmpeg | ingest | getshard | download | limits | master | longgop | verify | state | farm | share | extra | profile) ;; *)
-		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, getshard, download, limits, master, longgop, verify, state, farm, share, extra, profile)" >&2
+	case $p in ffmpeg | ingest | getshard | download | limits | master | longgop | verify | state | farm | share | index | extra | profile) ;; *)
+		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, getshard, download, limits, master, longgop, verify, state, farm, share, index, extra, profile)" >&2
 		exit 2
 		;;
 	esac
@@ -160,6 +166,10 @@ if want farm; then
 fi
 if want share; then
 	bench_optional share ./cmd/master/ 'BenchmarkMasterCPUShare$' -benchtime=1x -timeout 30m
+fi
+if want index; then
+	bench_required index ./cmd/worker/ 'BenchmarkStore1M$' -benchtime=1x -timeout 60m
+	bench_required index-write ./grpcapi/ 'BenchmarkProcessChunkIndex$' -benchtime=1x
 fi
 if want extra; then
 	bench_optional storage ./storage/ 'BenchmarkCommit64MiB$' -benchtime=10x -count=3
@@ -314,6 +324,18 @@ if want share; then
 	r=$(metric "$f" $B master/workers-cpu) b=$(metric "$f" $B lowest-busy-%)
 	row "3-min 480p job: master CPU / workers' CPU" "" "" "$r" "<= 0.05" "$(verdict "$r" '<=' 0.05)"
 	row "  lowest worker busy %" "$b" "" "" ">= 95" "$(verdict "$b" '>=' 95)"
+fi
+if want index; then
+	f=$out/index.txt B=BenchmarkStore1M
+	o=$(metric "$f" $B open-s)
+	row "1M chunks: Open, clean SQLite index" "$o s" "rebuild $(metric "$f" $B rebuild-s) s" "" "<= 3 s" "$(verdict "$o" '<=' 3)"
+	for q in video page; do
+		p50=$(metric "$f" $B $q-p50-ms) p99=$(metric "$f" $B $q-p99-ms)
+		row "  ListShards $q (10,000 / 1,000 chunks) p50, p99" "$p50 ms" "$p99 ms" "" "<= 50 ms" "$(verdict "$p99" '<=' 50)"
+	done
+	r=$(metric "$out/index-write.txt" BenchmarkProcessChunkIndex sqlite/memory)
+	row "ProcessChunk 1 MiB: SQLite / memory index" "$(metric "$out/index-write.txt" BenchmarkProcessChunkIndex sqlite-MB/s) MB/s" \
+		"$(metric "$out/index-write.txt" BenchmarkProcessChunkIndex memory-MB/s) MB/s" "$r" ">= 0.9" "$(verdict "$r" '>=' 0.9)"
 fi
 if want extra; then
 	# Medians of the -count runs' MB/s (storage) and the ns/op pair (encode).

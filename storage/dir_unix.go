@@ -454,3 +454,12 @@ func isNotDir(err error) bool { return errors.Is(err, unix.ENOTDIR) }
 
 // forceWalk makes r walk paths as without openat2.
 func (r *resolver) forceWalk() { r.walk.Store(true) }
+
+// changeTime is fi's status change time (ctime) in Unix nanoseconds, which
+// every change to a directory's entries moves forward; 0 if unknown.
+func changeTime(fi fs.FileInfo) int64 {
+	if st, ok := fi.Sys().(*unix.Stat_t); ok {
+		return st.Ctim.Nano()
+	}
+	return 0
+}

@@ -10,6 +10,7 @@
 //	<root>/.tmp/                                         scratch for callers (TempDir)
 //	<root>/.quarantine/<time>-<video_id>_chunk_<n>/      what was taken out of the store (QuarantineDir)
 //	<root>/.lock                                         held by a Store opened with Options.Lock
+//	<root>/.index/index.db, clean                        the SQLite index (Options.Index) and its clean marker
 //	<root>/.pins/<video_id>                              an empty file: the video is pinned (Pin)
 //
 // Video ids are restricted (ValidateVideoID) so that an id is always exactly
@@ -33,8 +34,9 @@
 //
 // # Reading
 //
-// Open reads every metadata file once and keeps the committed chunks in an
-// in-memory index, sorted by video id and chunk index as they are added;
+// Open reads every metadata file once (unless a clean SQLite index makes
+// that unnecessary, see The index) and keeps the committed chunks in an
+// index, sorted by video id and chunk index as they are added;
 // Lookup, List, ListPage and VideoMetadata answer from it without touching
 // the disk, and only a chunk whose shard was checked at Open (or that this
 // Store committed) is listed. ListPage pages through the listing from a
@@ -45,6 +47,36 @@
 // and metadata directories hold. OpenVerified opens a committed shard for
 // a verified read, OpenShard for a plain one; ResolveLocation maps a client-supplied location back to a chunk, refusing
 // anything that is not a shard path inside the root.
+//
+// # The index
+//
+// The metadata files are the truth; the index is derived from them. With
+// IndexMemory it is built at every Open. With IndexSQLite (the default) it
+// is an SQLite database in <root>/.index (pure Go, modernc.org/sqlite;
+// WAL, no fsync: it is never the only copy of anything), which answers
+// Lookup, ListPage and VideoMetadata directly, so that Open need not
+// read every metadata file. Close writes the database out, fsyncs it and
+// leaves a clean marker recording its size, Usage and a fingerprint of
+// metadata/ and the video directories (their inode, mtime and ctime);
+// Open removes the marker before anything changes. Open uses the
+// database only if the marker is there, is of this schema version, and
+// the fingerprint and size still match; otherwise (a crash, a file added
+// or removed by hand, a truncated or foreign database, Options.Reindex)
+// it rebuilds it from the files, logging why. Rows are checked as they
+// are read (a valid chunk, metadata naming it), shard paths are made from
+// the root, never read; a failed index write makes Close leave no marker,
+// so the next Open rebuilds. Files rewritten in place while the store is
+// closed are not seen (readers still check each shard's size).
+//
+// # Deleting, usage and recency
+//
+// Delete and DeleteVideo remove the metadata first (then fsync metadata/),
+// then the shard, then the index entry, under the chunk's lock; they are
+// idempotent and refuse (ErrBusy) a chunk with a Pending. For an eviction
+// policy: Usage (chunks and shard bytes, kept as they change),
+// LeastRecentlyRead (recency is the last OpenVerified/OpenShard, starting
+// at the commit; persisted by IndexSQLite at most a second late, with an
+// index on it) and InUse (an open reader, a Pending).
 //
 // # Integrity
 //
@@ -108,7 +140,8 @@
 // One Store per root: Open removes temporary files, including those of a
 // live Store on the same root; Options.Lock makes a second Open fail
 // instead. The index is built at Open, so files changed on disk by hand are
-// seen only after reopening (OpenShard and OpenVerified do check that the
+// seen only after reopening (a clean SQLite index: only if they changed a
+// directory) (OpenShard and OpenVerified do check that the
 // file still has the recorded size). Open checks each shard's size, not its
 // checksum; that is the readers' and Scrub's job. A case-insensitive filesystem would let videos "A" and "a"
 // collide. The failure-atomic replace uses hard links; on a filesystem

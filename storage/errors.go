@@ -24,6 +24,10 @@ var (
 	// ErrLocked is returned by Open with Options.Lock when another process
 	// holds the root's lock file.
 	ErrLocked = errors.New("store is in use by another process")
+	// ErrBusy is returned by Delete and DeleteVideo for a chunk that is
+	// being written (a Pending from Create has not committed or aborted):
+	// nothing was removed; retry once the write is over.
+	ErrBusy = errors.New("chunk is being written")
 	// ErrSymlink is returned when a path in the store is, or passes
 	// through, a symlink. The store never follows one: whoever can write
 	// the root could plant it to redirect the worker's reads and writes

@@ -105,10 +105,10 @@ func (x *index) video(id string) []Metadata {
 }
 
 // page returns, in order and uncloned, at most limit chunks (0: no limit)
-// of video (""; every video) that sort after after (nil: from the first),
-// and whether more follow. With brief, each chunk holds only what
-// PageOptions.Brief says.
-func (x *index) page(video string, after *ChunkRef, limit int, brief bool) (videos []Video, more bool) {
+// of video (""; every video) that sort after after (nil: from the first)
+// and that match (nil: all), and whether another matching chunk follows.
+// With brief, each chunk holds only what PageOptions.Brief says.
+func (x *index) page(video string, after *ChunkRef, limit int, brief bool, match func(*Metadata) bool) (videos []Video, more bool) {
 	ids := x.ids
 	if video != "" {
 		ids = nil
@@ -132,31 +132,41 @@ func (x *index) page(video string, after *ChunkRef, limit int, brief bool) (vide
 	n := 0
 	for ; v < len(ids); v, first = v+1, 0 {
 		vc := x.videos[ids[v]]
-		if first >= len(vc.order) {
-			continue
-		}
-		if limit > 0 && n == limit {
-			return videos, true
-		}
-		order := vc.order[first:]
-		if limit > 0 {
-			order = order[:min(len(order), limit-n)]
-		}
-		chunks := make([]Metadata, len(order))
-		for i, c := range order {
-			if m := &chunks[i]; brief {
-				full := vc.byIndex[c]
-				m.VideoID, m.ChunkIndex, m.ShardLocation = full.VideoID, full.ChunkIndex, full.ShardLocation
-				m.EncodedSize, m.ChecksumSHA256 = full.EncodedSize, full.ChecksumSHA256
-			} else {
-				*m = vc.byIndex[c]
+		var chunks []Metadata
+		for _, c := range vc.order[first:] {
+			full := vc.byIndex[c]
+			if match != nil && !match(&full) {
+				continue
 			}
+			if limit > 0 && n == limit {
+				if len(chunks) > 0 {
+					videos = append(videos, Video{ID: ids[v], Chunks: chunks})
+				}
+				return videos, true
+			}
+			if chunks == nil {
+				hint := len(vc.order) - first
+				if limit > 0 {
+					hint = min(hint, limit-n)
+				}
+				chunks = make([]Metadata, 0, hint)
+			}
+			m := full
+			if brief {
+				m = briefMetadata(full)
+			}
+			chunks = append(chunks, m)
+			n++
 		}
-		videos = append(videos, Video{ID: ids[v], Chunks: chunks})
-		n += len(chunks)
-		if first+len(order) < len(vc.order) {
-			return videos, true // the limit cut this video
+		if len(chunks) > 0 {
+			videos = append(videos, Video{ID: ids[v], Chunks: chunks})
 		}
 	}
 	return videos, false
+}
+
+// briefMetadata is m with only what PageOptions.Brief keeps.
+func briefMetadata(m Metadata) Metadata {
+	return Metadata{VideoID: m.VideoID, ChunkIndex: m.ChunkIndex, ShardLocation: m.ShardLocation,
+		EncodedSize: m.EncodedSize, ChecksumSHA256: m.ChecksumSHA256}
 }

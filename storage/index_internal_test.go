@@ -44,7 +44,7 @@ func TestIndex_MatchesModel(t *testing.T) {
 			model[r] = true
 		}
 		want := sorted()
-		all, more := x.page("", nil, 0, false)
+		all, more := x.page("", nil, 0, false, nil)
 		if got := flat(all); more || !slices.Equal(got, want) {
 			t.Fatalf("step %d: listing %v more=%v, want %v", step, got, more, want)
 		}
@@ -65,7 +65,7 @@ func TestIndex_MatchesModel(t *testing.T) {
 		if limit > 0 && len(rest) > limit {
 			wantPage, wantMore = rest[:limit], true
 		}
-		page, more := x.page("", &after, limit, false)
+		page, more := x.page("", &after, limit, false, nil)
 		if got := flat(page); more != wantMore || !slices.Equal(got, wantPage) {
 			t.Fatalf("step %d: page after %v limit %d = %v more=%v, want %v more=%v", step, after, limit, got, more, wantPage, wantMore)
 		}
@@ -75,7 +75,7 @@ func TestIndex_MatchesModel(t *testing.T) {
 	for r := range model {
 		metas[chunkKey{r.VideoID, r.ChunkIndex}] = Metadata{VideoID: r.VideoID, ChunkIndex: r.ChunkIndex}
 	}
-	built, _ := buildIndex(metas).page("", nil, 0, false)
+	built, _ := buildIndex(metas).page("", nil, 0, false, nil)
 	if got := flat(built); !slices.Equal(got, sorted()) {
 		t.Fatalf("buildIndex listing %v, want %v", got, sorted())
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/json"
 	"math"
+	"time"
 )
 
 // Metadata is one committed chunk, stored as
@@ -113,4 +114,25 @@ func posInfIfNil(v *float64) float64 {
 		return math.Inf(1)
 	}
 	return *v
+}
+
+// ProcessedAt is when the chunk was committed (Timestamp), the zero time
+// if Timestamp does not parse.
+func (m Metadata) ProcessedAt() time.Time {
+	at := processedAt(m)
+	if at == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, at).UTC()
+}
+
+// processedAt is ProcessedAt in Unix nanoseconds, 0 if unknown: what the
+// indexes store, filter on and start the recency of a chunk with.
+func processedAt(m Metadata) int64 {
+	for _, layout := range []string{timestampLayout, time.RFC3339Nano, "2006-01-02T15:04:05.999999"} {
+		if t, err := time.Parse(layout, m.Timestamp); err == nil {
+			return t.UnixNano()
+		}
+	}
+	return 0
 }

@@ -19,16 +19,17 @@ import (
 // under 4 KiB.
 const maxMetadataBytes = 1 << 20
 
-// load builds the index from disk, removing temporary files, resolving
-// interrupted replaces and quarantining what cannot be indexed on the way.
-func (s *Store) load() error {
+// load reads the committed chunks from disk, removing temporary files,
+// resolving interrupted replaces and quarantining what cannot be indexed on
+// the way.
+func (s *Store) load() (map[chunkKey]Metadata, error) {
 	metas, err := s.readMetadataDir()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	shards, backups, err := s.scanVideoDirs()
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	var refused []chunkKey // out of metas once the shards without metadata are known
@@ -36,7 +37,7 @@ func (s *Store) load() error {
 		ok, err := s.checkChunk(key, m, shards[key], backups[key])
 		delete(backups, key)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !ok {
 			refused = append(refused, key)
@@ -53,7 +54,7 @@ func (s *Store) load() error {
 				s.removeLeftover(vd, b)
 			}
 		}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for key := range shards {
@@ -64,14 +65,13 @@ func (s *Store) load() error {
 			s.quarantineAtOpen(key.video+"_chunk_"+strconv.Itoa(key.chunk), "shard has no metadata", "",
 				storeFile{vd, shardName(key.chunk)})
 		}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, key := range refused {
 		delete(metas, key)
 	}
-	s.index = buildIndex(metas)
-	return nil
+	return metas, nil
 }
 
 // checkChunk reports whether the chunk with metadata m can be indexed: its

@@ -32,6 +32,7 @@ func (s *Store) Create(videoID string, chunkIndex int) (*Pending, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create %s chunk %d: %w", videoID, chunkIndex, noSpace(err))
 	}
+	s.writing.add(chunkKey{videoID, chunkIndex}, 1)
 	return &Pending{
 		s:       s,
 		videoID: videoID,
@@ -220,6 +221,7 @@ func (p *Pending) Commit(meta Metadata) (Metadata, error) {
 		return Metadata{}, fmt.Errorf("commit %s: %w", p, os.ErrClosed)
 	}
 	p.done = true
+	defer p.s.writing.add(chunkKey{p.videoID, p.chunk}, -1)
 	m, err := p.commit(meta)
 	if err != nil {
 		p.discard()
@@ -235,6 +237,7 @@ func (p *Pending) Abort() error {
 		return nil
 	}
 	p.done = true
+	defer p.s.writing.add(chunkKey{p.videoID, p.chunk}, -1)
 	if err := p.discard(); err != nil {
 		return fmt.Errorf("abort %s: %w", p, err)
 	}
@@ -355,7 +358,8 @@ func (p *Pending) writeMetadata(meta Metadata) (Metadata, error) {
 func (p *Pending) rolledBack(err error) error {
 	var u *undoError
 	if errors.As(err, &u) {
-		p.s.drop(p.videoID, p.chunk)
+		p.s.dirty.Store(true)
+		p.s.drop(chunkKey{p.videoID, p.chunk})
 		p.s.log.Error("rollback failed; chunk no longer served until the store is reopened",
 			"video_id", p.videoID, "chunk_index", p.chunk, "err", err)
 	}

@@ -160,11 +160,14 @@ func (s *Store) foundCorrupt(ce *CorruptError, by string) *CorruptError {
 func (s *Store) quarantine(key chunkKey, want *Metadata, reason, foundBy string) (string, bool, error) {
 	unlock := s.locks.lock(key)
 	defer unlock()
-	cur, ok := s.get(key.video, key.chunk)
+	cur, ok, err := s.get(key)
+	if err != nil {
+		return "", false, fmt.Errorf("quarantine %s chunk %d: %w", key.video, key.chunk, err)
+	}
 	if !ok || want != nil && !sameVersion(cur, *want) {
 		return "", false, fmt.Errorf("quarantine %s chunk %d: %w (replaced or already quarantined)", key.video, key.chunk, ErrNotFound)
 	}
-	defer s.drop(key.video, key.chunk)
+	defer s.drop(key)
 	if foundBy != "" {
 		s.corrupted.Add(1)
 	}
@@ -185,6 +188,7 @@ func (s *Store) quarantine(key chunkKey, want *Metadata, reason, foundBy string)
 	}
 	dir, err := s.moveToQuarantine(key.video+"_chunk_"+strconv.Itoa(key.chunk), reason, files...)
 	if err = errors.Join(err, verr); err != nil {
+		s.dirty.Store(true) // what the move left is for the next Open to sort out
 		s.log.Error("cannot quarantine chunk; no longer served until the store is reopened",
 			"video_id", key.video, "chunk_index", key.chunk, "reason", reason, "err", err)
 		return dir, true, fmt.Errorf("quarantine %s chunk %d: %w", key.video, key.chunk, noSpace(err))

@@ -1,12 +1,15 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Video is one video's committed chunks.
@@ -22,8 +25,11 @@ func (s *Store) Lookup(videoID string, chunkIndex int) (Metadata, error) {
 	if err := validateKey(videoID, chunkIndex); err != nil {
 		return Metadata{}, fmt.Errorf("lookup: %w", err)
 	}
-	m, ok := s.get(videoID, chunkIndex)
-	if !ok {
+	m, ok, err := s.get(chunkKey{videoID, chunkIndex})
+	switch {
+	case err != nil:
+		return Metadata{}, fmt.Errorf("lookup %s chunk %d: %w", videoID, chunkIndex, err)
+	case !ok:
 		return Metadata{}, fmt.Errorf("lookup %s chunk %d: %w", videoID, chunkIndex, ErrNotFound)
 	}
 	return m, nil
@@ -41,15 +47,30 @@ func (s *Store) Lookup(videoID string, chunkIndex int) (Metadata, error) {
 // Nothing is verified beyond that, and nothing is quarantined: a reader
 // that serves the bytes uses OpenVerified, which checks them as they are
 // read and takes a corrupt version out of the store.
-func (s *Store) OpenShard(videoID string, chunkIndex int) (*os.File, Metadata, error) {
+func (s *Store) OpenShard(videoID string, chunkIndex int) (*ShardFile, Metadata, error) {
 	if err := validateKey(videoID, chunkIndex); err != nil {
 		return nil, Metadata{}, fmt.Errorf("open shard: %w", err)
 	}
-	f, m, err := s.openCommitted(chunkKey{videoID, chunkIndex}, nil)
+	key := chunkKey{videoID, chunkIndex}
+	f, m, err := s.openCommitted(key, nil)
 	if err != nil {
 		return nil, Metadata{}, fmt.Errorf("open shard: %w", err)
 	}
-	return f, m, nil
+	s.index.touch(key, s.now().UnixNano())
+	return &ShardFile{File: f, release: sync.OnceFunc(func() { s.reading.add(key, -1) })}, m, nil
+}
+
+// ShardFile is a shard opened by OpenShard. While it is open the chunk is
+// in use (InUse); Close ends that.
+type ShardFile struct {
+	*os.File
+	release func()
+}
+
+// Close closes the file.
+func (f *ShardFile) Close() error {
+	f.release()
+	return f.File.Close()
 }
 
 // openVersion opens the shard m describes, relative to the root and
@@ -121,8 +142,8 @@ func (s *Store) ResolveLocation(location string) (videoID string, chunkIndex int
 	if !ok {
 		return "", 0, fmt.Errorf("resolve location %q: %w: not <video_id>/chunk_<n>.shard", location, ErrInvalid)
 	}
-	if _, ok := s.get(video, n); !ok {
-		return "", 0, fmt.Errorf("resolve location %q: %w", location, ErrNotFound)
+	if _, ok, err := s.get(chunkKey{video, n}); err != nil || !ok {
+		return "", 0, fmt.Errorf("resolve location %q: %w", location, cmp.Or(err, ErrNotFound))
 	}
 	return video, n, nil
 }
@@ -189,6 +210,34 @@ type PageOptions struct {
 	// shows: VideoID, ChunkIndex, ShardLocation, EncodedSize and
 	// ChecksumSHA256. Such a page costs a fraction of a full one to make.
 	Brief bool
+	// Filter lists only the chunks it matches; the zero Filter matches all.
+	// More and After work as without one.
+	Filter Filter
+}
+
+// Filter selects chunks by their metadata. A chunk matches when it matches
+// every field set; the zero Filter matches every chunk.
+type Filter struct {
+	// VideoCodec and Encoder match Metadata.VideoCodec and Encoder exactly.
+	VideoCodec, Encoder string
+	// ProcessedAfter and ProcessedBefore bound the commit time (ProcessedAt),
+	// both exclusive; the zero time is no bound.
+	ProcessedAfter, ProcessedBefore time.Time
+}
+
+// IsZero reports whether f matches every chunk.
+func (f Filter) IsZero() bool { return f == Filter{} }
+
+func (f Filter) match(m *Metadata) bool {
+	if f.VideoCodec != "" && m.VideoCodec != f.VideoCodec || f.Encoder != "" && m.Encoder != f.Encoder {
+		return false
+	}
+	if f.ProcessedAfter.IsZero() && f.ProcessedBefore.IsZero() {
+		return true
+	}
+	at := processedAt(*m)
+	return (f.ProcessedAfter.IsZero() || at > f.ProcessedAfter.UnixNano()) &&
+		(f.ProcessedBefore.IsZero() || at < f.ProcessedBefore.UnixNano())
 }
 
 // Page is a part of the listing.
@@ -235,15 +284,9 @@ func (s *Store) ListPage(opts PageOptions) (Page, error) {
 	if opts.Limit < 0 {
 		return Page{}, fmt.Errorf("list: %w: limit %d is negative", ErrInvalid, opts.Limit)
 	}
-	s.mu.RLock()
-	videos, more := s.index.page(opts.VideoID, opts.After, opts.Limit, opts.Brief)
-	s.mu.RUnlock()
-	if !opts.Brief { // a brief chunk shares nothing mutable
-		for _, v := range videos {
-			for i := range v.Chunks {
-				v.Chunks[i] = cloneMetadata(v.Chunks[i])
-			}
-		}
+	videos, more, err := s.index.page(opts)
+	if err != nil {
+		return Page{}, fmt.Errorf("list: %w", s.indexFailed(err))
 	}
 	return Page{Videos: videos, More: more}, nil
 }
@@ -256,7 +299,10 @@ func (s *Store) VideoMetadata(videoID string) ([]Metadata, error) {
 	if err := ValidateVideoID(videoID); err != nil {
 		return nil, fmt.Errorf("video metadata: %w", err)
 	}
-	chunks := s.chunks(videoID)
+	chunks, err := s.index.video(videoID)
+	if err != nil {
+		return nil, fmt.Errorf("video metadata %s: %w", videoID, s.indexFailed(err))
+	}
 	if len(chunks) == 0 {
 		return nil, fmt.Errorf("video metadata %s: %w", videoID, ErrNotFound)
 	}

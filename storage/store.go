@@ -39,6 +39,13 @@ type Options struct {
 	// wrapping ErrLocked. Two Stores in one process conflict too. The lock
 	// is not taken on platforms without flock.
 	Lock bool
+	// Index is where the index of committed chunks is kept: IndexSQLite
+	// (""), in <root>/.index, or IndexMemory. See the package
+	// documentation.
+	Index IndexKind
+	// Reindex makes Open rebuild an IndexSQLite index from the metadata
+	// files even if it was closed cleanly.
+	Reindex bool
 
 	// walk makes paths resolve by the fallback walk, as on a kernel
 	// without openat2 (for tests).
@@ -68,10 +75,20 @@ type Store struct {
 	quarantined atomic.Int64 // entries in quarDir
 	corrupted   atomic.Int64 // versions found corrupt since Open (Corrupted)
 
-	// mu guards index and is held only to read or copy map entries, never
-	// during I/O.
-	mu    sync.RWMutex
-	index *index // the committed chunks, sorted
+	index  chunkIndex // the committed chunks
+	sqlite bool       // index is an sqliteIndex
+	idxDir *Dir       // <root>/.index, with an sqliteIndex
+	// dirty is set when the index may no longer be what the files say (an
+	// index write failed, a rollback or a move failed): Close then leaves
+	// no clean marker, and the next Open rebuilds.
+	dirty atomic.Bool
+	// usedBytes and usedChunks are Usage, kept as chunks come and go.
+	usedBytes, usedChunks atomic.Int64
+
+	reading useCounts  // open readers per chunk (InUse)
+	writing useCounts  // Pendings per chunk (InUse)
+	closeMu sync.Mutex // serialises Close
+	closed  bool       // guarded by closeMu
 
 	pinMu   sync.Mutex
 	pins    map[string]struct{} // pinned video ids (Pin)
@@ -164,8 +181,8 @@ func Open(opts Options) (s *Store, err error) {
 	if err := s.countQuarantined(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if err := s.load(); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	if err := s.openIndex(opts.Index, opts.Reindex); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", s.root, err)
 	}
 	if err := s.loadPins(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -224,7 +241,7 @@ func symlinkRefusal(paths ...string) error {
 
 func isFixedName(name string) bool {
 	switch name {
-	case metadataDirName, tempDirName, quarantineDirName, lockFileName, pinsDirName:
+	case metadataDirName, tempDirName, quarantineDirName, lockFileName, indexDirName, pinsDirName:
 		return true
 	}
 	return false
@@ -268,20 +285,42 @@ func (s *Store) lock() error {
 	return nil
 }
 
-// Close releases the lock taken for Options.Lock, letting another process
-// open the root; without Lock it does nothing. The Store's methods keep
-// working after Close, but it no longer excludes other processes; its
-// directory handles are released once the Store is no longer referenced.
-// Close is idempotent.
+// Close closes the index and then releases the lock taken for
+// Options.Lock, letting another process open the root. An IndexSQLite
+// index is written out and marked clean, unless it may disagree with the
+// files (see the package documentation), so that the next Open uses it as
+// it is. The caller stops writing first: after Close, methods that use the
+// index fail (IndexSQLite) or keep working (IndexMemory), but no longer
+// exclude other processes. Directory handles are released once the Store
+// is no longer referenced. Close is idempotent.
 func (s *Store) Close() error {
-	s.lockMu.Lock()
-	defer s.lockMu.Unlock()
-	if s.lockFile == nil {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
 		return nil
 	}
-	err := s.lockFile.Close() // closing the descriptor releases the flock
-	s.lockFile = nil
-	if err != nil {
+	s.closed = true
+	var errs []error
+	if s.index != nil {
+		err := s.index.close()
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("close index: %w", err))
+		case s.sqlite && s.dirty.Load():
+			s.log.Warn("index not marked clean: the next start rebuilds it from the metadata files")
+		case s.sqlite:
+			if err := s.writeCleanMarker(); err != nil {
+				errs = append(errs, fmt.Errorf("mark index clean: %w", err))
+			}
+		}
+	}
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	if s.lockFile != nil {
+		errs = append(errs, s.lockFile.Close()) // closing the descriptor releases the flock
+		s.lockFile = nil
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
@@ -381,40 +420,63 @@ func (s *Store) shardPath(videoID string, n int) string {
 	return s.root + string(filepath.Separator) + videoID + string(filepath.Separator) + shardName(n)
 }
 
-// get returns a copy of the indexed metadata of a chunk.
-func (s *Store) get(videoID string, n int) (Metadata, bool) {
-	s.mu.RLock()
-	m, ok := s.index.get(videoID, n)
-	s.mu.RUnlock()
-	if !ok {
-		return Metadata{}, false
+// get returns the indexed metadata of a chunk.
+func (s *Store) get(key chunkKey) (Metadata, bool, error) {
+	m, ok, err := s.index.get(key)
+	if err != nil {
+		return Metadata{}, false, s.indexFailed(err)
 	}
-	return cloneMetadata(m), true
+	return m, ok, nil
 }
 
-// put indexes m, which the caller no longer modifies.
+// put indexes m, which the caller no longer modifies, and counts it in
+// Usage. Its files are committed by then, so a failure is not the
+// caller's: it is logged, and the next Open indexes the chunk.
 func (s *Store) put(m Metadata) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.index.put(m)
-}
-
-// drop removes a chunk from the index.
-func (s *Store) drop(videoID string, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.index.drop(videoID, n)
-}
-
-// chunks returns copies of a video's indexed chunks, sorted by index.
-func (s *Store) chunks(videoID string) []Metadata {
-	s.mu.RLock()
-	out := s.index.video(videoID)
-	s.mu.RUnlock()
-	for i := range out {
-		out[i] = cloneMetadata(out[i])
+	prev, had, err := s.index.put(m)
+	if err != nil {
+		s.log.Error("cannot index a committed chunk; it is listed once the store is reopened",
+			"video_id", m.VideoID, "chunk_index", m.ChunkIndex, "err", s.indexFailed(err))
+		return
 	}
-	return out
+	s.usedBytes.Add(m.EncodedSize - prev)
+	if !had {
+		s.usedChunks.Add(1)
+	}
+}
+
+// drop removes a chunk from the index and from Usage. A failure is logged
+// (the next Open no longer finds the files) and returned.
+func (s *Store) drop(key chunkKey) error {
+	prev, had, err := s.index.drop(key)
+	if err != nil {
+		err = s.indexFailed(err)
+		s.log.Error("cannot remove a chunk from the index; it leaves once the store is reopened",
+			"video_id", key.video, "chunk_index", key.chunk, "err", err)
+		return err
+	}
+	if had {
+		s.usedBytes.Add(-prev)
+		s.usedChunks.Add(-1)
+	}
+	return nil
+}
+
+// setUsage counts what a new index holds.
+func (s *Store) setUsage(metas map[chunkKey]Metadata) {
+	var n int64
+	for _, m := range metas {
+		n += m.EncodedSize
+	}
+	s.usedBytes.Store(n)
+	s.usedChunks.Store(int64(len(metas)))
+}
+
+// indexFailed marks the index as no longer trusted (see dirty) and returns
+// err, as an index error.
+func (s *Store) indexFailed(err error) error {
+	s.dirty.Store(true)
+	return fmt.Errorf("index: %w", err)
 }
 
 // cloneMetadata copies m deeply enough that the copy shares nothing mutable

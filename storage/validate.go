@@ -20,6 +20,7 @@ const (
 	tempDirName       = ".tmp"
 	quarantineDirName = ".quarantine"
 	lockFileName      = ".lock"
+	indexDirName      = ".index"
 )
 
 // ValidateVideoID reports whether id can name a video (chunkid's rules),

@@ -31,7 +31,8 @@ type VerifiedReader struct {
 	m    Metadata
 	d    *digest
 	by   string // who reads, for the quarantine's reason and log
-	left int64  // bytes the metadata says are still to come
+	key  chunkKey
+	left int64 // bytes the metadata says are still to come
 	// err, once set, is what every Read returns: io.EOF after a verified
 	// end, a *CorruptError, or errReaderClosed.
 	err error
@@ -88,7 +89,10 @@ func (s *Store) openVerified(key chunkKey, want *Metadata, level checkLevel, by 
 	case err != nil:
 		return nil, err
 	}
-	return &VerifiedReader{s: s, f: f, m: m, d: verifierFor(m, level), by: by, left: m.EncodedSize}, nil
+	if by != "scrub" { // a scrub is not a use: eviction goes by what clients read
+		s.index.touch(key, s.now().UnixNano())
+	}
+	return &VerifiedReader{s: s, f: f, m: m, d: verifierFor(m, level), by: by, key: key, left: m.EncodedSize}, nil
 }
 
 // openCommitted opens the shard of key's committed version under the
@@ -99,8 +103,10 @@ func (s *Store) openVerified(key chunkKey, want *Metadata, level checkLevel, by 
 func (s *Store) openCommitted(key chunkKey, want *Metadata) (*os.File, Metadata, error) {
 	unlock := s.locks.lock(key)
 	defer unlock()
-	m, ok := s.get(key.video, key.chunk)
+	m, ok, err := s.get(key)
 	switch {
+	case err != nil:
+		return nil, Metadata{}, err
 	case want != nil && (!ok || !sameVersion(m, *want)):
 		return nil, Metadata{}, errVersionGone
 	case !ok:
@@ -110,6 +116,7 @@ func (s *Store) openCommitted(key chunkKey, want *Metadata) (*os.File, Metadata,
 	if err != nil {
 		return nil, Metadata{}, err
 	}
+	s.reading.add(key, 1)
 	return f, m, nil
 }
 
@@ -309,6 +316,7 @@ func (r *VerifiedReader) close() error {
 	}
 	err := r.f.Close()
 	r.f = nil
+	r.s.reading.add(r.key, -1)
 	return err
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/videoshard/videoshard/internal/e2etest"
 	"github.com/videoshard/videoshard/internal/storetest"
 	pb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/storage"
 )
 
 // benchQuantile is the q-quantile of xs (nearest rank).
@@ -182,4 +183,108 @@ func BenchmarkStore100k(b *testing.B) {
 	b.ReportMetric(slices.Max(pageMS), "page-max-ms")
 	b.ReportMetric(benchQuantile(fullMS, 0.5), "unpaged-ms")
 	b.ReportMetric(benchQuantile(fullMB, 0.5), "unpaged-MB")
+}
+
+// BenchmarkStore1M measures the SQLite index on a store of 1,000,000
+// chunks (100 videos of 10,000; VIDEOSHARD_BENCH_1M_VIDEOS changes the
+// videos):
+//
+//   - the rebuild of the index from the metadata files (storage.Open with
+//     Reindex, in this process), the reference;
+//   - storage.Open with the clean index it left (target <= 3 s), and the
+//     real worker's start-up to SERVING on it;
+//   - ListShards of one whole video of 10,000 chunks, and pages of 1,000
+//     through the whole listing: each call's latency (target p50 and p99
+//     <= 50 ms).
+//
+// VIDEOSHARD_BENCH_1M_ROUNDS sets the rounds (default 3), each with a fresh
+// worker process. The store is written straight in the on-disk layout; it
+// takes some 9 GB in TMPDIR, removed at the end.
+func BenchmarkStore1M(b *testing.B) {
+	rounds := benchEnvInt(b, "VIDEOSHARD_BENCH_1M_ROUNDS", 3)
+	videos := benchEnvInt(b, "VIDEOSHARD_BENCH_1M_VIDEOS", 100)
+	const perVideo = 10000
+	root := filepath.Join(b.TempDir(), "store")
+	written := time.Now()
+	chunks, err := storetest.Write(root, storetest.Layout{Videos: videos, ChunksPerVideo: perVideo})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("wrote %d chunks in %.1f s", chunks, time.Since(written).Seconds())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+
+	openStore := func(reindex bool) float64 {
+		t0 := time.Now()
+		s, err := storage.Open(storage.Options{Root: root, Lock: true, Reindex: reindex})
+		d := time.Since(t0).Seconds()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if u := s.Usage(); u.Chunks != int64(chunks) {
+			b.Fatalf("store holds %d chunks, want %d", u.Chunks, chunks)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	var rebuildS, openS, startS, videoMS, pageMS []float64
+	for b.Loop() {
+		rebuildS = append(rebuildS, openStore(true))
+		for r := range rounds {
+			openS = append(openS, openStore(false))
+			w, d := startServing(b, ctx, root)
+			startS = append(startS, d.Seconds())
+			for i := range 20 {
+				id := storetest.VideoID((r*20 + i) % videos)
+				t0 := time.Now()
+				resp, err := w.Client.ListShards(ctx, &pb.ListShardsRequest{VideoId: id})
+				if err != nil {
+					b.Fatalf("ListShards %s: %v", id, err)
+				}
+				videoMS = append(videoMS, float64(time.Since(t0).Microseconds())/1e3)
+				if n := len(resp.GetVideos()[0].GetChunks()); n != perVideo {
+					b.Fatalf("ListShards %s: %d chunks, want %d", id, n, perVideo)
+				}
+			}
+			req := &pb.ListShardsRequest{PageSize: 1000}
+			listed := 0
+			for {
+				t0 := time.Now()
+				resp, err := w.Client.ListShards(ctx, req)
+				if err != nil {
+					b.Fatalf("ListShards page: %v", err)
+				}
+				pageMS = append(pageMS, float64(time.Since(t0).Microseconds())/1e3)
+				for _, v := range resp.GetVideos() {
+					listed += len(v.GetChunks())
+				}
+				if resp.GetNextPageToken() == "" {
+					break
+				}
+				req.PageToken = resp.GetNextPageToken()
+			}
+			if listed != chunks {
+				b.Fatalf("pages listed %d chunks, want %d", listed, chunks)
+			}
+			w.Stop()
+		}
+	}
+	b.Logf("rebuild from JSON s: %v | median %.2f", rebuildS, benchQuantile(rebuildS, 0.5))
+	b.Logf("open, clean index s: %v | median %.3f", openS, benchQuantile(openS, 0.5))
+	b.Logf("worker start-up to SERVING s: %v | median %.3f", startS, benchQuantile(startS, 0.5))
+	b.Logf("ListShards of a 10,000-chunk video ms: p50 %.2f p99 %.2f max %.2f (%d calls)",
+		benchQuantile(videoMS, 0.5), benchQuantile(videoMS, 0.99), slices.Max(videoMS), len(videoMS))
+	b.Logf("page of 1000 of 1M ms: p50 %.2f p99 %.2f max %.2f (%d calls)",
+		benchQuantile(pageMS, 0.5), benchQuantile(pageMS, 0.99), slices.Max(pageMS), len(pageMS))
+	b.ReportMetric(float64(chunks), "chunks")
+	b.ReportMetric(benchQuantile(rebuildS, 0.5), "rebuild-s")
+	b.ReportMetric(benchQuantile(openS, 0.5), "open-s")
+	b.ReportMetric(slices.Max(openS), "open-max-s")
+	b.ReportMetric(benchQuantile(startS, 0.5), "startup-s")
+	b.ReportMetric(benchQuantile(videoMS, 0.5), "video-p50-ms")
+	b.ReportMetric(benchQuantile(videoMS, 0.99), "video-p99-ms")
+	b.ReportMetric(benchQuantile(pageMS, 0.5), "page-p50-ms")
+	b.ReportMetric(benchQuantile(pageMS, 0.99), "page-p99-ms")
 }

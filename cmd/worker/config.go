@@ -47,8 +47,8 @@ type Config struct {
 
 // StorageConfig is keys storage.*.
 type StorageConfig struct {
-	// Options are the store's; the key is storage.root (Root), and run
-	// adds the logger and the lock.
+	// Options are the store's; the keys are storage.root (Root) and
+	// storage.index (Index), and run adds the logger and the lock.
 	storage.Options
 	// ScrubInterval is the time between background scrubs; 0 turns them off.
 	ScrubInterval time.Duration
@@ -64,7 +64,7 @@ func defaultConfig() Config {
 		Listen:        "127.0.0.1:50061",
 		Encoder:       pb.EncoderFFmpeg,
 		ShutdownGrace: 30 * time.Second,
-		Storage:       StorageConfig{Options: storage.Options{Root: "./video_shards"}},
+		Storage:       StorageConfig{Options: storage.Options{Root: "./video_shards", Index: storage.IndexSQLite}},
 		FFmpeg:        encode.DefaultFFmpegConfig(),
 		Simulated:     encode.DefaultSimulatedConfig(),
 		Server:        grpcapi.DefaultConfig(),
@@ -83,6 +83,9 @@ func keys(cfg *Config) []key {
 		oneOfKey("encoder", &cfg.Encoder, pb.EncoderFFmpeg, pb.EncoderSimulated),
 		durationKey("shutdown_grace", &cfg.ShutdownGrace),
 		stringKey("storage.root", &cfg.Storage.Root),
+		{name: "storage.index", def: string(cfg.Storage.Index), read: func(r *keyReader, k string) {
+			cfg.Storage.Index = storage.IndexKind(r.oneOf(k, string(storage.IndexSQLite), string(storage.IndexMemory)))
+		}},
 		durationKey("storage.scrub_interval", &cfg.Storage.ScrubInterval),
 		sizeKey("storage.scrub_bytes_per_second", &cfg.Storage.Scrub.BytesPerSecond),
 		stringKey("ffmpeg.binary", &f.Binary),

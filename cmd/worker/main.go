@@ -3,7 +3,8 @@
 // server reflection, encodes the chunks it receives (encode: ffmpeg or
 // simulated) and keeps them as shards in its store (storage), which it
 // scrubs in the background when told to. `worker scrub` checks a stopped
-// worker's store once (scrub.go).
+// worker's store once (scrub.go); `worker reindex` rebuilds its index
+// (reindex.go).
 //
 // Its configuration comes from a YAML file, the environment and flags
 // (config.go), onto the core packages' own configurations, which hold the
@@ -69,7 +70,7 @@ func newRootCmd(v *viper.Viper) *cobra.Command {
 			panic(err) // flags are defined just above
 		}
 	}
-	cmd.AddCommand(newScrubCmd(v))
+	cmd.AddCommand(newScrubCmd(v), newReindexCmd(v))
 	return cmd
 }
 

@@ -53,7 +53,7 @@ storage.scrub_interval is set.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return scrubOffline(ctx, cmd.OutOrStdout(), cfg.Storage.Root, opts)
+			return scrubOffline(ctx, cmd.OutOrStdout(), cfg.Storage.Options, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -66,13 +66,14 @@ storage.scrub_interval is set.`,
 // errCorruptFound is scrub's failure when it found corruption.
 var errCorruptFound = errors.New("corrupt shards found and quarantined")
 
-// scrubOffline opens the store at root (taking its lock), scrubs it once,
-// and writes the report to out.
-func scrubOffline(ctx context.Context, out io.Writer, root string, opts storage.ScrubOptions) error {
+// scrubOffline opens the store (taking its lock), scrubs it once, and
+// writes the report to out.
+func scrubOffline(ctx context.Context, out io.Writer, storeOpts storage.Options, opts storage.ScrubOptions) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	store, err := storage.Open(storage.Options{Root: root, Logger: log, Lock: true})
+	storeOpts.Logger, storeOpts.Lock = log, true
+	store, err := storage.Open(storeOpts)
 	if errors.Is(err, storage.ErrLocked) {
-		return fmt.Errorf("%w: stop the worker using %s before scrubbing it", err, root)
+		return fmt.Errorf("%w: stop the worker using %s before scrubbing it", err, storeOpts.Root)
 	}
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
