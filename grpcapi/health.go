@@ -136,6 +136,10 @@ func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*
 		CorruptedShardsDetected: s.store.Corrupted(),
 		QuarantinedShards:       s.store.Quarantined(),
 	}
+	usage, limits := s.store.Usage(), s.store.Limits()
+	resp.StoreBytes, resp.StoreChunks = usage.Bytes, usage.Chunks
+	resp.StoreMaxBytes, resp.StoreMinFreeBytes = limits.MaxBytes, limits.MinFreeBytes
+	resp.EvictedChunks = s.store.Evicted()
 	var problems []string
 	if cpu, err := s.health.cpu.Percent(); err == nil {
 		resp.CpuUtilization = float32(cpu)
@@ -150,6 +154,7 @@ func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*
 	if free, err := s.store.FreeBytes(); err == nil {
 		resp.StorageFreeBytes = free
 	}
+	low := s.store.LowOnSpace()
 	switch err := s.Healthy(ctx); {
 	case err != nil && ctx.Err() != nil:
 		// The caller gave up before the check finished: it gets its own
@@ -158,6 +163,11 @@ func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*
 	case err != nil:
 		resp.IsHealthy = false
 		resp.Message = "unhealthy: " + err.Error()
+	case low != "":
+		// Below the floor the operator set, new chunks would fail (or
+		// evict what may be wanted): masters should send them elsewhere.
+		resp.IsHealthy = false
+		resp.Message = "unhealthy: " + low
 	case len(problems) > 0:
 		resp.Message = "ok; " + strings.Join(problems, "; ")
 	}

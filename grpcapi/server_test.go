@@ -109,7 +109,13 @@ func newHarness(t *testing.T, enc encode.Encoder, cfg Config) *harness {
 // newHarnessFS is newHarness over a store whose write path goes through fsys.
 func newHarnessFS(t *testing.T, fsys storage.FS, enc encode.Encoder, cfg Config) *harness {
 	t.Helper()
-	store, err := storage.Open(storage.Options{Root: t.TempDir(), FS: fsys})
+	return newHarnessStore(t, storage.Options{Root: t.TempDir(), FS: fsys}, enc, cfg)
+}
+
+// newHarnessStore is newHarness over a store opened with opts.
+func newHarnessStore(t *testing.T, opts storage.Options, enc encode.Encoder, cfg Config) *harness {
+	t.Helper()
+	store, err := storage.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

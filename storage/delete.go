@@ -68,14 +68,22 @@ func (s *Store) DeleteVideo(videoID string) (Deleted, error) {
 	return total, nil
 }
 
-func (s *Store) delete(key chunkKey) (Deleted, error) {
+func (s *Store) delete(key chunkKey) (Deleted, error) { return s.remove(key, false) }
+
+// remove is delete; an eviction (evicting) also leaves a chunk being read
+// or of a pinned video, with errSpared.
+func (s *Store) remove(key chunkKey, evicting bool) (Deleted, error) {
 	unlock := s.locks.lock(key)
 	defer unlock()
 	// Under the lock: a Commit holds it from its first rename to the index
 	// update, and its Pending exists until then, so no commit's rollback
-	// can bring back what this removes.
+	// can bring back what this removes; and a reader counts itself under
+	// it too.
 	if s.writing.has(key) {
 		return Deleted{}, fmt.Errorf("%w: retry once it is committed", ErrBusy)
+	}
+	if evicting && (s.reading.has(key) || s.Pinned(key.video)) {
+		return Deleted{}, errSpared
 	}
 	m, ok, err := s.get(key)
 	if err != nil || !ok {
@@ -113,7 +121,9 @@ func (s *Store) delete(key chunkKey) (Deleted, error) {
 	if err := s.drop(key); err != nil {
 		return Deleted{}, err
 	}
-	s.log.Info("chunk deleted", "video_id", key.video, "chunk_index", key.chunk, "bytes", m.EncodedSize)
+	if !evicting {
+		s.log.Info("chunk deleted", "video_id", key.video, "chunk_index", key.chunk, "bytes", m.EncodedSize)
+	}
 	return Deleted{Chunks: 1, Bytes: m.EncodedSize}, nil
 }
 

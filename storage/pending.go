@@ -23,10 +23,14 @@ const timestampLayout = "2006-01-02T15:04:05.000000Z"
 // it. Until Commit returns, readers see the previous version, if any.
 //
 // Create returns an error wrapping ErrInvalid for a bad id or index, and one
-// wrapping ErrNoSpace if the filesystem is full.
+// wrapping ErrNoSpace if the filesystem is full or the store is at a disk
+// limit it does not evict for (Limits): then no encode need start.
 func (s *Store) Create(videoID string, chunkIndex int) (*Pending, error) {
 	if err := validateKey(videoID, chunkIndex); err != nil {
 		return nil, fmt.Errorf("create: %w", err)
+	}
+	if err := s.checkRoom(); err != nil {
+		return nil, fmt.Errorf("create %s chunk %d: %w", videoID, chunkIndex, err)
 	}
 	f, err := s.fs.CreateTemp(s.tmpDir, "."+shardName(chunkIndex)+tempInfix+"*")
 	if err != nil {
@@ -292,6 +296,13 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	}
 	metaName := metadataName(p.videoID, p.chunk)
 
+	// Room for the shard, under the disk limits, before the commit point.
+	room, err := s.reserve(chunkKey{p.videoID, p.chunk}, meta.EncodedSize)
+	if err != nil {
+		return Metadata{}, err
+	}
+	defer room.release() // a failed commit's; a commit's moves to Usage at putReserved
+
 	unlock := s.locks.lock(chunkKey{p.videoID, p.chunk})
 	defer unlock()
 
@@ -313,7 +324,7 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	if err != nil {
 		return Metadata{}, p.rolledBack(errors.Join(fmt.Errorf("install metadata: %w", err), shard.undo()))
 	}
-	s.put(meta)
+	s.putReserved(meta, room)
 	shard.finish()
 	md.finish()
 	return cloneMetadata(meta), nil

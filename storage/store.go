@@ -46,6 +46,9 @@ type Options struct {
 	// Reindex makes Open rebuild an IndexSQLite index from the metadata
 	// files even if it was closed cleanly.
 	Reindex bool
+	// Limits bound the disk the shards take, and say whether to evict
+	// when a commit would cross them; none by default.
+	Limits Limits
 
 	// walk makes paths resolve by the fallback walk, as on a kernel
 	// without openat2 (for tests).
@@ -93,6 +96,9 @@ type Store struct {
 	pinMu   sync.Mutex
 	pins    map[string]struct{} // pinned video ids (Pin)
 	pinsDir *Dir                // <root>/.pins once it exists
+
+	limits Limits
+	room   room // commits checked against limits (reserve)
 }
 
 // Open opens the store at opts.Root, creating its directories if needed. It
@@ -124,7 +130,11 @@ func Open(opts Options) (s *Store, err error) {
 	if opts.Root == "" {
 		return nil, fmt.Errorf("open store: %w: root is required", ErrInvalid)
 	}
-	s = &Store{fs: opts.FS, now: opts.Now, log: opts.Logger}
+	limits, err := opts.Limits.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s = &Store{fs: opts.FS, now: opts.Now, log: opts.Logger, limits: limits}
 	if s.fs == nil {
 		s.fs = OSFS{}
 	}
@@ -432,14 +442,24 @@ func (s *Store) get(key chunkKey) (Metadata, bool, error) {
 // put indexes m, which the caller no longer modifies, and counts it in
 // Usage. Its files are committed by then, so a failure is not the
 // caller's: it is logged, and the next Open indexes the chunk.
-func (s *Store) put(m Metadata) {
+func (s *Store) put(m Metadata) { s.putReserved(m, nil) }
+
+// putReserved is put of a commit that reserved its room: the shard's
+// bytes move from the reservation to Usage at once.
+func (s *Store) putReserved(m Metadata, rv *reservation) {
 	prev, had, err := s.index.put(m)
 	if err != nil {
 		s.log.Error("cannot index a committed chunk; it is listed once the store is reopened",
 			"video_id", m.VideoID, "chunk_index", m.ChunkIndex, "err", s.indexFailed(err))
 		return
 	}
+	s.room.acct.Lock()
 	s.usedBytes.Add(m.EncodedSize - prev)
+	if rv != nil {
+		s.room.reserved -= rv.n
+		rv.n = 0
+	}
+	s.room.acct.Unlock()
 	if !had {
 		s.usedChunks.Add(1)
 	}

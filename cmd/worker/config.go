@@ -64,11 +64,12 @@ func defaultConfig() Config {
 		Listen:        "127.0.0.1:50061",
 		Encoder:       pb.EncoderFFmpeg,
 		ShutdownGrace: 30 * time.Second,
-		Storage:       StorageConfig{Options: storage.Options{Root: "./video_shards", Index: storage.IndexSQLite}},
-		FFmpeg:        encode.DefaultFFmpegConfig(),
-		Simulated:     encode.DefaultSimulatedConfig(),
-		Server:        grpcapi.DefaultConfig(),
-		Log:           LogConfig{Format: "text", Level: "info"},
+		Storage: StorageConfig{Options: storage.Options{Root: "./video_shards", Index: storage.IndexSQLite,
+			Limits: storage.Limits{Eviction: storage.EvictNone, EvictToRatio: storage.DefaultEvictToRatio}}},
+		FFmpeg:    encode.DefaultFFmpegConfig(),
+		Simulated: encode.DefaultSimulatedConfig(),
+		Server:    grpcapi.DefaultConfig(),
+		Log:       LogConfig{Format: "text", Level: "info"},
 	}
 }
 
@@ -86,6 +87,13 @@ func keys(cfg *Config) []key {
 		{name: "storage.index", def: string(cfg.Storage.Index), read: func(r *keyReader, k string) {
 			cfg.Storage.Index = storage.IndexKind(r.oneOf(k, string(storage.IndexSQLite), string(storage.IndexMemory)))
 		}},
+		// Disk limits and what crossing one does (storage.Limits).
+		sizeKey("storage.max_bytes", &cfg.Storage.Limits.MaxBytes),
+		sizeKey("storage.min_free_bytes", &cfg.Storage.Limits.MinFreeBytes),
+		{name: "storage.eviction", def: string(cfg.Storage.Limits.Eviction), read: func(r *keyReader, k string) {
+			cfg.Storage.Limits.Eviction = storage.Eviction(r.oneOf(k, string(storage.EvictNone), string(storage.EvictLRU)))
+		}},
+		floatKey("storage.evict_to_ratio", &cfg.Storage.Limits.EvictToRatio),
 		durationKey("storage.scrub_interval", &cfg.Storage.ScrubInterval),
 		sizeKey("storage.scrub_bytes_per_second", &cfg.Storage.Scrub.BytesPerSecond),
 		stringKey("ffmpeg.binary", &f.Binary),
@@ -205,6 +213,9 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	if cfg.Storage.Root == "" {
 		r.fail("storage.root", errors.New("must not be empty"))
 	}
+	r.check("storage.max_bytes", cfg.Storage.Limits.MaxBytes >= 0, "must not be negative (0 means no limit)")
+	r.check("storage.min_free_bytes", cfg.Storage.Limits.MinFreeBytes >= 0, "must not be negative (0 means no limit)")
+	r.check("storage.evict_to_ratio", cfg.Storage.Limits.EvictToRatio > 0 && cfg.Storage.Limits.EvictToRatio <= 1, "must be a fraction in (0, 1]")
 	r.check("storage.scrub_interval", cfg.Storage.ScrubInterval >= 0, "must not be negative (0 turns background scrubs off)")
 	r.check("storage.scrub_bytes_per_second", cfg.Storage.Scrub.BytesPerSecond >= 0, "must not be negative (0 means no limit)")
 	r.check("ffmpeg.timeout", cfg.FFmpeg.Timeout >= 0, "must not be negative")

@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync"
-	"time"
 
 	"google.golang.org/grpc"
 
@@ -100,7 +98,7 @@ func workerMetrics(cfg Config, srv *grpcapi.Server, store *storage.Store, codec 
 			return metrics.TaskFigures{Active: srv.ActiveTasks(), Queued: srv.QueuedTasks(),
 				Slots: srv.TaskSlots(), QueueCapacity: srv.QueueCapacity()}
 		},
-		Store: storeFigures(store, storeUsageTTL),
+		Store: storeFigures(store),
 	})
 }
 
@@ -128,61 +126,16 @@ func startMetrics(ctx context.Context, cfg MetricsConfig, m *metrics.Worker, gs 
 	return func() { <-done }, nil
 }
 
-// storeUsageTTL is how long the store's bytes and chunks, summed over its
-// listing, are reused: a scrape every few seconds must not walk an index
-// of 100,000 chunks each time.
-const storeUsageTTL = 30 * time.Second
-
-// usagePage is the listing page storeFigures sums, so that the store's
-// lock is held for a page at a time and a page's copy stays small.
-const usagePage = 4096
-
-// storeFigures reads the store's figures for the metrics. Bytes and
-// chunks are summed over the brief listing (the store keeps no totals
-// yet), at most once per ttl; the rest are read at every call. Evictions
-// are 0: the store evicts nothing yet.
-func storeFigures(store *storage.Store, ttl time.Duration) func() metrics.StoreFigures {
-	var (
-		mu            sync.Mutex // guards the fields below
-		at            time.Time
-		bytes, chunks int64
-	)
+// storeFigures reads the store's figures for the metrics, at every
+// scrape: the store keeps its totals as chunks come and go.
+func storeFigures(store *storage.Store) func() metrics.StoreFigures {
 	return func() metrics.StoreFigures {
-		mu.Lock()
-		if at.IsZero() || time.Since(at) >= ttl {
-			if b, c, err := storeUsage(store); err == nil {
-				bytes, chunks, at = b, c, time.Now()
-			}
-		}
-		f := metrics.StoreFigures{Bytes: bytes, Chunks: chunks}
-		mu.Unlock()
-		f.Corrupted, f.Quarantined = store.Corrupted(), store.Quarantined()
+		u := store.Usage()
+		f := metrics.StoreFigures{Bytes: u.Bytes, Chunks: u.Chunks, Evictions: store.Evicted(),
+			Corrupted: store.Corrupted(), Quarantined: store.Quarantined()}
 		if total, free, err := sysinfo.DiskBytes(store.Root()); err == nil {
 			f.DiskBytes, f.FreeBytes = total, free
 		}
 		return f
-	}
-}
-
-// storeUsage sums the committed shards' bytes and counts them, a page at a
-// time.
-func storeUsage(store *storage.Store) (bytes, chunks int64, err error) {
-	opts := storage.PageOptions{Limit: usagePage, Brief: true}
-	for {
-		p, err := store.ListPage(opts)
-		if err != nil {
-			return 0, 0, fmt.Errorf("store usage: %w", err)
-		}
-		for _, v := range p.Videos {
-			for _, m := range v.Chunks {
-				bytes += m.EncodedSize
-				chunks++
-			}
-		}
-		last, ok := p.Last()
-		if !p.More || !ok {
-			return bytes, chunks, nil
-		}
-		opts.After = &last
 	}
 }

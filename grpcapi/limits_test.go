@@ -1,0 +1,59 @@
+package grpcapi
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/storage"
+)
+
+// CheckHealth reports the store's figures and limits, and a store below
+// min_free_bytes is unhealthy and refuses chunks, saying why.
+func TestStoreLimitsOverTheWire(t *testing.T) {
+	ctx := context.Background()
+	h := newHarnessStore(t, storage.Options{Root: t.TempDir(), Limits: storage.Limits{MaxBytes: 1 << 20, Eviction: storage.EvictLRU}},
+		&fakeEncoder{}, Config{WorkerID: "w"})
+	for n := range 3 {
+		if _, err := h.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: int32(n), ChunkData: make([]byte, 300_000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := h.client.CheckHealth(ctx, &pb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetStoreChunks() != 3 || resp.GetStoreBytes() != 900_000 || resp.GetStoreMaxBytes() != 1<<20 || resp.GetEvictedChunks() != 0 {
+		t.Fatalf("store figures: %v", resp)
+	}
+	// A fourth crosses max_bytes: the least recently read goes.
+	if _, err := h.client.GetShard(ctx, &pb.GetShardRequest{VideoId: "v", ChunkIndex: new(int32)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 3, ChunkData: make([]byte, 300_000)}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ = h.client.CheckHealth(ctx, &pb.HealthCheckRequest{}); resp.GetEvictedChunks() < 1 || resp.GetStoreBytes() > 1<<20 {
+		t.Fatalf("after a commit over max_bytes: %v", resp)
+	}
+	if _, err := h.store.Lookup("v", 0); err != nil {
+		t.Errorf("the chunk read last was evicted: %v", err)
+	}
+
+	low := newHarnessStore(t, storage.Options{Root: t.TempDir(), Limits: storage.Limits{MinFreeBytes: 1 << 60}}, &fakeEncoder{}, Config{WorkerID: "w"})
+	resp, err = low.client.CheckHealth(ctx, &pb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetIsHealthy() || !strings.Contains(resp.GetMessage(), "min_free_bytes") || resp.GetStoreMinFreeBytes() != 1<<60 {
+		t.Fatalf("below min_free_bytes: healthy %v, %q", resp.GetIsHealthy(), resp.GetMessage())
+	}
+	_, err = low.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: []byte("x")})
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "min_free_bytes") {
+		t.Fatalf("ProcessChunk below min_free_bytes: %v, want ResourceExhausted naming the limit", err)
+	}
+}
