@@ -106,7 +106,12 @@ func StartWorker(t testing.TB, bin, root, listen, yaml string, dial ...grpc.Dial
 		listen = "127.0.0.1:0"
 	}
 	config := filepath.Join(t.TempDir(), "worker.yaml")
+	// A yaml with its own storage mapping, in flow style, gets the root
+	// inside it: YAML refuses a key defined twice.
 	body := fmt.Sprintf("listen: %s\nstorage:\n  root: %s\n%s", listen, root, yaml)
+	if rest, ok := strings.CutPrefix(yaml, "storage: {"); ok {
+		body = fmt.Sprintf("listen: %s\nstorage: {root: %s, %s", listen, root, rest)
+	}
 	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
