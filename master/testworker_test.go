@@ -250,10 +250,39 @@ func (h *hooks) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) (
 
 func (h *hooks) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*pb.HealthCheckResponse, error) {
 	resp, err := h.VideoProcessingServiceServer.CheckHealth(ctx, req)
-	if err != nil || h.Health == nil {
+	if err != nil {
 		return resp, err
 	}
+	if resp.GetStoreBytes() == 0 { // a server without the store figures yet
+		videos, _ := h.store.List("")
+		for _, v := range videos {
+			for _, m := range v.Chunks {
+				resp.StoreBytes += m.EncodedSize
+				resp.StoreChunks++
+			}
+		}
+	}
+	if h.Health == nil {
+		return resp, nil
+	}
 	return h.Health(resp), nil
+}
+
+// DeleteShard, for a server without it yet: the chunk is moved out of the
+// store (quarantined), which is as good as deleted for the master.
+func (h *hooks) DeleteShard(ctx context.Context, req *pb.DeleteShardRequest) (*pb.DeleteShardResponse, error) {
+	resp, err := h.VideoProcessingServiceServer.DeleteShard(ctx, req)
+	if status.Code(err) != codes.Unimplemented {
+		return resp, err
+	}
+	m, err := h.store.Lookup(req.GetVideoId(), int(req.GetChunkIndex()))
+	if err != nil {
+		return &pb.DeleteShardResponse{Success: true}, nil
+	}
+	if err := h.store.Quarantine(req.GetVideoId(), int(req.GetChunkIndex()), "deleted"); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &pb.DeleteShardResponse{Success: true, Deleted: true, FreedBytes: m.EncodedSize}, nil
 }
 
 // silentWorker returns the address of a listener that accepts connections
