@@ -56,7 +56,8 @@ type shardRef struct {
 }
 
 // Rebalance moves shards from the workers storing the most bytes
-// (store_bytes from their health) to those storing the least until every
+// (store_bytes from their health, or their listing's sum when they report
+// none) to those storing the least until every
 // worker is within the tolerance of the mean. The shards are those the
 // workers list (ListShards), so chunks no chunk map names move too. A move
 // copies the shard onto the target peer to peer (ReplicateShard), checks
@@ -93,13 +94,20 @@ func Rebalance(ctx context.Context, cfg RebalanceConfig) (RebalanceReport, error
 		if err != nil {
 			return rep, fmt.Errorf("rebalance: %w", err)
 		}
+		var listed int64
 		for _, v := range list.GetVideos() {
 			for _, c := range v.GetChunks() {
+				size := max(0, c.GetSizeBytes())
 				shards[w] = append(shards[w], shardRef{video: v.GetVideoId(), chunk: int(c.GetChunkIndex()),
-					size: max(0, c.GetSizeBytes()), checksum: c.GetChecksumSha256()})
+					size: size, checksum: c.GetChecksumSha256()})
+				listed += size
 			}
 		}
+		// An older worker reports no store figures: its listing's sum.
 		load[w] = max(0, f.health(w).GetStoreBytes())
+		if load[w] == 0 {
+			load[w] = listed
+		}
 		rep.Before[w] = load[w]
 	}
 	holds := func(w string, video string, chunk int) bool {
