@@ -34,7 +34,7 @@ func TestStateOldMapIsOneReplica(t *testing.T) {
 	}
 	s.addReplica(0, Replica{Worker: "w2:1", Location: "loc2", From: "w1:1"})
 	s.addReplica(0, Replica{Worker: "w2:1", Location: "again"}) // once per worker
-	if err := s.Save(dir); err != nil {                          // a journal line
+	if err := s.Save(dir); err != nil {                         // a journal line
 		t.Fatal(err)
 	}
 	back, err := LoadState(dir, "v")

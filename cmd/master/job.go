@@ -202,7 +202,13 @@ container (.mkv, .mp4, .mov, .webm). An existing output is refused unless
 
 The job's video is pinned on every worker while the job runs (a worker
 short of disk does not evict it) and unpinned once the output is verified;
---cleanup then deletes the job's shards from the workers.`,
+--cleanup then deletes the job's shards from the workers.
+
+--replicas R keeps each chunk on R distinct workers (in other zones, then
+other hosts, first): copied worker to worker as it is stored, each copy
+verified by checksum. The job exits 1 when a chunk has fewer copies
+although R workers were healthy. --workers-file names more workers, read
+again while the job runs.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.jobConfig(cmd)
