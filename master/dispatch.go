@@ -222,6 +222,10 @@ type WorkerStats struct {
 	// Done counts chunks it stored, Failures attempts that failed on it,
 	// over the Dispatcher's life.
 	Done, Failures int
+	// Domain is its failure domain, StoreBytes the shard bytes it stores,
+	// both as its last good probe said.
+	Domain     Domain
+	StoreBytes int64
 	// LastError is the last failure or failed probe, if any.
 	LastError string
 }
@@ -263,7 +267,7 @@ func (e *ChunkError) Unwrap() error { return e.Errs[len(e.Errs)-1] }
 type Dispatcher struct {
 	cfg     DispatchConfig
 	log     *slog.Logger
-	workers []*dispWorker // in cfg.Workers order
+	workers []*dispWorker // in cfg.Workers order, then as AddWorkers added them; guarded by mu
 
 	bg      context.Context // ends at Close; bounds the probers
 	stop    context.CancelFunc
@@ -289,6 +293,8 @@ type dispWorker struct {
 	id, encoder, vcodec string
 	features            []string
 	probed              bool // a probe has succeeded: features are known
+	domain              Domain
+	storeBytes          int64
 }
 
 // trims reports whether w honours frame trims, as far as is known: a
@@ -436,7 +442,7 @@ func (d *Dispatcher) Close() error {
 	d.stop()
 	d.probers.Wait()
 	var errs []error
-	for _, w := range d.workers {
+	for _, w := range d.snapshot() {
 		if err := w.client.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s: %w", w.addr, err))
 		}
@@ -444,11 +450,18 @@ func (d *Dispatcher) Close() error {
 	return errors.Join(errs...)
 }
 
+// snapshot returns the workers as they are now.
+func (d *Dispatcher) snapshot() []*dispWorker {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.workers)
+}
+
 // Client returns the connection to the worker at addr, for fetching its
 // shards, or nil if addr is not one of the Dispatcher's workers. It stays
 // valid until Close.
 func (d *Dispatcher) Client(addr string) *client.Client {
-	for _, w := range d.workers {
+	for _, w := range d.snapshot() {
 		if w.addr == addr {
 			return w.client
 		}
@@ -459,11 +472,50 @@ func (d *Dispatcher) Client(addr string) *client.Client {
 // Clients returns every worker's connection by address, as ConfirmDone
 // takes them. They stay valid until Close.
 func (d *Dispatcher) Clients() map[string]*client.Client {
-	m := make(map[string]*client.Client, len(d.workers))
-	for _, w := range d.workers {
+	ws := d.snapshot()
+	m := make(map[string]*client.Client, len(ws))
+	for _, w := range ws {
 		m[w.addr] = w.client
 	}
 	return m
+}
+
+// AddWorkers adds the workers of addrs it does not have yet, while jobs
+// run: each is dialled and starts out of rotation, probed at once and
+// then every ProbeInterval until healthy (a worker-up event then). It
+// returns the addresses added; a bad address is an error, after the
+// others are added.
+func (d *Dispatcher) AddWorkers(addrs []string) ([]string, error) {
+	var added []string
+	var errs []error
+	for _, addr := range addrs {
+		d.mu.Lock()
+		known := d.closed || slices.ContainsFunc(d.workers, func(w *dispWorker) bool { return w.addr == addr })
+		d.mu.Unlock()
+		if known || addr == "" {
+			continue
+		}
+		c, err := client.Dial(d.bg, addr, d.cfg.Dial)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		w := &dispWorker{addr: addr, client: c}
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			c.Close()
+			break
+		}
+		d.workers = append(d.workers, w)
+		w.probing = true
+		d.probers.Add(1)
+		d.mu.Unlock()
+		go d.probeLoop(w, true)
+		d.log.Info("worker added", "worker", addr)
+		added = append(added, addr)
+	}
+	return added, errors.Join(errs...)
 }
 
 // ConfirmDone is ConfirmDone over the Dispatcher's connections.
@@ -497,6 +549,7 @@ func (d *Dispatcher) Stats() map[string]WorkerStats {
 			WorkerID: w.id, Encoder: w.encoder, VideoCodec: w.vcodec, Features: slices.Clone(w.features),
 			Probed: w.probed, Up: w.up, Cap: w.cap, InFlight: w.inflight,
 			Done: w.done, Failures: w.failures, LastError: w.lastErr,
+			Domain: w.domain, StoreBytes: w.storeBytes,
 		}
 	}
 	return m
@@ -533,6 +586,7 @@ func (d *Dispatcher) upLocked(w *dispWorker, h *pb.HealthCheckResponse) {
 	w.up = true
 	w.id, w.encoder, w.vcodec = h.GetWorkerId(), h.GetEncoder(), h.GetVideoCodec()
 	w.features, w.probed = slices.Clone(h.GetFeatures()), true
+	w.domain, w.storeBytes = DomainOf(w.addr, h.GetLabels()), max(0, h.GetStoreBytes())
 	d.broadcastLocked()
 }
 
@@ -554,7 +608,7 @@ func (d *Dispatcher) markDown(w *dispWorker, reason error) {
 	}
 	d.mu.Unlock()
 	if startProbe {
-		go d.probeLoop(w)
+		go d.probeLoop(w, false)
 	}
 	if wasUp {
 		d.log.Warn("worker out of rotation", "worker", w.addr, "error", reason)
@@ -562,19 +616,22 @@ func (d *Dispatcher) markDown(w *dispWorker, reason error) {
 	}
 }
 
-// probeLoop probes w every ProbeInterval until it is healthy or Close.
-func (d *Dispatcher) probeLoop(w *dispWorker) {
+// probeLoop probes w every ProbeInterval (the first at once when now)
+// until it is healthy or Close.
+func (d *Dispatcher) probeLoop(w *dispWorker, now bool) {
 	defer d.probers.Done()
 	t := time.NewTicker(d.cfg.ProbeInterval)
 	defer t.Stop()
-	for {
-		select {
-		case <-d.bg.Done():
-			d.mu.Lock()
-			w.probing = false
-			d.mu.Unlock()
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first || !now {
+			select {
+			case <-d.bg.Done():
+				d.mu.Lock()
+				w.probing = false
+				d.mu.Unlock()
+				return
+			case <-t.C:
+			}
 		}
 		resp, err := d.probe(d.bg, w)
 		d.mu.Lock()

@@ -72,6 +72,15 @@ type JobConfig struct {
 	// Cleanup deletes the job's shards from its workers once the output
 	// is verified (Encode only).
 	Cleanup bool
+	// Replicas is how many verified copies of each chunk the job keeps on
+	// distinct workers (DefaultReplicas when 0): encoded once, then copied
+	// worker to worker (see replicator).
+	Replicas int
+	// WorkersFile names more workers, one HOST:PORT a line, read again
+	// every WorkersFileInterval (DefaultWorkersFileInterval) while the job
+	// runs: workers added to it join the job.
+	WorkersFile         string
+	WorkersFileInterval time.Duration
 	// Progress receives the progress bar or lines; nil shows none.
 	Progress io.Writer
 	// OnEvent (may be nil) receives every event of the job's dispatch, one
@@ -118,6 +127,8 @@ type Summary struct {
 	Warnings []string
 	// Cleanup is what JobConfig.Cleanup deleted; nil without it.
 	Cleanup *Cleanup
+	// Replication is how many copies each chunk reached (Encode).
+	Replication *ReplicationReport
 }
 
 // DefaultVideoID derives a job's video id from its input's file name: the
@@ -155,6 +166,8 @@ func (c JobConfig) withDefaults() JobConfig {
 	if c.MinPSNR == 0 {
 		c.MinPSNR = DefaultMinPSNR
 	}
+	setDefaultValue(&c.Replicas, DefaultReplicas)
+	setDefaultValue(&c.WorkersFileInterval, DefaultWorkersFileInterval)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -210,11 +223,12 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 		return Summary{}, err
 	}
 
-	d, err := NewDispatcher(ctx, cfg.Dispatch)
+	d, stopWatch, err := jobDispatcher(ctx, cfg)
 	if err != nil {
 		return Summary{}, err
 	}
 	defer d.Close()
+	defer stopWatch()
 	// Pinned for the job's whole life: a worker short of disk must not
 	// evict the shards of a job in flight. Unpinned once verified.
 	pinJob(ctx, cfg.Logger, d.Clients(), cfg.VideoID)
@@ -239,6 +253,13 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 		}
 	} else {
 		sum.Resumed = len(state.Chunks)
+		// Every chunk stored: only copies may be missing.
+		var mu sync.Mutex
+		rp := newReplicator(ctx, cfg, d, &mu, state)
+		rp.addShort()
+		if err := rp.wait(); err != nil {
+			return Summary{}, err
+		}
 	}
 	if src, err = finishProbe(ctx, cfg, probing, state); err != nil {
 		return Summary{}, err
@@ -276,7 +297,50 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	unpinJob(ctx, cfg.Logger, d.Clients(), cfg.VideoID)
 	sum.Wall = time.Since(start)
 	sum.Speed = sum.MediaSeconds / sum.Wall.Seconds()
-	return sum, nil
+	sum.Replication = replicationReport(state, cfg.Replicas, healthyWorkers(d))
+	return sum, sum.Replication.err()
+}
+
+// jobDispatcher starts the job's dispatcher on cfg's workers and those
+// of its workers file, which it then reads again while the job runs;
+// stop ends that.
+func jobDispatcher(ctx context.Context, cfg JobConfig) (d *Dispatcher, stop func(), err error) {
+	dcfg := cfg.Dispatch
+	if cfg.WorkersFile != "" {
+		more, err := ReadWorkersFile(cfg.WorkersFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, a := range more {
+			if !slices.Contains(dcfg.Workers, a) {
+				dcfg.Workers = append(slices.Clone(dcfg.Workers), a)
+			}
+		}
+	}
+	if d, err = NewDispatcher(ctx, dcfg); err != nil {
+		return nil, nil, err
+	}
+	if cfg.WorkersFile == "" {
+		return d, func() {}, nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchWorkers(wctx, cfg.WorkersFile, cfg.WorkersFileInterval, d, cfg.Logger)
+	}()
+	return d, func() { cancel(); <-done }, nil
+}
+
+// healthyWorkers counts the workers that were healthy in the job.
+func healthyWorkers(d *Dispatcher) int {
+	n := 0
+	for _, w := range d.Stats() {
+		if w.Probed {
+			n++
+		}
+	}
+	return n
 }
 
 // rebuild fetches the shards and rebuilds the output (reconstruct). A
@@ -360,7 +424,7 @@ func openState(cfg JobConfig, src media.SourceInfo) (*JobState, bool, error) {
 	fresh := &JobState{
 		VideoID: cfg.VideoID, Source: src.Path, SourceSize: fi.Size(), SourceModTime: fi.ModTime().UTC(),
 		SourceFrames: src.Video.Frames, SegmentSeconds: cfg.SegmentSeconds,
-		Encoding: encodingMap(cfg.Dispatch.Encoding), Output: cfg.Output,
+		Encoding: encodingMap(cfg.Dispatch.Encoding), Output: cfg.Output, Replicas: cfg.Replicas,
 	}
 	removeStateTemps(cfg.StateDir, cfg.VideoID) // left by a master that crashed mid-save
 	state, err := LoadState(cfg.StateDir, cfg.VideoID)
@@ -387,7 +451,7 @@ func openState(cfg JobConfig, src media.SourceInfo) (*JobState, bool, error) {
 		return nil, false, fmt.Errorf("video %s already has a job in %s with another %s: choose another --video-id, or remove that file to start over",
 			cfg.VideoID, path, strings.Join(differs, ", "))
 	}
-	state.Output = cfg.Output
+	state.Output, state.Replicas = cfg.Output, cfg.Replicas
 	return state, true, nil
 }
 
@@ -721,6 +785,7 @@ type jobRun struct {
 	d        *Dispatcher
 	progress *jobProgress
 	checker  *chunkChecker // nil without --verify
+	copies   *replicator
 
 	mu       sync.Mutex    // guards the fields below and state (onDone, the checker, the split)
 	chunks   []media.Chunk // by index, as split so far
@@ -732,6 +797,8 @@ type jobRun struct {
 func newJobRun(ctx context.Context, cfg JobConfig, state *JobState, d *Dispatcher, chunks []media.Chunk, media float64) *jobRun {
 	r := &jobRun{cfg: cfg, state: state, d: d, chunks: chunks}
 	r.progress = newJobProgress(cfg, cfg.SegmentSeconds, media, len(chunks))
+	r.copies = newReplicator(ctx, cfg, d, &r.mu, state)
+	r.copies.addShort() // stored before this run, or adopted
 	if cfg.Verify != VerifyOff {
 		if r.err = os.MkdirAll(cfg.shardDir(), 0o755); r.err == nil {
 			r.checker = newChunkChecker(ctx, cfg, r.chunk, d.Clients(), cfg.shardDir(), &r.mu, state)
@@ -773,6 +840,7 @@ func (r *jobRun) onDone(res ChunkResult) error {
 	if r.checker != nil {
 		r.checker.add(res.Index)
 	}
+	r.copies.add(res.Index)
 	return nil
 }
 
@@ -804,7 +872,7 @@ func (r *jobRun) onEvent(e Event) {
 func (r *jobRun) finish(ctx context.Context, src media.SourceInfo, sum *Summary, splitKey media.SplitKey, err error) error {
 	defer r.progress.finish()
 	if r.err != nil {
-		return r.err
+		return errors.Join(r.err, r.copies.wait())
 	}
 	if sum != nil && sum.Split != nil {
 		sum.Split.HeadOnly = r.headOnly
@@ -832,6 +900,9 @@ func (r *jobRun) finish(ctx context.Context, src media.SourceInfo, sum *Summary,
 		if cerr := r.checker.wait(); err == nil {
 			err = cerr
 		}
+	}
+	if cerr := r.copies.wait(); err == nil {
+		err = cerr
 	}
 	if err == nil {
 		err = errors.Join(os.Remove(splitPath(r.cfg)), os.RemoveAll(r.cfg.chunkDir()))
@@ -1049,7 +1120,9 @@ func summarizeChunks(cfg JobConfig, state *JobState, src *media.SourceInfo, enco
 	sum.Chunks = len(state.Chunks)
 	sum.PerWorker = map[string]int{}
 	for _, c := range state.Chunks {
-		sum.PerWorker[c.Worker]++
+		for _, rep := range c.Copies() {
+			sum.PerWorker[rep.Worker]++
+		}
 		sum.EncodedSize += c.EncodedSize
 		sum.MediaSeconds += c.Duration
 	}
@@ -1170,12 +1243,15 @@ func presentationWarnings(ctx context.Context, cfg JobConfig, src media.SourceIn
 }
 
 // fetchShards downloads every chunk's shard into dir, a few at a time,
-// each checked against the checksum in the chunk map. It returns the local
-// paths in chunk order and the encoders that made them.
+// each checked against the checksum in the chunk map. A chunk is read
+// from the least loaded of the workers holding a copy, and from the next
+// one when that copy is lost or out of reach (see lostBecause). It
+// returns the local paths in chunk order and the encoders that made them.
 func fetchShards(ctx context.Context, state *JobState, clients map[string]*client.Client, dir string) ([]string, map[string]bool, error) {
 	paths := make([]string, len(state.Chunks))
 	encoders := make([]string, len(state.Chunks))
 	lost := make([]error, len(state.Chunks)) // why each lost chunk is lost; nil for the others
+	picker := newReadPicker(ctx, clients)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(fetchParallel)
 	for i, c := range state.Chunks {
@@ -1187,15 +1263,27 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*clien
 					return nil
 				}
 			}
-			enc, err := fetchShard(gctx, clients[c.Worker], c, path)
-			if why := lostBecause(gctx, err); why != "" {
-				lost[i] = fmt.Errorf("chunk %d: %s %s (%w)", c.Index, why, c.Worker, err)
+			var whys []error
+			for _, rep := range picker.order(c.Copies()) {
+				cs := c
+				cs.Worker, cs.Location = rep.Worker, rep.Location
+				done := picker.start(rep.Worker)
+				enc, err := fetchShard(gctx, clients[rep.Worker], cs, path)
+				done()
+				if why := lostBecause(gctx, err); why != "" {
+					whys = append(whys, fmt.Errorf("%s %s (%w)", why, rep.Worker, err))
+					continue // the next copy
+				}
+				if err != nil {
+					return fmt.Errorf("fetch chunk %d from %s: %w", c.Index, rep.Worker, err)
+				}
+				paths[i], encoders[i] = path, enc
 				return nil
 			}
-			if err != nil {
-				return fmt.Errorf("fetch chunk %d from %s: %w", c.Index, c.Worker, err)
+			if len(whys) == 0 {
+				whys = append(whys, errors.New("the chunk map names no worker holding it"))
 			}
-			paths[i], encoders[i] = path, enc
+			lost[i] = fmt.Errorf("chunk %d: %w", c.Index, errors.Join(whys...))
 			return nil
 		})
 	}

@@ -56,7 +56,9 @@ func Reconstruct(ctx context.Context, cfg JobConfig) (Summary, error) {
 	addrs := slices.Clone(cfg.Dispatch.Workers)
 	if state != nil {
 		for _, c := range state.Chunks {
-			addrs = append(addrs, c.Worker)
+			for _, r := range c.Copies() {
+				addrs = append(addrs, r.Worker)
+			}
 		}
 	}
 	slices.Sort(addrs)

@@ -58,10 +58,13 @@ type JobState struct {
 	SegmentSeconds float64   `json:"segment_seconds"`
 	// Encoding holds the requested options (codec, crf, preset), so a
 	// resume can refuse different ones.
-	Encoding  map[string]string `json:"encoding,omitempty"`
-	Output    string            `json:"output"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	Encoding map[string]string `json:"encoding,omitempty"`
+	// Replicas is how many verified copies of each chunk the job keeps
+	// (JobConfig.Replicas); 0, in a map written before replication, means 1.
+	Replicas  int       `json:"replicas,omitempty"`
+	Output    string    `json:"output"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// Chunks is sorted by Index.
 	Chunks []ChunkState `json:"chunks"`
 
@@ -85,17 +88,23 @@ type ChunkState struct {
 	Lossless  bool  `json:"lossless,omitempty"`
 	// Start and Duration are Chunk.Start and Chunk.Duration, kept so a
 	// resumed job can place the shards without splitting again.
-	Start        float64 `json:"start,omitempty"`
-	Duration     float64 `json:"duration,omitempty"`
-	Done         bool    `json:"done"`
-	Worker       string  `json:"worker,omitempty"`
-	Location     string  `json:"location,omitempty"`
-	Checksum     string  `json:"checksum_sha256,omitempty"`
-	Encoder      string  `json:"encoder,omitempty"`
-	VideoCodec   string  `json:"video_codec,omitempty"`
-	EncodedSize  int64   `json:"encoded_size,omitempty"`
-	Attempts     int     `json:"attempts,omitempty"`
-	MediaChecked bool    `json:"media_checked,omitempty"`
+	Start    float64 `json:"start,omitempty"`
+	Duration float64 `json:"duration,omitempty"`
+	Done     bool    `json:"done"`
+	// Worker and Location are the chunk's first copy (the encoding
+	// worker's, until that copy is moved or lost), Checksum every copy's.
+	Worker   string `json:"worker,omitempty"`
+	Location string `json:"location,omitempty"`
+	Checksum string `json:"checksum_sha256,omitempty"`
+	// Replicas are every verified copy, the first one included; empty in
+	// a map written before replication, whose one copy is Worker's (see
+	// Copies).
+	Replicas     []Replica `json:"replicas,omitempty"`
+	Encoder      string    `json:"encoder,omitempty"`
+	VideoCodec   string    `json:"video_codec,omitempty"`
+	EncodedSize  int64     `json:"encoded_size,omitempty"`
+	Attempts     int       `json:"attempts,omitempty"`
+	MediaChecked bool      `json:"media_checked,omitempty"`
 	// Quality is the shard's pictures measured against the source's
 	// (QualityMode says how many of them); QualityProblem says why they
 	// could not be paired. Nil when not measured.
@@ -720,6 +729,7 @@ func (s *JobState) Record(r ChunkResult) {
 	c.Attempts = r.Attempts
 	c.MediaChecked = r.MediaChecked
 	c.Quality, c.QualityMode, c.QualityProblem = nil, "", "" // a new encode, not measured yet
+	c.Replicas = []Replica{{Worker: r.Worker, Location: r.Location}}
 	s.mark(r.Index)
 }
 
@@ -755,20 +765,24 @@ func (s *JobState) forget(i int) {
 }
 
 // ConfirmDone checks, for a resume, that the workers still hold the chunks
-// s says are done: one GetVideoMetadata per worker, in parallel. A done
-// chunk is confirmed if its worker lists it with the same checksum;
+// s says are done: one GetVideoMetadata per worker, in parallel. A copy is
+// confirmed if its worker lists the chunk with the same checksum;
 // otherwise (the worker is not in clients, does not answer, no longer has
-// it, or has other content) it is missing, and ConfirmDone marks it not
-// done in s so Pending returns it for dispatch again. Both lists are
-// sorted. Cancelling ctx makes every unconfirmed chunk missing.
+// it, or has other content) it is dropped from s. A chunk is confirmed
+// when a copy is; one left with none is missing, and marked not done so
+// Pending returns it for dispatch again. Both lists are sorted.
+// Cancelling ctx makes every unconfirmed chunk missing.
 func ConfirmDone(ctx context.Context, clients map[string]*client.Client, s *JobState) (confirmed, missing []int) {
 	byWorker := make(map[string][]int) // worker -> positions in s.Chunks
 	for i, c := range s.Chunks {
 		if c.Done {
-			byWorker[c.Worker] = append(byWorker[c.Worker], i)
+			for _, r := range c.Copies() {
+				byWorker[r.Worker] = append(byWorker[r.Worker], i)
+			}
 		}
 	}
 	type answer struct {
+		addr      string
 		positions []int
 		have      map[int]string // chunk index -> checksum on the worker
 	}
@@ -777,18 +791,18 @@ func ConfirmDone(ctx context.Context, clients map[string]*client.Client, s *JobS
 	for addr, positions := range byWorker {
 		c := clients[addr]
 		if c == nil {
-			answers <- answer{positions: positions}
+			answers <- answer{addr: addr, positions: positions}
 			continue
 		}
 		wg.Go(func() {
-			a := answer{positions: positions, have: make(map[int]string)}
+			a := answer{addr: addr, positions: positions, have: make(map[int]string)}
 			resp, err := c.Metadata(ctx, s.VideoID)
 			if err == nil {
 				for _, m := range resp.GetChunksMetadata() {
 					a.have[int(m.GetChunkIndex())] = m.GetChecksumSha256()
 				}
 			} else if status.Code(err) != codes.NotFound {
-				// Unknown is as good as missing: the chunk is encoded again.
+				// Unknown is as good as missing: the copy is made again.
 				a.have = nil
 			}
 			answers <- a
@@ -796,20 +810,33 @@ func ConfirmDone(ctx context.Context, clients map[string]*client.Client, s *JobS
 	}
 	wg.Wait()
 	close(answers)
+	held := make(map[int]map[string]bool) // position -> workers confirmed
 	for a := range answers {
 		for _, i := range a.positions {
 			c := s.Chunks[i]
-			sum, ok := a.have[c.Index]
-			if ok && c.Checksum != "" && strings.EqualFold(sum, c.Checksum) {
-				confirmed = append(confirmed, c.Index)
-				continue
+			if sum, ok := a.have[c.Index]; ok && c.Checksum != "" && strings.EqualFold(sum, c.Checksum) {
+				if held[i] == nil {
+					held[i] = make(map[string]bool)
+				}
+				held[i][a.addr] = true
 			}
-			missing = append(missing, c.Index)
-			s.forget(i)
 		}
 	}
-	slices.Sort(confirmed)
-	slices.Sort(missing)
+	for i, c := range s.Chunks {
+		if !c.Done {
+			continue
+		}
+		for _, r := range c.Copies() {
+			if !held[i][r.Worker] {
+				s.dropReplica(i, r.Worker)
+			}
+		}
+		if s.Chunks[i].Done {
+			confirmed = append(confirmed, c.Index)
+		} else {
+			missing = append(missing, c.Index)
+		}
+	}
 	return confirmed, missing
 }
 

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -353,7 +354,7 @@ func TestJournalLine(t *testing.T) {
 	}
 	line = bytes.TrimSuffix(line, []byte("\n"))
 	got, err := parseLine(line)
-	if err != nil || got.Gen != 77 || got.Seq != 3 || got.lines() != 2 || !got.UpdatedAt.Equal(l.UpdatedAt) || *got.Chunk != c {
+	if err != nil || got.Gen != 77 || got.Seq != 3 || got.lines() != 2 || !got.UpdatedAt.Equal(l.UpdatedAt) || !reflect.DeepEqual(*got.Chunk, c) {
 		t.Fatalf("read back %+v, %v", got, err)
 	}
 	for i := range line {

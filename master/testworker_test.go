@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/videoshard/videoshard/encode"
 	"github.com/videoshard/videoshard/grpcapi"
@@ -45,6 +47,7 @@ type workerOpts struct {
 type testWorker struct {
 	Addr  string
 	Store *storage.Store
+	Hooks *hooks // always set (see startWorker)
 	gs    *grpc.Server
 
 	// OnChunk, if set before the first call, runs as each chunk RPC starts,
@@ -86,12 +89,15 @@ func startWorker(tb testing.TB, o workerOpts) *testWorker {
 	// store, so the temporary directory can be removed.
 	w.gs = grpc.NewServer(grpc.ChainUnaryInterceptor(w.unary), grpc.ChainStreamInterceptor(w.stream),
 		grpc.WaitForHandlers(true))
-	var impl pb.VideoProcessingServiceServer = srv
-	if o.Hooks != nil {
-		o.Hooks.VideoProcessingServiceServer = srv
-		impl = o.Hooks
+	// The hooks are always there: their ReplicateShard is the test's
+	// worker side of replication, which the real server lacks.
+	h := o.Hooks
+	if h == nil {
+		h = &hooks{}
 	}
-	pb.RegisterVideoProcessingServiceServer(w.gs, impl)
+	h.VideoProcessingServiceServer, h.store, h.addr = srv, store, w.Addr
+	w.Hooks = h
+	pb.RegisterVideoProcessingServiceServer(w.gs, h)
 	go w.gs.Serve(lis)
 	tb.Cleanup(w.gs.Stop)
 	return w
@@ -185,8 +191,51 @@ type hooks struct {
 		next func() (*pb.ProcessChunkResponse, error)) (*pb.ProcessChunkResponse, error)
 	// Health edits CheckHealth's answer.
 	Health func(resp *pb.HealthCheckResponse) *pb.HealthCheckResponse
+	// Replicate, when set, runs before each ReplicateShard: an answer or
+	// an error is ReplicateShard's, neither makes the test's copy.
+	Replicate func(req *pb.ReplicateShardRequest) (*pb.ReplicateShardResponse, error)
 
-	n atomic.Int32
+	n          atomic.Int32
+	store      *storage.Store
+	addr       string
+	replicated atomic.Int32 // copies committed
+}
+
+// ReplicateShard is the worker side of replication as the master expects
+// it: pull the chunk from the source's DownloadShard (which verifies its
+// checksum), commit it with the source's metadata, answer with the copy's.
+func (h *hooks) ReplicateShard(ctx context.Context, req *pb.ReplicateShardRequest) (*pb.ReplicateShardResponse, error) {
+	if h.Replicate != nil {
+		if resp, err := h.Replicate(req); resp != nil || err != nil {
+			return resp, err
+		}
+	}
+	src, err := client.Dial(ctx, req.GetSourceWorker(), client.DialOptions{Insecure: true})
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	defer src.Close()
+	idx := req.GetChunkIndex()
+	p, err := h.store.Create(req.GetVideoId(), int(idx))
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	defer p.Abort()
+	m, _, err := src.DownloadShard(ctx, &pb.GetShardRequest{VideoId: req.GetVideoId(), ChunkIndex: &idx}, p, client.ShardWant{})
+	if err != nil {
+		return nil, err
+	}
+	stored, err := p.Commit(storage.Metadata{VideoID: m.GetVideoId(), ChunkIndex: int(idx), OriginalSize: m.GetOriginalSize(),
+		WorkerID: h.addr, Encoder: m.GetEncoder(), VideoCodec: m.GetVideoCodec(), EncoderSettings: m.GetEncoderSettings(),
+		InputChecksumSHA256: m.GetInputChecksumSha256(), FrameCount: m.GetFrameCount()})
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	h.replicated.Add(1)
+	return &pb.ReplicateShardResponse{Success: true, Metadata: &pb.ChunkMetadata{
+		VideoId: stored.VideoID, ChunkIndex: idx, EncodedSize: stored.EncodedSize, ShardLocation: stored.ShardLocation,
+		ChecksumSha256: stored.ChecksumSHA256, Encoder: stored.Encoder, WorkerId: h.addr, ReplicatedFrom: req.GetSourceWorker(),
+	}}, nil
 }
 
 func (h *hooks) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) (*pb.ProcessChunkResponse, error) {
@@ -201,10 +250,39 @@ func (h *hooks) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) (
 
 func (h *hooks) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*pb.HealthCheckResponse, error) {
 	resp, err := h.VideoProcessingServiceServer.CheckHealth(ctx, req)
-	if err != nil || h.Health == nil {
+	if err != nil {
 		return resp, err
 	}
+	if resp.GetStoreBytes() == 0 { // a server without the store figures yet
+		videos, _ := h.store.List("")
+		for _, v := range videos {
+			for _, m := range v.Chunks {
+				resp.StoreBytes += m.EncodedSize
+				resp.StoreChunks++
+			}
+		}
+	}
+	if h.Health == nil {
+		return resp, nil
+	}
 	return h.Health(resp), nil
+}
+
+// DeleteShard, for a server without it yet: the chunk is moved out of the
+// store (quarantined), which is as good as deleted for the master.
+func (h *hooks) DeleteShard(ctx context.Context, req *pb.DeleteShardRequest) (*pb.DeleteShardResponse, error) {
+	resp, err := h.VideoProcessingServiceServer.DeleteShard(ctx, req)
+	if status.Code(err) != codes.Unimplemented {
+		return resp, err
+	}
+	m, err := h.store.Lookup(req.GetVideoId(), int(req.GetChunkIndex()))
+	if err != nil {
+		return &pb.DeleteShardResponse{Success: true}, nil
+	}
+	if err := h.store.Quarantine(req.GetVideoId(), int(req.GetChunkIndex()), "deleted"); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &pb.DeleteShardResponse{Success: true, Deleted: true, FreedBytes: m.EncodedSize}, nil
 }
 
 // silentWorker returns the address of a listener that accepts connections

@@ -37,6 +37,8 @@ type JobConfig struct {
 	FFprobe        string            // key ffprobe
 	Verify         master.VerifyMode // key verify
 	MinPSNR        float64           // key min_psnr
+	Replicas       int               // key replicas
+	WorkersFile    string            // key workers_file
 	// Dial reaches the workers (keys tls_ca, tls_cert, tls_key,
 	// tls_server_name, token of Config).
 	Dial client.DialOptions
@@ -59,6 +61,8 @@ func jobDefaults() map[string]any {
 		"verify":                string(master.VerifyFull),
 		"min_psnr":              master.DefaultMinPSNR,
 		"download_idle_timeout": client.DefaultDownloadIdleTimeout.String(),
+		"replicas":              master.DefaultReplicas,
+		"workers_file":          "",
 	}
 }
 
@@ -97,6 +101,8 @@ func loadJobConfig(v *viper.Viper) (JobConfig, error) {
 	num("max_attempts", func(s string) (err error) { c.MaxAttempts, err = strconv.Atoi(s); return })
 	c.FFmpeg, c.FFprobe = v.GetString("ffmpeg"), v.GetString("ffprobe")
 	num("min_psnr", func(s string) (err error) { c.MinPSNR, err = strconv.ParseFloat(s, 64); return })
+	num("replicas", func(s string) (err error) { c.Replicas, err = strconv.Atoi(s); return })
+	c.WorkersFile = strings.TrimSpace(v.GetString("workers_file"))
 	mode, err := master.ParseVerifyMode(v.GetString("verify"))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("verify: %w", err))
@@ -117,6 +123,8 @@ func loadJobConfig(v *viper.Viper) (JobConfig, error) {
 		errs = append(errs, fmt.Errorf("crf: %d is negative", c.CRF))
 	case c.PerWorkerCap < 0:
 		errs = append(errs, fmt.Errorf("per_worker_cap: %d is negative", c.PerWorkerCap))
+	case c.Replicas < 1:
+		errs = append(errs, fmt.Errorf("replicas: %d is less than 1", c.Replicas))
 	case c.MaxAttempts < 1:
 		errs = append(errs, fmt.Errorf("max_attempts: %d is less than 1", c.MaxAttempts))
 	case c.StateDir == "":
@@ -160,7 +168,7 @@ func (c JobConfig) job(input, output string) master.JobConfig {
 	return master.JobConfig{
 		Input: input, Output: output, VideoID: c.VideoID, SegmentSeconds: c.SegmentSeconds, StateDir: c.StateDir,
 		Tools:  media.Tools{FFmpeg: c.FFmpeg, FFprobe: c.FFprobe},
-		Verify: c.Verify, MinPSNR: c.MinPSNR,
+		Verify: c.Verify, MinPSNR: c.MinPSNR, Replicas: c.Replicas, WorkersFile: c.WorkersFile,
 		Dispatch: master.DispatchConfig{
 			Workers: c.Workers, PerWorkerCap: c.PerWorkerCap, MaxAttempts: c.MaxAttempts, Encoding: enc,
 			Dial: c.Dial,
@@ -196,15 +204,21 @@ container (.mkv, .mp4, .mov, .webm). An existing output is refused unless
 
 The job's video is pinned on every worker while the job runs (a worker
 short of disk does not evict it) and unpinned once the output is verified;
---cleanup then deletes the job's shards from the workers.`,
+--cleanup then deletes the job's shards from the workers.
+
+--replicas R keeps each chunk on R distinct workers (in other zones, then
+other hosts, first): copied worker to worker as it is stored, each copy
+verified by checksum. The job exits 1 when a chunk has fewer copies
+although R workers were healthy. --workers-file names more workers, read
+again while the job runs.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.jobConfig(cmd)
 			if err != nil {
 				return err
 			}
-			if len(cfg.Workers) == 0 {
-				return errors.New("--workers: name at least one worker")
+			if len(cfg.Workers) == 0 && cfg.WorkersFile == "" {
+				return errors.New("--workers: name at least one worker (or --workers-file)")
 			}
 			job := cfg.job(args[0], output)
 			job.Force, job.Cleanup = force, cleanup
@@ -237,6 +251,8 @@ short of disk does not evict it) and unpinned once the output is verified;
 	f.BoolVar(&cleanup, "cleanup", false, "delete the job's shards from the workers once the output is verified")
 	f.StringVar(&metricsFile, "metrics-file", "", "write a JSON report of the job here at its end (per chunk: worker, encode time, sizes, attempts, quality; and totals)")
 	f.StringVar(&metricsListen, "metrics-listen", "", "serve the job's progress as Prometheus metrics at http://ADDR/metrics while it runs")
+	f.Int("replicas", 0, "verified copies of each chunk, on distinct workers, copied worker to worker (default 1)")
+	f.String("workers-file", "", "file of more workers, one HOST:PORT a line ('#' comments), read again while the job runs")
 	return cmd
 }
 

@@ -95,6 +95,13 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 	} else if s.VerificationSkipReason != "" {
 		fs = append(fs, field{"verification", "skipped: " + s.VerificationSkipReason})
 	}
+	if r := s.Replication; r != nil && r.Wanted > 1 {
+		text := fmt.Sprintf("%d verified copies of every chunk", r.Wanted)
+		if len(r.Short) > 0 {
+			text = fmt.Sprintf("%d wanted, on %d healthy workers: chunks %v short (copies per chunk: %v)", r.Wanted, r.Workers, r.Short, r.Copies)
+		}
+		fs = append(fs, field{"replicas", text})
+	}
 	if c := s.Cleanup; c != nil {
 		text := fmt.Sprintf("%d shards deleted (%s) from %d workers", c.Chunks, bytesIfSet(c.Bytes), c.Workers)
 		if len(c.Failed) > 0 {
@@ -166,8 +173,17 @@ func (a *app) printState(s *master.JobState) error {
 		}
 		rows = append(rows, []string{
 			strconv.Itoa(c.Index), state, fmt.Sprintf("%d+%d", c.FirstFrame, c.Frames), form, seconds(c.Duration),
-			dash(c.Worker), dash(c.Encoder), bytesIfSet(c.EncodedSize), quality, dash(short(c.Checksum)), dash(c.Location),
+			dash(copiesOf(c)), dash(c.Encoder), bytesIfSet(c.EncodedSize), quality, dash(short(c.Checksum)), dash(c.Location),
 		})
 	}
-	return p.table([]string{"CHUNK", "STATE", "PICTURES", "SENT AS", "DURATION", "WORKER", "ENCODER", "SIZE", "PSNR MIN / MEAN", "SHA256", "LOCATION"}, rows)
+	return p.table([]string{"CHUNK", "STATE", "PICTURES", "SENT AS", "DURATION", "WORKERS", "ENCODER", "SIZE", "PSNR MIN / MEAN", "SHA256", "LOCATION"}, rows)
+}
+
+// copiesOf lists the workers holding a chunk's copies.
+func copiesOf(c master.ChunkState) string {
+	var ws []string
+	for _, r := range c.Copies() {
+		ws = append(ws, r.Worker)
+	}
+	return strings.Join(ws, " ")
 }

@@ -61,7 +61,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "master",
 		Short: "Encode videos across videoshard workers, and talk to one worker",
 		Long: `master encodes a video across videoshard workers (encode, reconstruct,
-status), deletes a video's shards (delete) and talks to one worker over gRPC
+status), keeps their copies (repair, rebalance), deletes a video's shards
+(delete) and talks to one worker over gRPC
 (health, process-chunk, list, metadata, get-shard).
 
 Settings come from flags, then the environment (VIDEOSHARD_MASTER_WORKER,
@@ -106,7 +107,7 @@ the gRPC code), 2 on bad usage.`,
 	}
 
 	root.AddCommand(a.healthCmd(), a.processChunkCmd(), a.listCmd(), a.metadataCmd(), a.getShardCmd(),
-		a.encodeCmd(), a.reconstructCmd(), a.statusCmd(), a.deleteCmd())
+		a.encodeCmd(), a.reconstructCmd(), a.statusCmd(), a.deleteCmd(), a.repairCmd(), a.rebalanceCmd())
 	return root
 }
 

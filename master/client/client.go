@@ -326,3 +326,25 @@ func (c *Client) pin(ctx context.Context, call func(context.Context, *pb.PinVide
 	}
 	return nil
 }
+
+// ReplicateShard asks this worker (the target) to copy a chunk from the
+// worker at source, peer to peer: the bytes never pass through the
+// master. It returns the copy's metadata as the target stored it, and
+// whether the target held it already. The metadata is checked to be the
+// chunk asked for (ErrProtocol otherwise); whether its checksum is the
+// right one is the caller's to check.
+func (c *Client) ReplicateShard(ctx context.Context, source, videoID string, chunkIndex int32) (meta *pb.ChunkMetadata, already bool, err error) {
+	resp, err := c.rpc.ReplicateShard(ctx, &pb.ReplicateShardRequest{SourceWorker: source, VideoId: videoID, ChunkIndex: chunkIndex})
+	if err != nil {
+		return nil, false, fmt.Errorf("replicate %s chunk %d from %s: %w", videoID, chunkIndex, source, err)
+	}
+	if !resp.GetSuccess() {
+		return nil, false, fmt.Errorf("replicate %s chunk %d from %s: %w: %s", videoID, chunkIndex, source, ErrRejected, resp.GetMessage())
+	}
+	m := resp.GetMetadata()
+	if m == nil || m.GetChunkIndex() != chunkIndex || m.GetVideoId() != "" && m.GetVideoId() != videoID {
+		return nil, false, fmt.Errorf("replicate %s chunk %d from %s: %w: the answer is for chunk %d of %q",
+			videoID, chunkIndex, source, ErrProtocol, m.GetChunkIndex(), m.GetVideoId())
+	}
+	return m, resp.GetAlreadyStored(), nil
+}

@@ -1,0 +1,199 @@
+package master_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/videoshard/videoshard/master"
+	"github.com/videoshard/videoshard/master/media"
+	pb "github.com/videoshard/videoshard/proto"
+)
+
+const replClip = "../testdata/h264_noaudio_320x240_30000-1001_3s.mkv"
+
+// labelled starts a worker whose health names its zone.
+func labelled(t *testing.T, zone string, h *hooks) *testWorker {
+	t.Helper()
+	if h == nil {
+		h = &hooks{}
+	}
+	h.Health = func(resp *pb.HealthCheckResponse) *pb.HealthCheckResponse {
+		resp.Labels = map[string]string{"zone": zone, "host": "host-" + zone}
+		return resp
+	}
+	return startWorker(t, workerOpts{MaxTasks: 2, Hooks: h})
+}
+
+func replJob(t *testing.T, dir string, replicas int, ws ...*testWorker) master.JobConfig {
+	var addrs []string
+	for _, w := range ws {
+		addrs = append(addrs, w.Addr)
+	}
+	return master.JobConfig{
+		Input: replClip, Output: filepath.Join(dir, "out.mkv"), VideoID: "repl", SegmentSeconds: 1,
+		StateDir: filepath.Join(dir, "state"), Tools: media.Tools{FFmpeg: "ffmpeg", FFprobe: "ffprobe"},
+		Dispatch: fastConfig(t, addrs...), Replicas: replicas, Logger: testLogger(t),
+	}
+}
+
+// holds reports whether w stores chunk idx of video with checksum sum.
+func holds(w *testWorker, video string, idx int, sum string) bool {
+	m, err := w.Store.Lookup(video, idx)
+	return err == nil && m.ChecksumSHA256 == sum
+}
+
+// Each chunk ends on two workers in different zones, every copy recorded
+// and verified; reconstruct reads around a corrupt copy and a dead worker.
+func TestEncodeReplicas(t *testing.T) {
+	a1, a2, b := labelled(t, "a", nil), labelled(t, "a", nil), labelled(t, "b", nil)
+	byAddr := map[string]*testWorker{a1.Addr: a1, a2.Addr: a2, b.Addr: b}
+	dir := t.TempDir()
+	cfg := replJob(t, dir, 2, a1, a2, b)
+	sum, err := master.Encode(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := sum.Replication; r == nil || r.Wanted != 2 || len(r.Short) != 0 || len(r.Copies) != sum.Chunks {
+		t.Fatalf("replication report %+v", sum.Replication)
+	}
+	state, err := master.LoadState(cfg.StateDir, "repl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range state.Chunks {
+		copies := c.Copies()
+		if len(copies) != 2 {
+			t.Fatalf("chunk %d has copies %+v, want 2", c.Index, copies)
+		}
+		inB := 0
+		for _, r := range copies {
+			if !holds(byAddr[r.Worker], "repl", c.Index, c.Checksum) {
+				t.Fatalf("chunk %d: %s does not hold the copy the map records", c.Index, r.Worker)
+			}
+			if r.Worker == b.Addr {
+				inB++
+			}
+		}
+		if inB != 1 {
+			t.Fatalf("chunk %d copies %+v: want one in zone b", c.Index, copies)
+		}
+	}
+
+	// A corrupt copy on a zone-a worker: the read fails over to zone b.
+	c0 := state.Chunks[0]
+	var aCopy *testWorker
+	for _, r := range c0.Copies() {
+		if r.Worker != b.Addr {
+			aCopy = byAddr[r.Worker]
+		}
+	}
+	m, err := aCopy.Store.Lookup("repl", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrupt(t, m.ShardLocation)
+	rcfg := cfg
+	rcfg.Output = filepath.Join(dir, "again.mkv")
+	got, err := master.Reconstruct(context.Background(), rcfg)
+	if err != nil || got.Reencoded != 0 {
+		t.Fatalf("reconstruct around a corrupt copy: %d encoded again, %v", got.Reencoded, err)
+	}
+	same(t, cfg.Output, rcfg.Output)
+
+	// Zone b gone too: chunk 0 has no good copy left and is encoded
+	// again; every other chunk is read from zone a.
+	b.Kill()
+	rcfg.Output = filepath.Join(dir, "third.mkv")
+	got, err = master.Reconstruct(context.Background(), rcfg)
+	if err != nil || got.Reencoded != 1 {
+		t.Fatalf("reconstruct without zone b: %d encoded again, want 1 (chunk 0); %v", got.Reencoded, err)
+	}
+}
+
+func corrupt(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func same(t *testing.T, a, b string) {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(x) != string(y) {
+		t.Fatalf("%s and %s differ", a, b)
+	}
+}
+
+// With fewer healthy workers than copies wanted, the job reaches what it
+// can and says so, without failing; with enough workers whose copies
+// fail, it fails with ErrUnderReplicated after building the output.
+func TestEncodeReplicasShort(t *testing.T) {
+	t.Run("too few workers", func(t *testing.T) {
+		w := startWorker(t, workerOpts{MaxTasks: 2})
+		dir := t.TempDir()
+		sum, err := master.Encode(context.Background(), replJob(t, dir, 2, w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := sum.Replication; r.Workers != 1 || len(r.Short) != sum.Chunks || r.Copies[0] != 1 {
+			t.Fatalf("report %+v", r)
+		}
+	})
+	t.Run("copies fail", func(t *testing.T) {
+		refuse := &hooks{Replicate: func(*pb.ReplicateShardRequest) (*pb.ReplicateShardResponse, error) {
+			return nil, status.Error(codes.Unavailable, "disk on fire")
+		}}
+		w1, w2 := startWorker(t, workerOpts{MaxTasks: 2, Hooks: refuse}), startWorker(t, workerOpts{MaxTasks: 2})
+		dir := t.TempDir()
+		sum, err := master.Encode(context.Background(), replJob(t, dir, 2, w1, w2))
+		if !errors.Is(err, master.ErrUnderReplicated) {
+			t.Fatalf("err %v, want ErrUnderReplicated", err)
+		}
+		if _, serr := os.Stat(filepath.Join(dir, "out.mkv")); serr != nil || sum.Replication == nil || len(sum.Replication.Short) == 0 {
+			t.Fatalf("output %v, report %+v", serr, sum.Replication)
+		}
+	})
+	t.Run("a copy of other bytes", func(t *testing.T) {
+		// A target that answers with another checksum holds no copy.
+		liar := &hooks{Replicate: func(req *pb.ReplicateShardRequest) (*pb.ReplicateShardResponse, error) {
+			return &pb.ReplicateShardResponse{Success: true, Metadata: &pb.ChunkMetadata{VideoId: req.GetVideoId(),
+				ChunkIndex: req.GetChunkIndex(), ChecksumSha256: "00", ShardLocation: "x"}}, nil
+		}}
+		w1, w2 := startWorker(t, workerOpts{MaxTasks: 2}), startWorker(t, workerOpts{MaxTasks: 2, Hooks: liar})
+		dir := t.TempDir()
+		cfg := replJob(t, dir, 2, w1, w2)
+		if _, err := master.Encode(context.Background(), cfg); !errors.Is(err, master.ErrUnderReplicated) {
+			t.Fatalf("err %v, want ErrUnderReplicated", err)
+		}
+		state, err := master.LoadState(cfg.StateDir, "repl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range state.Chunks {
+			for _, r := range c.Copies() {
+				if r.Worker == w2.Addr && !holds(w2, "repl", c.Index, c.Checksum) {
+					t.Fatalf("chunk %d: the liar's copy is recorded", c.Index)
+				}
+			}
+		}
+	})
+}
