@@ -149,3 +149,54 @@ func BenchmarkListShardsPage100k(b *testing.B) {
 	b.ReportMetric(quantile(ref, 0.99), "store-p99-ms")
 	b.ReportMetric(quantile(busy, 0.99), "busy-page-p99-ms")
 }
+
+// BenchmarkListShardsVideo10k lists one video of 10,000 chunks (of a
+// store of 5 such) whole, as an old client does (no page_size), through
+// the worker's server on loopback, with the SQLite index and with the
+// memory one, alternating. It reports p50 and p99 in ms of each;
+// VIDEOSHARD_BENCH_LIST_ROUNDS sets the listings per index (default 30).
+func BenchmarkListShardsVideo10k(b *testing.B) {
+	rounds := benchRounds(b, "VIDEOSHARD_BENCH_LIST_ROUNDS", 30)
+	enc, err := encode.NewSimulated(encode.SimulatedConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	kinds := []storage.IndexKind{storage.IndexSQLite, storage.IndexMemory}
+	clients := make([]pb.VideoProcessingServiceClient, len(kinds))
+	for i, kind := range kinds {
+		// One store at a time may use a root: each kind gets its own copy.
+		dir := filepath.Join(b.TempDir(), string(kind))
+		if _, err := storetest.Write(dir, storetest.Layout{Videos: 5, ChunksPerVideo: 10000}); err != nil {
+			b.Fatal(err)
+		}
+		store, err := storage.Open(storage.Options{Root: dir, Index: kind})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { store.Close() })
+		clients[i] = startBenchServer(b, store, enc, "simulated")
+	}
+	ctx := benchCtx(b)
+	req := &pb.ListShardsRequest{VideoId: storetest.VideoID(2)}
+	ms := make([][]float64, len(kinds))
+	for b.Loop() {
+		for r := range rounds {
+			for j := range kinds {
+				i := (j + r) % len(kinds)
+				start := time.Now()
+				resp, err := clients[i].ListShards(ctx, req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ms[i] = append(ms[i], float64(time.Since(start).Microseconds())/1000)
+				if n := len(resp.GetVideos()[0].GetChunks()); n != 10000 {
+					b.Fatalf("%s: %d chunks listed, want 10000", kinds[i], n)
+				}
+			}
+		}
+	}
+	for i, kind := range kinds {
+		b.ReportMetric(quantile(ms[i], 0.5), string(kind)+"-p50-ms")
+		b.ReportMetric(quantile(ms[i], 0.99), string(kind)+"-p99-ms")
+	}
+}
