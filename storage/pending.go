@@ -301,7 +301,7 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	if err != nil {
 		return Metadata{}, err
 	}
-	defer room.release() // a failed commit's; a commit's moves to Usage at putReserved
+	defer room.release() // a failed commit's; a commit's moves to Usage at put
 
 	unlock := s.locks.lock(chunkKey{p.videoID, p.chunk})
 	defer unlock()
@@ -324,7 +324,7 @@ func (p *Pending) commit(meta Metadata) (Metadata, error) {
 	if err != nil {
 		return Metadata{}, p.rolledBack(errors.Join(fmt.Errorf("install metadata: %w", err), shard.undo()))
 	}
-	s.putReserved(meta, room)
+	s.put(meta, room)
 	shard.finish()
 	md.finish()
 	return cloneMetadata(meta), nil

@@ -440,13 +440,11 @@ func (s *Store) get(key chunkKey) (Metadata, bool, error) {
 }
 
 // put indexes m, which the caller no longer modifies, and counts it in
-// Usage. Its files are committed by then, so a failure is not the
-// caller's: it is logged, and the next Open indexes the chunk.
-func (s *Store) put(m Metadata) { s.putReserved(m, nil) }
-
-// putReserved is put of a commit that reserved its room: the shard's
-// bytes move from the reservation to Usage at once.
-func (s *Store) putReserved(m Metadata, rv *reservation) {
+// Usage; the shard's bytes move from the commit's reservation rv (nil
+// without limits) to Usage at once. Its files are committed by then, so
+// a failure is not the caller's: it is logged, and the next Open indexes
+// the chunk.
+func (s *Store) put(m Metadata, rv *reservation) {
 	prev, had, err := s.index.put(m)
 	if err != nil {
 		s.log.Error("cannot index a committed chunk; it is listed once the store is reopened",
