@@ -274,31 +274,44 @@ func (s *Server) resolvePeer(ctx context.Context, p peerAddr) (netip.AddrPort, e
 // nothing else; TLS verifies the peer's certificate for p's host (or
 // PeerConfig.ServerName).
 func (s *Server) dialPeer(ctx context.Context, p peerAddr, ap netip.AddrPort) (*client.Client, error) {
-	c := s.cfg.Peer
 	target := ap.String()
-	opts := client.DialOptions{
-		Insecure:            !c.TLS,
-		Token:               c.Token,
-		MaxMessageBytes:     s.cfg.MaxMessageBytes,
-		DownloadIdleTimeout: c.IdleTimeout,
-		MasterID:            s.cfg.WorkerID,
-		GRPCOptions: []grpc.DialOption{
-			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-				if addr != target {
-					return nil, fmt.Errorf("refusing to dial %s: only %s was checked against peer.allow", addr, target)
-				}
-				var d net.Dialer
-				return d.DialContext(ctx, "tcp", target)
-			}),
-			grpc.WithAuthority(p.String()),
-		},
+	opts := s.cfg.Peer.dialOptions(p.host)
+	opts.MaxMessageBytes = s.cfg.MaxMessageBytes
+	opts.MasterID = s.cfg.WorkerID
+	opts.GRPCOptions = []grpc.DialOption{
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			if addr != target {
+				return nil, fmt.Errorf("refusing to dial %s: only %s was checked against peer.allow", addr, target)
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", target)
+		}),
+		grpc.WithAuthority(p.String()),
 	}
+	return client.Dial(ctx, target, opts)
+}
+
+// dialOptions are the credentials and timeouts of a call to a peer whose
+// host is host.
+func (c PeerConfig) dialOptions(host string) client.DialOptions {
+	opts := client.DialOptions{Insecure: !c.TLS, Token: c.Token, DownloadIdleTimeout: c.IdleTimeout}
 	if c.TLS {
 		opts.CAFile, opts.CertFile, opts.KeyFile = c.CAFile, c.CertFile, c.KeyFile
 		opts.ServerName = c.ServerName
 		if opts.ServerName == "" {
-			opts.ServerName = p.host
+			opts.ServerName = host
 		}
 	}
-	return client.Dial(ctx, target, opts)
+	return opts
+}
+
+// CheckCredentials reads the files c names (CA, certificate, key) and
+// checks the token as a replication would, without dialling, so that a
+// bad one stops a worker's start rather than its first replication.
+func (c PeerConfig) CheckCredentials() error {
+	cl, err := client.Dial(context.Background(), "127.0.0.1:1", c.dialOptions("localhost"))
+	if err != nil {
+		return err
+	}
+	return cl.Close()
 }

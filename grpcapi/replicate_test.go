@@ -630,4 +630,3 @@ func TestCheckHealth_LabelsAndQuarantines(t *testing.T) {
 		t.Fatalf("time %q: %v", q[0].GetTime(), err)
 	}
 }
-
