@@ -29,6 +29,7 @@ func toProtoMetadata(m storage.Metadata) *pb.ChunkMetadata {
 		Height:              int32(m.Height),
 		EncodeTimeSeconds:   m.EncodeTimeSeconds,
 		InputChecksumSha256: m.InputChecksumSHA256,
+		ReplicatedFrom:      m.ReplicatedFrom,
 	}
 	if q := m.Quality; q != nil {
 		pm.QualityFrames = q.Frames
@@ -36,6 +37,42 @@ func toProtoMetadata(m storage.Metadata) *pb.ChunkMetadata {
 		pm.SsimMin, pm.SsimMean = q.SSIMMin, q.SSIMMean
 	}
 	return pm
+}
+
+// fromProtoMetadata is toProtoMetadata's inverse: a peer's chunk as this
+// worker stores it (quality_frames 0: not measured).
+func fromProtoMetadata(pm *pb.ChunkMetadata) storage.Metadata {
+	m := storage.Metadata{
+		VideoID:             pm.GetVideoId(),
+		ChunkIndex:          int(pm.GetChunkIndex()),
+		OriginalSize:        pm.GetOriginalSize(),
+		EncodedSize:         pm.GetEncodedSize(),
+		CompressionRatio:    float64(pm.GetCompressionRatio()),
+		WorkerID:            pm.GetWorkerId(),
+		ShardLocation:       pm.GetShardLocation(),
+		Timestamp:           pm.GetTimestamp(),
+		ChecksumSHA256:      pm.GetChecksumSha256(),
+		InputChecksumSHA256: pm.GetInputChecksumSha256(),
+		Encoder:             pm.GetEncoder(),
+		VideoCodec:          pm.GetVideoCodec(),
+		AudioCodec:          pm.GetAudioCodec(),
+		Container:           pm.GetContainer(),
+		EncoderSettings:     pm.GetEncoderSettings(),
+		DurationSeconds:     pm.GetDurationSeconds(),
+		FrameCount:          pm.GetFrameCount(),
+		Width:               int(pm.GetWidth()),
+		Height:              int(pm.GetHeight()),
+		EncodeTimeSeconds:   pm.GetEncodeTimeSeconds(),
+		ReplicatedFrom:      pm.GetReplicatedFrom(),
+	}
+	if pm.GetQualityFrames() > 0 {
+		m.Quality = &storage.Quality{
+			Frames:  pm.GetQualityFrames(),
+			PSNRMin: pm.GetPsnrMin(), PSNRMean: pm.GetPsnrMean(),
+			SSIMMin: pm.GetSsimMin(), SSIMMean: pm.GetSsimMean(),
+		}
+	}
+	return m
 }
 
 func toProtoChunkInfo(m storage.Metadata) *pb.ChunkInfo {

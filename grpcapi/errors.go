@@ -44,6 +44,18 @@ func toStatus(err error) error {
 	}
 	var code codes.Code
 	switch {
+	// A replication's source first: what it sent may also match the
+	// store's errors (an invalid timestamp), but it is the source's fault.
+	case errors.Is(err, errPeerNotAllowed), errors.Is(err, errSourceRefused):
+		code = codes.PermissionDenied
+	case errors.Is(err, errSourceNotFound):
+		code = codes.NotFound
+	case errors.Is(err, errSourceBadCopy):
+		code = codes.DataLoss
+	case errors.Is(err, errSourceUnavailable), errors.Is(err, errShuttingDown):
+		code = codes.Unavailable
+	case errors.Is(err, errSourceTimeout):
+		code = codes.DeadlineExceeded
 	case errors.Is(err, errInvalid),
 		errors.Is(err, storage.ErrInvalid),
 		errors.Is(err, encode.ErrInvalidInput),
@@ -56,7 +68,7 @@ func toStatus(err error) error {
 		// A valid option the operator does not let callers choose: the
 		// same request without it (or on a worker that allows it) works.
 		code = codes.PermissionDenied
-	case errors.Is(err, storage.ErrCorrupt):
+	case errors.Is(err, storage.ErrCorrupt), errors.Is(err, storage.ErrMismatch):
 		// Before NotFound: a shard gone from under its metadata is both,
 		// and the client must learn that bytes were lost.
 		code = codes.DataLoss

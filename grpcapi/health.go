@@ -135,6 +135,8 @@ func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*
 
 		CorruptedShardsDetected: s.store.Corrupted(),
 		QuarantinedShards:       s.store.Quarantined(),
+		Labels:                  s.cfg.Labels,
+		QuarantinedChunks:       s.recentQuarantines(),
 	}
 	usage, limits := s.store.Usage(), s.store.Limits()
 	resp.StoreBytes, resp.StoreChunks = usage.Bytes, usage.Chunks
@@ -172,6 +174,17 @@ func (s *Server) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*
 		resp.Message = "ok; " + strings.Join(problems, "; ")
 	}
 	return resp, nil
+}
+
+// recentQuarantines is the store's RecentQuarantines on the wire.
+func (s *Server) recentQuarantines() []*pb.QuarantinedChunk {
+	recent := s.store.RecentQuarantines()
+	out := make([]*pb.QuarantinedChunk, len(recent))
+	for i, q := range recent {
+		out[i] = &pb.QuarantinedChunk{VideoId: q.VideoID, ChunkIndex: int32(q.ChunkIndex), Reason: q.Reason,
+			Time: q.Time.Format(time.RFC3339Nano)}
+	}
+	return out
 }
 
 // features lists the optional capabilities CheckHealth reports.

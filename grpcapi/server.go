@@ -6,6 +6,7 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -71,7 +72,12 @@ type Config struct {
 	// HealthTimeout bounds one dependency check (default 10 s). It is the
 	// server's own: no caller's deadline shortens a check.
 	HealthTimeout time.Duration
-	Logger        *slog.Logger
+	// Peer is how ReplicateShard calls other workers (peer.go).
+	Peer PeerConfig
+	// Labels are the worker's failure-domain labels (CheckLabels),
+	// reported by CheckHealth.
+	Labels map[string]string
+	Logger *slog.Logger
 }
 
 // Defaults of the zero Config's fields.
@@ -96,6 +102,7 @@ func DefaultConfig() Config {
 		UploadTimeout:        10 * time.Minute,
 		MaxConcurrentStreams: 100,
 		HealthTTL:            defaultHealthTTL,
+		Peer:                 DefaultPeerConfig(),
 	}
 }
 
@@ -114,6 +121,12 @@ type Server struct {
 
 	unaryGate  *gate // unary ProcessChunk calls in flight (admission.go)
 	uploadGate *gate // UploadChunk streams in flight
+	replGate   *gate // ReplicateShard calls in flight (replicate.go)
+
+	// life is the server's own context, for work it owns beside its
+	// callers (replications); it ends when Run returns.
+	life    context.Context
+	endLife context.CancelFunc
 
 	health *healthState
 }
@@ -151,6 +164,9 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Peer = cfg.Peer.withDefaults()
+	cfg.Labels = maps.Clone(cfg.Labels)
+	life, endLife := context.WithCancel(context.Background())
 	return &Server{
 		store:  store,
 		enc:    enc,
@@ -161,6 +177,10 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 		unaryGate: &gate{what: "unary ProcessChunk calls", key: "limits.max_unary_chunks",
 			max: int64(cfg.MaxUnaryChunks)},
 		uploadGate: &gate{what: "uploads", key: "limits.max_uploads", max: int64(cfg.MaxUploads)},
+		replGate: &gate{what: "replications", key: "peer.max_concurrent_replications",
+			max: int64(cfg.Peer.MaxConcurrent)},
+		life:    life,
+		endLife: endLife,
 	}
 }
 
@@ -170,8 +190,9 @@ func (s *Server) Register(g *grpc.Server) {
 }
 
 // Run does the server's background work (CPU sampling) until ctx ends,
-// then cancels a dependency check in flight.
+// then cancels a dependency check and the replications in flight.
 func (s *Server) Run(ctx context.Context) {
+	defer s.endLife()
 	defer s.health.stop()
 	s.health.cpu.Run(ctx, time.Second)
 }

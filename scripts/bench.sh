@@ -19,6 +19,9 @@
 #                                                         MB/s / disk read+sha256 (>= 0.8), and the
 #                                                         worker's RSS growth (< 64 MiB); also the same
 #                                                         client hashing inline, and gRPC's default client
+#   replicate grpcapi BenchmarkReplicateShard256MiB       worker-to-worker ReplicateShard of a 256 MiB shard on
+#                                                         loopback / master/client's DownloadShard of it into a
+#                                                         file + fsync, both orders each round (>= 0.8)
 #   limits   cmd/worker BenchmarkHonestUnderSlowloris      64 honest clients beside 64 stalled uploads: p99
 #                                                         latency / the same load alone    (<= 2), refused (0)
 #            cmd/worker BenchmarkWorkerRSSWorstAdmitted   the worker's peak RSS under the worst load its
@@ -52,7 +55,7 @@
 #   extra    storage BenchmarkCommit64MiB, encode BenchmarkSimulated64MiB and
 #            BenchmarkFFmpegDirectVsEncoder (ns/op pairs, no interleaving)
 #
-# Usage: scripts/bench.sh [ffmpeg|ingest|getshard|download|limits|master|longgop|verify|state|farm|share|index|extra|profile ...]   (default: all but farm, share, index, profile)
+# Usage: scripts/bench.sh [ffmpeg|ingest|getshard|download|replicate|limits|master|longgop|verify|state|farm|share|index|extra|profile ...]   (default: all but farm, share, index, profile)
 # Environment:
 #   BENCH_OUT=DIR                         where raw outputs and profiles go (default: a new temp dir)
 #   BENCH_PROFILE=1                       also CPU-profile the simulated unary and streamed ingest
@@ -60,6 +63,7 @@
 #   VIDEOSHARD_BENCH_INGEST_ROUNDS=N      ingest rounds (default 15)
 #   VIDEOSHARD_BENCH_GETSHARD_ROUNDS=N    getshard rounds (default 15)
 #   VIDEOSHARD_BENCH_DOWNLOAD_ROUNDS=N    download rounds, one fresh worker each (default 3)
+#   VIDEOSHARD_BENCH_REPLICATE_ROUNDS=N   replicate rounds, each both orders (default 5)
 #   VIDEOSHARD_BENCH_SLOWLORIS_ROUNDS=N   slowloris rounds, alone and under attack each (default 5)
 #   VIDEOSHARD_BENCH_RSS_ROUNDS=N         worst-admitted-load rounds, one fresh worker each (default 3)
 #   VIDEOSHARD_BENCH_MASTER_ROUNDS=N      master/whole-file rounds (default 3)
@@ -76,14 +80,14 @@ GO=${GO:-go}
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then
-	parts=(ffmpeg ingest getshard download limits master longgop verify state extra)
+	parts=(ffmpeg ingest getshard download replicate limits master longgop verify state extra)
 	[ "${BENCH_PROFILE:-}" = 1 ] && parts+=(profile)
 fi
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for p in "${parts[@]}"; do
-	case $p in ffmpeg | ingest | getshard | download | limits | master | longgop | verify | state | farm | share | index | extra | profile) ;; *)
-		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, getshard, download, limits, master, longgop, verify, state, farm, share, index, extra, profile)" >&2
+	case $p in ffmpeg | ingest | getshard | download | replicate | limits | master | longgop | verify | state | farm | share | index | extra | profile) ;; *)
+		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, getshard, download, replicate, limits, master, longgop, verify, state, farm, share, index, extra, profile)" >&2
 		exit 2
 		;;
 	esac
@@ -145,6 +149,9 @@ if want getshard; then
 fi
 if want download; then
 	bench_required download ./cmd/worker/ 'BenchmarkDownloadShard1GiB$' -benchtime=1x
+fi
+if want replicate; then
+	bench_required replicate ./grpcapi/ 'BenchmarkReplicateShard256MiB$' -benchtime=1x
 fi
 if want limits; then
 	bench_required limits ./cmd/worker/ 'BenchmarkHonestUnderSlowloris$|BenchmarkWorkerRSSWorstAdmitted$' -benchtime=1x
@@ -246,6 +253,12 @@ if want download; then
 	row "  worker RSS growth (median; max)" "$(metric "$f" $B rss-growth-MiB); $g MiB" \
 		"base $(metric "$f" $B rss-base-MiB) MiB" "" "< 64 MiB" "$(verdict "$g" '<' 64)"
 	row "  worker peak RSS" "$(metric "$f" $B rss-peak-MiB) MiB" "" "" "" ""
+fi
+if want replicate; then
+	f=$out/replicate.txt B=BenchmarkReplicateShard256MiB
+	r=$(metric "$f" $B replicate/download)
+	row "ReplicateShard 256 MiB ($(int "$(metric "$f" $B rounds)") rounds)" "$(metric "$f" $B replicate-MB/s) MB/s" \
+		"download+fsync $(metric "$f" $B download-MB/s) MB/s" "$r" ">= 0.8" "$(verdict "$r" '>=' 0.8)"
 fi
 if want limits; then
 	f=$out/limits.txt B=BenchmarkHonestUnderSlowloris

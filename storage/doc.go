@@ -31,6 +31,9 @@
 // metadata, so that a failure at any later step restores the previous
 // version: after a failed Commit the store is as it was. What a crash can
 // leave behind, and how Open repairs it, is described at Pending.Commit.
+// Pending.CommitCopy commits a copy of another store's chunk with that
+// chunk's metadata, refusing (ErrMismatch) bytes whose size or SHA-256
+// are not the metadata's before anything is installed.
 //
 // # Reading
 //
@@ -94,6 +97,8 @@
 // and it leaves the index, so it is no longer listed or served, stays out
 // after a reopen, and can simply be written again. It leaves the index
 // last, so whoever no longer sees it also sees it counted and logged.
+// RecentQuarantines lists the last 1000 chunks quarantined since Open (at
+// Open included), with their reasons.
 //
 // # Symlinks
 //

@@ -47,6 +47,9 @@ type Metadata struct {
 	// Quality is the shard's picture quality measured against its input;
 	// nil (no "quality" key) when it was not measured.
 	Quality *Quality `json:"quality,omitempty"`
+	// ReplicatedFrom is the worker (HOST:PORT) this copy was pulled from
+	// (Pending.CommitCopy); empty (no key) for a chunk encoded here.
+	ReplicatedFrom string `json:"replicated_from,omitempty"`
 }
 
 // Quality is a shard's picture quality, measured against the pictures of

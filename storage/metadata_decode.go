@@ -107,6 +107,9 @@ func decodeMetadataFast(data []byte) (m Metadata, ok bool) {
 		case "crc32c":
 			bit = 1 << 22
 			m.ChecksumCRC32C, ok = p.str()
+		case "replicated_from":
+			bit = 1 << 23
+			m.ReplicatedFrom, ok = p.str()
 		default:
 			return false
 		}

@@ -17,7 +17,8 @@ func fullMetadata() Metadata {
 		Encoder: "ffmpeg", VideoCodec: "libx264", AudioCodec: "aac", Container: "mp4",
 		EncoderSettings: map[string]string{"crf": "23", "preset": "medium", "": "empty key"},
 		DurationSeconds: 4.004, FrameCount: 96, Width: 1280, Height: 720, EncodeTimeSeconds: 1e-7,
-		Quality: &Quality{Frames: 96, PSNRMin: 38.25, PSNRMean: math.Inf(1), SSIMMin: 0.97, SSIMMean: 1},
+		Quality:        &Quality{Frames: 96, PSNRMin: 38.25, PSNRMean: math.Inf(1), SSIMMin: 0.97, SSIMMean: 1},
+		ReplicatedFrom: "10.0.0.2:50061",
 	}
 }
 
@@ -85,6 +86,7 @@ func FuzzDecodeMetadata(f *testing.F) {
 		`{"video_id":"a"}{}`, "\ufeff{}", `[]`, `null`, ``, `{"video_id":"a"`, `{"video_id" "a"}`,
 		`{"crc32c":"0a1b2c3d"}`, `{"crc32c":"a","crc32c":"b"}`, `{"crc32c":null}`, `{"crc32c":12345678}`,
 		`{"checksum_sha256":"ab","crc32c":""}`, `{"CRC32C":"0a1b2c3d"}`,
+		`{"replicated_from":"127.0.0.1:50061"}`, `{"replicated_from":"a","replicated_from":"b"}`, `{"replicated_from":null}`,
 		`{"duration_seconds":nul}`, `{"quality":{"psnr_min":nullx}}`, `{"a":"\"}`,
 	} {
 		f.Add([]byte(s))

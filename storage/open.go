@@ -62,8 +62,7 @@ func (s *Store) load() (map[chunkKey]Metadata, error) {
 			continue // indexed, or quarantined with its metadata
 		}
 		if err := s.inVideoDir(key.video, func(vd *Dir) {
-			s.quarantineAtOpen(key.video+"_chunk_"+strconv.Itoa(key.chunk), "shard has no metadata", "",
-				storeFile{vd, shardName(key.chunk)})
+			s.quarantineChunkAtOpen(key, "shard has no metadata", "", storeFile{vd, shardName(key.chunk)})
 		}); err != nil {
 			return nil, err
 		}
@@ -85,9 +84,8 @@ func (s *Store) checkChunk(key chunkKey, m Metadata, fi fs.FileInfo, backups []s
 		}
 	}
 	files := []storeFile{{s.metaDir, metadataName(key.video, key.chunk)}}
-	label := key.video + "_chunk_" + strconv.Itoa(key.chunk)
 	if fi == nil && len(backups) == 0 {
-		s.quarantineAtOpen(label, msg, detail, files...)
+		s.quarantineChunkAtOpen(key, msg, detail, files...)
 		return false, nil
 	}
 	err := s.inVideoDir(key.video, func(vd *Dir) {
@@ -103,7 +101,7 @@ func (s *Store) checkChunk(key chunkKey, m Metadata, fi fs.FileInfo, backups []s
 		for _, b := range extra {
 			files = append(files, storeFile{vd, b})
 		}
-		s.quarantineAtOpen(label, msg, detail, files...)
+		s.quarantineChunkAtOpen(key, msg, detail, files...)
 	})
 	return msg == "", err
 }
@@ -383,9 +381,18 @@ func checkShard(fi fs.FileInfo, m Metadata) (msg, detail string) {
 	return "", ""
 }
 
+// quarantineChunkAtOpen is quarantineAtOpen for the files of a known
+// chunk, which RecentQuarantines then lists.
+func (s *Store) quarantineChunkAtOpen(key chunkKey, msg, detail string, files ...storeFile) {
+	if reason, ok := s.quarantineAtOpen(key.video+"_chunk_"+strconv.Itoa(key.chunk), msg, detail, files...); ok {
+		s.recordQuarantine(key, reason)
+	}
+}
+
 // quarantineAtOpen moves files that cannot be indexed into QuarantineDir
-// and logs why; msg is a short phrase, detail may be empty.
-func (s *Store) quarantineAtOpen(label, msg, detail string, files ...storeFile) {
+// and logs why; msg is a short phrase, detail may be empty. It returns the
+// reason recorded and whether the files were moved.
+func (s *Store) quarantineAtOpen(label, msg, detail string, files ...storeFile) (string, bool) {
 	reason := msg
 	if detail != "" {
 		reason += ": " + detail
@@ -397,9 +404,10 @@ func (s *Store) quarantineAtOpen(label, msg, detail string, files ...storeFile) 
 	dir, err := s.moveToQuarantine(label, reason, files...)
 	if err != nil {
 		s.log.Error(msg+"; not indexed, and cannot be quarantined", "files", paths, "detail", detail, "err", err)
-		return
+		return reason, false
 	}
 	s.log.Warn(msg+"; quarantined", "files", paths, "detail", detail, "path", dir)
+	return reason, true
 }
 
 // recoverChunk resolves a replace that a crash interrupted, leaving backups

@@ -124,6 +124,8 @@ type Pending struct {
 	wrote   bool    // Write was called with data
 	werr    error   // the first Write error; Commit fails with it
 	done    bool    // Commit or Abort was called
+	// timestamp is the one CommitCopy keeps; "" is the commit's time.
+	timestamp string
 }
 
 // Path returns the absolute path of the temporary file, for a writer in
@@ -346,7 +348,10 @@ func (p *Pending) writeMetadata(meta Metadata) (Metadata, error) {
 	meta.ChecksumSHA256 = sums.sha256()
 	meta.ChecksumCRC32C = sums.crc32c()
 	meta.ShardLocation = s.shardPath(p.videoID, p.chunk)
-	meta.Timestamp = s.now().UTC().Format(timestampLayout)
+	meta.Timestamp = p.timestamp
+	if meta.Timestamp == "" {
+		meta.Timestamp = s.now().UTC().Format(timestampLayout)
+	}
 	meta.CompressionRatio = 0
 	if meta.OriginalSize > 0 {
 		meta.CompressionRatio = float64(size) / float64(meta.OriginalSize)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // quarantineStampLayout starts a quarantine directory's name: UTC, sortable,
@@ -44,6 +46,52 @@ func (s *Store) Quarantined() int64 { return s.quarantined.Load() }
 // index has been counted by then, so a caller that no longer sees it sees
 // it in both counters.
 func (s *Store) Corrupted() int64 { return s.corrupted.Load() }
+
+// QuarantinedChunk is a chunk the store took out, as RecentQuarantines
+// lists it.
+type QuarantinedChunk struct {
+	VideoID    string
+	ChunkIndex int
+	Reason     string
+	Time       time.Time
+}
+
+// maxRecentQuarantines bounds RecentQuarantines: a store that quarantines
+// without end must not grow without end.
+const maxRecentQuarantines = 1000
+
+// quarantineLog is a ring of the last maxRecentQuarantines chunks
+// quarantined.
+type quarantineLog struct {
+	mu    sync.Mutex // guards the fields below
+	ring  []QuarantinedChunk
+	start int // index of the oldest entry once ring is full
+}
+
+// RecentQuarantines returns the chunks quarantined since Open (by a
+// reader, a scrub, Quarantine, or Open itself), most recent last, at most
+// the last 1000. Files quarantined at Open whose chunk is unknown (an
+// unreadable or misnamed metadata file) are not listed.
+func (s *Store) RecentQuarantines() []QuarantinedChunk {
+	l := &s.recent
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append(append([]QuarantinedChunk(nil), l.ring[l.start:]...), l.ring[:l.start]...)
+}
+
+// recordQuarantine adds a chunk to RecentQuarantines.
+func (s *Store) recordQuarantine(key chunkKey, reason string) {
+	q := QuarantinedChunk{VideoID: key.video, ChunkIndex: key.chunk, Reason: reason, Time: s.now().UTC()}
+	l := &s.recent
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.ring) < maxRecentQuarantines {
+		l.ring = append(l.ring, q)
+		return
+	}
+	l.ring[l.start] = q
+	l.start = (l.start + 1) % maxRecentQuarantines
+}
 
 // countQuarantined counts the entries already in QuarantineDir.
 func (s *Store) countQuarantined() error {
@@ -171,6 +219,7 @@ func (s *Store) quarantine(key chunkKey, want *Metadata, reason, foundBy string)
 	if foundBy != "" {
 		s.corrupted.Add(1)
 	}
+	s.recordQuarantine(key, reason)
 	files := []storeFile{{s.metaDir, metadataName(key.video, key.chunk)}}
 	// The shard is reached through its video directory, never through a
 	// symlink put in its place: then only the metadata moves, and the

@@ -68,7 +68,8 @@ type Store struct {
 	log     *slog.Logger
 
 	quarMu  sync.Mutex
-	quarDir *Dir // <root>/.quarantine once it exists; guarded by quarMu
+	quarDir *Dir          // <root>/.quarantine once it exists; guarded by quarMu
+	recent  quarantineLog // RecentQuarantines
 
 	// locks serialises writers (and OpenShard and Quarantine) per chunk.
 	locks keyedMutex

@@ -38,6 +38,7 @@ type Config struct {
 	Server grpcapi.Config
 	TLS    TLSConfig  // security.go
 	Auth   AuthConfig // security.go
+	Peer   PeerConfig // peer.go; the rest of peer.* is in Server.Peer
 	// Log and Metrics are keys log.* and metrics.* (observability.go).
 	Log     LogConfig
 	Metrics MetricsConfig
@@ -78,7 +79,7 @@ func defaultConfig() Config {
 // defaultConfig. Errors are reported in this order.
 func keys(cfg *Config) []key {
 	f, srv := &cfg.FFmpeg, &cfg.Server
-	return []key{
+	return append([]key{
 		stringKey("listen", &cfg.Listen),
 		stringKey("worker_id", &srv.WorkerID),
 		oneOfKey("encoder", &cfg.Encoder, pb.EncoderFFmpeg, pb.EncoderSimulated),
@@ -151,7 +152,7 @@ func keys(cfg *Config) []key {
 		oneOfKey("log.level", &cfg.Log.Level, logLevels...),
 		stringKey("metrics.listen", &cfg.Metrics.Listen),
 		boolKey("metrics.pprof", &cfg.Metrics.Pprof),
-	}
+	}, peerKeys(cfg)...) // peer.* and labels (peer.go)
 }
 
 // defaults holds every known key with its default.
@@ -186,7 +187,7 @@ func readConfigFile(v *viper.Viper, r io.Reader) error {
 	known := defaults()
 	var unknown []string
 	for _, k := range file.AllKeys() {
-		if _, ok := known[k]; !ok {
+		if _, ok := known[k]; !ok && !strings.HasPrefix(k, labelsKeyPrefix) {
 			unknown = append(unknown, k)
 		}
 	}
@@ -242,6 +243,7 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	r.check("health.ttl", srv.HealthTTL > 0, "must be positive")
 	checkSecurity(r, cfg)
 	checkMetrics(r, cfg)
+	checkPeers(r, cfg)
 	if len(r.errs) > 0 {
 		return Config{}, errors.Join(r.errs...)
 	}

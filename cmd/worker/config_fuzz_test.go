@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/videoshard/videoshard/encode"
+	"github.com/videoshard/videoshard/grpcapi"
 )
 
 // FuzzConfig feeds arbitrary YAML to readConfigFile and loadConfig, the
@@ -40,6 +41,11 @@ func FuzzConfig(f *testing.F) {
 		"ffmpeg: {allow_overrides: [libx265]}\n", "ffmpeg: {allow_overrides: {presets: fast}}\n",
 		"limits: {max_frame_pixels: 2147483647, max_pixels_per_second: 0, max_chunk_pixels: 9223372036854775807}\n",
 		"limits: {max_frame_pixels: 2147483648}\n", "limits: {max_chunk_pixels: -1}\n", "limits: {max_pixels_per_second: 1e9}\n",
+		"peer: {allow: [10.0.0.0/8, \"[fd00::1]:5\", 1.2.3.4], max_concurrent_replications: 3, idle_timeout: 1s, timeout: 2s}\n",
+		"peer: {allow: [host:1]}\n", "peer: {allow: \"10.0.0.1\"}\n", "peer: {allow: [\"::ffff:1.2.3.4/120\"]}\n", "peer: {allow: []}\n",
+		"peer: {tls: {ca_file: a, server_name: b}, token: abcdefghijklmnopqr}\n", "peer: {token: \"abc def ghi jkl mno\"}\n",
+		"labels: {zone: a, host: h-1.x_y}\n", "labels: {ZONE: A}\n", "labels: {zone: 1}\n", "labels: {zone: true}\n",
+		"labels: {zone: \"\\u00e9\"}\n", "labels: {\"a.b\": c}\n", "labels: {a: {b: c}}\n", "labels: ~\n", "labels: \"a=b,c=d\"\n",
 	} {
 		f.Add(s)
 	}
@@ -85,6 +91,12 @@ func FuzzConfig(f *testing.F) {
 		}
 		if n := cfg.Server.MaxMessageBytes; n < 1<<20 || n > 2<<30-1 {
 			t.Errorf("grpc.max_message_bytes = %d, outside [1MiB, 2GiB)", n)
+		}
+		if err := grpcapi.CheckLabels(cfg.Server.Labels); err != nil {
+			t.Errorf("accepted labels %q: %v", cfg.Server.Labels, err)
+		}
+		if p := cfg.Server.Peer; p.Allow == nil || p.MaxConcurrent < 1 || p.IdleTimeout <= 0 || p.IdleTimeout > p.Timeout {
+			t.Errorf("peer config %+v", p)
 		}
 		if _, err := encode.NewSimulated(cfg.Simulated); err != nil {
 			t.Errorf("accepted config is refused by the simulated encoder: %v", err)

@@ -82,6 +82,7 @@ func TestConfigDefaultsAreTheCores(t *testing.T) {
 	want.FFmpeg.ExtraOutputArgs = []string{}
 	want.FFmpeg.AllowOverrides = encode.OverridePolicy{VideoCodecs: []string{}, Presets: []string{}}
 	want.Auth.Tokens = []string{}
+	want.Server.Labels = map[string]string{}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("defaults read back as\n%+v\nwant\n%+v", cfg, want)
 	}

@@ -118,6 +118,10 @@ func run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	peer, err := peerSecurity(cfg)
+	if err != nil {
+		return err
+	}
 	storeOpts := cfg.Storage.Options
 	storeOpts.Logger, storeOpts.Lock = log, true
 	store, err := storage.Open(storeOpts)
@@ -137,7 +141,7 @@ func run(ctx context.Context, cfg Config) error {
 	if srvCfg.WorkerID == "" {
 		srvCfg.WorkerID = lis.Addr().String()
 	}
-	srvCfg.VideoCodec, srvCfg.Logger = codec, log
+	srvCfg.VideoCodec, srvCfg.Logger, srvCfg.Peer = codec, log, peer
 	srv := grpcapi.NewServer(store, enc, srvCfg)
 
 	memLimit := setMemoryLimit(srv, log)
