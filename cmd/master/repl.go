@@ -40,7 +40,10 @@ while there were healthy workers enough.`,
 				return errors.New("name one --video-id, or --all")
 			}
 			job := cfg.job(input, "")
-			if !cmd.Flags().Changed("replicas") && !a.v.IsSet("replicas") {
+			// Only the flag overrides the chunk maps: viper's IsSet is true
+			// for the key's default too, and the replicas key of a config
+			// file is encode's.
+			if !cmd.Flags().Changed("replicas") {
 				job.Replicas = 0 // each chunk map's
 			}
 			rep, err := master.Repair(cmd.Context(), master.RepairConfig{Job: job, All: all})
