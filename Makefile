@@ -16,8 +16,9 @@ help: ## list targets
 build: ## build the worker and master binaries into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: build ## run every test (unit and end-to-end, ffmpeg included) with the race detector
-	$(GO) test -race -count=1 -timeout 10m ./...
+test: build ## run every test (unit and end-to-end, ffmpeg and prometheus included, installed if missing) with the race detector
+	bash scripts/ensure-deps.sh
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 lint: proto-check $(TOOLS)/staticcheck ## gofmt, go vet, staticcheck, and a stale-protobuf check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
