@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
@@ -43,7 +44,16 @@ type RepairConfig struct {
 	// All repairs every chunk map in the state directory, starting with
 	// the videos whose chunks the workers report quarantined.
 	All bool
+	// Parallel is how many under-replicated chunks are copied at once
+	// (DefaultRepairParallel when 0); a chunk's own copies are made one
+	// after the other.
+	Parallel int
 }
+
+// DefaultRepairParallel is RepairConfig.Parallel when it is 0: two
+// worker-to-worker streams keep a survivor's disk and the loopback busy
+// without one repair taking every worker's bandwidth.
+const DefaultRepairParallel = 2
 
 // RepairFinding is what repair found of one copy of a chunk (Worker empty:
 // of the chunk) and what it did.
@@ -65,6 +75,11 @@ type RepairReport struct {
 	Findings []RepairFinding `json:"findings"`
 	// Short names the chunks left with fewer good copies than wanted.
 	Short []string `json:"short,omitempty"`
+	// Copied counts the copies made onto other workers, CopiedBytes their
+	// bytes, CopySeconds the wall time spent making them.
+	Copied      int     `json:"copied"`
+	CopiedBytes int64   `json:"copied_bytes"`
+	CopySeconds float64 `json:"copy_seconds"`
 }
 
 // repairVerifyParallel is how many copies are downloaded and verified at once.
@@ -80,6 +95,10 @@ const repairVerifyParallel = 4
 // ErrUnderReplicated when chunks are left short although there were
 // healthy workers enough, or what stopped the repair.
 func Repair(ctx context.Context, cfg RepairConfig) (RepairReport, error) {
+	if cfg.Parallel < 0 {
+		return RepairReport{}, fmt.Errorf("repair: Parallel %d is negative", cfg.Parallel)
+	}
+	setDefaultValue(&cfg.Parallel, DefaultRepairParallel)
 	replicas := cfg.Job.Replicas
 	job := cfg.Job.withDefaults()
 	var rep RepairReport
@@ -115,7 +134,7 @@ func Repair(ctx context.Context, cfg RepairConfig) (RepairReport, error) {
 		}
 		jcfg := job
 		jcfg.VideoID = v
-		if err := repairVideo(ctx, jcfg, replicas, f, &rep); err != nil {
+		if err := repairVideo(ctx, jcfg, replicas, cfg.Parallel, f, &rep); err != nil {
 			errs = append(errs, fmt.Errorf("repair %s: %w", v, err))
 		}
 	}
@@ -167,8 +186,8 @@ func quarantinedFirst(f *farm, videos []string, rep *RepairReport) []string {
 	return videos
 }
 
-// repairVideo repairs one chunk map.
-func repairVideo(ctx context.Context, cfg JobConfig, replicas int, f *farm, rep *RepairReport) error {
+// repairVideo repairs one chunk map, copying parallel chunks at once.
+func repairVideo(ctx context.Context, cfg JobConfig, replicas, parallel int, f *farm, rep *RepairReport) error {
 	state, err := LoadState(cfg.StateDir, cfg.VideoID)
 	if err != nil {
 		return err
@@ -257,26 +276,31 @@ func repairVideo(ctx context.Context, cfg JobConfig, replicas int, f *farm, rep 
 			good[ch.pos] = append(good[ch.pos], ch.copy)
 		}
 	}
-	var lost []int
-	for _, i := range slices.Sorted(maps.Keys(had)) {
-		c := state.Chunks[i]
+	positions := slices.Sorted(maps.Keys(had))
+	var lost, short []int
+	for _, i := range positions {
 		switch {
-		case len(good[i]) == 0 && unreachable[i]:
+		case len(good[i]) == 0 && !unreachable[i]:
+			lost = append(lost, state.Chunks[i].Index)
+		case len(good[i]) > 0 && len(good[i]) < want:
+			short = append(short, i)
+		}
+	}
+	copyNotes, err := f.copyChunks(ctx, cfg.StateDir, state, short, good, want, parallel, rep)
+	for _, i := range positions {
+		c := state.Chunks[i]
+		if len(good[i]) == 0 && unreachable[i] {
 			note(c, "", FoundNoCopy, "none: its other copies are out of reach", "")
-		case len(good[i]) == 0:
-			lost = append(lost, c.Index)
-		case len(good[i]) < want:
-			made, err := f.copyChunk(ctx, cfg.StateDir, state, i, good[i], want, func(worker, action string) {
-				note(c, worker, "under-replicated", action, "")
-			})
-			if err != nil {
-				return err
-			}
-			good[i] = append(good[i], made...)
+		}
+		for _, n := range copyNotes[i] {
+			note(c, n.worker, "under-replicated", n.action, "")
 		}
 		if n := len(good[i]); n > 0 && n < want && f.healthy() >= want {
 			rep.Short = append(rep.Short, fmt.Sprintf("%s chunk %d: %d of %d copies", state.VideoID, c.Index, n, want))
 		}
+	}
+	if err != nil {
+		return err
 	}
 	if len(lost) == 0 {
 		return nil
@@ -361,11 +385,13 @@ type farm struct {
 	clients map[string]*client.Client
 	healths map[string]*pb.HealthCheckResponse // nil: not asked, or no healthy answer
 	asked   map[string]bool
+	placed  map[string]int64 // bytes of the copies placed on each worker by this run
 }
 
 func newFarm(ctx context.Context, dial client.DialOptions) *farm {
 	setDefaultValue(&dial.MaxMessageBytes, DefaultJobMessageBytes)
-	return &farm{ctx: ctx, dial: dial, clients: map[string]*client.Client{}, healths: map[string]*pb.HealthCheckResponse{}, asked: map[string]bool{}}
+	return &farm{ctx: ctx, dial: dial, clients: map[string]*client.Client{}, healths: map[string]*pb.HealthCheckResponse{}, asked: map[string]bool{},
+		placed: map[string]int64{}}
 }
 
 func (f *farm) add(addr string) {
@@ -434,38 +460,101 @@ func (f *farm) close() {
 	}
 }
 
-// copyChunk copies chunk position i of state from its good copies onto
-// healthy workers holding none, placed by failure domain, until it has
-// want; each copy verified by checksum and saved in the map. It returns
-// the copies made.
-func (f *farm) copyChunk(ctx context.Context, stateDir string, state *JobState, i int, good []Replica, want int, note func(worker, action string)) ([]Replica, error) {
-	c := state.Chunks[i]
+// copyNote is what copyChunk did on one worker.
+type copyNote struct{ worker, action string }
+
+// copyChunks copies the chunks at positions of state (under-replicated:
+// good holds their good copies, which it extends) up to want copies,
+// parallel chunks at once, and counts what was made in rep. The chunk map
+// is updated and saved one copy at a time, under one lock: a JobState is
+// not safe for concurrent use. It returns, by position, what was done.
+func (f *farm) copyChunks(ctx context.Context, stateDir string, state *JobState, positions []int, good map[int][]Replica,
+	want, parallel int, rep *RepairReport) (map[int][]copyNote, error) {
+	start := time.Now()
+	var mu sync.Mutex // guards state, good, notes and rep
+	notes := map[int][]copyNote{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallel)
+	for _, i := range positions {
+		mu.Lock()
+		c, from := state.Chunks[i], slices.Clone(good[i])
+		mu.Unlock()
+		g.Go(func() error {
+			return f.copyChunk(gctx, state.VideoID, c, from, want, func(r Replica, err error) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					notes[i] = append(notes[i], copyNote{r.Worker, "copy failed: " + err.Error()})
+					return nil
+				}
+				state.addReplica(i, r)
+				if err := state.Save(stateDir); err != nil {
+					return err
+				}
+				good[i] = append(good[i], r)
+				notes[i] = append(notes[i], copyNote{r.Worker, "copied from " + r.From})
+				rep.Copied++
+				rep.CopiedBytes += c.EncodedSize
+				return nil
+			})
+		})
+	}
+	err := g.Wait()
+	rep.CopySeconds += time.Since(start).Seconds()
+	return notes, err
+}
+
+// copyChunk copies chunk c from its good copies onto healthy workers
+// holding none, placed by failure domain, until it has want; each copy
+// verified by checksum and passed to done (with the target and the error,
+// if it failed), whose error stops it.
+func (f *farm) copyChunk(ctx context.Context, videoID string, c ChunkState, good []Replica, want int, done func(Replica, error) error) error {
+	targets := f.place(c, good, want)
+	for k, target := range targets {
+		source := good[k%len(good)].Worker
+		cctx, cancel := context.WithTimeout(ctx, DefaultChunkTimeout)
+		r, err := replicateChunk(cctx, f.client(target), source, target, videoID, c)
+		cancel()
+		if err != nil {
+			f.unplace(target, c.EncodedSize)
+			r = Replica{Worker: target}
+		}
+		if err := done(r, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// place picks the workers for chunk c's missing copies and counts its
+// bytes on each at once, so copies placed meanwhile spread over the
+// workers instead of all going to the one whose health said it was
+// emptiest.
+func (f *farm) place(c ChunkState, good []Replica, want int) []string {
 	var held []Domain
 	for _, r := range good {
 		held = append(held, f.domain(r.Worker))
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var cands []Candidate
-	for _, addr := range f.healthyAddrs() {
+	for _, addr := range slices.Sorted(maps.Keys(f.healths)) {
 		if !c.holds(addr) {
-			cands = append(cands, Candidate{Addr: addr, Domain: f.domain(addr), Load: f.health(addr).GetStoreBytes()})
+			cands = append(cands, Candidate{Addr: addr, Domain: DomainOf(addr, f.healths[addr].GetLabels()),
+				Load: f.healths[addr].GetStoreBytes() + f.placed[addr]})
 		}
 	}
-	var made []Replica
-	for k, target := range PlaceReplicas(want-len(good), held, cands) {
-		source := good[k%len(good)].Worker
-		cctx, cancel := context.WithTimeout(ctx, DefaultChunkTimeout)
-		r, err := replicateChunk(cctx, f.client(target), source, target, state.VideoID, c)
-		cancel()
-		if err != nil {
-			note(target, "copy failed: "+err.Error())
-			continue
-		}
-		state.addReplica(i, r)
-		if err := state.Save(stateDir); err != nil {
-			return made, err
-		}
-		made = append(made, r)
-		note(target, "copied from "+source)
+	targets := PlaceReplicas(want-len(good), held, cands)
+	for _, t := range targets {
+		f.placed[t] += c.EncodedSize
 	}
-	return made, nil
+	return targets
+}
+
+// unplace takes back the bytes place counted on target for a copy that
+// failed.
+func (f *farm) unplace(target string, bytes int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.placed[target] -= bytes
 }

@@ -3,10 +3,14 @@ package master_test
 import (
 	"context"
 	"os"
+	"slices"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/videoshard/videoshard/master"
 	"github.com/videoshard/videoshard/master/client"
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // Repair verifies every copy's bytes, deletes a corrupt one, drops a lost
@@ -124,4 +128,107 @@ func TestRebalance(t *testing.T) {
 	}
 	same(t, cfg.Output, rcfg.Output)
 	os.Remove(rcfg.Output)
+}
+
+// streams counts the ReplicateShard calls in flight on a set of workers;
+// with barrier > 0 the first calls wait until barrier of them are in
+// flight at once.
+type streams struct {
+	mu        sync.Mutex
+	cond      *sync.Cond
+	cur, peak int
+	barrier   int
+	released  bool
+}
+
+func newStreams(barrier int) *streams {
+	s := &streams{barrier: barrier}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *streams) hooks() *hooks {
+	return &hooks{
+		Replicate: func(*pb.ReplicateShardRequest) (*pb.ReplicateShardResponse, error) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.cur++
+			s.peak = max(s.peak, s.cur)
+			if s.cur >= s.barrier {
+				s.released = true
+				s.cond.Broadcast()
+			}
+			for !s.released {
+				s.cond.Wait()
+			}
+			return nil, nil
+		},
+		Replicated: func(*pb.ReplicateShardRequest) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.cur--
+		},
+	}
+}
+
+// Repair copies the same chunks with one stream and with three, never
+// more at once than --parallel, and spreads them over the empty workers
+// instead of piling them on the one its probe found emptiest.
+func TestRepair_Parallel(t *testing.T) {
+	copied := map[int][]int{} // parallel -> chunk indexes copied
+	for _, parallel := range []int{1, 3} {
+		t.Run(strconv.Itoa(parallel), func(t *testing.T) {
+			st := newStreams(parallel)
+			src := startWorker(t, workerOpts{MaxTasks: 2})
+			var targets []*testWorker
+			for range 3 {
+				targets = append(targets, startWorker(t, workerOpts{MaxTasks: 2, Hooks: st.hooks()}))
+			}
+			dir := t.TempDir()
+			cfg := replJob(t, dir, 1, src)
+			if _, err := master.Encode(context.Background(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			rcfg := cfg
+			rcfg.Replicas = 2
+			rcfg.Dispatch.Workers = addrsOf(append(targets, src)...)
+			rep, err := master.Repair(context.Background(), master.RepairConfig{Job: rcfg, Parallel: parallel})
+			if err != nil {
+				t.Fatalf("repair: %v\n%+v", err, rep)
+			}
+			state, err := master.LoadState(cfg.StateDir, "repl")
+			if err != nil {
+				t.Fatal(err)
+			}
+			onto := map[string]bool{}
+			var bytes int64
+			for _, c := range state.Chunks {
+				copies := c.Copies()
+				if len(copies) != 2 || copies[0].Worker != src.Addr || copies[1].From != src.Addr {
+					t.Fatalf("chunk %d after repair: %+v", c.Index, copies)
+				}
+				onto[copies[1].Worker] = true
+				copied[parallel] = append(copied[parallel], c.Index)
+				bytes += c.EncodedSize
+			}
+			if len(onto) != len(state.Chunks) {
+				t.Fatalf("%d chunks copied onto %d of 3 empty workers: %v", len(state.Chunks), len(onto), onto)
+			}
+			if rep.Copied != len(state.Chunks) || rep.CopiedBytes != bytes {
+				t.Fatalf("report: %d copies of %d bytes, want %d of %d", rep.Copied, rep.CopiedBytes, len(state.Chunks), bytes)
+			}
+			if st.peak != parallel {
+				t.Fatalf("%d copies at once at most, want %d", st.peak, parallel)
+			}
+		})
+	}
+	if !slices.Equal(copied[1], copied[3]) || len(copied[1]) < 3 {
+		t.Fatalf("chunks copied with one stream %v, with three %v", copied[1], copied[3])
+	}
+}
+
+func TestRepair_ErrNegativeParallel(t *testing.T) {
+	if _, err := master.Repair(context.Background(), master.RepairConfig{Parallel: -1}); err == nil {
+		t.Fatal("Parallel -1 accepted")
+	}
 }

@@ -194,6 +194,9 @@ type hooks struct {
 	// Replicate, when set, runs before each ReplicateShard: an answer or
 	// an error is ReplicateShard's, neither makes the test's copy.
 	Replicate func(req *pb.ReplicateShardRequest) (*pb.ReplicateShardResponse, error)
+	// Replicated, when set, runs as each ReplicateShard that Replicate
+	// let through returns.
+	Replicated func(req *pb.ReplicateShardRequest)
 
 	n          atomic.Int32
 	store      *storage.Store
@@ -209,6 +212,9 @@ func (h *hooks) ReplicateShard(ctx context.Context, req *pb.ReplicateShardReques
 		if resp, err := h.Replicate(req); resp != nil || err != nil {
 			return resp, err
 		}
+	}
+	if h.Replicated != nil {
+		defer h.Replicated(req)
 	}
 	src, err := client.Dial(ctx, req.GetSourceWorker(), client.DialOptions{Insecure: true})
 	if err != nil {

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,7 +29,7 @@ const maxWorkersFileBytes = 1 << 20
 func ParseWorkers(r io.Reader) ([]string, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxWorkersFileBytes+1))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read: %w", err)
 	}
 	if len(data) > maxWorkersFileBytes {
 		return nil, fmt.Errorf("more than %d bytes", maxWorkersFileBytes)
@@ -36,15 +39,37 @@ func ParseWorkers(r io.Reader) ([]string, error) {
 	for n := 1; sc.Scan(); n++ {
 		line, _, _ := strings.Cut(sc.Text(), "#")
 		line = strings.TrimSpace(line)
-		switch {
-		case line == "":
-		case strings.ContainsAny(line, " \t,"):
-			return nil, fmt.Errorf("line %d: %q is not one HOST:PORT", n, line)
-		case !slices.Contains(addrs, line):
+		if line == "" {
+			continue
+		}
+		if err := checkAddr(line); err != nil {
+			return nil, fmt.Errorf("line %d: %q is not one HOST:PORT: %w", n, line, err)
+		}
+		if !slices.Contains(addrs, line) {
 			addrs = append(addrs, line)
 		}
 	}
 	return addrs, sc.Err()
+}
+
+// checkAddr refuses what gRPC would take for another target than a
+// worker's HOST:PORT (a missing port means 443 to it, a '/' a scheme), so
+// a typo is named at its line instead of probed forever.
+func checkAddr(addr string) error {
+	if strings.ContainsAny(addr, " \t,/") {
+		return errors.New("one address a line, no spaces, commas or slashes")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("no host")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("port %q is not 1 to 65535", port)
+	}
+	return nil
 }
 
 // ReadWorkersFile is ParseWorkers of the file at path.

@@ -43,6 +43,10 @@
 #                                                         one decode) (<= 1.3), master ms per chunk beyond that decode
 #                                                         (<= 5), first chunk's start (<= 5 s) (optional, ~6 min; not
 #                                                         in the default set)
+#   repair   cmd/master BenchmarkRepairLostWorker          a worker holding half of a video's 2 GiB of shards (R=2, 4 simulated
+#                                                         workers) lost: `master repair` wall and copy MB/s onto the 3
+#                                                         survivors with --parallel 1, 2, 3 (optional, ~5 min; not in the
+#                                                         default set)
 #   share    cmd/master BenchmarkMasterCPUShare           3-minute 480p job, 2 ffmpeg workers at veryfast: master CPU /
 #                                                         workers' CPU (<= 0.05), lowest worker busy share (>= 95%)
 #                                                         (optional, not in the default set)
@@ -55,7 +59,7 @@
 #   extra    storage BenchmarkCommit64MiB, encode BenchmarkSimulated64MiB and
 #            BenchmarkFFmpegDirectVsEncoder (ns/op pairs, no interleaving)
 #
-# Usage: scripts/bench.sh [ffmpeg|ingest|getshard|download|replicate|limits|master|longgop|verify|state|farm|share|index|extra|profile ...]   (default: all but farm, share, index, profile)
+# Usage: scripts/bench.sh [ffmpeg|ingest|getshard|download|replicate|limits|master|longgop|verify|state|farm|repair|share|index|extra|profile ...]   (default: all but farm, repair, share, index, profile)
 # Environment:
 #   BENCH_OUT=DIR                         where raw outputs and profiles go (default: a new temp dir)
 #   BENCH_PROFILE=1                       also CPU-profile the simulated unary and streamed ingest
@@ -71,6 +75,8 @@
 #   VIDEOSHARD_BENCH_MASTER_SLOTS=N       each worker's max_concurrent_tasks (default 1)
 #   VIDEOSHARD_BENCH_MASTER_VERIFY=MODE   the master's --verify in the master and longgop parts (default sample)
 #   VIDEOSHARD_BENCH_LONGGOP_ROUNDS=N, VIDEOSHARD_BENCH_VERIFY_ROUNDS=N   rounds (default 3 each)
+#   VIDEOSHARD_BENCH_REPAIR_BYTES=N       the repair part's video, shard bytes of one copy (default 2147483648)
+#   VIDEOSHARD_BENCH_REPAIR_ROUNDS=N      repair rounds, each --parallel 1, 2, 3 (default 1)
 #   VIDEOSHARD_BENCH_STATE_ROUNDS=N       state rounds, -count (default 5); VIDEOSHARD_BENCH_STATE_TIME=D their -benchtime (default 3s)
 # Needs ffmpeg and ffprobe (the ffmpeg, master and extra parts), ~4 GiB free in TMPDIR, and
 # about 3-5 minutes on a 2-core machine, plus 4-5 minutes for the master part.
@@ -86,8 +92,8 @@ fi
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for p in "${parts[@]}"; do
-	case $p in ffmpeg | ingest | getshard | download | replicate | limits | master | longgop | verify | state | farm | share | index | extra | profile) ;; *)
-		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, getshard, download, replicate, limits, master, longgop, verify, state, farm, share, index, extra, profile)" >&2
+	case $p in ffmpeg | ingest | getshard | download | replicate | limits | master | longgop | verify | state | farm | repair | share | index | extra | profile) ;; *)
+		echo "bench.sh: unknown part '$p' (want ffmpeg, ingest, getshard, download, replicate, limits, master, longgop, verify, state, farm, repair, share, index, extra, profile)" >&2
 		exit 2
 		;;
 	esac
@@ -170,6 +176,9 @@ if want state; then
 fi
 if want farm; then
 	bench_optional farm ./cmd/master/ 'BenchmarkMasterFarm$' -benchtime=1x -timeout 60m
+fi
+if want repair; then
+	bench_optional repair ./cmd/master/ 'BenchmarkRepairLostWorker$' -benchtime=1x -timeout 60m
 fi
 if want share; then
 	bench_optional share ./cmd/master/ 'BenchmarkMasterCPUShare$' -benchtime=1x -timeout 30m
@@ -331,6 +340,14 @@ if want farm; then
 		row "  master ms per chunk beyond the decode" "$c" "" "" "<= 5" "$(verdict "$c" '<=' 5)"
 		row "  first chunk's encode starts at" "$t s" "" "" "<= 5 s" "$(verdict "$t" '<=' 5)"
 	done
+fi
+if want repair; then
+	f=$out/repair.txt B=BenchmarkRepairLostWorker
+	for p in 1 2 3; do
+		row "repair of a lost worker, --parallel $p" "$(metric "$f" $B "copy-MB/s_p$p") MB/s" \
+			"wall $(metric "$f" $B "wall-s_p$p") s" "" "" ""
+	done
+	row "  copied ($(metric "$f" $B repaired-MB) MB): --parallel 3 / 1" "" "" "$(metric "$f" $B copy-p3/p1)" "" ""
 fi
 if want share; then
 	f=$out/share.txt B=BenchmarkMasterCPUShare

@@ -14,11 +14,12 @@ import (
 
 func (a *app) repairCmd() *cobra.Command {
 	var (
-		all   bool
-		input string
+		all      bool
+		input    string
+		parallel int
 	)
 	cmd := &cobra.Command{
-		Use:   "repair (--video-id ID | --all) [--workers ...] [--replicas R] [--input SOURCE]",
+		Use:   "repair (--video-id ID | --all) [--workers ...] [--replicas R] [--parallel N] [--input SOURCE]",
 		Short: "Verify every copy of a video's chunks, replace bad ones, restore the replicas",
 		Long: `Check every copy the chunk map records of each chunk: download it and verify
 its bytes against the map's checksum and size. A corrupt copy is deleted
@@ -28,7 +29,7 @@ onto workers that hold none (--workers and the map's), in other zones, then
 other hosts, first. A chunk with no good copy left is encoded again from
 --input (the chunk map's source, unchanged). --all repairs every chunk map
 in the state directory, starting with the chunks the workers report
-quarantined. Exits 1 when a chunk is left with fewer copies than wanted
+quarantined. --parallel chunks are copied at once. Exits 1 when a chunk is left with fewer copies than wanted
 while there were healthy workers enough.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -39,6 +40,9 @@ while there were healthy workers enough.`,
 			if all == (cfg.VideoID != "") {
 				return errors.New("name one --video-id, or --all")
 			}
+			if parallel < 1 {
+				return fmt.Errorf("--parallel: %d is less than 1", parallel)
+			}
 			job := cfg.job(input, "")
 			// Only the flag overrides the chunk maps: viper's IsSet is true
 			// for the key's default too, and the replicas key of a config
@@ -46,7 +50,7 @@ while there were healthy workers enough.`,
 			if !cmd.Flags().Changed("replicas") {
 				job.Replicas = 0 // each chunk map's
 			}
-			rep, err := master.Repair(cmd.Context(), master.RepairConfig{Job: job, All: all})
+			rep, err := master.Repair(cmd.Context(), master.RepairConfig{Job: job, All: all, Parallel: parallel})
 			if perr := a.printRepair(rep); perr != nil {
 				return perr
 			}
@@ -60,6 +64,7 @@ while there were healthy workers enough.`,
 	f.String("state-dir", "", "directory of chunk maps (default ./master_state)")
 	f.Int("replicas", 0, "copies each chunk must have (default: the chunk map's)")
 	f.StringVar(&input, "input", "", "the chunk map's source, to encode again the chunks with no good copy")
+	f.IntVar(&parallel, "parallel", master.DefaultRepairParallel, "under-replicated chunks copied at once, worker to worker")
 	f.String("ffmpeg", "", "ffmpeg binary (default ffmpeg)")
 	f.String("ffprobe", "", "ffprobe binary (default ffprobe)")
 	return cmd
@@ -78,6 +83,9 @@ func (a *app) printRepair(r master.RepairReport) error {
 		return err
 	}
 	fmt.Fprintf(p.w, "\n%d videos, %d chunks, %d copies verified byte for byte", r.Videos, r.Chunks, r.Copies)
+	if r.Copied > 0 {
+		fmt.Fprintf(p.w, "; %d copies made (%s) in %.1f s", r.Copied, byteCount(r.CopiedBytes), r.CopySeconds)
+	}
 	if len(r.Short) > 0 {
 		fmt.Fprintf(p.w, "; short of copies: %v", r.Short)
 	}
