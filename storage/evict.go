@@ -221,47 +221,44 @@ var errSpared = errors.New("spared")
 // room.mu.
 func (s *Store) evict(committing chunkKey, toFree int64) (left string, err error) {
 	var (
-		freed                  int64
-		pinned, inUse, skipped int
+		freed         int64
+		pinned, inUse int
 	)
-	for freed < toFree {
-		// What was left stays at the head of the order: ask past it.
-		want := skipped + evictBatch
-		candidates, err := s.LeastRecentlyRead(want)
+	// Pages of the order, each from where the last one ended: chunks left
+	// behind are not read again.
+	for after := lruStart(); freed < toFree; {
+		page, err := s.leastRecent(after, evictBatch)
 		if err != nil {
 			return "", err
 		}
-		for _, m := range candidates[min(skipped, len(candidates)):] {
-			key := chunkKey{m.VideoID, m.ChunkIndex}
-			if key == committing {
-				skipped++ // its old version is replaced, not evicted
-				continue
-			}
-			if s.Pinned(m.VideoID) {
+		for _, e := range page {
+			after = e.lruCursor
+			switch {
+			case e.key == committing:
+				continue // its old version is replaced, not evicted
+			case s.Pinned(e.VideoID):
 				pinned++
-				skipped++
 				continue
 			}
-			d, err := s.remove(key, true)
+			d, err := s.remove(e.key, true)
 			switch {
 			case errors.Is(err, errSpared), errors.Is(err, ErrBusy):
 				inUse++
-				skipped++
 				continue
 			case err != nil:
-				return "", fmt.Errorf("evict %s chunk %d: %w", m.VideoID, m.ChunkIndex, err)
+				return "", fmt.Errorf("evict %s chunk %d: %w", e.VideoID, e.ChunkIndex, err)
 			case d.Chunks == 0:
 				continue // deleted meanwhile
 			}
 			freed += d.Bytes
 			s.room.evicted.Add(1)
-			s.log.Info("chunk evicted", "video_id", m.VideoID, "chunk_index", m.ChunkIndex, "bytes", d.Bytes,
-				"processed_at", m.ProcessedAt(), "freed", freed, "to_free", toFree)
+			s.log.Info("chunk evicted", "video_id", e.VideoID, "chunk_index", e.ChunkIndex, "bytes", d.Bytes,
+				"processed_at", e.ProcessedAt(), "freed", freed, "to_free", toFree)
 			if freed >= toFree {
 				break
 			}
 		}
-		if len(candidates) < want {
+		if len(page) < evictBatch {
 			break // every chunk was considered
 		}
 	}

@@ -215,3 +215,28 @@ func TestEvict_Concurrent(t *testing.T) {
 		t.Errorf("Evicted() = %d, want at least 300 of the 320 chunks", s.Evicted())
 	}
 }
+
+// Eviction pages past chunks it must leave: with more pinned chunks than
+// a page holds ahead of it, the evictable one behind them still goes.
+func TestEvict_PastAPageOfPinned(t *testing.T) {
+	for _, kind := range []storage.IndexKind{storage.IndexMemory, storage.IndexSQLite} {
+		t.Run(string(kind), func(t *testing.T) {
+			s, _ := openLimited(t, kind, storage.Limits{MaxBytes: 700 * 10, Eviction: storage.EvictLRU, EvictToRatio: 1})
+			if err := s.Pin("pinned"); err != nil {
+				t.Fatal(err)
+			}
+			for n := range 600 {
+				commit(t, s, "pinned", n, payload(byte(n), 10))
+			}
+			commit(t, s, "old", 0, payload(1, 10)) // after every pinned chunk in the order
+			commit(t, s, "new", 0, payload(2, 990)) // 6010 + 990 = 7000: fits
+			commit(t, s, "new", 1, payload(3, 10))  // over: only old/0 may go
+			if _, err := s.Lookup("old", 0); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("old/0 after a commit over the limit: %v, want evicted", err)
+			}
+			if n := s.Evicted(); n != 1 {
+				t.Fatalf("Evicted() = %d, want 1", n)
+			}
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"cmp"
 	"slices"
 	"sync"
 )
@@ -26,8 +25,9 @@ type chunkIndex interface {
 	// be recorded later, but before leastRecent and close.
 	touch(key chunkKey, at int64)
 	// leastRecent returns up to limit chunks, least recently read first
-	// (ties by video id and index).
-	leastRecent(limit int) ([]Metadata, error)
+	// (ties by video id and index), from after on (the zero lruCursor:
+	// from the first), each with its place in that order.
+	leastRecent(after lruCursor, limit int) ([]lruEntry, error)
 	close() error
 }
 
@@ -119,27 +119,23 @@ func (mi *memIndex) touch(key chunkKey, at int64) {
 
 // leastRecent sorts every chunk by its last read: the memory index is for
 // stores small enough for that; the SQLite one has an index on it.
-func (mi *memIndex) leastRecent(limit int) ([]Metadata, error) {
-	type entry struct {
-		key chunkKey
-		at  int64
-	}
+func (mi *memIndex) leastRecent(after lruCursor, limit int) ([]lruEntry, error) {
 	mi.readMu.Lock()
-	all := make([]entry, 0, len(mi.lastRead))
+	all := make([]lruCursor, 0, len(mi.lastRead))
 	for key, at := range mi.lastRead {
-		all = append(all, entry{key, at})
+		if c := (lruCursor{at, key}); after.before(c) {
+			all = append(all, c)
+		}
 	}
 	mi.readMu.Unlock()
-	slices.SortFunc(all, func(a, b entry) int {
-		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.key.video, b.key.video), cmp.Compare(a.key.chunk, b.key.chunk))
-	})
-	out := make([]Metadata, 0, min(limit, len(all)))
-	for _, e := range all {
+	slices.SortFunc(all, lruCursor.compare)
+	out := make([]lruEntry, 0, min(limit, len(all)))
+	for _, c := range all {
 		if len(out) == limit {
 			break
 		}
-		if m, ok, _ := mi.get(e.key); ok { // dropped meanwhile: skipped
-			out = append(out, m)
+		if m, ok, _ := mi.get(c.key); ok { // dropped meanwhile: skipped
+			out = append(out, lruEntry{m, c})
 		}
 	}
 	return out, nil

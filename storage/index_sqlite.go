@@ -405,29 +405,30 @@ func (x *sqliteIndex) writeTouched(batch map[chunkKey]int64) error {
 	return tx.Commit()
 }
 
-func (x *sqliteIndex) leastRecent(limit int) ([]Metadata, error) {
+func (x *sqliteIndex) leastRecent(after lruCursor, limit int) ([]lruEntry, error) {
 	if err := x.flushTouched(); err != nil {
 		return nil, err
 	}
-	rows, err := x.db.Query(`SELECT video_id, chunk_index, metadata FROM chunks
-		ORDER BY last_read, video_id, chunk_index LIMIT ?`, limit)
+	// A keyset page of the last_read index: each page costs what it
+	// holds, however many chunks an eviction has had to pass.
+	rows, err := x.db.Query(`SELECT last_read, video_id, chunk_index, metadata FROM chunks
+		WHERE (last_read, video_id, chunk_index) > (?, ?, ?)
+		ORDER BY last_read, video_id, chunk_index LIMIT ?`, after.at, after.key.video, after.key.chunk, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Metadata
+	var out []lruEntry
 	for rows.Next() {
-		var video string
-		var n int
+		var e lruEntry
 		var blob []byte
-		if err := rows.Scan(&video, &n, &blob); err != nil {
+		if err := rows.Scan(&e.at, &e.key.video, &e.key.chunk, &blob); err != nil {
 			return nil, err
 		}
-		m, err := x.decodeRow(video, n, blob)
-		if err != nil {
+		if e.Metadata, err = x.decodeRow(e.key.video, e.key.chunk, blob); err != nil {
 			return nil, err
 		}
-		out = append(out, m)
+		out = append(out, e)
 	}
 	return out, rows.Err()
 }

@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"cmp"
 	"fmt"
+	"math"
 	"sync"
 )
 
@@ -35,7 +37,47 @@ func (s *Store) LeastRecentlyRead(limit int) ([]Metadata, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("least recently read: %w: limit %d is not positive", ErrInvalid, limit)
 	}
-	out, err := s.index.leastRecent(limit)
+	entries, err := s.leastRecent(lruCursor{}, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Metadata, len(entries))
+	for i, e := range entries {
+		out[i] = e.Metadata
+	}
+	return out, nil
+}
+
+// lruCursor is a place in the order of LeastRecentlyRead: a chunk's last
+// read (Unix ns), then its key. leastRecent takes the zero value for
+// lruStart.
+type lruCursor struct {
+	at  int64
+	key chunkKey
+}
+
+func (c lruCursor) compare(d lruCursor) int {
+	return cmp.Or(cmp.Compare(c.at, d.at), cmp.Compare(c.key.video, d.key.video), cmp.Compare(c.key.chunk, d.key.chunk))
+}
+
+func (c lruCursor) before(d lruCursor) bool { return c.compare(d) < 0 }
+
+// lruStart comes before every chunk's place: a timestamp may be before
+// 1970, and chunk indexes are never negative.
+func lruStart() lruCursor { return lruCursor{at: math.MinInt64, key: chunkKey{chunk: -1}} }
+
+// lruEntry is a chunk of the LeastRecentlyRead order, with its place in it.
+type lruEntry struct {
+	Metadata
+	lruCursor
+}
+
+// leastRecent is LeastRecentlyRead from after on, with each chunk's place.
+func (s *Store) leastRecent(after lruCursor, limit int) ([]lruEntry, error) {
+	if after == (lruCursor{}) {
+		after = lruStart()
+	}
+	out, err := s.index.leastRecent(after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("least recently read: %w", s.indexFailed(err))
 	}
