@@ -228,7 +228,7 @@ func TestEvict_PastAPageOfPinned(t *testing.T) {
 			for n := range 600 {
 				commit(t, s, "pinned", n, payload(byte(n), 10))
 			}
-			commit(t, s, "old", 0, payload(1, 10)) // after every pinned chunk in the order
+			commit(t, s, "old", 0, payload(1, 10))  // after every pinned chunk in the order
 			commit(t, s, "new", 0, payload(2, 990)) // 6010 + 990 = 7000: fits
 			commit(t, s, "new", 1, payload(3, 10))  // over: only old/0 may go
 			if _, err := s.Lookup("old", 0); !errors.Is(err, storage.ErrNotFound) {
