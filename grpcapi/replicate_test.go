@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"math"
@@ -395,6 +396,21 @@ func TestReplicateShard_HostileSource(t *testing.T) {
 			}
 		}), data), codes.DataLoss},
 		{"no metadata", sends(nil, data), codes.DataLoss},
+		// Strings from a peer are cut to 4 KiB (master/client), but 64
+		// settings of '<' (6 bytes each in JSON) make metadata that Open
+		// would not read back: the copy would be lost at the next start.
+		{"settings escaping past 1 MiB", sends(edit(func(m *pb.ChunkMetadata) {
+			m.EncoderSettings = map[string]string{}
+			for i := range maxCopiedSettings {
+				m.EncoderSettings[fmt.Sprint("k", i)] = strings.Repeat("<", 4000)
+			}
+		}), data), codes.DataLoss},
+		{"metadata over the copy bound", sends(edit(func(m *pb.ChunkMetadata) {
+			m.EncoderSettings = map[string]string{}
+			for i := range 20 {
+				m.EncoderSettings[fmt.Sprint("k", i)] = strings.Repeat("9", 4000)
+			}
+		}), data), codes.DataLoss},
 		{"over the chunk limit", sends(edit(func(m *pb.ChunkMetadata) { m.EncodedSize = 1 << 40 }), data), codes.ResourceExhausted},
 		{"stalls", stall, codes.DeadlineExceeded},
 		{"refuses this worker", func(*pb.GetShardRequest, pb.VideoProcessingService_DownloadShardServer) error {
