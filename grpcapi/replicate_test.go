@@ -209,7 +209,9 @@ func TestReplicateShard_Refused(t *testing.T) {
 	}
 	for _, addr := range []string{"127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:080", "127.0.0.1:+80",
 		":50061", "[::1]", "a b:1", "1.2.3:80", "[fe80::1%eth0]:1", "host_name:1", "-a:1", "a-.b:1", "a..b:1",
-		"[localhost]:1", "127.0.0.1:1:2", strings.Repeat("a.", 127) + "a:1"} {
+		"[localhost]:1", "127.0.0.1:1:2", strings.Repeat("a.", 127) + "a:1",
+		// inet_aton's spellings of 127.0.0.1, which a C resolver would take.
+		"127.1:80", "0x7f.1:80", "2130706433:80", "0177.0.0.1:80", "127.0.0.01:80", "localhost.:80"} {
 		tests = append(tests, struct {
 			name string
 			req  *pb.ReplicateShardRequest
@@ -298,6 +300,10 @@ func TestReplicateShard_PeerAllow(t *testing.T) {
 		{"a name resolving to an IPv4-mapped allowed address",
 			PeerConfig{Resolve: resolver("::ffff:127.0.0.1")}, "peer.test:" + port, codes.OK, true},
 		{"that address and port", PeerConfig{Allow: only(addr)}, addr, codes.OK, true},
+		{"the unspecified address", PeerConfig{}, "0.0.0.0:" + port, codes.PermissionDenied, false},
+		{"the unspecified IPv6 address", PeerConfig{}, "[::]:" + port, codes.PermissionDenied, false},
+		{"IPv4-compatible loopback is not loopback", PeerConfig{}, "[::127.0.0.1]:" + port, codes.PermissionDenied, false},
+		{"an IPv4-mapped address is its IPv4 address", PeerConfig{Allow: only("10.0.0.0/8")}, "[::ffff:127.0.0.1]:" + port, codes.PermissionDenied, false},
 		{"the default: loopback", PeerConfig{}, addr, codes.OK, true},
 	}
 	for _, tt := range tests {
