@@ -224,9 +224,8 @@ func (s *Store) evict(committing chunkKey, toFree int64) (left string, err error
 		freed                  int64
 		pinned, inUse, skipped int
 	)
+	want := evictBatch
 	for freed < toFree {
-		// What was left stays at the head of the order: ask past it.
-		want := skipped + evictBatch
 		candidates, err := s.LeastRecentlyRead(want)
 		if err != nil {
 			return "", err
@@ -264,6 +263,10 @@ func (s *Store) evict(committing chunkKey, toFree int64) (left string, err error
 		if len(candidates) < want {
 			break // every chunk was considered
 		}
+		// What was left stays at the head of the order: ask past it, for
+		// twice as many each time, so that passing n chunks left (a store
+		// full of pinned videos) reads O(n) rows, not O(n²).
+		want = max(2*want, skipped+evictBatch)
 	}
 	return fmt.Sprintf("%d chunks of pinned videos and %d being read or written were left", pinned, inUse), nil
 }
