@@ -35,6 +35,11 @@ var (
 // copy's metadata is kept and served by this worker.
 const maxCopiedSettings = 64
 
+// maxCopiedMetadataBytes bounds the encoded size of the metadata a source
+// sends (a worker's own is well under 4 KiB): it is written, indexed and
+// listed with the copy.
+const maxCopiedMetadataBytes = 64 << 10
+
 // ReplicateShard copies a chunk from the peer source_worker: see
 // replicate.
 func (s *Server) ReplicateShard(ctx context.Context, req *pb.ReplicateShardRequest) (*pb.ReplicateShardResponse, error) {
@@ -220,6 +225,9 @@ func (r *replication) copied(pm *pb.ChunkMetadata) (storage.Metadata, error) {
 			errSourceBadCopy, pm.GetVideoId(), pm.GetChunkIndex())
 	case pm.GetOriginalSize() < 0:
 		return storage.Metadata{}, fmt.Errorf("%w: original_size %d", errSourceBadCopy, pm.GetOriginalSize())
+	case proto.Size(pm) > maxCopiedMetadataBytes:
+		return storage.Metadata{}, fmt.Errorf("%w: metadata of %d bytes, at most %d are kept",
+			errSourceBadCopy, proto.Size(pm), maxCopiedMetadataBytes)
 	case len(pm.GetEncoderSettings()) > maxCopiedSettings:
 		return storage.Metadata{}, fmt.Errorf("%w: %d encoder settings, at most %d are kept",
 			errSourceBadCopy, len(pm.GetEncoderSettings()), maxCopiedSettings)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"math"
@@ -208,7 +209,9 @@ func TestReplicateShard_Refused(t *testing.T) {
 	}
 	for _, addr := range []string{"127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:080", "127.0.0.1:+80",
 		":50061", "[::1]", "a b:1", "1.2.3:80", "[fe80::1%eth0]:1", "host_name:1", "-a:1", "a-.b:1", "a..b:1",
-		"[localhost]:1", "127.0.0.1:1:2", strings.Repeat("a.", 127) + "a:1"} {
+		"[localhost]:1", "127.0.0.1:1:2", strings.Repeat("a.", 127) + "a:1",
+		// inet_aton's spellings of 127.0.0.1, which a C resolver would take.
+		"127.1:80", "0x7f.1:80", "2130706433:80", "0177.0.0.1:80", "127.0.0.01:80", "localhost.:80"} {
 		tests = append(tests, struct {
 			name string
 			req  *pb.ReplicateShardRequest
@@ -297,6 +300,10 @@ func TestReplicateShard_PeerAllow(t *testing.T) {
 		{"a name resolving to an IPv4-mapped allowed address",
 			PeerConfig{Resolve: resolver("::ffff:127.0.0.1")}, "peer.test:" + port, codes.OK, true},
 		{"that address and port", PeerConfig{Allow: only(addr)}, addr, codes.OK, true},
+		{"the unspecified address", PeerConfig{}, "0.0.0.0:" + port, codes.PermissionDenied, false},
+		{"the unspecified IPv6 address", PeerConfig{}, "[::]:" + port, codes.PermissionDenied, false},
+		{"IPv4-compatible loopback is not loopback", PeerConfig{}, "[::127.0.0.1]:" + port, codes.PermissionDenied, false},
+		{"an IPv4-mapped address is its IPv4 address", PeerConfig{Allow: only("10.0.0.0/8")}, "[::ffff:127.0.0.1]:" + port, codes.PermissionDenied, false},
 		{"the default: loopback", PeerConfig{}, addr, codes.OK, true},
 	}
 	for _, tt := range tests {
@@ -395,6 +402,21 @@ func TestReplicateShard_HostileSource(t *testing.T) {
 			}
 		}), data), codes.DataLoss},
 		{"no metadata", sends(nil, data), codes.DataLoss},
+		// Strings from a peer are cut to 4 KiB (master/client), but 64
+		// settings of '<' (6 bytes each in JSON) make metadata that Open
+		// would not read back: the copy would be lost at the next start.
+		{"settings escaping past 1 MiB", sends(edit(func(m *pb.ChunkMetadata) {
+			m.EncoderSettings = map[string]string{}
+			for i := range maxCopiedSettings {
+				m.EncoderSettings[fmt.Sprint("k", i)] = strings.Repeat("<", 4000)
+			}
+		}), data), codes.DataLoss},
+		{"metadata over the copy bound", sends(edit(func(m *pb.ChunkMetadata) {
+			m.EncoderSettings = map[string]string{}
+			for i := range 20 {
+				m.EncoderSettings[fmt.Sprint("k", i)] = strings.Repeat("9", 4000)
+			}
+		}), data), codes.DataLoss},
 		{"over the chunk limit", sends(edit(func(m *pb.ChunkMetadata) { m.EncodedSize = 1 << 40 }), data), codes.ResourceExhausted},
 		{"stalls", stall, codes.DeadlineExceeded},
 		{"refuses this worker", func(*pb.GetShardRequest, pb.VideoProcessingService_DownloadShardServer) error {

@@ -71,6 +71,16 @@ func TestCommitCopy_Refused(t *testing.T) {
 		{"no checksum", func(m storage.Metadata) storage.Metadata { m.ChecksumSHA256 = ""; return m }, data, storage.ErrMismatch},
 		{"other chunk", func(m storage.Metadata) storage.Metadata { m.ChunkIndex = 4; return m }, data, storage.ErrInvalid},
 		{"bad timestamp", func(m storage.Metadata) storage.Metadata { m.Timestamp = "yesterday"; return m }, data, storage.ErrInvalid},
+		// Metadata Open would refuse to read back (over 1 MiB): the chunk
+		// would be lost at the next start.
+		{"metadata over 1 MiB", func(m storage.Metadata) storage.Metadata {
+			m.Encoder = strings.Repeat("x", 1<<20)
+			return m
+		}, data, storage.ErrInvalid},
+		{"a setting over 1 MiB", func(m storage.Metadata) storage.Metadata {
+			m.EncoderSettings = map[string]string{"crf": strings.Repeat("9", 1<<20)}
+			return m
+		}, data, storage.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

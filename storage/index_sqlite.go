@@ -84,7 +84,7 @@ func openSQLiteIndex(path string, fresh bool, shardPath func(string, int) string
 	// A 64 MiB page cache per connection (the default is 2 MiB), and the
 	// database mapped rather than read: a page of 5,000 chunks reads some
 	// 4 MB of rows, twice as fast without a pread for each 4 KiB.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=busy_timeout(10000)" +
+	dsn := "file:" + uriPath.Replace(path) + "?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=busy_timeout(10000)" +
 		"&_pragma=cache_size(-65536)&_pragma=mmap_size(4294967296)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -102,6 +102,12 @@ func openSQLiteIndex(path string, fresh bool, shardPath func(string, int) string
 	go x.touchLoop()
 	return x, nil
 }
+
+// uriPath escapes what a file: URI's path may not hold as itself: '?'
+// (the query, where the driver's options start), '#' (the fragment) and
+// '%' (SQLite decodes %HH), so that the root's path is opened as it is,
+// never a file beside the store.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 func (x *sqliteIndex) init(fresh bool) error {
 	if fresh {

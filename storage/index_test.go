@@ -276,6 +276,43 @@ func TestIndex_IndexDirIsFixed(t *testing.T) {
 	}
 }
 
+// TestIndex_RootWithURICharacters: the database is opened by an SQLite
+// URI, and a root whose path holds '?', '#' or '%' must still name the
+// store's own .index/index.db: nothing is created beside the root, and
+// the store reopens.
+func TestIndex_RootWithURICharacters(t *testing.T) {
+	for _, name := range []string{"q?x", "h#x", "p%41x", "p%zz", "a b", "x?_pragma=foo&y=1"} {
+		t.Run(name, func(t *testing.T) {
+			base := t.TempDir()
+			root := filepath.Join(base, name)
+			s, err := storage.Open(storage.Options{Root: root})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			commit(t, s, "v", 0, []byte("zero"))
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			entries, _ := os.ReadDir(base)
+			if len(entries) != 1 || entries[0].Name() != name {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				t.Fatalf("beside the root: %q, want only %q", names, name)
+			}
+			if _, err := os.Stat(filepath.Join(root, ".index", "index.db")); err != nil {
+				t.Fatalf("the store's own database: %v", err)
+			}
+			r, lb := openStore(t, root, nil)
+			if strings.Contains(lb.String(), "rebuilding") {
+				t.Errorf("a clean index was rebuilt:\n%s", lb)
+			}
+			assertCommitted(t, r, "v", 0, []byte("zero"))
+		})
+	}
+}
+
 // TestRecencyAndUse: for both indexes, reads move a chunk to the end of
 // LeastRecentlyRead (scrubs do not), an open reader marks it read in use,
 // and a Pending marks it written.

@@ -361,6 +361,10 @@ func (p *Pending) writeMetadata(meta Metadata) (Metadata, error) {
 		return Metadata{}, fmt.Errorf("%w: encode metadata: %v", ErrInvalid, err)
 	}
 	data = append(data, '\n')
+	if len(data) > maxMetadataBytes {
+		// Open reads no more than this: the chunk would be lost at the next start.
+		return Metadata{}, fmt.Errorf("%w: metadata of %d bytes, at most %d", ErrInvalid, len(data), maxMetadataBytes)
+	}
 	metaName := metadataName(p.videoID, p.chunk)
 	if p.metaTmp, err = s.writeTemp(s.metaDir, "."+metaName+tempInfix+"*", data); err != nil {
 		return Metadata{}, fmt.Errorf("write metadata: %w", err)

@@ -7,6 +7,7 @@
 package metrics
 
 import (
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -61,7 +62,19 @@ type Worker struct {
 	ratio         *prometheus.HistogramVec // encoder, codec
 	bytesIn       prometheus.Counter
 	bytesOut      prometheus.Counter
+
+	pairMu sync.Mutex
+	pairs  map[[2]string]struct{} // the encoder/codec pairs labelled; guarded by pairMu
 }
+
+// maxLabelPairs bounds the encoder/codec pairs the chunk metrics are
+// labelled with. A reused chunk's come from its metadata, which for a
+// replicated copy a peer wrote: beyond the bound they count as
+// otherLabel, so that no peer can grow the series without bound.
+const maxLabelPairs = 64
+
+// otherLabel is the encoder and codec of the pairs past maxLabelPairs.
+const otherLabel = "other"
 
 var _ grpcapi.ChunkObserver = (*Worker)(nil)
 
@@ -128,6 +141,7 @@ func (w *Worker) ObserveChunk(c grpcapi.ChunkCall) {
 	if enc == "" {
 		enc, codec = w.cfg.Encoder, w.cfg.Codec
 	}
+	enc, codec = w.bounded(enc, codec)
 	w.chunks.WithLabelValues(enc, codec, c.Outcome).Inc()
 	if c.Outcome != grpcapi.ChunkStored {
 		return
@@ -138,6 +152,26 @@ func (w *Worker) ObserveChunk(c grpcapi.ChunkCall) {
 	}
 	w.bytesIn.Add(float64(c.InputBytes))
 	w.bytesOut.Add(float64(c.OutputBytes))
+}
+
+// bounded returns enc and codec, or otherLabel for both once
+// maxLabelPairs other pairs were labelled. The worker's own pair is
+// always kept.
+func (w *Worker) bounded(enc, codec string) (string, string) {
+	k := [2]string{enc, codec}
+	w.pairMu.Lock()
+	defer w.pairMu.Unlock()
+	if w.pairs == nil {
+		w.pairs = map[[2]string]struct{}{{w.cfg.Encoder, w.cfg.Codec}: {}}
+	}
+	if _, ok := w.pairs[k]; ok {
+		return enc, codec
+	}
+	if len(w.pairs) >= maxLabelPairs {
+		return otherLabel, otherLabel
+	}
+	w.pairs[k] = struct{}{}
+	return enc, codec
 }
 
 // figures collects the hooks' figures, each hook called once per scrape.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,4 +154,52 @@ func TestPprofWhenAsked(t *testing.T) {
 	if code, body := get(t, url+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
 		t.Fatalf("/debug/pprof/: %d\n%s", code, body)
 	}
+}
+
+// TestChunkLabelsBounded: a reused chunk is labelled with its metadata's
+// encoder and codec, which for a replicated copy a peer wrote: however
+// many a peer makes up, the series stay bounded, the extra ones counted
+// as "other".
+func TestChunkLabelsBounded(t *testing.T) {
+	m := metrics.NewWorker(metrics.WorkerConfig{Encoder: "ffmpeg", Codec: "libx264"})
+	tests := []struct {
+		name          string
+		encoder, code string
+	}{
+		{"the worker's own", "ffmpeg", "libx264"},
+		{"another allowed codec", "ffmpeg", "libx265"},
+	}
+	for _, tt := range tests {
+		m.ObserveChunk(grpcapi.ChunkCall{Outcome: grpcapi.ChunkReused, Encoder: tt.encoder, Codec: tt.code})
+	}
+	for i := range 5000 {
+		m.ObserveChunk(grpcapi.ChunkCall{Outcome: grpcapi.ChunkReused, Encoder: "ffmpeg", Codec: strings.Repeat("c", 100) + strconv.Itoa(i)})
+	}
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "videoshard_chunks_processed_total" {
+			continue
+		}
+		if n := len(f.GetMetric()); n > 100 {
+			t.Fatalf("%d series of %s after 5,000 made-up codecs", n, f.GetName())
+		}
+		seen := map[string]bool{}
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "codec" {
+					seen[l.GetValue()] = true
+				}
+			}
+		}
+		for _, want := range []string{"libx264", "libx265", "other"} {
+			if !seen[want] {
+				t.Errorf("no series of codec %q", want)
+			}
+		}
+		return
+	}
+	t.Fatal("no chunks_processed_total")
 }
