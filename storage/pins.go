@@ -14,6 +14,9 @@ import (
 
 const pinsDirName = ".pins"
 
+// DefaultMaxPins is Options.MaxPins when unset.
+const DefaultMaxPins = 10_000
+
 // Pin keeps videoID's chunks from eviction until Unpin; the pin is durable
 // when Pin returns. A video may be pinned before it has chunks. Pinning a
 // pinned video does nothing.
@@ -25,6 +28,9 @@ func (s *Store) Pin(videoID string) error {
 	defer s.pinMu.Unlock()
 	if _, ok := s.pins[videoID]; ok {
 		return nil
+	}
+	if len(s.pins) >= s.maxPins {
+		return fmt.Errorf("pin %s: %w: %d videos are pinned already, the most a store keeps; unpin some", videoID, ErrNoSpace, len(s.pins))
 	}
 	d, err := s.pinDir()
 	if err != nil {

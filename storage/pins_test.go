@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,5 +59,25 @@ func TestPins(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "not a pin") {
 		t.Errorf("the stray name was not logged: %s", logs)
+	}
+}
+
+// Pins are bounded: past MaxPins a new one is refused, saying why, and an
+// existing one is still idempotent.
+func TestPins_Bounded(t *testing.T) {
+	s, err := storage.Open(storage.Options{Root: t.TempDir(), MaxPins: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := s.Pin(fmt.Sprintf("v%d", i)); err != nil {
+			t.Fatalf("pin %d: %v", i, err)
+		}
+	}
+	if err := s.Pin("one-more"); !errors.Is(err, storage.ErrNoSpace) || !strings.Contains(err.Error(), "pinned already") {
+		t.Fatalf("pin past MaxPins: %v, want ErrNoSpace", err)
+	}
+	if err := s.Pin("v0"); err != nil {
+		t.Fatalf("pinning a pinned video again: %v", err)
 	}
 }

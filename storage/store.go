@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -49,6 +50,10 @@ type Options struct {
 	// Limits bound the disk the shards take, and say whether to evict
 	// when a commit would cross them; none by default.
 	Limits Limits
+	// MaxPins bounds the pinned videos (Pin): a pin may name a video not
+	// stored yet, so nothing else bounds the files in .pins.
+	// DefaultMaxPins when 0.
+	MaxPins int
 
 	// walk makes paths resolve by the fallback walk, as on a kernel
 	// without openat2 (for tests).
@@ -97,6 +102,7 @@ type Store struct {
 	pinMu   sync.Mutex
 	pins    map[string]struct{} // pinned video ids (Pin)
 	pinsDir *Dir                // <root>/.pins once it exists
+	maxPins int
 
 	limits Limits
 	room   room // commits checked against limits (reserve)
@@ -135,7 +141,7 @@ func Open(opts Options) (s *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s = &Store{fs: opts.FS, now: opts.Now, log: opts.Logger, limits: limits}
+	s = &Store{fs: opts.FS, now: opts.Now, log: opts.Logger, limits: limits, maxPins: cmp.Or(opts.MaxPins, DefaultMaxPins)}
 	if s.fs == nil {
 		s.fs = OSFS{}
 	}
