@@ -72,7 +72,7 @@ type room struct {
 	evicted atomic.Int64
 
 	// acct guards reserved, and makes a commit's bytes move from reserved
-	// to Usage at once (settle): counted in neither, a limit could be
+	// to Usage at once (put): counted in neither, a limit could be
 	// crossed; in both, a commit refused for room it does not lack. A
 	// leaf lock: nothing else is taken while it is held.
 	acct     sync.Mutex
