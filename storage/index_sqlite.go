@@ -68,6 +68,8 @@ type sqliteIndex struct {
 
 	wmu sync.Mutex // serialises write transactions
 
+	brief *briefCache // whole brief listings of videos
+
 	touchMu sync.Mutex
 	touched map[chunkKey]int64 // reads not yet written; guarded by touchMu
 	stop    chan struct{}
@@ -93,7 +95,7 @@ func openSQLiteIndex(path string, fresh bool, shardPath func(string, int) string
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
 	db.SetConnMaxIdleTime(0)
-	x := &sqliteIndex{db: db, shardPath: shardPath, touched: make(map[chunkKey]int64),
+	x := &sqliteIndex{db: db, shardPath: shardPath, touched: make(map[chunkKey]int64), brief: newBriefCache(),
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := x.init(fresh); err != nil {
 		db.Close()
@@ -136,6 +138,7 @@ func (x *sqliteIndex) build(metas map[chunkKey]Metadata) error {
 	})
 	x.wmu.Lock()
 	defer x.wmu.Unlock()
+	defer x.brief.invalidateAll()
 	tx, err := x.db.Begin()
 	if err != nil {
 		return err
@@ -229,6 +232,9 @@ func (x *sqliteIndex) video(id string) ([]Metadata, error) {
 // page asks for one chunk more than the limit, to tell whether more
 // follow, as index.page does.
 func (x *sqliteIndex) page(opts PageOptions) ([]Video, bool, error) {
+	if opts.Brief && opts.VideoID != "" && opts.Filter == (Filter{}) && !opts.uncached {
+		return x.briefPage(opts)
+	}
 	var q strings.Builder
 	q.WriteString(`SELECT video_id, chunk_index, encoded_size, checksum_sha256`)
 	if !opts.Brief {
@@ -317,6 +323,7 @@ func (x *sqliteIndex) put(m Metadata) (int64, bool, error) {
 	}
 	x.wmu.Lock()
 	defer x.wmu.Unlock()
+	defer x.brief.invalidate(m.VideoID) // after the write, whatever became of it
 	tx, err := x.db.Begin()
 	if err != nil {
 		return 0, false, err
@@ -338,6 +345,7 @@ func (x *sqliteIndex) put(m Metadata) (int64, bool, error) {
 func (x *sqliteIndex) drop(key chunkKey) (int64, bool, error) {
 	x.wmu.Lock()
 	defer x.wmu.Unlock()
+	defer x.brief.invalidate(key.video)
 	var prev int64
 	err := x.db.QueryRow(`DELETE FROM chunks WHERE video_id = ? AND chunk_index = ? RETURNING encoded_size`,
 		key.video, key.chunk).Scan(&prev)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -385,5 +386,61 @@ func TestRecencyAndUse(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The SQLite index's cache of brief listings never serves a listing a
+// write has changed: after commits and deletes, and while they race with
+// listings, a brief listing of the video is what the memory index says.
+func TestIndex_BriefCacheFollowsWrites(t *testing.T) {
+	s, _ := openKind(t, filepath.Join(t.TempDir(), "store"), storage.IndexSQLite)
+	brief := func() string {
+		p, err := s.ListPage(storage.PageOptions{VideoID: "v", Brief: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, v := range p.Videos {
+			for _, m := range v.Chunks {
+				out = append(out, fmt.Sprintf("%d:%d", m.ChunkIndex, m.EncodedSize))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	commit(t, s, "v", 0, []byte("a"))
+	if got := brief(); got != "0:1" {
+		t.Fatalf("first listing: %q", got)
+	}
+	commit(t, s, "v", 1, []byte("bb"))
+	commit(t, s, "v", 0, []byte("ccc")) // replaced
+	if got := brief(); got != "0:3 1:2" {
+		t.Fatalf("after commits: %q", got)
+	}
+	if _, err := s.Delete("v", 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := brief(); got != "1:2" {
+		t.Fatalf("after a delete: %q", got)
+	}
+	// Paging from the cache is the query's.
+	p, err := s.ListPage(storage.PageOptions{VideoID: "v", Brief: true, After: &storage.ChunkRef{VideoID: "v", ChunkIndex: 1}})
+	if err != nil || len(p.Videos) != 0 || p.More {
+		t.Fatalf("page after the last chunk: %+v, %v", p, err)
+	}
+
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range 50 {
+				commit(t, s, "v", 2+w*50+n, []byte{byte(n)})
+				brief()
+			}
+		}()
+	}
+	wg.Wait()
+	if got := strings.Count(brief(), ":"); got != 201 {
+		t.Fatalf("after racing commits and listings, the listing holds %d chunks, want 201", got)
 	}
 }

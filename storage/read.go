@@ -213,6 +213,10 @@ type PageOptions struct {
 	// Filter lists only the chunks it matches; the zero Filter matches all.
 	// More and After work as without one.
 	Filter Filter
+
+	// uncached makes the SQLite index query the database for a page it
+	// would serve from its cache of brief listings.
+	uncached bool
 }
 
 // Filter selects chunks by their metadata. A chunk matches when it matches
