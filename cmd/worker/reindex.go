@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,10 +32,7 @@ is no index to rebuild.`,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if root != "" {
-				v.Set("storage.root", root)
-			}
-			cfg, err := configFrom(v, configFile)
+			cfg, err := offlineConfig(v, configFile, root)
 			if err != nil {
 				return err
 			}
@@ -56,15 +51,11 @@ func reindex(out io.Writer, opts storage.Options) error {
 	if opts.Index == storage.IndexMemory {
 		return errors.New("storage.index is memory: there is no index on disk to rebuild")
 	}
-	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	opts.Lock, opts.Reindex, opts.Index = true, true, storage.IndexSQLite
+	opts.Reindex, opts.Index = true, storage.IndexSQLite
 	start := time.Now()
-	store, err := storage.Open(opts)
-	if errors.Is(err, storage.ErrLocked) {
-		return fmt.Errorf("%w: stop the worker using %s before reindexing it", err, opts.Root)
-	}
+	store, err := openOffline(opts, "reindexing")
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	u := store.Usage()
 	if err := store.Close(); err != nil {

@@ -38,10 +38,7 @@ storage.scrub_interval is set.`,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if root != "" {
-				v.Set("storage.root", root)
-			}
-			cfg, err := configFrom(v, configFile)
+			cfg, err := offlineConfig(v, configFile, root)
 			if err != nil {
 				return err
 			}
@@ -69,14 +66,9 @@ var errCorruptFound = errors.New("corrupt shards found and quarantined")
 // scrubOffline opens the store (taking its lock), scrubs it once, and
 // writes the report to out.
 func scrubOffline(ctx context.Context, out io.Writer, storeOpts storage.Options, opts storage.ScrubOptions) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	storeOpts.Logger, storeOpts.Lock = log, true
-	store, err := storage.Open(storeOpts)
-	if errors.Is(err, storage.ErrLocked) {
-		return fmt.Errorf("%w: stop the worker using %s before scrubbing it", err, storeOpts.Root)
-	}
+	store, err := openOffline(storeOpts, "scrubbing")
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	defer store.Close()
 	rep, err := store.Scrub(ctx, opts)
@@ -112,4 +104,28 @@ func startScrubber(ctx context.Context, srv *grpcapi.Server, cfg StorageConfig) 
 		cancel()
 		<-done
 	}
+}
+
+// offlineConfig is the config of a command run on a stopped worker's
+// store (scrub, reindex): configFile's, with root (--storage-root) over
+// storage.root when set.
+func offlineConfig(v *viper.Viper, configFile, root string) (Config, error) {
+	if root != "" {
+		v.Set("storage.root", root)
+	}
+	return configFrom(v, configFile)
+}
+
+// openOffline opens a stopped worker's store, taking its lock, logging to
+// stderr; doing says what for, in the error when a worker holds it.
+func openOffline(opts storage.Options, doing string) (*storage.Store, error) {
+	opts.Logger, opts.Lock = slog.New(slog.NewTextHandler(os.Stderr, nil)), true
+	store, err := storage.Open(opts)
+	if errors.Is(err, storage.ErrLocked) {
+		return nil, fmt.Errorf("%w: stop the worker using %s before %s it", err, opts.Root, doing)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return store, nil
 }
