@@ -4,20 +4,17 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	pb "github.com/videoshard/videoshard/proto"
 )
@@ -196,16 +193,7 @@ func TestServerOptions_WithAuth(t *testing.T) {
 	pb.RegisterVideoProcessingServiceServer(gs, pb.UnimplementedVideoProcessingServiceServer{})
 	healthpb.RegisterHealthServer(gs, grpchealth.NewServer())
 	reflection.Register(gs)
-	lis := bufconn.Listen(1 << 20)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := serveBufconn(t, gs)
 	client := pb.NewVideoProcessingServiceClient(conn)
 	ctx := t.Context()
 	withToken := func(tok string) context.Context {

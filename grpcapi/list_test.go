@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -12,9 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/videoshard/videoshard/internal/storetest"
@@ -35,19 +32,9 @@ func newListHarness(t *testing.T, l storetest.Layout, cfg Config) *harness {
 		t.Fatal(err)
 	}
 	srv := NewServer(store, &fakeEncoder{}, cfg)
-	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(ServerOptions(srv.log)...)
 	srv.Register(gs)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := serveBufconn(t, gs, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	return &harness{srv: srv, store: store, client: pb.NewVideoProcessingServiceClient(conn)}
 }
 

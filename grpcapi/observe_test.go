@@ -6,17 +6,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/videoshard/videoshard/encode"
 	"github.com/videoshard/videoshard/internal/reqid"
@@ -104,19 +101,9 @@ func observedHarness(t *testing.T, enc encode.Encoder, logs *syncBuffer, obs Chu
 	}
 	log := slog.New(reqid.Handler(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	srv := NewServer(store, enc, Config{WorkerID: "w", Logger: log})
-	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(srv.GRPCOptions(WithChunkObserver(obs))...)
 	srv.Register(gs)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return pb.NewVideoProcessingServiceClient(conn)
+	return pb.NewVideoProcessingServiceClient(serveBufconn(t, gs))
 }
 
 // A unary and a streamed chunk each log one access line with the method,

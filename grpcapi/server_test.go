@@ -120,19 +120,26 @@ func newHarnessStore(t *testing.T, opts storage.Options, enc encode.Encoder, cfg
 		t.Fatal(err)
 	}
 	srv := NewServer(store, enc, cfg)
-	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(srv.GRPCOptions()...)
 	srv.Register(gs)
+	return &harness{srv: srv, store: store, client: pb.NewVideoProcessingServiceClient(serveBufconn(t, gs))}
+}
+
+// serveBufconn serves gs over an in-memory listener until the test ends
+// and returns a connection to it; opts are the client's beyond plaintext.
+func serveBufconn(t testing.TB, gs *grpc.Server, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
+	conn, err := grpc.NewClient("passthrough:///bufconn", append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &harness{srv: srv, store: store, client: pb.NewVideoProcessingServiceClient(conn)}
+	return conn
 }
 
 func TestToStatus(t *testing.T) {
