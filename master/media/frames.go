@@ -162,12 +162,18 @@ func (s *pictureScan) parseLine(line []byte) {
 
 // timed reports whether every picture has a timestamp and they increase.
 func (s *pictureScan) timed() bool {
-	for i, p := range s.pictures {
-		if p.pts == noPTS || i > 0 && p.pts <= s.pictures[i-1].pts {
+	return len(s.pictures) > 0 && timedFrom(s.pictures, 0)
+}
+
+// timedFrom says whether pics[from:] have timestamps, each above the one
+// before it (pics[from-1]'s included).
+func timedFrom(pics []picture, from int) bool {
+	for i := from; i < len(pics); i++ {
+		if p := pics[i]; p.pts == noPTS || i > 0 && p.pts <= pics[i-1].pts {
 			return false
 		}
 	}
-	return len(s.pictures) > 0
+	return true
 }
 
 // endTicks is where the last picture ends: its pts plus its duration, or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"time"
@@ -52,19 +53,26 @@ func SplitLive(ctx context.Context, tools Tools, p *Probing, segmentSeconds floa
 		deferred []int // the chunks made at the end: lossless ones
 		proof    time.Duration
 	)
-	s := liveSplit{tools: tools, src: src, dir: dir, opts: opts, segment: segmentSeconds}
+	s := liveSplit{tools: tools, src: src, dir: dir, opts: opts, segment: segmentSeconds, packetPos: increasing(src.packets.pos)}
 	fps := src.Video.FPS
 	if !(fps > 0) {
 		fps = 25
 	}
-	wait := 0 // pictures to have before planning again: a plan costs the pictures so far
+	wait := 0    // pictures to have before planning again: a plan costs the pictures so far
+	timedTo := 0 // the pictures so far known to have increasing timestamps
 	for {
 		pics, tb, done, grew := p.pictures()
 		if done {
 			break
 		}
-		tl, ok := s.prefixTimeline(pics, tb)
-		if ok && len(pics) >= wait {
+		tl, ok := timeline{}, false
+		if len(pics) >= wait {
+			tl, ok = s.prefixTimeline(pics, tb, &timedTo)
+			if !ok && len(pics) >= 2 {
+				wait = math.MaxInt // untimed: no later picture makes it timed
+			}
+		}
+		if ok {
 			cuts := planCuts(tl.pictures, tl.timeBase, tl.packets, segmentSeconds)
 			stable := stableCuts(tl, cuts, segmentSeconds)
 			// Batches grow with the job: small ones keep the first workers
@@ -179,19 +187,23 @@ type liveSplit struct {
 	dir     string
 	opts    SplitOptions
 	segment float64
+	// packetPos is the source's packet positions when they increase
+	// (increasing), found once.
+	packetPos []int64
 }
 
 // prefixTimeline is the timeline of the pictures decoded so far; ok is
 // false when they have no timestamps of their own to cut by (the whole
-// source is then awaited).
-func (s liveSplit) prefixTimeline(pics []picture, tb rational) (timeline, bool) {
-	scan := pictureScan{timeBase: tb, pictures: pics}
-	if len(pics) < 2 || !scan.timed() {
+// source is then awaited). *timedTo counts the pictures already checked
+// for that, so each is checked once.
+func (s liveSplit) prefixTimeline(pics []picture, tb rational, timedTo *int) (timeline, bool) {
+	if len(pics) < 2 || !timedFrom(pics, *timedTo) {
 		return timeline{}, false
 	}
+	*timedTo = len(pics)
 	tl := timeline{pictures: pics, timeBase: tb, fps: s.src.Video.FPS, timed: true, losslessCodec: losslessCodec(s.src.Video.PixFmt)}
 	if pkts := s.src.packets; pkts.timeBase == tb {
-		tl.packets = packetTimeline{pts: pkts.pts, keys: pkts.keys, pos: increasing(pkts.pos)}
+		tl.packets = packetTimeline{pts: pkts.pts, keys: pkts.keys, pos: s.packetPos}
 	}
 	return tl, true
 }
