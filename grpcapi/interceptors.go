@@ -8,9 +8,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/videoshard/videoshard/internal/wirecodec"
 )
 
-// ServerOptions returns the interceptors every worker runs, outermost
+// ServerOptions returns the codec every worker speaks (wirecodec: shard
+// bytes sent without a copy) and the interceptors it runs, outermost
 // first: panic recovery (a panic becomes Internal without leaking the stack
 // to the client), the request id and one access line per call (observe.go,
 // telling WithChunkObserver's observer of chunk calls), those of
@@ -31,6 +34,7 @@ func ServerOptions(log *slog.Logger, opts ...Option) []grpc.ServerOption {
 		stream = append(stream, o.auth.StreamServerInterceptor())
 	}
 	return []grpc.ServerOption{
+		grpc.ForceServerCodecV2(wirecodec.Codec{}),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}

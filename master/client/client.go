@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/videoshard/videoshard/internal/wirecodec"
 	pb "github.com/videoshard/videoshard/proto"
 )
 
@@ -166,6 +167,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 		grpc.WithChainUnaryInterceptor(cleanUnary),
 		grpc.WithChainStreamInterceptor(cleanStream),
 		grpc.WithDefaultCallOptions(
+			grpc.ForceCodecV2(wirecodec.Codec{}),
 			grpc.MaxCallRecvMsgSize(maxMsg),
 			grpc.MaxCallSendMsgSize(maxMsg),
 		),

@@ -1,0 +1,98 @@
+package wirecodec
+
+import (
+	"bytes"
+	"testing"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/videoshard/videoshard/proto"
+)
+
+func payload(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i>>8)
+	}
+	return b
+}
+
+// TestCodec_SameWireAsStock: what Codec writes the stock codec reads as
+// the same message, and what the stock codec writes Codec reads, for
+// payloads below, at and above minDirect, with and without the other
+// fields, and the message left as it was given.
+func TestCodec_SameWireAsStock(t *testing.T) {
+	meta := &pb.ChunkMetadata{VideoId: "v", ChunkIndex: 3, EncodedSize: 12345, ChecksumSha256: "ab"}
+	var msgs []proto.Message
+	for _, n := range []int{0, 1, minDirect - 1, minDirect, 1<<20 + 3} {
+		msgs = append(msgs,
+			&pb.GetShardResponse{Success: true, ShardData: payload(n), Message: "chunk 3", Metadata: meta},
+			&pb.GetShardResponse{ShardData: payload(n)},
+			&pb.DownloadShardResponse{Data: payload(n)},
+			&pb.DownloadShardResponse{Metadata: meta, Data: payload(n)},
+		)
+	}
+	msgs = append(msgs, &pb.HealthCheckResponse{IsHealthy: true, WorkerId: "w"}, &pb.DownloadShardResponse{Metadata: meta})
+	for _, m := range msgs {
+		before := proto.Clone(m)
+		enc, err := Codec{}.Marshal(m)
+		if err != nil {
+			t.Fatalf("%T: %v", m, err)
+		}
+		if !proto.Equal(m, before) {
+			t.Fatalf("%T: Marshal changed the message", m)
+		}
+		got := m.ProtoReflect().New().Interface()
+		if err := stock().Unmarshal(mem.BufferSlice{mem.SliceBuffer(enc.Materialize())}, got); err != nil {
+			t.Fatalf("%T: the stock codec cannot read it: %v", m, err)
+		}
+		if !proto.Equal(got, m) {
+			t.Fatalf("%T: the stock codec reads another message", m)
+		}
+		stockEnc, err := stock().Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = m.ProtoReflect().New().Interface()
+		if err := (Codec{}).Unmarshal(split(stockEnc.Materialize(), 5, 16384), got); err != nil {
+			t.Fatalf("%T: %v", m, err)
+		}
+		if !proto.Equal(got, m) {
+			t.Fatalf("%T: Codec reads another message than the stock codec wrote", m)
+		}
+	}
+}
+
+// split cuts b into gRPC-like buffers: first bytes, then pieces of size.
+func split(b []byte, first, size int) mem.BufferSlice {
+	var out mem.BufferSlice
+	if len(b) > first {
+		out, b = append(out, mem.SliceBuffer(b[:first])), b[first:]
+	}
+	for len(b) > 0 {
+		n := min(size, len(b))
+		out, b = append(out, mem.SliceBuffer(b[:n])), b[n:]
+	}
+	return out
+}
+
+// TestCodec_PayloadOnlyRefusesOthers: payloadOnly takes only a message
+// that is field 2 and nothing else, of exactly the length it says.
+func TestCodec_PayloadOnlyRefusesOthers(t *testing.T) {
+	good, _ := stock().Marshal(&pb.DownloadShardResponse{Data: payload(minDirect)})
+	raw := good.Materialize()
+	if got, ok := payloadOnly(split(raw, 1, 1000)); !ok || !bytes.Equal(got, payload(minDirect)) {
+		t.Fatalf("payload-only message not taken: ok %v", ok)
+	}
+	for name, b := range map[string][]byte{
+		"trailing field": append(append([]byte{}, raw...), 0x0a, 0),
+		"short":          raw[:len(raw)-1],
+		"other field":    append([]byte{0x1a}, raw[1:]...),
+		"empty":          {},
+	} {
+		if _, ok := payloadOnly(split(b, 2, 4096)); ok {
+			t.Errorf("%s: taken as a payload", name)
+		}
+	}
+}
