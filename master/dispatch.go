@@ -74,6 +74,15 @@ type DispatchConfig struct {
 	// tasks that are not ours lowers it by that many, to no less than 1.
 	PerWorkerCap int
 
+	// NoSendAhead turns off the chunk sent ahead: by default, once every
+	// worker has its cap of chunks in flight, each worker that takes
+	// streamed uploads (max_chunk_bytes in its health) is sent one chunk
+	// more, streamed, which the worker receives whole and queues for the
+	// slot its current chunk frees, so it goes from one chunk to the next
+	// without waiting on the master. (A unary call beyond its slots a
+	// worker refuses.)
+	NoSendAhead bool
+
 	// MaxAttempts is how many times one chunk is tried before the job
 	// fails (DefaultMaxAttempts).
 	MaxAttempts int
@@ -295,6 +304,7 @@ type dispWorker struct {
 	probed              bool // a probe has succeeded: features are known
 	domain              Domain
 	storeBytes          int64
+	streams             bool // takes streamed uploads (UploadChunk)
 }
 
 // trims reports whether w honours frame trims, as far as is known: a
@@ -587,6 +597,7 @@ func (d *Dispatcher) upLocked(w *dispWorker, h *pb.HealthCheckResponse) {
 	w.id, w.encoder, w.vcodec = h.GetWorkerId(), h.GetEncoder(), h.GetVideoCodec()
 	w.features, w.probed = slices.Clone(h.GetFeatures()), true
 	w.domain, w.storeBytes = DomainOf(w.addr, h.GetLabels()), max(0, h.GetStoreBytes())
+	w.streams = h.GetMaxChunkBytes() > 0
 	d.broadcastLocked()
 }
 
@@ -673,8 +684,24 @@ func (d *Dispatcher) workerEvent(ev Event) {
 
 // pickLocked returns the least loaded worker in rotation with a free slot
 // that takes p's task, avoiding the workers p failed on unless every such
-// worker in rotation did; nil if there is none now.
-func (d *Dispatcher) pickLocked(p *pendingChunk) *dispWorker {
+// worker in rotation did; when no worker has a free slot, the one to send
+// p ahead to (DispatchConfig.NoSendAhead), ahead true; nil if there is
+// none now.
+func (d *Dispatcher) pickLocked(p *pendingChunk) (w *dispWorker, ahead bool) {
+	if w := d.pickUnderLocked(p, 0); w != nil {
+		return w, false
+	}
+	if d.cfg.NoSendAhead || d.anyFreeLocked() {
+		return nil, false
+	}
+	w = d.pickUnderLocked(p, 1)
+	return w, w != nil
+}
+
+// pickUnderLocked is the least loaded worker that may take p with fewer
+// than its cap + extra chunks in flight (with extra, one that takes
+// streamed uploads), or nil.
+func (d *Dispatcher) pickUnderLocked(p *pendingChunk, extra int) *dispWorker {
 	avoid := p.failed
 	others := false
 	for _, w := range d.workers {
@@ -685,7 +712,7 @@ func (d *Dispatcher) pickLocked(p *pendingChunk) *dispWorker {
 	}
 	var best *dispWorker
 	for _, w := range d.workers {
-		if !w.up || w.inflight >= w.cap || !w.takes(p.task) || (others && avoid[w]) {
+		if !w.up || w.inflight >= w.cap+extra || !w.takes(p.task) || (others && avoid[w]) || extra > 0 && !w.streams {
 			continue
 		}
 		if best == nil || lessLoadedWorker(w, best) {
@@ -886,11 +913,12 @@ const (
 )
 
 type attemptResult struct {
-	p   *pendingChunk
-	w   *dispWorker
-	res ChunkResult
-	out attemptOutcome
-	err error
+	p     *pendingChunk
+	w     *dispWorker
+	ahead bool // sent ahead of a free slot (DispatchConfig.NoSendAhead)
+	res   ChunkResult
+	out   attemptOutcome
+	err   error
 }
 
 func (j *dispJob) run(ctx context.Context, tasks <-chan ChunkTask) error {
@@ -943,7 +971,7 @@ func (j *dispJob) run(ctx context.Context, tasks <-chan ChunkTask) error {
 				i++
 				continue
 			}
-			w := d.pickLocked(p)
+			w, ahead := d.pickLocked(p)
 			if w == nil {
 				if !d.anyFreeLocked() {
 					break
@@ -954,7 +982,7 @@ func (j *dispJob) run(ctx context.Context, tasks <-chan ChunkTask) error {
 			w.inflight++
 			p.attempts++
 			queue = slices.Delete(queue, i, i+1)
-			started = append(started, attemptResult{p: p, w: w})
+			started = append(started, attemptResult{p: p, w: w, ahead: ahead})
 		}
 		wake := d.changed
 		d.mu.Unlock()
@@ -968,7 +996,7 @@ func (j *dispJob) run(ctx context.Context, tasks <-chan ChunkTask) error {
 			inflight++
 			d.log.Debug("chunk sent", "video_id", j.videoID, "chunk", s.p.task.Index, "worker", s.w.addr, "attempt", s.p.attempts)
 			j.event(Event{Kind: EventStarted, Chunk: s.p.task.Index, Worker: s.w.addr, Attempt: s.p.attempts, Done: done, Total: total()})
-			go j.attempt(ctx, s.w, s.p, results)
+			go j.attempt(ctx, s.w, s.p, s.ahead, results)
 		}
 
 		var timer *time.Timer
@@ -1102,10 +1130,12 @@ func (j *dispJob) event(ev Event) {
 
 // attempt sends one chunk to one worker, frees the worker's slot, records a
 // success with onDone, and reports to the job's loop.
-func (j *dispJob) attempt(ctx context.Context, w *dispWorker, p *pendingChunk, results chan<- attemptResult) {
+func (j *dispJob) attempt(ctx context.Context, w *dispWorker, p *pendingChunk, ahead bool, results chan<- attemptResult) {
 	d := j.d
 	actx, cancel := context.WithTimeout(ctx, d.cfg.ChunkTimeout)
-	resp, err := w.client.ProcessFileWith(actx, j.videoID, int32(p.task.Index), p.task.Path, d.cfg.Encoding, p.task.options())
+	opts := p.task.options()
+	opts.Stream = ahead
+	resp, err := w.client.ProcessFileWith(actx, j.videoID, int32(p.task.Index), p.task.Path, d.cfg.Encoding, opts)
 	cancel()
 	var res ChunkResult
 	if err == nil {

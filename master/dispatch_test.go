@@ -188,6 +188,48 @@ func TestDispatch_ActiveTasksLowerCap(t *testing.T) {
 	}
 }
 
+// TestDispatch_SendAhead: once every slot is busy, each worker that takes
+// streamed uploads is sent one chunk more, streamed, which waits in the
+// worker for the slot: chunk RPCs in flight reach the cap + 1, encodes
+// never pass the cap, and every chunk is stored once. A worker whose
+// health says it takes no streamed upload never gets more than its cap.
+func TestDispatch_SendAhead(t *testing.T) {
+	ahead := startWorker(t, workerOpts{MaxTasks: 1, Delay: 30 * time.Millisecond})
+	unary := startWorker(t, workerOpts{MaxTasks: 1, Delay: 30 * time.Millisecond, Hooks: &hooks{
+		Health: func(h *pb.HealthCheckResponse) *pb.HealthCheckResponse {
+			h.MaxChunkBytes = 0
+			return h
+		},
+	}})
+	cfg := fastConfig(t, ahead.Addr, unary.Addr)
+	cfg.NoSendAhead = false
+	d := newDispatcher(t, cfg)
+	chunks := writeChunks(t, 16, smallChunk)
+	rec := newRecorder(t)
+	if err := d.Run(context.Background(), "ahead", tasksOf(chunks), rec.onDone, rec.onEvent); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.Results()
+	checkResults(t, chunks, got, []string{ahead.Addr, unary.Addr})
+	if peak := ahead.Peak(); peak != 2 {
+		t.Errorf("the streaming worker had at most %d chunk RPCs in flight, want 2 (its slot and one sent ahead)", peak)
+	}
+	if peak, _ := ahead.EncodePeak(); peak != 1 {
+		t.Errorf("the streaming worker ran %d encodes at once, its slots are 1", peak)
+	}
+	if _, streams := ahead.Calls(); streams == 0 {
+		t.Errorf("no chunk was streamed to the streaming worker: sent ahead as unary calls, which it refuses")
+	}
+	if peak := unary.Peak(); peak != 1 {
+		t.Errorf("the worker without streamed uploads had %d chunk RPCs in flight, want its cap, 1", peak)
+	}
+	for _, r := range got {
+		if r.Attempts != 1 {
+			t.Errorf("chunk %d took %d attempts", r.Index, r.Attempts)
+		}
+	}
+}
+
 // TestDispatch_RetryElsewhere: a worker failing its first chunks with
 // Unavailable leaves the rotation, its chunks are done by the others, and
 // it comes back once its probe succeeds.

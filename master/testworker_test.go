@@ -54,6 +54,8 @@ type testWorker struct {
 	// with the count of chunk RPCs so far.
 	OnChunk func(n int)
 
+	encodes *countingEncoder
+
 	mu      sync.Mutex // guards the fields below
 	cur     int
 	peak    int
@@ -78,8 +80,8 @@ func startWorker(tb testing.TB, o workerOpts) *testWorker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w := &testWorker{Addr: lis.Addr().String(), Store: store}
-	srv := grpcapi.NewServer(store, enc, grpcapi.Config{
+	w := &testWorker{Addr: lis.Addr().String(), Store: store, encodes: &countingEncoder{Simulated: enc}}
+	srv := grpcapi.NewServer(store, w.encodes, grpcapi.Config{
 		WorkerID:           w.Addr,
 		VideoCodec:         "simulated",
 		MaxConcurrentTasks: max(o.MaxTasks, 1),
@@ -164,6 +166,45 @@ func (w *testWorker) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	w.begin(true)
 	defer w.end()
 	return h(srv, ss)
+}
+
+// countingEncoder counts the encodes running at once, their peak, and
+// the time between one encode's end and the next one's start.
+type countingEncoder struct {
+	*encode.Simulated // its optional interfaces too (trims, settings)
+
+	mu      sync.Mutex
+	cur     int
+	peak    int
+	lastEnd time.Time
+	idle    time.Duration
+}
+
+func (e *countingEncoder) Encode(ctx context.Context, in io.Reader, out encode.Output, opts encode.Options) (encode.Result, error) {
+	e.mu.Lock()
+	if e.cur == 0 && !e.lastEnd.IsZero() {
+		e.idle += time.Since(e.lastEnd)
+	}
+	e.cur++
+	e.peak = max(e.peak, e.cur)
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.cur--
+		if e.cur == 0 {
+			e.lastEnd = time.Now()
+		}
+		e.mu.Unlock()
+	}()
+	return e.Simulated.Encode(ctx, in, out, opts)
+}
+
+// EncodePeak is the most encodes the worker ran at once, and the time it
+// ran none between its first encode and its last.
+func (w *testWorker) EncodePeak() (peak int, idle time.Duration) {
+	w.encodes.mu.Lock()
+	defer w.encodes.mu.Unlock()
+	return w.encodes.peak, w.encodes.idle
 }
 
 // Peak is the most chunk RPCs the worker ever had in flight at once.
@@ -385,10 +426,13 @@ func tasksOf(chunks []chunkFile) []master.ChunkTask {
 	return tasks
 }
 
-// fastConfig is a config with short waits for tests.
+// fastConfig is a config with short waits for tests, without the chunks
+// sent ahead (so a worker has at most its cap of chunk RPCs in flight, each
+// sent the way its size says; TestDispatch_SendAhead has them).
 func fastConfig(tb testing.TB, addrs ...string) master.DispatchConfig {
 	return master.DispatchConfig{
 		Workers:       addrs,
+		NoSendAhead:   true,
 		BackoffBase:   5 * time.Millisecond,
 		BackoffMax:    40 * time.Millisecond,
 		ProbeInterval: 50 * time.Millisecond,

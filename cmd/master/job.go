@@ -32,6 +32,7 @@ type JobConfig struct {
 	Codec, Preset  string            // keys codec, preset
 	CRF            int               // key crf; -1: the workers' default
 	PerWorkerCap   int               // key per_worker_cap; 0: each worker's own limit
+	SendAhead      bool              // key send_ahead
 	MaxAttempts    int               // key max_attempts
 	FFmpeg         string            // key ffmpeg
 	FFprobe        string            // key ffprobe
@@ -55,6 +56,7 @@ func jobDefaults() map[string]any {
 		"crf":                   -1,
 		"preset":                "",
 		"per_worker_cap":        0,
+		"send_ahead":            true,
 		"max_attempts":          master.DefaultMaxAttempts,
 		"ffmpeg":                "ffmpeg",
 		"ffprobe":               "ffprobe",
@@ -98,6 +100,7 @@ func loadJobConfig(v *viper.Viper) (JobConfig, error) {
 	c.Codec, c.Preset = v.GetString("codec"), v.GetString("preset")
 	num("crf", func(s string) (err error) { c.CRF, err = strconv.Atoi(s); return })
 	num("per_worker_cap", func(s string) (err error) { c.PerWorkerCap, err = strconv.Atoi(s); return })
+	c.SendAhead = v.GetBool("send_ahead")
 	num("max_attempts", func(s string) (err error) { c.MaxAttempts, err = strconv.Atoi(s); return })
 	c.FFmpeg, c.FFprobe = v.GetString("ffmpeg"), v.GetString("ffprobe")
 	num("min_psnr", func(s string) (err error) { c.MinPSNR, err = strconv.ParseFloat(s, 64); return })
@@ -170,7 +173,7 @@ func (c JobConfig) job(input, output string) master.JobConfig {
 		Tools:  media.Tools{FFmpeg: c.FFmpeg, FFprobe: c.FFprobe},
 		Verify: c.Verify, MinPSNR: c.MinPSNR, Replicas: c.Replicas, WorkersFile: c.WorkersFile,
 		Dispatch: master.DispatchConfig{
-			Workers: c.Workers, PerWorkerCap: c.PerWorkerCap, MaxAttempts: c.MaxAttempts, Encoding: enc,
+			Workers: c.Workers, PerWorkerCap: c.PerWorkerCap, NoSendAhead: !c.SendAhead, MaxAttempts: c.MaxAttempts, Encoding: enc,
 			Dial: c.Dial,
 		},
 		Progress: os.Stderr,
@@ -349,6 +352,7 @@ func (a *app) jobFlags(cmd *cobra.Command, output *string, force *bool, encode b
 		f.Int("crf", -1, "constant rate factor (default: the workers')")
 		f.String("preset", "", "encoder preset (default: the workers')")
 		f.Int("per-worker-cap", 0, "most chunks in flight per worker (default: each worker's max_concurrent_tasks)")
+		f.Bool("send-ahead", true, "once every worker is busy, send each one chunk more, queued in the worker for its next free slot")
 		f.Int("max-attempts", 0, "tries per chunk before the job fails (default 5)")
 	}
 	mustRequire(cmd, "output")

@@ -40,6 +40,10 @@ type ChunkOptions struct {
 	// WantPictureHashes asks for ProcessChunkResponse.picture_hashes; a
 	// worker without pb.FeaturePictureHashes ignores it.
 	WantPictureHashes bool
+	// Stream sends the chunk with UploadChunk even when it fits a unary
+	// call: a worker queues an upload received whole until an encode slot
+	// frees, where it refuses a unary call beyond its slots.
+	Stream bool
 }
 
 // ProcessFileTrimmed is ProcessFile with a frame trim (nil: none); see
@@ -73,7 +77,7 @@ func (c *Client) ProcessFileWith(ctx context.Context, videoID string, chunkIndex
 		return nil, fmt.Errorf("%s: %w", desc, err)
 	}
 	var resp *pb.ProcessChunkResponse
-	if size <= limit {
+	if size <= limit && !opts.Stream {
 		resp, err = c.processUnary(ctx, videoID, chunkIndex, f, size, enc, opts)
 	} else {
 		// A frame must fit in one message too.
