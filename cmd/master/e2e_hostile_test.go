@@ -181,7 +181,8 @@ func TestE2EHostileWorkers(t *testing.T) {
 			state := filepath.Join(dir, "state")
 			start := time.Now()
 			code, stdout, stderr := runMaster(t, "encode", "--workers", workers, "--output", filepath.Join(dir, "out.mkv"),
-				"--segment-seconds", "1", "--state-dir", state, "--max-attempts", "2", "--download-idle-timeout", "1s",
+				// The hostile worker answers ProcessChunk only: no chunk is sent ahead as an upload.
+				"--segment-seconds", "1", "--state-dir", state, "--max-attempts", "2", "--download-idle-timeout", "1s", "--send-ahead=false",
 				testdata(clip))
 			took := time.Since(start)
 			out := stderr
