@@ -214,7 +214,7 @@ func TestDispatch_SendAhead(t *testing.T) {
 	if peak := ahead.Peak(); peak != 2 {
 		t.Errorf("the streaming worker had at most %d chunk RPCs in flight, want 2 (its slot and one sent ahead)", peak)
 	}
-	if peak, _ := ahead.EncodePeak(); peak != 1 {
+	if peak := ahead.EncodePeak(); peak != 1 {
 		t.Errorf("the streaming worker ran %d encodes at once, its slots are 1", peak)
 	}
 	if _, streams := ahead.Calls(); streams == 0 {

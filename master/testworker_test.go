@@ -168,43 +168,33 @@ func (w *testWorker) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	return h(srv, ss)
 }
 
-// countingEncoder counts the encodes running at once, their peak, and
-// the time between one encode's end and the next one's start.
+// countingEncoder counts the encodes running at once and their peak.
 type countingEncoder struct {
 	*encode.Simulated // its optional interfaces too (trims, settings)
 
-	mu      sync.Mutex
-	cur     int
-	peak    int
-	lastEnd time.Time
-	idle    time.Duration
+	mu   sync.Mutex
+	cur  int
+	peak int
 }
 
 func (e *countingEncoder) Encode(ctx context.Context, in io.Reader, out encode.Output, opts encode.Options) (encode.Result, error) {
 	e.mu.Lock()
-	if e.cur == 0 && !e.lastEnd.IsZero() {
-		e.idle += time.Since(e.lastEnd)
-	}
 	e.cur++
 	e.peak = max(e.peak, e.cur)
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
 		e.cur--
-		if e.cur == 0 {
-			e.lastEnd = time.Now()
-		}
 		e.mu.Unlock()
 	}()
 	return e.Simulated.Encode(ctx, in, out, opts)
 }
 
-// EncodePeak is the most encodes the worker ran at once, and the time it
-// ran none between its first encode and its last.
-func (w *testWorker) EncodePeak() (peak int, idle time.Duration) {
+// EncodePeak is the most encodes the worker ran at once.
+func (w *testWorker) EncodePeak() int {
 	w.encodes.mu.Lock()
 	defer w.encodes.mu.Unlock()
-	return w.encodes.peak, w.encodes.idle
+	return w.encodes.peak
 }
 
 // Peak is the most chunk RPCs the worker ever had in flight at once.
