@@ -305,6 +305,9 @@ type dispWorker struct {
 	domain              Domain
 	storeBytes          int64
 	streams             bool // takes streamed uploads (UploadChunk)
+	// refusedUploads: its UploadChunk answered Unimplemented though its
+	// health offered uploads; no chunk is sent ahead to it again.
+	refusedUploads bool
 }
 
 // trims reports whether w honours frame trims, as far as is known: a
@@ -597,7 +600,7 @@ func (d *Dispatcher) upLocked(w *dispWorker, h *pb.HealthCheckResponse) {
 	w.id, w.encoder, w.vcodec = h.GetWorkerId(), h.GetEncoder(), h.GetVideoCodec()
 	w.features, w.probed = slices.Clone(h.GetFeatures()), true
 	w.domain, w.storeBytes = DomainOf(w.addr, h.GetLabels()), max(0, h.GetStoreBytes())
-	w.streams = h.GetMaxChunkBytes() > 0
+	w.streams = h.GetMaxChunkBytes() > 0 && !w.refusedUploads
 	d.broadcastLocked()
 }
 
@@ -910,6 +913,9 @@ const (
 	outcomePermanent                 // stop the job
 	outcomeAborted                   // the job was stopped meanwhile
 	outcomeRecordFail                // onDone failed
+	// Sent ahead, and the worker has no UploadChunk: queued again, the
+	// attempt not counted, and nothing sent ahead to that worker again.
+	outcomeNoUploads
 )
 
 type attemptResult struct {
@@ -1015,6 +1021,11 @@ func (j *dispJob) run(ctx context.Context, tasks <-chan ChunkTask) error {
 			if r.out == outcomeAborted {
 				// Only ctx ending aborts an attempt while the loop runs.
 				fail = ctx.Err()
+				break
+			}
+			if r.out == outcomeNoUploads {
+				r.p.attempts--
+				queue = insertPendingChunk(queue, r.p)
 				break
 			}
 			var retry *pendingChunk
@@ -1142,10 +1153,19 @@ func (j *dispJob) attempt(ctx context.Context, w *dispWorker, p *pendingChunk, a
 		res, err = j.check(w, p, resp)
 	}
 	out := classifyAttempt(ctx, err)
+	if ahead && out == outcomePermanent && status.Code(err) == codes.Unimplemented {
+		out = outcomeNoUploads
+	}
 
 	d.mu.Lock()
 	w.inflight--
 	switch out {
+	case outcomeNoUploads:
+		if !w.refusedUploads {
+			d.log.Warn("worker offers streamed uploads but has no UploadChunk: no more chunks sent ahead to it",
+				"worker", w.addr, "error", err)
+		}
+		w.refusedUploads, w.streams = true, false
 	case outcomeOK:
 		w.done++
 	case outcomeTransient, outcomeWorkerDown, outcomePermanent:

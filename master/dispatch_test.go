@@ -230,6 +230,27 @@ func TestDispatch_SendAhead(t *testing.T) {
 	}
 }
 
+// TestDispatch_SendAheadRefused: a worker whose health offers streamed
+// uploads but whose UploadChunk is Unimplemented (an older or lying
+// worker) gets no chunk sent ahead after the first refusal; the refused
+// chunk is sent again, its attempt not counted, and the job succeeds.
+func TestDispatch_SendAheadRefused(t *testing.T) {
+	old := startWorker(t, workerOpts{MaxTasks: 1, Delay: 30 * time.Millisecond, Hooks: &hooks{NoUploads: true}})
+	cfg := fastConfig(t, old.Addr)
+	cfg.NoSendAhead = false
+	cfg.MaxAttempts = 1 // a counted refusal would fail the job
+	d := newDispatcher(t, cfg)
+	chunks := writeChunks(t, 8, smallChunk)
+	rec := newRecorder(t)
+	if err := d.Run(context.Background(), "refused", tasksOf(chunks), rec.onDone, rec.onEvent); err != nil {
+		t.Fatal(err)
+	}
+	checkResults(t, chunks, rec.Results(), []string{old.Addr})
+	if calls, streams := old.Calls(); streams != 1 || calls != len(chunks)+1 {
+		t.Errorf("%d chunk RPCs, %d of them UploadChunk: want one refused upload and one unary call a chunk", calls, streams)
+	}
+}
+
 // TestDispatch_RetryElsewhere: a worker failing its first chunks with
 // Unavailable leaves the rotation, its chunks are done by the others, and
 // it comes back once its probe succeeds.

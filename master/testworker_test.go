@@ -229,6 +229,10 @@ type hooks struct {
 	// let through returns.
 	Replicated func(req *pb.ReplicateShardRequest)
 
+	// NoUploads answers UploadChunk with Unimplemented, as a worker of
+	// before streamed uploads would, whatever its health says.
+	NoUploads bool
+
 	n          atomic.Int32
 	store      *storage.Store
 	addr       string
@@ -283,6 +287,13 @@ func (h *hooks) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) (
 		return next()
 	}
 	return h.Process(ctx, int(h.n.Add(1)), req, next)
+}
+
+func (h *hooks) UploadChunk(stream grpc.ClientStreamingServer[pb.UploadChunkRequest, pb.ProcessChunkResponse]) error {
+	if h.NoUploads {
+		return status.Error(codes.Unimplemented, "test: method UploadChunk not implemented")
+	}
+	return h.VideoProcessingServiceServer.UploadChunk(stream)
 }
 
 func (h *hooks) CheckHealth(ctx context.Context, req *pb.HealthCheckRequest) (*pb.HealthCheckResponse, error) {

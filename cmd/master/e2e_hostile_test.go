@@ -181,8 +181,9 @@ func TestE2EHostileWorkers(t *testing.T) {
 			state := filepath.Join(dir, "state")
 			start := time.Now()
 			code, stdout, stderr := runMaster(t, "encode", "--workers", workers, "--output", filepath.Join(dir, "out.mkv"),
-				// The hostile worker answers ProcessChunk only: no chunk is sent ahead as an upload.
-				"--segment-seconds", "1", "--state-dir", state, "--max-attempts", "2", "--download-idle-timeout", "1s", "--send-ahead=false",
+				// The hostile worker answers ProcessChunk only: the chunk sent ahead to it
+				// as an upload is refused, and sent again unary.
+				"--segment-seconds", "1", "--state-dir", state, "--max-attempts", "2", "--download-idle-timeout", "1s",
 				testdata(clip))
 			took := time.Since(start)
 			out := stderr
