@@ -1224,13 +1224,22 @@ func presentationWarnings(ctx context.Context, cfg JobConfig, src media.SourceIn
 	if err != nil {
 		return nil, err
 	}
-	srcP, err := media.ProbePresentation(ctx, cfg.Tools, src.Path)
-	if err != nil {
-		return nil, fmt.Errorf("read the source's presentation: %w", err)
-	}
-	outP, err := media.ProbePresentation(ctx, cfg.Tools, cfg.Output)
-	if err != nil {
-		return nil, fmt.Errorf("read the output's presentation: %w", err)
+	var srcP, outP media.Presentation
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		if srcP, err = media.ProbePresentation(gctx, cfg.Tools, src.Path); err != nil {
+			return fmt.Errorf("read the source's presentation: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if outP, err = media.ProbePresentation(gctx, cfg.Tools, cfg.Output); err != nil {
+			return fmt.Errorf("read the output's presentation: %w", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	// Offsets from the first picture shown, not the first packet.
 	srcP.PlaceVideo(src.Video.StartTime)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/videoshard/videoshard/internal/fsutil"
 )
@@ -230,16 +231,26 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 	if src.Path == "" {
 		return errors.New("join: the source has no path (use Probe)")
 	}
-	shardP, err := ProbePresentation(ctx, tools, paths[0])
-	if err != nil {
-		return fmt.Errorf("join: shard %s: %w", paths[0], err)
+	// Side by side: each probe is mostly ffprobe starting up.
+	var shardP, srcP Presentation
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		if shardP, err = ProbePresentation(gctx, tools, paths[0]); err != nil {
+			return fmt.Errorf("join: shard %s: %w", paths[0], err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if srcP, err = ProbePresentation(gctx, tools, src.Path); err != nil {
+			return fmt.Errorf("join: source: %w", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if err := CheckCompatible(container, shardP.Video.Codec); err != nil {
 		return fmt.Errorf("join: %w", err)
-	}
-	srcP, err := ProbePresentation(ctx, tools, src.Path)
-	if err != nil {
-		return fmt.Errorf("join: source: %w", err)
 	}
 	outAbs, err := filepath.Abs(outPath)
 	if err != nil {

@@ -3,10 +3,12 @@ package media
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/videoshard/videoshard/internal/fftool"
 )
@@ -85,16 +87,31 @@ func (w *digestWriter) parse(b []byte) {
 // must be byte-identical. So a shard lost, doubled or put in the wrong
 // place by the join is caught without decoding anything.
 func SameShardPackets(ctx context.Context, tools Tools, output string, shards []string) error {
-	out, err := videoPackets(ctx, tools, output)
-	if err != nil {
-		return fmt.Errorf("read the output's packets: %w", err)
+	// The files are read side by side, a few at a time: each ffprobe run
+	// is mostly its start-up.
+	var out []packetDigest
+	lists := make([][]packetDigest, len(shards))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(2, runtime.NumCPU()))
+	g.Go(func() (err error) {
+		if out, err = videoPackets(gctx, tools, output); err != nil {
+			return fmt.Errorf("read the output's packets: %w", err)
+		}
+		return nil
+	})
+	for i, s := range shards {
+		g.Go(func() (err error) {
+			if lists[i], err = videoPackets(gctx, tools, s); err != nil {
+				return fmt.Errorf("read shard %d's packets: %w", i, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	at := 0
-	for i, s := range shards {
-		want, err := videoPackets(ctx, tools, s)
-		if err != nil {
-			return fmt.Errorf("read shard %d's packets: %w", i, err)
-		}
+	for i, want := range lists {
 		for j, p := range want {
 			if at >= len(out) {
 				return fmt.Errorf("the output's video ends inside chunk %d (packet %d of %d)", i, j, len(want))
