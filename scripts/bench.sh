@@ -73,6 +73,7 @@
 #   VIDEOSHARD_BENCH_MASTER_ROUNDS=N      master/whole-file rounds (default 3)
 #   VIDEOSHARD_BENCH_MASTER_SEGMENT=S     the master's --segment-seconds (default 5)
 #   VIDEOSHARD_BENCH_MASTER_SLOTS=N       each worker's max_concurrent_tasks (default 1)
+#   VIDEOSHARD_BENCH_MASTER_SOURCE_CRF=N  the master, longgop and verify sources' libx264 CRF (default 12, a mezzanine)
 #   VIDEOSHARD_BENCH_MASTER_VERIFY=MODE   the master's --verify in the master and longgop parts (default sample)
 #   VIDEOSHARD_BENCH_LONGGOP_ROUNDS=N, VIDEOSHARD_BENCH_VERIFY_ROUNDS=N   rounds (default 3 each)
 #   VIDEOSHARD_BENCH_REPAIR_BYTES=N       the repair part's video, shard bytes of one copy (default 2147483648)

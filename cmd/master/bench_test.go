@@ -64,7 +64,9 @@ func mbenchMedian(xs []float64) float64 {
 // (moving patterns, a counter, colour bars) under temporal film-grain-like
 // noise, as a high-quality mezzanine (libx264 CRF 12, veryfast, closed GOPs
 // of 2 s, no scene-cut keyframes, so chunks cut on a fixed grid) with a
-// 48 kHz AAC sine tone.
+// 48 kHz AAC sine tone. VIDEOSHARD_BENCH_MASTER_SOURCE_CRF sets another
+// CRF: the master decodes the whole source once more than a whole-file
+// ffmpeg does, and a mezzanine's decode costs a third of a medium encode.
 func mbenchSource(b *testing.B, path string, seconds int) {
 	b.Helper()
 	mbenchSourceGOP(b, path, seconds, 60)
@@ -79,13 +81,18 @@ func mbenchSourceGOP(b *testing.B, path string, seconds, gop int) {
 		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration="+d+",noise=alls=4:allf=t",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+d,
 		"-map", "0:v", "-map", "1:a",
-		"-c:v", "libx264", "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p",
+		"-c:v", "libx264", "-preset", "veryfast", "-crf", mbenchSourceCRF(b), "-pix_fmt", "yuv420p",
 		"-g", strconv.Itoa(gop), "-keyint_min", strconv.Itoa(gop), "-sc_threshold", "0",
 		"-c:a", "aac", "-b:a", "128k",
 		"-movflags", "+faststart", path)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("make source: %v\n%s", err, out)
 	}
+}
+
+// mbenchSourceCRF is the sources' CRF: 12, or VIDEOSHARD_BENCH_MASTER_SOURCE_CRF.
+func mbenchSourceCRF(b *testing.B) string {
+	return strconv.Itoa(mbenchEnvInt(b, "VIDEOSHARD_BENCH_MASTER_SOURCE_CRF", 12))
 }
 
 // mbenchWorker starts a worker and waits until it reports healthy.
