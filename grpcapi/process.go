@@ -261,11 +261,13 @@ func (s *Server) settingsFor(opts encode.Options) (map[string]string, bool) {
 }
 
 // candidate returns the committed chunk r names if it could be r's result:
+// encoded here (a replicated copy's input checksum is its source's word,
+// which a hostile peer could make any chunk's: that copy is encoded over),
 // same input size, encoder and settings, and an input checksum to compare
 // with.
 func (s *Server) candidate(r *chunkRequest, encoder string, settings map[string]string) (storage.Metadata, bool) {
 	m, err := s.store.Lookup(r.videoID, r.index)
-	if err != nil || m.InputChecksumSHA256 == "" || m.OriginalSize != r.size ||
+	if err != nil || m.ReplicatedFrom != "" || m.InputChecksumSHA256 == "" || m.OriginalSize != r.size ||
 		m.Encoder != encoder || !maps.Equal(m.EncoderSettings, settings) {
 		return storage.Metadata{}, false
 	}

@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -180,6 +181,34 @@ func assertNoTemp(t *testing.T, s *storage.Store) {
 	}
 	if len(names) > 0 {
 		t.Fatalf("left in TempDir: %v", names)
+	}
+}
+
+// TestReplicateShard_CopyIsNoEncodeResult: a peer's copy claims the input
+// checksum of a chunk the master will send; that chunk, sent, is encoded
+// over the copy (whose input checksum is only the peer's word), never
+// answered "already stored" with the peer's bytes.
+func TestReplicateShard_CopyIsNoEncodeResult(t *testing.T) {
+	ctx := context.Background()
+	hostile := newTCPWorker(t, Config{WorkerID: "hostile"})
+	dst := newTCPWorker(t, Config{WorkerID: "target"})
+	input := []byte(strings.Repeat("A", 1000))
+	sum := sha256.Sum256(input)
+	put(t, hostile.harness, "v", 0, "EVIL SHARD", storage.Metadata{OriginalSize: int64(len(input)), Encoder: "fake",
+		EncoderSettings: map[string]string{"codec": "fake"}, InputChecksumSHA256: hex.EncodeToString(sum[:])})
+	if _, err := dst.client.ReplicateShard(ctx, replicateReq(hostile.addr, "v", 0)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := dst.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: input})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(resp.GetMessage(), "already stored") {
+		t.Fatalf("the peer's copy was taken for the chunk's encode: %q", resp.GetMessage())
+	}
+	shard, err := dst.client.GetShard(ctx, &pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(0)})
+	if err != nil || !bytes.Equal(shard.GetShardData(), input) { // the fake encoder copies
+		t.Fatalf("after the encode the worker serves %q, %v; want the encode of the chunk", shard.GetShardData(), err)
 	}
 }
 
