@@ -449,6 +449,10 @@ func (f *FFmpeg) args(inPath, outPath string, s settings) []string {
 		"f":        s.container,
 		"c:v":      s.codec,
 		"fps_mode": "passthrough", // exactly the input's frames, never duplicated or dropped
+		// The input's time base, not 1/frame rate (ffmpeg's default), which
+		// rounds a variable frame rate's timestamps to the average's grid
+		// and gives pictures of a faster stretch the same timestamp.
+		"enc_time_base:v": "-1",
 	}
 	if s.trim != nil {
 		out["vf"] = s.trim.filter()

@@ -124,6 +124,15 @@ ff -f lavfi -i "testsrc2=s=320x240:r=1:d=12" -c:v libx264 -preset veryfast -g 5 
 # 30 fps with chunks of 10 s: more than x264's 250-picture GOP in a shard.
 ff -f lavfi -i "testsrc2=s=160x120:r=30:d=21" -c:v libx264 -preset veryfast -g 60 fps30_long_chunks.mp4
 
+# A phone-like variable frame rate: 30, then 15, then 30 fps, timestamps on
+# a 1/90000 grid (an encoder's default time base, 1/average rate, would
+# round the 30 fps stretches onto the average's grid).
+ff -f lavfi -i "testsrc2=s=320x240:r=30:d=1.5" -f lavfi -i "testsrc2=s=320x240:r=15:d=1.5" \
+	-f lavfi -i "testsrc2=s=320x240:r=30:d=1.5" -f lavfi -i "$tone:d=4.5" \
+	-lavfi "[0:v]settb=1/90000[a];[1:v]settb=1/90000[b];[2:v]settb=1/90000[c];[a][b][c]concat=n=3:v=1,settb=1/90000[v]" \
+	-map "[v]" -map 3:a -fps_mode passthrough -enc_time_base 1/90000 -c:v libx264 -preset veryfast -bf 0 -g 30 \
+	-video_track_timescale 90000 -c:a aac vfr_phone.mp4
+
 # name, segment seconds, output extension, and the codec to ask for when the
 # workers' default (libx264) cannot carry the source's presentation.
 cat >corpus.txt <<'LIST'
@@ -143,4 +152,6 @@ midgop_capture.ts 1.5 mp4
 late_video.mkv 1.5 mkv
 slideshow_1fps.mp4 1.5 mkv
 fps30_long_chunks.mp4 10 mp4
+vfr_phone.mp4 1.5 mkv
+vfr_phone.mp4 1.5 mp4
 LIST

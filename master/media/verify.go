@@ -128,8 +128,12 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 		fps = src.Video.FPS
 	}
 	v.OutputDuration = outScan.duration(fps)
+	misplaced := -1 // a picture out of its own place, see misplacedPicture
+	var outTimes []float64
 	if v.OutputFrames == v.SourceFrames && srcTimes != nil && outScan.withPTS == outScan.packets {
-		v.MaxDrift = maxDrift(srcTimes, outScan.sortedPTS())
+		outTimes = outScan.sortedPTS()
+		v.MaxDrift = maxDrift(srcTimes, outTimes)
+		misplaced = misplacedPicture(srcTimes, outTimes)
 	}
 
 	problem := func(format string, args ...any) {
@@ -144,6 +148,9 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	}
 	if v.MaxDrift > v.FrameDuration/2 {
 		problem("the output's frame times drift up to %.6fs from the source's, more than half a frame", v.MaxDrift)
+	} else if misplaced >= 0 {
+		problem("the output's picture %d is shown at %.6fs from the first, the source's at %.6fs: closer to another picture's time than to its own",
+			misplaced, outTimes[misplaced], srcTimes[misplaced])
 	}
 	if v.AudioStreamsOutput != v.AudioStreamsSource {
 		problem("the output has %d audio streams, the source %d", v.AudioStreamsOutput, v.AudioStreamsSource)
@@ -156,6 +163,28 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	}
 	v.OK = len(v.Problems) == 0
 	return v, nil
+}
+
+// misplacedPicture returns the first picture whose output time (out) is
+// more than half the gap to a neighbour away from its source time (src),
+// beyond the timestamps' rounding (durationSlack): so a variable frame
+// rate's fast stretch cannot hide in the average frame's tolerance, nor
+// two pictures share a time the source gives them apart; -1 if none.
+// Pictures the source itself shows at once are not judged.
+func misplacedPicture(src, out []float64) int {
+	for i := range src {
+		gap := math.Inf(1)
+		if i > 0 {
+			gap = src[i] - src[i-1]
+		}
+		if i+1 < len(src) {
+			gap = min(gap, src[i+1]-src[i])
+		}
+		if gap > 2*durationSlack && !math.IsInf(gap, 1) && math.Abs(out[i]-src[i]) > gap/2+durationSlack {
+			return i
+		}
+	}
+	return -1
 }
 
 // maxDrift is the largest difference between two equally long lists of
