@@ -28,6 +28,7 @@ package media
 //     5.1 and MOV keeps only Macintosh language codes.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -66,6 +67,9 @@ type VideoPresentation struct {
 	Index         int
 	Codec         string
 	Width, Height int
+	// PixFmt is the pixel format pictures decode to, e.g. "yuv420p10le":
+	// the decoded first frame's, else the stream's; "" when unknown.
+	PixFmt string
 	// FPS is the average frame rate; 0 when unknown.
 	FPS float64
 	// Rotation is ffprobe's rotation of the display matrix in degrees,
@@ -207,6 +211,7 @@ type presentationStream struct {
 	Index             int               `json:"index"`
 	CodecType         string            `json:"codec_type"`
 	CodecName         string            `json:"codec_name"`
+	PixFmt            string            `json:"pix_fmt"`
 	Width             int               `json:"width"`
 	Height            int               `json:"height"`
 	AvgFrameRate      string            `json:"avg_frame_rate"`
@@ -247,6 +252,7 @@ type frameReport struct {
 }
 
 type probedFrame struct {
+	PixFmt          string     `json:"pix_fmt"`
 	InterlacedFrame int        `json:"interlaced_frame"`
 	TopFieldFirst   int        `json:"top_field_first"`
 	ColorRange      string     `json:"color_range"`
@@ -311,6 +317,7 @@ func (s presentationStream) videoPresentation() VideoPresentation {
 	v := VideoPresentation{
 		Index:             s.Index,
 		Codec:             s.CodecName,
+		PixFmt:            s.PixFmt,
 		Width:             s.Width,
 		Height:            s.Height,
 		FPS:               parseRate(s.AvgFrameRate),
@@ -336,6 +343,9 @@ func (s presentationStream) videoPresentation() VideoPresentation {
 // bitstream: its colour description where it states one, its field order,
 // and HDR metadata carried in SEI rather than in the container.
 func (f probedFrame) apply(v *VideoPresentation) {
+	if f.PixFmt != "" {
+		v.PixFmt = f.PixFmt
+	}
 	for _, c := range []struct {
 		dst *string
 		val string
@@ -493,6 +503,9 @@ func ComparePresentation(src, out Presentation, container string) []string {
 	c.diff("video rotation", degrees(sv.Rotation), degrees(ov.Rotation), c.rotationWhy())
 	if sv.Rotation == ov.Rotation && sv.DisplayMatrix != ov.DisplayMatrix && (sv.DisplayMatrix != "" || ov.DisplayMatrix != "") {
 		c.diff("video display matrix", sv.DisplayMatrix, ov.DisplayMatrix, "")
+	}
+	if loss := pixFormatLoss(sv.PixFmt, ov.PixFmt); loss != "" {
+		c.diff("video pixel format", sv.PixFmt, ov.PixFmt, loss)
 	}
 	c.diff("video colour primaries", sv.ColorPrimaries, ov.ColorPrimaries, "")
 	c.diff("video transfer characteristics", sv.ColorTransfer, ov.ColorTransfer, "")
@@ -781,7 +794,12 @@ func presentationOutput(src, shard Presentation, side SideStreams, container str
 		if p.src == "" || p.shard != "" {
 			continue
 		}
-		out[p.option+":v:0"] = p.src
+		if (p.option == "colorspace" || p.option == "color_range") && !sameColourModel(sv.PixFmt, cv.PixFmt) {
+			// An RGB source encoded as YUV: its identity matrix and full
+			// range would make players read the YUV samples as RGB.
+			continue
+		}
+		out[p.option+":v:0"] = cmp.Or(optionNames[p.src], p.src)
 		if code, ok := p.codes[p.src]; ok {
 			bsf = append(bsf, p.field+"="+strconv.Itoa(code))
 		}
@@ -797,6 +815,18 @@ func presentationOutput(src, shard Presentation, side SideStreams, container str
 		out["bsf:v:0"] = cv.Codec + "_metadata=" + strings.Join(bsf, ":")
 	}
 }
+
+// sameColourModel reports whether two pixel formats are both RGB or both
+// not (YUV, grey): a matrix or a range means the same to both; true when
+// either is not known.
+func sameColourModel(a, b string) bool {
+	pa, pb := parsePixFormat(a), parsePixFormat(b)
+	return pa.model == "" || pb.model == "" || (pa.model == "rgb") == (pb.model == "rgb")
+}
+
+// optionNames are the colour names ffprobe reports that ffmpeg's options
+// spell otherwise (av_color_space_name says "gbr", -colorspace "rgb").
+var optionNames = map[string]string{"gbr": "rgb"}
 
 // dispositionArg is the -disposition value that sets exactly flags.
 func dispositionArg(flags []string) string {

@@ -111,6 +111,30 @@ func TestPresentation_Pipeline(t *testing.T) {
 			},
 		},
 		{
+			// RGB H.264 (libx264rgb) encoded as YUV: its identity matrix
+			// and full range are not written onto the YUV video (players
+			// would show the YUV samples as RGB), and what changed is named.
+			name: "RGB source",
+			src:  append(tinyVideo, "-c:v", "libx264rgb", "-preset", "ultrafast", "-g", "10"),
+			ext:  ".mkv", codec: x264Args,
+			want: map[string][]string{"out.mkv": {
+				"video pixel format: source gbrp, output yuv444p (RGB to YUV)",
+				"video matrix coefficients: source gbr, output none",
+				"video colour range: source pc, output tv",
+			}},
+			check: func(t *testing.T, p media.Presentation) {
+				if v := p.Video; v.ColorSpace == "gbr" || v.PixFmt != "yuv444p" {
+					t.Errorf("matrix %q pixel format %q: want YUV video not tagged RGB", v.ColorSpace, v.PixFmt)
+				}
+			},
+		},
+		{
+			name: "alpha and 12 bits",
+			src:  append(tinyVideo, "-c:v", "prores_ks", "-profile:v", "4", "-pix_fmt", "yuva444p10le"),
+			ext:  ".mov", codec: x264Args,
+			want: map[string][]string{"out.mkv": {"video pixel format: source yuva444p12le, output yuv444p10le (alpha dropped, 12 to 10 bits)"}},
+		},
+		{
 			name: "sample aspect ratio",
 			src:  append(append(tinyVideo, x264Source...), "-vf", "setsar=4/3"),
 			ext:  ".mp4", codec: x264Args,
