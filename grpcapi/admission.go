@@ -170,11 +170,12 @@ const messageMemoryFactor = 4
 
 // MessageMemory is the most memory the calls s admits can hold at once
 // with messages of the maximum size: messageMemoryFactor x
-// (MaxUnaryChunks + MaxUploads) x MaxMessageBytes. Other calls carry small
+// (MaxUnaryChunks + MaxUploads) x MaxMessageBytes, plus the shard bytes
+// answers may hold (MaxReadBytes). Other calls carry small
 // messages; a client that sends large ones to them is bounded only by
 // MaxConcurrentStreams per connection.
 func (s *Server) MessageMemory() int64 {
-	return messageMemoryFactor * int64(s.cfg.MaxUnaryChunks+s.cfg.MaxUploads) * int64(s.cfg.MaxMessageBytes)
+	return messageMemoryFactor*int64(s.cfg.MaxUnaryChunks+s.cfg.MaxUploads)*int64(s.cfg.MaxMessageBytes) + s.cfg.MaxReadBytes
 }
 
 // GRPCOptions returns the options of a gRPC server that serves s: the
@@ -187,6 +188,7 @@ func (s *Server) GRPCOptions(opts ...Option) []grpc.ServerOption {
 		grpc.InTapHandle(s.admit),
 		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(s.cfg.MaxMessageBytes),
+		grpc.ForceServerCodecV2(s.codec), // after ServerOptions' own: the one with the read budget's releases
 	)
 	if s.cfg.MaxConcurrentStreams > 0 {
 		o = append(o, grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams))

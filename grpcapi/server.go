@@ -11,9 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 
 	"github.com/videoshard/videoshard/encode"
+	"github.com/videoshard/videoshard/internal/wirecodec"
 	pb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
@@ -65,6 +67,13 @@ type Config struct {
 	MaxConcurrentStreams uint32
 	// FrameBytes is the data size of one DownloadShard message (default 1 MiB).
 	FrameBytes int
+	// MaxReadBytes bounds the shard bytes that GetShard and DownloadShard
+	// answers hold in memory until gRPC has written them out to their
+	// clients (default 2 x MaxMessageBytes): a client that does not read
+	// what it asked for holds its share and no more; beyond it reads wait
+	// a little, then are refused with ResourceExhausted. A shard larger
+	// than it must use DownloadShard.
+	MaxReadBytes int64
 	// HealthTTL is how long a dependency check (encoder, store) is reused
 	// (default 30 s): checking runs ffmpeg four times, about 0.15 CPU-s, too
 	// much to repeat for every probe or every few seconds.
@@ -119,6 +128,9 @@ type Server struct {
 	queued atomic.Int32  // requests waiting for a slot
 	active atomic.Int32  // encodes in flight
 
+	codec      wirecodec.Codec     // keeps OnWritten: the read budget's releases
+	readBudget *semaphore.Weighted // Config.MaxReadBytes (readbudget.go)
+
 	unaryGate  *gate // unary ProcessChunk calls in flight (admission.go)
 	uploadGate *gate // UploadChunk streams in flight
 	replGate   *gate // ReplicateShard calls in flight (replicate.go)
@@ -155,6 +167,10 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 		cfg.FrameBytes = defaultFrameBytes
 	}
 	cfg.FrameBytes = min(cfg.FrameBytes, cfg.MaxMessageBytes-messageHeadroom)
+	if cfg.MaxReadBytes <= 0 {
+		cfg.MaxReadBytes = 2 * int64(cfg.MaxMessageBytes)
+	}
+	cfg.MaxReadBytes = max(cfg.MaxReadBytes, int64(cfg.FrameBytes))
 	if cfg.HealthTTL <= 0 {
 		cfg.HealthTTL = defaultHealthTTL
 	}
@@ -168,12 +184,14 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 	cfg.Labels = maps.Clone(cfg.Labels)
 	life, endLife := context.WithCancel(context.Background())
 	return &Server{
-		store:  store,
-		enc:    enc,
-		cfg:    cfg,
-		log:    cfg.Logger,
-		slots:  make(chan struct{}, cfg.MaxConcurrentTasks),
-		health: newHealthState(),
+		store:      store,
+		enc:        enc,
+		cfg:        cfg,
+		log:        cfg.Logger,
+		slots:      make(chan struct{}, cfg.MaxConcurrentTasks),
+		codec:      wirecodec.New(),
+		readBudget: semaphore.NewWeighted(cfg.MaxReadBytes),
+		health:     newHealthState(),
 		unaryGate: &gate{what: "unary ProcessChunk calls", key: "limits.max_unary_chunks",
 			max: int64(cfg.MaxUnaryChunks)},
 		uploadGate: &gate{what: "uploads", key: "limits.max_uploads", max: int64(cfg.MaxUploads)},

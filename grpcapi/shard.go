@@ -26,16 +26,27 @@ func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.Get
 		return nil, toStatus(fmt.Errorf("%w: shard is %d bytes, over the %d-byte message limit: use DownloadShard",
 			errTooLarge, meta.EncodedSize, limit))
 	}
-	data, err := r.ReadAll()
+	if meta.EncodedSize > s.cfg.MaxReadBytes {
+		return nil, toStatus(fmt.Errorf("%w: shard is %d bytes, over limits.max_read_bytes (%d): use DownloadShard",
+			errTooLarge, meta.EncodedSize, s.cfg.MaxReadBytes))
+	}
+	release, err := s.reserveRead(ctx, meta.EncodedSize)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &pb.GetShardResponse{
+	data, err := r.ReadAll()
+	if err != nil {
+		release()
+		return nil, toStatus(err)
+	}
+	resp := &pb.GetShardResponse{
 		Success:   true,
 		ShardData: data,
 		Message:   fmt.Sprintf("chunk %d of %s, %d bytes", meta.ChunkIndex, meta.VideoID, len(data)),
 		Metadata:  toProtoMetadata(meta),
-	}, nil
+	}
+	s.answerHeld(ctx, resp, release)
+	return resp, nil
 }
 
 // DownloadShard streams a shard: metadata first, then frames of data,
@@ -52,13 +63,19 @@ func (s *Server) DownloadShard(req *pb.GetShardRequest, stream pb.VideoProcessin
 	if err := stream.Send(&pb.DownloadShardResponse{Metadata: toProtoMetadata(r.Metadata())}); err != nil {
 		return err
 	}
-	frames, stop := readAhead(r, s.cfg.FrameBytes)
+	ctx := stream.Context()
+	frames, stop := readAhead(r, s.cfg.FrameBytes, func() (func(), error) {
+		return s.reserveRead(ctx, int64(s.cfg.FrameBytes))
+	})
 	defer stop()
+	send := func(m any) error { return stream.Send(m.(*pb.DownloadShardResponse)) }
 	for f := range frames {
 		if len(f.data) > 0 {
-			if err := stream.Send(&pb.DownloadShardResponse{Data: f.data}); err != nil {
+			if err := s.sendHeld(send, &pb.DownloadShardResponse{Data: f.data}, f.release); err != nil {
 				return err
 			}
+		} else {
+			f.release()
 		}
 		if f.err == io.EOF {
 			return nil
@@ -76,16 +93,19 @@ const framesAhead = 2
 // frame is a piece of a shard read by readAhead; the last one carries the
 // read's end: io.EOF or its error.
 type frame struct {
-	data []byte
-	err  error
+	data    []byte
+	err     error
+	release func() // gives back the frame's share of the read budget
 }
 
 // readAhead reads r on a goroutine of its own in frames of size bytes, up
 // to framesAhead frames ahead of their sender, so that reading and
-// verifying the next frames overlaps sending this one. Each frame has a
-// fresh buffer: gRPC may still hold a sent message. stop ends the
-// goroutine and waits for it, after which r is the caller's again.
-func readAhead(r io.Reader, size int) (frames <-chan frame, stop func()) {
+// verifying the next frames overlaps sending this one. Each frame's buffer
+// is fresh (gRPC may still hold a sent message) and reserved first: a
+// failed reserve is the last frame's error. stop ends the goroutine and
+// waits for it, giving back what frames not taken hold, after which r is
+// the caller's again.
+func readAhead(r io.Reader, size int, reserve func() (func(), error)) (frames <-chan frame, stop func()) {
 	ch := make(chan frame, framesAhead)
 	done := make(chan struct{})
 	exited := make(chan struct{})
@@ -93,11 +113,20 @@ func readAhead(r io.Reader, size int) (frames <-chan frame, stop func()) {
 		defer close(exited)
 		defer close(ch)
 		for {
+			release, err := reserve()
+			if err != nil {
+				select {
+				case ch <- frame{err: err, release: func() {}}:
+				case <-done:
+				}
+				return
+			}
 			buf := make([]byte, size)
 			n, err := r.Read(buf)
 			select {
-			case ch <- frame{buf[:n], err}:
+			case ch <- frame{buf[:n], err, release}:
 			case <-done:
+				release()
 				return
 			}
 			if err != nil {
@@ -108,6 +137,9 @@ func readAhead(r io.Reader, size int) (frames <-chan frame, stop func()) {
 	return ch, func() {
 		close(done)
 		<-exited
+		for f := range ch {
+			f.release()
+		}
 	}
 }
 

@@ -124,6 +124,7 @@ func keys(cfg *Config) []key {
 		int64Key("limits.max_chunk_pixels", &f.Limits.ChunkPixels),
 		intKey("limits.max_unary_chunks", &srv.MaxUnaryChunks),
 		intKey("limits.max_uploads", &srv.MaxUploads),
+		sizeKey("limits.max_read_bytes", &srv.MaxReadBytes),
 		durationKey("limits.upload_idle_timeout", &srv.UploadIdleTimeout),
 		durationKey("limits.upload_timeout", &srv.UploadTimeout),
 		// int and uint32 fields: the range is checked before narrowing.

@@ -59,6 +59,7 @@ func TestConfigDefaults(t *testing.T) {
 	}{
 		{"limits.max_unary_chunks", cfg.Server.MaxUnaryChunks, 0},
 		{"limits.max_uploads", cfg.Server.MaxUploads, 0},
+		{"limits.max_read_bytes", cfg.Server.MaxReadBytes, int64(0)},
 		{"limits.upload_idle_timeout", cfg.Server.UploadIdleTimeout, 30 * time.Second},
 		{"limits.upload_timeout", cfg.Server.UploadTimeout, 10 * time.Minute},
 		{"grpc.max_concurrent_streams", cfg.Server.MaxConcurrentStreams, uint32(100)},

@@ -9,6 +9,7 @@ package wirecodec
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // registers the stock codec this one falls back to
@@ -29,45 +30,118 @@ const minDirect = 64 << 10
 // dataField is the field number of shard_data and data in their messages.
 const dataField = 2
 
-// Codec is the codec; its zero value is ready.
-type Codec struct{}
+// Codec is the codec. Its zero value is ready, without OnWritten; New
+// returns one with it.
+type Codec struct {
+	written *sync.Map // message → func(), see OnWritten
+}
 
 var _ encoding.CodecV2 = Codec{}
+
+// New returns a codec that keeps OnWritten's promises.
+func New() Codec { return Codec{written: new(sync.Map)} }
+
+// OnWritten arranges for done to run once gRPC is finished with the shard
+// bytes of msg (a *pb.GetShardResponse or *pb.DownloadShardResponse): when
+// it has written them out or dropped them with the stream. So a server can
+// count the bytes its answers hold until then, against a client that does
+// not read them. The caller must call Forget if msg might never be sent
+// (an RPC that ends first: see there). done runs at most once, on
+// whichever goroutine frees the bytes; with the zero Codec it never runs
+// from here, only from Forget.
+func (c Codec) OnWritten(msg any, done func()) {
+	if c.written != nil {
+		c.written.Store(msg, sync.OnceFunc(done))
+	}
+}
+
+// Forget runs the done of a message OnWritten registered that was never
+// marshalled (its RPC ended first), and reports whether there was one;
+// after Marshal took it, Forget does nothing (gRPC frees the bytes).
+func (c Codec) Forget(msg any) bool {
+	if c.written == nil {
+		return false
+	}
+	if done, ok := c.written.LoadAndDelete(msg); ok {
+		done.(func())()
+		return true
+	}
+	return false
+}
+
+// taken is the done registered for msg, removed; nil if none.
+func (c Codec) taken(msg any) func() {
+	if c.written == nil {
+		return nil
+	}
+	if done, ok := c.written.LoadAndDelete(msg); ok {
+		return done.(func())
+	}
+	return nil
+}
 
 // Name implements encoding.CodecV2.
 func (Codec) Name() string { return Name }
 
 // Marshal encodes v as the stock codec does, a large payload as a buffer
 // of its own after the rest of the message.
-func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
+	var data []byte
+	var restore func()
 	switch m := v.(type) {
 	case *pb.GetShardResponse:
-		if data := m.ShardData; len(data) >= minDirect {
+		data = m.ShardData
+		restore = func() { m.ShardData = data }
+		if len(data) >= minDirect {
 			m.ShardData = nil
-			defer func() { m.ShardData = data }()
-			return marshalWith(m, data)
 		}
 	case *pb.DownloadShardResponse:
-		if data := m.Data; len(data) >= minDirect {
+		data = m.Data
+		restore = func() { m.Data = data }
+		if len(data) >= minDirect {
 			m.Data = nil
-			defer func() { m.Data = data }()
-			return marshalWith(m, data)
 		}
+	default:
+		return stock().Marshal(v)
 	}
-	return stock().Marshal(v)
+	done := c.taken(v)
+	if len(data) < minDirect {
+		out, err := stock().Marshal(v) // the bytes are copied: free at once
+		if done != nil {
+			done()
+		}
+		return out, err
+	}
+	defer restore()
+	return marshalWith(v, data, done)
 }
 
 // marshalWith is the encoding of rest (without its payload) followed by
-// the payload as field dataField, the payload's bytes not copied.
-func marshalWith(rest any, data []byte) (mem.BufferSlice, error) {
+// the payload as field dataField, the payload's bytes not copied; done,
+// if not nil, runs when gRPC frees them (at once on an error).
+func marshalWith(rest any, data []byte, done func()) (mem.BufferSlice, error) {
 	out, err := stock().Marshal(rest)
 	if err != nil {
+		if done != nil {
+			done()
+		}
 		return nil, err
 	}
 	head := protowire.AppendTag(make([]byte, 0, 2*binary.MaxVarintLen64), dataField, protowire.BytesType)
 	head = protowire.AppendVarint(head, uint64(len(data)))
-	return append(out, mem.SliceBuffer(head), mem.SliceBuffer(data)), nil
+	payload := mem.Buffer(mem.SliceBuffer(data))
+	if done != nil {
+		payload = mem.NewBuffer(&data, releasePool(done))
+	}
+	return append(out, mem.SliceBuffer(head), payload), nil
 }
+
+// releasePool is the "pool" a payload's buffer returns to when gRPC frees
+// it: only its done is called; the bytes are left to the collector.
+type releasePool func()
+
+func (p releasePool) Get(int) *[]byte { panic("wirecodec: releasePool gives no buffers") }
+func (p releasePool) Put(*[]byte)     { p() }
 
 // Unmarshal decodes data into v as the stock codec does; a
 // DownloadShardResponse that is only a payload (every frame after the

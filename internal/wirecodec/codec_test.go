@@ -96,3 +96,42 @@ func TestCodec_PayloadOnlyRefusesOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestOnWritten: a registered message's done runs once gRPC frees its
+// payload (a large one) or at once after marshalling (a small one, which
+// is copied), or from Forget if it was never marshalled; never twice.
+func TestOnWritten(t *testing.T) {
+	for _, size := range []int{minDirect - 1, minDirect, 4 * minDirect} {
+		c := New()
+		var runs int
+		msg := &pb.DownloadShardResponse{Data: make([]byte, size)}
+		c.OnWritten(msg, func() { runs++ })
+		out, err := c.Marshal(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if large := size >= minDirect; large != (runs == 0) {
+			t.Fatalf("%d bytes: done ran %d times before the buffers were freed", size, runs)
+		}
+		if c.Forget(msg) {
+			t.Fatalf("%d bytes: Forget found a message Marshal took", size)
+		}
+		out.Free()
+		if runs != 1 {
+			t.Fatalf("%d bytes: done ran %d times, want 1", size, runs)
+		}
+	}
+
+	c := New()
+	var runs int
+	msg := &pb.GetShardResponse{ShardData: make([]byte, minDirect)}
+	c.OnWritten(msg, func() { runs++ })
+	if !c.Forget(msg) || runs != 1 || c.Forget(msg) || runs != 1 {
+		t.Fatalf("Forget of a message never marshalled: done ran %d times, want 1", runs)
+	}
+	var zero Codec // no registry: OnWritten and Forget do nothing
+	zero.OnWritten(msg, func() { t.Fatal("the zero Codec ran a done") })
+	if zero.Forget(msg) {
+		t.Fatal("the zero Codec's Forget found a message")
+	}
+}

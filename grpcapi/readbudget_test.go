@@ -1,0 +1,144 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/storage"
+)
+
+// stallingConn is a connection whose calls never read their answers: a
+// fixed 64 KiB flow-control window that only reading would open.
+func stallingConn(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// stall starts method with req and never reads the answer; cancel ends it.
+func stall(t *testing.T, conn *grpc.ClientConn, method string, req proto.Message) (cancel func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendMsg(req); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	return cancel
+}
+
+// TestReadBudget: clients that ask for shards and never read the answers
+// hold at most limits.max_read_bytes of the worker's memory; beyond it
+// reads wait, then fail, and are served again once the stalled calls end.
+func TestReadBudget(t *testing.T) {
+	const shardBytes = 1 << 20
+	w := newTCPWorker(t, Config{MaxReadBytes: 3 * shardBytes, FrameBytes: 256 << 10})
+	data := strings.Repeat("x", shardBytes)
+	for i := range 4 {
+		put(t, w.harness, "v", i, data, storage.Metadata{Encoder: "fake"})
+	}
+	conn := stallingConn(t, w.addr)
+	var cancels []func()
+	for i := range 3 {
+		cancels = append(cancels, stall(t, conn, pb.VideoProcessingService_GetShard_FullMethodName,
+			&pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(int32(i))}))
+	}
+	// The three answers hold the whole budget (the gRPC server has them
+	// once their handlers return).
+	deadline := time.Now().Add(5 * time.Second)
+	for w.srv.readBudget.TryAcquire(1) {
+		w.srv.readBudget.Release(1)
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled answers do not hold the read budget")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := w.client.GetShard(ctx, &pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(3)})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("GetShard beyond the read budget: %v, want it to wait (DeadlineExceeded)", err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer dcancel()
+	if err := drainDownload(dctx, w.client, 3); status.Code(err) != codes.DeadlineExceeded && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("DownloadShard beyond the read budget: %v, want it to wait", err)
+	}
+
+	for _, c := range cancels {
+		c()
+	}
+	resp, err := w.client.GetShard(context.Background(), &pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(3)})
+	if err != nil || len(resp.GetShardData()) != shardBytes {
+		t.Fatalf("GetShard once the stalled calls ended: %v", err)
+	}
+	if err := drainDownload(context.Background(), w.client, 2); err != nil {
+		t.Fatalf("DownloadShard once the stalled calls ended: %v", err)
+	}
+	// Everything given back: the whole budget is free again.
+	deadline = time.Now().Add(5 * time.Second)
+	for !w.srv.readBudget.TryAcquire(3 * shardBytes) {
+		if time.Now().After(deadline) {
+			t.Fatal("the read budget was not given back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReadBudget_StalledDownloadHoldsLittle: a DownloadShard never read
+// holds a few frames of the budget, not its shard.
+func TestReadBudget_StalledDownloadHoldsLittle(t *testing.T) {
+	const frameBytes = 64 << 10
+	w := newTCPWorker(t, Config{MaxReadBytes: 16 * frameBytes, FrameBytes: frameBytes})
+	put(t, w.harness, "v", 0, strings.Repeat("y", 64*frameBytes), storage.Metadata{Encoder: "fake"})
+	cancel := stall(t, stallingConn(t, w.addr), pb.VideoProcessingService_DownloadShard_FullMethodName,
+		&pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(0)})
+	defer cancel()
+	time.Sleep(300 * time.Millisecond) // the download fills what it may
+	// What is left: the budget less the frames sent but unread, in gRPC's
+	// buffers, and those read ahead.
+	if !w.srv.readBudget.TryAcquire(8 * frameBytes) {
+		t.Fatal("a stalled download holds more than 8 frames of the read budget")
+	}
+	w.srv.readBudget.Release(8 * frameBytes)
+	if err := drainDownload(context.Background(), w.client, 0); err != nil {
+		t.Fatalf("an honest download beside the stalled one: %v", err)
+	}
+}
+
+func drainDownload(ctx context.Context, c pb.VideoProcessingServiceClient, chunk int32) error {
+	s, err := c.DownloadShard(ctx, &pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(chunk)})
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := s.Recv(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
