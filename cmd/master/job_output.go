@@ -77,10 +77,14 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 		if !v.OK {
 			verdict = "FAILED: " + strings.Join(v.Problems, "; ")
 		}
+		duration := fmt.Sprintf("%.3fs output, %.3fs source (tolerance %.3fs)", v.OutputDuration, v.SourceDuration, v.FrameDuration)
+		if v.Untimed {
+			duration = fmt.Sprintf("%.3fs output; not compared, nor the frame times: the source's pictures carry no usable timestamps", v.OutputDuration)
+		}
 		fs = append(fs,
 			field{"verification", verdict},
 			field{"frames", fmt.Sprintf("%d output, %d source", v.OutputFrames, v.SourceFrames)},
-			field{"duration", fmt.Sprintf("%.3fs output, %.3fs source (tolerance %.3fs)", v.OutputDuration, v.SourceDuration, v.FrameDuration)},
+			field{"duration", duration},
 			field{"audio streams", fmt.Sprintf("%d output, %d source", v.AudioStreamsOutput, v.AudioStreamsSource)},
 		)
 		if q := s.Quality; q != nil {

@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // durationSlack is added to the one-frame duration tolerance: Matroska
@@ -31,6 +33,12 @@ type Verification struct {
 	// than the first audio stream; 0 without audio.
 	AVOffsetSource, AVOffsetOutput         float64
 	AudioStreamsSource, AudioStreamsOutput int
+	// AudioSource and AudioOutput are how each audio stream plays: its
+	// samples' length and the time they are given.
+	AudioSource, AudioOutput []audioTrack
+	// Untimed: the source's pictures carry no usable timestamps, so the
+	// durations and frame times were not compared (nor can they be).
+	Untimed bool
 	// OutputVideoStart is when the output's first picture is shown, on its
 	// own timeline (what the audio offset and the presentation's track
 	// offsets are measured from).
@@ -92,6 +100,7 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 			srcTimes[i] = pics.timeBase.seconds(p.pts - first)
 		}
 	}
+	v.Untimed = srcTimes == nil
 	if v.FrameDuration <= 0 && v.SourceFrames > 0 {
 		v.FrameDuration = v.SourceDuration / float64(v.SourceFrames)
 	}
@@ -118,9 +127,31 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	if len(out.Audio) > 0 {
 		v.AVOffsetOutput = out.Video.StartTime - out.Audio[0].StartTime
 	}
-	outScan, err := scanPackets(ctx, tools, abs, out.Video.Index, scanPTS)
-	if err != nil {
-		return Verification{}, fmt.Errorf("verify %s: read video packets: %w", outPath, err)
+	// The audio's lengths, read side by side with the video's packets.
+	var outScan *packetScan
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		if outScan, err = scanPackets(gctx, tools, abs, out.Video.Index, scanPTS); err != nil {
+			return fmt.Errorf("verify %s: read video packets: %w", outPath, err)
+		}
+		return nil
+	})
+	if len(src.Audio) > 0 && len(out.Audio) > 0 {
+		g.Go(func() (err error) {
+			if v.AudioSource, err = audioTracks(gctx, tools, src.Path); err != nil {
+				return fmt.Errorf("verify: read the source's audio packets: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() (err error) {
+			if v.AudioOutput, err = audioTracks(gctx, tools, abs); err != nil {
+				return fmt.Errorf("verify %s: read audio packets: %w", outPath, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Verification{}, err
 	}
 	v.OutputFrames = outScan.packets
 	fps := out.Video.FPS
@@ -155,6 +186,16 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	if v.AudioStreamsOutput != v.AudioStreamsSource {
 		problem("the output has %d audio streams, the source %d", v.AudioStreamsOutput, v.AudioStreamsSource)
 	}
+	for i := range min(len(v.AudioSource), len(v.AudioOutput)) {
+		s, o := v.AudioSource[i], v.AudioOutput[i]
+		if s.Length >= 0 && o.Length >= 0 && math.Abs(o.Length-s.Length) > audioSlack(s.Length) {
+			problem("the output's audio stream %d has %.3fs of sound, the source's %.3fs", i+1, o.Length, s.Length)
+		}
+		if o.Length >= 0 && o.Span >= 0 && o.Length-o.Span > audioSlack(o.Length) {
+			problem("the output's audio stream %d gives %.3fs of sound %.3fs of time: its timestamps overlap (the source's restart or overlap: %.3fs in %.3fs)",
+				i+1, o.Length, o.Span, s.Length, s.Span)
+		}
+	}
 	if v.AudioStreamsSource > 0 && v.AudioStreamsOutput > 0 {
 		if d := math.Abs(v.AVOffsetOutput - v.AVOffsetSource); d > v.FrameDuration+durationSlack {
 			problem("the output's video starts %.6fs after its audio, the source's %.6fs: more than a frame apart",
@@ -164,6 +205,11 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	v.OK = len(v.Problems) == 0
 	return v, nil
 }
+
+// audioSlack is how far an audio stream's length may move: an encoder's
+// priming and padding (AAC's 1024 samples, MP3's 1152 and more), a
+// conversion's resampling, a frame or two of rounding.
+func audioSlack(length float64) float64 { return 0.25 + length/100 }
 
 // misplacedPicture returns the first picture whose output time (out) is
 // more than half the gap to a neighbour away from its source time (src),

@@ -25,3 +25,29 @@ func TestMisplacedPicture(t *testing.T) {
 		})
 	}
 }
+
+func TestAudioTracks_Parse(t *testing.T) {
+	var w audioLengthWriter
+	in := "1,0.000000,0.021333\n1,0.021333,0.021333\n2,0.5,0.1\n2,0.5,0.1\n1,N/A,0.021333\n3,0.0,N/A\n"
+	_, _ = w.Write([]byte(in[:17])) // lines split across writes
+	_, _ = w.Write([]byte(in[17:]))
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	if len(w.tracks) != 3 {
+		t.Fatalf("%d tracks, want 3", len(w.tracks))
+	}
+	if a := w.tracks[0]; a.Length < 0.0639 || a.Length > 0.064 || a.Span != -1 {
+		t.Errorf("stream 1: %+v, want 0.064 s of sound, no span (a packet without timestamp)", a)
+	}
+	if b := w.tracks[1]; b.Length < 0.199 || b.Length > 0.201 {
+		t.Errorf("stream 2: %+v, want 0.2 s of sound", b)
+	}
+	if c := w.tracks[2]; c.Length != -1 {
+		t.Errorf("stream 3: %+v, want its length unknown", c)
+	}
+	w.parse([]byte("garbage"))
+	if w.err == nil {
+		t.Error("a malformed line was taken")
+	}
+}

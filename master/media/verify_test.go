@@ -131,3 +131,29 @@ func TestVerify_SourceAgainstItself(t *testing.T) {
 		}
 	}
 }
+
+// TestVerify_AudioTimestampsRestart: a transport stream whose timestamps
+// restart midway (two captures concatenated) gets its video retimed, but
+// its audio keeps the restart: half its sound on the same seconds as the
+// other half. Verification says so rather than OK.
+func TestVerify_AudioTimestampsRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	part := filepath.Join(dir, "part.ts")
+	ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2", "-f", "lavfi", "-i", "sine=r=48000:d=2",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-f", "mpegts", part)
+	data, err := os.ReadFile(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice := filepath.Join(dir, "twice.ts")
+	if err := os.WriteFile(twice, append(data, data...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srcPath := filepath.Join(dir, "restart.ts")
+	ffmpegT(t, "-copyts", "-i", twice, "-map", "0", "-c", "copy", "-f", "mpegts", "-muxdelay", "0", srcPath)
+	src := mustProbe(t, srcPath)
+	shards := encodeShards(t, mustSplit(t, src, 1), x264Args)
+	v := verifyBroken(t, src, shards, true, "out.mkv")
+	wantProblem(t, v, "its timestamps overlap")
+}

@@ -1,0 +1,107 @@
+package media
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	ffmpeg "github.com/u2takey/ffmpeg-go"
+
+	"github.com/videoshard/videoshard/internal/fftool"
+)
+
+// audioTrack is how one audio stream plays.
+type audioTrack struct {
+	// Length is the sum of its packets' durations, which counts the
+	// samples whatever their timestamps say; -1 when a packet's duration
+	// is not known.
+	Length float64
+	// Span is the time from its first packet's timestamp to its last
+	// packet's end; with Length it shows samples given the same time
+	// (timestamps that restart or overlap): Length - Span. -1 when a
+	// packet has no timestamp.
+	Span float64
+
+	first, end float64
+}
+
+// audioTracks returns how each audio stream of the file at abs plays, in
+// file order.
+func audioTracks(ctx context.Context, tools Tools, abs string) ([]audioTrack, error) {
+	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{
+		"v":              "error",
+		"hide_banner":    "",
+		"select_streams": "a",
+		"show_entries":   "packet=stream_index,pts_time,duration_time",
+		"of":             "csv=p=0",
+	}), "file:"+abs)
+	var w audioLengthWriter
+	if err := fftool.Run(ctx, tools.FFprobeBin(), args, &w); err != nil {
+		if fftool.IsFailure(ctx, err) {
+			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
+		}
+		return nil, err
+	}
+	if len(w.line) > 0 {
+		w.parse(w.line)
+	}
+	if w.err != nil {
+		return nil, w.err
+	}
+	for i := range w.tracks {
+		if t := &w.tracks[i]; t.Span >= 0 {
+			t.Span = t.end - t.first
+		}
+	}
+	return w.tracks, nil
+}
+
+// audioLengthWriter parses "1,0.021333,0.021333" lines as they stream.
+type audioLengthWriter struct {
+	line   []byte
+	order  map[int]int // stream index → position in tracks
+	tracks []audioTrack
+	err    error
+}
+
+func (w *audioLengthWriter) Write(p []byte) (int, error) {
+	splitLines(&w.line, p, w.parse)
+	return len(p), nil
+}
+
+func (w *audioLengthWriter) parse(b []byte) {
+	line := strings.TrimSpace(string(b))
+	if line == "" || w.err != nil {
+		return
+	}
+	f := strings.Split(strings.TrimSuffix(line, ","), ",")
+	n, err := strconv.Atoi(f[0])
+	if len(f) != 3 || err != nil {
+		w.err = fmt.Errorf("ffprobe: unexpected packet line %q", line)
+		return
+	}
+	if w.order == nil {
+		w.order = map[int]int{}
+	}
+	i, seen := w.order[n]
+	if !seen {
+		i = len(w.tracks)
+		w.order[n] = i
+		w.tracks = append(w.tracks, audioTrack{first: math.Inf(1), end: math.Inf(-1)})
+	}
+	t := &w.tracks[i]
+	pts, perr := strconv.ParseFloat(f[1], 64)
+	d, derr := strconv.ParseFloat(f[2], 64)
+	if derr != nil || d < 0 {
+		t.Length = -1
+	} else if t.Length >= 0 {
+		t.Length += d
+	}
+	if perr != nil || derr != nil || t.Span < 0 {
+		t.Span = -1
+		return
+	}
+	t.first, t.end = min(t.first, pts), max(t.end, pts+d)
+}
