@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -229,6 +230,11 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	}
 	defer d.Close()
 	defer stopWatch()
+	if outputCodec(cfg.Dispatch.Encoding) == "" {
+		if err := checkWorkerCodecs(container, d.Stats()); err != nil {
+			return Summary{}, err
+		}
+	}
 	// Pinned for the job's whole life: a worker short of disk must not
 	// evict the shards of a job in flight. Unpinned once verified.
 	pinJob(ctx, cfg.Logger, d.Clients(), cfg.VideoID)
@@ -299,6 +305,23 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	sum.Speed = sum.MediaSeconds / sum.Wall.Seconds()
 	sum.Replication = replicationReport(state, cfg.Replicas, healthyWorkers(d))
 	return sum, sum.Replication.err()
+}
+
+// checkWorkerCodecs refuses, before anything is encoded, an output
+// container that cannot carry the codec an ffmpeg worker encodes to by
+// default (a job without --codec): the join would refuse it only after
+// every chunk was encoded.
+func checkWorkerCodecs(container string, workers map[string]WorkerStats) error {
+	for _, addr := range slices.Sorted(maps.Keys(workers)) {
+		w := workers[addr]
+		if !w.Probed || w.Encoder != pb.EncoderFFmpeg || w.VideoCodec == "" {
+			continue
+		}
+		if err := media.CheckCompatible(container, w.VideoCodec); err != nil {
+			return fmt.Errorf("worker %s encodes %s by default: %w; ask for a codec the output takes with --codec", addr, w.VideoCodec, err)
+		}
+	}
+	return nil
 }
 
 // jobDispatcher starts the job's dispatcher on cfg's workers and those

@@ -306,6 +306,26 @@ func TestE2ENotVideo(t *testing.T) {
 	}
 }
 
+// TestE2EOutputTheWorkersCannotFill: a WebM output from workers that
+// encode H.264 by default is refused before any chunk is sent, naming the
+// worker and the fix (--codec), not after every chunk was encoded.
+func TestE2EOutputTheWorkersCannotFill(t *testing.T) {
+	w := e2etest.StartWorker(t, bins["worker"], "", "", fastFFmpeg)
+	dir := t.TempDir()
+	code, stdout, stderr := runMaster(t, "encode", "--workers", w.Addr, "--output", filepath.Join(dir, "out.webm"),
+		"--state-dir", filepath.Join(dir, "state"), testdata("h264_aac_640x360_30fps_4s.mp4"))
+	if code != 1 || !strings.Contains(stderr, "encodes libx264 by default") || !strings.Contains(stderr, "webm cannot carry") ||
+		!strings.Contains(stderr, "--codec") {
+		t.Fatalf("exit %d, want 1 naming the worker's codec and --codec\n%s\n%s", code, stdout, stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := w.Client.ListShards(ctx, &pb.ListShardsRequest{})
+	if err != nil || len(list.GetVideos()) != 0 {
+		t.Fatalf("the worker stores %v (%v), want nothing", list.GetVideos(), err)
+	}
+}
+
 func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
