@@ -88,8 +88,8 @@ func (m *jobMetrics) event(e master.Event) {
 		c.failedOn = append(c.failedOn, e.Worker)
 		m.mu.Unlock()
 	case master.EventDone:
-		m.inFlight.WithLabelValues(e.Worker).Dec()
-		m.done.Inc()
+		// The chunk's figures before the count of chunks done: a scrape
+		// that sees the count sees what the chunks it counts measured.
 		if r := e.Result; r != nil {
 			m.bytesSent.Add(float64(r.OriginalSize))
 			m.shardBytes.Add(float64(r.EncodedSize))
@@ -98,6 +98,8 @@ func (m *jobMetrics) event(e master.Event) {
 			m.chunk(e.Chunk).encodeSeconds = r.EncodeSeconds
 			m.mu.Unlock()
 		}
+		m.inFlight.WithLabelValues(e.Worker).Dec()
+		m.done.Inc()
 	}
 }
 
