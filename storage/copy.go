@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // ErrMismatch is returned by CommitCopy when the written bytes are not the
@@ -43,13 +44,21 @@ func (p *Pending) CommitCopy(meta Metadata) (Metadata, error) {
 	return m, nil
 }
 
+// maxClockSkew is how far in the future a copy's timestamp may be: the
+// clocks of two workers differ a little, not by days.
+const maxClockSkew = 24 * time.Hour
+
 // checkCopy refuses meta for p's bytes, as CommitCopy says.
 func (p *Pending) checkCopy(meta Metadata) error {
 	switch {
 	case meta.VideoID != p.videoID || meta.ChunkIndex != p.chunk:
 		return fmt.Errorf("%w: the metadata names %s chunk %d", ErrInvalid, meta.VideoID, meta.ChunkIndex)
 	case processedAt(meta) == 0:
-		return fmt.Errorf("%w: timestamp %q is not an ISO-8601 time", ErrInvalid, meta.Timestamp)
+		return fmt.Errorf("%w: timestamp %q is not an ISO-8601 time between 1970 and 2262", ErrInvalid, meta.Timestamp)
+	case processedAt(meta) > p.s.now().Add(maxClockSkew).UnixNano():
+		return fmt.Errorf("%w: timestamp %q is in the future", ErrInvalid, meta.Timestamp)
+	case meta.Width < 0 || meta.Height < 0 || meta.FrameCount < 0 || meta.DurationSeconds < 0 || meta.OriginalSize < 0:
+		return fmt.Errorf("%w: negative width, height, frame count, duration or original size", ErrInvalid)
 	case p.werr != nil:
 		return fmt.Errorf("earlier write failed: %w", p.werr)
 	}

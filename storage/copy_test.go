@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/videoshard/videoshard/storage"
 )
@@ -71,6 +72,16 @@ func TestCommitCopy_Refused(t *testing.T) {
 		{"no checksum", func(m storage.Metadata) storage.Metadata { m.ChecksumSHA256 = ""; return m }, data, storage.ErrMismatch},
 		{"other chunk", func(m storage.Metadata) storage.Metadata { m.ChunkIndex = 4; return m }, data, storage.ErrInvalid},
 		{"bad timestamp", func(m storage.Metadata) storage.Metadata { m.Timestamp = "yesterday"; return m }, data, storage.ErrInvalid},
+		// Times whose nanoseconds since 1970 do not fit an int64 would
+		// sort wrong in the index (processed_before/after filters).
+		{"year 9999", func(m storage.Metadata) storage.Metadata { m.Timestamp = "9999-12-31T23:59:59.000000"; return m }, data, storage.ErrInvalid},
+		{"year 1", func(m storage.Metadata) storage.Metadata { m.Timestamp = "0001-01-01T00:00:00.000000"; return m }, data, storage.ErrInvalid},
+		{"next year", func(m storage.Metadata) storage.Metadata {
+			m.Timestamp = time.Now().AddDate(1, 0, 0).UTC().Format("2006-01-02T15:04:05.000000")
+			return m
+		}, data, storage.ErrInvalid},
+		{"negative width", func(m storage.Metadata) storage.Metadata { m.Width = -1; return m }, data, storage.ErrInvalid},
+		{"negative frame count", func(m storage.Metadata) storage.Metadata { m.FrameCount = -5; return m }, data, storage.ErrInvalid},
 		// Metadata Open would refuse to read back (over 1 MiB): the chunk
 		// would be lost at the next start.
 		{"metadata over 1 MiB", func(m storage.Metadata) storage.Metadata {

@@ -134,6 +134,9 @@ func (m Metadata) ProcessedAt() time.Time {
 func processedAt(m Metadata) int64 {
 	for _, layout := range []string{timestampLayout, time.RFC3339Nano, "2006-01-02T15:04:05.999999"} {
 		if t, err := time.Parse(layout, m.Timestamp); err == nil {
+			if t.Before(time.Unix(0, 0)) || t.After(time.Unix(0, math.MaxInt64)) {
+				return 0 // no UnixNano: years before 1970 or after 2262
+			}
 			return t.UnixNano()
 		}
 	}
