@@ -39,6 +39,10 @@ type cleanMarker struct {
 	// makes Open rebuild.
 	Fingerprint string `json:"fingerprint"`
 	DBSize      int64  `json:"db_size"` // the database's size: a truncated one is rebuilt
+	// DBStamp is the database file's identity and times (dbStamp) at
+	// Close: any write to it since (another process's) moves its change
+	// time, which no one but the clock sets, and makes Open rebuild.
+	DBStamp string `json:"db_stamp"`
 	Chunks      int64  `json:"chunks"`  // Usage at Close
 	Bytes       int64  `json:"bytes"`
 }
@@ -143,6 +147,8 @@ func (s *Store) checkDB(marker cleanMarker) string {
 			return name + " is not a regular file"
 		case name == indexDBName && fi.Size() != marker.DBSize:
 			return fmt.Sprintf("the database is %d bytes, %d when it was closed", fi.Size(), marker.DBSize)
+		case name == indexDBName && dbStamp(fi) != marker.DBStamp:
+			return "the database was written or replaced since it was closed"
 		}
 	}
 	return ""
@@ -215,7 +221,10 @@ func (s *Store) writeCleanMarker() error {
 	if err != nil {
 		return err
 	}
-	data, err := json.Marshal(cleanMarker{Schema: indexSchema, Fingerprint: fp, DBSize: fi.Size(),
+	if fi, err = s.idxDir.lstat(indexDBName); err != nil { // after the sync
+		return err
+	}
+	data, err := json.Marshal(cleanMarker{Schema: indexSchema, Fingerprint: fp, DBSize: fi.Size(), DBStamp: dbStamp(fi),
 		Chunks: s.usedChunks.Load(), Bytes: s.usedBytes.Load()})
 	if err != nil {
 		return err
@@ -229,6 +238,12 @@ func (s *Store) writeCleanMarker() error {
 		return err
 	}
 	return s.fs.SyncDir(s.idxDir)
+}
+
+// dbStamp is a file's device, inode, size, modification and change times.
+func dbStamp(fi fs.FileInfo) string {
+	id, _ := fileID(fi)
+	return fmt.Sprintf("%d %d %d %d %d", id.dev, id.ino, fi.Size(), fi.ModTime().UnixNano(), changeTime(fi))
 }
 
 // storeFingerprint hashes the identity, modification and change times of
