@@ -68,6 +68,10 @@ func toStatus(err error) error {
 		// A valid option the operator does not let callers choose: the
 		// same request without it (or on a worker that allows it) works.
 		code = codes.PermissionDenied
+	case errors.Is(err, storage.ErrIndexCorrupt):
+		// The worker cannot say what it stores until it restarts and
+		// rebuilds its index: another worker may serve.
+		code = codes.Unavailable
 	case errors.Is(err, storage.ErrCorrupt), errors.Is(err, storage.ErrMismatch):
 		// Before NotFound: a shard gone from under its metadata is both,
 		// and the client must learn that bytes were lost.

@@ -103,6 +103,9 @@ func (s *Server) checkDependencies(run *healthRun) {
 	if err := s.store.CheckWritable(); err != nil {
 		problems = append(problems, err.Error())
 	}
+	if err := s.store.CheckIndex(); err != nil {
+		problems = append(problems, err.Error())
+	}
 	var err error
 	if len(problems) > 0 {
 		err = fmt.Errorf("%s", strings.Join(problems, "; "))

@@ -43,8 +43,8 @@ type cleanMarker struct {
 	// Close: any write to it since (another process's) moves its change
 	// time, which no one but the clock sets, and makes Open rebuild.
 	DBStamp string `json:"db_stamp"`
-	Chunks      int64  `json:"chunks"`  // Usage at Close
-	Bytes       int64  `json:"bytes"`
+	Chunks  int64  `json:"chunks"` // Usage at Close
+	Bytes   int64  `json:"bytes"`
 }
 
 // dbFiles are the files SQLite keeps beside the database.
@@ -88,7 +88,7 @@ func (s *Store) openIndex(kind IndexKind, rebuild bool) error {
 	if why == "" {
 		x, err := openSQLiteIndex(s.idxDir.join(indexDBName), false, s.shardPath)
 		if err == nil {
-			s.index = x
+			s.index = &guardedIndex{chunkIndex: x}
 			s.usedChunks.Store(marker.Chunks)
 			s.usedBytes.Store(marker.Bytes)
 			return nil
@@ -174,7 +174,7 @@ func (s *Store) rebuildIndex() error {
 		x.close()
 		return fmt.Errorf("build index: %w", noSpace(err))
 	}
-	s.index = x
+	s.index = &guardedIndex{chunkIndex: x}
 	s.setUsage(metas)
 	return nil
 }

@@ -323,7 +323,7 @@ func (s *Store) Close() error {
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("close index: %w", err))
-		case s.sqlite && s.dirty.Load():
+		case s.sqlite && (s.dirty.Load() || s.CheckIndex() != nil):
 			s.log.Warn("index not marked clean: the next start rebuilds it from the metadata files")
 		case s.sqlite:
 			if err := s.writeCleanMarker(); err != nil {
