@@ -160,6 +160,7 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("x: %w", storage.ErrCorrupt), codes.DataLoss},
 		{&storage.CorruptError{Missing: true}, codes.DataLoss}, // not NotFound, though it matches ErrNotFound too
 		{fmt.Errorf("x: %w", encode.ErrUnavailable), codes.Unavailable},
+		{fmt.Errorf("x: %w", storage.ErrIndexCorrupt), codes.Unavailable},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
 		{fmt.Errorf("x: %w", context.Canceled), codes.Canceled},
 		{status.Error(codes.Aborted, "kept"), codes.Aborted},
