@@ -53,9 +53,10 @@ type Config struct {
 	// read (default 2 x MaxConcurrentTasks: the next uploads arrive while
 	// the slots encode).
 	MaxUploads int
-	// UploadIdleTimeout aborts an upload that sends nothing (no message,
-	// nor the end of its stream) for this long; zero means no limit
-	// (DefaultConfig's is 30 s).
+	// UploadIdleTimeout aborts an upload that brings less than a frame
+	// (1 MiB) of data, and not the end of its stream, in this long: tiny
+	// messages are no progress. Zero means no limit (DefaultConfig's is
+	// 30 s).
 	UploadIdleTimeout time.Duration
 	// UploadTimeout bounds a whole upload, from its call to the end of its
 	// stream, and the arrival of a unary ProcessChunk's message; zero means

@@ -156,9 +156,11 @@ func (sp *spooled) remove(s *Server) {
 
 // receiver reads an upload's messages on a goroutine of its own, one at a
 // time and only when asked, so that a client that stalls can be timed out
-// and at most one message is held at once. Each message, and the end of
-// the stream, must arrive within idle of being asked for, and all of them
-// by deadline.
+// and at most one message is held at once. Within idle the stream must
+// bring uploadProgressBytes of data (an honest client's frame), or its
+// end; tiny or empty messages do not count as progress, so a client that
+// trickles a byte every few seconds cannot hold an upload slot for
+// limits.upload_timeout. All of it must arrive by deadline.
 //
 // A timed-out handler returns while the goroutine still waits in Recv: the
 // status the handler returns is written first, and ends the stream, which
@@ -173,7 +175,15 @@ type receiver struct {
 	limit    time.Duration // the whole upload's; 0: no limit
 	deadline time.Time
 	err      error // the stream's end (io.EOF) or failure, once seen
+
+	windowStart time.Time // the idle window's start: the last progress
+	windowBytes int       // data bytes received in it
 }
+
+// uploadProgressBytes is the data an upload must bring within
+// limits.upload_idle_timeout: one frame as the master sends them (1 MiB),
+// so 30 s allows any link above 35 kB/s.
+const uploadProgressBytes = 1 << 20
 
 type received struct {
 	msg *pb.UploadChunkRequest
@@ -190,8 +200,9 @@ func (s *Server) newReceiver(stream pb.VideoProcessingService_UploadChunkServer)
 		idle:   s.cfg.UploadIdleTimeout,
 		limit:  s.cfg.UploadTimeout,
 	}
+	r.windowStart = time.Now()
 	if r.limit > 0 {
-		r.deadline = time.Now().Add(r.limit)
+		r.deadline = r.windowStart.Add(r.limit)
 	}
 	go func() {
 		defer close(r.exited)
@@ -222,15 +233,15 @@ func (r *receiver) next(what string) (*pb.UploadChunkRequest, error) {
 		return nil, r.err
 	}
 	r.ask <- struct{}{}
-	wait, total := r.idle, false
+	wait, total := r.idle-time.Since(r.windowStart), false
 	if r.limit > 0 {
 		if left := time.Until(r.deadline); r.idle <= 0 || left < r.idle {
 			wait, total = max(left, 0), true
 		}
 	}
 	var expired <-chan time.Time
-	if wait > 0 || total {
-		t := time.NewTimer(wait)
+	if r.idle > 0 || total {
+		t := time.NewTimer(max(wait, 0))
 		defer t.Stop()
 		expired = t.C
 	}
@@ -239,13 +250,17 @@ func (r *receiver) next(what string) (*pb.UploadChunkRequest, error) {
 		if m.err != nil {
 			r.err = m.err
 		}
+		if r.windowBytes += len(m.msg.GetData()); r.windowBytes >= uploadProgressBytes {
+			r.windowStart, r.windowBytes = time.Now(), 0
+		}
 		return m.msg, m.err
 	case <-expired:
 		if total {
 			r.err = fmt.Errorf("%w: not complete within %v (limits.upload_timeout), still waiting for %s",
 				errUploadTimeout, r.limit, what)
 		} else {
-			r.err = fmt.Errorf("%w: waited %v (limits.upload_idle_timeout) for %s", errUploadTimeout, r.idle, what)
+			r.err = fmt.Errorf("%w: less than %d bytes of data in %v (limits.upload_idle_timeout), waiting for %s",
+				errUploadTimeout, uploadProgressBytes, r.idle, what)
 		}
 		return nil, r.err
 	}

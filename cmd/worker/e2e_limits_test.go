@@ -171,8 +171,8 @@ limits: {max_uploads: 1, upload_idle_timeout: 1s, upload_timeout: 3s}
 			if err := cs.SendMsg(header); err != nil {
 				return err
 			}
-			// The attack's own pace, well inside the idle timeout: only
-			// the whole upload's limit can end it.
+			// A message well inside the idle timeout, but bytes far
+			// below a frame in it: not progress.
 			go func() {
 				tick := time.NewTicker(20 * time.Millisecond)
 				defer tick.Stop()
@@ -184,7 +184,7 @@ limits: {max_uploads: 1, upload_idle_timeout: 1s, upload_timeout: 3s}
 				}
 			}()
 			return nil
-		}, []string{"limits.upload_timeout", "not complete within 3s"}},
+		}, []string{"limits.upload_idle_timeout", "less than 1048576 bytes of data in 1s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
