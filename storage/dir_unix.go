@@ -458,7 +458,10 @@ func (r *resolver) forceWalk() { r.walk.Store(true) }
 // changeTime is fi's status change time (ctime) in Unix nanoseconds, which
 // every change to a directory's entries moves forward; 0 if unknown.
 func changeTime(fi fs.FileInfo) int64 {
-	if st, ok := fi.Sys().(*unix.Stat_t); ok {
+	switch st := fi.Sys().(type) {
+	case *unix.Stat_t: // the store's own lstat
+		return st.Ctim.Nano()
+	case *syscall.Stat_t: // os.File.Stat
 		return st.Ctim.Nano()
 	}
 	return 0

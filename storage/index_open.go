@@ -208,20 +208,21 @@ func (s *Store) removeCleanMarker(exists bool) error {
 // writeCleanMarker makes the closed database durable and then records it
 // as clean.
 func (s *Store) writeCleanMarker() error {
-	f, fi, err := s.idxDir.openFile(indexDBName, os.O_RDONLY, 0)
+	f, _, err := s.idxDir.openFile(indexDBName, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
 	err = f.Sync()
+	var fi fs.FileInfo
+	if err == nil {
+		fi, err = f.Stat() // after the sync: the times the file keeps
+	}
 	f.Close()
 	if err != nil {
 		return err
 	}
 	fp, err := s.storeFingerprint()
 	if err != nil {
-		return err
-	}
-	if fi, err = s.idxDir.lstat(indexDBName); err != nil { // after the sync
 		return err
 	}
 	data, err := json.Marshal(cleanMarker{Schema: indexSchema, Fingerprint: fp, DBSize: fi.Size(), DBStamp: dbStamp(fi),
