@@ -133,6 +133,13 @@ ff -f lavfi -i "testsrc2=s=320x240:r=30:d=1.5" -f lavfi -i "testsrc2=s=320x240:r
 	-map "[v]" -map 3:a -fps_mode passthrough -enc_time_base 1/90000 -c:v libx264 -preset veryfast -bf 0 -g 30 \
 	-video_track_timescale 90000 -c:a aac vfr_phone.mp4
 
+# An MP4 cut by stream copy (ffmpeg -ss): an edit list hides the half
+# second of pre-roll from the keyframe before the cut, audio and video.
+ff -f lavfi -i "$src:d=6" -f lavfi -i "$tone:d=6" -c:v libx264 -preset veryfast -bf 3 -g 50 -keyint_min 50 \
+	-sc_threshold 0 -c:a aac uncut.mp4
+ff -ss 0.5 -i uncut.mp4 -c copy -t 4 editlist_cut.mp4
+rm uncut.mp4
+
 # name, segment seconds, output extension, and the codec to ask for when the
 # workers' default (libx264) cannot carry the source's presentation.
 cat >corpus.txt <<'LIST'
@@ -154,4 +161,6 @@ slideshow_1fps.mp4 1.5 mkv
 fps30_long_chunks.mp4 10 mp4
 vfr_phone.mp4 1.5 mkv
 vfr_phone.mp4 1.5 mp4
+editlist_cut.mp4 1.5 mkv
+editlist_cut.mp4 1.5 mp4
 LIST

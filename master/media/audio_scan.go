@@ -34,7 +34,7 @@ func audioTracks(ctx context.Context, tools Tools, abs string) ([]audioTrack, er
 		"v":              "error",
 		"hide_banner":    "",
 		"select_streams": "a",
-		"show_entries":   "packet=stream_index,pts_time,duration_time",
+		"show_entries":   "packet=stream_index,pts_time,duration_time,flags",
 		"of":             "csv=p=0",
 	}), "file:"+abs)
 	var w audioLengthWriter
@@ -58,7 +58,9 @@ func audioTracks(ctx context.Context, tools Tools, abs string) ([]audioTrack, er
 	return w.tracks, nil
 }
 
-// audioLengthWriter parses "1,0.021333,0.021333" lines as they stream.
+// audioLengthWriter parses "1,0.021333,0.021333,K_" lines as they stream.
+// Packets flagged discard ("D": before an MP4 edit list's start) are not
+// played, and not counted.
 type audioLengthWriter struct {
 	line   []byte
 	order  map[int]int // stream index → position in tracks
@@ -78,7 +80,7 @@ func (w *audioLengthWriter) parse(b []byte) {
 	}
 	f := strings.Split(strings.TrimSuffix(line, ","), ",")
 	n, err := strconv.Atoi(f[0])
-	if len(f) != 3 || err != nil {
+	if len(f) != 4 || err != nil {
 		w.err = fmt.Errorf("ffprobe: unexpected packet line %q", line)
 		return
 	}
@@ -92,6 +94,9 @@ func (w *audioLengthWriter) parse(b []byte) {
 		w.tracks = append(w.tracks, audioTrack{first: math.Inf(1), end: math.Inf(-1)})
 	}
 	t := &w.tracks[i]
+	if strings.Contains(f[3], "D") {
+		return
+	}
 	pts, perr := strconv.ParseFloat(f[1], 64)
 	d, derr := strconv.ParseFloat(f[2], 64)
 	if derr != nil || d < 0 {

@@ -333,10 +333,17 @@ func joinCommand(src SourceInfo, list, meta string, side SideStreams, container,
 		// The source on its own timeline: ffmpeg moves it by its start
 		// (src.StartTime), as it moves the video by -itsoffset above.
 		in := ffmpeg.Input("file:"+side.Path, ffmpeg.KwArgs{"protocol_whitelist": "file"})
+		// An MP4/MOV edit list hides the packets before the start (an
+		// -ss cut's pre-roll from the keyframe before it): Matroska and
+		// WebM cannot, so those wholly before it are left out of a copy,
+		// and the packet across the start kept.
+		dropPreroll := strings.HasPrefix(src.FormatName, "mov,") && (container == "matroska" || container == "webm")
 		for i, s := range side.Streams {
 			streams = append(streams, in.Get(strconv.Itoa(s.SourceIndex)))
 			if s.Encoder != "" {
 				out["c:"+strconv.Itoa(1+i)] = s.Encoder
+			} else if dropPreroll {
+				out["bsf:"+strconv.Itoa(1+i)] = `noise=drop=lt(pts+duration\,0)`
 			}
 			if s.Bitrate != "" {
 				out["b:"+strconv.Itoa(1+i)] = s.Bitrate

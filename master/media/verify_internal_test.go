@@ -28,9 +28,9 @@ func TestMisplacedPicture(t *testing.T) {
 
 func TestAudioTracks_Parse(t *testing.T) {
 	var w audioLengthWriter
-	in := "1,0.000000,0.021333\n1,0.021333,0.021333\n2,0.5,0.1\n2,0.5,0.1\n1,N/A,0.021333\n3,0.0,N/A\n"
-	_, _ = w.Write([]byte(in[:17])) // lines split across writes
-	_, _ = w.Write([]byte(in[17:]))
+	in := "1,-0.5,0.021333,K_D\n1,0.000000,0.021333,K_\n1,0.021333,0.021333,K_\n2,0.5,0.1,K_\n2,0.5,0.1,K_\n1,N/A,0.021333,K_\n3,0.0,N/A,K_\n"
+	_, _ = w.Write([]byte(in[:30])) // lines split across writes
+	_, _ = w.Write([]byte(in[30:]))
 	if w.err != nil {
 		t.Fatal(w.err)
 	}
