@@ -32,3 +32,24 @@ func TestPixFormatLoss(t *testing.T) {
 		}
 	}
 }
+
+func TestMirrored(t *testing.T) {
+	tests := []struct {
+		matrix string
+		want   bool
+	}{
+		{"", false},
+		{"00000000: 65536 0 0 00000001: 0 65536 0 00000002: 0 0 1073741824", false},        // identity
+		{"00000000: 0 65536 0 00000001: -65536 0 0 00000002: 0 0 1073741824", false},       // 90°
+		{"00000000: -65536 0 0 00000001: 0 -65536 0 00000002: 0 0 1073741824", false},      // 180°
+		{"00000000: -65536 0 0 00000001: 0 65536 0 00000002: 20971520 0 1073741824", true}, // horizontal flip
+		{"00000000: 65536 0 0 00000001: 0 -65536 0 00000002: 0 15728640 1073741824", true}, // vertical flip
+		{"00000000: 0 65536 0 00000001: 65536 0 0 00000002: 0 0 1073741824", true},         // transpose
+		{"garbage", false},
+	}
+	for _, tt := range tests {
+		if got := mirrored(tt.matrix); got != tt.want {
+			t.Errorf("mirrored(%q) = %v, want %v", tt.matrix, got, tt.want)
+		}
+	}
+}

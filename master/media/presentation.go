@@ -500,8 +500,13 @@ func ComparePresentation(src, out Presentation, container string) []string {
 	c := comparison{container: container}
 	sv, ov := src.Video, out.Video
 
-	c.diff("video rotation", degrees(sv.Rotation), degrees(ov.Rotation), c.rotationWhy())
-	if sv.Rotation == ov.Rotation && sv.DisplayMatrix != ov.DisplayMatrix && (sv.DisplayMatrix != "" || ov.DisplayMatrix != "") {
+	if mirrored(sv.DisplayMatrix) && !mirrored(ov.DisplayMatrix) {
+		c.diff("video display matrix", "mirrored ("+sv.DisplayMatrix+")", ov.DisplayMatrix,
+			"ffmpeg 5.1 writes rotations only: the output is shown without the source's flip")
+	} else {
+		c.diff("video rotation", degrees(sv.Rotation), degrees(ov.Rotation), c.rotationWhy())
+	}
+	if !mirrored(sv.DisplayMatrix) && sv.Rotation == ov.Rotation && sv.DisplayMatrix != ov.DisplayMatrix && (sv.DisplayMatrix != "" || ov.DisplayMatrix != "") {
 		c.diff("video display matrix", sv.DisplayMatrix, ov.DisplayMatrix, "")
 	}
 	if loss := pixFormatLoss(sv.PixFmt, ov.PixFmt); loss != "" {
@@ -760,7 +765,9 @@ func presentationOutput(src, shard Presentation, side SideStreams, container str
 			videoTags = append(videoTags, "handler_name="+sv.Title)
 		}
 	}
-	if mov && sv.Rotation != 0 {
+	if mov && sv.Rotation != 0 && !mirrored(sv.DisplayMatrix) {
+		// A mirroring matrix is no rotation: the rotate tag would show the
+		// picture turned instead of flipped (ComparePresentation warns).
 		videoTags = append(videoTags, "rotate="+strconv.FormatFloat(sv.Rotation, 'f', -1, 64))
 	}
 	if len(videoTags) > 0 {
@@ -822,6 +829,25 @@ func presentationOutput(src, shard Presentation, side SideStreams, container str
 func sameColourModel(a, b string) bool {
 	pa, pb := parsePixFormat(a), parsePixFormat(b)
 	return pa.model == "" || pb.model == "" || (pa.model == "rgb") == (pb.model == "rgb")
+}
+
+// mirrored reports whether a display matrix, as ffprobe prints it on one
+// line ("00000000: a b u 00000001: c d v 00000002: x y w"), flips the
+// picture: its 2x2 part's determinant, ad - bc, is negative.
+func mirrored(matrix string) bool {
+	f := strings.Fields(matrix)
+	if len(f) < 7 {
+		return false
+	}
+	var m [4]float64
+	for i, at := range []int{1, 2, 5, 6} {
+		v, err := strconv.ParseFloat(f[at], 64)
+		if err != nil {
+			return false
+		}
+		m[i] = v
+	}
+	return m[0]*m[3]-m[1]*m[2] < 0
 }
 
 // optionNames are the colour names ffprobe reports that ffmpeg's options
