@@ -142,3 +142,21 @@ func drainDownload(ctx context.Context, c pb.VideoProcessingServiceClient, chunk
 		}
 	}
 }
+
+// TestGetShard_MetadataCountsInTheLimit: a shard that fits a message on its
+// own but not with its (large) metadata is refused with the DownloadShard
+// hint, not with gRPC's bare "larger than max"; DownloadShard serves it.
+func TestGetShard_MetadataCountsInTheLimit(t *testing.T) {
+	const limit = 1 << 20
+	w := newTCPWorker(t, Config{MaxMessageBytes: limit})
+	settings := map[string]string{"a": strings.Repeat("s", 50<<10), "b": strings.Repeat("t", 50<<10)}
+	put(t, w.harness, "v", 0, strings.Repeat("x", limit-pb.MessageHeadroom), storage.Metadata{Encoder: "fake", EncoderSettings: settings})
+	_, err := w.client.GetShard(context.Background(), &pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(0)})
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "use DownloadShard") ||
+		!strings.Contains(err.Error(), "with its metadata") {
+		t.Fatalf("GetShard of a shard whose metadata overflows the message: %v", err)
+	}
+	if err := drainDownload(context.Background(), w.client, 0); err != nil {
+		t.Fatalf("DownloadShard of it: %v", err)
+	}
+}

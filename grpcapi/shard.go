@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
 	pb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
@@ -26,6 +29,17 @@ func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.Get
 		return nil, toStatus(fmt.Errorf("%w: shard is %d bytes, over the %d-byte message limit: use DownloadShard",
 			errTooLarge, meta.EncodedSize, limit))
 	}
+	resp := &pb.GetShardResponse{
+		Success:  true,
+		Message:  fmt.Sprintf("chunk %d of %s, %d bytes", meta.ChunkIndex, meta.VideoID, meta.EncodedSize),
+		Metadata: toProtoMetadata(meta),
+	}
+	// The metadata may be large too (a copy's encoder settings): the
+	// answer must fit whole, or gRPC refuses it with a bare size error.
+	if n := int64(proto.Size(resp)+protowire.SizeTag(2)+protowire.SizeVarint(uint64(meta.EncodedSize))) + meta.EncodedSize; n > int64(s.cfg.MaxMessageBytes) {
+		return nil, toStatus(fmt.Errorf("%w: the answer would be %d bytes with its metadata, over the %d-byte message limit: use DownloadShard",
+			errTooLarge, n, s.cfg.MaxMessageBytes))
+	}
 	if meta.EncodedSize > s.cfg.MaxReadBytes {
 		return nil, toStatus(fmt.Errorf("%w: shard is %d bytes, over limits.max_read_bytes (%d): use DownloadShard",
 			errTooLarge, meta.EncodedSize, s.cfg.MaxReadBytes))
@@ -39,12 +53,7 @@ func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.Get
 		release()
 		return nil, toStatus(err)
 	}
-	resp := &pb.GetShardResponse{
-		Success:   true,
-		ShardData: data,
-		Message:   fmt.Sprintf("chunk %d of %s, %d bytes", meta.ChunkIndex, meta.VideoID, len(data)),
-		Metadata:  toProtoMetadata(meta),
-	}
+	resp.ShardData = data
 	s.answerHeld(ctx, resp, release)
 	return resp, nil
 }
