@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	pb "github.com/videoshard/videoshard/proto"
 )
 
 // readWait is how long a read waits for room in the read budget before it
@@ -18,9 +20,9 @@ const readWait = 30 * time.Second
 // wait up to readWait for room, then are refused with ResourceExhausted.
 // release gives the bytes back; it may be called more than once.
 func (s *Server) reserveRead(ctx context.Context, n int64) (release func(), err error) {
-	release = func() { s.readBudget.Release(n) }
+	release = sync.OnceFunc(func() { s.readBudget.Release(n) })
 	if s.readBudget.TryAcquire(n) {
-		return sync.OnceFunc(release), nil
+		return release, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, readWait)
 	defer cancel()
@@ -31,7 +33,7 @@ func (s *Server) reserveRead(ctx context.Context, n int64) (release func(), err 
 		return nil, fmt.Errorf("%w: answers not yet taken by their clients hold the %d bytes of shards that limits.max_read_bytes allows; retry later",
 			errBusy, s.cfg.MaxReadBytes)
 	}
-	return sync.OnceFunc(release), nil
+	return release, nil
 }
 
 // answerHeld is for a unary answer whose shard bytes reserveRead counted:
@@ -45,9 +47,9 @@ func (s *Server) answerHeld(ctx context.Context, msg any, release func()) {
 // sendHeld sends a stream's message whose shard bytes reserveRead
 // counted: release runs once gRPC is finished with them, or at once if
 // Send did not marshal them with s.codec.
-func (s *Server) sendHeld(send func(any) error, msg any, release func()) error {
+func (s *Server) sendHeld(stream pb.VideoProcessingService_DownloadShardServer, msg *pb.DownloadShardResponse, release func()) error {
 	s.codec.OnWritten(msg, release)
-	err := send(msg)
+	err := stream.Send(msg)
 	s.codec.Forget(msg)
 	return err
 }

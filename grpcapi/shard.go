@@ -77,10 +77,9 @@ func (s *Server) DownloadShard(req *pb.GetShardRequest, stream pb.VideoProcessin
 		return s.reserveRead(ctx, int64(s.cfg.FrameBytes))
 	})
 	defer stop()
-	send := func(m any) error { return stream.Send(m.(*pb.DownloadShardResponse)) }
 	for f := range frames {
 		if len(f.data) > 0 {
-			if err := s.sendHeld(send, &pb.DownloadShardResponse{Data: f.data}, f.release); err != nil {
+			if err := s.sendHeld(stream, &pb.DownloadShardResponse{Data: f.data}, f.release); err != nil {
 				return err
 			}
 		} else {

@@ -35,6 +35,10 @@ func (g *guardedIndex) check(err error) error {
 		return err
 	}
 	g.corrupt.CompareAndSwap(nil, &err)
+	return indexCorrupt(err)
+}
+
+func indexCorrupt(err error) error {
 	return fmt.Errorf("%w (restart the worker: it rebuilds the index from the metadata files): %w", ErrIndexCorrupt, err)
 }
 
@@ -75,7 +79,7 @@ func (g *guardedIndex) close() error { return g.check(g.chunkIndex.close()) }
 func (s *Store) CheckIndex() error {
 	if g, ok := s.index.(*guardedIndex); ok {
 		if err := g.corrupt.Load(); err != nil {
-			return fmt.Errorf("%w (restart the worker: it rebuilds the index from the metadata files): %w", ErrIndexCorrupt, *err)
+			return indexCorrupt(*err)
 		}
 	}
 	return nil

@@ -59,14 +59,11 @@ func (c Codec) OnWritten(msg any, done func()) {
 // marshalled (its RPC ended first), and reports whether there was one;
 // after Marshal took it, Forget does nothing (gRPC frees the bytes).
 func (c Codec) Forget(msg any) bool {
-	if c.written == nil {
-		return false
+	done := c.taken(msg)
+	if done != nil {
+		done()
 	}
-	if done, ok := c.written.LoadAndDelete(msg); ok {
-		done.(func())()
-		return true
-	}
-	return false
+	return done != nil
 }
 
 // taken is the done registered for msg, removed; nil if none.
@@ -86,25 +83,12 @@ func (Codec) Name() string { return Name }
 // Marshal encodes v as the stock codec does, a large payload as a buffer
 // of its own after the rest of the message.
 func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
-	var data []byte
-	var restore func()
-	switch m := v.(type) {
-	case *pb.GetShardResponse:
-		data = m.ShardData
-		restore = func() { m.ShardData = data }
-		if len(data) >= minDirect {
-			m.ShardData = nil
-		}
-	case *pb.DownloadShardResponse:
-		data = m.Data
-		restore = func() { m.Data = data }
-		if len(data) >= minDirect {
-			m.Data = nil
-		}
-	default:
+	field := payloadField(v)
+	if field == nil {
 		return stock().Marshal(v)
 	}
 	done := c.taken(v)
+	data := *field
 	if len(data) < minDirect {
 		out, err := stock().Marshal(v) // the bytes are copied: free at once
 		if done != nil {
@@ -112,8 +96,20 @@ func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 		}
 		return out, err
 	}
-	defer restore()
+	*field = nil
+	defer func() { *field = data }()
 	return marshalWith(v, data, done)
+}
+
+// payloadField is the shard-bytes field of v, nil for a message without one.
+func payloadField(v any) *[]byte {
+	switch m := v.(type) {
+	case *pb.GetShardResponse:
+		return &m.ShardData
+	case *pb.DownloadShardResponse:
+		return &m.Data
+	}
+	return nil
 }
 
 // marshalWith is the encoding of rest (without its payload) followed by

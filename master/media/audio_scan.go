@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
-
-	"github.com/videoshard/videoshard/internal/fftool"
 )
 
 // audioTrack is how one audio stream plays.
@@ -30,18 +28,12 @@ type audioTrack struct {
 // audioTracks returns how each audio stream of the file at abs plays, in
 // file order.
 func audioTracks(ctx context.Context, tools Tools, abs string) ([]audioTrack, error) {
-	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{
-		"v":              "error",
-		"hide_banner":    "",
+	var w audioLengthWriter
+	if err := probeTo(ctx, tools, abs, ffmpeg.KwArgs{
 		"select_streams": "a",
 		"show_entries":   "packet=stream_index,pts_time,duration_time,flags",
 		"of":             "csv=p=0",
-	}), "file:"+abs)
-	var w audioLengthWriter
-	if err := fftool.Run(ctx, tools.FFprobeBin(), args, &w); err != nil {
-		if fftool.IsFailure(ctx, err) {
-			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
-		}
+	}, &w); err != nil {
 		return nil, err
 	}
 	if len(w.line) > 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,19 +62,13 @@ type packetScan struct {
 // is parsed as it streams, so any number of packets takes constant memory
 // beyond the records asked for.
 func scanPackets(ctx context.Context, tools Tools, abs string, index int, what int) (*packetScan, error) {
-	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{
-		"v":              "error",
-		"hide_banner":    "",
+	s := &packetScan{what: what}
+	if err := probeTo(ctx, tools, abs, ffmpeg.KwArgs{
 		"fflags":         "+genpts", // as scanPictures decodes: AVI and MPEG-PS lack some
 		"select_streams": strconv.Itoa(index),
 		"show_entries":   "stream=time_base:packet=pts,pos,duration,flags",
 		"of":             "compact",
-	}), "file:"+abs)
-	s := &packetScan{what: what}
-	if err := fftool.Run(ctx, tools.FFprobeBin(), args, s); err != nil {
-		if fftool.IsFailure(ctx, err) {
-			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
-		}
+	}, s); err != nil {
 		return nil, err
 	}
 	if len(s.line) > 0 && s.err == nil {
@@ -86,6 +81,21 @@ func scanPackets(ctx context.Context, tools Tools, abs string, index int, what i
 		return nil, fmt.Errorf("ffprobe reported no time base for stream %d", index)
 	}
 	return s, nil
+}
+
+// probeTo runs ffprobe with opts on the local file abs, its report going
+// to w as it streams. A run that fails (as opposed to one that cannot
+// start or is cancelled) wraps ErrNotMedia.
+func probeTo(ctx context.Context, tools Tools, abs string, opts ffmpeg.KwArgs, w io.Writer) error {
+	kw := ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{{"v": "error", "hide_banner": ""}, opts})
+	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+abs)
+	if err := fftool.Run(ctx, tools.FFprobeBin(), args, w); err != nil {
+		if fftool.IsFailure(ctx, err) {
+			return fmt.Errorf("%w: %w", ErrNotMedia, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // Write parses ffprobe's compact output line by line. It never fails, so

@@ -500,13 +500,14 @@ func ComparePresentation(src, out Presentation, container string) []string {
 	c := comparison{container: container}
 	sv, ov := src.Video, out.Video
 
-	if mirrored(sv.DisplayMatrix) && !mirrored(ov.DisplayMatrix) {
+	flipped := mirrored(sv.DisplayMatrix)
+	if flipped && !mirrored(ov.DisplayMatrix) {
 		c.diff("video display matrix", "mirrored ("+sv.DisplayMatrix+")", ov.DisplayMatrix,
 			"ffmpeg 5.1 writes rotations only: the output is shown without the source's flip")
 	} else {
 		c.diff("video rotation", degrees(sv.Rotation), degrees(ov.Rotation), c.rotationWhy())
 	}
-	if !mirrored(sv.DisplayMatrix) && sv.Rotation == ov.Rotation && sv.DisplayMatrix != ov.DisplayMatrix && (sv.DisplayMatrix != "" || ov.DisplayMatrix != "") {
+	if !flipped && sv.Rotation == ov.Rotation && sv.DisplayMatrix != ov.DisplayMatrix && (sv.DisplayMatrix != "" || ov.DisplayMatrix != "") {
 		c.diff("video display matrix", sv.DisplayMatrix, ov.DisplayMatrix, "")
 	}
 	if loss := pixFormatLoss(sv.PixFmt, ov.PixFmt); loss != "" {
