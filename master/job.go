@@ -255,7 +255,7 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	if pending := state.Pending(); len(pending) > 0 || len(state.Chunks) == 0 {
 		sum.Resumed = len(state.Chunks) - len(pending)
 		if err := encodeChunks(ctx, cfg, probing, state, d, &sum); err != nil {
-			return Summary{}, fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
+			return Summary{}, resumable(err, cfg.StateDir)
 		}
 	} else {
 		sum.Resumed = len(state.Chunks)
@@ -281,7 +281,7 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 			return Summary{}, err
 		}
 		if err := encodeChunks(ctx, cfg, media.Probed(src), state, d, nil); err != nil {
-			return Summary{}, fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
+			return Summary{}, resumable(err, cfg.StateDir)
 		}
 		sum.Reencoded += len(bad)
 		if bad := belowFloor(state, cfg.MinPSNR); len(bad) > 0 {
@@ -395,11 +395,22 @@ func rebuild(ctx context.Context, cfg JobConfig, state *JobState, src *media.Sou
 			return err
 		}
 		if err := encodeChunks(ctx, cfg, media.Probed(*src), state, d, nil); err != nil {
-			return fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, cfg.StateDir)
+			return resumable(err, cfg.StateDir)
 		}
 		sum.Reencoded += len(lost.Chunks)
 		sum.EncodedAgain = append(sum.EncodedAgain, lost.Reasons...)
 	}
+}
+
+// resumable is err, an encode's failure, saying that the job can be
+// resumed from stateDir, unless the source itself is what was refused.
+func resumable(err error, stateDir string) error {
+	for _, refusal := range []error{media.ErrNotMedia, media.ErrNoVideo, media.ErrSizeChange} {
+		if errors.Is(err, refusal) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, stateDir)
 }
 
 // outputCodec maps a requested ffmpeg encoder to the codec it produces, for
@@ -1271,6 +1282,7 @@ func presentationWarnings(ctx context.Context, cfg JobConfig, src media.SourceIn
 	for i := range warnings {
 		warnings[i] = "left out: " + warnings[i]
 	}
+	warnings = append(warnings, src.Warnings...)
 	return append(warnings, media.ComparePresentation(srcP, outP, container)...), nil
 }
 

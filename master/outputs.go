@@ -24,7 +24,9 @@ var (
 // output, the unverified output beside it or the chunk map being the input
 // (in another spelling, through a symlink, as a hard link), and the input or
 // the output lying in the work directory, which the job removes when it
-// ends. Without Force: an output or an unverified output that exists.
+// ends. Without Force: an output that exists. An unverified output left by
+// an earlier run's failed verification is the job's own, kept for a look:
+// the next run replaces it.
 func checkOutputs(cfg JobConfig, input string) error {
 	output := cfg.Output
 	unverified := unverifiedPath(output)
@@ -58,7 +60,7 @@ func checkOutputs(cfg JobConfig, input string) error {
 			return fmt.Errorf("--output: %w", err)
 		case fi.IsDir():
 			return fmt.Errorf("--output: %s is a directory", p)
-		case !cfg.Force:
+		case !cfg.Force && p == output:
 			return fmt.Errorf("%w: %s exists: add --force to replace it", ErrOutputExists, p)
 		}
 	}

@@ -24,7 +24,7 @@ func TestCheckOutputs(t *testing.T) {
 		{"new output", nil, "out.mkv", "in.mp4", false, nil, ""},
 		{"existing output", writeFiles("out.mkv"), "out.mkv", "in.mp4", false, ErrOutputExists, "add --force"},
 		{"existing output, --force", writeFiles("out.mkv"), "out.mkv", "in.mp4", true, nil, ""},
-		{"existing unverified output", writeFiles("out.unverified.mkv"), "out.mkv", "in.mp4", false, ErrOutputExists, "out.unverified.mkv exists"},
+		{"existing unverified output: an earlier run's, replaced", writeFiles("out.unverified.mkv"), "out.mkv", "in.mp4", false, nil, ""},
 		{"existing unverified output, --force", writeFiles("out.unverified.mkv"), "out.mkv", "in.mp4", true, nil, ""},
 		{"dangling symlink output", symlink("nowhere.mkv", "out.mkv"), "out.mkv", "in.mp4", false, ErrOutputExists, "add --force"},
 		{"no input, existing output", writeFiles("out.mkv"), "out.mkv", "", false, ErrOutputExists, "add --force"},

@@ -140,8 +140,29 @@ ff -f lavfi -i "$src:d=6" -f lavfi -i "$tone:d=6" -c:v libx264 -preset veryfast 
 ff -ss 0.5 -i uncut.mp4 -c copy -t 4 editlist_cut.mp4
 rm uncut.mp4
 
-# name, segment seconds, output extension, and the codec to ask for when the
-# workers' default (libx264) cannot carry the source's presentation.
+# A capture that lost packets mid-GOP (a weak signal): ffmpeg conceals
+# the damage, and so must every cut of it, the same way.
+ff -f lavfi -i "$src:d=6" -f lavfi -i "$tone:d=6" -c:v libx264 -preset veryfast -g 50 -c:a aac -f mpegts full.ts
+packets=$(($(stat -c%s full.ts) / 188))
+{ head -c $((packets / 2 * 188)) full.ts; tail -c +$(((packets / 2 + 40) * 188 + 1)) full.ts; } >damaged_capture.ts
+rm -f full.ts
+
+# Two captures of other picture sizes run together: refused (an encode
+# holds one size; the later pictures would be scaled out of shape).
+ff -f lavfi -i "testsrc2=s=320x240:r=25:d=2" -c:v libx264 -preset veryfast -g 25 -bf 0 -f h264 size_a.h264
+ff -f lavfi -i "testsrc2=s=480x270:r=25:d=2" -c:v libx264 -preset veryfast -g 25 -bf 0 -f h264 size_b.h264
+cat size_a.h264 size_b.h264 >size_ab.h264
+ff -framerate 25 -f h264 -i size_ab.h264 -c copy size_change.mkv
+rm -f size_a.h264 size_b.h264 size_ab.h264
+
+# The sources refused before any encode, and what the refusal says.
+cat >refused.txt <<'LIST'
+size_change.mkv the video's picture size changes midway (320x240, then 480x270)
+LIST
+
+# name, segment seconds, output extension, the codec to ask for when the
+# workers' default (libx264) cannot carry the source's presentation ("-"
+# for the default), and the one warning the summary must give, if any.
 cat >corpus.txt <<'LIST'
 opengop_h264.mp4 1.5 mkv
 xvid_bframes.avi 1.5 mkv
@@ -154,7 +175,7 @@ interlaced_tff.ts 1.5 mkv
 odd_size_444.mp4 1.5 mp4
 rotated_90.mp4 1.5 mp4
 multi_tracks.mkv 1.5 mkv
-inband_sps_444.mp4 1.5 mkv
+inband_sps_444.mp4 1.5 mkv - video pixel format changes midway (yuv420p, then yuv444p)
 midgop_capture.ts 1.5 mp4
 late_video.mkv 1.5 mkv
 slideshow_1fps.mp4 1.5 mkv
@@ -163,4 +184,5 @@ vfr_phone.mp4 1.5 mkv
 vfr_phone.mp4 1.5 mp4
 editlist_cut.mp4 1.5 mkv
 editlist_cut.mp4 1.5 mp4
+damaged_capture.ts 1.5 mkv - damaged source: 
 LIST

@@ -434,8 +434,12 @@ func TestE2ECorpus(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out."+f[2])
 			args := []string{"encode", "--workers", addrs(w1, w2), "--output", out,
 				"--segment-seconds", f[1], "--state-dir", filepath.Join(t.TempDir(), "state")}
-			if len(f) > 3 {
+			if len(f) > 3 && f[3] != "-" {
 				args = append(args, "--codec", f[3])
+			}
+			var warns string // the one warning expected, if any
+			if len(f) > 4 {
+				warns = strings.Join(f[4:], " ")
 			}
 			code, stdout, stderr := runMaster(t, append(args, src)...)
 			if code != 0 {
@@ -446,14 +450,31 @@ func TestE2ECorpus(t *testing.T) {
 					t.Fatalf("summary does not say %q:\n%s", want, stdout)
 				}
 			}
-			if strings.Contains(stdout, "warning:") {
+			if n := strings.Count(stdout, "warning:"); warns == "" && n > 0 {
 				t.Errorf("the output does not carry all of the source's presentation:\n%s", stdout)
+			} else if warns != "" && (n != 1 || !strings.Contains(stdout, "warning:        "+warns)) {
+				t.Errorf("want one warning, %q:\n%s", warns, stdout)
 			}
 			if got, want := decodedPictures(t, out), decodedPictures(t, src); got != want {
 				t.Errorf("the output decodes to %d pictures, the source %d", got, want)
 			}
 			t.Log(strings.TrimSpace(grepLine(stdout, "split:")))
 			t.Log(strings.TrimSpace(grepLine(stdout, "pictures:")))
+		})
+	}
+	refused, err := os.ReadFile(filepath.Join(dir, "refused.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(refused)) {
+		name, reason, _ := strings.Cut(strings.TrimSpace(line), " ")
+		t.Run(name, func(t *testing.T) {
+			state := filepath.Join(t.TempDir(), "state")
+			code, stdout, stderr := runMaster(t, "encode", "--workers", addrs(w1, w2), "--output", filepath.Join(t.TempDir(), "out.mkv"),
+				"--segment-seconds", "1.5", "--state-dir", state, filepath.Join(dir, name))
+			if code != 1 || !strings.Contains(stderr, reason) || strings.Contains(stderr, "resume") {
+				t.Fatalf("exit %d, want 1 saying %q and not to resume\n%s\n%s", code, reason, stdout, stderr)
+			}
 		})
 	}
 }
@@ -553,6 +574,16 @@ func TestE2EFailedVerificationKeepsOutputAside(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "out.unverified.mkv")); err != nil {
 		t.Errorf("the unverified output is not kept: %v", err)
+	}
+	// The same job again, without --force: the unverified output the
+	// first run left is the job's own, so it is replaced, not in the way.
+	if err := os.Remove(out); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runMaster(t, "encode", "--workers", w.Addr, "--output", out,
+		"--segment-seconds", "2", "--state-dir", filepath.Join(dir, "state"), testdata("h264_aac_640x360_30fps_4s.mp4"))
+	if code == 0 || strings.Contains(stderr, "exists") || !strings.Contains(stdout, "FAILED") {
+		t.Errorf("the second run exited %d, want it to verify again (and fail) over the unverified output:\n%s\n%s", code, stdout, stderr)
 	}
 }
 

@@ -17,7 +17,14 @@ import (
 // Run runs bin with args, its standard output going to stdout (nil
 // discards it); a failure carries the tail of its stderr on one line.
 func Run(ctx context.Context, bin string, args []string, stdout io.Writer) error {
-	stderr, err := proc.Run(ctx, proc.Cmd{Name: bin, Args: args, Stdout: stdout})
+	return RunLogged(ctx, bin, args, stdout, nil)
+}
+
+// RunLogged is Run with each line of stderr handed to line as it comes;
+// what line returns is kept for a failure's message (proc.Cmd.StderrLine).
+// A nil line keeps all.
+func RunLogged(ctx context.Context, bin string, args []string, stdout io.Writer, line func([]byte) []byte) error {
+	stderr, err := proc.Run(ctx, proc.Cmd{Name: bin, Args: args, Stdout: stdout, StderrLine: line})
 	if err != nil {
 		if reason := OneLine(stderr); reason != "" {
 			return fmt.Errorf("%w: %s", err, reason)

@@ -48,6 +48,50 @@ func (t *tailBuffer) String() string {
 	return string(bytes.TrimSpace(b))
 }
 
+// lineFilter hands each line written to it to keep (Cmd.StderrLine) and
+// writes what keep returns, with a newline, to to.
+type lineFilter struct {
+	keep    func(line []byte) []byte
+	to      *tailBuffer
+	partial []byte // a line not yet ended, at most StderrTailSize bytes
+}
+
+func (f *lineFilter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexAny(p, "\r\n")
+		seg := p
+		if i >= 0 {
+			seg = p[:i]
+		}
+		p = p[len(seg):]
+		for room := StderrTailSize - len(f.partial); len(seg) >= room; room = StderrTailSize {
+			f.partial = append(f.partial, seg[:room]...)
+			seg = seg[room:]
+			f.flush()
+		}
+		f.partial = append(f.partial, seg...)
+		if i >= 0 {
+			p = p[1:] // the line end
+			f.flush()
+		}
+	}
+	return n, nil
+}
+
+// flush hands the line held so far to keep.
+func (f *lineFilter) flush() {
+	line := f.partial
+	f.partial = f.partial[:0]
+	if len(line) == 0 {
+		return
+	}
+	if kept := f.keep(line); len(kept) > 0 {
+		_, _ = f.to.Write(kept)
+		_, _ = f.to.Write([]byte{'\n'})
+	}
+}
+
 // LimitedBuffer collects up to a fixed number of bytes and silently drops
 // the rest, so a chatty program never blocks on a full pipe; Overflowed
 // reports the drop. Make one with NewLimitedBuffer. It is meant as

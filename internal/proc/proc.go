@@ -43,6 +43,12 @@ type Cmd struct {
 	// Stdout receives the program's standard output; nil discards it.
 	// Use a LimitedBuffer to collect a bounded amount.
 	Stdout io.Writer
+	// StderrLine, when set, sees each line of stderr as it comes (without
+	// its line end; a line longer than StderrTailSize in pieces of that
+	// size) and returns what of it to keep in the tail Run returns: nil
+	// keeps nothing. It is called from one goroutine at a time, and never
+	// after Run has returned.
+	StderrLine func(line []byte) []byte
 }
 
 // StartError reports that a program could not be started at all: missing,
@@ -72,6 +78,11 @@ func Run(ctx context.Context, c Cmd) (stderrTail string, err error) {
 	cmd := exec.Command(c.Name, c.Args...)
 	cmd.Stdout = c.Stdout
 	cmd.Stderr = tail
+	var lines *lineFilter
+	if c.StderrLine != nil {
+		lines = &lineFilter{keep: c.StderrLine, to: tail}
+		cmd.Stderr = lines
+	}
 	if len(c.Env) > 0 {
 		cmd.Env = append(os.Environ(), c.Env...)
 	}
@@ -118,6 +129,9 @@ func Run(ctx context.Context, c Cmd) (stderrTail string, err error) {
 		}
 	}
 
+	if lines != nil {
+		lines.flush() // a last line without its line end
+	}
 	name := filepath.Base(c.Name)
 	if killed {
 		return tail.String(), fmt.Errorf("%s killed: %w", name, ctx.Err())

@@ -42,6 +42,38 @@ func TestRun_StderrTailOnFailure(t *testing.T) {
 	}
 }
 
+// StderrLine sees every line, carriage-return ended ones and a last one
+// without an end included, and a line too long in pieces; the tail keeps
+// what it returns.
+func TestRun_StderrLine(t *testing.T) {
+	long := strings.Repeat("x", proc.StderrTailSize+10)
+	var seen []string
+	script := `printf 'keep one\nprogress\rdrop two\n` + long + `\nkeep last' >&2`
+	stderr, err := proc.Run(context.Background(), proc.Cmd{Name: "/bin/sh", Args: []string{"-c", script},
+		StderrLine: func(line []byte) []byte {
+			seen = append(seen, string(line))
+			if bytes.HasPrefix(line, []byte("keep ")) {
+				return bytes.ToUpper(line)
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"keep one", "progress", "drop two", long[:proc.StderrTailSize], "xxxxxxxxxx", "keep last"}
+	if len(seen) != len(want) {
+		t.Fatalf("%d lines seen, want %d", len(seen), len(want))
+	}
+	for i := range want {
+		if seen[i] != want[i] {
+			t.Errorf("line %d: %d bytes %.20q, want %d bytes %.20q", i, len(seen[i]), seen[i], len(want[i]), want[i])
+		}
+	}
+	if stderr != "KEEP ONE\nKEEP LAST" {
+		t.Errorf("stderr tail %q, want the kept lines", stderr)
+	}
+}
+
 func TestRun_EnvAndStdout(t *testing.T) {
 	var out bytes.Buffer
 	_, err := proc.Run(context.Background(), proc.Cmd{Name: "/bin/sh", Args: []string{"-c", `printf %s "$PROC_TEST_VALUE"`}, Env: []string{"PROC_TEST_VALUE=hello"}, Stdout: &out})

@@ -16,8 +16,11 @@ import (
 type Tools = fftool.Tools
 
 // ffmpegGlobal are the options every ffmpeg run starts with: no stdin, only
-// errors logged, and the first decoding error fails the run.
-var ffmpegGlobal = []string{"-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y"}
+// errors logged. Not -xerror: a reference cut from a damaged source (a
+// capture's dropped packets) decodes the way ffmpeg conceals it, as the
+// encode's own input did, and a run that stops early or drops pictures is
+// still caught, by the count of measured pictures (ErrFrameCountMismatch).
+var ffmpegGlobal = []string{"-nostdin", "-hide_banner", "-v", "error", "-y"}
 
 // runFFmpegTo runs ffmpeg with the command line s builds, its standard
 // output going to stdout (nil discards it).

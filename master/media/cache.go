@@ -19,7 +19,7 @@ import (
 // back while the source and the split's inputs are what they were.
 
 // cacheVersion is the format of the files SaveSource and SaveSplit write.
-const cacheVersion = 2 // 2: the key is written first, on its own
+const cacheVersion = 3 // 2: the key is written first, on its own; 3: SourceInfo.Warnings
 
 // ErrStale: a cache file does not describe the current source or split,
 // or does not exist. The caller probes or splits again.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
@@ -28,6 +29,8 @@ type pictureScan struct {
 	pictures []picture
 	line     []byte
 	err      error
+	// log is what the decode logged, when it came from one.
+	log decodeLog
 }
 
 // decodeInput are the input options of every decode whose pictures are
@@ -74,18 +77,26 @@ func firstPictureTime(ctx context.Context, tools Tools, abs string, index int) (
 // limit is positive.
 func decodePictures(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int) (*pictureScan, error) {
 	s := &pictureScan{}
-	if err := decodePicturesTo(ctx, tools, abs, index, pixFmt, limit, s); err != nil {
+	if err := decodePicturesTo(ctx, tools, abs, index, pixFmt, limit, s, &s.log); err != nil {
 		return nil, err
 	}
 	return s, s.finish()
 }
 
 // decodePicturesTo runs decodePictures' ffmpeg with its framehash output
-// going to w as it comes.
-func decodePicturesTo(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int, w io.Writer) error {
+// going to w as it comes, and its log read into log. Pictures that change
+// size midway end the decode as soon as it sees them: ErrSizeChange.
+func decodePicturesTo(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int, w io.Writer, log *decodeLog) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	log.onSizeChange = stop
 	out := ffmpeg.Input("file:"+abs, decodeInput()).Get(strconv.Itoa(index)).Output("pipe:1", pictureHashArgs(pixFmt, limit))
-	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, out.GetArgs()...)
-	if err := fftool.Run(ctx, tools.FFmpegBin(), args, w); err != nil {
+	args := append(slices.Clone(decodeLogArgs), out.GetArgs()...)
+	err := fftool.RunLogged(ctx, tools.FFmpegBin(), args, w, log.line)
+	if err := log.sizeChange(); err != nil {
+		return err
+	}
+	if err != nil {
 		if fftool.IsFailure(ctx, err) {
 			return fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}

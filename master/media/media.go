@@ -66,6 +66,10 @@ type SourceInfo struct {
 	// streams (cover images included), in file order. Only subtitles are
 	// carried into the output.
 	Other []StreamInfo
+	// Warnings say what the decode found that the output cannot show as
+	// the source does (a pixel format or aspect that changes midway), and
+	// the damage ffmpeg concealed.
+	Warnings []string
 
 	// packets are the video's packets in file order (timestamps and
 	// keyframes) and pictures its decoded pictures, for Split and Verify;
@@ -196,6 +200,9 @@ func finish(path string, info SourceInfo, pics *pictureScan, err error) (SourceI
 		return SourceInfo{}, fmt.Errorf("probe %s: %w: the %s video stream has %d packets but no picture ffmpeg can decode (%s)",
 			path, ErrNoVideo, v.Codec, scan.packets, strings.TrimPrefix(err.Error(), ErrNotMedia.Error()+": "))
 	}
+	if errors.Is(err, ErrSizeChange) {
+		return SourceInfo{}, fmt.Errorf("probe %s: %w", path, err)
+	}
 	if err != nil {
 		return SourceInfo{}, fmt.Errorf("probe %s: decode the video: %w", path, err)
 	}
@@ -221,6 +228,7 @@ func finish(path string, info SourceInfo, pics *pictureScan, err error) (SourceI
 	} else {
 		v.Duration = scan.duration(v.FPS)
 	}
+	info.Warnings = pics.log.warnings()
 	info.pictures = pics
 	return info, nil
 }
@@ -414,6 +422,21 @@ var ffmpegGlobal = []string{"-nostdin", "-hide_banner", "-v", "error", "-xerror"
 // runFFmpeg runs ffmpeg with the command line s builds.
 func runFFmpeg(ctx context.Context, tools Tools, s *ffmpeg.Stream) error {
 	return runFFmpegTo(ctx, tools, s, nil)
+}
+
+// sourceGlobal are ffmpegGlobal without -xerror, for the runs whose output
+// is compared picture by picture: the truth decode, the cuts of the source
+// and their proofs. A damaged source (a capture's dropped packets, two
+// transport streams run together) then decodes the way ffmpeg conceals it,
+// in the truth decode as in the chunks, and what a run drops or decodes
+// otherwise fails that comparison.
+var sourceGlobal = []string{"-nostdin", "-hide_banner", "-v", "error", "-y"}
+
+// runSourceFFmpeg runs ffmpeg on a command line whose output is compared
+// with pictures (sourceGlobal).
+func runSourceFFmpeg(ctx context.Context, tools Tools, s *ffmpeg.Stream) error {
+	args := append(append([]string(nil), sourceGlobal...), s.GetArgs()...)
+	return fftool.Run(ctx, tools.FFmpegBin(), args, nil)
 }
 
 // runFFmpegTo runs ffmpeg with the command line s builds, its standard

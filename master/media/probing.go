@@ -78,8 +78,10 @@ func (p *Probing) Wait(ctx context.Context) (SourceInfo, error) {
 
 // decode runs the ground-truth decode, publishing pictures as they come.
 func (p *Probing) decode(ctx context.Context, tools Tools) {
-	err := decodePicturesTo(ctx, tools, p.info.Path, p.info.Video.Index, "", 0, p)
+	var log decodeLog // written by the decode's stderr, read once it is over
+	err := decodePicturesTo(ctx, tools, p.info.Path, p.info.Video.Index, "", 0, p, &log)
 	p.mu.Lock()
+	p.pics.log = log
 	defer p.mu.Unlock()
 	if err == nil {
 		err = p.pics.finish()

@@ -489,7 +489,7 @@ func writeCopyChunks(ctx context.Context, tools Tools, src SourceInfo, tl timeli
 				"f":     "matroska",
 			})
 		}
-		if err := runFFmpeg(ctx, tools, ffmpeg.MergeOutputs(outs...)); err != nil {
+		if err := runSourceFFmpeg(ctx, tools, ffmpeg.MergeOutputs(outs...)); err != nil {
 			return fmt.Errorf("copy chunks: %w", err)
 		}
 	}
@@ -567,7 +567,7 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 		s = s.Filter("setpts", ffmpeg.Args{fmt.Sprintf("N/(%s*TB)", strconv.FormatFloat(tl.fps, 'f', -1, 64))})
 	}
 	st := s.Output("file:"+pattern, out)
-	if err := runFFmpeg(ctx, tools, st); err != nil {
+	if err := runSourceFFmpeg(ctx, tools, st); err != nil {
 		return fmt.Errorf("lossless chunks: %w", err)
 	}
 	for j, i := range which {
@@ -688,7 +688,7 @@ func decodeChunks(ctx context.Context, tools Tools, pixFmt string, chunks []Chun
 		in["threads"] = "1" // batches run side by side: a decoder's own threads only add their cost
 		outs[j] = ffmpeg.Input("file:"+c.Path, in).Get("0").Output("file:"+paths[j], pictureHashArgs(pixFmt, c.headLimit))
 	}
-	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, ffmpeg.MergeOutputs(outs...).GetArgs()...)
+	args := append(slices.Clone(sourceGlobal), ffmpeg.MergeOutputs(outs...).GetArgs()...)
 	if err := fftool.Run(ctx, tools.FFmpegBin(), args, nil); err != nil {
 		if fftool.IsFailure(ctx, err) {
 			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)

@@ -1,0 +1,192 @@
+package media
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ErrSizeChange: the source's pictures change size midway (two captures
+// run together, a broadcast switching programmes). An encode holds one
+// picture size, so ffmpeg would scale the later pictures to the first size
+// and the output would show them out of shape; the source is refused
+// instead, with the sizes.
+var ErrSizeChange = errors.New("the video's picture size changes midway")
+
+// decodeLogArgs start the command line of a decode whose log a decodeLog
+// reads: errors as with -v error, and besides them, each line tagged with
+// its level, the verbose lines that say what each filter graph was set up
+// for, and the warnings that say what was damaged.
+var decodeLogArgs = []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+verbose", "-y"}
+
+// decodeLog reads the log of a decode run with decodeLogArgs: the picture
+// formats its filter graph was configured for, in order (ffmpeg configures
+// it anew when the pictures change size, pixel format or aspect), and the
+// damage ffmpeg reported and concealed. Of the log it keeps only errors,
+// for a failure's message, as -v error would have printed them.
+type decodeLog struct {
+	// formats are the graph's formats, each other than the one before.
+	formats []pictureFormat
+	// corruptPictures and corruptPackets count what ffmpeg flagged as
+	// damaged; firstError is the first error the decoder logged.
+	corruptPictures, corruptPackets int
+	firstError                      string
+	// onSizeChange, when set, is called once, when a second picture size
+	// is seen: the decode need not go on.
+	onSizeChange func()
+}
+
+// pictureFormat is what a decode's filter graph was set up for.
+type pictureFormat struct {
+	width, height int
+	pixFmt, sar   string
+}
+
+func (f pictureFormat) size() string { return fmt.Sprintf("%dx%d", f.width, f.height) }
+
+// line takes one line of the log (proc.Cmd.StderrLine).
+func (l *decodeLog) line(b []byte) []byte {
+	component, level, msg := splitLogLine(b)
+	switch level {
+	case "verbose":
+		if strings.HasPrefix(component, "graph ") && strings.Contains(component, " input from stream ") {
+			l.configured(msg)
+		}
+		return nil
+	case "warning":
+		switch {
+		case strings.Contains(msg, "corrupt decoded frame"):
+			l.corruptPictures++
+		case strings.Contains(msg, "corrupt input packet"):
+			l.corruptPackets++
+		}
+		return nil
+	case "error", "fatal", "panic":
+		if l.firstError == "" {
+			l.firstError = msg
+			if component != "" {
+				l.firstError = component + ": " + msg
+			}
+		}
+		// As -v error prints it.
+		if component != "" {
+			return fmt.Appendf(nil, "[%s] %s", component, msg)
+		}
+		return []byte(msg)
+	}
+	return nil
+}
+
+// splitLogLine splits a line ffmpeg logged with its level,
+// "[h264 @ 0x55..] [error] msg" or "[warning] msg", into the component
+// ("h264"; "" when none), the level and the message.
+func splitLogLine(b []byte) (component, level, msg string) {
+	s := string(bytes.TrimSpace(b))
+	if strings.HasPrefix(s, "[") {
+		if end := strings.Index(s, "] ["); end > 0 {
+			component, s = s[1:end], s[end+2:]
+			if at := strings.Index(component, " @ "); at >= 0 {
+				component = component[:at]
+			}
+		}
+	}
+	if strings.HasPrefix(s, "[") {
+		if end := strings.IndexByte(s, ']'); end > 0 {
+			return component, s[1:end], strings.TrimSpace(s[end+1:])
+		}
+	}
+	return component, "", s
+}
+
+// configured reads a graph input's "w:320 h:240 pixfmt:yuv420p tb:1/90000
+// fr:25/1 sar:1/1".
+func (l *decodeLog) configured(msg string) {
+	var f pictureFormat
+	for _, field := range strings.Fields(msg) {
+		key, value, _ := strings.Cut(field, ":")
+		switch key {
+		case "w":
+			f.width, _ = strconv.Atoi(value)
+		case "h":
+			f.height, _ = strconv.Atoi(value)
+		case "pixfmt":
+			f.pixFmt = value
+		case "sar":
+			f.sar = value
+		}
+	}
+	if f.sar == "0/1" || f.sar == "" {
+		f.sar = "1/1" // unknown: shown square
+	}
+	if n := len(l.formats); n > 0 && l.formats[n-1] == f {
+		return
+	}
+	l.formats = append(l.formats, f)
+	if l.onSizeChange != nil && len(l.sizes()) == 2 {
+		l.onSizeChange()
+		l.onSizeChange = nil
+	}
+}
+
+// sizes lists the picture sizes in the order they came, each once.
+func (l *decodeLog) sizes() []string {
+	var sizes []string
+	for _, f := range l.formats {
+		if s := f.size(); !slices.Contains(sizes, s) {
+			sizes = append(sizes, s)
+		}
+	}
+	return sizes
+}
+
+// sizeChange is ErrSizeChange with the sizes, or nil when there is one.
+func (l *decodeLog) sizeChange() error {
+	sizes := l.sizes()
+	if len(sizes) < 2 {
+		return nil
+	}
+	return fmt.Errorf("%w (%s): an encode holds one size, and the pictures would be scaled to %s and shown out of shape; "+
+		"cut the source where its size changes, or scale it to one size first", ErrSizeChange, strings.Join(sizes, ", then "), sizes[0])
+}
+
+// warnings say what of the pictures the output cannot show as the source
+// does, and what ffmpeg had to conceal.
+func (l *decodeLog) warnings() []string {
+	var w []string
+	var fmts, sars []string
+	for _, f := range l.formats {
+		if !slices.Contains(fmts, f.pixFmt) {
+			fmts = append(fmts, f.pixFmt)
+		}
+		if sar := strings.ReplaceAll(f.sar, "/", ":"); !slices.Contains(sars, sar) {
+			sars = append(sars, sar)
+		}
+	}
+	if len(fmts) > 1 {
+		w = append(w, fmt.Sprintf("video pixel format changes midway (%s): the later pictures are converted to %s",
+			strings.Join(fmts, ", then "), fmts[0]))
+	}
+	if len(sars) > 1 {
+		w = append(w, fmt.Sprintf("video pixel aspect changes midway (%s): the output keeps %s throughout, so the pictures after the change show out of shape",
+			strings.Join(sars, ", then "), sars[0]))
+	}
+	switch {
+	case l.corruptPictures > 0:
+		w = append(w, fmt.Sprintf("damaged source: %d of the video's pictures decode with errors ffmpeg conceals%s; the output shows them as ffmpeg does",
+			l.corruptPictures, l.firstErrorNote()))
+	case l.corruptPackets > 0:
+		w = append(w, fmt.Sprintf("damaged source: %d of the video's packets are flagged corrupt%s; the output shows the pictures as ffmpeg decodes them",
+			l.corruptPackets, l.firstErrorNote()))
+	}
+	return w
+}
+
+func (l *decodeLog) firstErrorNote() string {
+	if l.firstError == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (first: %q)", l.firstError)
+}

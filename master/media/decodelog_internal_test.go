@@ -1,0 +1,94 @@
+package media
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestSplitLogLine(t *testing.T) {
+	tests := []struct{ line, component, level, msg string }{
+		{"[h264 @ 0x55658cad62c0] [error] co located POCs unavailable", "h264", "error", "co located POCs unavailable"},
+		{"[warning] in.ts: corrupt decoded frame in stream 0", "", "warning", "in.ts: corrupt decoded frame in stream 0"},
+		{"[graph 0 input from stream 0:0 @ 0x5] [verbose] w:320 h:240 pixfmt:yuv420p", "graph 0 input from stream 0:0", "verbose", "w:320 h:240 pixfmt:yuv420p"},
+		{"no level at all", "", "", "no level at all"},
+		{"[", "", "", "["},
+	}
+	for _, tt := range tests {
+		c, l, m := splitLogLine([]byte(tt.line))
+		if c != tt.component || l != tt.level || m != tt.msg {
+			t.Errorf("splitLogLine(%q) = %q, %q, %q; want %q, %q, %q", tt.line, c, l, m, tt.component, tt.level, tt.msg)
+		}
+	}
+}
+
+// feed hands lines to a decodeLog and returns what it keeps.
+func feed(l *decodeLog, lines ...string) []string {
+	var kept []string
+	for _, s := range lines {
+		if k := l.line([]byte(s)); k != nil {
+			kept = append(kept, string(k))
+		}
+	}
+	return kept
+}
+
+func TestDecodeLog(t *testing.T) {
+	graph := func(w string) string {
+		return "[graph 0 input from stream 0:0 @ 0x1] [verbose] " + w + " tb:1/90000 fr:25/1"
+	}
+	tests := []struct {
+		name     string
+		lines    []string
+		sizeErr  bool
+		warnings []string // each a substring of one warning, in order
+		kept     []string
+	}{
+		{name: "one format", lines: []string{graph("w:320 h:240 pixfmt:yuv420p sar:1/1"), graph("w:320 h:240 pixfmt:yuv420p sar:0/1")}},
+		{name: "size change", lines: []string{graph("w:320 h:240 pixfmt:yuv420p sar:1/1"), graph("w:480 h:270 pixfmt:yuv420p sar:1/1"),
+			graph("w:320 h:240 pixfmt:yuv420p sar:1/1")}, sizeErr: true},
+		{name: "format change", lines: []string{graph("w:320 h:240 pixfmt:yuv420p sar:1/1"), graph("w:320 h:240 pixfmt:yuv444p sar:1/1")},
+			warnings: []string{"pixel format changes midway (yuv420p, then yuv444p)"}},
+		{name: "aspect change", lines: []string{graph("w:720 h:576 pixfmt:yuv420p sar:16/15"), graph("w:720 h:576 pixfmt:yuv420p sar:64/45")},
+			warnings: []string{"pixel aspect changes midway (16:15, then 64:45): the output keeps 16:15"}},
+		{name: "damage", lines: []string{
+			"[warning] in.ts: corrupt input packet in stream 0",
+			"[h264 @ 0x2] [error] co located POCs unavailable",
+			"[warning] in.ts: corrupt decoded frame in stream 0",
+			"[h264 @ 0x2] [error] mmco: unref short failure",
+			"[info] Stream mapping:",
+		}, warnings: []string{`damaged source: 1 of the video's pictures decode with errors ffmpeg conceals (first: "h264: co located POCs unavailable")`},
+			kept: []string{"[h264] co located POCs unavailable", "[h264] mmco: unref short failure"}},
+		{name: "packets only", lines: []string{"[warning] in.ts: corrupt input packet in stream 0", "[warning] in.ts: corrupt input packet in stream 0"},
+			warnings: []string{"2 of the video's packets are flagged corrupt"}},
+		{name: "fatal kept", lines: []string{"[fatal] in.mp4: No such file or directory"}, kept: []string{"in.mp4: No such file or directory"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var l decodeLog
+			stopped := 0
+			l.onSizeChange = func() { stopped++ }
+			kept := feed(&l, tt.lines...)
+			err := l.sizeChange()
+			if tt.sizeErr != (err != nil) || err != nil && !errors.Is(err, ErrSizeChange) {
+				t.Errorf("sizeChange() = %v, want an error: %v", err, tt.sizeErr)
+			}
+			if want := map[bool]int{true: 1}[tt.sizeErr]; stopped != want {
+				t.Errorf("onSizeChange called %d times, want %d", stopped, want)
+			}
+			w := l.warnings()
+			if len(w) != len(tt.warnings) {
+				t.Fatalf("warnings %q, want %d like %q", w, len(tt.warnings), tt.warnings)
+			}
+			for i := range w {
+				if !strings.Contains(w[i], tt.warnings[i]) {
+					t.Errorf("warning %q does not say %q", w[i], tt.warnings[i])
+				}
+			}
+			if !slices.Equal(kept, tt.kept) {
+				t.Errorf("kept %q, want %q", kept, tt.kept)
+			}
+		})
+	}
+}
