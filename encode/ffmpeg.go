@@ -96,6 +96,11 @@ type FFmpegConfig struct {
 	// TempDir is where inputs are spooled (ffmpeg needs a seekable file for
 	// mp4). Default os.TempDir().
 	TempDir string
+	// CreateTemp, when set, makes the spooled inputs instead, and TempDir
+	// is not used: the worker's come from its store
+	// (storage.Store.CreateTemp), made through its handle on its .tmp and
+	// opened by ffmpeg by a path that names the open file.
+	CreateTemp func(pattern string) (TempFile, error)
 	// Logger receives debug records of each command line. Default: discard.
 	Logger *slog.Logger
 }
@@ -550,15 +555,16 @@ func (f *FFmpeg) encode(ctx context.Context, in io.Reader, out Output, opts Opti
 	if err != nil {
 		return Result{}, err
 	}
-	inPath, size, err := f.spool(ctx, in)
+	spooled, size, err := f.spool(ctx, in)
 	if err != nil {
 		return Result{}, err
 	}
 	defer func() {
-		if err := os.Remove(inPath); err != nil {
-			f.log.WarnContext(ctx, "remove spooled input", "path", inPath, "err", err)
+		if err := spooled.Remove(); err != nil {
+			f.log.WarnContext(ctx, "remove spooled input", "err", err)
 		}
 	}()
+	inPath := spooled.Path()
 	if size == 0 {
 		return Result{}, fmt.Errorf("%w: empty input", ErrInvalidInput)
 	}
@@ -753,27 +759,51 @@ func (f *FFmpeg) measure(ctx context.Context, inPath, outPath string, trim *Trim
 	return &stats, nil
 }
 
-// spool copies in to a new file in TempDir and returns its path and size.
-// On error nothing is left behind.
-func (f *FFmpeg) spool(ctx context.Context, in io.Reader) (path string, n int64, err error) {
-	tmp, err := os.CreateTemp(f.cfg.TempDir, "videoshard-in-*")
+// spool copies in to a new scratch file (CreateTemp, or in TempDir) and
+// returns it, open, and its size. On error nothing is left behind.
+func (f *FFmpeg) spool(ctx context.Context, in io.Reader) (_ TempFile, n int64, err error) {
+	tmp, err := f.createTemp("videoshard-in-*")
 	if err != nil {
-		return "", 0, fmt.Errorf("spool input: %w", err)
+		return nil, 0, fmt.Errorf("spool input: %w", err)
 	}
-	defer func() {
-		if cerr := tmp.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("spool input: %w", cerr)
-		}
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-			path, n = "", 0
-		}
-	}()
-	n, err = io.Copy(tmp, ctxReader{ctx: ctx, r: in})
+	if n, err = io.Copy(tmp, ctxReader{ctx: ctx, r: in}); err != nil {
+		_ = tmp.Remove()
+		return nil, 0, fmt.Errorf("spool input: %w", err)
+	}
+	return tmp, n, nil
+}
+
+func (f *FFmpeg) createTemp(pattern string) (TempFile, error) {
+	if f.cfg.CreateTemp != nil {
+		return f.cfg.CreateTemp(pattern)
+	}
+	tmp, err := os.CreateTemp(f.cfg.TempDir, pattern)
 	if err != nil {
-		return "", 0, fmt.Errorf("spool input: %w", err)
+		return nil, err
 	}
-	return tmp.Name(), n, nil
+	return osTempFile{tmp}, nil
+}
+
+// TempFile is a scratch file of FFmpegConfig.CreateTemp.
+type TempFile interface {
+	io.Writer
+	// Path is the path ffmpeg and ffprobe open it by.
+	Path() string
+	// Remove closes and removes it.
+	Remove() error
+}
+
+// osTempFile is a TempFile in TempDir, opened by its name.
+type osTempFile struct{ *os.File }
+
+func (t osTempFile) Path() string { return t.Name() }
+
+func (t osTempFile) Remove() error {
+	cerr := t.Close()
+	if err := os.Remove(t.Name()); err != nil {
+		return err
+	}
+	return cerr
 }
 
 // ctxReader stops reading once ctx ends.

@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"time"
 
 	pb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/storage"
 )
 
 // UploadChunk is ProcessChunk for chunks of any size: a header message,
@@ -89,7 +88,7 @@ func (s *Server) upload(stream pb.VideoProcessingService_UploadChunkServer) (*pb
 // of its stream. It fails if the client sends more or fewer bytes than h
 // announced, or a second header; on error nothing is left behind.
 func (s *Server) spoolUpload(rx *receiver, h *pb.UploadHeader) (_ *spooled, _ inputSums, err error) {
-	f, err := os.CreateTemp(s.store.TempDir(), "upload-*")
+	f, err := s.store.CreateTemp("upload-*")
 	if err != nil {
 		return nil, inputSums{}, fmt.Errorf("spool: %w", err)
 	}
@@ -145,11 +144,10 @@ func (s *Server) spoolUpload(rx *receiver, h *pb.UploadHeader) (_ *spooled, _ in
 }
 
 // spooled is an upload copied to a temporary file in the store's TempDir.
-type spooled struct{ f *os.File }
+type spooled struct{ f *storage.TempFile }
 
 func (sp *spooled) remove(s *Server) {
-	sp.f.Close()
-	if err := os.Remove(sp.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := sp.f.Remove(); err != nil {
 		s.log.Warn("cannot remove spooled upload", "path", sp.f.Name(), "err", err)
 	}
 }

@@ -116,8 +116,11 @@
 // quarantined, and the file behind the link is neither read, moved nor
 // described. A commit whose video or metadata directory was moved away
 // while it ran is undone. Messages name paths in the store, never what a
-// link points to. Paths handed out for other processes (TempDir,
-// Pending.Path) are resolved by whoever opens them.
+// link points to. Paths handed out for other processes to open
+// (TempFile.Path, Pending.Path) name the open file itself
+// (/proc/<pid>/fd/<n> on Linux), so a .tmp swapped for a symlink cannot
+// send what ffmpeg writes outside the store; TempDir's path is resolved by
+// whoever opens it.
 //
 // # Locking
 //

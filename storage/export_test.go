@@ -6,3 +6,7 @@ func WithWalk(opts Options) Options {
 	opts.walk = true
 	return opts
 }
+
+// TempPath is the pending shard's path in TempDir, where Path names the
+// open file: for tests that play another process changing the store.
+func (p *Pending) TempPath() string { return p.path }

@@ -41,6 +41,7 @@ type FS interface {
 type File interface {
 	io.Reader
 	io.Writer
+	io.Seeker
 	// Name is the path the file was created at (the Dir's path joined with
 	// its name).
 	Name() string

@@ -128,11 +128,18 @@ type Pending struct {
 	timestamp string
 }
 
-// Path returns the absolute path of the temporary file, for a writer in
-// another process (such as ffmpeg) to open and write. Use either Path or
-// Write, not both. The name does not end in ".shard", so a writer that picks
-// its output format by extension must be told the format.
-func (p *Pending) Path() string { return p.path }
+// Path returns a path of the temporary file for a writer in another
+// process (such as ffmpeg) to open and write: on Linux one that names the
+// open file itself (/proc/<pid>/fd/<n>), so a TempDir swapped for a
+// symlink meanwhile cannot send the writer out of the store. Use either
+// Path or Write, not both. The name does not end in ".shard", so a writer
+// that picks its output format by extension must be told the format.
+func (p *Pending) Path() string {
+	if p.f == nil {
+		return p.path
+	}
+	return childPath(p.f)
+}
 
 // Write appends b to the temporary file and hashes it (SHA-256 and
 // CRC-32C, in one pass). After a failed write

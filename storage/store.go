@@ -346,11 +346,10 @@ func (s *Store) Close() error {
 // Root returns the store's absolute, symlink-resolved root directory.
 func (s *Store) Root() string { return s.root }
 
-// TempDir returns <root>/.tmp, scratch space on the store's filesystem for
-// callers (for example an encoder's input file). Open empties it; callers
-// remove what they create there. Whatever a caller opens by this path is
-// resolved by the operating system, outside the store's control of
-// symlinks.
+// TempDir returns <root>/.tmp, scratch space on the store's filesystem.
+// Open empties it. Whatever a caller opens by this path is resolved by the
+// operating system, outside the store's control of symlinks: make scratch
+// files with CreateTemp instead.
 func (s *Store) TempDir() string { return s.tmpDir.Path() }
 
 // FreeBytes returns the bytes available to the worker on the root's

@@ -140,10 +140,10 @@ func TestCommit_ExternalWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Abort()
-	if !filepath.IsAbs(p.Path()) || filepath.Dir(p.Path()) != s.TempDir() {
-		t.Fatalf("Path = %s, want a file in the store's TempDir", p.Path())
+	if !filepath.IsAbs(p.TempPath()) || filepath.Dir(p.TempPath()) != s.TempDir() {
+		t.Fatalf("the pending shard is %s, want a file in the store's TempDir", p.TempPath())
 	}
-	if name := filepath.Base(p.Path()); !strings.HasPrefix(name, ".chunk_3.shard.tmp-") {
+	if name := filepath.Base(p.TempPath()); !strings.HasPrefix(name, ".chunk_3.shard.tmp-") {
 		t.Fatalf("temporary name = %s", name)
 	}
 	data := payload(4, 5000)
@@ -174,11 +174,11 @@ func TestCommit_WriterMisuse(t *testing.T) {
 			writeFile(t, p.Path(), []byte("something longer"))
 		}},
 		{"file replaced", func(t *testing.T, p *storage.Pending) {
-			os.Remove(p.Path())
-			writeFile(t, p.Path(), []byte("new inode"))
+			os.Remove(p.TempPath())
+			writeFile(t, p.TempPath(), []byte("new inode"))
 		}},
 		{"file removed", func(t *testing.T, p *storage.Pending) {
-			os.Remove(p.Path())
+			os.Remove(p.TempPath())
 		}},
 	}
 	for _, tt := range tests {
@@ -415,7 +415,7 @@ func TestOpen_RemovesLeftoverTempFiles(t *testing.T) {
 			t.Errorf("%s survived Open: %v", name, err)
 		}
 	}
-	if _, err := os.Stat(p.Path()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(p.TempPath()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("uncommitted temporary shard survived Open")
 	}
 	if _, err := os.Stat(keep); err != nil {

@@ -10,8 +10,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -405,6 +407,39 @@ func TestSymlink_FixedDirSwappedWhileOpen(t *testing.T) {
 			assertCommitted(t, s, "v", 2, data)
 			b.intact(t)
 			b.notNamed(t, "the log", logs.String())
+		})
+		// Other processes (ffmpeg) open scratch files and pending shards by
+		// the paths the store hands out: a .tmp swapped for a symlink does
+		// not send what they write outside.
+		t.Run(".tmp for other processes", func(t *testing.T) {
+			root, _ := populated(t, walk, 100)
+			b := newBait(t, 100)
+			s, _ := openSym(t, root, nil, walk)
+			plant(t, root, ".tmp", b.dir, filepath.Join(root, ".tmp-aside"))
+			tmp, err := s.CreateTemp("spool-*")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := s.Create("v", 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, path := range []string{tmp.Path(), p.Path()} {
+				if out, err := exec.Command("/bin/sh", "-c", `printf 'from a child' >"$0"`, path).CombinedOutput(); err != nil {
+					t.Fatalf("a child writing %s: %v\n%s", path, err, out)
+				}
+			}
+			if got, err := io.ReadAll(tmp); err != nil || string(got) != "from a child" {
+				t.Errorf("the scratch file holds %q, %v; want what the child wrote", got, err)
+			}
+			if _, err := p.Commit(storage.Metadata{}); err != nil {
+				t.Fatalf("Commit of the pending shard a child wrote: %v", err)
+			}
+			assertCommitted(t, s, "v", 3, []byte("from a child"))
+			if err := tmp.Remove(); err != nil {
+				t.Fatal(err)
+			}
+			b.intact(t)
 		})
 		t.Run("metadata", func(t *testing.T) {
 			root, v0 := populated(t, walk, 100)

@@ -91,13 +91,14 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 
 // newEncoder returns the configured encoder and the video codec it encodes
 // to by default (for CheckHealth).
-func newEncoder(cfg Config, tempDir string, log *slog.Logger) (encode.Encoder, string, error) {
+// Its scratch files are made by createTemp (nil: in os.TempDir()).
+func newEncoder(cfg Config, createTemp func(string) (encode.TempFile, error), log *slog.Logger) (encode.Encoder, string, error) {
 	if cfg.Encoder == pb.EncoderSimulated {
 		enc, err := encode.NewSimulated(cfg.Simulated)
 		return enc, pb.EncoderSimulated, err
 	}
 	f := cfg.FFmpeg
-	f.TempDir, f.Logger = tempDir, log
+	f.CreateTemp, f.Logger = createTemp, log
 	enc, err := encode.NewFFmpeg(f)
 	if err != nil {
 		return nil, "", err
@@ -129,7 +130,13 @@ func run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer store.Close()
-	enc, codec, err := newEncoder(cfg, store.TempDir(), log)
+	enc, codec, err := newEncoder(cfg, func(pattern string) (encode.TempFile, error) {
+		t, err := store.CreateTemp(pattern)
+		if err != nil {
+			return nil, err // not a nil *TempFile in an interface
+		}
+		return t, nil
+	}, log)
 	if err != nil {
 		return fmt.Errorf("encoder: %w", err)
 	}
