@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -143,13 +144,7 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 		// its message under this context, so cancelling it ends the read.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
-		a.timer = time.AfterFunc(s.cfg.UploadTimeout, func() {
-			if a.drop() {
-				s.log.Warn("unary ProcessChunk cancelled: its message did not arrive in time",
-					"limit", s.cfg.UploadTimeout, "key", "limits.upload_timeout")
-				cancel()
-			}
-		})
+		s.watchUnary(a, connReceived(ctx), cancel)
 	}
 	// The stream's context ends with the stream, whatever ends it.
 	context.AfterFunc(ctx, func() {
@@ -159,6 +154,57 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 		}
 	})
 	return context.WithValue(ctx, admissionKey{}, a), nil
+}
+
+// watchUnary drops a, a unary call's admission, and cancels its read when
+// its message has not arrived by UploadTimeout, or, when its connection's
+// count is known (received), as soon as the connection brings less than
+// uploadProgressBytes in an UploadIdleTimeout: a client trickling its
+// message holds its place for that long, not for UploadTimeout.
+func (s *Server) watchUnary(a *admission, received *atomic.Int64, cancel context.CancelFunc) {
+	deadline := time.Now().Add(s.cfg.UploadTimeout)
+	step := s.cfg.UploadTimeout
+	if received != nil && s.cfg.UploadIdleTimeout > 0 {
+		step = min(step, s.cfg.UploadIdleTimeout)
+	}
+	var last int64
+	if received != nil {
+		last = received.Load()
+	}
+	var mu sync.Mutex // the timer is re-armed by its own function
+	var check func()
+	check = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if a.state.Load() != admitted {
+			return // started or gone: nothing to watch
+		}
+		left := time.Until(deadline)
+		var slow bool
+		if received != nil {
+			n := received.Load()
+			slow, last = n-last < uploadProgressBytes, n
+		}
+		switch {
+		case left <= 0:
+			if a.drop() {
+				s.log.Warn("unary ProcessChunk cancelled: its message did not arrive in time",
+					"limit", s.cfg.UploadTimeout, "key", "limits.upload_timeout")
+				cancel()
+			}
+		case slow:
+			if a.drop() {
+				s.log.Warn("unary ProcessChunk cancelled: its connection brought too little of its message",
+					"want_bytes", uploadProgressBytes, "within", s.cfg.UploadIdleTimeout, "key", "limits.upload_idle_timeout")
+				cancel()
+			}
+		default:
+			a.timer.Reset(min(step, left))
+		}
+	}
+	mu.Lock()
+	a.timer = time.AfterFunc(step, check)
+	mu.Unlock()
 }
 
 // messageMemoryFactor is how many times MaxMessageBytes one admitted call
@@ -186,6 +232,7 @@ func (s *Server) MessageMemory() int64 {
 func (s *Server) GRPCOptions(opts ...Option) []grpc.ServerOption {
 	o := append(ServerOptions(s.log, opts...),
 		grpc.InTapHandle(s.admit),
+		grpc.StatsHandler(connTagger{&s.connBytes}), // for Listener's counts
 		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(s.cfg.MaxMessageBytes),
 		grpc.ForceServerCodecV2(s.codec), // after ServerOptions' own: the one with the read budget's releases

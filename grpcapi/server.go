@@ -132,9 +132,10 @@ type Server struct {
 	codec      wirecodec.Codec     // keeps OnWritten: the read budget's releases
 	readBudget *semaphore.Weighted // Config.MaxReadBytes (readbudget.go)
 
-	unaryGate  *gate // unary ProcessChunk calls in flight (admission.go)
-	uploadGate *gate // UploadChunk streams in flight
-	replGate   *gate // ReplicateShard calls in flight (replicate.go)
+	unaryGate  *gate     // unary ProcessChunk calls in flight (admission.go)
+	uploadGate *gate     // UploadChunk streams in flight
+	connBytes  connBytes // what each connection Listener accepted has brought
+	replGate   *gate     // ReplicateShard calls in flight (replicate.go)
 
 	// life is the server's own context, for work it owns beside its
 	// callers (replications); it ends when Run returns.

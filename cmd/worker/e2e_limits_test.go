@@ -210,7 +210,8 @@ limits: {max_uploads: 1, upload_idle_timeout: 1s, upload_timeout: 3s}
 // A unary ProcessChunk is admitted when its headers arrive, before gRPC
 // reads its message: beyond limits.max_unary_chunks a call is refused
 // without a byte of its message read, and a call whose message never comes
-// gives its place back after limits.upload_timeout.
+// gives its place back once its connection has brought nothing for
+// limits.upload_idle_timeout (limits.upload_timeout at the latest).
 func TestE2EUnaryRefusedBeforeItsMessage(t *testing.T) {
 	w := startWorker(t, "", `encoder: simulated
 limits: {max_concurrent_tasks: 1, max_unary_chunks: 2, upload_timeout: 2s, upload_idle_timeout: 1s}
@@ -242,13 +243,13 @@ limits: {max_concurrent_tasks: 1, max_unary_chunks: 2, upload_timeout: 2s, uploa
 
 	for i, cs := range silent {
 		if err := outcomeWithin(t, cs, 30*time.Second); status.Code(err) != codes.Canceled {
-			t.Fatalf("silent call %d: %v, want Canceled after limits.upload_timeout", i, err)
+			t.Fatalf("silent call %d: %v, want Canceled after limits.upload_idle_timeout", i, err)
 		}
 	}
 	if _, err := w.Client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkData: []byte("chunk")}); err != nil {
 		t.Fatalf("an honest call once the silent ones are gone: %v", err)
 	}
-	if !strings.Contains(w.Logs.String(), "limits.upload_timeout") {
+	if !strings.Contains(w.Logs.String(), "limits.upload_idle_timeout") {
 		t.Errorf("the worker did not log why it cancelled the silent calls:\n%s", w.Logs)
 	}
 }

@@ -194,7 +194,7 @@ func run(ctx context.Context, cfg Config) error {
 		"memory_limit", memLimit)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- gs.Serve(lis) }()
+	go func() { serveErr <- gs.Serve(srv.Listener(lis)) }()
 
 	select {
 	case err := <-serveErr:
