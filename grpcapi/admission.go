@@ -144,7 +144,11 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 		// its message under this context, so cancelling it ends the read.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
-		s.watchUnary(a, connReceived(ctx), cancel)
+		var received *atomic.Int64
+		if p := connOf(ctx); p != nil {
+			received = &p.read
+		}
+		s.watchUnary(a, received, cancel)
 	}
 	// The stream's context ends with the stream, whatever ends it.
 	context.AfterFunc(ctx, func() {

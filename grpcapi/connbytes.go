@@ -10,48 +10,58 @@ import (
 )
 
 // Connection progress. gRPC reads a unary call's message whole before
-// anything of ours runs and says nothing of how it comes, so a client that
-// trickles a message a byte at a time would hold its unary place until
-// UploadTimeout. Listener counts the bytes each connection brings; the
-// connection's count reaches the call's admission through the context
-// gRPC derives every stream from (connTagger), and the admission is
-// dropped when the connection brings less than uploadProgressBytes in an
-// UploadIdleTimeout, as an upload is.
+// anything of ours runs and says nothing of how it comes, and writes an
+// answer out as its client's flow control lets it, saying nothing of how
+// it goes. Listener counts the bytes each connection brings and takes; the
+// connection's counts reach its calls through the context gRPC derives
+// every stream from (connTagger). A unary call's admission is dropped when
+// its connection brings less than uploadProgressBytes in an
+// UploadIdleTimeout, as an upload is (watchUnary); a connection that holds
+// read budget and takes less than that of its answers in that time is
+// closed, so a client that never reads cannot keep the budget from honest
+// ones (watchReader).
+
+// connProgress is one connection's counts.
+type connProgress struct {
+	read, written atomic.Int64
+	conn          net.Conn // the accepted connection, closed when it stalls
+	addr          string
+}
 
 // connBytes holds the byte count of each connection Listener accepted.
 type connBytes struct {
 	mu    sync.Mutex
-	conns map[string]*atomic.Int64 // by remote address; nil: ambiguous
+	conns map[string]*connProgress // by remote address; nil: ambiguous
 }
 
-// add registers a connection from addr and returns its count; nil when
-// another connection from the same address is open (then neither has one).
-func (c *connBytes) add(addr string) *atomic.Int64 {
+// add registers conn, from addr, and returns its counts; nil when another
+// connection from the same address is open (then neither has them).
+func (c *connBytes) add(addr string, conn net.Conn) *connProgress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conns == nil {
-		c.conns = make(map[string]*atomic.Int64)
+		c.conns = make(map[string]*connProgress)
 	}
 	if _, dup := c.conns[addr]; dup || addr == "" {
 		c.conns[addr] = nil
 		return nil
 	}
-	n := new(atomic.Int64)
-	c.conns[addr] = n
-	return n
+	p := &connProgress{conn: conn, addr: addr}
+	c.conns[addr] = p
+	return p
 }
 
-// remove forgets the connection from addr whose count is n.
-func (c *connBytes) remove(addr string, n *atomic.Int64) {
+// remove forgets the connection from addr whose counts are p.
+func (c *connBytes) remove(addr string, p *connProgress) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conns[addr] == n {
+	if c.conns[addr] == p {
 		delete(c.conns, addr)
 	}
 }
 
-// lookup returns the count of the connection from addr, nil if unknown.
-func (c *connBytes) lookup(addr string) *atomic.Int64 {
+// lookup returns the counts of the connection from addr, nil if unknown.
+func (c *connBytes) lookup(addr string) *connProgress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.conns[addr]
@@ -74,29 +84,34 @@ func (l *bytesListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	addr := c.RemoteAddr().String()
-	n := l.conns.add(addr)
-	if n == nil {
+	p := l.conns.add(addr, c)
+	if p == nil {
 		return c, nil
 	}
-	return &bytesConn{Conn: c, n: n, addr: addr, conns: l.conns}, nil
+	return &bytesConn{Conn: c, p: p, conns: l.conns}, nil
 }
 
 type bytesConn struct {
 	net.Conn
-	n     *atomic.Int64
-	addr  string
+	p     *connProgress
 	conns *connBytes
 	once  sync.Once
 }
 
-func (c *bytesConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.n.Add(int64(n))
+func (c *bytesConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.p.read.Add(int64(n))
+	return n, err
+}
+
+func (c *bytesConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.p.written.Add(int64(n))
 	return n, err
 }
 
 func (c *bytesConn) Close() error {
-	c.once.Do(func() { c.conns.remove(c.addr, c.n) })
+	c.once.Do(func() { c.conns.remove(c.p.addr, c.p) })
 	return c.Conn.Close()
 }
 
@@ -110,8 +125,8 @@ func (t connTagger) TagConn(ctx context.Context, info *stats.ConnTagInfo) contex
 	if info.RemoteAddr == nil {
 		return ctx
 	}
-	if n := t.conns.lookup(info.RemoteAddr.String()); n != nil {
-		return context.WithValue(ctx, connBytesKey{}, n)
+	if p := t.conns.lookup(info.RemoteAddr.String()); p != nil {
+		return context.WithValue(ctx, connBytesKey{}, p)
 	}
 	return ctx
 }
@@ -122,9 +137,9 @@ func (connTagger) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Conte
 
 func (connTagger) HandleRPC(context.Context, stats.RPCStats) {}
 
-// connReceived is the count of bytes the call's connection has brought;
-// nil when it was not accepted by Listener.
-func connReceived(ctx context.Context) *atomic.Int64 {
-	n, _ := ctx.Value(connBytesKey{}).(*atomic.Int64)
-	return n
+// connOf is the counts of the call's connection; nil when it was not
+// accepted by Listener.
+func connOf(ctx context.Context) *connProgress {
+	p, _ := ctx.Value(connBytesKey{}).(*connProgress)
+	return p
 }

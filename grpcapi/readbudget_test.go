@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,40 @@ func TestReadBudget(t *testing.T) {
 			t.Fatal("the read budget was not given back")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReadBudget_StalledConnectionClosed: a connection whose calls hold
+// the whole read budget and take nothing of their answers is closed after
+// limits.upload_idle_timeout, its calls end, and honest reads, which
+// waited meanwhile, are served.
+func TestReadBudget_StalledConnectionClosed(t *testing.T) {
+	const shardBytes = 1 << 20
+	var logs syncBuffer
+	w := newTCPWorker(t, Config{MaxReadBytes: 2 * shardBytes, FrameBytes: 256 << 10, UploadIdleTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	data := strings.Repeat("z", shardBytes)
+	for i := range 3 {
+		put(t, w.harness, "v", i, data, storage.Metadata{Encoder: "fake"})
+	}
+	conn := stallingConn(t, w.addr)
+	for i := range 2 {
+		defer stall(t, conn, pb.VideoProcessingService_GetShard_FullMethodName,
+			&pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(int32(i))})()
+	}
+	start := time.Now()
+	resp, err := w.client.GetShard(context.Background(), &pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(2)})
+	if err != nil || len(resp.GetShardData()) != shardBytes {
+		t.Fatalf("GetShard beside a connection that stopped reading: %v\n%s", err, logs.String())
+	}
+	if waited := time.Since(start); waited > readWait/2 {
+		t.Errorf("the honest read waited %v: the stalled connection kept the budget", waited)
+	}
+	if err := drainDownload(context.Background(), w.client, 1); err != nil {
+		t.Fatalf("DownloadShard after the stalled connection was closed: %v", err)
+	}
+	if !strings.Contains(logs.String(), "closing a connection that stopped reading its answers") {
+		t.Errorf("the worker did not say why it closed the connection:\n%s", logs.String())
 	}
 }
 

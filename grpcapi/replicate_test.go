@@ -48,7 +48,13 @@ func newTCPWorker(t *testing.T, cfg Config) *tcpWorker {
 	t.Cleanup(cancel)
 	gs := grpc.NewServer(srv.GRPCOptions()...)
 	srv.Register(gs)
-	addr := serve(t, gs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gs.Serve(srv.Listener(lis)) // as the worker serves
+	t.Cleanup(gs.Stop)
+	addr := lis.Addr().String()
 	return &tcpWorker{harness: &harness{srv: srv, store: store, client: dialTest(t, addr)}, addr: addr}
 }
 
