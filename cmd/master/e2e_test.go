@@ -518,7 +518,11 @@ ffmpeg "$@" || exit $?
 out=
 for a in "$@"; do case "$a" in file:*) out=${a#file:};; esac; done
 [ -n "$out" ] || exit 0
-ffmpeg -nostdin -v error -y -i "$out" -vf '` + filter + `' -c:v libx264 -preset ultrafast -fps_mode passthrough -f matroska "$out.liar" && cat "$out.liar" >"$out" && rm -f "$out.liar"
+liar=$(mktemp) || exit 1
+ffmpeg -nostdin -v error -y -i "$out" -vf '` + filter + `' -c:v libx264 -preset ultrafast -fps_mode passthrough -f matroska "$liar" && cat "$liar" >"$out"
+rc=$?
+rm -f "$liar"
+exit $rc
 `
 	if err := os.WriteFile(liar, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
