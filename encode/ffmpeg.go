@@ -894,8 +894,8 @@ func hasVideo(info ProbeInfo) bool {
 func tidyReason(stderr, inPath string) string {
 	s := stderr
 	if inPath != "" {
-		s = strings.ReplaceAll(s, "file:"+inPath, "input")
-		s = strings.ReplaceAll(s, inPath, "input")
+		s = replacePath(s, "file:"+inPath, "input")
+		s = replacePath(s, inPath, "input")
 	}
 	var lines []string
 	for line := range strings.Lines(s) {
@@ -904,6 +904,27 @@ func tidyReason(stderr, inPath string) string {
 		}
 	}
 	return strings.Join(lines, "; ")
+}
+
+// replacePath replaces path in s with repl where it is a whole path: not
+// where it is the start of a longer name (/proc/1/fd/15 in /proc/1/fd/150).
+func replacePath(s, path, repl string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, path)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		end := i + len(path)
+		b.WriteString(s[:i])
+		if end < len(s) && (s[end] >= '0' && s[end] <= '9' || s[end] >= 'A' && s[end] <= 'Z' || s[end] >= 'a' && s[end] <= 'z' || s[end] == '_' || s[end] == '-') {
+			b.WriteString(path)
+		} else {
+			b.WriteString(repl)
+		}
+		s = s[end:]
+	}
 }
 
 // withReason formats a non-empty reason (or stderr tail) as ": reason".

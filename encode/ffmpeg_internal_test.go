@@ -12,3 +12,16 @@ func TestParseEncodersAndMuxers(t *testing.T) {
 		t.Errorf("parseMuxers = %v", mux)
 	}
 }
+
+func TestTidyReason(t *testing.T) {
+	tests := []struct{ stderr, in, want string }{
+		{"file:/proc/1/fd/15: Invalid data\n", "/proc/1/fd/15", "input: Invalid data"},
+		{"/proc/1/fd/150: No such file\n/proc/1/fd/15 too", "/proc/1/fd/15", "/proc/1/fd/150: No such file; input too"},
+		{"  \nfirst\n\nsecond  ", "", "first; second"},
+	}
+	for _, tt := range tests {
+		if got := tidyReason(tt.stderr, tt.in); got != tt.want {
+			t.Errorf("tidyReason(%q, %q) = %q, want %q", tt.stderr, tt.in, got, tt.want)
+		}
+	}
+}

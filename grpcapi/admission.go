@@ -57,6 +57,18 @@ type admission struct {
 	// timer, for unary calls, drops the admission and cancels the call when
 	// its message has not arrived by Config.UploadTimeout.
 	timer *time.Timer
+	// waiting, for unary calls on a connection Listener accepted, counts
+	// the calls there still waiting for their message; this one leaves it
+	// when it starts or is dropped.
+	waiting *atomic.Int64
+}
+
+// leftAdmitted is called once, by whichever of start and drop moved the
+// admission on from admitted.
+func (a *admission) leftAdmitted() {
+	if a.waiting != nil {
+		a.waiting.Add(-1)
+	}
 }
 
 const (
@@ -72,6 +84,7 @@ func (a *admission) start() bool {
 	if !a.state.CompareAndSwap(admitted, running) {
 		return false
 	}
+	a.leftAdmitted()
 	if a.timer != nil {
 		a.timer.Stop()
 	}
@@ -89,6 +102,7 @@ func (a *admission) finish() {
 // whether it did.
 func (a *admission) drop() bool {
 	if a.state.CompareAndSwap(admitted, released) {
+		a.leftAdmitted()
 		a.gate.leave()
 		return true
 	}
@@ -144,11 +158,7 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 		// its message under this context, so cancelling it ends the read.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
-		var received *atomic.Int64
-		if p := connOf(ctx); p != nil {
-			received = &p.read
-		}
-		s.watchUnary(a, received, cancel)
+		s.watchUnary(a, connOf(ctx), cancel)
 	}
 	// The stream's context ends with the stream, whatever ends it.
 	context.AfterFunc(ctx, func() {
@@ -161,19 +171,23 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 }
 
 // watchUnary drops a, a unary call's admission, and cancels its read when
-// its message has not arrived by UploadTimeout, or, when its connection's
-// count is known (received), as soon as the connection brings less than
-// uploadProgressBytes in an UploadIdleTimeout: a client trickling its
-// message holds its place for that long, not for UploadTimeout.
-func (s *Server) watchUnary(a *admission, received *atomic.Int64, cancel context.CancelFunc) {
+// its message has not arrived by UploadTimeout, or, when its connection p
+// is known, as soon as the connection brings less than uploadProgressBytes
+// for each of its calls still waiting for their message in an
+// UploadIdleTimeout: a client trickling its messages holds its places for
+// that long, not for UploadTimeout, and several calls on one connection
+// are each held to that pace.
+func (s *Server) watchUnary(a *admission, p *connProgress, cancel context.CancelFunc) {
 	deadline := time.Now().Add(s.cfg.UploadTimeout)
 	step := s.cfg.UploadTimeout
-	if received != nil && s.cfg.UploadIdleTimeout > 0 {
-		step = min(step, s.cfg.UploadIdleTimeout)
-	}
 	var last int64
-	if received != nil {
-		last = received.Load()
+	if p != nil && s.cfg.UploadIdleTimeout > 0 {
+		step = min(step, s.cfg.UploadIdleTimeout)
+		a.waiting = &p.unaryWaiting
+		a.waiting.Add(1)
+		last = p.read.Load()
+	} else {
+		p = nil
 	}
 	var mu sync.Mutex // the timer is re-armed by its own function
 	var check func()
@@ -185,9 +199,9 @@ func (s *Server) watchUnary(a *admission, received *atomic.Int64, cancel context
 		}
 		left := time.Until(deadline)
 		var slow bool
-		if received != nil {
-			n := received.Load()
-			slow, last = n-last < uploadProgressBytes, n
+		if p != nil {
+			n := p.read.Load()
+			slow, last = n-last < uploadProgressBytes*max(1, p.unaryWaiting.Load()), n
 		}
 		switch {
 		case left <= 0:

@@ -24,47 +24,56 @@ import (
 // connProgress is one connection's counts.
 type connProgress struct {
 	read, written atomic.Int64
-	conn          net.Conn // the accepted connection, closed when it stalls
-	addr          string
+	unaryWaiting  atomic.Int64 // unary calls waiting for their message (watchUnary)
+	conn          net.Conn     // the accepted connection, closed when it stalls
+	key           string       // connKey
+	addr          string       // the client's end, for messages
 }
 
-// connBytes holds the byte count of each connection Listener accepted.
+// connBytes holds the counts of each connection Listener accepted, by
+// connKey.
 type connBytes struct {
 	mu    sync.Mutex
-	conns map[string]*connProgress // by remote address; nil: ambiguous
+	conns map[string]*connProgress
 }
 
-// add registers conn, from addr, and returns its counts; nil when another
-// connection from the same address is open (then neither has them).
-func (c *connBytes) add(addr string, conn net.Conn) *connProgress {
+// connKey names a connection by both its ends: a client cannot make two
+// connections look alike (one port to two addresses of the worker).
+func connKey(local, remote net.Addr) string {
+	if local == nil || remote == nil {
+		return ""
+	}
+	return local.String() + " " + remote.String()
+}
+
+// add registers conn, named key, and returns its counts. A connection of
+// the same name still registered (one the kernel has since replaced, its
+// end not yet seen) gives way: its streams already have their counts.
+func (c *connBytes) add(key string, conn net.Conn) *connProgress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conns == nil {
 		c.conns = make(map[string]*connProgress)
 	}
-	if _, dup := c.conns[addr]; dup || addr == "" {
-		c.conns[addr] = nil
-		return nil
-	}
-	p := &connProgress{conn: conn, addr: addr}
-	c.conns[addr] = p
+	p := &connProgress{conn: conn, key: key, addr: conn.RemoteAddr().String()}
+	c.conns[key] = p
 	return p
 }
 
-// remove forgets the connection from addr whose counts are p.
-func (c *connBytes) remove(addr string, p *connProgress) {
+// remove forgets the connection whose counts are p.
+func (c *connBytes) remove(p *connProgress) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conns[addr] == p {
-		delete(c.conns, addr)
+	if c.conns[p.key] == p {
+		delete(c.conns, p.key)
 	}
 }
 
-// lookup returns the counts of the connection from addr, nil if unknown.
-func (c *connBytes) lookup(addr string) *connProgress {
+// lookup returns the counts of the connection named key, nil if unknown.
+func (c *connBytes) lookup(key string) *connProgress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.conns[addr]
+	return c.conns[key]
 }
 
 // Listener returns l counting what each accepted connection brings, for
@@ -83,12 +92,12 @@ func (l *bytesListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := c.RemoteAddr().String()
-	p := l.conns.add(addr, c)
-	if p == nil {
+	setUserTimeout(c) // as gRPC would on c unwrapped
+	key := connKey(c.LocalAddr(), c.RemoteAddr())
+	if key == "" {
 		return c, nil
 	}
-	return &bytesConn{Conn: c, p: p, conns: l.conns}, nil
+	return &bytesConn{Conn: c, p: l.conns.add(key, c), conns: l.conns}, nil
 }
 
 type bytesConn struct {
@@ -111,7 +120,7 @@ func (c *bytesConn) Write(b []byte) (int, error) {
 }
 
 func (c *bytesConn) Close() error {
-	c.once.Do(func() { c.conns.remove(c.p.addr, c.p) })
+	c.once.Do(func() { c.conns.remove(c.p) })
 	return c.Conn.Close()
 }
 
@@ -122,10 +131,7 @@ type connTagger struct{ conns *connBytes }
 type connBytesKey struct{}
 
 func (t connTagger) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
-	if info.RemoteAddr == nil {
-		return ctx
-	}
-	if p := t.conns.lookup(info.RemoteAddr.String()); p != nil {
+	if p := t.conns.lookup(connKey(info.LocalAddr, info.RemoteAddr)); p != nil {
 		return context.WithValue(ctx, connBytesKey{}, p)
 	}
 	return ctx

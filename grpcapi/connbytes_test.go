@@ -1,28 +1,49 @@
 package grpcapi
 
-import "testing"
+import (
+	"net"
+	"testing"
+)
 
-// Two open connections from one address are told apart by neither: both
-// go uncounted rather than one being charged the other's bytes.
+// Connections are told apart by both ends, and a newer connection of the
+// same name takes the name over: no connection goes uncounted, and the
+// older one's end does not take the newer one's counts away.
 func TestConnBytes(t *testing.T) {
 	var c connBytes
-	a := c.add("10.0.0.1:5000", nil)
-	if a == nil || c.lookup("10.0.0.1:5000") != a {
-		t.Fatal("a connection's count is not found by its address")
+	client := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 5000}
+	conn := func(local string) net.Conn {
+		a, _ := net.Pipe()
+		return addrConn{a, &net.TCPAddr{IP: net.ParseIP(local), Port: 7000}, client}
 	}
-	if c.add("", nil) != nil {
-		t.Error("a connection without an address was counted")
+	c1, c2 := conn("127.0.0.1"), conn("127.0.0.2")
+	k1, k2 := connKey(c1.LocalAddr(), c1.RemoteAddr()), connKey(c2.LocalAddr(), c2.RemoteAddr())
+	if k1 == k2 {
+		t.Fatalf("one client port to two local addresses: both named %q", k1)
 	}
-	if c.add("10.0.0.1:5000", nil) != nil || c.lookup("10.0.0.1:5000") != nil {
-		t.Error("a second connection from one address left a count to charge")
+	p1, p2 := c.add(k1, c1), c.add(k2, c2)
+	if c.lookup(k1) != p1 || c.lookup(k2) != p2 {
+		t.Fatal("a connection's counts are not found by its name")
 	}
-	c.remove("10.0.0.1:5000", a) // the first closing does not forget the ambiguity
-	if c.lookup("10.0.0.1:5000") != nil {
-		t.Error("the ambiguous address got a count back")
+	newer := c.add(k1, c1)
+	c.remove(p1) // the older one ends after the newer one came
+	if c.lookup(k1) != newer {
+		t.Error("the older connection's end took the newer one's counts away")
 	}
-	b := c.add("10.0.0.2:6000", nil)
-	c.remove("10.0.0.2:6000", b)
-	if c.lookup("10.0.0.2:6000") != nil {
-		t.Error("a closed connection's count is still found")
+	c.remove(newer)
+	c.remove(p2)
+	if len(c.conns) != 0 {
+		t.Errorf("closed connections are still registered: %v", c.conns)
+	}
+	if connKey(nil, client) != "" {
+		t.Error("a connection without a local address was named")
 	}
 }
+
+// addrConn is a net.Conn with the addresses it is given.
+type addrConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (a addrConn) LocalAddr() net.Addr  { return a.local }
+func (a addrConn) RemoteAddr() net.Addr { return a.remote }

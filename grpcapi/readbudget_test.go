@@ -137,9 +137,43 @@ func TestReadBudget_StalledConnectionClosed(t *testing.T) {
 	if err := drainDownload(context.Background(), w.client, 1); err != nil {
 		t.Fatalf("DownloadShard after the stalled connection was closed: %v", err)
 	}
-	if !strings.Contains(logs.String(), "closing a connection that stopped reading its answers") {
+	if !strings.Contains(logs.String(), "closing a connection whose client stopped reading its answer") {
 		t.Errorf("the worker did not say why it closed the connection:\n%s", logs.String())
 	}
+}
+
+// TestReadBudget_DecoyTrafficDoesNotKeepStalledHolds: a client that
+// stalls two answers while it reads others briskly on the same connection
+// does not keep the stalled ones' holds: each answer must be taken at an
+// upload's pace, whatever its connection carries besides.
+func TestReadBudget_DecoyTrafficDoesNotKeepStalledHolds(t *testing.T) {
+	const mib = 1 << 20
+	w := newTCPWorker(t, Config{MaxReadBytes: 3 * mib, FrameBytes: 256 << 10, UploadIdleTimeout: time.Second})
+	put(t, w.harness, "v", 0, strings.Repeat("a", mib), storage.Metadata{Encoder: "fake"})
+	put(t, w.harness, "v", 1, strings.Repeat("b", mib), storage.Metadata{Encoder: "fake"})
+	put(t, w.harness, "v", 2, strings.Repeat("c", 256<<10), storage.Metadata{Encoder: "fake"})
+	conn := stallingConn(t, w.addr)
+	for i := range 2 {
+		defer stall(t, conn, pb.VideoProcessingService_GetShard_FullMethodName,
+			&pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(int32(i))})()
+	}
+	decoy := pb.NewVideoProcessingServiceClient(conn)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			_, _ = decoy.GetShard(ctx, &pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(2)})
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !w.srv.readBudget.TryAcquire(3 * mib) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled answers still hold the read budget after 10 idle windows of decoy traffic")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.srv.readBudget.Release(3 * mib)
 }
 
 // TestReadBudget_StalledDownloadHoldsLittle: a DownloadShard never read

@@ -54,7 +54,7 @@ func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.Get
 		return nil, toStatus(err)
 	}
 	resp.ShardData = data
-	s.answerHeld(ctx, resp, release)
+	s.answerHeld(ctx, resp, meta.EncodedSize, release)
 	return resp, nil
 }
 
@@ -79,7 +79,7 @@ func (s *Server) DownloadShard(req *pb.GetShardRequest, stream pb.VideoProcessin
 	defer stop()
 	for f := range frames {
 		if len(f.data) > 0 {
-			if err := s.sendHeld(stream, &pb.DownloadShardResponse{Data: f.data}, f.release); err != nil {
+			if err := s.sendHeld(stream, &pb.DownloadShardResponse{Data: f.data}, int64(len(f.data)), f.release); err != nil {
 				return err
 			}
 		} else {

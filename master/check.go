@@ -189,7 +189,7 @@ func (c *chunkChecker) check(i int) error {
 		media.QualityInput{Path: ch.Path, Skip: ch.TrimStart, Frames: frames},
 		media.QualityInput{Path: path, Frames: frames, Formats: media.ShardFormats()}, media.QualityOptions{})
 	switch {
-	case errors.Is(err, media.ErrFrameCountMismatch):
+	case errors.Is(err, media.ErrFrameCountMismatch), errors.Is(err, media.ErrDamaged):
 		problem = err.Error()
 	case err != nil:
 		return fmt.Errorf("verify chunk %d: %w", i, err)
@@ -320,7 +320,7 @@ func measureOutput(ctx context.Context, cfg JobConfig, src media.SourceInfo, sta
 		opt.Sample = sampleFrames * len(state.Chunks)
 	}
 	frames, err := media.MeasureQuality(ctx, cfg.Tools, media.QualityInput{Path: src.Path}, media.QualityInput{Path: cfg.Output}, opt)
-	if errors.Is(err, media.ErrFrameCountMismatch) {
+	if errors.Is(err, media.ErrFrameCountMismatch) || errors.Is(err, media.ErrDamaged) {
 		for i := range state.Chunks {
 			state.Chunks[i].Quality, state.Chunks[i].QualityProblem = nil, err.Error()
 			state.markChanged(i)

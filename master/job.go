@@ -403,12 +403,11 @@ func rebuild(ctx context.Context, cfg JobConfig, state *JobState, src *media.Sou
 }
 
 // resumable is err, an encode's failure, saying that the job can be
-// resumed from stateDir, unless the source itself is what was refused.
+// resumed from stateDir, unless the source itself is what was refused
+// (not ErrNotMedia or ErrNoVideo: those may be a shard's).
 func resumable(err error, stateDir string) error {
-	for _, refusal := range []error{media.ErrNotMedia, media.ErrNoVideo, media.ErrSizeChange} {
-		if errors.Is(err, refusal) {
-			return err
-		}
+	if errors.Is(err, media.ErrSizeChange) {
+		return err
 	}
 	return fmt.Errorf("%w (the chunk map is kept in %s: run the same command to resume)", err, stateDir)
 }

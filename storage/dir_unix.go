@@ -462,7 +462,7 @@ func changeTime(fi fs.FileInfo) int64 {
 	case *unix.Stat_t: // the store's own lstat
 		return st.Ctim.Nano()
 	case *syscall.Stat_t: // os.File.Stat
-		return st.Ctim.Nano()
+		return syscallCtime(st)
 	}
 	return 0
 }

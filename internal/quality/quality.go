@@ -18,6 +18,12 @@ var (
 	// counts are known the error is a *FrameCountError.
 	ErrFrameCountMismatch = errors.New("picture counts differ")
 
+	// ErrDamaged: the distorted input does not decode cleanly: ffmpeg
+	// reported a corrupt picture or packet in it, or a packet it could not
+	// decode, and concealed it. Like ErrFrameCountMismatch it is a finding
+	// about the input (a broken shard), not a failure of ffmpeg.
+	ErrDamaged = errors.New("does not decode cleanly")
+
 	// ErrNoVMAF: Options.VMAF was set, but VMAF cannot be measured: the
 	// ffmpeg has no libvmaf filter (Debian's ffmpeg 5.1 has none), or it
 	// has one and MeasureQuality does not run it yet.
@@ -185,8 +191,15 @@ func MeasureQuality(ctx context.Context, tools Tools, ref, dist Input, opt Optio
 
 	stats := newStatsParser(want)
 	cmd := command(refSrc, ref, distSrc, dist, count, picks)
-	if err := runFFmpegTo(ctx, tools, cmd, stats); err != nil {
+	damage := &damageLog{url: "file:" + distSrc.abs}
+	if distSrc.abs == refSrc.abs {
+		damage.url = "" // a file against itself: its damage is the reference's too
+	}
+	if err := runFFmpegTo(ctx, tools, cmd, stats, damage); err != nil {
 		return nil, fmt.Errorf("measure quality of %s against %s: %w", dist.Path, ref.Path, err)
+	}
+	if damage.damage != "" {
+		return nil, fmt.Errorf("measure quality of %s against %s: %w: %s", dist.Path, ref.Path, ErrDamaged, damage.damage)
 	}
 	frames, err := stats.result()
 	if err != nil {

@@ -1,9 +1,11 @@
 package quality
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
@@ -15,18 +17,80 @@ import (
 // Tools names the programs MeasureQuality runs (see fftool.Tools).
 type Tools = fftool.Tools
 
-// ffmpegGlobal are the options every ffmpeg run starts with: no stdin, only
-// errors logged. Not -xerror: a reference cut from a damaged source (a
-// capture's dropped packets) decodes the way ffmpeg conceals it, as the
-// encode's own input did, and a run that stops early or drops pictures is
-// still caught, by the count of measured pictures (ErrFrameCountMismatch).
-var ffmpegGlobal = []string{"-nostdin", "-hide_banner", "-v", "error", "-y"}
+// ffmpegGlobal are the options every ffmpeg run starts with: no stdin;
+// errors logged as -v error would, and warnings besides, each tagged with
+// its level, for damageLog. Not -xerror: a reference cut from a damaged
+// source (a capture's dropped packets) decodes the way ffmpeg conceals it,
+// as the encode's own input did. The distorted input must decode cleanly,
+// though: damageLog fails the run when ffmpeg reports damage in it, and a
+// run that stops early or drops pictures is caught by the count of
+// measured pictures (ErrFrameCountMismatch).
+var ffmpegGlobal = []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+warning", "-y"}
 
 // runFFmpegTo runs ffmpeg with the command line s builds, its standard
-// output going to stdout (nil discards it).
-func runFFmpegTo(ctx context.Context, tools Tools, s *ffmpeg.Stream, stdout io.Writer) error {
+// output going to stdout (nil discards it); log reads its log (nil keeps
+// the errors).
+func runFFmpegTo(ctx context.Context, tools Tools, s *ffmpeg.Stream, stdout io.Writer, log *damageLog) error {
 	args := append(append([]string(nil), ffmpegGlobal...), s.GetArgs()...)
-	return fftool.Run(ctx, tools.FFmpegBin(), args, stdout)
+	if log == nil {
+		log = &damageLog{}
+	}
+	log.inputs(args)
+	return fftool.RunLogged(ctx, tools.FFmpegBin(), args, stdout, log.line)
+}
+
+// damageLog reads the log of a run (ffmpegGlobal) for damage ffmpeg
+// reports in one input, url, and concealed: a corrupt packet or picture,
+// or a packet it could not decode at all. It keeps errors for a failure's
+// message.
+type damageLog struct {
+	url    string // the input watched, as on the command line
+	index  string // "#N:" of that input, once inputs has seen the arguments
+	damage string // the first report, "" for none
+}
+
+// inputs finds the watched input's number in args.
+func (l *damageLog) inputs(args []string) {
+	n := 0
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] != "-i" {
+			continue
+		}
+		if args[i+1] == l.url && l.url != "" {
+			l.index = "#" + strconv.Itoa(n) + ":"
+			return
+		}
+		n++
+	}
+}
+
+func (l *damageLog) line(b []byte) []byte {
+	s := string(bytes.TrimSpace(b))
+	level, msg := "", s
+	if i := strings.Index(s, "] ["); i >= 0 && strings.HasPrefix(s, "[") {
+		msg = s[i+2:] // "[h264 @ 0x..] [error] ..." without the component
+	}
+	if strings.HasPrefix(msg, "[") {
+		if end := strings.IndexByte(msg, ']'); end > 0 {
+			level, msg = msg[1:end], strings.TrimSpace(msg[end+1:])
+		}
+	}
+	if l.url != "" && l.damage == "" {
+		switch {
+		case strings.HasPrefix(msg, l.url+": corrupt decoded frame"), strings.HasPrefix(msg, l.url+": corrupt input packet"):
+			l.damage = msg
+		case l.index != "" && strings.HasPrefix(msg, "Error while decoding stream "+l.index):
+			l.damage = msg
+		}
+	}
+	switch level {
+	case "error", "fatal", "panic":
+		if s != msg && strings.HasPrefix(s, "[") { // as -v error prints it
+			return []byte(s[:strings.Index(s, "] [")+1] + " " + msg)
+		}
+		return []byte(msg)
+	}
+	return nil
 }
 
 // vmafUnavailable says why VMAF cannot be measured, wrapping ErrNoVMAF.

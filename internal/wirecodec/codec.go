@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // registers the stock codec this one falls back to
@@ -30,10 +31,21 @@ const minDirect = 64 << 10
 // dataField is the field number of shard_data and data in their messages.
 const dataField = 2
 
+// pieceBytes is the size of the buffers a payload is handed to gRPC in:
+// gRPC frees each once it has written it out, so a watcher learns how an
+// answer goes, piece by piece (OnWritten's taken).
+const pieceBytes = 256 << 10
+
 // Codec is the codec. Its zero value is ready, without OnWritten; New
 // returns one with it.
 type Codec struct {
-	written *sync.Map // message → func(), see OnWritten
+	written *sync.Map // message → *watch, see OnWritten
+}
+
+// watch is what OnWritten registered for a message.
+type watch struct {
+	done  func()
+	taken func(n int) // nil: none
 }
 
 var _ encoding.CodecV2 = Codec{}
@@ -45,13 +57,16 @@ func New() Codec { return Codec{written: new(sync.Map)} }
 // bytes of msg (a *pb.GetShardResponse or *pb.DownloadShardResponse): when
 // it has written them out or dropped them with the stream. So a server can
 // count the bytes its answers hold until then, against a client that does
-// not read them. The caller must call Forget if msg might never be sent
-// (an RPC that ends first: see there). done runs at most once, on
-// whichever goroutine frees the bytes; with the zero Codec it never runs
-// from here, only from Forget.
-func (c Codec) OnWritten(msg any, done func()) {
+// not read them. taken, when not nil, is called with the size of each
+// piece of them (pieceBytes) gRPC is finished with, as it goes: how fast
+// this answer's client takes it, whatever else its connection carries.
+// The caller must call Forget if msg might never be sent (an RPC that ends
+// first: see there). done runs at most once, on whichever goroutine frees
+// the bytes; with the zero Codec it never runs from here, only from
+// Forget.
+func (c Codec) OnWritten(msg any, done func(), taken func(n int)) {
 	if c.written != nil {
-		c.written.Store(msg, sync.OnceFunc(done))
+		c.written.Store(msg, &watch{done: sync.OnceFunc(done), taken: taken})
 	}
 }
 
@@ -59,20 +74,20 @@ func (c Codec) OnWritten(msg any, done func()) {
 // marshalled (its RPC ended first), and reports whether there was one;
 // after Marshal took it, Forget does nothing (gRPC frees the bytes).
 func (c Codec) Forget(msg any) bool {
-	done := c.taken(msg)
-	if done != nil {
-		done()
+	w := c.taken(msg)
+	if w != nil {
+		w.done()
 	}
-	return done != nil
+	return w != nil
 }
 
-// taken is the done registered for msg, removed; nil if none.
-func (c Codec) taken(msg any) func() {
+// taken is the watch registered for msg, removed; nil if none.
+func (c Codec) taken(msg any) *watch {
 	if c.written == nil {
 		return nil
 	}
-	if done, ok := c.written.LoadAndDelete(msg); ok {
-		return done.(func())
+	if w, ok := c.written.LoadAndDelete(msg); ok {
+		return w.(*watch)
 	}
 	return nil
 }
@@ -87,18 +102,18 @@ func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if field == nil {
 		return stock().Marshal(v)
 	}
-	done := c.taken(v)
+	w := c.taken(v)
 	data := *field
 	if len(data) < minDirect {
 		out, err := stock().Marshal(v) // the bytes are copied: free at once
-		if done != nil {
-			done()
+		if w != nil {
+			w.done()
 		}
 		return out, err
 	}
 	*field = nil
 	defer func() { *field = data }()
-	return marshalWith(v, data, done)
+	return marshalWith(v, data, w)
 }
 
 // payloadField is the shard-bytes field of v, nil for a message without one.
@@ -113,27 +128,47 @@ func payloadField(v any) *[]byte {
 }
 
 // marshalWith is the encoding of rest (without its payload) followed by
-// the payload as field dataField, the payload's bytes not copied; done,
-// if not nil, runs when gRPC frees them (at once on an error).
-func marshalWith(rest any, data []byte, done func()) (mem.BufferSlice, error) {
+// the payload as field dataField, the payload's bytes not copied; w, if
+// not nil, hears as gRPC frees them, piece by piece (all of them at once
+// on an error).
+func marshalWith(rest any, data []byte, w *watch) (mem.BufferSlice, error) {
 	out, err := stock().Marshal(rest)
 	if err != nil {
-		if done != nil {
-			done()
+		if w != nil {
+			w.done()
 		}
 		return nil, err
 	}
 	head := protowire.AppendTag(make([]byte, 0, 2*binary.MaxVarintLen64), dataField, protowire.BytesType)
 	head = protowire.AppendVarint(head, uint64(len(data)))
-	payload := mem.Buffer(mem.SliceBuffer(data))
-	if done != nil {
-		payload = mem.NewBuffer(&data, releasePool(done))
+	out = append(out, mem.SliceBuffer(head))
+	if w == nil {
+		return append(out, mem.SliceBuffer(data)), nil
 	}
-	return append(out, mem.SliceBuffer(head), payload), nil
+	// Pieces of one size: none so small that gRPC would not pool it (and
+	// so never free it to its pool).
+	pieces := (len(data) + pieceBytes - 1) / pieceBytes
+	size := (len(data) + pieces - 1) / pieces
+	left := new(atomic.Int64)
+	left.Store(int64((len(data) + size - 1) / size)) // the pieces the loop makes
+	for at := 0; at < len(data); at += size {
+		end := min(at+size, len(data))
+		piece := data[at:end:end]
+		n := len(piece)
+		out = append(out, mem.NewBuffer(&piece, releasePool(func() {
+			if w.taken != nil {
+				w.taken(n)
+			}
+			if left.Add(-1) == 0 {
+				w.done()
+			}
+		})))
+	}
+	return out, nil
 }
 
 // releasePool is the "pool" a payload's buffer returns to when gRPC frees
-// it: only its done is called; the bytes are left to the collector.
+// it: only its function is called; the bytes are left to the collector.
 type releasePool func()
 
 func (p releasePool) Get(int) *[]byte { panic("wirecodec: releasePool gives no buffers") }

@@ -101,11 +101,12 @@ func TestCodec_PayloadOnlyRefusesOthers(t *testing.T) {
 // payload (a large one) or at once after marshalling (a small one, which
 // is copied), or from Forget if it was never marshalled; never twice.
 func TestOnWritten(t *testing.T) {
-	for _, size := range []int{minDirect - 1, minDirect, 4 * minDirect} {
+	for _, size := range []int{minDirect - 1, minDirect, 4 * minDirect, 3*pieceBytes + 5} {
 		c := New()
 		var runs int
 		msg := &pb.DownloadShardResponse{Data: make([]byte, size)}
-		c.OnWritten(msg, func() { runs++ })
+		var took int
+		c.OnWritten(msg, func() { runs++ }, func(n int) { took += n })
 		out, err := c.Marshal(msg)
 		if err != nil {
 			t.Fatal(err)
@@ -120,17 +121,20 @@ func TestOnWritten(t *testing.T) {
 		if runs != 1 {
 			t.Fatalf("%d bytes: done ran %d times, want 1", size, runs)
 		}
+		if large := size >= minDirect; large && took != size || !large && took != 0 {
+			t.Fatalf("%d bytes: taken told of %d", size, took)
+		}
 	}
 
 	c := New()
 	var runs int
 	msg := &pb.GetShardResponse{ShardData: make([]byte, minDirect)}
-	c.OnWritten(msg, func() { runs++ })
+	c.OnWritten(msg, func() { runs++ }, nil)
 	if !c.Forget(msg) || runs != 1 || c.Forget(msg) || runs != 1 {
 		t.Fatalf("Forget of a message never marshalled: done ran %d times, want 1", runs)
 	}
 	var zero Codec // no registry: OnWritten and Forget do nothing
-	zero.OnWritten(msg, func() { t.Fatal("the zero Codec ran a done") })
+	zero.OnWritten(msg, func() { t.Fatal("the zero Codec ran a done") }, nil)
 	if zero.Forget(msg) {
 		t.Fatal("the zero Codec's Forget found a message")
 	}

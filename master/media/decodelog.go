@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,9 +34,11 @@ type decodeLog struct {
 	// corruptPictures and corruptPackets count what ffmpeg flagged as
 	// damaged; firstError is the first error the decoder logged.
 	corruptPictures, corruptPackets int
-	firstError                      string
-	// onSizeChange, when set, is called once, when a second picture size
-	// is seen: the decode need not go on.
+	// lostPackets counts packets the decoder could make nothing of.
+	lostPackets int
+	firstError  string
+	// onSizeChange, when set, is called once, when the pictures are seen
+	// to change size and shape (sizeChange): the decode need not go on.
 	onSizeChange func()
 }
 
@@ -65,6 +68,9 @@ func (l *decodeLog) line(b []byte) []byte {
 		}
 		return nil
 	case "error", "fatal", "panic":
+		if strings.HasPrefix(msg, "Error while decoding stream ") {
+			l.lostPackets++ // a packet that gave no picture at all
+		}
 		if l.firstError == "" {
 			l.firstError = msg
 			if component != "" {
@@ -125,7 +131,7 @@ func (l *decodeLog) configured(msg string) {
 		return
 	}
 	l.formats = append(l.formats, f)
-	if l.onSizeChange != nil && len(l.sizes()) == 2 {
+	if l.onSizeChange != nil && l.sizeChange() != nil {
 		l.onSizeChange()
 		l.onSizeChange = nil
 	}
@@ -142,14 +148,39 @@ func (l *decodeLog) sizes() []string {
 	return sizes
 }
 
-// sizeChange is ErrSizeChange with the sizes, or nil when there is one.
+// sizeChange is ErrSizeChange with the sizes when the pictures change size
+// and shape midway; nil when they keep one size, or change size but not
+// shape (1440x1080 at 4:3 pixels, then 1920x1080 square: ffmpeg scales
+// the later ones to the first size and shape, see warnings).
 func (l *decodeLog) sizeChange() error {
 	sizes := l.sizes()
-	if len(sizes) < 2 {
+	if len(sizes) < 2 || l.sameShape() {
 		return nil
 	}
 	return fmt.Errorf("%w (%s): an encode holds one size, and the pictures would be scaled to %s and shown out of shape; "+
 		"cut the source where its size changes, or scale it to one size first", ErrSizeChange, strings.Join(sizes, ", then "), sizes[0])
+}
+
+// sameShape reports whether every format the pictures came in is shown in
+// the first one's shape (display aspect ratio, within 1%).
+func (l *decodeLog) sameShape() bool {
+	first := l.formats[0].shape()
+	for _, f := range l.formats[1:] {
+		if s := f.shape(); first <= 0 || s <= 0 || math.Abs(s-first) > first/100 {
+			return false
+		}
+	}
+	return true
+}
+
+// shape is the format's display aspect ratio: width over height, times
+// the pixels' aspect; 0 when unknown.
+func (f pictureFormat) shape() float64 {
+	sar, ok := parseRational(strings.ReplaceAll(f.sar, ":", "/"))
+	if !ok || f.height <= 0 || sar.den == 0 {
+		return 0
+	}
+	return float64(f.width) * float64(sar.num) / (float64(f.height) * float64(sar.den))
 }
 
 // warnings say what of the pictures the output cannot show as the source
@@ -165,15 +196,22 @@ func (l *decodeLog) warnings() []string {
 			sars = append(sars, sar)
 		}
 	}
+	if sizes := l.sizes(); len(sizes) > 1 && l.sameShape() {
+		w = append(w, fmt.Sprintf("video picture size changes midway (%s): the later pictures are scaled to %s, their shape kept",
+			strings.Join(sizes, ", then "), sizes[0]))
+	}
 	if len(fmts) > 1 {
 		w = append(w, fmt.Sprintf("video pixel format changes midway (%s): the later pictures are converted to %s",
 			strings.Join(fmts, ", then "), fmts[0]))
 	}
-	if len(sars) > 1 {
+	if len(sars) > 1 && !l.sameShape() {
 		w = append(w, fmt.Sprintf("video pixel aspect changes midway (%s): the output keeps %s throughout, so the pictures after the change show out of shape",
 			strings.Join(sars, ", then "), sars[0]))
 	}
 	switch {
+	case l.lostPackets > 0:
+		w = append(w, fmt.Sprintf("damaged source: %d of the video's packets do not decode at all%s, and %d pictures decode with errors ffmpeg conceals; the output has the pictures ffmpeg shows",
+			l.lostPackets, l.firstErrorNote(), l.corruptPictures))
 	case l.corruptPictures > 0:
 		w = append(w, fmt.Sprintf("damaged source: %d of the video's pictures decode with errors ffmpeg conceals%s; the output shows them as ffmpeg does",
 			l.corruptPictures, l.firstErrorNote()))

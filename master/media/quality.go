@@ -31,6 +31,9 @@ var (
 	// ErrFrameCountMismatch is quality.ErrFrameCountMismatch: the ranges
 	// hold different numbers of pictures.
 	ErrFrameCountMismatch = quality.ErrFrameCountMismatch
+	// ErrDamaged is quality.ErrDamaged: the distorted input does not
+	// decode cleanly.
+	ErrDamaged = quality.ErrDamaged
 	// ErrNoVMAF is quality.ErrNoVMAF: VMAF cannot be measured.
 	ErrNoVMAF = quality.ErrNoVMAF
 )
