@@ -190,8 +190,7 @@ func (s *Server) watchUnary(a *admission, p *connProgress, cancel context.Cancel
 		p = nil
 	}
 	var mu sync.Mutex // the timer is re-armed by its own function
-	var check func()
-	check = func() {
+	check := func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if a.state.Load() != admitted {
