@@ -1219,12 +1219,25 @@ func joinVerified(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 	if err := media.Join(ctx, cfg.Tools, src, shards, side, vcfg.Output); err != nil {
 		return err
 	}
-	v, err := media.Verify(ctx, cfg.Tools, src, vcfg.Output)
+	// The checks read the output each on its own, side by side: the job's
+	// tail is the longest of them, not their sum.
+	var v, pv media.Verification // Verify's, and the picture checks' problems
+	var srcP, outP media.Presentation
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		v, err = media.Verify(gctx, cfg.Tools, src, vcfg.Output)
+		return err
+	})
+	g.Go(func() error { return verifyPictures(gctx, vcfg, src, state, paths, &pv, sum) })
+	g.Go(func() (err error) {
+		srcP, outP, err = probePresentations(gctx, cfg.Tools, src.Path, vcfg.Output)
+		return err
+	})
+	err := g.Wait()
 	if err == nil {
-		err = verifyPictures(ctx, vcfg, src, state, paths, &v, sum)
-	}
-	if err == nil {
-		sum.Warnings, err = presentationWarnings(ctx, vcfg, src, side, v.OutputVideoStart)
+		v.Problems = append(v.Problems, pv.Problems...)
+		v.OK = len(v.Problems) == 0
+		sum.Warnings, err = presentationWarnings(vcfg, src, side, srcP, outP, v.OutputVideoStart)
 	}
 	if err != nil {
 		_ = os.Remove(vcfg.Output)
@@ -1248,30 +1261,33 @@ func unverifiedPath(output string) string {
 	return strings.TrimSuffix(output, ext) + ".unverified" + ext
 }
 
-// presentationWarnings compares the output's presentation with the
-// source's, after the streams the side-stream plan left out; track offsets
-// count from each file's first picture (outVideoStart for the output, as
-// Verify measured it).
-func presentationWarnings(ctx context.Context, cfg JobConfig, src media.SourceInfo, side media.SideStreams, outVideoStart float64) ([]string, error) {
-	container, err := media.ContainerFor(cfg.Output)
-	if err != nil {
-		return nil, err
-	}
-	var srcP, outP media.Presentation
+// probePresentations reads the source's and the output's presentations,
+// side by side.
+func probePresentations(ctx context.Context, tools media.Tools, source, output string) (srcP, outP media.Presentation, err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		if srcP, err = media.ProbePresentation(gctx, cfg.Tools, src.Path); err != nil {
+		if srcP, err = media.ProbePresentation(gctx, tools, source); err != nil {
 			return fmt.Errorf("read the source's presentation: %w", err)
 		}
 		return nil
 	})
 	g.Go(func() (err error) {
-		if outP, err = media.ProbePresentation(gctx, cfg.Tools, cfg.Output); err != nil {
+		if outP, err = media.ProbePresentation(gctx, tools, output); err != nil {
 			return fmt.Errorf("read the output's presentation: %w", err)
 		}
 		return nil
 	})
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	return srcP, outP, err
+}
+
+// presentationWarnings compares the output's presentation with the
+// source's, after the streams the side-stream plan left out and what the
+// source's decode found; track offsets count from each file's first
+// picture (outVideoStart for the output, as Verify measured it).
+func presentationWarnings(cfg JobConfig, src media.SourceInfo, side media.SideStreams, srcP, outP media.Presentation, outVideoStart float64) ([]string, error) {
+	container, err := media.ContainerFor(cfg.Output)
+	if err != nil {
 		return nil, err
 	}
 	// Offsets from the first picture shown, not the first packet.
