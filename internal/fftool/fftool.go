@@ -4,6 +4,7 @@
 package fftool
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,4 +96,25 @@ func ProbeJSON(ctx context.Context, bin string, args []string, v any) error {
 		return fmt.Errorf("parse ffprobe report: %w", err)
 	}
 	return nil
+}
+
+// SplitLogLine splits a line ffmpeg logged with -loglevel level+...,
+// "[h264 @ 0x55..] [error] msg" or "[warning] msg", into the component
+// ("h264"; "" when none), the level and the message.
+func SplitLogLine(b []byte) (component, level, msg string) {
+	s := string(bytes.TrimSpace(b))
+	if strings.HasPrefix(s, "[") {
+		if end := strings.Index(s, "] ["); end > 0 {
+			component, s = s[1:end], s[end+2:]
+			if at := strings.Index(component, " @ "); at >= 0 {
+				component = component[:at]
+			}
+		}
+	}
+	if strings.HasPrefix(s, "[") {
+		if end := strings.IndexByte(s, ']'); end > 0 {
+			return component, s[1:end], strings.TrimSpace(s[end+1:])
+		}
+	}
+	return component, "", s
 }

@@ -1,7 +1,6 @@
 package quality
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -65,16 +64,7 @@ func (l *damageLog) inputs(args []string) {
 }
 
 func (l *damageLog) line(b []byte) []byte {
-	s := string(bytes.TrimSpace(b))
-	level, msg := "", s
-	if i := strings.Index(s, "] ["); i >= 0 && strings.HasPrefix(s, "[") {
-		msg = s[i+2:] // "[h264 @ 0x..] [error] ..." without the component
-	}
-	if strings.HasPrefix(msg, "[") {
-		if end := strings.IndexByte(msg, ']'); end > 0 {
-			level, msg = msg[1:end], strings.TrimSpace(msg[end+1:])
-		}
-	}
+	component, level, msg := fftool.SplitLogLine(b)
 	if l.url != "" && l.damage == "" {
 		switch {
 		case strings.HasPrefix(msg, l.url+": corrupt decoded frame"), strings.HasPrefix(msg, l.url+": corrupt input packet"):
@@ -85,8 +75,8 @@ func (l *damageLog) line(b []byte) []byte {
 	}
 	switch level {
 	case "error", "fatal", "panic":
-		if s != msg && strings.HasPrefix(s, "[") { // as -v error prints it
-			return []byte(s[:strings.Index(s, "] [")+1] + " " + msg)
+		if component != "" { // as -v error prints it
+			return []byte("[" + component + "] " + msg)
 		}
 		return []byte(msg)
 	}

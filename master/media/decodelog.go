@@ -1,13 +1,14 @@
 package media
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/videoshard/videoshard/internal/fftool"
 )
 
 // ErrSizeChange: the source's pictures change size midway (two captures
@@ -52,7 +53,7 @@ func (f pictureFormat) size() string { return fmt.Sprintf("%dx%d", f.width, f.he
 
 // line takes one line of the log (proc.Cmd.StderrLine).
 func (l *decodeLog) line(b []byte) []byte {
-	component, level, msg := splitLogLine(b)
+	component, level, msg := fftool.SplitLogLine(b)
 	switch level {
 	case "verbose":
 		if strings.HasPrefix(component, "graph ") && strings.Contains(component, " input from stream ") {
@@ -84,27 +85,6 @@ func (l *decodeLog) line(b []byte) []byte {
 		return []byte(msg)
 	}
 	return nil
-}
-
-// splitLogLine splits a line ffmpeg logged with its level,
-// "[h264 @ 0x55..] [error] msg" or "[warning] msg", into the component
-// ("h264"; "" when none), the level and the message.
-func splitLogLine(b []byte) (component, level, msg string) {
-	s := string(bytes.TrimSpace(b))
-	if strings.HasPrefix(s, "[") {
-		if end := strings.Index(s, "] ["); end > 0 {
-			component, s = s[1:end], s[end+2:]
-			if at := strings.Index(component, " @ "); at >= 0 {
-				component = component[:at]
-			}
-		}
-	}
-	if strings.HasPrefix(s, "[") {
-		if end := strings.IndexByte(s, ']'); end > 0 {
-			return component, s[1:end], strings.TrimSpace(s[end+1:])
-		}
-	}
-	return component, "", s
 }
 
 // configured reads a graph input's "w:320 h:240 pixfmt:yuv420p tb:1/90000

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/videoshard/videoshard/internal/fftool"
 )
 
 func TestSplitLogLine(t *testing.T) {
@@ -16,9 +18,9 @@ func TestSplitLogLine(t *testing.T) {
 		{"[", "", "", "["},
 	}
 	for _, tt := range tests {
-		c, l, m := splitLogLine([]byte(tt.line))
+		c, l, m := fftool.SplitLogLine([]byte(tt.line))
 		if c != tt.component || l != tt.level || m != tt.msg {
-			t.Errorf("splitLogLine(%q) = %q, %q, %q; want %q, %q, %q", tt.line, c, l, m, tt.component, tt.level, tt.msg)
+			t.Errorf("SplitLogLine(%q) = %q, %q, %q; want %q, %q, %q", tt.line, c, l, m, tt.component, tt.level, tt.msg)
 		}
 	}
 }
