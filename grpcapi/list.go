@@ -233,5 +233,11 @@ func (s *Server) GetVideoMetadata(ctx context.Context, req *pb.GetVideoMetadataR
 	for _, m := range metas {
 		resp.ChunksMetadata = append(resp.ChunksMetadata, toProtoMetadata(m))
 	}
+	// The answer has no pages: one too large for a message would be
+	// refused by gRPC with a bare size error.
+	if n := proto.Size(resp); n > s.cfg.MaxMessageBytes {
+		return nil, toStatus(fmt.Errorf("%w: the metadata of video %s's %d chunks is %d bytes, over the %d-byte message limit: list them with ListShards, which pages",
+			errTooLarge, req.GetVideoId(), len(metas), n, s.cfg.MaxMessageBytes))
+	}
 	return resp, nil
 }

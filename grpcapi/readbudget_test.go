@@ -229,3 +229,22 @@ func TestGetShard_MetadataCountsInTheLimit(t *testing.T) {
 		t.Fatalf("DownloadShard of it: %v", err)
 	}
 }
+
+// TestGetVideoMetadata_TooLargeSaysSo: a video whose metadata does not fit
+// one message (the answer has no pages) is refused naming ListShards, not
+// with gRPC's bare size error; nothing stored is touched.
+func TestGetVideoMetadata_TooLargeSaysSo(t *testing.T) {
+	const limit = 256 << 10
+	w := newTCPWorker(t, Config{MaxMessageBytes: limit})
+	settings := map[string]string{"x": strings.Repeat("s", 60<<10)}
+	for i := range 5 {
+		put(t, w.harness, "v", i, "data", storage.Metadata{Encoder: "fake", EncoderSettings: settings})
+	}
+	_, err := w.client.GetVideoMetadata(context.Background(), &pb.GetVideoMetadataRequest{VideoId: "v"})
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "5 chunks") || !strings.Contains(err.Error(), "ListShards") {
+		t.Fatalf("GetVideoMetadata over the message limit: %v", err)
+	}
+	if _, err := w.client.GetShard(context.Background(), &pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(4)}); err != nil {
+		t.Fatalf("GetShard after the refusal: %v", err)
+	}
+}
