@@ -11,11 +11,12 @@ import (
 	"github.com/videoshard/videoshard/internal/fftool"
 )
 
-// ErrSizeChange: the source's pictures change size midway (two captures
-// run together, a broadcast switching programmes). An encode holds one
-// picture size, so ffmpeg would scale the later pictures to the first size
-// and the output would show them out of shape; the source is refused
-// instead, with the sizes.
+// ErrSizeChange: the source's pictures change size and shape midway (two
+// captures run together, a broadcast switching programmes). An encode
+// holds one picture size, so ffmpeg would scale the later pictures to the
+// first size and the output would show them out of shape; the source is
+// refused instead, with the sizes. (A change of size that keeps the shape
+// is scaled, and warned of.)
 var ErrSizeChange = errors.New("the video's picture size changes midway")
 
 // decodeLogArgs start the command line of a decode whose log a decodeLog
@@ -25,8 +26,9 @@ var ErrSizeChange = errors.New("the video's picture size changes midway")
 var decodeLogArgs = []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+verbose", "-y"}
 
 // decodeLog reads the log of a decode run with decodeLogArgs: the picture
-// formats its filter graph was configured for, in order (ffmpeg configures
-// it anew when the pictures change size, pixel format or aspect), and the
+// formats its filter graph was configured for, in order (ffmpeg 5.1
+// configures it anew when the pictures change size or pixel format; not
+// for a change of pixel aspect alone), and the
 // damage ffmpeg reported and concealed. Of the log it keeps only errors,
 // for a failure's message, as -v error would have printed them.
 type decodeLog struct {
