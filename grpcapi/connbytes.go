@@ -10,24 +10,23 @@ import (
 )
 
 // Connection progress. gRPC reads a unary call's message whole before
-// anything of ours runs and says nothing of how it comes, and writes an
-// answer out as its client's flow control lets it, saying nothing of how
-// it goes. Listener counts the bytes each connection brings and takes; the
-// connection's counts reach its calls through the context gRPC derives
-// every stream from (connTagger). A unary call's admission is dropped when
-// its connection brings less than uploadProgressBytes in an
-// UploadIdleTimeout, as an upload is (watchUnary); a connection that holds
-// read budget and takes less than that of its answers in that time is
-// closed, so a client that never reads cannot keep the budget from honest
-// ones (watchReader).
+// anything of ours runs and says nothing of how it comes. Listener counts
+// the bytes each connection brings, and keeps the connection to close it;
+// both reach its calls through the context gRPC derives every stream from
+// (connTagger). A unary call's admission is dropped when its connection
+// brings less than uploadProgressBytes per waiting call in an
+// UploadIdleTimeout, as an upload is (watchUnary); a connection one of
+// whose answers is not taken at that pace is closed, so a client that
+// never reads cannot keep the read budget from honest ones (watchHold:
+// that pace is measured on the answer itself, from the codec).
 
 // connProgress is one connection's counts.
 type connProgress struct {
-	read, written atomic.Int64
-	unaryWaiting  atomic.Int64 // unary calls waiting for their message (watchUnary)
-	conn          net.Conn     // the accepted connection, closed when it stalls
-	key           string       // connKey
-	addr          string       // the client's end, for messages
+	read         atomic.Int64 // bytes the connection brought
+	unaryWaiting atomic.Int64 // unary calls waiting for their message (watchUnary)
+	conn         net.Conn     // the accepted connection, closed when it stalls
+	key          string       // connKey
+	addr         string       // the client's end, for messages
 }
 
 // connBytes holds the counts of each connection Listener accepted, by
@@ -110,12 +109,6 @@ type bytesConn struct {
 func (c *bytesConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	c.p.read.Add(int64(n))
-	return n, err
-}
-
-func (c *bytesConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	c.p.written.Add(int64(n))
 	return n, err
 }
 

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -412,38 +412,31 @@ func CheckCompatible(container, videoCodec string) error {
 	return fmt.Errorf("%w: %s cannot carry %s video (it takes %s)", ErrIncompatible, container, videoCodec, strings.Join(allowed, ", "))
 }
 
-// ffmpegGlobal are the options every ffmpeg run starts with: no stdin, no
-// banner, errors only, overwrite the (always fresh, temporary) output, and
-// -xerror: without it ffmpeg logs an input it cannot read (a broken shard in
-// a concat list, a corrupt source) as an error, treats it as the end of
-// input, and exits 0 with a truncated output.
-var ffmpegGlobal = []string{"-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y"}
-
-// runFFmpeg runs ffmpeg with the command line s builds.
-func runFFmpeg(ctx context.Context, tools Tools, s *ffmpeg.Stream) error {
-	return runFFmpegTo(ctx, tools, s, nil)
-}
-
-// sourceGlobal are ffmpegGlobal without -xerror, for the runs whose output
-// is compared picture by picture: the truth decode, the cuts of the source
-// and their proofs. A damaged source (a capture's dropped packets, two
+// sourceGlobal are the options every ffmpeg run starts with: no stdin, no
+// banner, errors only, overwrite the (always fresh, temporary) output. As
+// they are, for the runs whose output is compared picture by picture: the
+// cuts of the source and their proofs (the truth decode's are
+// decodeLogArgs). A damaged source (a capture's dropped packets, two
 // transport streams run together) then decodes the way ffmpeg conceals it,
 // in the truth decode as in the chunks, and what a run drops or decodes
 // otherwise fails that comparison.
 var sourceGlobal = []string{"-nostdin", "-hide_banner", "-v", "error", "-y"}
 
+// ffmpegGlobal are sourceGlobal and -xerror, for the runs on files of the
+// job's own (the join of the shards): without it ffmpeg logs an input it
+// cannot read (a broken shard in a concat list) as an error, treats it as
+// the end of input, and exits 0 with a truncated output.
+var ffmpegGlobal = append(slices.Clone(sourceGlobal), "-xerror")
+
+// runFFmpeg runs ffmpeg with the command line s builds (ffmpegGlobal).
+func runFFmpeg(ctx context.Context, tools Tools, s *ffmpeg.Stream) error {
+	return fftool.Run(ctx, tools.FFmpegBin(), append(slices.Clone(ffmpegGlobal), s.GetArgs()...), nil)
+}
+
 // runSourceFFmpeg runs ffmpeg on a command line whose output is compared
 // with pictures (sourceGlobal).
 func runSourceFFmpeg(ctx context.Context, tools Tools, s *ffmpeg.Stream) error {
-	args := append(append([]string(nil), sourceGlobal...), s.GetArgs()...)
-	return fftool.Run(ctx, tools.FFmpegBin(), args, nil)
-}
-
-// runFFmpegTo runs ffmpeg with the command line s builds, its standard
-// output going to stdout (nil discards it).
-func runFFmpegTo(ctx context.Context, tools Tools, s *ffmpeg.Stream, stdout io.Writer) error {
-	args := append(append([]string(nil), ffmpegGlobal...), s.GetArgs()...)
-	return fftool.Run(ctx, tools.FFmpegBin(), args, stdout)
+	return fftool.Run(ctx, tools.FFmpegBin(), append(slices.Clone(sourceGlobal), s.GetArgs()...), nil)
 }
 
 // parseSeconds reads an ffprobe time; absent or "N/A" gives 0.

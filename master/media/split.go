@@ -688,8 +688,7 @@ func decodeChunks(ctx context.Context, tools Tools, pixFmt string, chunks []Chun
 		in["threads"] = "1" // batches run side by side: a decoder's own threads only add their cost
 		outs[j] = ffmpeg.Input("file:"+c.Path, in).Get("0").Output("file:"+paths[j], pictureHashArgs(pixFmt, c.headLimit))
 	}
-	args := append(slices.Clone(sourceGlobal), ffmpeg.MergeOutputs(outs...).GetArgs()...)
-	if err := fftool.Run(ctx, tools.FFmpegBin(), args, nil); err != nil {
+	if err := runSourceFFmpeg(ctx, tools, ffmpeg.MergeOutputs(outs...)); err != nil {
 		if fftool.IsFailure(ctx, err) {
 			return nil, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}
