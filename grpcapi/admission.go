@@ -246,6 +246,8 @@ func (s *Server) MessageMemory() int64 {
 // size limit (Config.MaxMessageBytes, both ways) and the per-connection
 // stream limit (Config.MaxConcurrentStreams). They come from s's own
 // Config, so the limits gRPC enforces are the ones s reports and checks.
+// Stop waits for the handlers it cancels to return, so that nothing writes
+// to the store once the server has stopped (the worker closes it next).
 func (s *Server) GRPCOptions(opts ...Option) []grpc.ServerOption {
 	o := append(ServerOptions(s.log, opts...),
 		grpc.InTapHandle(s.admit),
@@ -253,6 +255,7 @@ func (s *Server) GRPCOptions(opts ...Option) []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(s.cfg.MaxMessageBytes),
 		grpc.ForceServerCodecV2(s.codec), // after ServerOptions' own: the one with the read budget's releases
+		grpc.WaitForHandlers(true),
 	)
 	if s.cfg.MaxConcurrentStreams > 0 {
 		o = append(o, grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams))
