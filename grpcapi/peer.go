@@ -287,19 +287,9 @@ func (s *Server) dialPeer(ctx context.Context, p peerAddr, ap netip.AddrPort) (*
 			return d.DialContext(ctx, "tcp", target)
 		}),
 		grpc.WithAuthority(p.String()),
-		// A bulk receiver: gRPC's defaults (a 64 KiB window grown by its
-		// BDP estimate, 32 KiB reads) make a receiver that hashes and
-		// writes wait on its sender. One stream per connection, so each
-		// replication buffers at most peerWindowBytes.
-		grpc.WithInitialWindowSize(peerWindowBytes),
-		grpc.WithInitialConnWindowSize(peerWindowBytes),
-		grpc.WithReadBufferSize(1 << 20),
 	}
 	return client.Dial(ctx, target, opts)
 }
-
-// peerWindowBytes is the flow-control window of a replication's stream.
-const peerWindowBytes = 8 << 20
 
 // dialOptions are the credentials and timeouts of a call to a peer whose
 // host is host.

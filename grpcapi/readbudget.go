@@ -102,10 +102,11 @@ func (s *Server) answerHeld(ctx context.Context, msg any, n int64, release func(
 
 // sendHeld sends a stream's message of n shard bytes that reserveRead
 // counted: release runs once gRPC is finished with them, or at once if
-// Send did not marshal them with s.codec.
-func (s *Server) sendHeld(stream pb.VideoProcessingService_DownloadShardServer, msg *pb.DownloadShardResponse, n int64, release func()) error {
+// Send did not marshal them with s.codec; recycle runs then too, but not
+// when watchHold gives the bytes back early (gRPC may still refer to them).
+func (s *Server) sendHeld(stream pb.VideoProcessingService_DownloadShardServer, msg *pb.DownloadShardResponse, n int64, release, recycle func()) error {
 	done, taken := s.watchHold(connOf(stream.Context()), n, release)
-	s.codec.OnWritten(msg, done, taken)
+	s.codec.OnWritten(msg, func() { done(); recycle() }, taken)
 	err := stream.Send(msg)
 	s.codec.Forget(msg)
 	return err

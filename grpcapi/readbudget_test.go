@@ -1,14 +1,18 @@
 package grpcapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -246,5 +250,53 @@ func TestGetVideoMetadata_TooLargeSaysSo(t *testing.T) {
 	}
 	if _, err := w.client.GetShard(context.Background(), &pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(4)}); err != nil {
 		t.Fatalf("GetShard after the refusal: %v", err)
+	}
+}
+
+// TestDownloadShard_RecycledFramesKeepTheirBytes: frame buffers go back to
+// the pool only once gRPC is done with them, so downloads side by side,
+// one of them read slowly (its frames wait in gRPC's buffers), each get
+// their own shard's bytes. Run with -race, an early reuse is a data race
+// as well as wrong bytes.
+func TestDownloadShard_RecycledFramesKeepTheirBytes(t *testing.T) {
+	const frameBytes = 64 << 10 // the smallest frame sent beside the message, not copied into it
+	w := newTCPWorker(t, Config{FrameBytes: frameBytes})
+	shards := make([][]byte, 3)
+	for i := range shards {
+		shards[i] = make([]byte, 20*frameBytes+123)
+		rand.NewChaCha8([32]byte{byte(i)}).Read(shards[i])
+		put(t, w.harness, "v", i, string(shards[i]), storage.Metadata{Encoder: "fake"})
+	}
+	var g errgroup.Group
+	for round := range 3 {
+		for i := range shards {
+			g.Go(func() error {
+				s, err := w.client.DownloadShard(context.Background(), &pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(int32(i))})
+				if err != nil {
+					return err
+				}
+				var got []byte
+				for {
+					msg, err := s.Recv()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						return err
+					}
+					got = append(got, msg.GetData()...)
+					if i == 0 && round == 0 {
+						time.Sleep(5 * time.Millisecond) // a slow reader
+					}
+				}
+				if !bytes.Equal(got, shards[i]) {
+					return fmt.Errorf("round %d, chunk %d: got %d bytes that differ from the shard's %d", round, i, len(got), len(shards[i]))
+				}
+				return nil
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }

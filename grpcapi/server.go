@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -131,6 +132,7 @@ type Server struct {
 
 	codec      wirecodec.Codec     // keeps OnWritten: the read budget's releases
 	readBudget *semaphore.Weighted // Config.MaxReadBytes (readbudget.go)
+	frameBufs  sync.Pool           // *[]byte of FrameBytes: DownloadShard's frames, once gRPC is done with them
 
 	unaryGate  *gate     // unary ProcessChunk calls in flight (admission.go)
 	uploadGate *gate     // UploadChunk streams in flight

@@ -73,17 +73,18 @@ func (s *Server) DownloadShard(req *pb.GetShardRequest, stream pb.VideoProcessin
 		return err
 	}
 	ctx := stream.Context()
-	frames, stop := readAhead(r, s.cfg.FrameBytes, func() (func(), error) {
+	frames, stop := readAhead(r, s.frameBuffer, s.recycleFrame, func() (func(), error) {
 		return s.reserveRead(ctx, int64(s.cfg.FrameBytes))
 	})
 	defer stop()
 	for f := range frames {
 		if len(f.data) > 0 {
-			if err := s.sendHeld(stream, &pb.DownloadShardResponse{Data: f.data}, int64(len(f.data)), f.release); err != nil {
+			if err := s.sendHeld(stream, &pb.DownloadShardResponse{Data: f.data}, int64(len(f.data)), f.release, f.recycle); err != nil {
 				return err
 			}
 		} else {
 			f.release()
+			f.recycle()
 		}
 		if f.err == io.EOF {
 			return nil
@@ -95,6 +96,21 @@ func (s *Server) DownloadShard(req *pb.GetShardRequest, stream pb.VideoProcessin
 	return nil // not reached: the last frame carries io.EOF or the error
 }
 
+// frameBuffer is a buffer of FrameBytes for a frame, used before if one
+// is free: a fresh one costs its zeroing and page faults, and the
+// collector's work, every 1 MiB of a download.
+func (s *Server) frameBuffer() *[]byte {
+	if b, ok := s.frameBufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, s.cfg.FrameBytes)
+	return &b
+}
+
+// recycleFrame makes a frame's buffer free again: only once nothing
+// refers to its bytes (gRPC has freed them, or never took them).
+func (s *Server) recycleFrame(b *[]byte) { s.frameBufs.Put(b) }
+
 // framesAhead is how many frames readAhead reads before they are sent.
 const framesAhead = 2
 
@@ -104,16 +120,17 @@ type frame struct {
 	data    []byte
 	err     error
 	release func() // gives back the frame's share of the read budget
+	recycle func() // gives its buffer back for another frame: once nothing refers to data
 }
 
-// readAhead reads r on a goroutine of its own in frames of size bytes, up
-// to framesAhead frames ahead of their sender, so that reading and
-// verifying the next frames overlaps sending this one. Each frame's buffer
-// is fresh (gRPC may still hold a sent message) and reserved first: a
-// failed reserve is the last frame's error. stop ends the goroutine and
-// waits for it, giving back what frames not taken hold, after which r is
-// the caller's again.
-func readAhead(r io.Reader, size int, reserve func() (func(), error)) (frames <-chan frame, stop func()) {
+// readAhead reads r on a goroutine of its own into frames of the buffers
+// get gives, up to framesAhead frames ahead of their sender, so that
+// verifying the next frames overlaps sending this one. Each frame's
+// buffer is its own until its recycle (gRPC may still hold a sent message)
+// and is reserved first: a failed reserve is the last frame's error. stop
+// ends the goroutine and waits for it, giving back what frames not taken
+// hold, after which r is the caller's again.
+func readAhead(r io.Reader, get func() *[]byte, put func(*[]byte), reserve func() (func(), error)) (frames <-chan frame, stop func()) {
 	ch := make(chan frame, framesAhead)
 	done := make(chan struct{})
 	exited := make(chan struct{})
@@ -124,17 +141,19 @@ func readAhead(r io.Reader, size int, reserve func() (func(), error)) (frames <-
 			release, err := reserve()
 			if err != nil {
 				select {
-				case ch <- frame{err: err, release: func() {}}:
+				case ch <- frame{err: err, release: func() {}, recycle: func() {}}:
 				case <-done:
 				}
 				return
 			}
-			buf := make([]byte, size)
-			n, err := r.Read(buf)
+			buf := get()
+			n, err := r.Read(*buf)
+			f := frame{(*buf)[:n], err, release, func() { put(buf) }}
 			select {
-			case ch <- frame{buf[:n], err, release}:
+			case ch <- f:
 			case <-done:
-				release()
+				f.release()
+				f.recycle()
 				return
 			}
 			if err != nil {
@@ -147,6 +166,7 @@ func readAhead(r io.Reader, size int, reserve func() (func(), error)) (frames <-
 		<-exited
 		for f := range ch {
 			f.release()
+			f.recycle()
 		}
 	}
 }

@@ -15,10 +15,10 @@
 #                                                         the same bytes from memory by a server that
 #                                                         does nothing else                (>= 0.8)
 #   download cmd/worker BenchmarkDownloadShard1GiB        DownloadShard of a 1 GiB shard from the real
-#                                                         worker to a bulk client hashing beside receiving:
+#                                                         worker to the master's client (master/client):
 #                                                         MB/s / disk read+sha256 (>= 0.8), and the
-#                                                         worker's RSS growth (< 64 MiB); also the same
-#                                                         client hashing inline, and gRPC's default client
+#                                                         worker's RSS growth (< 64 MiB); also a bulk
+#                                                         client of gRPC's codec, and gRPC's defaults
 #   replicate grpcapi BenchmarkReplicateShard256MiB       worker-to-worker ReplicateShard of a 256 MiB shard on
 #                                                         loopback / master/client's DownloadShard of it into a
 #                                                         file + fsync, both orders each round (>= 0.8)
@@ -258,7 +258,7 @@ if want download; then
 	row "DownloadShard 1 GiB ($(int "$(metric "$f" $B rounds)") rounds)" "$(metric "$f" $B download-MB/s) MB/s" \
 		"read+sha256 $(metric "$f" $B ref-MB/s) MB/s" "$d" ">= 0.8" "$(verdict "$d" '>=' 0.8)"
 	row "  ratio min-max over the rounds" "$(metric "$f" $B download/ref-min)-$(metric "$f" $B download/ref-max)" "" "" "" ""
-	row "  client hashing inline / gRPC defaults" "" "" "$(metric "$f" $B inline/ref) / $(metric "$f" $B default-client/ref)" "" ""
+	row "  gRPC codec bulk client / gRPC defaults" "" "" "$(metric "$f" $B stock-bulk/ref) / $(metric "$f" $B default-client/ref)" "" ""
 	row "  CPU for the download: worker / client" "$(metric "$f" $B worker-cpu-s) / $(metric "$f" $B client-cpu-s) s" "" "" "" ""
 	row "  worker RSS growth (median; max)" "$(metric "$f" $B rss-growth-MiB); $g MiB" \
 		"base $(metric "$f" $B rss-base-MiB) MiB" "" "< 64 MiB" "$(verdict "$g" '<' 64)"

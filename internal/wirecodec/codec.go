@@ -36,10 +36,11 @@ const dataField = 2
 // answer goes, piece by piece (OnWritten's taken).
 const pieceBytes = 256 << 10
 
-// Codec is the codec. Its zero value is ready, without OnWritten; New
-// returns one with it.
+// Codec is the codec. Its zero value is ready, without OnWritten and
+// Recycle; New returns one with them.
 type Codec struct {
-	written *sync.Map // message → *watch, see OnWritten
+	written  *sync.Map  // message → *watch, see OnWritten
+	payloads *sync.Pool // *[]byte given back by Recycle, for Unmarshal's payloads
 }
 
 // watch is what OnWritten registered for a message.
@@ -50,8 +51,31 @@ type watch struct {
 
 var _ encoding.CodecV2 = Codec{}
 
-// New returns a codec that keeps OnWritten's promises.
-func New() Codec { return Codec{written: new(sync.Map)} }
+// New returns a codec that keeps OnWritten's promises and reuses what
+// Recycle gives back.
+func New() Codec { return Codec{written: new(sync.Map), payloads: new(sync.Pool)} }
+
+// Recycle gives back the payload of a received DownloadShardResponse (its
+// Data) once nothing refers to it any more, for a later message's payload:
+// a fresh one costs its zeroing and page faults, and the collector's work,
+// every frame of a download. Anything else is left to the collector.
+func (c Codec) Recycle(data []byte) {
+	if c.payloads != nil && cap(data) >= minDirect {
+		data = data[:cap(data)]
+		c.payloads.Put(&data)
+	}
+}
+
+// payloadBuffer is a buffer of size bytes for a payload, one Recycle gave
+// back if it is large enough.
+func (c Codec) payloadBuffer(size int) []byte {
+	if c.payloads != nil {
+		if b, ok := c.payloads.Get().(*[]byte); ok && cap(*b) >= size {
+			return (*b)[:size]
+		}
+	}
+	return make([]byte, size)
+}
 
 // OnWritten arranges for done to run once gRPC is finished with the shard
 // bytes of msg (a *pb.GetShardResponse or *pb.DownloadShardResponse): when
@@ -177,9 +201,9 @@ func (p releasePool) Put(*[]byte)     { p() }
 // Unmarshal decodes data into v as the stock codec does; a
 // DownloadShardResponse that is only a payload (every frame after the
 // first) is copied straight out of gRPC's buffers into its own slice.
-func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*pb.DownloadShardResponse); ok && data.Len() >= minDirect {
-		if payload, ok := payloadOnly(data); ok {
+		if payload, ok := payloadOnly(data, c.payloadBuffer); ok {
 			m.Reset()
 			m.Data = payload
 			return nil
@@ -189,9 +213,9 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 // payloadOnly is the payload of an encoded message that holds field
-// dataField and nothing else, copied once; ok is false for any other
-// message.
-func payloadOnly(data mem.BufferSlice) ([]byte, bool) {
+// dataField and nothing else, copied once into a buffer alloc gives; ok
+// is false for any other message.
+func payloadOnly(data mem.BufferSlice, alloc func(size int) []byte) ([]byte, bool) {
 	var head [1 + binary.MaxVarintLen64]byte
 	n := copyPrefix(head[:], data)
 	num, typ, tagLen := protowire.ConsumeTag(head[:n])
@@ -203,7 +227,7 @@ func payloadOnly(data mem.BufferSlice) ([]byte, bool) {
 	if sizeLen < 0 || uint64(data.Len()-skip) != size {
 		return nil, false
 	}
-	out := make([]byte, size)
+	out := alloc(int(size))
 	at := 0
 	for _, b := range data {
 		part := b.ReadOnlyData()

@@ -123,6 +123,7 @@ type Client struct {
 	maxMsg   int
 	masterID string
 	idle     time.Duration // DialOptions.DownloadIdleTimeout, default filled in
+	codec    wirecodec.Codec
 
 	mu         sync.Mutex // guards unaryLimit
 	unaryLimit int64      // learnt from the first health check; 0: not yet
@@ -162,15 +163,19 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
+	codec := wirecodec.New()
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithChainUnaryInterceptor(cleanUnary),
 		grpc.WithChainStreamInterceptor(cleanStream),
 		grpc.WithDefaultCallOptions(
-			grpc.ForceCodecV2(wirecodec.Codec{}),
+			grpc.ForceCodecV2(codec),
 			grpc.MaxCallRecvMsgSize(maxMsg),
 			grpc.MaxCallSendMsgSize(maxMsg),
 		),
+		grpc.WithInitialWindowSize(streamWindowBytes),
+		grpc.WithInitialConnWindowSize(connWindowBytes),
+		grpc.WithReadBufferSize(readBufferBytes),
 	}
 	if opts.Token != "" {
 		if err := pb.CheckBearerToken(opts.Token); err != nil {
@@ -189,9 +194,20 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 		rpc:      pb.NewVideoProcessingServiceClient(conn),
 		maxMsg:   maxMsg,
 		idle:     idle,
+		codec:    codec,
 		masterID: masterID,
 	}, nil
 }
+
+// The flow control of a bulk receiver: gRPC's defaults (a 64 KiB window
+// grown by its BDP estimate, 32 KiB reads) make a client that hashes and
+// writes a shard as it downloads it wait on the worker. A download buffers
+// at most streamWindowBytes unread, a connection connWindowBytes.
+const (
+	streamWindowBytes = 16 << 20
+	connWindowBytes   = 32 << 20
+	readBufferBytes   = 1 << 20
+)
 
 // Close closes the connection; calls in flight fail with Canceled.
 func (c *Client) Close() error {

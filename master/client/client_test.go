@@ -427,6 +427,39 @@ func TestDownloadShard_Stalled(t *testing.T) {
 	}
 }
 
+// failingWriter takes ok bytes, then fails every write with err.
+type failingWriter struct {
+	ok  int
+	err error
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) <= w.ok {
+		w.ok -= len(p)
+		return len(p), nil
+	}
+	n := w.ok
+	w.ok = 0
+	return n, w.err
+}
+
+// TestDownloadShard_WriteFails: a failed write (the disk is full) ends the
+// download with that error and the count that was written, whichever
+// message it failed on.
+func TestDownloadShard_WriteFails(t *testing.T) {
+	full := errors.New("no space left on device")
+	for _, ok := range []int{0, 1 << 20, 3<<20 + 5} {
+		c := start(t, shardWorker(randomBytes(8<<20)), client.DialOptions{})
+		_, n, err := c.DownloadShard(t.Context(), shardRequest(), &failingWriter{ok: ok, err: full}, client.ShardWant{})
+		if !errors.Is(err, full) || !strings.Contains(err.Error(), "write: ") {
+			t.Fatalf("writer failing after %d bytes: err = %v, want the write's error", ok, err)
+		}
+		if n != int64(ok) {
+			t.Fatalf("writer failing after %d bytes: n = %d", ok, n)
+		}
+	}
+}
+
 func TestDownloadShard_Empty(t *testing.T) {
 	c := start(t, shardWorker(nil), client.DialOptions{})
 	if _, n, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, client.ShardWant{}); err != nil || n != 0 {

@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "github.com/videoshard/videoshard/proto"
@@ -111,22 +114,26 @@ func (c *Client) DownloadShard(ctx context.Context, req *pb.GetShardRequest, w i
 	deadline := time.AfterFunc(total, func() { cancel(late) })
 	defer deadline.Stop()
 
-	h := sha256.New()
-	var n int64
-	write := func(data []byte) error {
-		if n+int64(len(data)) > meta.GetEncodedSize() {
+	out := newSink(w, c.codec.Recycle)
+	defer out.close() // on an early return; a second close is free
+	var received int64
+	put := func(data []byte) error {
+		if received+int64(len(data)) > meta.GetEncodedSize() {
 			return fmt.Errorf("%w: received more than the %d bytes the metadata says", ErrSizeMismatch, meta.GetEncodedSize())
 		}
-		h.Write(data)
-		m, err := w.Write(data)
-		n += int64(m)
-		if err != nil {
-			return fmt.Errorf("write: %w", err)
+		received += int64(len(data))
+		if !out.put(data) {
+			_, _, err := out.close()
+			return err
 		}
 		return nil
 	}
-	if err := write(first.GetData()); err != nil {
+	fail := func(err error) (*pb.ChunkMetadata, int64, error) {
+		n, _, _ := out.close()
 		return meta, n, fmt.Errorf("%s: %w", desc, err)
+	}
+	if err := put(first.GetData()); err != nil {
+		return fail(err)
 	}
 	for {
 		msg, err := recv()
@@ -134,28 +141,94 @@ func (c *Client) DownloadShard(ctx context.Context, req *pb.GetShardRequest, w i
 			break
 		}
 		if err != nil {
-			return meta, n, fmt.Errorf("%s: %w", desc, err)
+			return fail(err)
 		}
 		if msg.GetMetadata() != nil {
-			return meta, n, fmt.Errorf("%s: %w: metadata after the first message", desc, ErrProtocol)
+			return fail(fmt.Errorf("%w: metadata after the first message", ErrProtocol))
 		}
-		if err := write(msg.GetData()); err != nil {
-			return meta, n, fmt.Errorf("%s: %w", desc, err)
+		if err := put(msg.GetData()); err != nil {
+			return fail(err)
 		}
 	}
 
+	n, sum, err := out.close()
+	if err != nil {
+		return meta, n, fmt.Errorf("%s: %w", desc, err)
+	}
 	if n != meta.GetEncodedSize() {
 		return meta, n, fmt.Errorf("%s: %w: received %d bytes, metadata says %d", desc, ErrSizeMismatch, n, meta.GetEncodedSize())
 	}
-	got := hex.EncodeToString(h.Sum(nil))
-	sum := meta.GetChecksumSha256()
-	if sum == "" {
+	got, claimed := hex.EncodeToString(sum), meta.GetChecksumSha256()
+	if claimed == "" {
 		return meta, n, fmt.Errorf("%s: %w: metadata carries no checksum", desc, ErrChecksumMismatch)
 	}
-	if !strings.EqualFold(got, sum) {
-		return meta, n, fmt.Errorf("%s: %w: received sha256 %s, metadata says %s", desc, ErrChecksumMismatch, got, sum)
+	if !strings.EqualFold(got, claimed) {
+		return meta, n, fmt.Errorf("%s: %w: received sha256 %s, metadata says %s", desc, ErrChecksumMismatch, got, claimed)
 	}
 	return meta, n, nil
+}
+
+// sinkDepth is how many received messages a download's sink may hold
+// before the receiver waits for it (with 1 MiB frames, 4 MiB).
+const sinkDepth = 8
+
+// sink hashes a download's bytes and writes them to w on a goroutine of
+// its own, so that receiving the next message overlaps them. Each message
+// handed over is the sink's alone (the codec gives every one its own
+// slice), and given back to the codec once written (w must not keep it,
+// as io.Writer says).
+type sink struct {
+	msgs   chan []byte
+	exited chan struct{}
+	failed atomic.Bool // a write failed: err is set
+	once   sync.Once
+
+	// The goroutine's own until exited is closed.
+	h       hash.Hash
+	w       io.Writer
+	recycle func([]byte)
+	n       int64
+	err     error
+}
+
+func newSink(w io.Writer, recycle func([]byte)) *sink {
+	s := &sink{msgs: make(chan []byte, sinkDepth), exited: make(chan struct{}), h: sha256.New(), w: w, recycle: recycle}
+	go s.run()
+	return s
+}
+
+func (s *sink) run() {
+	defer close(s.exited)
+	for data := range s.msgs {
+		if s.err != nil {
+			continue // drained: the caller learns of the error at put or close
+		}
+		s.h.Write(data)
+		m, err := s.w.Write(data)
+		s.n += int64(m)
+		if err != nil {
+			s.err = fmt.Errorf("write: %w", err)
+			s.failed.Store(true)
+		}
+		s.recycle(data)
+	}
+}
+
+// put hands data over; false once a write has failed (close says why).
+func (s *sink) put(data []byte) bool {
+	if s.failed.Load() {
+		return false
+	}
+	s.msgs <- data
+	return true
+}
+
+// close waits for what was handed over to be written and returns the
+// bytes written, their SHA-256 and the write error, if any.
+func (s *sink) close() (int64, []byte, error) {
+	s.once.Do(func() { close(s.msgs) })
+	<-s.exited
+	return s.n, s.h.Sum(nil), s.err
 }
 
 // describeShard names the shard a request asks for, for error messages.
