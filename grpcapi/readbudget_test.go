@@ -253,11 +253,11 @@ func TestGetVideoMetadata_TooLargeSaysSo(t *testing.T) {
 	}
 }
 
-// TestDownloadShard_RecycledFramesKeepTheirBytes: frame buffers go back to
-// the pool only once gRPC is done with them, so downloads side by side,
-// one of them read slowly (its frames wait in gRPC's buffers), each get
-// their own shard's bytes. Run with -race, an early reuse is a data race
-// as well as wrong bytes.
+// TestDownloadShard_RecycledFramesKeepTheirBytes: answer buffers go back
+// to the pool only once gRPC is done with them, so downloads and GetShard
+// calls side by side, some of them read slowly (their frames wait in
+// gRPC's buffers) or given up midway, each get their own shard's bytes.
+// Run with -race, an early reuse is a data race as well as wrong bytes.
 func TestDownloadShard_RecycledFramesKeepTheirBytes(t *testing.T) {
 	const frameBytes = 64 << 10 // the smallest frame sent beside the message, not copied into it
 	w := newTCPWorker(t, Config{FrameBytes: frameBytes})
@@ -291,6 +291,28 @@ func TestDownloadShard_RecycledFramesKeepTheirBytes(t *testing.T) {
 				}
 				if !bytes.Equal(got, shards[i]) {
 					return fmt.Errorf("round %d, chunk %d: got %d bytes that differ from the shard's %d", round, i, len(got), len(shards[i]))
+				}
+				return nil
+			})
+		}
+	}
+	for round := range 3 {
+		for i := range shards {
+			g.Go(func() error {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				if round == 1 && i == 1 {
+					time.AfterFunc(time.Millisecond, cancel) // a client that gives up
+				}
+				resp, err := w.client.GetShard(ctx, &pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(int32(i))})
+				if ctx.Err() != nil {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(resp.GetShardData(), shards[i]) {
+					return fmt.Errorf("GetShard round %d, chunk %d: bytes differ from the shard's", round, i)
 				}
 				return nil
 			})
