@@ -25,18 +25,21 @@ func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.Get
 	}
 	defer r.Close()
 	meta := r.Metadata()
-	if limit := int64(s.cfg.MaxMessageBytes - messageHeadroom); meta.EncodedSize > limit {
-		return nil, toStatus(fmt.Errorf("%w: shard is %d bytes, over the %d-byte message limit: use DownloadShard",
-			errTooLarge, meta.EncodedSize, limit))
-	}
 	resp := &pb.GetShardResponse{
 		Success:  true,
 		Message:  fmt.Sprintf("chunk %d of %s, %d bytes", meta.ChunkIndex, meta.VideoID, meta.EncodedSize),
 		Metadata: toProtoMetadata(meta),
 	}
-	// The metadata may be large too (a copy's encoder settings): the
-	// answer must fit whole, or gRPC refuses it with a bare size error.
-	if n := int64(proto.Size(resp)+protowire.SizeTag(2)+protowire.SizeVarint(uint64(meta.EncodedSize))) + meta.EncodedSize; n > int64(s.cfg.MaxMessageBytes) {
+	// The shard must be within the unary limit CheckHealth gives, and the
+	// answer fit one message whole, its metadata too (a copy's encoder
+	// settings may be large), or gRPC refuses it with a bare size error.
+	limit := int64(s.cfg.MaxMessageBytes - messageHeadroom)
+	n := int64(proto.Size(resp)+protowire.SizeTag(2)+protowire.SizeVarint(uint64(meta.EncodedSize))) + meta.EncodedSize
+	switch {
+	case meta.EncodedSize > limit:
+		return nil, toStatus(fmt.Errorf("%w: shard is %d bytes, over the %d-byte message limit: use DownloadShard",
+			errTooLarge, meta.EncodedSize, limit))
+	case n > int64(s.cfg.MaxMessageBytes):
 		return nil, toStatus(fmt.Errorf("%w: the answer would be %d bytes with its metadata, over the %d-byte message limit: use DownloadShard",
 			errTooLarge, n, s.cfg.MaxMessageBytes))
 	}

@@ -87,15 +87,23 @@ func scanPackets(ctx context.Context, tools Tools, abs string, index int, what i
 // to w as it streams. A run that fails (as opposed to one that cannot
 // start or is cancelled) wraps ErrNotMedia.
 func probeTo(ctx context.Context, tools Tools, abs string, opts ffmpeg.KwArgs, w io.Writer) error {
+	return probeFailed(ctx, fftool.Run(ctx, tools.FFprobeBin(), ffprobeArgs(abs, opts), w))
+}
+
+// ffprobeArgs is ffprobe's command line for the file abs with opts, quiet
+// but for errors.
+func ffprobeArgs(abs string, opts ffmpeg.KwArgs) []string {
 	kw := ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{{"v": "error", "hide_banner": ""}, opts})
-	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+abs)
-	if err := fftool.Run(ctx, tools.FFprobeBin(), args, w); err != nil {
-		if fftool.IsFailure(ctx, err) {
-			return fmt.Errorf("%w: %w", ErrNotMedia, err)
-		}
-		return err
+	return append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+abs)
+}
+
+// probeFailed is err, an ffprobe run's, wrapping ErrNotMedia if ffprobe
+// failed on the file (rather than being stopped or not started).
+func probeFailed(ctx context.Context, err error) error {
+	if err != nil && fftool.IsFailure(ctx, err) {
+		return fmt.Errorf("%w: %w", ErrNotMedia, err)
 	}
-	return nil
+	return err
 }
 
 // Write parses ffprobe's compact output line by line. It never fails, so

@@ -181,15 +181,8 @@ func ProbePresentation(ctx context.Context, tools Tools, path string) (Presentat
 // runProbe runs ffprobe with opts on the local file abs and decodes its
 // JSON report into v. A run that fails wraps ErrNotMedia.
 func runProbe(ctx context.Context, tools Tools, abs string, v any, opts ffmpeg.KwArgs) error {
-	kw := ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{{"v": "error", "hide_banner": "", "of": "json"}, opts})
-	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(kw), "file:"+abs)
-	if err := fftool.ProbeJSON(ctx, tools.FFprobeBin(), args, v); err != nil {
-		if fftool.IsFailure(ctx, err) {
-			return fmt.Errorf("%w: %w", ErrNotMedia, err)
-		}
-		return err
-	}
-	return nil
+	opts = ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{{"of": "json"}, opts})
+	return probeFailed(ctx, fftool.ProbeJSON(ctx, tools.FFprobeBin(), ffprobeArgs(abs, opts), v))
 }
 
 // The subset of ffprobe's JSON ProbePresentation reads.
