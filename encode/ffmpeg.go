@@ -845,6 +845,15 @@ var badInputHints = []string{
 	"corrupt",
 }
 
+// unencodableHints are ffmpeg messages that mean the encoder, as
+// configured, refuses this input (a 4:2:0 picture of odd width for
+// libx264, say): deterministic, so no retry helps.
+var unencodableHints = []string{
+	"Error while opening encoder",
+	"Error initializing output stream",
+	"not divisible by 2",
+}
+
 // failure classifies a failed ffmpeg run.
 func (f *FFmpeg) failure(ctx, runCtx context.Context, err error, stderr, inPath string) error {
 	var se *proc.StartError
@@ -861,6 +870,11 @@ func (f *FFmpeg) failure(ctx, runCtx context.Context, err error, stderr, inPath 
 	for _, hint := range badInputHints {
 		if strings.Contains(stderr, hint) {
 			return fmt.Errorf("%w: %s", ErrInvalidInput, reason)
+		}
+	}
+	for _, hint := range unencodableHints {
+		if strings.Contains(stderr, hint) {
+			return fmt.Errorf("%w: the encoder cannot encode it as configured: %s", ErrInvalidInput, reason)
 		}
 	}
 	// ffmpeg's words are not conclusive: ask ffprobe whether the input has

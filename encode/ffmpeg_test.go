@@ -283,6 +283,25 @@ func TestFFmpeg_ErrInvalidInput_Empty(t *testing.T) {
 	assertEmptyDir(t, tmp)
 }
 
+// TestFFmpeg_ErrInvalidInput_Unencodable: a 4:2:0 chunk of odd width,
+// which libx264 refuses whatever is tried again, is invalid input, not an
+// internal error a client would retry.
+func TestFFmpeg_ErrInvalidInput_Unencodable(t *testing.T) {
+	odd := filepath.Join(t.TempDir(), "odd.mkv")
+	gen := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
+		"-f", "lavfi", "-i", "testsrc=s=33x17:r=25:d=0.2,format=yuv420p", "-c:v", "ffv1", odd)
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("make odd-sized clip: %v\n%s", err, out)
+	}
+	tmp := t.TempDir()
+	enc := newFFmpeg(t, encode.FFmpegConfig{TempDir: tmp, VideoCodec: "libx264"})
+	_, err := enc.Encode(context.Background(), openFile(t, odd), newFileOutput(t), encode.Options{})
+	if !errors.Is(err, encode.ErrInvalidInput) || !strings.Contains(err.Error(), "not divisible by 2") {
+		t.Fatalf("err = %v, want ErrInvalidInput with libx264's reason", err)
+	}
+	assertEmptyDir(t, tmp)
+}
+
 // TestFFmpeg_ErrInvalidInput_NoVideoStream feeds valid media without video.
 func TestFFmpeg_ErrInvalidInput_NoVideoStream(t *testing.T) {
 	audio := filepath.Join(t.TempDir(), "audio.ogg")

@@ -52,6 +52,9 @@ func checkOutputs(cfg JobConfig, input string) error {
 				"choose another --state-dir", p.what, p.path, work)
 		}
 	}
+	if err := checkOutputDir(filepath.Dir(output)); err != nil {
+		return fmt.Errorf("--output %s: %w", output, err)
+	}
 	for _, p := range []string{output, unverified} {
 		fi, err := os.Lstat(p)
 		switch {
@@ -65,6 +68,26 @@ func checkOutputs(cfg JobConfig, input string) error {
 		}
 	}
 	return nil
+}
+
+// checkOutputDir reports why the output cannot be written into dir, if it
+// cannot: found before any chunk is encoded, not at the join.
+func checkOutputDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("its directory %s does not exist", dir)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	f, err := os.CreateTemp(dir, ".videoshard-writable-*")
+	if err != nil {
+		return fmt.Errorf("its directory %s cannot be written: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // sameFile reports whether a and b name one file: the same absolute path,

@@ -155,6 +155,18 @@ cat size_a.h264 size_b.h264 >size_ab.h264
 ff -framerate 25 -f h264 -i size_ab.h264 -c copy size_change.mkv
 rm -f size_a.h264 size_b.h264 size_ab.h264
 
+# Transport streams run together (cat a.ts b.ts, as captures and HLS
+# segments are): the timestamps restart midway. In the second, the later
+# capture's pictures are 4:4:4, so ffmpeg rebuilds its filters midway.
+ff -f lavfi -i "$src:d=2" -f lavfi -i "$tone:d=2" -c:v libx264 -preset veryfast -g 25 -c:a mp2 -f mpegts part_a.ts
+ff -f lavfi -i "testsrc=s=320x240:r=25:d=2" -f lavfi -i "sine=f=880:r=48000:d=2" -pix_fmt yuv420p -c:v libx264 \
+  -preset veryfast -g 25 -c:a mp2 -f mpegts part_b.ts
+ff -f lavfi -i "testsrc=s=320x240:r=25:d=2" -f lavfi -i "sine=f=880:r=48000:d=2" -pix_fmt yuv444p -c:v libx264 \
+  -preset veryfast -g 25 -c:a mp2 -f mpegts part_c.ts
+cat part_a.ts part_b.ts >ts_restart.ts
+cat part_a.ts part_c.ts >ts_restart_444.ts
+rm -f part_a.ts part_b.ts part_c.ts
+
 # The sources refused before any encode, and what the refusal says.
 cat >refused.txt <<'LIST'
 size_change.mkv the video's picture size changes midway (320x240, then 480x270)
@@ -162,7 +174,9 @@ LIST
 
 # name, segment seconds, output extension, the codec to ask for when the
 # workers' default (libx264) cannot carry the source's presentation ("-"
-# for the default), and the one warning the summary must give, if any.
+# for the default), and the warnings the summary must give, if any, each
+# one's start, separated by " | ". (The packet a capture run together
+# starts with is flagged corrupt: its continuity counter jumps.)
 cat >corpus.txt <<'LIST'
 opengop_h264.mp4 1.5 mkv
 xvid_bframes.avi 1.5 mkv
@@ -185,4 +199,6 @@ vfr_phone.mp4 1.5 mp4
 editlist_cut.mp4 1.5 mkv
 editlist_cut.mp4 1.5 mp4
 damaged_capture.ts 1.5 mkv - damaged source: 
+ts_restart.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back for good at 1 points (first at picture 50, 2.000s)
+ts_restart_444.ts 1 mkv - video pixel format changes midway (yuv420p, then yuv444p) | damaged source: 1 of the video's packets | the video's timestamps go back for good at 1 points
 LIST

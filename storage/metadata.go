@@ -64,7 +64,9 @@ type Quality struct {
 	// PSNRMin and PSNRMean are in dB: the worst picture's, and the PSNR of
 	// the mean MSE. +Inf when the pictures are identical.
 	PSNRMin, PSNRMean float64
-	// SSIMMin and SSIMMean are the worst and mean SSIM, 1 identical.
+	// SSIMMin and SSIMMean are the worst and mean SSIM, 1 identical; NaN
+	// when SSIM cannot measure the pictures (a plane smaller than its 8x8
+	// window).
 	SSIMMin, SSIMMean float64
 }
 
@@ -72,24 +74,25 @@ type qualityJSON struct {
 	Frames   int64    `json:"frames"`
 	PSNRMin  *float64 `json:"psnr_min"`
 	PSNRMean *float64 `json:"psnr_mean"`
-	SSIMMin  float64  `json:"ssim_min"`
-	SSIMMean float64  `json:"ssim_mean"`
+	SSIMMin  *float64 `json:"ssim_min"`
+	SSIMMean *float64 `json:"ssim_mean"`
 }
 
-// MarshalJSON writes the fields above, with null for an infinite PSNR.
+// MarshalJSON writes the fields above, with null for an infinite PSNR
+// and for an SSIM not measured (NaN).
 // Other non-finite values are an error, as for any float64.
 func (q Quality) MarshalJSON() ([]byte, error) {
 	return json.Marshal(qualityJSON{
 		Frames:   q.Frames,
 		PSNRMin:  nilIfPosInf(q.PSNRMin),
 		PSNRMean: nilIfPosInf(q.PSNRMean),
-		SSIMMin:  q.SSIMMin,
-		SSIMMean: q.SSIMMean,
+		SSIMMin:  nilIfNaN(q.SSIMMin),
+		SSIMMean: nilIfNaN(q.SSIMMean),
 	})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes; a null or absent PSNR is
-// +Inf.
+// +Inf, a null or absent SSIM NaN.
 func (q *Quality) UnmarshalJSON(b []byte) error {
 	var j qualityJSON
 	if err := json.Unmarshal(b, &j); err != nil {
@@ -99,10 +102,24 @@ func (q *Quality) UnmarshalJSON(b []byte) error {
 		Frames:   j.Frames,
 		PSNRMin:  posInfIfNil(j.PSNRMin),
 		PSNRMean: posInfIfNil(j.PSNRMean),
-		SSIMMin:  j.SSIMMin,
-		SSIMMean: j.SSIMMean,
+		SSIMMin:  nanIfNil(j.SSIMMin),
+		SSIMMean: nanIfNil(j.SSIMMean),
 	}
 	return nil
+}
+
+func nilIfNaN(v float64) *float64 {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return &v
+}
+
+func nanIfNil(v *float64) float64 {
+	if v == nil {
+		return math.NaN()
+	}
+	return *v
 }
 
 func nilIfPosInf(v float64) *float64 {

@@ -126,10 +126,11 @@ func decodeMetadataFast(data []byte) (m Metadata, ok bool) {
 }
 
 // quality parses what Quality.MarshalJSON writes: numbers, and null for an
-// infinite PSNR (absent is infinite too, as for Quality.UnmarshalJSON).
+// infinite PSNR or an SSIM not measured (absent is too, as for
+// Quality.UnmarshalJSON).
 func (p *jsonCursor) quality() (*Quality, bool) {
-	inf := math.Inf(1)
-	q := Quality{PSNRMin: inf, PSNRMean: inf}
+	inf, nan := math.Inf(1), math.NaN()
+	q := Quality{PSNRMin: inf, PSNRMean: inf, SSIMMin: nan, SSIMMean: nan}
 	var seen uint8
 	ok := p.object(func(key string) bool {
 		var bit uint8
@@ -146,10 +147,10 @@ func (p *jsonCursor) quality() (*Quality, bool) {
 			q.PSNRMean, ok = p.floatOrNull(inf)
 		case "ssim_min":
 			bit = 8
-			q.SSIMMin, ok = p.float()
+			q.SSIMMin, ok = p.floatOrNull(nan)
 		case "ssim_mean":
 			bit = 16
-			q.SSIMMean, ok = p.float()
+			q.SSIMMean, ok = p.floatOrNull(nan)
 		}
 		if bit == 0 || seen&bit != 0 {
 			return false

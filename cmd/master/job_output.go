@@ -79,7 +79,8 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 		}
 		duration := fmt.Sprintf("%.3fs output, %.3fs source (tolerance %.3fs)", v.OutputDuration, v.SourceDuration, v.FrameDuration)
 		if v.Untimed {
-			duration = fmt.Sprintf("%.3fs output; not compared, nor the frame times: the source's pictures carry no usable timestamps", v.OutputDuration)
+			duration = fmt.Sprintf("%.3fs output, %.3fs source shown one frame apart (tolerance %.3fs): the source's pictures carry no usable timestamps",
+				v.OutputDuration, v.SourceDuration, v.FrameDuration)
 		}
 		fs = append(fs,
 			field{"verification", verdict},
@@ -88,8 +89,8 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 			field{"audio streams", fmt.Sprintf("%d output, %d source", v.AudioStreamsOutput, v.AudioStreamsSource)},
 		)
 		if q := s.Quality; q != nil {
-			fs = append(fs, field{"pictures", fmt.Sprintf("PSNR %s mean, %s worst (chunk %d); SSIM %.4f mean, %.4f worst; %d pictures compared (%s)",
-				dB(q.MeanPSNR), dB(q.MinPSNR), s.WorstChunk, q.MeanSSIM, q.MinSSIM, q.Frames, s.VerifyMode)})
+			fs = append(fs, field{"pictures", fmt.Sprintf("PSNR %s mean, %s worst (chunk %d); %s; %d pictures compared (%s)",
+				dB(q.MeanPSNR), dB(q.MinPSNR), s.WorstChunk, ssim(q.MeanSSIM, q.MinSSIM), q.Frames, s.VerifyMode)})
 		} else if s.VerifyMode == master.VerifyOff {
 			fs = append(fs, field{"pictures", "not compared (--verify=off)"})
 		}
@@ -122,6 +123,18 @@ func dB(x float64) string {
 		return "inf dB (identical)"
 	}
 	return fmt.Sprintf("%.2f dB", x)
+}
+
+// ssim is a mean and worst SSIM (the worst left out when NaN) as the
+// summary shows them.
+func ssim(mean, worst float64) string {
+	switch {
+	case math.IsNaN(mean):
+		return "SSIM not measured (pictures under its 8x8 window)"
+	case math.IsNaN(worst):
+		return fmt.Sprintf("SSIM %.4f", mean)
+	}
+	return fmt.Sprintf("SSIM %.4f mean, %.4f worst", mean, worst)
 }
 
 func speedIfSet(x float64) string {
@@ -173,7 +186,7 @@ func (a *app) printState(s *master.JobState) error {
 		case c.QualityProblem != "":
 			quality = c.QualityProblem
 		case c.Quality != nil && c.Quality.Frames > 0:
-			quality = fmt.Sprintf("%s / %s, SSIM %.4f (%s)", dB(c.Quality.MinPSNR), dB(c.Quality.MeanPSNR), c.Quality.MeanSSIM, c.QualityMode)
+			quality = fmt.Sprintf("%s / %s, %s (%s)", dB(c.Quality.MinPSNR), dB(c.Quality.MeanPSNR), ssim(c.Quality.MeanSSIM, math.NaN()), c.QualityMode)
 		}
 		rows = append(rows, []string{
 			strconv.Itoa(c.Index), state, fmt.Sprintf("%d+%d", c.FirstFrame, c.Frames), form, seconds(c.Duration),

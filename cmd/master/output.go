@@ -217,8 +217,8 @@ func pictureQuality(m *pb.ChunkMetadata) string {
 	if m.GetQualityFrames() <= 0 {
 		return ""
 	}
-	return fmt.Sprintf("PSNR %s mean, %s worst; SSIM %.4f mean, %.4f worst; %d pictures compared",
-		dB(m.GetPsnrMean()), dB(m.GetPsnrMin()), m.GetSsimMean(), m.GetSsimMin(), m.GetQualityFrames())
+	return fmt.Sprintf("PSNR %s mean, %s worst; %s; %d pictures compared",
+		dB(m.GetPsnrMean()), dB(m.GetPsnrMin()), ssim(m.GetSsimMean(), m.GetSsimMin()), m.GetQualityFrames())
 }
 
 // psnrRange is a table cell: the worst and mean PSNR, "inf" for identical

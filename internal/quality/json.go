@@ -1,7 +1,8 @@
 package quality
 
-// The JSON forms: encoding/json cannot write +Inf, so an infinite PSNR
-// (identical pictures) is written as null and read back as +Inf.
+// The JSON forms: encoding/json cannot write +Inf or NaN, so an infinite
+// PSNR (identical pictures) is written as null and read back as +Inf, and
+// an SSIM not measured (NaN) as null, read back as NaN.
 
 import (
 	"encoding/json"
@@ -11,13 +12,13 @@ import (
 type frameJSON struct {
 	Frame int64    `json:"frame"`
 	PSNR  *float64 `json:"psnr"`
-	SSIM  float64  `json:"ssim"`
+	SSIM  *float64 `json:"ssim"`
 }
 
 // MarshalJSON writes {"frame":..,"psnr":..,"ssim":..}, with null for an
 // infinite PSNR.
 func (f Frame) MarshalJSON() ([]byte, error) {
-	return json.Marshal(frameJSON{Frame: f.Frame, PSNR: finiteOrNil(f.PSNR), SSIM: f.SSIM})
+	return json.Marshal(frameJSON{Frame: f.Frame, PSNR: finiteOrNil(f.PSNR), SSIM: finiteOrNil(f.SSIM)})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes; a null or absent PSNR is
@@ -27,7 +28,7 @@ func (f *Frame) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*f = Frame{Frame: j.Frame, PSNR: infIfNil(j.PSNR), SSIM: j.SSIM}
+	*f = Frame{Frame: j.Frame, PSNR: infIfNil(j.PSNR), SSIM: nanIfNil(j.SSIM)}
 	return nil
 }
 
@@ -35,8 +36,8 @@ type statsJSON struct {
 	Frames   int      `json:"frames"`
 	MinPSNR  *float64 `json:"min_psnr"`
 	MeanPSNR *float64 `json:"mean_psnr"`
-	MinSSIM  float64  `json:"min_ssim"`
-	MeanSSIM float64  `json:"mean_ssim"`
+	MinSSIM  *float64 `json:"min_ssim"`
+	MeanSSIM *float64 `json:"mean_ssim"`
 }
 
 // MarshalJSON writes snake_case fields, with null for an infinite PSNR.
@@ -45,8 +46,8 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 		Frames:   s.Frames,
 		MinPSNR:  finiteOrNil(s.MinPSNR),
 		MeanPSNR: finiteOrNil(s.MeanPSNR),
-		MinSSIM:  s.MinSSIM,
-		MeanSSIM: s.MeanSSIM,
+		MinSSIM:  finiteOrNil(s.MinSSIM),
+		MeanSSIM: finiteOrNil(s.MeanSSIM),
 	})
 }
 
@@ -61,8 +62,8 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 		Frames:   j.Frames,
 		MinPSNR:  infIfNil(j.MinPSNR),
 		MeanPSNR: infIfNil(j.MeanPSNR),
-		MinSSIM:  j.MinSSIM,
-		MeanSSIM: j.MeanSSIM,
+		MinSSIM:  nanIfNil(j.MinSSIM),
+		MeanSSIM: nanIfNil(j.MeanSSIM),
 	}
 	return nil
 }
@@ -80,6 +81,15 @@ func finiteOrNil(v float64) *float64 {
 func infIfNil(v *float64) float64 {
 	if v == nil {
 		return math.Inf(1)
+	}
+	return *v
+}
+
+// nanIfNil reads the JSON form of an SSIM: *v, or NaN (not measured) for
+// nil.
+func nanIfNil(v *float64) float64 {
+	if v == nil {
+		return math.NaN()
 	}
 	return *v
 }

@@ -82,7 +82,8 @@ type Frame struct {
 	PSNR float64
 	// SSIM is ffmpeg's ssim "All", to 1e-6: the SSIM of each plane (8x8
 	// windows on 4x4 steps), averaged weighted by plane size like PSNR.
-	// 1 means identical; lower is worse. (SSIM of luma only would save
+	// 1 means identical; lower is worse; NaN when a plane is smaller than
+	// the window, so SSIM measures nothing. (SSIM of luma only would save
 	// under 1% of a run's CPU time, so all the planes count.)
 	SSIM float64
 }
@@ -98,7 +99,8 @@ type Stats struct {
 	// of them are identical.
 	MeanPSNR float64
 	MinSSIM  float64
-	// MeanSSIM is the plain mean of the frames' SSIM.
+	// MeanSSIM is the plain mean of the frames' SSIM. Both are NaN when
+	// no frame's SSIM was measured.
 	MeanSSIM float64
 }
 
@@ -223,14 +225,21 @@ func Summarize(frames []Frame) Stats {
 	}
 	s := Stats{Frames: len(frames), MinPSNR: math.Inf(1), MinSSIM: math.Inf(1)}
 	var mse, ssim float64 // mse: MSE relative to max², 0 for identical
+	ssims := 0            // the frames SSIM measured
 	for _, f := range frames {
 		s.MinPSNR = min(s.MinPSNR, f.PSNR)
-		s.MinSSIM = min(s.MinSSIM, f.SSIM)
 		mse += math.Pow(10, -f.PSNR/10)
-		ssim += f.SSIM
+		if !math.IsNaN(f.SSIM) {
+			s.MinSSIM = min(s.MinSSIM, f.SSIM)
+			ssim += f.SSIM
+			ssims++
+		}
 	}
 	n := float64(len(frames))
 	s.MeanPSNR = -10 * math.Log10(mse/n) // +Inf when every frame is identical
-	s.MeanSSIM = ssim / n
+	s.MeanSSIM = ssim / float64(ssims)
+	if ssims == 0 {
+		s.MinSSIM, s.MeanSSIM = math.NaN(), math.NaN()
+	}
 	return s
 }

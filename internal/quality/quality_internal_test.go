@@ -1,6 +1,7 @@
 package quality
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"slices"
@@ -98,5 +99,37 @@ func TestStatsParser(t *testing.T) {
 	_, _ = q.Write([]byte(psnr1 + ssim1))
 	if _, err := q.result(); !errors.Is(err, ErrFrameCountMismatch) {
 		t.Errorf("short stats: err = %v, want ErrFrameCountMismatch", err)
+	}
+}
+
+// TestStatsParser_SSIMNotMeasured: pictures with a plane smaller than
+// SSIM's 8x8 window give ffmpeg's "nan" or "-nan": the SSIM is NaN (not
+// measured), the PSNR kept, and Summarize and the JSON forms leave it out.
+func TestStatsParser_SSIMNotMeasured(t *testing.T) {
+	for _, nan := range []string{"nan", "-nan"} {
+		q := newStatsParser(2)
+		_, _ = q.Write([]byte("n:1 psnr_avg:40.00\nn:1 Y:0.999500 U:" + nan + " V:" + nan + " All:" + nan + " (inf)\n" +
+			"n:2 psnr_avg:30.00\nn:2 Y:0.9 All:0.900000 (10.0)\n"))
+		frames, err := q.result()
+		if err != nil {
+			t.Fatalf("%s: %v", nan, err)
+		}
+		if len(frames) != 2 || frames[0].PSNR != 40 || !math.IsNaN(frames[0].SSIM) || frames[1].SSIM != 0.9 {
+			t.Fatalf("%s: %+v", nan, frames)
+		}
+		if s := Summarize(frames); s.MinSSIM != 0.9 || s.MeanSSIM != 0.9 || s.MinPSNR != 30 {
+			t.Errorf("%s: Summarize = %+v, want SSIM of the measured picture only", nan, s)
+		}
+		if s := Summarize(frames[:1]); !math.IsNaN(s.MinSSIM) || !math.IsNaN(s.MeanSSIM) {
+			t.Errorf("%s: Summarize of none measured = %+v, want NaN SSIM", nan, s)
+		}
+		b, err := json.Marshal(Summarize(frames[:1]))
+		if err != nil || !strings.Contains(string(b), `"min_ssim":null`) {
+			t.Errorf("%s: JSON %s, %v", nan, b, err)
+		}
+		var back Stats
+		if err := json.Unmarshal(b, &back); err != nil || !math.IsNaN(back.MeanSSIM) {
+			t.Errorf("%s: read back %+v, %v", nan, back, err)
+		}
 	}
 }

@@ -84,33 +84,35 @@ func (q *statsParser) parseLine(line string) {
 		q.frames = append(q.frames, Frame{})
 		q.seen = append(q.seen, 0)
 	}
-	value := func(key string) (float64, bool) {
-		for _, f := range fields[1:] {
-			if v, ok := strings.CutPrefix(f, key); ok {
-				x, err := strconv.ParseFloat(v, 64)
-				return x, err == nil && !math.IsNaN(x)
-			}
-		}
-		return 0, false
-	}
-	// Only PSNR may be infinite (identical pictures), and only +Inf.
+	// Only PSNR may be infinite (identical pictures), and only +Inf; only
+	// SSIM may be NaN (a plane smaller than its 8x8 window: not measured).
 	var (
-		bit      uint8
-		dst      *float64
-		key      string
-		infinite bool
+		bit           uint8
+		dst           *float64
+		key           string
+		infinite, nan bool
 	)
 	switch {
 	case strings.Contains(line, " psnr_avg:"):
 		bit, dst, key, infinite = statPSNR, &q.frames[n-1].PSNR, "psnr_avg:", true
 	case strings.Contains(line, " All:"):
-		bit, dst, key = statSSIM, &q.frames[n-1].SSIM, "All:"
+		bit, dst, key, nan = statSSIM, &q.frames[n-1].SSIM, "All:", true
 	default:
 		q.err = fmt.Errorf("ffmpeg: unexpected statistics line %q", line)
 		return
 	}
-	v, ok := value(key)
-	if !ok || math.IsInf(v, -1) || (math.IsInf(v, 1) && !infinite) {
+	v, ok := 0.0, false
+	for _, f := range fields[1:] {
+		if text, found := strings.CutPrefix(f, key); found {
+			if text == "-nan" { // glibc's printf of a NaN with its sign bit set
+				text = "nan"
+			}
+			x, err := strconv.ParseFloat(text, 64)
+			v, ok = x, err == nil
+			break
+		}
+	}
+	if !ok || math.IsNaN(v) && !nan || math.IsInf(v, -1) || (math.IsInf(v, 1) && !infinite) {
 		q.err = fmt.Errorf("ffmpeg: unexpected statistics line %q", line)
 		return
 	}

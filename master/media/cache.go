@@ -19,7 +19,7 @@ import (
 // back while the source and the split's inputs are what they were.
 
 // cacheVersion is the format of the files SaveSource and SaveSplit write.
-const cacheVersion = 3 // 2: the key is written first, on its own; 3: SourceInfo.Warnings
+const cacheVersion = 4 // 2: the key is written first, on its own; 3: SourceInfo.Warnings; 4: untimed lossless chunks numbered by the decoder
 
 // ErrStale: a cache file does not describe the current source or split,
 // or does not exist. The caller probes or splits again.

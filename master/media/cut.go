@@ -40,6 +40,15 @@ type packetTimeline struct {
 	// for each and increases (nil otherwise): a copy can then select its
 	// packets by position, so it need not read the source from its start.
 	pos []int64
+	// mended are the pictures whose timestamps were mended (repairTimes),
+	// in order: no copy holds one, as it would carry the source's.
+	mended []int
+}
+
+// mendedIn reports whether a picture from first to end-1 was mended.
+func (p packetTimeline) mendedIn(first, end int) bool {
+	i, _ := slices.BinarySearch(p.mended, first)
+	return i < len(p.mended) && p.mended[i] < end
 }
 
 // increasing returns pos when every one is known and they strictly
@@ -103,7 +112,7 @@ func planCuts(pics []picture, tb rational, pkts packetTimeline, segment float64)
 			continue
 		}
 		start, stop := keyPacket[keyPic[k]], lastNeeded[end-1]
-		if stop < start {
+		if stop < start || pkts.mendedIn(keyPic[k], end) {
 			continue
 		}
 		cuts[c] = cut{first: first, end: end, copy: true, startPacket: start, endPacket: stop, lead: first - keyPic[k]}

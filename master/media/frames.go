@@ -171,6 +171,16 @@ func (s *pictureScan) parseLine(line []byte) {
 	}
 }
 
+// untimedFPS is the frame rate pictures without usable timestamps are
+// shown at, one frame apart: the stream's stated rate, or 25. The split
+// times its chunks by it and Verify expects the output to keep it.
+func untimedFPS(fps float64) float64 {
+	if fps > 0 {
+		return fps
+	}
+	return 25
+}
+
 // timed reports whether every picture has a timestamp and they increase.
 func (s *pictureScan) timed() bool {
 	return len(s.pictures) > 0 && timedFrom(s.pictures, 0)

@@ -215,20 +215,28 @@ func finish(path string, info SourceInfo, pics *pictureScan, err error) (SourceI
 	v.Frames = int64(len(pics.pictures))
 	v.Packets = scan.packets
 	v.Keyframes = scan.keyframes
-	if pics.timed() {
+	info.Warnings = pics.log.warnings()
+	if repair, ok := repairTimes(pics.pictures); ok {
 		// The first picture a decoder shows, not ffprobe's first packet
 		// (a capture cut mid-GOP starts with packets nothing can decode,
 		// an open GOP with leading pictures before its keyframe): what
 		// the video is placed by against the audio.
+		mended := &pictureScan{timeBase: pics.timeBase, pictures: repair.pictures}
 		v.StartTime = pics.timeBase.seconds(pics.pictures[0].pts)
-		v.Duration = pics.timeBase.seconds(pics.endTicks(v.FPS) - pics.pictures[0].pts)
+		v.Duration = pics.timeBase.seconds(mended.endTicks(v.FPS) - pics.pictures[0].pts)
+		info.Warnings = append(info.Warnings, repair.warnings(pics.timeBase)...)
 		if v.FPS <= 0 && v.Duration > 0 {
 			v.FPS = float64(v.Frames) / v.Duration
 		}
 	} else {
-		v.Duration = scan.duration(v.FPS)
+		// Shown one frame apart: what the split and Verify give it.
+		v.Duration = float64(v.Frames) / untimedFPS(v.FPS)
+		if !slices.ContainsFunc(pics.pictures, func(p picture) bool { return p.pts == noPTS }) {
+			info.Warnings = append(info.Warnings, fmt.Sprintf(
+				"the video's timestamps repeat or go back at more than %d pictures: they are not used, and the pictures are shown one frame apart at %g fps (%.3fs)",
+				maxRepairs(len(pics.pictures)), untimedFPS(v.FPS), v.Duration))
+		}
 	}
-	info.Warnings = pics.log.warnings()
 	info.pictures = pics
 	return info, nil
 }

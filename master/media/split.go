@@ -341,8 +341,12 @@ type timeline struct {
 	// another time base than the packets': no chunk can be a stream copy.
 	packets packetTimeline
 	fps     float64
-	// timed: the timestamps are the source's own.
+	// timed: the timestamps are the source's own, or mended where they
+	// repeat or go back (see repairTimes; spans is then set).
 	timed bool
+	// spans say how the mended timestamps are had from a decode's; nil
+	// when none was mended.
+	spans []timeSpan
 	// losslessCodec is the encoder lossless chunks are made with.
 	losslessCodec string
 }
@@ -365,15 +369,20 @@ func sourceTimeline(ctx context.Context, tools Tools, src SourceInfo) (timeline,
 	if len(pics.pictures) == 0 {
 		return timeline{}, fmt.Errorf("%w: the video has no picture ffmpeg can decode", ErrNoVideo)
 	}
-	tl := timeline{pictures: pics.pictures, timeBase: pics.timeBase, fps: src.Video.FPS, timed: pics.timed(),
+	repair, timed := repairTimes(pics.pictures)
+	tl := timeline{pictures: pics.pictures, timeBase: pics.timeBase, fps: src.Video.FPS, timed: timed,
 		losslessCodec: losslessCodec(src.Video.PixFmt)}
-	if tl.timed && pkts.timeBase == pics.timeBase {
-		tl.packets = packetTimeline{pts: pkts.pts, keys: pkts.keys, pos: increasing(pkts.pos)}
+	if repair.repaired() {
+		tl.pictures, tl.spans = repair.pictures, repair.spans
+	}
+	// Copies carry the source's own timestamps: none where they went
+	// back for good (a packet's no longer names one picture), none holding
+	// a picture whose time was mended (see planCuts).
+	if tl.timed && pkts.timeBase == pics.timeBase && len(repair.restarts) == 0 {
+		tl.packets = packetTimeline{pts: pkts.pts, keys: pkts.keys, pos: increasing(pkts.pos), mended: repair.nudged}
 	}
 	if !tl.timed {
-		if tl.fps <= 0 {
-			tl.fps = 25
-		}
+		tl.fps = untimedFPS(tl.fps)
 		fps := tl.fps
 		tl.pictures = slices.Clone(tl.pictures)
 		for i := range tl.pictures {
@@ -556,15 +565,29 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 	case "ffv1":
 		out["level"], out["slices"] = "3", "4"
 	}
-	in := ffmpeg.Input("file:"+src.Path, decodeInput())
-	s := in.Get(strconv.Itoa(src.Video.Index)).Filter("select", ffmpeg.Args{sel.String()})
-	if tl.timed {
-		// The segment muxer restarts every chunk's timestamps at zero but
-		// the first's: this does it for the first.
-		s = s.Filter("setpts", ffmpeg.Args{"PTS-STARTPTS"})
+	inOpts := decodeInput()
+	var s *ffmpeg.Stream
+	if tl.byIndex() {
+		// Timestamps made up or mended: the pictures are selected by their
+		// index and timed by it, so the filters must see every picture and
+		// never be rebuilt (which restarts their counts) when the stream's
+		// format changes midway; scale converts such pictures instead, as
+		// the rebuilt filters would.
+		inOpts["reinit_filter"] = "0"
+		retime := untimedExpr(tl.fps)
+		if tl.timed {
+			retime = retimeExpr(tl.spans)
+		}
+		s = ffmpeg.Input("file:"+src.Path, inOpts).Get(strconv.Itoa(src.Video.Index)).
+			Filter("scale", nil).Filter("setpts", ffmpeg.Args{retime}).Filter("select", ffmpeg.Args{sel.String()}).
+			Filter("setpts", ffmpeg.Args{"PTS-STARTPTS"})
 	} else {
-		// Timestamps the source lacks or repeats: one frame apart.
-		s = s.Filter("setpts", ffmpeg.Args{fmt.Sprintf("N/(%s*TB)", strconv.FormatFloat(tl.fps, 'f', -1, 64))})
+		// The segment muxer restarts every chunk's timestamps at zero but
+		// the first's: setpts does it for the first, by a constant
+		// (STARTPTS restarts when the filters are rebuilt).
+		first := strconv.FormatInt(tl.pictures[ranges[0].first].pts, 10)
+		s = ffmpeg.Input("file:"+src.Path, inOpts).Get(strconv.Itoa(src.Video.Index)).
+			Filter("select", ffmpeg.Args{sel.String()}).Filter("setpts", ffmpeg.Args{"PTS-" + first})
 	}
 	st := s.Output("file:"+pattern, out)
 	if err := runSourceFFmpeg(ctx, tools, st); err != nil {
@@ -583,7 +606,8 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 type pictureRange struct{ first, last int64 }
 
 // writeSelect writes a select filter expression true for the pictures in
-// ranges: by timestamp, or by index when the timestamps are made up. The
+// ranges: by timestamp, or by index when the timestamps are made up or
+// mended (see writeLosslessChunks). The
 // terms are added as a balanced tree: ffmpeg's parser refuses a flat sum
 // of a few hundred terms.
 func writeSelect(b *strings.Builder, tl timeline, ranges []pictureRange) {
@@ -597,12 +621,16 @@ func writeSelect(b *strings.Builder, tl timeline, ranges []pictureRange) {
 		return
 	}
 	r := ranges[0]
-	if tl.timed {
-		fmt.Fprintf(b, "between(pts,%d,%d)", tl.pictures[r.first].pts, tl.pictures[r.last].pts)
-	} else {
+	if tl.byIndex() {
 		fmt.Fprintf(b, "between(n,%d,%d)", r.first, r.last)
+	} else {
+		fmt.Fprintf(b, "between(pts,%d,%d)", tl.pictures[r.first].pts, tl.pictures[r.last].pts)
 	}
 }
+
+// byIndex reports whether lossless chunks select and time the pictures by
+// their index: when the source's timestamps are not all its own.
+func (t timeline) byIndex() bool { return !t.timed || t.spans != nil }
 
 // proofBatch is how many chunks one ffmpeg decodes to prove them: a
 // process per chunk costs more than the decode of a chunk's head.

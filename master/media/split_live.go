@@ -54,10 +54,7 @@ func SplitLive(ctx context.Context, tools Tools, p *Probing, segmentSeconds floa
 		proof    time.Duration
 	)
 	s := liveSplit{tools: tools, src: src, dir: dir, opts: opts, segment: segmentSeconds, packetPos: increasing(src.packets.pos)}
-	fps := src.Video.FPS
-	if !(fps > 0) {
-		fps = 25
-	}
+	fps := untimedFPS(src.Video.FPS)
 	wait := 0    // pictures to have before planning again: a plan costs the pictures so far
 	timedTo := 0 // the pictures so far known to have increasing timestamps
 	for {

@@ -36,8 +36,10 @@ type Verification struct {
 	// AudioSource and AudioOutput are how each audio stream plays: its
 	// samples' length and the time they are given.
 	AudioSource, AudioOutput []audioTrack
-	// Untimed: the source's pictures carry no usable timestamps, so the
-	// durations and frame times were not compared (nor can they be).
+	// Untimed: the source's pictures carry no usable timestamps (none, or
+	// too many that repeat or go back to mend, see repairTimes), so the
+	// output's were compared with the pictures shown one frame apart at
+	// the source's stated rate, as the split times them.
 	Untimed bool
 	// OutputVideoStart is when the output's first picture is shown, on its
 	// own timeline (what the audio offset and the presentation's track
@@ -91,16 +93,27 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 		}
 	}
 	v.SourceFrames = int64(len(pics.pictures))
-	var srcTimes []float64 // the source pictures' times from the first; nil when not timed
-	if pics.timed() {
-		first := pics.pictures[0].pts
-		v.SourceDuration = pics.timeBase.seconds(pics.endTicks(src.Video.FPS) - first)
-		srcTimes = make([]float64, len(pics.pictures))
-		for i, p := range pics.pictures {
+	srcTimes := make([]float64, len(pics.pictures)) // the source pictures' times from the first
+	repair, timed := repairTimes(pics.pictures)
+	v.Untimed = !timed
+	if v.Untimed {
+		// The output must show them as the split made them: one frame
+		// apart.
+		fps := untimedFPS(src.Video.FPS)
+		v.FrameDuration = 1 / fps
+		v.SourceDuration = float64(len(srcTimes)) / fps
+		for i := range srcTimes {
+			srcTimes[i] = float64(i) / fps
+		}
+	} else {
+		// As the split times them: mended where they repeat or go back.
+		mended := &pictureScan{timeBase: pics.timeBase, pictures: repair.pictures}
+		first := mended.pictures[0].pts
+		v.SourceDuration = pics.timeBase.seconds(mended.endTicks(src.Video.FPS) - first)
+		for i, p := range mended.pictures {
 			srcTimes[i] = pics.timeBase.seconds(p.pts - first)
 		}
 	}
-	v.Untimed = srcTimes == nil
 	if v.FrameDuration <= 0 && v.SourceFrames > 0 {
 		v.FrameDuration = v.SourceDuration / float64(v.SourceFrames)
 	}
@@ -161,7 +174,7 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	v.OutputDuration = outScan.duration(fps)
 	misplaced := -1 // a picture out of its own place, see misplacedPicture
 	var outTimes []float64
-	if v.OutputFrames == v.SourceFrames && srcTimes != nil && outScan.withPTS == outScan.packets {
+	if v.OutputFrames == v.SourceFrames && outScan.withPTS == outScan.packets {
 		outTimes = outScan.sortedPTS()
 		v.MaxDrift = maxDrift(srcTimes, outTimes)
 		misplaced = misplacedPicture(srcTimes, outTimes)
@@ -173,7 +186,7 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	if v.OutputFrames != v.SourceFrames {
 		problem("the output has %d video frames, the source %d", v.OutputFrames, v.SourceFrames)
 	}
-	if d := math.Abs(v.OutputDuration - v.SourceDuration); srcTimes != nil && d > v.FrameDuration+durationSlack {
+	if d := math.Abs(v.OutputDuration - v.SourceDuration); d > v.FrameDuration+durationSlack {
 		problem("the output's video lasts %.6fs, the source's %.6fs: %.6fs apart, more than a frame (%.6fs)",
 			v.OutputDuration, v.SourceDuration, d, v.FrameDuration)
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -156,4 +157,43 @@ func TestVerify_AudioTimestampsRestart(t *testing.T) {
 	shards := encodeShards(t, mustSplit(t, src, 1), x264Args)
 	v := verifyBroken(t, src, shards, true, "out.mkv")
 	wantProblem(t, v, "its timestamps overlap")
+}
+
+// TestVerify_TimestampsRestart: a source whose picture timestamps go back
+// for good midway (transport streams run together) is timed as the split
+// times it, the later pictures following on: an output that shows them so
+// verifies, one that keeps the restart fails rather than passing
+// uncompared.
+func TestVerify_TimestampsRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	part := filepath.Join(dir, "part.ts")
+	ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+		"-f", "mpegts", part)
+	data, err := os.ReadFile(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcPath := filepath.Join(dir, "twice.ts")
+	if err := os.WriteFile(srcPath, append(data, data...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := mustProbe(t, srcPath)
+	if src.Video.Frames != 100 || src.Video.Duration != 4 || !slices.ContainsFunc(src.Warnings, func(w string) bool {
+		return strings.Contains(w, "timestamps go back for good at 1 points (first at picture 50, 2.000s)")
+	}) {
+		t.Fatalf("probe: %d frames for %vs, warnings %q; want 100 for 4s, the restart named", src.Video.Frames, src.Video.Duration, src.Warnings)
+	}
+	retimed := filepath.Join(dir, "retimed.mkv")
+	ffmpegT(t, "-r", "25", "-i", srcPath, "-c:v", "libx264", "-preset", "ultrafast", retimed)
+	if v := mustVerify(t, src, retimed); !v.OK || v.Untimed || v.SourceDuration != 4 || v.MaxDrift > 0.002 {
+		t.Errorf("following on: %+v, want OK, timed, 4s, no drift", v)
+	}
+	kept := filepath.Join(dir, "kept.ts")
+	ffmpegT(t, "-copyts", "-i", srcPath, "-c", "copy", "-f", "mpegts", "-muxdelay", "0", kept)
+	v, err := media.Verify(context.Background(), mediaTools(t), src, kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, v, "the source's 4.000000s")
 }

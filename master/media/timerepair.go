@@ -1,0 +1,188 @@
+package media
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// nudgeWindow is how many pictures past one whose timestamp does not
+// follow the one before repairTimes looks for one that does: found, and
+// the pictures between spread evenly up to it about a frame apart, so
+// they are (a timestamp repeated or lost); otherwise the timestamps went
+// back for good (captures run together) and the later pictures follow on
+// from the earlier ones.
+const nudgeWindow = 8
+
+// maxRepairs bounds how many pictures repairTimes mends: a hundredth of
+// the pictures, at least 16 and at most 256 (each is a term of the filter
+// that times a lossless chunk). Beyond it the timestamps are not the
+// source's timing but noise, and the pictures are shown one frame apart.
+func maxRepairs(pictures int) int { return min(256, max(16, pictures/100)) }
+
+// timeRepair is how a stream's picture timestamps were made to increase.
+type timeRepair struct {
+	// pictures are the scan's, with increasing timestamps.
+	pictures []picture
+	// nudged are the pictures given a time between their neighbours', and
+	// restarts the first pictures of runs whose timestamps went back for
+	// good, by index in order.
+	nudged, restarts []int
+	// spans say how each picture's time is had from what a decode gives
+	// it, in order of their first picture; one, a shift of 0, when
+	// nothing was mended.
+	spans []timeSpan
+}
+
+// A timeSpan times the pictures from its first to the next span's: by the
+// decoder's timestamp plus base (the source's own timing, shifted), or,
+// linear, base plus step for each picture past the first (pictures spread
+// between their neighbours, or following on where the timestamps went
+// back: what the decoder gives those is not known here, see repairTimes).
+type timeSpan struct {
+	first      int
+	linear     bool
+	base, step int64
+}
+
+// repaired reports whether any picture's timestamp was mended.
+func (r timeRepair) repaired() bool { return len(r.nudged)+len(r.restarts) > 0 }
+
+// repairTimes gives pics (in presentation order) increasing timestamps,
+// the way a player shows them: a picture whose timestamp repeats or goes
+// back a little from the one before is spread between its neighbours; where
+// the timestamps go back for good, the later pictures follow on one
+// typical frame apart from the last good one. ok is false when a picture
+// has no timestamp, no two pictures are apart, or more than maxRepairs
+// need mending. Pictures that already increase come back as they are.
+//
+// The decodes the master hashes pictures with hold a timestamp that goes
+// back at the one before (ffmpeg's muxer does), so a restart arrives here
+// as a run of equal timestamps, whatever the decoder gave: its pictures
+// are timed by their place in the run (a linear span) until the
+// timestamps rise again.
+func repairTimes(pics []picture) (r timeRepair, ok bool) {
+	n := len(pics)
+	if n == 0 || slices.ContainsFunc(pics, func(p picture) bool { return p.pts == noPTS }) {
+		return timeRepair{}, false
+	}
+	if timedFrom(pics, 0) {
+		return timeRepair{pictures: pics, spans: []timeSpan{{}}}, true
+	}
+	var steps []int64
+	for i := 1; i < n; i++ {
+		if d := pics[i].pts - pics[i-1].pts; d > 0 {
+			steps = append(steps, d)
+		}
+	}
+	if len(steps) == 0 {
+		return timeRepair{}, false
+	}
+	slices.Sort(steps)
+	frame := steps[len(steps)/2] // the typical spacing
+	r.pictures = slices.Clone(pics)
+	out := r.pictures
+	r.spans = []timeSpan{{}}
+	// extend carries the last span on to picture i, or starts another.
+	extend := func(i int, linear bool, base, step int64) {
+		l := r.spans[len(r.spans)-1]
+		if l.linear == linear && l.step == step && (linear && l.base+int64(i-l.first)*step == base || !linear && l.base == base) {
+			return
+		}
+		r.spans = append(r.spans, timeSpan{first: i, linear: linear, base: base, step: step})
+	}
+	var offset int64   // what the source's own timestamps are shifted by
+	restarted := false // picture i-1 followed on where the timestamps went back
+	for i := 1; i < n; {
+		if t := pics[i].pts + offset; t > out[i-1].pts {
+			out[i].pts = t
+			extend(i, false, offset, 0)
+			restarted = false
+			i++
+			continue
+		}
+		next := -1 // the first picture after i with room for those between, about a frame each
+		for j := i + 1; j < min(n, i+1+nudgeWindow) && !restarted; j++ {
+			if gap := pics[j].pts + offset - out[i-1].pts; gap > int64(j-i) {
+				if step := gap / int64(j-i+1); 4*step >= frame && step <= 4*frame {
+					next = j
+				}
+				break
+			}
+		}
+		if next < 0 {
+			if !restarted {
+				r.restarts = append(r.restarts, i)
+			}
+			restarted = true
+			out[i].pts = out[i-1].pts + frame
+			offset = out[i].pts - pics[i].pts
+			extend(i, true, out[i].pts, frame)
+			i++
+			continue
+		}
+		restarted = false
+		from, to := out[i-1].pts, pics[next].pts+offset
+		step := (to - from) / int64(next-i+1)
+		for k := i; k < next; k++ {
+			out[k].pts = from + step*int64(k-i+1)
+			r.nudged = append(r.nudged, k)
+		}
+		extend(i, true, out[i].pts, step)
+		i = next
+	}
+	if len(r.nudged)+len(r.restarts) > maxRepairs(n) {
+		return timeRepair{}, false
+	}
+	return r, true
+}
+
+// warnings say what the repair changed, in the stream's time base tb.
+func (r timeRepair) warnings(tb rational) []string {
+	var w []string
+	at := func(i int) string {
+		return fmt.Sprintf("picture %d, %.3fs", i, tb.seconds(r.pictures[i].pts-r.pictures[0].pts))
+	}
+	if n := len(r.restarts); n > 0 {
+		w = append(w, fmt.Sprintf("the video's timestamps go back for good at %d points (first at %s): the later pictures are shown following on from the earlier ones", n, at(r.restarts[0])))
+	}
+	if n := len(r.nudged); n > 0 {
+		w = append(w, fmt.Sprintf("%d of the video's pictures have a timestamp that repeats or goes back (first at %s): each is shown between its neighbours", n, at(r.nudged[0])))
+	}
+	return w
+}
+
+// retimeExpr is a setpts expression that gives the decoded pictures the
+// repaired times of spans (in the stream's time base), by their index N:
+// a choice between spans, nested as a balanced tree (ffmpeg's parser
+// refuses a long flat one). N must count every decoded picture, so the
+// filters must not be rebuilt midway.
+func retimeExpr(spans []timeSpan) string {
+	var b strings.Builder
+	var pick func(ss []timeSpan)
+	pick = func(ss []timeSpan) {
+		if len(ss) == 1 {
+			if s := ss[0]; s.linear {
+				fmt.Fprintf(&b, "%d+(N-%d)*%d", s.base, s.first, s.step)
+			} else {
+				fmt.Fprintf(&b, "PTS+%d", s.base)
+			}
+			return
+		}
+		m := len(ss) / 2
+		fmt.Fprintf(&b, "if(lt(N,%d),", ss[m].first)
+		pick(ss[:m])
+		b.WriteString(",")
+		pick(ss[m:])
+		b.WriteString(")")
+	}
+	pick(spans)
+	return b.String()
+}
+
+// untimedExpr is the setpts expression that shows pictures one frame apart
+// at fps, counted from the first decoded.
+func untimedExpr(fps float64) string {
+	return "N/(" + strconv.FormatFloat(fps, 'f', -1, 64) + "*TB)"
+}

@@ -1,0 +1,101 @@
+package media
+
+import (
+	"slices"
+	"testing"
+)
+
+func ptsOf(ts ...int64) []picture {
+	pics := make([]picture, len(ts))
+	for i, t := range ts {
+		pics[i].pts = t
+	}
+	return pics
+}
+
+func TestRepairTimes(t *testing.T) {
+	tests := []struct {
+		name             string
+		in               []int64
+		ok               bool
+		want             []int64 // nil: as in
+		nudged, restarts []int
+	}{
+		{"increasing", []int64{0, 40, 80, 120}, true, nil, nil, nil},
+		{"variable rate kept", []int64{0, 40, 1000, 1040}, true, nil, nil, nil},
+		{"one repeated", []int64{0, 40, 80, 80, 160, 200}, true, []int64{0, 40, 80, 120, 160, 200}, []int{3}, nil},
+		{"two repeated", []int64{0, 40, 80, 80, 80, 200}, true, []int64{0, 40, 80, 120, 160, 200}, []int{3, 4}, nil},
+		{"one gone back a little", []int64{0, 40, 80, 60, 160}, true, []int64{0, 40, 80, 120, 160}, []int{3}, nil},
+		// A restart as ffmpeg's muxer gives it: held at the last timestamp
+		// (120) until the later capture's pass it.
+		{"restart, held", []int64{0, 40, 80, 120, 120, 120, 120, 120, 120, 120, 120, 120, 120, 130, 170}, true,
+			[]int64{0, 40, 80, 120, 160, 200, 240, 280, 320, 360, 400, 440, 480, 490, 530}, nil, []int{4}},
+		{"restart, gone back", []int64{0, 40, 80, 120, 0, 40, 80, 120, 160, 200, 240, 280, 320, 360},
+			true, []int64{0, 40, 80, 120, 160, 200, 240, 280, 320, 360, 400, 440, 480, 520}, nil, []int{4}},
+		{"no timestamp", []int64{0, noPTS, 80}, false, nil, nil, nil},
+		{"all equal", []int64{5, 5, 5}, false, nil, nil, nil},
+		{"one picture", []int64{7}, true, nil, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, ok := repairTimes(ptsOf(tt.in...))
+			if ok != tt.ok {
+				t.Fatalf("ok = %v, want %v", ok, tt.ok)
+			}
+			if !ok {
+				return
+			}
+			want := tt.want
+			if want == nil {
+				want = tt.in
+			}
+			var got []int64
+			for _, p := range r.pictures {
+				got = append(got, p.pts)
+			}
+			if !slices.Equal(got, want) || !slices.Equal(r.nudged, tt.nudged) || !slices.Equal(r.restarts, tt.restarts) {
+				t.Errorf("got %v nudged %v restarts %v, want %v nudged %v restarts %v", got, r.nudged, r.restarts, want, tt.nudged, tt.restarts)
+			}
+			if r.repaired() != (tt.want != nil) {
+				t.Errorf("repaired() = %v", r.repaired())
+			}
+			// The spans give every picture its time from the decoder's.
+			for i, p := range r.pictures {
+				s := r.spans[0]
+				for _, c := range r.spans {
+					if c.first <= i {
+						s = c
+					}
+				}
+				at := tt.in[i] + s.base
+				if s.linear {
+					at = s.base + int64(i-s.first)*s.step
+				}
+				if at != p.pts {
+					t.Errorf("picture %d: the spans give %d, want %d (%+v)", i, at, p.pts, r.spans)
+				}
+			}
+		})
+	}
+}
+
+func TestRepairTimes_TooManyMended(t *testing.T) {
+	var ts []int64
+	for i := range 40 {
+		ts = append(ts, int64(i/2*40)) // every other picture repeats
+	}
+	if _, ok := repairTimes(ptsOf(ts...)); ok {
+		t.Errorf("mended 20 of 40 pictures, want them left untimed (more than %d)", maxRepairs(40))
+	}
+}
+
+func TestRetimeExpr(t *testing.T) {
+	spans := []timeSpan{{}, {first: 4, linear: true, base: 160, step: 40}, {first: 13, base: 360}}
+	want := "if(lt(N,4),PTS+0,if(lt(N,13),160+(N-4)*40,PTS+360))"
+	if got := retimeExpr(spans); got != want {
+		t.Errorf("retimeExpr = %q, want %q", got, want)
+	}
+	if got := retimeExpr([]timeSpan{{}}); got != "PTS+0" {
+		t.Errorf("one span: %q", got)
+	}
+}
