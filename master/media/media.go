@@ -300,6 +300,22 @@ func probeReport(ctx context.Context, tools Tools, abs string) (ffprobeReport, e
 
 // sourceInfo sorts the report's streams; it fails with ErrNoVideo when there
 // is no video stream other than cover images.
+// shownVideo is the video stream a player shows, of n streams that at
+// describes (a video stream not a cover, its default disposition, its
+// pixels): flagged default if any is, the largest among those, the first
+// among equals; -1 for none. The video encoded and the one whose
+// presentation is kept.
+func shownVideo(n int, at func(i int) (video bool, isDefault, pixels int)) int {
+	pick, pickDefault, pickPixels := -1, 0, 0
+	for i := range n {
+		video, isDefault, pixels := at(i)
+		if video && (pick < 0 || isDefault > pickDefault || isDefault == pickDefault && pixels > pickPixels) {
+			pick, pickDefault, pickPixels = i, isDefault, pixels
+		}
+	}
+	return pick
+}
+
 func (r ffprobeReport) sourceInfo(abs string) (SourceInfo, error) {
 	info := SourceInfo{
 		Path:       abs,
@@ -307,23 +323,10 @@ func (r ffprobeReport) sourceInfo(abs string) (SourceInfo, error) {
 		StartTime:  parseSeconds(r.Format.StartTime),
 		Duration:   parseSeconds(r.Format.Duration),
 	}
-	// The video stream is the one a player shows: flagged default if any
-	// is, the largest among those, the first among equals; never a cover.
-	pick := -1
-	for i, s := range r.Streams {
-		if s.CodecType != "video" || s.Disposition.AttachedPic != 0 {
-			continue
-		}
-		if pick < 0 {
-			pick = i
-			continue
-		}
-		p := r.Streams[pick]
-		if s.Disposition.Default > p.Disposition.Default ||
-			s.Disposition.Default == p.Disposition.Default && s.Width*s.Height > p.Width*p.Height {
-			pick = i
-		}
-	}
+	pick := shownVideo(len(r.Streams), func(i int) (bool, int, int) {
+		s := r.Streams[i]
+		return s.CodecType == "video" && s.Disposition.AttachedPic == 0, s.Disposition.Default, s.Width * s.Height
+	})
 	found := false
 	for i, s := range r.Streams {
 		si := StreamInfo{

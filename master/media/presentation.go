@@ -270,12 +270,16 @@ func (r presentationReport) presentation() (Presentation, error) {
 		ch.Title = ch.Tags["title"]
 		p.Chapters = append(p.Chapters, ch)
 	}
-	found := false
+	video := shownVideo(len(r.Streams), func(i int) (bool, int, int) {
+		s := r.Streams[i]
+		return s.CodecType == "video" && s.Disposition["attached_pic"] == 0, s.Disposition["default"], s.Width * s.Height
+	})
+	found := video >= 0
+	if found {
+		p.Video = r.Streams[video].videoPresentation()
+	}
 	for _, s := range r.Streams {
 		switch {
-		case s.CodecType == "video" && s.Disposition["attached_pic"] == 0 && !found:
-			found = true
-			p.Video = s.videoPresentation()
 		case s.CodecType == "audio" || s.CodecType == "subtitle":
 			p.Tracks = append(p.Tracks, TrackPresentation{
 				Index:       s.Index,

@@ -357,3 +357,20 @@ func TestComparePresentation(t *testing.T) {
 		})
 	}
 }
+
+// TestProbePresentation_ThumbnailFirst: a one-picture MJPEG thumbnail
+// track before the video (camera files): the presentation is the video's
+// that Probe picks and the job encodes, not the thumbnail's full range.
+func TestProbePresentation_ThumbnailFirst(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	thumb, video, both := filepath.Join(dir, "thumb.mkv"), filepath.Join(dir, "video.mp4"), filepath.Join(dir, "both.mov")
+	ffmpegT(t, "-f", "lavfi", "-i", "color=blue:s=160x120:d=1", "-frames:v", "1", "-c:v", "mjpeg", thumb)
+	ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast", video)
+	ffmpegT(t, "-i", thumb, "-i", video, "-map", "0:v", "-map", "1:v", "-c", "copy", both)
+	src := mustProbe(t, both)
+	p := mustProbePresentation(t, both)
+	if p.Video.Index != src.Video.Index || p.Video.Codec != "h264" || p.Video.ColorRange == "pc" {
+		t.Errorf("presentation of stream %d (%s, range %q), want the encoded video's, stream %d", p.Video.Index, p.Video.Codec, p.Video.ColorRange, src.Video.Index)
+	}
+}
