@@ -181,11 +181,6 @@ func untimedFPS(fps float64) float64 {
 	return 25
 }
 
-// timed reports whether every picture has a timestamp and they increase.
-func (s *pictureScan) timed() bool {
-	return len(s.pictures) > 0 && timedFrom(s.pictures, 0)
-}
-
 // timedFrom says whether pics[from:] have timestamps, each above the one
 // before it (pics[from-1]'s included).
 func timedFrom(pics []picture, from int) bool {
