@@ -199,6 +199,6 @@ vfr_phone.mp4 1.5 mp4
 editlist_cut.mp4 1.5 mkv
 editlist_cut.mp4 1.5 mp4
 damaged_capture.ts 1.5 mkv - damaged source: 
-ts_restart.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back for good at 1 points (first at picture 50, 2.000s)
-ts_restart_444.ts 1 mkv - video pixel format changes midway (yuv420p, then yuv444p) | damaged source: 1 of the video's packets | the video's timestamps go back for good at 1 points
+ts_restart.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back for good at 1 point (first at picture 50, 2.000s)
+ts_restart_444.ts 1 mkv - video pixel format changes midway (yuv420p, then yuv444p) | damaged source: 1 of the video's packets | the video's timestamps go back for good at 1 point
 LIST

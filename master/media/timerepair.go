@@ -145,10 +145,14 @@ func (r timeRepair) warnings(tb rational) []string {
 		return fmt.Sprintf("picture %d, %.3fs", i, tb.seconds(r.pictures[i].pts-r.pictures[0].pts))
 	}
 	if n := len(r.restarts); n > 0 {
-		w = append(w, fmt.Sprintf("the video's timestamps go back for good at %d points (first at %s): the later pictures are shown following on from the earlier ones", n, at(r.restarts[0])))
+		points := "1 point"
+		if n > 1 {
+			points = strconv.Itoa(n) + " points"
+		}
+		w = append(w, fmt.Sprintf("the video's timestamps go back for good at %s (first at %s): the later pictures are shown following on from the earlier ones", points, at(r.restarts[0])))
 	}
 	if n := len(r.nudged); n > 0 {
-		w = append(w, fmt.Sprintf("%d of the video's pictures have a timestamp that repeats or goes back (first at %s): each is shown between its neighbours", n, at(r.nudged[0])))
+		w = append(w, fmt.Sprintf("%d of the video's pictures: a timestamp that repeats or goes back (first at %s); each is shown between its neighbours", n, at(r.nudged[0])))
 	}
 	return w
 }

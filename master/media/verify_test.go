@@ -180,7 +180,7 @@ func TestVerify_TimestampsRestart(t *testing.T) {
 	}
 	src := mustProbe(t, srcPath)
 	if src.Video.Frames != 100 || src.Video.Duration != 4 || !slices.ContainsFunc(src.Warnings, func(w string) bool {
-		return strings.Contains(w, "timestamps go back for good at 1 points (first at picture 50, 2.000s)")
+		return strings.Contains(w, "timestamps go back for good at 1 point (first at picture 50, 2.000s)")
 	}) {
 		t.Fatalf("probe: %d frames for %vs, warnings %q; want 100 for 4s, the restart named", src.Video.Frames, src.Video.Duration, src.Warnings)
 	}
