@@ -132,9 +132,67 @@ func (t connTagger) TagConn(ctx context.Context, info *stats.ConnTagInfo) contex
 
 func (connTagger) HandleConn(context.Context, stats.ConnStats) {}
 
-func (connTagger) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+// TagRPC gives every call its holds (rpcHolds).
+func (connTagger) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	return context.WithValue(ctx, rpcHoldsKey{}, &rpcHolds{})
+}
 
-func (connTagger) HandleRPC(context.Context, stats.RPCStats) {}
+// HandleRPC gives back the holds of a call reset while its answer went to
+// gRPC: an answer gRPC had taken (OutPayload comes once it has) while the
+// call was still live is queued on the stream, and freed with it should
+// the client reset it later; one it took after the reset may be dropped,
+// unfreed (a frame for a stream gRPC has already cleaned up).
+func (connTagger) HandleRPC(ctx context.Context, rs stats.RPCStats) {
+	if _, ok := rs.(*stats.OutPayload); ok && ctx.Err() != nil {
+		if h := holdsOf(ctx); h != nil {
+			h.releaseAll()
+		}
+	}
+}
+
+// rpcHolds are a call's read holds not yet given back (watchHold), each by
+// the function that gives it back.
+type rpcHolds struct {
+	mu      sync.Mutex
+	next    int
+	pending map[int]func()
+}
+
+type rpcHoldsKey struct{}
+
+// holdsOf is the call's holds; nil when connTagger did not tag it.
+func holdsOf(ctx context.Context) *rpcHolds {
+	h, _ := ctx.Value(rpcHoldsKey{}).(*rpcHolds)
+	return h
+}
+
+// add registers release and returns the function that forgets it.
+func (h *rpcHolds) add(release func()) (forget func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pending == nil {
+		h.pending = make(map[int]func())
+	}
+	id := h.next
+	h.next++
+	h.pending[id] = release
+	return func() {
+		h.mu.Lock()
+		delete(h.pending, id)
+		h.mu.Unlock()
+	}
+}
+
+// releaseAll gives back every hold registered.
+func (h *rpcHolds) releaseAll() {
+	h.mu.Lock()
+	pending := h.pending
+	h.pending = nil
+	h.mu.Unlock()
+	for _, release := range pending {
+		release()
+	}
+}
 
 // connOf is the counts of the call's connection; nil when it was not
 // accepted by Listener.

@@ -48,7 +48,24 @@ func (s *Server) reserveRead(ctx context.Context, n int64) (release func(), err 
 // connection is closed and the hold given back (gRPC drops what a closed
 // connection had queued without freeing it, so without the codec's
 // release). done stops the watch and releases.
-func (s *Server) watchHold(p *connProgress, n int64, release func()) (done func(), taken func(int)) {
+//
+// The hold is also one of its call's (rpcHolds): should the client reset
+// the call while its answer goes to gRPC, gRPC may drop a frame it was
+// handed without freeing it, so without the codec's release; the call's
+// holds are then given back at once (connTagger), not left to close an
+// honest connection idleTimeout later.
+func (s *Server) watchHold(ctx context.Context, n int64, release func()) (done func(), taken func(int)) {
+	done, taken = s.watchPace(connOf(ctx), n, release)
+	if h := holdsOf(ctx); h != nil {
+		forget := h.add(done)
+		watched := done
+		done = func() { forget(); watched() }
+	}
+	return done, taken
+}
+
+// watchPace is watchHold's watch of the pace its client takes the hold at.
+func (s *Server) watchPace(p *connProgress, n int64, release func()) (done func(), taken func(int)) {
 	idle := s.cfg.UploadIdleTimeout
 	if p == nil || idle <= 0 {
 		return release, nil
@@ -95,7 +112,7 @@ func (s *Server) watchHold(p *connProgress, n int64, release func()) (done func(
 // counted: release runs once gRPC is finished with them, or as the RPC
 // ends if they were never marshalled (or gRPC's codec is not s.codec).
 func (s *Server) answerHeld(ctx context.Context, msg any, n int64, release func()) {
-	done, taken := s.watchHold(connOf(ctx), n, release)
+	done, taken := s.watchHold(ctx, n, release)
 	s.codec.OnWritten(msg, done, taken)
 	context.AfterFunc(ctx, func() { s.codec.Forget(msg) })
 }
@@ -105,7 +122,7 @@ func (s *Server) answerHeld(ctx context.Context, msg any, n int64, release func(
 // Send did not marshal them with s.codec; recycle runs then too, but not
 // when watchHold gives the bytes back early (gRPC may still refer to them).
 func (s *Server) sendHeld(stream pb.VideoProcessingService_DownloadShardServer, msg *pb.DownloadShardResponse, n int64, release, recycle func()) error {
-	done, taken := s.watchHold(connOf(stream.Context()), n, release)
+	done, taken := s.watchHold(stream.Context(), n, release)
 	s.codec.OnWritten(msg, func() { done(); recycle() }, taken)
 	err := stream.Send(msg)
 	s.codec.Forget(msg)

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -320,5 +323,50 @@ func TestDownloadShard_RecycledFramesKeepTheirBytes(t *testing.T) {
 	}
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// closeCountingConn is a net.Conn whose Close is counted.
+type closeCountingConn struct {
+	net.Conn
+	closes atomic.Int32
+}
+
+func (c *closeCountingConn) Close() error { c.closes.Add(1); return nil }
+
+// TestReadBudget_ResetCallGivesBackItsHolds: gRPC may drop, unfreed, a
+// frame it takes for a call its client has just reset. The call's holds
+// are given back once gRPC reports taking an answer for a call already
+// over (OutPayload), and its connection is not closed for an answer nobody
+// will take; a live call's holds are kept until taken.
+func TestReadBudget_ResetCallGivesBackItsHolds(t *testing.T) {
+	const n = 1 << 20
+	idle := 100 * time.Millisecond
+	h := newHarness(t, &fakeEncoder{}, Config{MaxReadBytes: n, UploadIdleTimeout: idle})
+	conn := &closeCountingConn{}
+	tagger := connTagger{}
+	for _, reset := range []bool{false, true} {
+		base, cancel := context.WithCancel(context.WithValue(context.Background(), connBytesKey{}, &connProgress{conn: conn}))
+		ctx := tagger.TagRPC(base, &stats.RPCTagInfo{})
+		release, err := h.srv.reserveRead(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, _ := h.srv.watchHold(ctx, n, release)
+		if reset {
+			cancel()
+		}
+		tagger.HandleRPC(ctx, &stats.OutPayload{})
+		if got := h.srv.readBudget.TryAcquire(n); got != reset {
+			t.Errorf("reset %v: the budget is free again: %v", reset, got)
+		} else if got {
+			h.srv.readBudget.Release(n)
+		}
+		done()
+		cancel()
+	}
+	time.Sleep(3 * idle)
+	if c := conn.closes.Load(); c != 0 {
+		t.Errorf("the connection was closed %d times for holds given back", c)
 	}
 }

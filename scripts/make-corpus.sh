@@ -147,6 +147,15 @@ packets=$(($(stat -c%s full.ts) / 188))
 { head -c $((packets / 2 * 188)) full.ts; tail -c +$(((packets / 2 + 40) * 188 + 1)) full.ts; } >damaged_capture.ts
 rm -f full.ts
 
+# A capture garbled in five places (a bad signal over the air): the video
+# conceals damage a frame-threaded decoder hides otherwise on each run, and
+# the audio has packets flagged corrupt.
+ff -f lavfi -i "$src:d=6" -f lavfi -i "$tone:d=6" -c:v libx264 -preset veryfast -g 25 -c:a aac -f mpegts garbled_capture.ts
+size=$(stat -c%s garbled_capture.ts)
+for k in 2 3 4 5 6; do
+  head -c 2000 /dev/zero | tr '\0' '\132' | dd of=garbled_capture.ts bs=1 seek=$((size * k / 8)) conv=notrunc status=none
+done
+
 # Two captures of other picture sizes run together: refused (an encode
 # holds one size; the later pictures would be scaled out of shape).
 ff -f lavfi -i "testsrc2=s=320x240:r=25:d=2" -c:v libx264 -preset veryfast -g 25 -bf 0 -f h264 size_a.h264
@@ -163,9 +172,17 @@ ff -f lavfi -i "testsrc=s=320x240:r=25:d=2" -f lavfi -i "sine=f=880:r=48000:d=2"
   -preset veryfast -g 25 -c:a mp2 -f mpegts part_b.ts
 ff -f lavfi -i "testsrc=s=320x240:r=25:d=2" -f lavfi -i "sine=f=880:r=48000:d=2" -pix_fmt yuv444p -c:v libx264 \
   -preset veryfast -g 25 -c:a mp2 -f mpegts part_c.ts
+# The second capture at 50 fps (its own rate kept, not the first's), and
+# one whose clock jumps 1000 s ahead (closed, as ffmpeg plays it).
+ff -f lavfi -i "testsrc=s=320x240:r=50:d=2" -f lavfi -i "sine=f=880:r=48000:d=2" -pix_fmt yuv420p -c:v libx264 \
+  -preset veryfast -g 50 -c:a mp2 -f mpegts part_d.ts
+ff -f lavfi -i "testsrc=s=320x240:r=25:d=2" -f lavfi -i "sine=f=880:r=48000:d=2" -pix_fmt yuv420p -c:v libx264 \
+  -preset veryfast -g 25 -c:a mp2 -output_ts_offset 1000 -f mpegts part_e.ts
 cat part_a.ts part_b.ts >ts_restart.ts
 cat part_a.ts part_c.ts >ts_restart_444.ts
-rm -f part_a.ts part_b.ts part_c.ts
+cat part_a.ts part_d.ts >ts_restart_50fps.ts
+cat part_a.ts part_e.ts >ts_jump_ahead.ts
+rm -f part_a.ts part_b.ts part_c.ts part_d.ts part_e.ts
 
 # The sources refused before any encode, and what the refusal says.
 cat >refused.txt <<'LIST'
@@ -199,6 +216,9 @@ vfr_phone.mp4 1.5 mp4
 editlist_cut.mp4 1.5 mkv
 editlist_cut.mp4 1.5 mp4
 damaged_capture.ts 1.5 mkv - damaged source: 
-ts_restart.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back for good at 1 point (first at picture 50, 2.000s)
-ts_restart_444.ts 1 mkv - video pixel format changes midway (yuv420p, then yuv444p) | damaged source: 1 of the video's packets | the video's timestamps go back for good at 1 point
+garbled_capture.ts 2 mkv - damaged source: 
+ts_restart.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point (first at picture 50, 2.000s)
+ts_restart_444.ts 1 mkv - video pixel format changes midway (yuv420p, then yuv444p) | damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point
+ts_restart_50fps.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point (first at picture 50,
+ts_jump_ahead.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point (first at picture 50, 2.000s)
 LIST

@@ -43,7 +43,14 @@ type decodeLog struct {
 	// onSizeChange, when set, is called once, when the pictures are seen
 	// to change size and shape (sizeChange): the decode need not go on.
 	onSizeChange func()
+	// pts are the pictures' timestamps as the decoder gave them, in
+	// order, from the metadata filter's log (noPTS for none).
+	pts []int64
 }
+
+// ptsLogKey is the metadata key a picture decode adds to every picture, so
+// that the metadata filter's print mode logs each picture's timestamp.
+const ptsLogKey = "videoshard_pts"
 
 // pictureFormat is what a decode's filter graph was set up for.
 type pictureFormat struct {
@@ -57,6 +64,12 @@ func (f pictureFormat) size() string { return fmt.Sprintf("%dx%d", f.width, f.he
 func (l *decodeLog) line(b []byte) []byte {
 	component, level, msg := fftool.SplitLogLine(b)
 	switch level {
+	case "info":
+		// "frame:12   pts:309600  pts_time:3.44", then "key=value".
+		if strings.HasPrefix(component, "Parsed_metadata_") && strings.HasPrefix(msg, "frame:") {
+			l.pts = append(l.pts, loggedPTS(msg))
+		}
+		return nil
 	case "verbose":
 		if strings.HasPrefix(component, "graph ") && strings.Contains(component, " input from stream ") {
 			l.configured(msg)
@@ -87,6 +100,20 @@ func (l *decodeLog) line(b []byte) []byte {
 		return []byte(msg)
 	}
 	return nil
+}
+
+// loggedPTS reads the pts of a metadata filter's "frame:N pts:P ..."
+// line; noPTS for NOPTS or none.
+func loggedPTS(msg string) int64 {
+	for _, field := range strings.Fields(msg) {
+		if v, ok := strings.CutPrefix(field, "pts:"); ok {
+			if t, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return t
+			}
+			return noPTS
+		}
+	}
+	return noPTS
 }
 
 // configured reads a graph input's "w:320 h:240 pixfmt:yuv420p tb:1/90000
@@ -202,6 +229,14 @@ func (l *decodeLog) warnings() []string {
 			l.corruptPackets, l.firstErrorNote()))
 	}
 	return w
+}
+
+// damaged reports whether the decoder logged an error, concealed damage or
+// dropped packets: what a frame-threaded decoder may do otherwise on
+// another run. (Whether it flags a picture corrupt may vary too; that it
+// met a damaged slice does not.)
+func (l *decodeLog) damaged() bool {
+	return l.lostPackets > 0 || l.corruptPictures > 0 || l.firstError != ""
 }
 
 func (l *decodeLog) firstErrorNote() string {

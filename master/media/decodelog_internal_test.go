@@ -101,3 +101,24 @@ func TestDecodeLog(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeLog_PTS: the metadata filter's print lines give each picture's
+// timestamp as the decoder gave it, in order, across filter graphs rebuilt
+// midway (a new instance address); its key lines and other filters' info
+// lines are not pictures.
+func TestDecodeLog_PTS(t *testing.T) {
+	var l decodeLog
+	for _, line := range []string{
+		"[Parsed_metadata_1 @ 0x55d0] [info] frame:0    pts:392400  pts_time:4.36",
+		"[Parsed_metadata_1 @ 0x55d0] [info] " + ptsLogKey + "=1",
+		"[Parsed_metadata_1 @ 0x77aa] [info] frame:0    pts:126000  pts_time:1.4",
+		"[Parsed_metadata_1 @ 0x77aa] [info] frame:1    pts:NOPTS   pts_time:NOPTS",
+		"[Parsed_showinfo_2 @ 0x1] [info] frame:1 pts:5",
+		"[info] Stream mapping:",
+	} {
+		l.line([]byte(line))
+	}
+	if want := []int64{392400, 126000, noPTS}; !slices.Equal(l.pts, want) {
+		t.Errorf("pts = %v, want %v", l.pts, want)
+	}
+}

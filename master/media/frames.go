@@ -77,20 +77,32 @@ func firstPictureTime(ctx context.Context, tools Tools, abs string, index int) (
 // limit is positive.
 func decodePictures(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int) (*pictureScan, error) {
 	s := &pictureScan{}
-	if err := decodePicturesTo(ctx, tools, abs, index, pixFmt, limit, s, &s.log); err != nil {
+	if err := decodePicturesTo(ctx, tools, abs, index, pixFmt, limit, false, s, &s.log); err != nil {
 		return nil, err
 	}
 	return s, s.finish()
 }
 
 // decodePicturesTo runs decodePictures' ffmpeg with its framehash output
-// going to w as it comes, and its log read into log. Pictures that change
+// going to w as it comes, and its log read into log; its decoder on one
+// thread if oneThread (see SourceInfo.OneThread). Pictures that change
 // size midway end the decode as soon as it sees them: ErrSizeChange.
-func decodePicturesTo(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int, w io.Writer, log *decodeLog) error {
+func decodePicturesTo(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int, oneThread bool,
+	w io.Writer, log *decodeLog) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	log.onSizeChange = stop
-	out := ffmpeg.Input("file:"+abs, decodeInput()).Get(strconv.Itoa(index)).Output("pipe:1", pictureHashArgs(pixFmt, limit))
+	in := decodeInput()
+	if oneThread {
+		in["threads"] = "1"
+	}
+	// The metadata filters log every picture's timestamp as the decoder
+	// gave it (decodeLog.pts): framehash's are held at the last where
+	// they go back, and repairTimes needs the decoder's own.
+	out := ffmpeg.Input("file:"+abs, in).Get(strconv.Itoa(index)).
+		Filter("metadata", nil, ffmpeg.KwArgs{"mode": "add", "key": ptsLogKey, "value": "1"}).
+		Filter("metadata", nil, ffmpeg.KwArgs{"mode": "print"}).
+		Output("pipe:1", pictureHashArgs(pixFmt, limit))
 	args := append(slices.Clone(decodeLogArgs), out.GetArgs()...)
 	err := fftool.RunLogged(ctx, tools.FFmpegBin(), args, w, log.line)
 	if err := log.sizeChange(); err != nil {
@@ -131,8 +143,10 @@ func parsePictures(data []byte) (*pictureScan, error) {
 	return s, s.finish()
 }
 
-// finish parses a last line without its newline and reports what went
-// wrong in the output.
+// finish parses a last line without its newline, reports what went
+// wrong in the output, and gives the pictures the timestamps the decoder
+// gave them where framehash's differ (see decodeLog.pts): in a new slice,
+// since the old one may be shared (Probing.pictures).
 func (s *pictureScan) finish() error {
 	if len(s.line) > 0 && s.err == nil {
 		s.parseLine(s.line)
@@ -143,6 +157,18 @@ func (s *pictureScan) finish() error {
 	}
 	if len(s.pictures) > 0 && s.timeBase.den == 0 {
 		return errors.New("framehash: no time base")
+	}
+	if pts := s.log.pts; len(pts) == len(s.pictures) {
+		cloned := false
+		for i, t := range pts {
+			if s.pictures[i].pts == t {
+				continue
+			}
+			if !cloned {
+				s.pictures, cloned = slices.Clone(s.pictures), true
+			}
+			s.pictures[i].pts = t
+		}
 	}
 	return nil
 }

@@ -332,7 +332,10 @@ func joinCommand(src SourceInfo, list, meta string, side SideStreams, container,
 		metaIndex = 2
 		// The source on its own timeline: ffmpeg moves it by its start
 		// (src.StartTime), as it moves the video by -itsoffset above.
-		in := ffmpeg.Input("file:"+side.Path, ffmpeg.KwArgs{"protocol_whitelist": "file"})
+		// Packets the demuxer flags corrupt (a damaged capture's audio) are
+		// left out, as a player drops them: -xerror, there for the shards,
+		// would otherwise end the join at the first.
+		in := ffmpeg.Input("file:"+side.Path, ffmpeg.KwArgs{"protocol_whitelist": "file", "fflags": "+discardcorrupt"})
 		// An MP4/MOV edit list hides the packets before the start (an
 		// -ss cut's pre-roll from the keyframe before it): Matroska and
 		// WebM cannot, so those wholly before it are left out of a copy,

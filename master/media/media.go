@@ -70,6 +70,10 @@ type SourceInfo struct {
 	// the source does (a pixel format or aspect that changes midway), and
 	// the damage ffmpeg concealed.
 	Warnings []string
+	// OneThread: the video is damaged, so its pictures were decoded, and
+	// are decoded wherever they are compared, on one thread: a
+	// frame-threaded decoder conceals damage differently from run to run.
+	OneThread bool
 
 	// packets are the video's packets in file order (timestamps and
 	// keyframes) and pictures its decoded pictures, for Split and Verify;
@@ -216,7 +220,7 @@ func finish(path string, info SourceInfo, pics *pictureScan, err error) (SourceI
 	v.Packets = scan.packets
 	v.Keyframes = scan.keyframes
 	info.Warnings = pics.log.warnings()
-	if repair, ok := repairTimes(pics.pictures); ok {
+	if repair, ok := repairTimes(pics.pictures, jumpLimit(info.FormatName, pics.timeBase)); ok {
 		// The first picture a decoder shows, not ffprobe's first packet
 		// (a capture cut mid-GOP starts with packets nothing can decode,
 		// an open GOP with leading pictures before its keyframe): what

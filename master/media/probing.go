@@ -79,7 +79,17 @@ func (p *Probing) Wait(ctx context.Context) (SourceInfo, error) {
 // decode runs the ground-truth decode, publishing pictures as they come.
 func (p *Probing) decode(ctx context.Context, tools Tools) {
 	var log decodeLog // written by the decode's stderr, read once it is over
-	err := decodePicturesTo(ctx, tools, p.info.Path, p.info.Video.Index, "", 0, p, &log)
+	err := decodePicturesTo(ctx, tools, p.info.Path, p.info.Video.Index, "", 0, false, p, &log)
+	// Damage a frame-threaded decoder concealed may be concealed otherwise
+	// by the next decode: the ground truth is decoded again on one thread,
+	// as every decode compared with it then is (SourceInfo.OneThread).
+	var again *pictureScan
+	if err == nil && log.damaged() {
+		again = &pictureScan{}
+		if err = decodePicturesTo(ctx, tools, p.info.Path, p.info.Video.Index, "", 0, true, again, &again.log); err == nil {
+			err = again.finish()
+		}
+	}
 	p.mu.Lock()
 	p.pics.log = log
 	defer p.mu.Unlock()
@@ -87,7 +97,11 @@ func (p *Probing) decode(ctx context.Context, tools Tools) {
 		err = p.pics.finish()
 	}
 	scan := p.pics // the pictures are never changed once published
+	if again != nil {
+		scan = *again
+	}
 	p.result, p.err = finish(p.path, p.info, &scan, err)
+	p.result.OneThread = again != nil && p.err == nil
 	close(p.done)
 	close(p.grew)
 }

@@ -369,7 +369,7 @@ func sourceTimeline(ctx context.Context, tools Tools, src SourceInfo) (timeline,
 	if len(pics.pictures) == 0 {
 		return timeline{}, fmt.Errorf("%w: the video has no picture ffmpeg can decode", ErrNoVideo)
 	}
-	repair, timed := repairTimes(pics.pictures)
+	repair, timed := repairTimes(pics.pictures, jumpLimit(src.FormatName, pics.timeBase))
 	tl := timeline{pictures: pics.pictures, timeBase: pics.timeBase, fps: src.Video.FPS, timed: timed,
 		losslessCodec: losslessCodec(src.Video.PixFmt)}
 	if repair.repaired() {
@@ -526,6 +526,8 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 	if len(which) == 0 {
 		return nil
 	}
+	// The segments come out in the source's order, whatever the caller's.
+	which = slices.Sorted(slices.Values(which))
 	var ranges []pictureRange // the pictures to encode, chunks next to each other merged
 	var starts []string
 	var kept int64
@@ -566,6 +568,9 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 		out["level"], out["slices"] = "3", "4"
 	}
 	inOpts := decodeInput()
+	if src.OneThread {
+		inOpts["threads"] = "1"
+	}
 	var s *ffmpeg.Stream
 	if tl.byIndex() {
 		// Timestamps made up or mended: the pictures are selected by their

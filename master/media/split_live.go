@@ -102,6 +102,12 @@ func SplitLive(ctx context.Context, tools Tools, p *Probing, segmentSeconds floa
 	if err != nil {
 		return nil, SplitStats{}, err
 	}
+	if full.OneThread && len(planned) > 0 {
+		// The chunks handed out were proven against the first decode's
+		// pictures, not the one-thread decode's.
+		return nil, SplitStats{}, fmt.Errorf("split %s: %w: the video is damaged, and its pictures were decoded again on one thread",
+			full.Path, ErrReplan)
+	}
 	s.src = full
 	tl, err := sourceTimeline(ctx, tools, full)
 	if err != nil {
@@ -123,7 +129,7 @@ func SplitLive(ctx context.Context, tools Tools, p *Probing, segmentSeconds floa
 		return nil, SplitStats{}, err
 	}
 	chunks, deferred = append(chunks, made...), append(deferred, later...)
-	slices.Sort(deferred) // writeLosslessChunks cuts them in order
+	slices.Sort(deferred)
 	for _, i := range deferred {
 		chunks[i].Lossless = true
 		if opts.HeadProof {

@@ -32,6 +32,16 @@ func sameSplit(t *testing.T, got, want []media.Chunk) {
 // was handed out while the source was still being decoded.
 func liveSplit(t *testing.T, tools media.Tools, path string, segment float64, opts media.SplitOptions) ([]media.Chunk, bool) {
 	t.Helper()
+	chunks, early, err := liveSplitErr(t, tools, path, segment, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chunks, early
+}
+
+// liveSplitErr is liveSplit, giving SplitLive's error back.
+func liveSplitErr(t *testing.T, tools media.Tools, path string, segment float64, opts media.SplitOptions) ([]media.Chunk, bool, error) {
+	t.Helper()
 	ctx := context.Background()
 	p, err := media.StartProbe(ctx, tools, path)
 	if err != nil {
@@ -68,7 +78,7 @@ func liveSplit(t *testing.T, tools media.Tools, path string, segment float64, op
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, false, err
 	}
 	if len(emitted) != len(chunks) || next != len(chunks) {
 		t.Errorf("%d chunks handed out and %d planned of %d", len(emitted), next, len(chunks))
@@ -79,7 +89,7 @@ func liveSplit(t *testing.T, tools media.Tools, path string, segment float64, op
 			t.Errorf("chunk %d handed out as\n%+v\nreturned as\n%+v", c.Index, e, c)
 		}
 	}
-	return chunks, early
+	return chunks, early, nil
 }
 
 // TestSplitLive: the source's pictures decoded at its own pace (ffmpeg's

@@ -15,6 +15,28 @@ import (
 // from the earlier ones.
 const nudgeWindow = 8
 
+// jumpSeconds is how far forward a timestamp may jump in a container
+// whose clock may jump (transport and program streams, FLV) before the
+// jump is taken for a discontinuity, not a pause: ffmpeg's own
+// dts_delta_threshold.
+const jumpSeconds = 10
+
+// discontinuousFormats are the demuxers (ffprobe's format names) whose
+// clock may jump or restart, as ffmpeg's AVFMT_TS_DISCONT says.
+var discontinuousFormats = []string{"mpegts", "mpegtsraw", "mpeg", "flv", "hls"}
+
+// jumpLimit is repairTimes' jump for a source of format formatName in
+// time base tb: jumpSeconds where the format's clock may jump, 0 (none)
+// elsewhere, where a long gap is the source's own.
+func jumpLimit(formatName string, tb rational) int64 {
+	for _, f := range strings.Split(formatName, ",") {
+		if slices.Contains(discontinuousFormats, f) && tb.num > 0 {
+			return jumpSeconds * tb.den / tb.num
+		}
+	}
+	return 0
+}
+
 // maxRepairs bounds how many pictures repairTimes mends: a hundredth of
 // the pictures, at least 16 and at most 256 (each is a term of the filter
 // that times a lossless chunk). Beyond it the timestamps are not the
@@ -52,8 +74,9 @@ func (r timeRepair) repaired() bool { return len(r.nudged)+len(r.restarts) > 0 }
 // repairTimes gives pics (in presentation order) increasing timestamps,
 // the way a player shows them: a picture whose timestamp repeats or goes
 // back a little from the one before is spread between its neighbours; where
-// the timestamps go back for good, the later pictures follow on one
-// typical frame apart from the last good one. ok is false when a picture
+// the timestamps go back for good, or jump forward more than jump ticks
+// (jump > 0, see jumpLimit), the later pictures follow on one typical
+// frame apart from the last good one. ok is false when a picture
 // has no timestamp, no two pictures are apart, or more than maxRepairs
 // need mending. Pictures that already increase come back as they are.
 //
@@ -62,12 +85,17 @@ func (r timeRepair) repaired() bool { return len(r.nudged)+len(r.restarts) > 0 }
 // as a run of equal timestamps, whatever the decoder gave: its pictures
 // are timed by their place in the run (a linear span) until the
 // timestamps rise again.
-func repairTimes(pics []picture) (r timeRepair, ok bool) {
+func repairTimes(pics []picture, jump int64) (r timeRepair, ok bool) {
 	n := len(pics)
 	if n == 0 || slices.ContainsFunc(pics, func(p picture) bool { return p.pts == noPTS }) {
 		return timeRepair{}, false
 	}
-	if timedFrom(pics, 0) {
+	jumped := func(i int) bool { return jump > 0 && pics[i].pts-pics[i-1].pts > jump }
+	clean := timedFrom(pics, 0)
+	for i := 1; clean && jump > 0 && i < n; i++ {
+		clean = !jumped(i)
+	}
+	if clean {
 		return timeRepair{pictures: pics, spans: []timeSpan{{}}}, true
 	}
 	var steps []int64
@@ -95,7 +123,7 @@ func repairTimes(pics []picture) (r timeRepair, ok bool) {
 	var offset int64   // what the source's own timestamps are shifted by
 	restarted := false // picture i-1 followed on where the timestamps went back
 	for i := 1; i < n; {
-		if t := pics[i].pts + offset; t > out[i-1].pts {
+		if t := pics[i].pts + offset; t > out[i-1].pts && !jumped(i) {
 			out[i].pts = t
 			extend(i, false, offset, 0)
 			restarted = false
@@ -149,7 +177,7 @@ func (r timeRepair) warnings(tb rational) []string {
 		if n > 1 {
 			points = strconv.Itoa(n) + " points"
 		}
-		w = append(w, fmt.Sprintf("the video's timestamps go back for good at %s (first at %s): the later pictures are shown following on from the earlier ones", points, at(r.restarts[0])))
+		w = append(w, fmt.Sprintf("the video's timestamps go back, or jump ahead more than %ds, at %s (first at %s): the later pictures are shown following on from the earlier ones", jumpSeconds, points, at(r.restarts[0])))
 	}
 	if n := len(r.nudged); n > 0 {
 		w = append(w, fmt.Sprintf("%d of the video's pictures: a timestamp that repeats or goes back (first at %s); each is shown between its neighbours", n, at(r.nudged[0])))

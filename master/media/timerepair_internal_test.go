@@ -20,25 +20,28 @@ func TestRepairTimes(t *testing.T) {
 		ok               bool
 		want             []int64 // nil: as in
 		nudged, restarts []int
+		jump             int64 // repairTimes' jump: 0 for none
 	}{
-		{"increasing", []int64{0, 40, 80, 120}, true, nil, nil, nil},
-		{"variable rate kept", []int64{0, 40, 1000, 1040}, true, nil, nil, nil},
-		{"one repeated", []int64{0, 40, 80, 80, 160, 200}, true, []int64{0, 40, 80, 120, 160, 200}, []int{3}, nil},
-		{"two repeated", []int64{0, 40, 80, 80, 80, 200}, true, []int64{0, 40, 80, 120, 160, 200}, []int{3, 4}, nil},
-		{"one gone back a little", []int64{0, 40, 80, 60, 160}, true, []int64{0, 40, 80, 120, 160}, []int{3}, nil},
+		{"increasing", []int64{0, 40, 80, 120}, true, nil, nil, nil, 0},
+		{"variable rate kept", []int64{0, 40, 1000, 1040}, true, nil, nil, nil, 0},
+		{"one repeated", []int64{0, 40, 80, 80, 160, 200}, true, []int64{0, 40, 80, 120, 160, 200}, []int{3}, nil, 0},
+		{"two repeated", []int64{0, 40, 80, 80, 80, 200}, true, []int64{0, 40, 80, 120, 160, 200}, []int{3, 4}, nil, 0},
+		{"one gone back a little", []int64{0, 40, 80, 60, 160}, true, []int64{0, 40, 80, 120, 160}, []int{3}, nil, 0},
 		// A restart as ffmpeg's muxer gives it: held at the last timestamp
 		// (120) until the later capture's pass it.
 		{"restart, held", []int64{0, 40, 80, 120, 120, 120, 120, 120, 120, 120, 120, 120, 120, 130, 170}, true,
-			[]int64{0, 40, 80, 120, 160, 200, 240, 280, 320, 360, 400, 440, 480, 490, 530}, nil, []int{4}},
+			[]int64{0, 40, 80, 120, 160, 200, 240, 280, 320, 360, 400, 440, 480, 490, 530}, nil, []int{4}, 0},
 		{"restart, gone back", []int64{0, 40, 80, 120, 0, 40, 80, 120, 160, 200, 240, 280, 320, 360},
-			true, []int64{0, 40, 80, 120, 160, 200, 240, 280, 320, 360, 400, 440, 480, 520}, nil, []int{4}},
-		{"no timestamp", []int64{0, noPTS, 80}, false, nil, nil, nil},
-		{"all equal", []int64{5, 5, 5}, false, nil, nil, nil},
-		{"one picture", []int64{7}, true, nil, nil, nil},
+			true, []int64{0, 40, 80, 120, 160, 200, 240, 280, 320, 360, 400, 440, 480, 520}, nil, []int{4}, 0},
+		{"jump ahead, a discontinuity", []int64{0, 40, 80, 100000, 100040}, true, []int64{0, 40, 80, 120, 160}, nil, []int{3}, 1000},
+		{"jump ahead, a pause", []int64{0, 40, 80, 100000, 100040}, true, nil, nil, nil, 0},
+		{"no timestamp", []int64{0, noPTS, 80}, false, nil, nil, nil, 0},
+		{"all equal", []int64{5, 5, 5}, false, nil, nil, nil, 0},
+		{"one picture", []int64{7}, true, nil, nil, nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, ok := repairTimes(ptsOf(tt.in...))
+			r, ok := repairTimes(ptsOf(tt.in...), tt.jump)
 			if ok != tt.ok {
 				t.Fatalf("ok = %v, want %v", ok, tt.ok)
 			}
@@ -84,7 +87,7 @@ func TestRepairTimes_TooManyMended(t *testing.T) {
 	for i := range 40 {
 		ts = append(ts, int64(i/2*40)) // every other picture repeats
 	}
-	if _, ok := repairTimes(ptsOf(ts...)); ok {
+	if _, ok := repairTimes(ptsOf(ts...), 0); ok {
 		t.Errorf("mended 20 of 40 pictures, want them left untimed (more than %d)", maxRepairs(40))
 	}
 }

@@ -180,7 +180,7 @@ func TestVerify_TimestampsRestart(t *testing.T) {
 	}
 	src := mustProbe(t, srcPath)
 	if src.Video.Frames != 100 || src.Video.Duration != 4 || !slices.ContainsFunc(src.Warnings, func(w string) bool {
-		return strings.Contains(w, "timestamps go back for good at 1 point (first at picture 50, 2.000s)")
+		return strings.Contains(w, "timestamps go back, or jump ahead more than 10s, at 1 point (first at picture 50, 2.000s)")
 	}) {
 		t.Fatalf("probe: %d frames for %vs, warnings %q; want 100 for 4s, the restart named", src.Video.Frames, src.Video.Duration, src.Warnings)
 	}
@@ -196,4 +196,46 @@ func TestVerify_TimestampsRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantProblem(t, v, "the source's 4.000000s")
+}
+
+// TestProbe_TransportClockJumps: two transport-stream captures run
+// together, where the second's clock restarts at another frame rate, or
+// jumps 1000 s ahead. The video lasts as the two captures do, each at its
+// own rate (the decoder's timestamps, not framehash's held ones), as
+// ffmpeg plays it; neither half is retimed to the other's rate, and no
+// frozen gap is left.
+func TestProbe_TransportClockJumps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	first := filepath.Join(dir, "first.ts")
+	ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "mpegts", first)
+	for _, tt := range []struct {
+		name   string
+		second []string // the second capture's ffmpeg output options
+	}{
+		{"restart at 50 fps", []string{"-r", "50"}},
+		{"jump ahead", []string{"-output_ts_offset", "1000"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			second := filepath.Join(t.TempDir(), "second.ts")
+			ffmpegT(t, append(append([]string{"-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2"}, tt.second...),
+				"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "mpegts", second)...)
+			a, err := os.ReadFile(first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := filepath.Join(t.TempDir(), "joined.ts")
+			if err := os.WriteFile(src, append(a, b...), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			info := mustProbe(t, src)
+			if d := info.Video.Duration; d < 3.9 || d > 4.1 {
+				t.Errorf("the video lasts %.3fs, want 4s (2s of each capture); warnings %q", d, info.Warnings)
+			}
+		})
+	}
 }
