@@ -54,21 +54,25 @@ func (s *Server) reserveRead(ctx context.Context, n int64) (release func(), err 
 // handed without freeing it, so without the codec's release; the call's
 // holds are then given back at once (connTagger), not left to close an
 // honest connection idleTimeout later.
-func (s *Server) watchHold(ctx context.Context, n int64, release func()) (done func(), taken func(int)) {
-	done, taken = s.watchPace(connOf(ctx), n, release)
+func (s *Server) watchHold(ctx context.Context, n int64, release func()) (done func(), taken func(int), start func()) {
+	done, taken, start = s.watchPace(connOf(ctx), n, release)
 	if h := holdsOf(ctx); h != nil {
 		forget := h.add(done)
 		watched := done
 		done = func() { forget(); watched() }
 	}
-	return done, taken
+	return done, taken, start
 }
 
-// watchPace is watchHold's watch of the pace its client takes the hold at.
-func (s *Server) watchPace(p *connProgress, n int64, release func()) (done func(), taken func(int)) {
+// watchPace is watchHold's watch of the pace its client takes the hold at,
+// from start on: once the answer is queued for its client, not while it
+// waits behind the one before (a stream's Send blocks on gRPC's write
+// quota until that one is nearly out), which the client is taking at the
+// same pace.
+func (s *Server) watchPace(p *connProgress, n int64, release func()) (done func(), taken func(int), start func()) {
 	idle := s.cfg.UploadIdleTimeout
 	if p == nil || idle <= 0 {
-		return release, nil
+		return release, nil, func() {}
 	}
 	var got atomic.Int64
 	var mu sync.Mutex
@@ -95,25 +99,32 @@ func (s *Server) watchPace(p *connProgress, n int64, release func()) (done func(
 		_ = p.conn.Close()
 		release()
 	}
-	mu.Lock()
-	t = time.AfterFunc(idle, check)
-	mu.Unlock()
+	start = func() {
+		mu.Lock()
+		if !stopped && t == nil {
+			t = time.AfterFunc(idle, check)
+		}
+		mu.Unlock()
+	}
 	done = func() {
 		mu.Lock()
 		stopped = true
-		t.Stop()
+		if t != nil {
+			t.Stop()
+		}
 		mu.Unlock()
 		release()
 	}
-	return done, func(k int) { got.Add(int64(k)) }
+	return done, func(k int) { got.Add(int64(k)) }, start
 }
 
 // answerHeld is for a unary answer of n shard bytes that reserveRead
 // counted: release runs once gRPC is finished with them, or as the RPC
 // ends if they were never marshalled (or gRPC's codec is not s.codec).
 func (s *Server) answerHeld(ctx context.Context, msg any, n int64, release func()) {
-	done, taken := s.watchHold(ctx, n, release)
+	done, taken, start := s.watchHold(ctx, n, release)
 	s.codec.OnWritten(msg, done, taken)
+	start()
 	context.AfterFunc(ctx, func() { s.codec.Forget(msg) })
 }
 
@@ -122,9 +133,14 @@ func (s *Server) answerHeld(ctx context.Context, msg any, n int64, release func(
 // Send did not marshal them with s.codec; recycle runs then too, but not
 // when watchHold gives the bytes back early (gRPC may still refer to them).
 func (s *Server) sendHeld(stream pb.VideoProcessingService_DownloadShardServer, msg *pb.DownloadShardResponse, n int64, release, recycle func()) error {
-	done, taken := s.watchHold(stream.Context(), n, release)
+	done, taken, start := s.watchHold(stream.Context(), n, release)
 	s.codec.OnWritten(msg, func() { done(); recycle() }, taken)
 	err := stream.Send(msg)
 	s.codec.Forget(msg)
-	return err
+	if err != nil {
+		done() // the call is over: nobody will take it
+		return err
+	}
+	start()
+	return nil
 }

@@ -352,7 +352,8 @@ func TestReadBudget_ResetCallGivesBackItsHolds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done, _ := h.srv.watchHold(ctx, n, release)
+		done, _, start := h.srv.watchHold(ctx, n, release)
+		start()
 		if reset {
 			cancel()
 		}
@@ -368,5 +369,40 @@ func TestReadBudget_ResetCallGivesBackItsHolds(t *testing.T) {
 	time.Sleep(3 * idle)
 	if c := conn.closes.Load(); c != 0 {
 		t.Errorf("the connection was closed %d times for holds given back", c)
+	}
+}
+
+// TestReadBudget_SlowReaderAtPaceKept: a download taken at 1.6 times the
+// pace an answer must keep (uploadProgressBytes per UploadIdleTimeout) is
+// kept to its end: a frame's clock starts once it is queued, not while its
+// Send waits behind the frame before it, which the client takes at the
+// same pace.
+func TestReadBudget_SlowReaderAtPaceKept(t *testing.T) {
+	const frameBytes = uploadProgressBytes
+	idle := time.Second
+	var logs syncBuffer
+	w := newTCPWorker(t, Config{MaxReadBytes: 64 * frameBytes, FrameBytes: frameBytes, UploadIdleTimeout: idle,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	put(t, w.harness, "v", 0, strings.Repeat("s", 5*frameBytes), storage.Metadata{Encoder: "fake"})
+	conn := stallingConn(t, w.addr) // 64 KiB windows: what is not read is not sent
+	s, err := pb.NewVideoProcessingServiceClient(conn).DownloadShard(context.Background(),
+		&pb.GetShardRequest{VideoId: "v", ChunkIndex: proto.Int32(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	for {
+		resp, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v\n%s", got, err, logs.String())
+		}
+		got += len(resp.GetData())
+		time.Sleep(idle * 5 / 8) // a frame every 0.625 s: 1.6 times the pace
+	}
+	if got != 5*frameBytes {
+		t.Errorf("got %d bytes, want %d", got, 5*frameBytes)
 	}
 }
