@@ -296,6 +296,7 @@ type dispWorker struct {
 	client *client.Client
 
 	up, probing         bool
+	shunned             bool // see Shun
 	cap, inflight       int
 	done, failures      int
 	lastErr             string
@@ -701,21 +702,36 @@ func (d *Dispatcher) pickLocked(p *pendingChunk) (w *dispWorker, ahead bool) {
 	return w, w != nil
 }
 
+// Shun keeps the worker at addr from new chunks while another worker in
+// rotation can take them: it answers its health checks, but its shards
+// came back stalled or other than it said (see LostShardsError.Unreliable),
+// so the chunks it lost would only be lost there again.
+func (d *Dispatcher) Shun(addr string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, w := range d.workers {
+		if w.addr == addr {
+			w.shunned = true
+		}
+	}
+}
+
 // pickUnderLocked is the least loaded worker that may take p with fewer
 // than its cap + extra chunks in flight (with extra, one that takes
-// streamed uploads), or nil.
+// streamed uploads), or nil. Workers that failed p, or that are shunned,
+// take it only when no other worker in rotation can.
 func (d *Dispatcher) pickUnderLocked(p *pendingChunk, extra int) *dispWorker {
-	avoid := p.failed
+	avoid := func(w *dispWorker) bool { return p.failed[w] || w.shunned }
 	others := false
 	for _, w := range d.workers {
-		if w.up && w.takes(p.task) && !avoid[w] {
+		if w.up && w.takes(p.task) && !avoid(w) {
 			others = true
 			break
 		}
 	}
 	var best *dispWorker
 	for _, w := range d.workers {
-		if !w.up || w.inflight >= w.cap+extra || !w.takes(p.task) || (others && avoid[w]) || extra > 0 && !w.streams {
+		if !w.up || w.inflight >= w.cap+extra || !w.takes(p.task) || (others && avoid(w)) || extra > 0 && !w.streams {
 			continue
 		}
 		if best == nil || lessLoadedWorker(w, best) {

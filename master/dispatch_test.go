@@ -914,3 +914,31 @@ func TestDispatch_BadTrim(t *testing.T) {
 		t.Errorf("worker got %d chunks", calls)
 	}
 }
+
+// TestDispatch_Shun: a shunned worker (its downloads stalled) gets no chunk
+// while another can take it, and still gets them when it is the only one
+// left that can.
+func TestDispatch_Shun(t *testing.T) {
+	a := startWorker(t, workerOpts{MaxTasks: 2})
+	b := startWorker(t, workerOpts{MaxTasks: 2})
+	d := newDispatcher(t, fastConfig(t, a.Addr, b.Addr))
+	d.Shun(a.Addr)
+	chunks := writeChunks(t, 6, func(i int) int { return 2<<10 + i })
+	rec := newRecorder(t)
+	if err := d.Run(context.Background(), "video.mp4", tasksOf(chunks), rec.onDone, rec.onEvent); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rec.Results() {
+		if r.Worker != b.Addr {
+			t.Errorf("chunk %d went to %s, shunned", r.Index, r.Worker)
+		}
+	}
+	d.Shun(b.Addr)
+	rec = newRecorder(t)
+	if err := d.Run(context.Background(), "video2.mp4", tasksOf(chunks), rec.onDone, rec.onEvent); err != nil {
+		t.Fatalf("every worker shunned: %v", err)
+	}
+	if n := len(rec.Results()); n != 6 {
+		t.Errorf("%d chunks done with every worker shunned, want 6", n)
+	}
+}

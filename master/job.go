@@ -388,6 +388,10 @@ func rebuild(ctx context.Context, cfg JobConfig, state *JobState, src *media.Sou
 		}
 
 		cfg.Logger.Warn("shards lost or out of reach; encoding them again", "chunks", lost.Chunks, "err", lost.Err)
+		for _, w := range lost.Unreliable {
+			cfg.Logger.Warn("worker shunned for the chunks it lost: its downloads stalled or brought other bytes than it said", "worker", w)
+			d.Shun(w)
+		}
 		for _, i := range lost.Chunks {
 			state.forget(i)
 		}
@@ -1311,6 +1315,8 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*clien
 	encoders := make([]string, len(state.Chunks))
 	lost := make([]error, len(state.Chunks)) // why each lost chunk is lost; nil for the others
 	picker := newReadPicker(ctx, clients)
+	var mu sync.Mutex
+	shun := map[string]bool{} // the workers found unreliable, guarded by mu
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(fetchParallel)
 	for i, c := range state.Chunks {
@@ -1331,6 +1337,11 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*clien
 				done()
 				if why := lostBecause(gctx, err); why != "" {
 					whys = append(whys, fmt.Errorf("%s %s (%w)", why, rep.Worker, err))
+					if unreliable(err) {
+						mu.Lock()
+						shun[rep.Worker] = true
+						mu.Unlock()
+					}
 					continue // the next copy
 				}
 				if err != nil {
@@ -1358,6 +1369,7 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*clien
 		}
 	}
 	if len(lostErr.Chunks) > 0 {
+		lostErr.Unreliable = slices.Sorted(maps.Keys(shun))
 		return nil, nil, &lostErr
 	}
 	if err := ctx.Err(); err != nil {
@@ -1379,6 +1391,17 @@ type LostShardsError struct {
 	Chunks  []int
 	Reasons []string
 	Err     error // one of the failures
+	// Unreliable are the workers whose downloads stalled or brought other
+	// bytes than their metadata said: they answer, but cannot be trusted
+	// with the chunks they lost (Dispatcher.Shun).
+	Unreliable []string
+}
+
+// unreliable reports whether a failed fetch says its worker cannot be
+// trusted with chunks: it stalled, or sent other bytes than it said.
+func unreliable(err error) bool {
+	return errors.Is(err, client.ErrDownloadStalled) || errors.Is(err, client.ErrSizeMismatch) ||
+		errors.Is(err, client.ErrChecksumMismatch) || errors.Is(err, client.ErrProtocol)
 }
 
 // lostBecause says why a failed fetch leaves its chunk to be encoded again
