@@ -129,3 +129,6 @@ func chromaSamples(c string) int {
 }
 
 func chromaName(c string) string { return c[:1] + ":" + c[1:2] + ":" + c[2:] }
+
+// pixFormatHasAlpha reports whether name is a pixel format with alpha.
+func pixFormatHasAlpha(name string) bool { return parsePixFormat(name).alpha }

@@ -70,6 +70,10 @@ type VideoPresentation struct {
 	// PixFmt is the pixel format pictures decode to, e.g. "yuv420p10le":
 	// the decoded first frame's, else the stream's; "" when unknown.
 	PixFmt string
+	// Alpha: the stream says it carries an alpha channel beside its
+	// pictures (Matroska's alpha_mode 1, VP8/VP9), which PixFmt does not
+	// show.
+	Alpha bool
 	// FPS is the average frame rate; 0 when unknown.
 	FPS float64
 	// Rotation is ffprobe's rotation of the display matrix in degrees,
@@ -328,6 +332,7 @@ func (s presentationStream) videoPresentation() VideoPresentation {
 		Title:             tag(s.Tags, "title"),
 		Disposition:       dispositions(s.Disposition),
 		StartTime:         parseSeconds(s.StartTime),
+		Alpha:             tag(s.Tags, "alpha_mode") == "1",
 	}
 	if v.FPS <= 0 {
 		v.FPS = parseRate(s.RFrameRate)
@@ -509,6 +514,10 @@ func ComparePresentation(src, out Presentation, container string) []string {
 	}
 	if loss := pixFormatLoss(sv.PixFmt, ov.PixFmt); loss != "" {
 		c.diff("video pixel format", sv.PixFmt, ov.PixFmt, loss)
+	}
+	if sv.Alpha && !ov.Alpha && !pixFormatHasAlpha(ov.PixFmt) {
+		c.diff("video alpha channel", "carried beside the pictures (alpha_mode 1)", "none",
+			"ffmpeg's native VP9 decoder does not read it: the output is opaque")
 	}
 	c.diff("video colour primaries", sv.ColorPrimaries, ov.ColorPrimaries, "")
 	c.diff("video transfer characteristics", sv.ColorTransfer, ov.ColorTransfer, "")
@@ -768,9 +777,11 @@ func presentationOutput(src, shard Presentation, side SideStreams, container str
 		// picture turned instead of flipped (ComparePresentation warns).
 		videoTags = append(videoTags, "rotate="+strconv.FormatFloat(sv.Rotation, 'f', -1, 64))
 	}
-	if len(videoTags) > 0 {
-		out["metadata:s:0"] = videoTags
-	}
+	// A VP9 stream's alpha travels beside its pictures, which no decode
+	// here reads (ComparePresentation warns): the tag the shards copied
+	// from their chunk would promise an alpha the output lacks.
+	videoTags = append(videoTags, "alpha_mode=")
+	out["metadata:s:0"] = videoTags
 	out["disposition:0"] = dispositionArg(sv.Disposition)
 	for i, s := range side.Streams {
 		n := strconv.Itoa(1 + i)

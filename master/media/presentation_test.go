@@ -135,6 +135,20 @@ func TestPresentation_Pipeline(t *testing.T) {
 			want: map[string][]string{"out.mkv": {"video pixel format: source yuva444p12le, output yuv444p10le (alpha dropped, 12 to 10 bits)"}},
 		},
 		{
+			// VP9 alpha travels beside the pictures: no decode here reads
+			// it, and the output must not keep the tag that promises it.
+			name: "VP9 alpha",
+			src: []string{"-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2,format=yuva420p", "-c:v", "libvpx-vp9",
+				"-deadline", "realtime", "-cpu-used", "8", "-g", "10"},
+			ext: ".webm", codec: x264Args,
+			want: map[string][]string{"out.mkv": {"video alpha channel: source carried beside the pictures"}},
+			check: func(t *testing.T, p media.Presentation) {
+				if p.Video.Alpha {
+					t.Error("the output's video says it carries alpha")
+				}
+			},
+		},
+		{
 			name: "sample aspect ratio",
 			src:  append(append(tinyVideo, x264Source...), "-vf", "setsar=4/3"),
 			ext:  ".mp4", codec: x264Args,
