@@ -239,3 +239,23 @@ func TestProbe_TransportClockJumps(t *testing.T) {
 		})
 	}
 }
+
+// TestVerify_AudioGapIntoMP4: a source whose audio drops out for a second
+// (a capture's dropout), joined into MP4, which has no timestamp gaps: the
+// muxer lengthens the sample before the gap, so the output's audio has
+// more sound than the source's, as much as its gap. That verifies; the
+// sound lost from a shorter output would not.
+func TestVerify_AudioGapIntoMP4(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.mkv")
+	ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=4", "-f", "lavfi", "-i", "sine=d=4:r=48000",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "pcm_s16le", "-frame_size", "1024", base)
+	srcPath := filepath.Join(dir, "gap.mkv")
+	ffmpegT(t, "-i", base, "-map", "0", "-c", "copy", "-bsf:a", `noise=drop=between(pts*tb\,1\,2)`, srcPath)
+	src := mustProbe(t, srcPath)
+	shards := encodeShards(t, mustSplit(t, src, 2), x264Args)
+	if v := verifyBroken(t, src, shards, true, "out.mp4"); !v.OK {
+		t.Errorf("the gap filled in MP4: %q, want OK", v.Problems)
+	}
+}
