@@ -241,6 +241,10 @@ func (s *Server) MessageMemory() int64 {
 	return messageMemoryFactor*int64(s.cfg.MaxUnaryChunks+s.cfg.MaxUploads)*int64(s.cfg.MaxMessageBytes) + s.cfg.MaxReadBytes
 }
 
+// maxHeaderListBytes bounds a call's headers: ours (a token, a request id)
+// take a few hundred bytes.
+const maxHeaderListBytes = 16 << 10
+
 // GRPCOptions returns the options of a gRPC server that serves s: the
 // interceptors of ServerOptions (with opts), the admission tap, the message
 // size limit (Config.MaxMessageBytes, both ways) and the per-connection
@@ -254,6 +258,9 @@ func (s *Server) GRPCOptions(opts ...Option) []grpc.ServerOption {
 		grpc.StatsHandler(connTagger{&s.connBytes}), // for Listener's counts
 		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(s.cfg.MaxMessageBytes),
+		// gRPC's default (16 MiB) lets a call that never sends its
+		// message hold that much in headers, a hundred per connection.
+		grpc.MaxHeaderListSize(maxHeaderListBytes),
 		grpc.ForceServerCodecV2(s.codec), // after ServerOptions' own: the one with the read budget's releases
 		grpc.WaitForHandlers(true),
 	)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -95,7 +96,7 @@ func toStatus(err error) error {
 	default:
 		code = codes.Internal
 	}
-	st := status.New(code, err.Error())
+	st := status.New(code, clipMessage(err.Error()))
 	if errors.Is(err, errBusy) {
 		// Tell well-behaved clients when to come back.
 		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(busyRetryDelay)}); derr == nil {
@@ -115,3 +116,22 @@ func noSpace(err error) error {
 
 // busyRetryDelay is the retry hint sent with an overload refusal.
 const busyRetryDelay = time.Second
+
+// maxStatusMessage bounds the message of a status: a client's own value
+// quoted back (an encoder name, a location, each escaped) comes back, and
+// goes into the access log, at most this long, not as large as the
+// request that carried it.
+const maxStatusMessage = 1 << 10
+
+// clipMessage is msg cut to maxStatusMessage bytes, on a character
+// boundary, saying how long it was.
+func clipMessage(msg string) string {
+	if len(msg) <= maxStatusMessage {
+		return msg
+	}
+	cut := maxStatusMessage
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes in all)", msg[:cut], len(msg))
+}

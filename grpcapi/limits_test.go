@@ -6,8 +6,10 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/videoshard/videoshard/encode"
 	pb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
@@ -55,5 +57,36 @@ func TestStoreLimitsOverTheWire(t *testing.T) {
 	_, err = low.client.ProcessChunk(ctx, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: []byte("x")})
 	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "min_free_bytes") {
 		t.Fatalf("ProcessChunk below min_free_bytes: %v, want ResourceExhausted naming the limit", err)
+	}
+}
+
+// TestEchoedValuesClipped: a client's value quoted back in a refusal (a
+// megabyte of encoder name, escaped four times over) comes back, and is
+// logged, clipped to maxStatusMessage, saying how long it was: not as a
+// status larger than the request, nor a log line five times its size.
+func TestEchoedValuesClipped(t *testing.T) {
+	sim, err := encode.NewSimulated(encode.SimulatedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, sim, Config{MaxMessageBytes: 4 << 20})
+	_, err = h.client.ProcessChunk(context.Background(), &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: []byte("x"),
+		Encoding: &pb.EncodingOptions{VideoCodec: strings.Repeat("\x01", 1<<20)}})
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument || len(st.Message()) > maxStatusMessage+64 || !strings.Contains(st.Message(), "bytes in all)") {
+		t.Fatalf("a 1 MiB codec name: %v, %d bytes of message %.200q; want InvalidArgument, clipped", st.Code(), len(st.Message()), st.Message())
+	}
+}
+
+// TestHeaderListBounded: a call's headers are bounded (maxHeaderListBytes),
+// so calls that never send their message cannot hold megabytes each.
+func TestHeaderListBounded(t *testing.T) {
+	w := newTCPWorker(t, Config{})
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-pad", strings.Repeat("p", 2*maxHeaderListBytes))
+	if _, err := w.client.CheckHealth(ctx, &pb.HealthCheckRequest{}); err == nil {
+		t.Fatal("a call with headers over the bound was served")
+	}
+	if _, err := w.client.CheckHealth(context.Background(), &pb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("an ordinary call after it: %v", err)
 	}
 }

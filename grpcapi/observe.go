@@ -129,8 +129,8 @@ func (c *call) end(ctx context.Context, log *slog.Logger, obs ChunkObserver, id 
 	code := status.Code(err)
 	level := slog.LevelDebug
 	switch code {
-	case codes.OK:
-	case codes.NotFound, codes.InvalidArgument, codes.Canceled:
+	case codes.OK, codes.Canceled: // a client's own choice: at a reset's rate, a flood
+	case codes.NotFound, codes.InvalidArgument:
 		level = slog.LevelInfo
 	case codes.Internal, codes.DataLoss, codes.Unknown:
 		level = slog.LevelError
