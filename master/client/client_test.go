@@ -508,6 +508,19 @@ func TestDownloadShard_ErrProtocol(t *testing.T) {
 	}
 }
 
+// TestDownloadShard_OversizedMessage: a worker whose first message is over
+// the client's limit (megabytes of metadata) breaks the protocol: the
+// error says so (ErrProtocol), for the job to fetch the shard elsewhere.
+func TestDownloadShard_OversizedMessage(t *testing.T) {
+	f := shardWorker(randomBytes(10))
+	f.meta.EncoderSettings = map[string]string{"x": strings.Repeat("m", 2<<20)}
+	c := start(t, f, client.DialOptions{MaxMessageBytes: 1 << 20})
+	if _, _, err := c.DownloadShard(t.Context(), shardRequest(), io.Discard, client.ShardWant{}); !errors.Is(err, client.ErrProtocol) ||
+		!strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("err = %v, want ErrProtocol saying the message is over the limit", err)
+	}
+}
+
 func TestErrorCodesPassThrough(t *testing.T) {
 	path, _ := writeFile(t, 10)
 	calls := map[string]func(context.Context, *client.Client) error{

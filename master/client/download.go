@@ -13,6 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/videoshard/videoshard/proto"
 )
 
@@ -92,6 +96,8 @@ func (c *Client) DownloadShard(ctx context.Context, req *pb.GetShardRequest, w i
 		msg, err := stream.Recv()
 		if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrDownloadStalled) {
 			err = cause
+		} else if oversized(err) {
+			err = fmt.Errorf("%w: the worker sent a message over the limit: %w", ErrProtocol, err)
 		}
 		return msg, err
 	}
@@ -240,4 +246,20 @@ func describeShard(req *pb.GetShardRequest) string {
 		return fmt.Sprintf("of %q", req.GetVideoId())
 	}
 	return fmt.Sprintf("%d of %q", req.GetChunkIndex(), req.GetVideoId())
+}
+
+// oversized reports whether err is gRPC's refusal of a received message
+// larger than the limit: ResourceExhausted that the client's own side
+// raised, not a worker's busy answer (which says when to retry).
+func oversized(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.ResourceExhausted {
+		return false
+	}
+	for _, d := range st.Details() {
+		if _, retry := d.(*errdetails.RetryInfo); retry {
+			return false
+		}
+	}
+	return strings.Contains(st.Message(), "larger than max")
 }
