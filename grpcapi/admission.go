@@ -145,7 +145,7 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 	case pb.VideoProcessingService_UploadChunk_FullMethodName:
 		g = s.uploadGate
 	default:
-		return ctx, nil
+		return s.awaitMessage(ctx), nil
 	}
 	if err := g.enter(); err != nil {
 		s.log.Warn("call refused before its message was read", "method", info.FullMethodName, "error", err)
@@ -168,6 +168,62 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 		}
 	})
 	return context.WithValue(ctx, admissionKey{}, a), nil
+}
+
+// awaitMessage gives a call that carries no chunk UploadIdleTimeout for
+// its request message to arrive (messageArrived stops the clock), then
+// ends it: its headers would hold their memory for as long as the client
+// keeps the stream open, a hundred calls to a connection.
+func (s *Server) awaitMessage(ctx context.Context) context.Context {
+	idle := s.cfg.UploadIdleTimeout
+	if idle <= 0 {
+		return ctx
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	t := time.AfterFunc(idle, func() {
+		s.log.Warn("call ended: its message did not come", "within", idle, "key", "limits.upload_idle_timeout")
+		cancel()
+	})
+	context.AfterFunc(ctx, func() { t.Stop() })
+	return context.WithValue(ctx, messageClockKey{}, t)
+}
+
+type messageClockKey struct{}
+
+// messageArrived stops ctx's awaitMessage clock: the request has come.
+func messageArrived(ctx context.Context) {
+	if t, ok := ctx.Value(messageClockKey{}).(*time.Timer); ok {
+		t.Stop()
+	}
+}
+
+// messageInterceptors stop the awaitMessage clock: a unary call's message
+// has come when its handler runs, a stream's with its first message.
+func messageInterceptors() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	unary := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		messageArrived(ctx)
+		return handler(ctx, req)
+	}
+	stream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, &firstMessageStream{ServerStream: ss})
+	}
+	return unary, stream
+}
+
+// firstMessageStream stops its call's awaitMessage clock at its first
+// message.
+type firstMessageStream struct {
+	grpc.ServerStream
+	got bool
+}
+
+func (f *firstMessageStream) RecvMsg(m any) error {
+	err := f.ServerStream.RecvMsg(m)
+	if err == nil && !f.got {
+		f.got = true
+		messageArrived(f.Context())
+	}
+	return err
 }
 
 // watchUnary drops a, a unary call's admission, and cancels its read when
@@ -253,7 +309,7 @@ const maxHeaderListBytes = 16 << 10
 // Stop waits for the handlers it cancels to return, so that nothing writes
 // to the store once the server has stopped (the worker closes it next).
 func (s *Server) GRPCOptions(opts ...Option) []grpc.ServerOption {
-	o := append(ServerOptions(s.log, opts...),
+	o := append(ServerOptions(s.log, append([]Option{WithInterceptors(messageInterceptors())}, opts...)...),
 		grpc.InTapHandle(s.admit),
 		grpc.StatsHandler(connTagger{&s.connBytes}), // for Listener's counts
 		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),

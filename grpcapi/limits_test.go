@@ -4,8 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -88,5 +91,34 @@ func TestHeaderListBounded(t *testing.T) {
 	}
 	if _, err := w.client.CheckHealth(context.Background(), &pb.HealthCheckRequest{}); err != nil {
 		t.Fatalf("an ordinary call after it: %v", err)
+	}
+}
+
+// TestMessageAwaited: a call whose request message never comes (its
+// headers only, the stream kept open) is ended after UploadIdleTimeout,
+// unary or streamed: it does not hold its headers for as long as the
+// client likes. A call whose message comes in time is served.
+func TestMessageAwaited(t *testing.T) {
+	w := newTCPWorker(t, Config{UploadIdleTimeout: 200 * time.Millisecond})
+	conn, err := grpc.NewClient(w.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, method := range []string{pb.VideoProcessingService_GetVideoMetadata_FullMethodName, pb.VideoProcessingService_DownloadShard_FullMethodName} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, method)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err = s.RecvMsg(new(pb.GetVideoMetadataResponse))
+		if took := time.Since(start); err == nil || took > 5*time.Second {
+			t.Errorf("%s without its message: ended after %v with %v, want an end after about 200ms", method, took, err)
+		}
+		cancel()
+	}
+	if _, err := w.client.CheckHealth(context.Background(), &pb.HealthCheckRequest{}); err != nil {
+		t.Errorf("a call with its message: %v", err)
 	}
 }
