@@ -34,6 +34,54 @@ type gate struct {
 	key  string // the config key that sets max
 	max  int64
 	n    atomic.Int64
+
+	mu        sync.Mutex
+	receiving map[*admission]*receiver // uploads still receiving their data (track)
+}
+
+// track counts a's upload, receiving through rx, among those whose place
+// a waiting upload may take should it fall behind (takeFromSlow).
+func (a *admission) track(rx *receiver) {
+	g := a.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.receiving == nil {
+		g.receiving = make(map[*admission]*receiver)
+	}
+	g.receiving[a] = rx
+}
+
+// untrack ends a's tracking (its data is in, or it is over).
+func (a *admission) untrack() {
+	a.gate.mu.Lock()
+	delete(a.gate.receiving, a)
+	a.gate.mu.Unlock()
+}
+
+// takeFromSlow gives a call refused by a full gate the place of the upload
+// furthest behind the pace uploads must keep, if one is behind (see
+// receiver.behind): that upload is ended, and its place passes to the
+// caller without being given back, so the trickling clients that took
+// every place as it freed cannot take it first. It reports whether it did.
+func (g *gate) takeFromSlow(now time.Time) bool {
+	g.mu.Lock()
+	var victim *admission
+	var worst float64
+	for a, rx := range g.receiving {
+		if pace, behind := rx.behind(now); behind && (victim == nil || pace < worst) {
+			victim, worst = a, pace
+		}
+	}
+	if victim == nil {
+		g.mu.Unlock()
+		return false
+	}
+	rx := g.receiving[victim]
+	delete(g.receiving, victim)
+	victim.handedOn.Store(true)
+	g.mu.Unlock()
+	rx.evict()
+	return true
 }
 
 // enter counts one more call, or says why not.
@@ -61,6 +109,9 @@ type admission struct {
 	// the calls there still waiting for their message; this one leaves it
 	// when it starts or is dropped.
 	waiting *atomic.Int64
+	// handedOn: takeFromSlow gave this call's place to another, which
+	// gives it back in its turn.
+	handedOn atomic.Bool
 }
 
 // leftAdmitted is called once, by whichever of start and drop moved the
@@ -91,9 +142,10 @@ func (a *admission) start() bool {
 	return true
 }
 
-// finish gives back a started admission.
+// finish gives back a started admission, unless its place was handed on.
 func (a *admission) finish() {
-	if a.state.CompareAndSwap(running, released) {
+	a.untrack() // first: takeFromSlow hands on only the places of those it tracks
+	if a.state.CompareAndSwap(running, released) && !a.handedOn.Load() {
 		a.gate.leave()
 	}
 }
@@ -147,7 +199,7 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 	default:
 		return s.awaitMessage(ctx), nil
 	}
-	if err := g.enter(); err != nil {
+	if err := g.enter(); err != nil && (g != s.uploadGate || !g.takeFromSlow(time.Now())) {
 		s.log.Warn("call refused before its message was read", "method", info.FullMethodName, "error", err)
 		return nil, toStatus(err)
 	}

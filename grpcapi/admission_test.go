@@ -204,3 +204,81 @@ func TestUploadRefusedAtItsHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowUploadGivesWay: with every upload place taken by a client that
+// trickles its data (a byte now and then, and back as soon as it is
+// dropped), an upload that comes to a full gate takes the place of the
+// one furthest behind the pace, at once: the trickler's upload ends
+// saying why. An upload keeping the pace is not given up for another.
+func TestSlowUploadGivesWay(t *testing.T) {
+	h := newHarness(t, &fakeEncoder{}, Config{MaxUploads: 1, UploadIdleTimeout: 30 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	header := func(i int32) *pb.UploadChunkRequest {
+		return &pb.UploadChunkRequest{Frame: &pb.UploadChunkRequest_Header{Header: &pb.UploadHeader{VideoId: "v", ChunkIndex: i, TotalSize: 4}}}
+	}
+	data := func(b string) *pb.UploadChunkRequest {
+		return &pb.UploadChunkRequest{Frame: &pb.UploadChunkRequest_Data{Data: []byte(b)}}
+	}
+	slow, err := h.client.UploadChunk(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := slow.Send(header(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := slow.Send(data("x")); err != nil {
+		t.Fatal(err)
+	}
+	// Before behindAfter, the place is the trickler's.
+	time.Sleep(200 * time.Millisecond)
+	early, err := h.client.UploadChunk(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = early.Send(header(1))
+	if _, err := early.CloseAndRecv(); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("an upload before the trickler is judged: %v, want ResourceExhausted", err)
+	}
+	time.Sleep(behindAfter)
+	honest, err := h.client.UploadChunk(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := honest.Send(header(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := honest.Send(data("abcd")); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := honest.CloseAndRecv(); err != nil || !resp.GetSuccess() {
+		t.Fatalf("an upload beside a trickler: %v %v, want it served", resp, err)
+	}
+	if _, err := slow.CloseAndRecv(); status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "another upload waited") {
+		t.Errorf("the trickler's upload: %v, want DeadlineExceeded saying another upload waited", err)
+	}
+}
+
+// TestReceiverBehind: an upload is behind once its window has run
+// behindAfter and it has brought less than half of what the pace asks for
+// by then.
+func TestReceiverBehind(t *testing.T) {
+	start := time.Now()
+	tests := []struct {
+		elapsed time.Duration
+		bytes   int
+		behind  bool
+	}{
+		{time.Second, 0, false}, // too soon to judge
+		{3 * time.Second, 1, true},
+		{3 * time.Second, uploadProgressBytes / 10, false}, // at the pace
+		{3 * time.Second, uploadProgressBytes / 25, true},  // under half of it
+		{30 * time.Second, uploadProgressBytes / 2, false}, // half: not under it
+	}
+	for _, tt := range tests {
+		r := &receiver{idle: 30 * time.Second, windowStart: start, windowBytes: tt.bytes}
+		if _, behind := r.behind(start.Add(tt.elapsed)); behind != tt.behind {
+			t.Errorf("%d bytes in %v: behind %v, want %v", tt.bytes, tt.elapsed, behind, tt.behind)
+		}
+	}
+}

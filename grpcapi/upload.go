@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	pb "github.com/videoshard/videoshard/proto"
@@ -36,6 +37,10 @@ func (s *Server) upload(stream pb.VideoProcessingService_UploadChunkServer) (*pb
 	defer finish()
 	rx := s.newReceiver(stream)
 	defer rx.stop()
+	if a := admissionFrom(ctx); a != nil {
+		a.track(rx)
+		defer a.untrack()
+	}
 
 	first, err := rx.next("the header")
 	if errors.Is(err, io.EOF) {
@@ -64,6 +69,9 @@ func (s *Server) upload(stream pb.VideoProcessingService_UploadChunkServer) (*pb
 		return nil, s.busy(int(s.queued.Load()))
 	}
 	sp, sums, err := s.spoolUpload(rx, h)
+	if a := admissionFrom(ctx); a != nil {
+		a.untrack() // its data is in: what follows is the encode's
+	}
 	if err != nil {
 		return nil, fmt.Errorf("upload %s chunk %d: %w", h.GetVideoId(), h.GetChunkIndex(), err)
 	}
@@ -169,14 +177,43 @@ type receiver struct {
 	got      chan received
 	done     chan struct{} // closed by stop
 	exited   chan struct{} // closed when the goroutine has returned
+	evicted  chan struct{} // closed by evict
+	evictOne sync.Once
 	idle     time.Duration // 0: no limit
 	limit    time.Duration // the whole upload's; 0: no limit
 	deadline time.Time
 	err      error // the stream's end (io.EOF) or failure, once seen
 
-	windowStart time.Time // the idle window's start: the last progress
-	windowBytes int       // data bytes received in it
+	mu          sync.Mutex // guards the window, which behind reads from another goroutine
+	windowStart time.Time  // the idle window's start: the last progress
+	windowBytes int        // data bytes received in it
 }
+
+// behindAfter is how long an upload's idle window must have run before
+// the upload can be judged behind (behind): long enough for an honest
+// client's first frame.
+const behindAfter = 2 * time.Second
+
+// behind reports whether the upload brings its data at less than half the
+// pace it must keep (uploadProgressBytes an idle), judged over the idle
+// window so far once it has run behindAfter, and that pace as a share of
+// the one it must keep.
+func (r *receiver) behind(now time.Time) (pace float64, behind bool) {
+	if r.idle <= 0 {
+		return 0, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	elapsed := now.Sub(r.windowStart)
+	if elapsed < behindAfter {
+		return 0, false
+	}
+	pace = float64(r.windowBytes) / uploadProgressBytes * float64(r.idle) / float64(elapsed)
+	return pace, pace < 0.5
+}
+
+// evict ends the upload: a waiting one took its place (gate.takeFromSlow).
+func (r *receiver) evict() { r.evictOne.Do(func() { close(r.evicted) }) }
 
 // uploadProgressBytes is the data an upload must bring within
 // limits.upload_idle_timeout: one frame as the master sends them (1 MiB),
@@ -191,12 +228,13 @@ type received struct {
 // newReceiver starts reading stream.
 func (s *Server) newReceiver(stream pb.VideoProcessingService_UploadChunkServer) *receiver {
 	r := &receiver{
-		ask:    make(chan struct{}),
-		got:    make(chan received),
-		done:   make(chan struct{}),
-		exited: make(chan struct{}),
-		idle:   s.cfg.UploadIdleTimeout,
-		limit:  s.cfg.UploadTimeout,
+		ask:     make(chan struct{}),
+		got:     make(chan received),
+		done:    make(chan struct{}),
+		exited:  make(chan struct{}),
+		evicted: make(chan struct{}),
+		idle:    s.cfg.UploadIdleTimeout,
+		limit:   s.cfg.UploadTimeout,
 	}
 	r.windowStart = time.Now()
 	if r.limit > 0 {
@@ -231,7 +269,9 @@ func (r *receiver) next(what string) (*pb.UploadChunkRequest, error) {
 		return nil, r.err
 	}
 	r.ask <- struct{}{}
+	r.mu.Lock()
 	wait, total := r.idle-time.Since(r.windowStart), false
+	r.mu.Unlock()
 	if r.limit > 0 {
 		if left := time.Until(r.deadline); r.idle <= 0 || left < r.idle {
 			wait, total = max(left, 0), true
@@ -248,10 +288,16 @@ func (r *receiver) next(what string) (*pb.UploadChunkRequest, error) {
 		if m.err != nil {
 			r.err = m.err
 		}
+		r.mu.Lock()
 		if r.windowBytes += len(m.msg.GetData()); r.windowBytes >= uploadProgressBytes {
 			r.windowStart, r.windowBytes = time.Now(), 0
 		}
+		r.mu.Unlock()
 		return m.msg, m.err
+	case <-r.evicted:
+		r.err = fmt.Errorf("%w: less than half the pace of %d bytes in %v (limits.upload_idle_timeout) while another upload waited for a place, waiting for %s",
+			errUploadTimeout, uploadProgressBytes, r.idle, what)
+		return nil, r.err
 	case <-expired:
 		if total {
 			r.err = fmt.Errorf("%w: not complete within %v (limits.upload_timeout), still waiting for %s",
