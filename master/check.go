@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/videoshard/videoshard/internal/fsutil"
 	"github.com/videoshard/videoshard/master/client"
 	"github.com/videoshard/videoshard/master/media"
 	pb "github.com/videoshard/videoshard/proto"
@@ -174,6 +175,19 @@ func (c *chunkChecker) check(i int) error {
 	if _, err := fetchShard(c.ctx, c.clients[cs.Worker], cs, path); err != nil {
 		_ = os.Remove(path)
 		return nil // the join fetches it again, and handles a lost shard
+	}
+	if cs.Checksum == "" {
+		// A worker that named no checksum (the original's answer has
+		// none): the bytes measured here are pinned, so that the join
+		// uses these, or bytes equal to them, not whatever it serves then.
+		sum, err := fsutil.FileSHA256(path)
+		if err != nil {
+			return fmt.Errorf("verify chunk %d: %w", i, err)
+		}
+		c.mu.Lock()
+		c.state.Chunks[i].Checksum = sum
+		c.state.markChanged(i)
+		c.mu.Unlock()
 	}
 	if cs.Encoder != pb.EncoderFFmpeg {
 		return nil // simulated shards are not media

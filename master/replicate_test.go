@@ -1,7 +1,10 @@
 package master_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -196,4 +199,78 @@ func TestEncodeReplicasShort(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEncodePinsWhatItChecked: a worker that names no checksum for its
+// shards (as the original's answers do not) and serves other bytes of the
+// same size once a shard has been fetched: the output is made of the bytes
+// the chunk checker fetched and pinned, not of what the worker serves at
+// the join.
+func TestEncodePinsWhatItChecked(t *testing.T) {
+	h := &hooks{
+		Process: func(ctx context.Context, _ int, _ *pb.ProcessChunkRequest, next func() (*pb.ProcessChunkResponse, error)) (*pb.ProcessChunkResponse, error) {
+			resp, err := next()
+			if resp != nil {
+				resp.ChecksumSha256 = ""
+			}
+			return resp, err
+		},
+	}
+	w := labelled(t, "a", h)
+	// Served again, a shard is other bytes, under their own checksum.
+	h.Serve = func(again bool, msg *pb.DownloadShardResponse) {
+		if !again {
+			return
+		}
+		if m := msg.GetMetadata(); m != nil {
+			data, err := os.ReadFile(shardFile(w, m.GetShardLocation()))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			sum := sha256.Sum256(inverted(data))
+			m.ChecksumSha256 = hex.EncodeToString(sum[:])
+		}
+		msg.Data = inverted(msg.Data)
+	}
+	dir := t.TempDir()
+	sum, err := master.Encode(context.Background(), replJob(t, dir, 1, w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for i := range sum.Chunks {
+		m, err := w.Store.Lookup("repl", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(shardFile(w, m.ShardLocation))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, data...)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "out.mkv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the output (%d bytes) is not the shards the worker first served (%d bytes)", len(got), len(want))
+	}
+}
+
+func inverted(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[i] = c ^ 0xff
+	}
+	return out
+}
+
+// shardFile is the file of a shard location w's store gave.
+func shardFile(w *testWorker, location string) string {
+	if filepath.IsAbs(location) {
+		return location
+	}
+	return filepath.Join(w.Store.Root(), location)
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/videoshard/videoshard/encode"
 	"github.com/videoshard/videoshard/grpcapi"
@@ -232,6 +234,11 @@ type hooks struct {
 	// NoUploads answers UploadChunk with Unimplemented, as a worker of
 	// before streamed uploads would, whatever its health says.
 	NoUploads bool
+	// Serve, when set, edits each DownloadShard message before it is
+	// sent; again says whether the shard was downloaded before.
+	Serve      func(again bool, msg *pb.DownloadShardResponse)
+	downloadMu sync.Mutex
+	downloaded map[string]bool // guarded by downloadMu
 
 	n          atomic.Int32
 	store      *storage.Store
@@ -287,6 +294,34 @@ func (h *hooks) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) (
 		return next()
 	}
 	return h.Process(ctx, int(h.n.Add(1)), req, next)
+}
+
+func (h *hooks) DownloadShard(req *pb.GetShardRequest, stream grpc.ServerStreamingServer[pb.DownloadShardResponse]) error {
+	if h.Serve == nil {
+		return h.VideoProcessingServiceServer.DownloadShard(req, stream)
+	}
+	key := req.GetShardLocation() + "|" + req.GetVideoId() + "|" + strconv.Itoa(int(req.GetChunkIndex()))
+	h.downloadMu.Lock()
+	again := h.downloaded[key]
+	if h.downloaded == nil {
+		h.downloaded = map[string]bool{}
+	}
+	h.downloaded[key] = true
+	h.downloadMu.Unlock()
+	return h.VideoProcessingServiceServer.DownloadShard(req, &editedStream{stream, again, h.Serve})
+}
+
+// editedStream is a DownloadShard stream whose messages edit edits first.
+type editedStream struct {
+	grpc.ServerStreamingServer[pb.DownloadShardResponse]
+	again bool
+	edit  func(again bool, msg *pb.DownloadShardResponse)
+}
+
+func (e *editedStream) Send(msg *pb.DownloadShardResponse) error {
+	msg = proto.Clone(msg).(*pb.DownloadShardResponse) // the server reuses its frames' buffers
+	e.edit(e.again, msg)
+	return e.ServerStreamingServer.Send(msg)
 }
 
 func (h *hooks) UploadChunk(stream grpc.ClientStreamingServer[pb.UploadChunkRequest, pb.ProcessChunkResponse]) error {
