@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -28,9 +29,15 @@ type Cleanup struct {
 	Failed []string
 }
 
-// forEachWorker calls fn for each client, at most four at a time, and
-// returns the errors by worker address.
-func forEachWorker(ctx context.Context, clients map[string]*client.Client, fn func(context.Context, *client.Client) error) map[string]error {
+// workerCallTimeout bounds each call forEachWorker makes: a worker that
+// never answers a pin, an unpin or a delete must not hold the job (or its
+// end, after the output is written) for ever.
+const workerCallTimeout = 30 * time.Second
+
+// forEachWorker calls fn for each client, at most four at a time, each
+// call under a context that ends after timeout, and returns the errors by
+// worker address.
+func forEachWorker(ctx context.Context, clients map[string]*client.Client, timeout time.Duration, fn func(context.Context, *client.Client) error) map[string]error {
 	var (
 		mu   sync.Mutex
 		errs = map[string]error{}
@@ -42,7 +49,9 @@ func forEachWorker(ctx context.Context, clients map[string]*client.Client, fn fu
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := fn(ctx, clients[addr]); err != nil {
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			if err := fn(cctx, clients[addr]); err != nil {
 				mu.Lock()
 				errs[addr] = err
 				mu.Unlock()
@@ -58,14 +67,14 @@ func forEachWorker(ctx context.Context, clients map[string]*client.Client, fn fu
 // pins keep a job safe from eviction, and a worker without eviction needs
 // none.
 func pinJob(ctx context.Context, log *slog.Logger, clients map[string]*client.Client, videoID string) {
-	for addr, err := range forEachWorker(ctx, clients, func(ctx context.Context, c *client.Client) error { return c.Pin(ctx, videoID) }) {
+	for addr, err := range forEachWorker(ctx, clients, workerCallTimeout, func(ctx context.Context, c *client.Client) error { return c.Pin(ctx, videoID) }) {
 		logPinFailure(log, "pin", addr, videoID, err)
 	}
 }
 
 // unpinJob is pinJob undone, once the job's output is verified.
 func unpinJob(ctx context.Context, log *slog.Logger, clients map[string]*client.Client, videoID string) {
-	for addr, err := range forEachWorker(ctx, clients, func(ctx context.Context, c *client.Client) error { return c.Unpin(ctx, videoID) }) {
+	for addr, err := range forEachWorker(ctx, clients, workerCallTimeout, func(ctx context.Context, c *client.Client) error { return c.Unpin(ctx, videoID) }) {
 		logPinFailure(log, "unpin", addr, videoID, err)
 	}
 }
@@ -84,7 +93,7 @@ func cleanupJob(ctx context.Context, clients map[string]*client.Client, videoID 
 		mu  sync.Mutex
 		out = Cleanup{Workers: len(clients)}
 	)
-	errs := forEachWorker(ctx, clients, func(ctx context.Context, c *client.Client) error {
+	errs := forEachWorker(ctx, clients, workerCallTimeout, func(ctx context.Context, c *client.Client) error {
 		resp, err := c.DeleteVideo(ctx, videoID)
 		if err != nil {
 			return err

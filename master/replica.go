@@ -79,9 +79,7 @@ const readProbeTimeout = 5 * time.Second
 
 func newReadPicker(ctx context.Context, clients map[string]*client.Client) *readPicker {
 	p := &readPicker{load: map[string]int{}}
-	ctx, cancel := context.WithTimeout(ctx, readProbeTimeout)
-	defer cancel()
-	_ = forEachWorker(ctx, clients, func(ctx context.Context, c *client.Client) error {
+	_ = forEachWorker(ctx, clients, readProbeTimeout, func(ctx context.Context, c *client.Client) error {
 		n := math.MaxInt32 // unreachable or unhealthy: last
 		if h, err := c.Health(ctx); err == nil && h.GetIsHealthy() {
 			n = int(max(0, h.GetActiveTasks()))
