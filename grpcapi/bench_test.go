@@ -271,6 +271,7 @@ func directFFmpegArgs(in, out string) []string {
 		"-c:a", "copy",
 		"-c:v", "libx264",
 		"-crf", "23",
+		"-enc_time_base:v", "-1",
 		"-f", "matroska",
 		"-fps_mode", "passthrough",
 		"-map", "0:v:0",

@@ -133,16 +133,14 @@ func TestVerify_SourceAgainstItself(t *testing.T) {
 	}
 }
 
-// TestVerify_AudioTimestampsRestart: a transport stream whose timestamps
-// restart midway (two captures concatenated) gets its video retimed, but
-// its audio keeps the restart: half its sound on the same seconds as the
-// other half. Verification says so rather than OK.
-func TestVerify_AudioTimestampsRestart(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
+// catTwice writes a 2 s transport stream of 160x120 H.264 in dir, with the
+// inputs and options more (audio, say), and returns the file of it run
+// together twice (cat a.ts a.ts): its timestamps restart midway.
+func catTwice(t *testing.T, dir string, more ...string) string {
+	t.Helper()
 	part := filepath.Join(dir, "part.ts")
-	ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2", "-f", "lavfi", "-i", "sine=r=48000:d=2",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-f", "mpegts", part)
+	args := append([]string{"-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2"}, more...)
+	ffmpegT(t, append(args, "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "mpegts", part)...)
 	data, err := os.ReadFile(part)
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +149,17 @@ func TestVerify_AudioTimestampsRestart(t *testing.T) {
 	if err := os.WriteFile(twice, append(data, data...), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return twice
+}
+
+// TestVerify_AudioTimestampsRestart: a transport stream whose timestamps
+// restart midway (two captures concatenated) gets its video retimed, but
+// its audio keeps the restart: half its sound on the same seconds as the
+// other half. Verification says so rather than OK.
+func TestVerify_AudioTimestampsRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	twice := catTwice(t, dir, "-f", "lavfi", "-i", "sine=r=48000:d=2", "-c:a", "aac")
 	srcPath := filepath.Join(dir, "restart.ts")
 	ffmpegT(t, "-copyts", "-i", twice, "-map", "0", "-c", "copy", "-f", "mpegts", "-muxdelay", "0", srcPath)
 	src := mustProbe(t, srcPath)
@@ -167,17 +176,7 @@ func TestVerify_AudioTimestampsRestart(t *testing.T) {
 func TestVerify_TimestampsRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	part := filepath.Join(dir, "part.ts")
-	ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-f", "mpegts", part)
-	data, err := os.ReadFile(part)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srcPath := filepath.Join(dir, "twice.ts")
-	if err := os.WriteFile(srcPath, append(data, data...), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	srcPath := catTwice(t, dir)
 	src := mustProbe(t, srcPath)
 	if src.Video.Frames != 100 || src.Video.Duration != 4 || !slices.ContainsFunc(src.Warnings, func(w string) bool {
 		return strings.Contains(w, "timestamps go back, or jump ahead more than 10s, at 1 point (first at picture 50, 2.000s)")
