@@ -70,13 +70,15 @@ func checkOutputs(cfg JobConfig, input string) error {
 	return nil
 }
 
-// checkOutputDir reports why the output cannot be written into dir, if it
-// cannot: found before any chunk is encoded, not at the join.
+// checkOutputDir makes dir, as the state directory is made, and reports
+// why the output cannot be written into it, if it cannot: found before any
+// chunk is encoded, not at the join.
 func checkOutputDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("its directory %s cannot be made: %w", dir, err)
+	}
 	fi, err := os.Stat(dir)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("its directory %s does not exist", dir)
 	case err != nil:
 		return err
 	case !fi.IsDir():
