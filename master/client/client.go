@@ -224,6 +224,10 @@ func (c *Client) Health(ctx context.Context) (*pb.HealthCheckResponse, error) {
 	return resp, nil
 }
 
+// maxListChunks bounds the chunks List gathers from one worker: ten times
+// the largest store measured (one million chunks, BenchmarkStore1M).
+const maxListChunks = 10_000_000
+
 // listPageSize is the chunks List asks a worker for at a time: a whole
 // listing can exceed one message, which a worker then refuses to send.
 const listPageSize = 1000
@@ -235,6 +239,8 @@ const listPageSize = 1000
 func (c *Client) List(ctx context.Context, videoID string) (*pb.ListShardsResponse, error) {
 	req := &pb.ListShardsRequest{VideoId: videoID, PageSize: listPageSize}
 	var all *pb.ListShardsResponse
+	seen := map[string]bool{} // the page tokens followed
+	chunks := 0
 	for pages := 1; ; pages++ {
 		resp, err := c.rpc.ListShards(ctx, req)
 		if err != nil {
@@ -248,23 +254,27 @@ func (c *Client) List(ctx context.Context, videoID string) (*pb.ListShardsRespon
 		} else {
 			all.Videos = mergeVideos(all.Videos, resp.GetVideos())
 		}
+		for _, v := range resp.GetVideos() {
+			chunks += len(v.GetChunks())
+		}
 		next := resp.GetNextPageToken()
 		if next == "" {
 			if pages > 1 {
-				chunks := 0
-				for _, v := range all.Videos {
-					chunks += len(v.GetChunks())
-				}
 				all.Message = fmt.Sprintf("%d videos, %d chunks", len(all.Videos), chunks)
 			}
 			all.NextPageToken = ""
 			return all, nil
 		}
-		// A page that says more follow must move on, or a broken worker
-		// would keep the client listing forever.
-		if len(resp.GetVideos()) == 0 || next == req.GetPageToken() {
-			return nil, fmt.Errorf("list shards: %w: page %d holds nothing new but names a next page", ErrProtocol, pages)
+		// A page that says more follow must move on, to a page not seen
+		// before, and the whole must stay within reason, or a broken
+		// worker would keep the client listing (and growing) for ever.
+		switch {
+		case len(resp.GetVideos()) == 0 || next == req.GetPageToken() || seen[next]:
+			return nil, fmt.Errorf("list shards: %w: page %d holds nothing new, or names a page already listed, as the next", ErrProtocol, pages)
+		case chunks > maxListChunks:
+			return nil, fmt.Errorf("list shards: %w: more than %d chunks listed", ErrProtocol, maxListChunks)
 		}
+		seen[next] = true
 		req.PageToken = next
 	}
 }

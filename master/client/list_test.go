@@ -86,8 +86,9 @@ func TestList_PagesThroughTheWorker(t *testing.T) {
 // loopingWorker names a next page forever.
 type loopingWorker struct {
 	pb.UnimplementedVideoProcessingServiceServer
-	empty bool // pages without chunks; else the same token again
-	calls int
+	empty     bool // pages without chunks; else the same token again
+	alternate bool // tokens A, B, A, B...
+	calls     int
 }
 
 func (w *loopingWorker) ListShards(_ context.Context, req *pb.ListShardsRequest) (*pb.ListShardsResponse, error) {
@@ -97,17 +98,19 @@ func (w *loopingWorker) ListShards(_ context.Context, req *pb.ListShardsRequest)
 		resp.NextPageToken = fmt.Sprint("page", w.calls)
 		return resp, nil
 	}
+	if w.alternate {
+		resp.NextPageToken = fmt.Sprint("page", w.calls%2)
+	}
 	resp.Videos = []*pb.VideoInfo{{VideoId: "v", Chunks: []*pb.ChunkInfo{{ChunkIndex: 1}}}}
 	return resp, nil
 }
 
 // A worker whose pages do not move on cannot keep List going.
 func TestList_PagesThatDoNotMoveOn(t *testing.T) {
-	for _, empty := range []bool{false, true} {
-		w := &loopingWorker{empty: empty}
+	for _, w := range []*loopingWorker{{}, {empty: true}, {alternate: true}} {
 		c := dialServer(t, func(s *grpc.Server) { pb.RegisterVideoProcessingServiceServer(s, w) })
-		if _, err := c.List(t.Context(), ""); !errors.Is(err, client.ErrProtocol) || w.calls > 2 {
-			t.Fatalf("empty pages %v: List = %v after %d calls; want ErrProtocol at once", empty, err, w.calls)
+		if _, err := c.List(t.Context(), ""); !errors.Is(err, client.ErrProtocol) || w.calls > 3 {
+			t.Fatalf("%+v: List = %v after %d calls; want ErrProtocol at once", w, err, w.calls)
 		}
 	}
 }
