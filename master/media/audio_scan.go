@@ -23,7 +23,17 @@ type audioTrack struct {
 	Span float64
 
 	first, end float64
+	// last and lastDur are the previous packet's pts and duration (last is
+	// NaN before the first): see roundingSlack.
+	last, lastDur float64
 }
+
+// roundingSlack is how far a packet's duration may be from the time to the
+// next packet and still be taken for that time: Matroska keeps both to
+// the millisecond, each rounded on its own, so an AAC packet of 21.333 ms
+// says 21 ms, and an hour of them would lose a minute of sound if the
+// durations were summed as they are.
+const roundingSlack = 0.001 + 1e-6
 
 // audioTracks returns how each audio stream of the file at abs plays, in
 // file order.
@@ -83,7 +93,7 @@ func (w *audioLengthWriter) parse(b []byte) {
 	if !seen {
 		i = len(w.tracks)
 		w.order[n] = i
-		w.tracks = append(w.tracks, audioTrack{first: math.Inf(1), end: math.Inf(-1)})
+		w.tracks = append(w.tracks, audioTrack{first: math.Inf(1), end: math.Inf(-1), last: math.NaN()})
 	}
 	t := &w.tracks[i]
 	if strings.Contains(f[3], "D") {
@@ -94,7 +104,15 @@ func (w *audioLengthWriter) parse(b []byte) {
 	if derr != nil || d < 0 {
 		t.Length = -1
 	} else if t.Length >= 0 {
+		if gap := pts - t.last; perr == nil && math.Abs(gap-t.lastDur) <= roundingSlack {
+			t.Length += gap - t.lastDur // the previous packet lasted until this one
+		}
 		t.Length += d
+	}
+	if perr == nil && derr == nil {
+		t.last, t.lastDur = pts, d
+	} else {
+		t.last = math.NaN()
 	}
 	if perr != nil || derr != nil || t.Span < 0 {
 		t.Span = -1
