@@ -171,11 +171,16 @@ func TestListShards_Filters(t *testing.T) {
 	}
 }
 
-// filterOn lists video a's chunks committed in the second at.
+// filterOn lists video a's chunks committed strictly between the seconds
+// at-1 and at+1, as a filter of processed_after at-1 and processed_before
+// at+1 selects them.
 func filterOn(p storage.Page, at int64) string {
 	var out []string
+	after, before := time.Unix(at-1, 0), time.Unix(at+1, 0)
 	for _, m := range p.Videos[0].Chunks {
-		if m.ProcessedAt().Unix() == at {
+		// As the server bounds them: strictly between, to the nanosecond
+		// (a chunk of the second before, past its start, is in too).
+		if t := m.ProcessedAt(); t.After(after) && t.Before(before) {
 			out = append(out, "a/"+strconv.Itoa(m.ChunkIndex))
 		}
 	}
