@@ -1400,8 +1400,13 @@ type LostShardsError struct {
 // unreliable reports whether a failed fetch says its worker cannot be
 // trusted with chunks: it stalled, or sent other bytes than it said.
 func unreliable(err error) bool {
-	return errors.Is(err, client.ErrDownloadStalled) || errors.Is(err, client.ErrSizeMismatch) ||
-		errors.Is(err, client.ErrChecksumMismatch) || errors.Is(err, client.ErrProtocol)
+	return errors.Is(err, client.ErrDownloadStalled) || otherBytes(err)
+}
+
+// otherBytes reports whether a failed fetch brought other bytes than the
+// worker's metadata, or the chunk map, said.
+func otherBytes(err error) bool {
+	return errors.Is(err, client.ErrSizeMismatch) || errors.Is(err, client.ErrChecksumMismatch) || errors.Is(err, client.ErrProtocol)
 }
 
 // lostBecause says why a failed fetch leaves its chunk to be encoded again
@@ -1415,7 +1420,7 @@ func lostBecause(ctx context.Context, err error) string {
 		return "its worker is not among the workers given:"
 	case errors.Is(err, client.ErrDownloadStalled):
 		return "its worker stalled:"
-	case errors.Is(err, client.ErrSizeMismatch), errors.Is(err, client.ErrChecksumMismatch), errors.Is(err, client.ErrProtocol):
+	case otherBytes(err):
 		return "its worker serves another version of it:"
 	}
 	switch status.Code(err) {

@@ -225,9 +225,8 @@ func finish(path string, info SourceInfo, pics *pictureScan, err error) (SourceI
 		// (a capture cut mid-GOP starts with packets nothing can decode,
 		// an open GOP with leading pictures before its keyframe): what
 		// the video is placed by against the audio.
-		mended := &pictureScan{timeBase: pics.timeBase, pictures: repair.pictures}
 		v.StartTime = pics.timeBase.seconds(pics.pictures[0].pts)
-		v.Duration = pics.timeBase.seconds(mended.endTicks(v.FPS) - pics.pictures[0].pts)
+		v.Duration = repair.seconds(pics.timeBase, v.FPS)
 		info.Warnings = append(info.Warnings, repair.warnings(pics.timeBase)...)
 		if v.FPS <= 0 && v.Duration > 0 {
 			v.FPS = float64(v.Frames) / v.Duration

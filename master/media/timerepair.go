@@ -68,6 +68,13 @@ type timeSpan struct {
 	base, step int64
 }
 
+// seconds is how long the repaired pictures last, in time base tb: from
+// the first one's timestamp to the end of the last (pictureScan.endTicks).
+func (r timeRepair) seconds(tb rational, fps float64) float64 {
+	mended := &pictureScan{timeBase: tb, pictures: r.pictures}
+	return tb.seconds(mended.endTicks(fps) - r.pictures[0].pts)
+}
+
 // repaired reports whether any picture's timestamp was mended.
 func (r timeRepair) repaired() bool { return len(r.nudged)+len(r.restarts) > 0 }
 

@@ -107,10 +107,9 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 		}
 	} else {
 		// As the split times them: mended where they repeat or go back.
-		mended := &pictureScan{timeBase: pics.timeBase, pictures: repair.pictures}
-		first := mended.pictures[0].pts
-		v.SourceDuration = pics.timeBase.seconds(mended.endTicks(src.Video.FPS) - first)
-		for i, p := range mended.pictures {
+		first := repair.pictures[0].pts
+		v.SourceDuration = repair.seconds(pics.timeBase, src.Video.FPS)
+		for i, p := range repair.pictures {
 			srcTimes[i] = pics.timeBase.seconds(p.pts - first)
 		}
 	}
