@@ -122,7 +122,9 @@ func startBenchServer(b *testing.B, store *storage.Store, enc encode.Encoder, co
 		MaxMessageBytes: benchMaxMessage,
 		Logger:          log,
 	})
-	return serveBench(b, srv.Register, extra...)
+	// The worker's own server options (admission, read budget, its codec),
+	// as cmd/worker serves it.
+	return serveBenchWith(b, srv.Register, append(srv.GRPCOptions(), extra...))
 }
 
 // phaseTimer is a server interceptor that splits the last call's time on
@@ -188,7 +190,12 @@ func serveBench(b *testing.B, register func(*grpc.Server), extra ...grpc.ServerO
 		grpc.MaxRecvMsgSize(benchMaxMessage),
 		grpc.MaxSendMsgSize(benchMaxMessage),
 	)
-	opts = append(opts, extra...)
+	return serveBenchWith(b, register, append(opts, extra...))
+}
+
+// serveBenchWith is serveBench with the server's options given whole.
+func serveBenchWith(b *testing.B, register func(*grpc.Server), opts []grpc.ServerOption) pb.VideoProcessingServiceClient {
+	b.Helper()
 	gs := grpc.NewServer(opts...)
 	register(gs)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -121,20 +121,24 @@ func (s *Server) watchPace(p *connProgress, n int64, release func()) (done func(
 // answerHeld is for a unary answer of n shard bytes that reserveRead
 // counted: release runs once gRPC is finished with them, or as the RPC
 // ends if they were never marshalled (or gRPC's codec is not s.codec).
-func (s *Server) answerHeld(ctx context.Context, msg any, n int64, release func()) {
+// recycle runs after release only in the first case: once nothing refers
+// to the bytes, so that their buffer may hold another answer. (An RPC
+// that ends before its answer is marshalled may yet have it marshalled.)
+func (s *Server) answerHeld(ctx context.Context, msg any, n int64, release, recycle func()) {
 	done, taken, start := s.watchHold(ctx, n, release)
-	s.codec.OnWritten(msg, done, taken)
+	s.codec.OnWritten(msg, done, taken, recycle)
 	start()
 	context.AfterFunc(ctx, func() { s.codec.Forget(msg) })
 }
 
 // sendHeld sends a stream's message of n shard bytes that reserveRead
 // counted: release runs once gRPC is finished with them, or at once if
-// Send did not marshal them with s.codec; recycle runs then too, but not
-// when watchHold gives the bytes back early (gRPC may still refer to them).
+// Send did not marshal them with s.codec. recycle runs after release only
+// in the first case, not when watchHold gives the bytes back early (gRPC
+// may still refer to them).
 func (s *Server) sendHeld(stream pb.VideoProcessingService_DownloadShardServer, msg *pb.DownloadShardResponse, n int64, release, recycle func()) error {
 	done, taken, start := s.watchHold(stream.Context(), n, release)
-	s.codec.OnWritten(msg, func() { done(); recycle() }, taken)
+	s.codec.OnWritten(msg, done, taken, recycle)
 	err := stream.Send(msg)
 	s.codec.Forget(msg)
 	if err != nil {

@@ -133,6 +133,7 @@ type Server struct {
 	codec      wirecodec.Codec     // keeps OnWritten: the read budget's releases
 	readBudget *semaphore.Weighted // Config.MaxReadBytes (readbudget.go)
 	frameBufs  sync.Pool           // *[]byte of FrameBytes: DownloadShard's frames, once gRPC is done with them
+	shardBufs  shardBuffers        // GetShard's whole shards, once gRPC is done with them
 
 	unaryGate  *gate     // unary ProcessChunk calls in flight (admission.go)
 	uploadGate *gate     // UploadChunk streams in flight

@@ -51,13 +51,15 @@ func (s *Server) GetShard(ctx context.Context, req *pb.GetShardRequest) (*pb.Get
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	data, err := r.ReadAll()
+	buf := s.shardBufs.get(meta.EncodedSize + 1) // ReadAllInto's byte more
+	data, err := r.ReadAllInto(buf)
 	if err != nil {
+		s.shardBufs.put(buf)
 		release()
 		return nil, toStatus(err)
 	}
 	resp.ShardData = data
-	s.answerHeld(ctx, resp, meta.EncodedSize, release)
+	s.answerHeld(ctx, resp, meta.EncodedSize, release, func() { s.shardBufs.put(buf) })
 	return resp, nil
 }
 

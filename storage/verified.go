@@ -199,9 +199,17 @@ func (r *VerifiedReader) readHashed(p []byte) (int, error) {
 
 // ReadAll reads the rest of the shard into one new slice and returns it
 // verified: the whole shard, or an error.
-func (r *VerifiedReader) ReadAll() ([]byte, error) {
-	// One byte of room more than promised, for Read to see a longer file.
-	buf := make([]byte, r.left+1)
+func (r *VerifiedReader) ReadAll() ([]byte, error) { return r.ReadAllInto(nil) }
+
+// ReadAllInto is ReadAll into buf's storage when it has room for the rest
+// of the shard and a byte more (to see a longer file), else into a new
+// slice.
+func (r *VerifiedReader) ReadAllInto(buf []byte) ([]byte, error) {
+	if int64(cap(buf)) > r.left {
+		buf = buf[:r.left+1]
+	} else {
+		buf = make([]byte, r.left+1)
+	}
 	n := 0
 	if r.d.n == 0 && r.d.withCRC && r.d.sha == nil && r.left >= parallelReadBytes {
 		if err := r.readHalves(buf[:r.left]); err != nil {

@@ -417,7 +417,8 @@ func TestCorruptChunk_LeavesIndexLast(t *testing.T) {
 
 // ReadAll returns the whole shard verified, or the corruption: for shards
 // read in pieces hashed beside the reading, in two halves at once, and for
-// an empty shard.
+// an empty shard. ReadAllInto does the same in a used buffer with room
+// (into), and reads into it.
 func TestVerifiedReader_ReadAll(t *testing.T) {
 	const (
 		mid   = 5<<20 + 3 // read in pieces hashed beside the reading
@@ -434,6 +435,7 @@ func TestVerifiedReader_ReadAll(t *testing.T) {
 		name    string
 		size    int
 		oldMeta bool
+		into    bool
 		damage  func(t *testing.T, path string)
 		want    storage.CorruptKind // 0: a good read
 	}{
@@ -441,6 +443,11 @@ func TestVerifiedReader_ReadAll(t *testing.T) {
 		{name: "large", size: large},
 		{name: "large, old metadata", size: large, oldMeta: true},
 		{name: "empty", size: 0},
+		{name: "mid, into a buffer", size: mid, into: true},
+		{name: "large, into a buffer", size: large, into: true},
+		{name: "large, old metadata, into a buffer", size: large, oldMeta: true, into: true},
+		{name: "large, into a buffer, flipped last byte", size: large, into: true,
+			damage: func(t *testing.T, path string) { flipByte(t, path, large-1) }, want: storage.CorruptChecksum},
 		{name: "mid, flipped byte in a middle piece", size: mid,
 			damage: func(t *testing.T, path string) { flipByte(t, path, 3<<20+5) }, want: storage.CorruptChecksum},
 		{name: "large, flipped byte in the first half", size: large,
@@ -484,10 +491,19 @@ func TestVerifiedReader_ReadAll(t *testing.T) {
 			if tt.damage != nil {
 				tt.damage(t, m.ShardLocation)
 			}
-			got, err := r.ReadAll()
+			var got, buf []byte
+			if tt.into {
+				buf = bytes.Repeat([]byte{0xaa}, tt.size+1)[:0] // used before
+				got, err = r.ReadAllInto(buf)
+			} else {
+				got, err = r.ReadAll()
+			}
 			if tt.want == 0 {
 				if err != nil || !bytes.Equal(got, data) {
 					t.Fatalf("ReadAll = %d bytes, %v; want the %d committed bytes", len(got), err, len(data))
+				}
+				if tt.into && &got[0] != &buf[:1][0] {
+					t.Fatal("ReadAllInto read into another buffer than the one with room")
 				}
 				if s.Corrupted() != 0 {
 					t.Fatalf("Corrupted = %d", s.Corrupted())

@@ -47,6 +47,16 @@ type Codec struct {
 type watch struct {
 	done  func()
 	taken func(n int) // nil: none
+	freed func()      // nil: none
+}
+
+// finish runs done, then freed: for the paths on which Marshal (or gRPC,
+// having written them) is finished with the bytes, not Forget.
+func (w *watch) finish() {
+	w.done()
+	if w.freed != nil {
+		w.freed()
+	}
 }
 
 var _ encoding.CodecV2 = Codec{}
@@ -87,10 +97,14 @@ func (c Codec) payloadBuffer(size int) []byte {
 // The caller must call Forget if msg might never be sent (an RPC that ends
 // first: see there). done runs at most once, on whichever goroutine frees
 // the bytes; with the zero Codec it never runs from here, only from
-// Forget.
-func (c Codec) OnWritten(msg any, done func(), taken func(n int)) {
+// Forget. freed, when not nil, runs after done when it was gRPC (or
+// Marshal, having copied them) that finished with the bytes, not Forget:
+// nothing refers to them any more, and their buffer may be used again.
+// (After a Forget, a Marshal still to come would send the bytes as its
+// own, uncounted.)
+func (c Codec) OnWritten(msg any, done func(), taken func(n int), freed func()) {
 	if c.written != nil {
-		c.written.Store(msg, &watch{done: sync.OnceFunc(done), taken: taken})
+		c.written.Store(msg, &watch{done: sync.OnceFunc(done), taken: taken, freed: freed})
 	}
 }
 
@@ -131,7 +145,7 @@ func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if len(data) < minDirect {
 		out, err := stock().Marshal(v) // the bytes are copied: free at once
 		if w != nil {
-			w.done()
+			w.finish()
 		}
 		return out, err
 	}
@@ -159,7 +173,7 @@ func marshalWith(rest any, data []byte, w *watch) (mem.BufferSlice, error) {
 	out, err := stock().Marshal(rest)
 	if err != nil {
 		if w != nil {
-			w.done()
+			w.finish()
 		}
 		return nil, err
 	}
@@ -184,7 +198,7 @@ func marshalWith(rest any, data []byte, w *watch) (mem.BufferSlice, error) {
 				w.taken(n)
 			}
 			if left.Add(-1) == 0 {
-				w.done()
+				w.finish()
 			}
 		})))
 	}

@@ -99,27 +99,33 @@ func TestCodec_PayloadOnlyRefusesOthers(t *testing.T) {
 
 // TestOnWritten: a registered message's done runs once gRPC frees its
 // payload (a large one) or at once after marshalling (a small one, which
-// is copied), or from Forget if it was never marshalled; never twice.
+// is copied), or from Forget if it was never marshalled; never twice. Its
+// freed runs after done, and not from Forget.
 func TestOnWritten(t *testing.T) {
 	for _, size := range []int{minDirect - 1, minDirect, 4 * minDirect, 3*pieceBytes + 5} {
 		c := New()
-		var runs int
+		var runs, freed int
 		msg := &pb.DownloadShardResponse{Data: make([]byte, size)}
 		var took int
-		c.OnWritten(msg, func() { runs++ }, func(n int) { took += n })
+		c.OnWritten(msg, func() { runs++ }, func(n int) { took += n }, func() {
+			if runs != 1 {
+				t.Errorf("%d bytes: freed ran with done run %d times", size, runs)
+			}
+			freed++
+		})
 		out, err := c.Marshal(msg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if large := size >= minDirect; large != (runs == 0) {
-			t.Fatalf("%d bytes: done ran %d times before the buffers were freed", size, runs)
+		if large := size >= minDirect; large != (runs == 0) || runs != freed {
+			t.Fatalf("%d bytes: done ran %d times, freed %d, before the buffers were freed", size, runs, freed)
 		}
 		if c.Forget(msg) {
 			t.Fatalf("%d bytes: Forget found a message Marshal took", size)
 		}
 		out.Free()
-		if runs != 1 {
-			t.Fatalf("%d bytes: done ran %d times, want 1", size, runs)
+		if runs != 1 || freed != 1 {
+			t.Fatalf("%d bytes: done ran %d times, freed %d, want 1", size, runs, freed)
 		}
 		if large := size >= minDirect; large && took != size || !large && took != 0 {
 			t.Fatalf("%d bytes: taken told of %d", size, took)
@@ -129,12 +135,12 @@ func TestOnWritten(t *testing.T) {
 	c := New()
 	var runs int
 	msg := &pb.GetShardResponse{ShardData: make([]byte, minDirect)}
-	c.OnWritten(msg, func() { runs++ }, nil)
+	c.OnWritten(msg, func() { runs++ }, nil, func() { t.Error("Forget ran freed: a Marshal may still send the bytes") })
 	if !c.Forget(msg) || runs != 1 || c.Forget(msg) || runs != 1 {
 		t.Fatalf("Forget of a message never marshalled: done ran %d times, want 1", runs)
 	}
 	var zero Codec // no registry: OnWritten and Forget do nothing
-	zero.OnWritten(msg, func() { t.Fatal("the zero Codec ran a done") }, nil)
+	zero.OnWritten(msg, func() { t.Fatal("the zero Codec ran a done") }, nil, nil)
 	if zero.Forget(msg) {
 		t.Fatal("the zero Codec's Forget found a message")
 	}
