@@ -122,8 +122,20 @@ func startBenchServer(b *testing.B, store *storage.Store, enc encode.Encoder, co
 		MaxMessageBytes: benchMaxMessage,
 		Logger:          log,
 	})
-	// The worker's own server options (admission, read budget, its codec),
-	// as cmd/worker serves it.
+	return serveBench(b, srv.Register, extra...)
+}
+
+// startWorkerBenchServer is startBenchServer served with the worker's own
+// server options (admission, read budget, its codec), as cmd/worker
+// serves it: GetShard's buffers are recycled by that codec only.
+func startWorkerBenchServer(b *testing.B, store *storage.Store, enc encode.Encoder, codec string, extra ...grpc.ServerOption) pb.VideoProcessingServiceClient {
+	b.Helper()
+	srv := grpcapi.NewServer(store, enc, grpcapi.Config{
+		WorkerID:        "bench",
+		VideoCodec:      codec,
+		MaxMessageBytes: benchMaxMessage,
+		Logger:          slog.New(slog.DiscardHandler),
+	})
 	return serveBenchWith(b, srv.Register, append(srv.GRPCOptions(), extra...))
 }
 
@@ -927,7 +939,9 @@ func withoutCRC32C(b *testing.B, root, video string, n int) {
 }
 
 // BenchmarkGetShard64MiB measures GetShard of a 64 MiB shard from a worker
-// (the store reads it from the page cache and verifies its CRC-32C) against
+// served with its own gRPC options (startWorkerBenchServer; the store reads
+// the shard from the page cache, into a recycled buffer, and verifies its
+// CRC-32C) against
 // a gRPC server that answers with the same bytes from memory, doing nothing
 // else, on the same kind of connection. A third run reads a copy of the
 // shard whose metadata has no CRC-32C (a chunk committed before it was
@@ -960,7 +974,7 @@ func BenchmarkGetShard64MiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	timer := &phaseTimer{}
-	worker := startBenchServer(b, store, enc, "simulated", timer.options()...)
+	worker := startWorkerBenchServer(b, store, enc, "simulated", timer.options()...)
 	memory := serveBench(b, func(g *grpc.Server) {
 		pb.RegisterVideoProcessingServiceServer(g, memShardServer{data: data, meta: &pb.ChunkMetadata{
 			VideoId: meta.VideoID, EncodedSize: meta.EncodedSize, ChecksumSha256: meta.ChecksumSHA256}})
