@@ -111,18 +111,12 @@ func benchStore(b *testing.B) *storage.Store {
 	return s
 }
 
-// startBenchServer serves grpcapi over store and enc as cmd/worker does
-// (interceptors, message limits) on 127.0.0.1:0 and returns a client.
+// startBenchServer serves grpcapi over store and enc with the worker's
+// interceptors and message limits, not its admission, read budget or codec
+// (see startWorkerBenchServer), on 127.0.0.1:0 and returns a client.
 func startBenchServer(b *testing.B, store *storage.Store, enc encode.Encoder, codec string, extra ...grpc.ServerOption) pb.VideoProcessingServiceClient {
 	b.Helper()
-	log := slog.New(slog.DiscardHandler)
-	srv := grpcapi.NewServer(store, enc, grpcapi.Config{
-		WorkerID:        "bench",
-		VideoCodec:      codec,
-		MaxMessageBytes: benchMaxMessage,
-		Logger:          log,
-	})
-	return serveBench(b, srv.Register, extra...)
+	return serveBench(b, newBenchServer(store, enc, codec).Register, extra...)
 }
 
 // startWorkerBenchServer is startBenchServer served with the worker's own
@@ -130,13 +124,17 @@ func startBenchServer(b *testing.B, store *storage.Store, enc encode.Encoder, co
 // serves it: GetShard's buffers are recycled by that codec only.
 func startWorkerBenchServer(b *testing.B, store *storage.Store, enc encode.Encoder, codec string, extra ...grpc.ServerOption) pb.VideoProcessingServiceClient {
 	b.Helper()
-	srv := grpcapi.NewServer(store, enc, grpcapi.Config{
+	srv := newBenchServer(store, enc, codec)
+	return serveBenchWith(b, srv.Register, append(srv.GRPCOptions(), extra...))
+}
+
+func newBenchServer(store *storage.Store, enc encode.Encoder, codec string) *grpcapi.Server {
+	return grpcapi.NewServer(store, enc, grpcapi.Config{
 		WorkerID:        "bench",
 		VideoCodec:      codec,
 		MaxMessageBytes: benchMaxMessage,
 		Logger:          slog.New(slog.DiscardHandler),
 	})
-	return serveBenchWith(b, srv.Register, append(srv.GRPCOptions(), extra...))
 }
 
 // phaseTimer is a server interceptor that splits the last call's time on
