@@ -32,6 +32,11 @@ const (
 	DefaultProbeTimeout  = 5 * time.Second
 	DefaultChunkTimeout  = 30 * time.Minute
 
+	// DefaultStragglerMin and DefaultStragglerFactor bound an attempt
+	// against the job's stored chunks (DispatchConfig.StragglerMin).
+	DefaultStragglerMin    = 2 * time.Minute
+	DefaultStragglerFactor = 8
+
 	// DefaultJobMessageBytes is Dial.MaxMessageBytes when it is 0. A unary
 	// upload holds its whole chunk in memory, a streamed one a frame: the
 	// smaller limit keeps a job's memory at a few chunks of 16 MiB however
@@ -60,6 +65,11 @@ var (
 
 	// ErrClosed: Run was called on a closed Dispatcher.
 	ErrClosed = errors.New("dispatcher closed")
+
+	// ErrStraggler: an attempt ran far longer than the job's stored chunks
+	// took (DispatchConfig.StragglerMin) and was cancelled; the chunk goes
+	// to another worker. Retry events carry it.
+	ErrStraggler = errors.New("straggler")
 )
 
 // DispatchConfig configures a Dispatcher. Zero values mean the defaults.
@@ -102,6 +112,18 @@ type DispatchConfig struct {
 	// ChunkTimeout is the deadline of one attempt at one chunk, upload and
 	// encode included (DefaultChunkTimeout).
 	ChunkTimeout time.Duration
+
+	// StragglerMin and StragglerFactor catch a worker that took a chunk and
+	// never answers, well before ChunkTimeout: once stragglerSamples of the
+	// job's chunks are stored, an attempt still running after
+	// max(StragglerMin, StragglerFactor x the job's median time per chunk
+	// byte x its chunk's bytes), doubled for each earlier straggle of that
+	// chunk, is cancelled and the chunk sent to another worker, with no
+	// backoff and without counting against MaxAttempts (the doubling ends
+	// at ChunkTimeout, which does count). DefaultStragglerMin and
+	// DefaultStragglerFactor.
+	StragglerMin    time.Duration
+	StragglerFactor float64
 
 	// Encoding is sent with every chunk; nil means the workers' defaults.
 	Encoding *pb.EncodingOptions
@@ -309,6 +331,9 @@ type dispWorker struct {
 	// refusedUploads: its UploadChunk answered Unimplemented though its
 	// health offered uploads; no chunk is sent ahead to it again.
 	refusedUploads bool
+	// slowUntil: a chunk straggled on it (ErrStraggler); until then it
+	// takes new chunks only when no other worker can.
+	slowUntil time.Time
 }
 
 // trims reports whether w honours frame trims, as far as is known: a
@@ -416,7 +441,7 @@ func (c *DispatchConfig) setDefaults() error {
 		{"PerWorkerCap", int64(c.PerWorkerCap)}, {"MaxAttempts", int64(c.MaxAttempts)},
 		{"BackoffBase", int64(c.BackoffBase)}, {"BackoffMax", int64(c.BackoffMax)},
 		{"ProbeInterval", int64(c.ProbeInterval)}, {"ProbeTimeout", int64(c.ProbeTimeout)},
-		{"ChunkTimeout", int64(c.ChunkTimeout)},
+		{"ChunkTimeout", int64(c.ChunkTimeout)}, {"StragglerMin", int64(c.StragglerMin)},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("dispatch config: %s is negative", f.name)
@@ -428,6 +453,11 @@ func (c *DispatchConfig) setDefaults() error {
 	setDefaultValue(&c.ProbeInterval, DefaultProbeInterval)
 	setDefaultValue(&c.ProbeTimeout, DefaultProbeTimeout)
 	setDefaultValue(&c.ChunkTimeout, DefaultChunkTimeout)
+	if math.IsNaN(c.StragglerFactor) || c.StragglerFactor < 0 {
+		return fmt.Errorf("dispatch config: StragglerFactor %v is not a positive number", c.StragglerFactor)
+	}
+	setDefaultValue(&c.StragglerMin, DefaultStragglerMin)
+	setDefaultValue(&c.StragglerFactor, DefaultStragglerFactor)
 	setDefaultValue(&c.Dial.MaxMessageBytes, DefaultJobMessageBytes)
 	c.BackoffMax = max(c.BackoffMax, c.BackoffBase)
 	if c.Logger == nil {
@@ -718,10 +748,12 @@ func (d *Dispatcher) Shun(addr string) {
 
 // pickUnderLocked is the least loaded worker that may take p with fewer
 // than its cap + extra chunks in flight (with extra, one that takes
-// streamed uploads), or nil. Workers that failed p, or that are shunned,
-// take it only when no other worker in rotation can.
+// streamed uploads), or nil. Workers that failed p, that are shunned, or
+// on which a chunk straggled lately, take it only when no other worker in
+// rotation can.
 func (d *Dispatcher) pickUnderLocked(p *pendingChunk, extra int) *dispWorker {
-	avoid := func(w *dispWorker) bool { return p.failed[w] || w.shunned }
+	now := time.Now()
+	avoid := func(w *dispWorker) bool { return p.failed[w] || w.shunned || now.Before(w.slowUntil) }
 	others := false
 	for _, w := range d.workers {
 		if w.up && w.takes(p.task) && !avoid(w) {
@@ -907,16 +939,18 @@ type dispJob struct {
 	doneFailed bool
 
 	skipped map[*dispWorker]bool // workers reported as skipped; run's goroutine only
+	paces   chunkPaces           // run's goroutine only
 }
 
 // pendingChunk is a chunk waiting to be sent, or in flight.
 type pendingChunk struct {
-	task     ChunkTask
-	attempts int
-	ready    time.Time // not before
-	failed   map[*dispWorker]bool
-	workers  []string
-	errs     []error
+	task      ChunkTask
+	attempts  int
+	straggles int       // attempts cancelled as stragglers, not counted in attempts
+	ready     time.Time // not before
+	failed    map[*dispWorker]bool
+	workers   []string
+	errs      []error
 }
 
 // attemptOutcome classifies an attempt.
@@ -929,6 +963,7 @@ const (
 	outcomePermanent                 // stop the job
 	outcomeAborted                   // the job was stopped meanwhile
 	outcomeRecordFail                // onDone failed
+	outcomeStraggler                 // cancelled as a straggler: retry elsewhere, not counted
 	// Sent ahead, and the worker has no UploadChunk: queued again, the
 	// attempt not counted, and nothing sent ahead to that worker again.
 	outcomeNoUploads
@@ -938,6 +973,7 @@ type attemptResult struct {
 	p     *pendingChunk
 	w     *dispWorker
 	ahead bool // sent ahead of a free slot (DispatchConfig.NoSendAhead)
+	took  time.Duration
 	res   ChunkResult
 	out   attemptOutcome
 	err   error
@@ -969,6 +1005,7 @@ func (j *dispJob) run(ctx context.Context, tasks <-chan ChunkTask) error {
 	}
 	open, fail := take()
 	results := make(chan attemptResult, 64)
+	flights := make(map[*pendingChunk]*flight)
 	inflight, done := 0, 0
 	total := func() int { return done + inflight + len(queue) }
 
@@ -1018,7 +1055,12 @@ func (j *dispJob) run(ctx context.Context, tasks <-chan ChunkTask) error {
 			inflight++
 			d.log.Debug("chunk sent", "video_id", j.videoID, "chunk", s.p.task.Index, "worker", s.w.addr, "attempt", s.p.attempts)
 			j.event(Event{Kind: EventStarted, Chunk: s.p.task.Index, Worker: s.w.addr, Attempt: s.p.attempts, Done: done, Total: total()})
-			go j.attempt(ctx, s.w, s.p, s.ahead, results)
+			f := newFlight(ctx, s.w)
+			flights[s.p] = f
+			go j.attempt(ctx, f, s.p, s.ahead, results)
+		}
+		if due := j.stopStragglers(flights, time.Now()); !due.IsZero() && (next.IsZero() || due.Before(next)) {
+			next = due
 		}
 
 		var timer *time.Timer
@@ -1034,6 +1076,8 @@ func (j *dispJob) run(ctx context.Context, tasks <-chan ChunkTask) error {
 		select {
 		case r := <-results:
 			inflight--
+			flights[r.p].stop(nil)
+			delete(flights, r.p)
 			if r.out == outcomeAborted {
 				// Only ctx ending aborts an attempt while the loop runs.
 				fail = ctx.Err()
@@ -1074,6 +1118,7 @@ func (j *dispJob) run(ctx context.Context, tasks <-chan ChunkTask) error {
 	total0 := total()
 	for ; inflight > 0; inflight-- {
 		r := <-results
+		flights[r.p].stop(nil)
 		if r.out == outcomeOK {
 			done++
 			j.event(Event{Kind: EventDone, Chunk: r.p.task.Index, Worker: r.w.addr, Attempt: r.p.attempts,
@@ -1108,6 +1153,7 @@ func (j *dispJob) handle(r attemptResult, done *int, total int) (*pendingChunk, 
 	switch r.out {
 	case outcomeOK:
 		*done++
+		j.paces.record(p.task, r.took, r.res.EncodeSeconds)
 		j.d.log.Debug("chunk stored", "video_id", j.videoID, "chunk", idx, "worker", r.w.addr,
 			"attempts", p.attempts, "encoded_size", r.res.EncodedSize)
 		j.event(Event{Kind: EventDone, Chunk: idx, Worker: r.w.addr, Attempt: p.attempts,
@@ -1119,15 +1165,22 @@ func (j *dispJob) handle(r attemptResult, done *int, total int) (*pendingChunk, 
 	p.failed[r.w] = true
 	p.workers = append(p.workers, r.w.addr)
 	p.errs = append(p.errs, r.err)
-	if r.out == outcomePermanent {
+	var delay time.Duration
+	switch {
+	case r.out == outcomePermanent:
 		j.d.log.Error("chunk refused", "video_id", j.videoID, "chunk", idx, "worker", r.w.addr, "error", r.err)
 		return nil, &ChunkError{Index: idx, Attempts: p.attempts, Permanent: true, Workers: p.workers, Errs: p.errs}
-	}
-	if p.attempts >= j.d.cfg.MaxAttempts {
+	case r.out == outcomeStraggler:
+		// Not the chunk's fault, and the worker may never answer: at once,
+		// elsewhere, uncounted (its limit doubles: see stragglerLimit).
+		p.attempts--
+		p.straggles++
+	case p.attempts >= j.d.cfg.MaxAttempts:
 		j.d.log.Error("chunk failed", "video_id", j.videoID, "chunk", idx, "attempts", p.attempts, "error", r.err)
 		return nil, &ChunkError{Index: idx, Attempts: p.attempts, Workers: p.workers, Errs: p.errs}
+	default:
+		delay = j.d.backoff(p.attempts)
 	}
-	delay := j.d.backoff(p.attempts)
 	p.ready = time.Now().Add(delay)
 	j.d.log.Warn("chunk failed, will retry", "video_id", j.videoID, "chunk", idx, "worker", r.w.addr,
 		"attempt", p.attempts, "delay", delay.Round(time.Millisecond), "error", r.err)
@@ -1157,19 +1210,25 @@ func (j *dispJob) event(ev Event) {
 
 // attempt sends one chunk to one worker, frees the worker's slot, records a
 // success with onDone, and reports to the job's loop.
-func (j *dispJob) attempt(ctx context.Context, w *dispWorker, p *pendingChunk, ahead bool, results chan<- attemptResult) {
+func (j *dispJob) attempt(ctx context.Context, f *flight, p *pendingChunk, ahead bool, results chan<- attemptResult) {
 	d := j.d
-	actx, cancel := context.WithTimeout(ctx, d.cfg.ChunkTimeout)
+	w := f.w
+	actx, cancel := context.WithTimeout(f.ctx, d.cfg.ChunkTimeout)
 	opts := p.task.options()
 	opts.Stream = ahead
 	resp, err := w.client.ProcessFileWith(actx, j.videoID, int32(p.task.Index), p.task.Path, d.cfg.Encoding, opts)
 	cancel()
+	took := time.Since(f.start)
 	var res ChunkResult
 	if err == nil {
 		res, err = j.check(w, p, resp)
 	}
 	out := classifyAttempt(ctx, err)
-	if ahead && out == outcomePermanent && status.Code(err) == codes.Unimplemented {
+	switch cause := context.Cause(f.ctx); {
+	case out == outcomeOK || out == outcomeAborted:
+	case errors.Is(cause, ErrStraggler):
+		out, err = outcomeStraggler, cause
+	case ahead && out == outcomePermanent && status.Code(err) == codes.Unimplemented:
 		out = outcomeNoUploads
 	}
 
@@ -1184,6 +1243,11 @@ func (j *dispJob) attempt(ctx context.Context, w *dispWorker, p *pendingChunk, a
 		w.refusedUploads, w.streams = true, false
 	case outcomeOK:
 		w.done++
+		w.slowUntil = time.Time{}
+	case outcomeStraggler:
+		w.failures++
+		w.lastErr = err.Error()
+		w.slowUntil = time.Now().Add(took)
 	case outcomeTransient, outcomeWorkerDown, outcomePermanent:
 		w.failures++
 		w.lastErr = err.Error()
@@ -1204,7 +1268,7 @@ func (j *dispJob) attempt(ctx context.Context, w *dispWorker, p *pendingChunk, a
 		}
 		j.doneMu.Unlock()
 	}
-	results <- attemptResult{p: p, w: w, res: res, out: out, err: err}
+	results <- attemptResult{p: p, w: w, ahead: ahead, took: took, res: res, out: out, err: err}
 }
 
 // check turns a worker's answer into a result, or an error if the answer

@@ -41,6 +41,10 @@ type hostileWorker struct {
 	stop        func()
 	// message is its error for every ProcessChunk when set.
 	message string
+	// hangAfter, when > 0, makes it answer that many ProcessChunk calls
+	// and take every later one without ever answering.
+	hangAfter int
+	calls     int // guarded by mu
 
 	mu     *sync.Mutex
 	shards map[string][]byte
@@ -71,9 +75,17 @@ func (w *hostileWorker) GetVideoMetadata(context.Context, *pb.GetVideoMetadataRe
 	return nil, status.Error(codes.NotFound, "no such video")
 }
 
-func (w *hostileWorker) ProcessChunk(_ context.Context, req *pb.ProcessChunkRequest) (*pb.ProcessChunkResponse, error) {
+func (w *hostileWorker) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRequest) (*pb.ProcessChunkResponse, error) {
 	if w.message != "" {
 		return nil, status.Error(codes.Internal, w.message)
+	}
+	w.mu.Lock()
+	w.calls++
+	hang := w.hangAfter > 0 && w.calls > w.hangAfter
+	w.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	loc := fmt.Sprintf("%s/chunk_%d.shard", req.GetVideoId(), req.GetChunkIndex())
 	data := req.GetChunkData()
@@ -165,6 +177,9 @@ func TestE2EHostileWorkers(t *testing.T) {
 		{"dies after storing its chunks",
 			hostileWorker{health: "simulated", result: "simulated", unreachable: true}, true,
 			[]string{"encoded again:", "its worker cannot be reached"}},
+		{"takes chunks and never answers",
+			hostileWorker{health: "simulated", result: "simulated", hangAfter: 1}, true,
+			[]string{"straggler: " + "127.0.0.1:", "has not answered in"}},
 		{"answers with control characters",
 			hostileWorker{health: "simulated", result: "simulated", message: "boom\x1b]0;pwned\x07\x1b[2J\u202e"}, false,
 			[]string{"boom\uFFFD]0;pwned\uFFFD\uFFFD[2J\uFFFD"}},
@@ -184,14 +199,14 @@ func TestE2EHostileWorkers(t *testing.T) {
 				// The hostile worker answers ProcessChunk only: the chunk sent ahead to it
 				// as an upload is refused, and sent again unary.
 				"--segment-seconds", "1", "--state-dir", state, "--max-attempts", "2", "--download-idle-timeout", "1s",
-				testdata(clip))
+				"--straggler-min", "1s", testdata(clip))
 			took := time.Since(start)
 			out := stderr
 			if tt.honest {
 				if code != 0 {
 					t.Fatalf("master encode exited %d:\n%s\n%s", code, stdout, stderr)
 				}
-				out = stdout
+				out = stdout + stderr
 			} else if code == 0 {
 				t.Fatalf("master encode succeeded:\n%s", stdout)
 			}

@@ -34,6 +34,8 @@ type JobConfig struct {
 	PerWorkerCap   int               // key per_worker_cap; 0: each worker's own limit
 	SendAhead      bool              // key send_ahead
 	MaxAttempts    int               // key max_attempts
+	ChunkTimeout   time.Duration     // key chunk_timeout
+	StragglerMin   time.Duration     // key straggler_min
 	FFmpeg         string            // key ffmpeg
 	FFprobe        string            // key ffprobe
 	Verify         master.VerifyMode // key verify
@@ -58,6 +60,8 @@ func jobDefaults() map[string]any {
 		"per_worker_cap":        0,
 		"send_ahead":            true,
 		"max_attempts":          master.DefaultMaxAttempts,
+		"chunk_timeout":         master.DefaultChunkTimeout.String(),
+		"straggler_min":         master.DefaultStragglerMin.String(),
 		"ffmpeg":                "ffmpeg",
 		"ffprobe":               "ffprobe",
 		"verify":                string(master.VerifyFull),
@@ -111,11 +115,16 @@ func loadJobConfig(v *viper.Viper) (JobConfig, error) {
 		errs = append(errs, fmt.Errorf("verify: %w", err))
 	}
 	c.Verify = mode
-	idle, err := time.ParseDuration(strings.TrimSpace(v.GetString("download_idle_timeout")))
-	if err != nil || idle <= 0 {
-		errs = append(errs, fmt.Errorf("download_idle_timeout: %q is not a positive duration", v.GetString("download_idle_timeout")))
+	duration := func(key string, to *time.Duration) {
+		d, err := time.ParseDuration(strings.TrimSpace(v.GetString(key)))
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration", key, v.GetString(key)))
+		}
+		*to = d
 	}
-	c.Dial.DownloadIdleTimeout = idle
+	duration("download_idle_timeout", &c.Dial.DownloadIdleTimeout)
+	duration("chunk_timeout", &c.ChunkTimeout)
+	duration("straggler_min", &c.StragglerMin)
 	switch {
 	case len(errs) > 0:
 	case !(c.MinPSNR > 0) || math.IsInf(c.MinPSNR, 0):
@@ -174,7 +183,7 @@ func (c JobConfig) job(input, output string) master.JobConfig {
 		Verify: c.Verify, MinPSNR: c.MinPSNR, Replicas: c.Replicas, WorkersFile: c.WorkersFile,
 		Dispatch: master.DispatchConfig{
 			Workers: c.Workers, PerWorkerCap: c.PerWorkerCap, NoSendAhead: !c.SendAhead, MaxAttempts: c.MaxAttempts, Encoding: enc,
-			Dial: c.Dial,
+			ChunkTimeout: c.ChunkTimeout, StragglerMin: c.StragglerMin, Dial: c.Dial,
 		},
 		Progress: os.Stderr,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -354,6 +363,8 @@ func (a *app) jobFlags(cmd *cobra.Command, output *string, force *bool, encode b
 		f.Int("per-worker-cap", 0, "most chunks in flight per worker (default: each worker's max_concurrent_tasks)")
 		f.Bool("send-ahead", true, "once every worker is busy, send each one chunk more, queued in the worker for its next free slot")
 		f.Int("max-attempts", 0, "tries per chunk before the job fails (default 5)")
+		f.Duration("chunk-timeout", 0, fmt.Sprintf("give up an attempt at a chunk after this long, upload and encode included (default %v)", master.DefaultChunkTimeout))
+		f.Duration("straggler-min", 0, fmt.Sprintf("take a chunk back from a worker that has not answered in %g times the job's median time for its frames, once a few are stored, and never in less than this (default %v); it goes to another worker, not counted as an attempt", float64(master.DefaultStragglerFactor), master.DefaultStragglerMin))
 	}
 	mustRequire(cmd, "output")
 }
