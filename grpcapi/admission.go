@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/tap"
 
 	pb "github.com/videoshard/videoshard/proto"
@@ -354,14 +355,24 @@ func (s *Server) MessageMemory() int64 {
 const maxHeaderListBytes = 16 << 10
 
 // GRPCOptions returns the options of a gRPC server that serves s: the
-// interceptors of ServerOptions (with opts), the admission tap, the message
+// interceptors of ServerOptions (with opts), its transport credentials
+// (WithCredentials, or plaintext), the admission tap, the message
 // size limit (Config.MaxMessageBytes, both ways) and the per-connection
 // stream limit (Config.MaxConcurrentStreams). They come from s's own
 // Config, so the limits gRPC enforces are the ones s reports and checks.
 // Stop waits for the handlers it cancels to return, so that nothing writes
 // to the store once the server has stopped (the worker closes it next).
 func (s *Server) GRPCOptions(opts ...Option) []grpc.ServerOption {
+	var given options
+	for _, opt := range opts {
+		opt(&given)
+	}
+	creds := given.creds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
 	o := append(ServerOptions(s.log, append([]Option{WithInterceptors(messageInterceptors())}, opts...)...),
+		grpc.Creds(countingCreds{creds}), // for watchUnary's message bytes
 		grpc.InTapHandle(s.admit),
 		grpc.StatsHandler(connTagger{&s.connBytes}), // for Listener's counts
 		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),

@@ -11,7 +11,8 @@ import (
 
 // Connection progress. gRPC reads a unary call's message whole before
 // anything of ours runs and says nothing of how it comes. Listener counts
-// the bytes each connection brings, and keeps the connection to close it;
+// the message bytes each connection brings (h2Conn, from the handshake on),
+// and keeps the connection to close it;
 // both reach its calls through the context gRPC derives every stream from
 // (connTagger). A unary call's admission is dropped when its connection
 // brings less than uploadProgressBytes per waiting call in an
@@ -22,7 +23,7 @@ import (
 
 // connProgress is one connection's counts.
 type connProgress struct {
-	read         atomic.Int64 // bytes the connection brought
+	read         atomic.Int64 // message bytes the connection brought (h2Conn)
 	unaryWaiting atomic.Int64 // unary calls waiting for their message (watchUnary)
 	conn         net.Conn     // the accepted connection, closed when it stalls
 	key          string       // connKey
@@ -104,12 +105,6 @@ type bytesConn struct {
 	p     *connProgress
 	conns *connBytes
 	once  sync.Once
-}
-
-func (c *bytesConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	c.p.read.Add(int64(n))
-	return n, err
 }
 
 func (c *bytesConn) Close() error {

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/videoshard/videoshard/internal/wirecodec"
@@ -44,10 +45,18 @@ func ServerOptions(log *slog.Logger, opts ...Option) []grpc.ServerOption {
 type Option func(*options)
 
 type options struct {
+	creds  credentials.TransportCredentials
 	auth   *TokenAuth
 	chunks ChunkObserver
 	unary  []grpc.UnaryServerInterceptor
 	stream []grpc.StreamServerInterceptor
+}
+
+// WithCredentials serves with creds (TLS) instead of plaintext; only
+// GRPCOptions takes it, which must own the server's credentials (see
+// countingCreds): add no grpc.Creds of your own.
+func WithCredentials(creds credentials.TransportCredentials) Option {
+	return func(o *options) { o.creds = creds }
 }
 
 // WithAuth requires a bearer token on every call auth does not exempt. A

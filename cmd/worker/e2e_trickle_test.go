@@ -15,32 +15,81 @@ import (
 )
 
 // A unary ProcessChunk whose message trickles in, a byte every 50 ms, gives
-// its place back once its connection has brought less than 1 MiB in
-// limits.upload_idle_timeout, not after limits.upload_timeout: two such
-// clients would otherwise deny every unary call for ten minutes at a time.
-// gRPC's client sends whole messages, so the trickler speaks raw HTTP/2.
+// its place back once its connection has brought less than 1 MiB of
+// message in limits.upload_idle_timeout, not after limits.upload_timeout:
+// two such clients would otherwise deny every unary call for ten minutes
+// at a time. Frames that carry no message do not count, however many
+// bytes they bring: padding, window updates. gRPC's client sends whole
+// messages, so the trickler speaks raw HTTP/2.
 func TestE2EUnaryTrickleLosesItsPlace(t *testing.T) {
-	w := startWorker(t, "", `encoder: simulated
+	for _, tt := range []struct {
+		name string
+		fill filler
+	}{
+		{"bytes alone", nil},
+		{"padded with 1.2 MiB/s of padding-only frames", padding(60 << 10)},
+		{"padded with 1.2 MiB/s of window updates", windowUpdates(60 << 10)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := startWorker(t, "", `encoder: simulated
 limits: {max_concurrent_tasks: 1, max_unary_chunks: 1, upload_timeout: 10m, upload_idle_timeout: 1s}
 `)
-	ended := trickleUnary(t, w.Addr)
-	select {
-	case <-ended:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the trickling call still holds its place after 30 s")
+			ended := trickleUnary(t, w.Addr, tt.fill)
+			select {
+			case <-ended:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the trickling call still holds its place after 30 s")
+			}
+			if _, err := w.Client.ProcessChunk(ctxT(t), &pb.ProcessChunkRequest{VideoId: "v", ChunkData: []byte("chunk")}); err != nil {
+				t.Fatalf("an honest call once the trickling one is gone: %v", err)
+			}
+			if !strings.Contains(w.Logs.String(), "limits.upload_idle_timeout") {
+				t.Errorf("the worker did not log why it cancelled the trickling call:\n%s", w.Logs)
+			}
+		})
 	}
-	if _, err := w.Client.ProcessChunk(ctxT(t), &pb.ProcessChunkRequest{VideoId: "v", ChunkData: []byte("chunk")}); err != nil {
-		t.Fatalf("an honest call once the trickling one is gone: %v", err)
+}
+
+// A filler sends frames that carry no message on stream 1 or the
+// connection, after each byte of the message, through write; send waits
+// for the flow-control window a DATA frame of n bytes needs, and takes it.
+type filler func(fr *http2.Framer, write func(func() error) error, send func(n int) bool) error
+
+// padding sends about bytes of DATA frames on stream 1 that are all padding.
+func padding(bytes int) filler {
+	return func(fr *http2.Framer, write func(func() error) error, send func(n int) bool) error {
+		pad := make([]byte, 255)
+		for sent := 0; sent < bytes; sent += 1 + len(pad) {
+			if !send(1 + len(pad)) {
+				return nil
+			}
+			if err := write(func() error { return fr.WriteDataPadded(1, false, nil, pad) }); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	if !strings.Contains(w.Logs.String(), "limits.upload_idle_timeout") {
-		t.Errorf("the worker did not log why it cancelled the trickling call:\n%s", w.Logs)
+}
+
+// windowUpdates sends about bytes of WINDOW_UPDATE frames (13 bytes each).
+func windowUpdates(bytes int) filler {
+	return func(fr *http2.Framer, write func(func() error) error, _ func(int) bool) error {
+		return write(func() error {
+			for sent := 0; sent < bytes; sent += 13 {
+				if err := fr.WriteWindowUpdate(0, 1); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}
 }
 
 // trickleUnary opens a unary ProcessChunk on a connection of its own and
-// sends its message, announced as 1 MiB, a byte every 50 ms, until the
-// worker ends the stream; the channel is closed then.
-func trickleUnary(t *testing.T, addr string) <-chan struct{} {
+// sends its message, announced as 1 MiB, a byte every 50 ms, each followed
+// by what fill sends (if not nil), until the worker ends the stream; the
+// channel is closed then. It keeps to the worker's flow-control windows.
+func trickleUnary(t *testing.T, addr string, fill filler) <-chan struct{} {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -77,16 +126,52 @@ func trickleUnary(t *testing.T, addr string) <-chan struct{} {
 		t.Fatal(err)
 	}
 	ended := make(chan struct{})
+	// The windows the worker gives, stream 1's and the connection's.
+	var flow sync.Mutex
+	moved := sync.NewCond(&flow)
+	streamWin, connWin := int64(65535-5), int64(65535-5) // less the message prefix sent
+	over := false
+	send := func(n int) bool {
+		flow.Lock()
+		defer flow.Unlock()
+		for !over && (streamWin < int64(n) || connWin < int64(n)) {
+			moved.Wait()
+		}
+		streamWin -= int64(n)
+		connWin -= int64(n)
+		return !over
+	}
 	go func() { // reads until the stream ends: a reset, or trailers
 		defer close(ended)
+		defer func() {
+			flow.Lock()
+			over = true
+			moved.Broadcast()
+			flow.Unlock()
+		}()
 		for {
 			f, err := fr.ReadFrame()
 			if err != nil {
 				return
 			}
 			switch f := f.(type) {
+			case *http2.WindowUpdateFrame:
+				flow.Lock()
+				if f.StreamID == 0 {
+					connWin += int64(f.Increment)
+				} else if f.StreamID == 1 {
+					streamWin += int64(f.Increment)
+				}
+				moved.Broadcast()
+				flow.Unlock()
 			case *http2.SettingsFrame:
 				if !f.IsAck() {
+					if v, ok := f.Value(http2.SettingInitialWindowSize); ok {
+						flow.Lock()
+						streamWin += int64(v) - 65535
+						moved.Broadcast()
+						flow.Unlock()
+					}
 					_ = write(fr.WriteSettingsAck)
 				}
 			case *http2.RSTStreamFrame:
@@ -108,7 +193,10 @@ func trickleUnary(t *testing.T, addr string) <-chan struct{} {
 			case <-ended:
 				return
 			case <-tick.C:
-				if write(func() error { return fr.WriteData(1, false, []byte{'x'}) }) != nil {
+				if !send(1) || write(func() error { return fr.WriteData(1, false, []byte{'x'}) }) != nil {
+					return
+				}
+				if fill != nil && fill(fr, write, send) != nil {
 					return
 				}
 			}

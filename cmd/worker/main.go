@@ -158,11 +158,10 @@ func run(ctx context.Context, cfg Config) error {
 	if m != nil {
 		srvOpts = append(srvOpts, m.ServerOptions()...)
 	}
-	opts := srv.GRPCOptions(srvOpts...)
 	if creds != nil {
-		opts = append(opts, grpc.Creds(creds))
+		srvOpts = append(srvOpts, grpcapi.WithCredentials(creds))
 	}
-	gs := grpc.NewServer(opts...)
+	gs := grpc.NewServer(srv.GRPCOptions(srvOpts...)...)
 	srv.Register(gs)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(gs, healthSrv)
