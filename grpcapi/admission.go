@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,17 +38,28 @@ type gate struct {
 	n    atomic.Int64
 
 	mu        sync.Mutex
-	receiving map[*admission]*receiver // uploads still receiving their data (track)
+	receiving map[*admission]paced // calls still receiving their data (track)
 }
 
-// track counts a's upload, receiving through rx, among those whose place
-// a waiting upload may take should it fall behind (takeFromSlow).
-func (a *admission) track(rx *receiver) {
+// paced is a call receiving its data at a pace it must keep: an upload's
+// receiver, or a unary call's unaryPace.
+type paced interface {
+	// behind reports whether the call is under half the pace, and its
+	// pace as a share of that pace.
+	behind(now time.Time) (pace float64, behind bool)
+	// evict ends the call, admitted as a, its place taken by another;
+	// false if it was too late (the call has its data and goes on).
+	evict(a *admission) bool
+}
+
+// track counts a's call, receiving at rx's pace, among those whose place
+// a waiting call may take should it fall behind (takeFromSlow).
+func (a *admission) track(rx paced) {
 	g := a.gate
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.receiving == nil {
-		g.receiving = make(map[*admission]*receiver)
+		g.receiving = make(map[*admission]paced)
 	}
 	g.receiving[a] = rx
 }
@@ -59,30 +71,32 @@ func (a *admission) untrack() {
 	a.gate.mu.Unlock()
 }
 
-// takeFromSlow gives a call refused by a full gate the place of the upload
-// furthest behind the pace uploads must keep, if one is behind (see
-// receiver.behind): that upload is ended, and its place passes to the
-// caller without being given back, so the trickling clients that took
-// every place as it freed cannot take it first. It reports whether it did.
+// takeFromSlow gives a call refused by a full gate the place of the call
+// furthest behind the pace it must keep, if one is behind (see
+// receiver.behind, unaryPace.behind): that call is ended, and its place
+// passes to the caller without being given back, so the trickling clients
+// that took every place as it freed cannot take it first. It reports
+// whether it did.
 func (g *gate) takeFromSlow(now time.Time) bool {
 	g.mu.Lock()
-	var victim *admission
-	var worst float64
-	for a, rx := range g.receiving {
-		if pace, behind := rx.behind(now); behind && (victim == nil || pace < worst) {
-			victim, worst = a, pace
+	defer g.mu.Unlock()
+	for {
+		var victim *admission
+		var worst float64
+		for a, rx := range g.receiving {
+			if pace, behind := rx.behind(now); behind && (victim == nil || pace < worst) {
+				victim, worst = a, pace
+			}
+		}
+		if victim == nil {
+			return false
+		}
+		rx := g.receiving[victim]
+		delete(g.receiving, victim)
+		if rx.evict(victim) {
+			return true
 		}
 	}
-	if victim == nil {
-		g.mu.Unlock()
-		return false
-	}
-	rx := g.receiving[victim]
-	delete(g.receiving, victim)
-	victim.handedOn.Store(true)
-	g.mu.Unlock()
-	rx.evict()
-	return true
 }
 
 // enter counts one more call, or says why not.
@@ -130,12 +144,13 @@ const (
 )
 
 // start hands the admission to the handler. It is false when the call has
-// already ended (stream gone, message too late): the handler must return
-// at once.
+// already ended (stream gone, message too late, its place taken): the
+// handler must return at once.
 func (a *admission) start() bool {
 	if !a.state.CompareAndSwap(admitted, running) {
 		return false
 	}
+	a.untrack() // a unary call's message is in
 	a.leftAdmitted()
 	if a.timer != nil {
 		a.timer.Stop()
@@ -155,6 +170,7 @@ func (a *admission) finish() {
 // whether it did.
 func (a *admission) drop() bool {
 	if a.state.CompareAndSwap(admitted, released) {
+		a.untrack()
 		a.leftAdmitted()
 		a.gate.leave()
 		return true
@@ -200,7 +216,7 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 	default:
 		return s.awaitMessage(ctx), nil
 	}
-	if err := g.enter(); err != nil && (g != s.uploadGate || !g.takeFromSlow(time.Now())) {
+	if err := g.enter(); err != nil && !g.takeFromSlow(time.Now()) {
 		s.log.Warn("call refused before its message was read", "method", info.FullMethodName, "error", err)
 		return nil, toStatus(err)
 	}
@@ -299,6 +315,10 @@ func (s *Server) watchUnary(a *admission, p *connProgress, cancel context.Cancel
 		p = nil
 	}
 	var mu sync.Mutex // the timer is re-armed by its own function
+	var pace *unaryPace
+	if p != nil {
+		pace = &unaryPace{conn: p, start: time.Now(), startBytes: last, idle: s.cfg.UploadIdleTimeout, cancel: cancel, log: s.log}
+	}
 	check := func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -331,6 +351,43 @@ func (s *Server) watchUnary(a *admission, p *connProgress, cancel context.Cancel
 	mu.Lock()
 	a.timer = time.AfterFunc(step, check)
 	mu.Unlock()
+	if pace != nil {
+		a.track(pace) // after the timer is set: evict stops it
+	}
+}
+
+// unaryPace is the pace of a unary call waiting for its message, measured
+// on its connection since it was admitted: uploadProgressBytes of message
+// an UploadIdleTimeout for each of the connection's calls waiting.
+type unaryPace struct {
+	conn       *connProgress
+	start      time.Time
+	startBytes int64
+	idle       time.Duration
+	cancel     context.CancelFunc // ends the call's read
+	log        *slog.Logger
+}
+
+func (u *unaryPace) behind(now time.Time) (pace float64, behind bool) {
+	elapsed := now.Sub(u.start)
+	if elapsed < behindAfter {
+		return 0, false
+	}
+	want := uploadProgressBytes * float64(max(1, u.conn.unaryWaiting.Load()))
+	pace = float64(u.conn.read.Load()-u.startBytes) / want * float64(u.idle) / float64(elapsed)
+	return pace, pace < 0.5
+}
+
+func (u *unaryPace) evict(a *admission) bool {
+	if !a.state.CompareAndSwap(admitted, released) {
+		return false
+	}
+	a.leftAdmitted()
+	a.timer.Stop()
+	u.log.Warn("unary ProcessChunk cancelled: its connection brought its message at under half the pace while another call waited for its place",
+		"want_bytes", uploadProgressBytes, "within", u.idle, "key", "limits.upload_idle_timeout", "client", u.conn.addr)
+	u.cancel()
+	return true
 }
 
 // messageMemoryFactor is how many times MaxMessageBytes one admitted call

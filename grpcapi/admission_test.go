@@ -282,3 +282,32 @@ func TestReceiverBehind(t *testing.T) {
 		}
 	}
 }
+
+// TestUnaryPaceBehind: a unary call waiting for its message is behind once
+// it has waited behindAfter and its connection has brought less than half
+// the pace, for each of the connection's calls waiting.
+func TestUnaryPaceBehind(t *testing.T) {
+	start := time.Now()
+	tests := []struct {
+		elapsed time.Duration
+		bytes   int64
+		waiting int64
+		behind  bool
+	}{
+		{time.Second, 0, 1, false}, // too soon to judge
+		{3 * time.Second, 1, 1, true},
+		{3 * time.Second, uploadProgressBytes / 10, 1, false}, // at the pace
+		{3 * time.Second, uploadProgressBytes / 10, 4, true},  // a quarter of it for each of four
+		{3 * time.Second, uploadProgressBytes / 25, 1, true},  // under half of it
+		{30 * time.Second, uploadProgressBytes / 2, 1, false}, // half: not under it
+	}
+	for _, tt := range tests {
+		p := &connProgress{}
+		p.read.Store(100 + tt.bytes)
+		p.unaryWaiting.Store(tt.waiting)
+		u := &unaryPace{conn: p, start: start, startBytes: 100, idle: 30 * time.Second}
+		if _, behind := u.behind(start.Add(tt.elapsed)); behind != tt.behind {
+			t.Errorf("%d bytes in %v for %d calls: behind %v, want %v", tt.bytes, tt.elapsed, tt.waiting, behind, tt.behind)
+		}
+	}
+}

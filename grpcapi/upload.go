@@ -212,8 +212,13 @@ func (r *receiver) behind(now time.Time) (pace float64, behind bool) {
 	return pace, pace < 0.5
 }
 
-// evict ends the upload: a waiting one took its place (gate.takeFromSlow).
-func (r *receiver) evict() { r.evictOne.Do(func() { close(r.evicted) }) }
+// evict ends the upload, admitted as a: a waiting one took its place
+// (gate.takeFromSlow), which a's handler must not give back.
+func (r *receiver) evict(a *admission) bool {
+	a.handedOn.Store(true)
+	r.evictOne.Do(func() { close(r.evicted) })
+	return true
+}
 
 // uploadProgressBytes is the data an upload must bring within
 // limits.upload_idle_timeout: one frame as the master sends them (1 MiB),

@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/videoshard/videoshard/proto"
 )
@@ -47,6 +49,38 @@ limits: {max_concurrent_tasks: 1, max_unary_chunks: 1, upload_timeout: 10m, uplo
 				t.Errorf("the worker did not log why it cancelled the trickling call:\n%s", w.Logs)
 			}
 		})
+	}
+}
+
+// A unary ProcessChunk that comes while a trickling one holds the only
+// place takes that place, once the trickler has had time to show its pace
+// (2 s), long before limits.upload_idle_timeout: a trickler that opens a
+// new call as soon as the old one is cancelled would otherwise win every
+// freed place from honest clients, who back off.
+func TestE2EUnaryTrickleGivesWay(t *testing.T) {
+	w := startWorker(t, "", `encoder: simulated
+limits: {max_concurrent_tasks: 1, max_unary_chunks: 1, upload_timeout: 10m, upload_idle_timeout: 30s}
+`)
+	ended := trickleUnary(t, w.Addr, nil)
+	honest := func() error {
+		_, err := w.Client.ProcessChunk(ctxT(t), &pb.ProcessChunkRequest{VideoId: "v", ChunkData: []byte("chunk")})
+		return err
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := honest(); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a call before the trickler is judged: %v, want ResourceExhausted", err)
+	}
+	time.Sleep(2 * time.Second)
+	if err := honest(); err != nil {
+		t.Fatalf("a call beside a trickler judged slow: %v, want it served", err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the trickling call still goes on")
+	}
+	if !strings.Contains(w.Logs.String(), "while another call waited for its place") {
+		t.Errorf("the worker did not log why it cancelled the trickling call:\n%s", w.Logs)
 	}
 }
 
