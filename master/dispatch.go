@@ -116,11 +116,12 @@ type DispatchConfig struct {
 	// StragglerMin and StragglerFactor catch a worker that took a chunk and
 	// never answers, well before ChunkTimeout: once stragglerSamples of the
 	// job's chunks are stored, an attempt still running after
-	// max(StragglerMin, StragglerFactor x the job's median time per chunk
-	// byte x its chunk's bytes), doubled for each earlier straggle of that
-	// chunk, is cancelled and the chunk sent to another worker, with no
-	// backoff and without counting against MaxAttempts (the doubling ends
-	// at ChunkTimeout, which does count). DefaultStragglerMin and
+	// max(StragglerMin, StragglerFactor x the slowest worker's median time
+	// per frame of the job's stored chunks x the chunk's frames; bytes when
+	// frames are unknown), doubled for each earlier straggle of that chunk,
+	// is cancelled and the chunk sent to another worker, with no backoff and
+	// without counting against MaxAttempts (the doubling ends at
+	// ChunkTimeout, which does count). DefaultStragglerMin and
 	// DefaultStragglerFactor.
 	StragglerMin    time.Duration
 	StragglerFactor float64
@@ -1153,7 +1154,7 @@ func (j *dispJob) handle(r attemptResult, done *int, total int) (*pendingChunk, 
 	switch r.out {
 	case outcomeOK:
 		*done++
-		j.paces.record(p.task, r.took, r.res.EncodeSeconds)
+		j.paces.record(r.w.addr, p.task, r.took, r.res.EncodeSeconds)
 		j.d.log.Debug("chunk stored", "video_id", j.videoID, "chunk", idx, "worker", r.w.addr,
 			"attempts", p.attempts, "encoded_size", r.res.EncodedSize)
 		j.event(Event{Kind: EventDone, Chunk: idx, Worker: r.w.addr, Attempt: p.attempts,

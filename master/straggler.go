@@ -44,18 +44,21 @@ func (j *dispJob) stopStragglers(flights map[*pendingChunk]*flight, now time.Tim
 			continue
 		}
 		f.stopped = true
-		f.stop(fmt.Errorf("chunk %d: %w: %s has not answered in %v, while the job's stored chunks took %v at the median for this chunk's %s",
+		f.stop(fmt.Errorf("chunk %d: %w: %s has not answered in %v; for this chunk's %s the job's slowest worker takes %v at the median",
 			p.task.Index, ErrStraggler, f.w.addr, now.Sub(f.start).Round(time.Second),
-			j.paces.median(p.task).Round(time.Millisecond), p.task.paceUnits()))
+			p.task.paceUnits(), j.paces.median(p.task).Round(time.Millisecond)))
 	}
 	return next
 }
 
 // chunkPaces is what a job has learnt of how long its chunks take: the
 // seconds per unit (see ChunkTask.paceUnit) of each stored chunk, sorted,
-// one list per kind of unit.
+// one list per worker and kind of unit. A chunk is judged against the
+// slowest worker's median: a worker that answers at once with lies cannot
+// make honest workers' chunks look late (and draw their chunks to itself).
 type chunkPaces struct {
-	perUnit [3][]float64
+	byWorker map[string]*[3][]float64
+	stored   [3]int // chunks recorded, by kind of unit
 }
 
 // stragglerSamples is how many of a job's chunks must be stored before any
@@ -66,7 +69,7 @@ const stragglerSamples = 3
 // and encodeSeconds by its worker's word: an answer from the store comes
 // at once, but says how long its encode took. A word that is no duration
 // is not taken.
-func (c *chunkPaces) record(t ChunkTask, took time.Duration, encodeSeconds float64) {
+func (c *chunkPaces) record(worker string, t ChunkTask, took time.Duration, encodeSeconds float64) {
 	sec := took.Seconds()
 	if !math.IsNaN(encodeSeconds) && !math.IsInf(encodeSeconds, 0) {
 		sec = max(sec, encodeSeconds)
@@ -76,19 +79,29 @@ func (c *chunkPaces) record(t ChunkTask, took time.Duration, encodeSeconds float
 	}
 	kind, units := t.paceUnit()
 	v := sec / units
-	list := c.perUnit[kind]
-	i, _ := slices.BinarySearch(list, v)
-	c.perUnit[kind] = slices.Insert(list, i, v)
+	if c.byWorker == nil {
+		c.byWorker = make(map[string]*[3][]float64)
+	}
+	lists := c.byWorker[worker]
+	if lists == nil {
+		lists = new([3][]float64)
+		c.byWorker[worker] = lists
+	}
+	i, _ := slices.BinarySearch(lists[kind], v)
+	lists[kind] = slices.Insert(lists[kind], i, v)
+	c.stored[kind]++
 }
 
-// median is the median stored chunk's time for t's units; 0 before any.
+// median is the slowest worker's median time for t's units; 0 before any.
 func (c *chunkPaces) median(t ChunkTask) time.Duration {
 	kind, units := t.paceUnit()
-	list := c.perUnit[kind]
-	if len(list) == 0 {
-		return 0
+	var slowest float64
+	for _, lists := range c.byWorker {
+		if list := lists[kind]; len(list) > 0 {
+			slowest = max(slowest, list[len(list)/2])
+		}
 	}
-	return secondsDuration(list[len(list)/2] * units)
+	return secondsDuration(slowest * units)
 }
 
 // limit is how long an attempt at t may run, t having straggled straggles
@@ -96,7 +109,7 @@ func (c *chunkPaces) median(t ChunkTask) time.Duration {
 // limit reaches cfg.ChunkTimeout, which then governs alone.
 func (c *chunkPaces) limit(t ChunkTask, straggles int, cfg DispatchConfig) (time.Duration, bool) {
 	kind, _ := t.paceUnit()
-	if len(c.perUnit[kind]) < stragglerSamples {
+	if c.stored[kind] < stragglerSamples {
 		return 0, false
 	}
 	sec := cfg.StragglerFactor * c.median(t).Seconds()

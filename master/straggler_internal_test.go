@@ -1,6 +1,7 @@
 package master
 
 import (
+	"cmp"
 	"math"
 	"testing"
 	"time"
@@ -13,9 +14,10 @@ func TestChunkPacesLimit(t *testing.T) {
 		task   ChunkTask
 		took   time.Duration
 		encode float64
+		worker string // "a" if empty
 	}
 	// 100 frames in 10 s, three times: 0.1 s a frame.
-	paced := []sample{{frames(100), 10 * time.Second, 0}, {frames(100), 10 * time.Second, 0}, {frames(100), 10 * time.Second, 0}}
+	paced := []sample{{frames(100), 10 * time.Second, 0, ""}, {frames(100), 10 * time.Second, 0, ""}, {frames(100), 10 * time.Second, 0, ""}}
 	tests := []struct {
 		name      string
 		samples   []sample
@@ -34,27 +36,39 @@ func TestChunkPacesLimit(t *testing.T) {
 		{name: "bytes kept apart from frames", samples: paced, task: ChunkTask{Size: 1 << 20}},
 		{
 			name: "a stored chunk's encode time, not its instant answer",
-			samples: []sample{{frames(100), time.Millisecond, 10}, {frames(100), time.Millisecond, 10},
-				{frames(100), time.Millisecond, 10}},
+			samples: []sample{{frames(100), time.Millisecond, 10, ""}, {frames(100), time.Millisecond, 10, ""},
+				{frames(100), time.Millisecond, 10, ""}},
 			task: frames(100), want: 80 * time.Second, ok: true,
 		},
 		{
 			name: "a worker's word that is no duration is not taken",
-			samples: append([]sample{{frames(100), 10 * time.Second, math.NaN()}, {frames(100), 10 * time.Second, math.Inf(1)}},
+			samples: append([]sample{{frames(100), 10 * time.Second, math.NaN(), ""}, {frames(100), 10 * time.Second, math.Inf(1), ""}},
 				paced[0]),
 			task: frames(100), want: 80 * time.Second, ok: true,
 		},
 		{
 			name:    "one liar does not move the median",
-			samples: append([]sample{{frames(100), 10 * time.Second, 1e300}}, paced...),
+			samples: append([]sample{{frames(100), 10 * time.Second, 1e300, ""}}, paced...),
 			task:    frames(100), want: 80 * time.Second, ok: true,
+		},
+		{
+			name: "the slowest worker's median",
+			samples: append([]sample{{frames(100), 20 * time.Second, 0, "b"}, {frames(100), 20 * time.Second, 0, "b"}},
+				paced...),
+			task: frames(100), want: 160 * time.Second, ok: true,
+		},
+		{
+			name: "a worker answering at once cannot make the others late",
+			samples: append([]sample{{frames(100), time.Millisecond, 0, "liar"}, {frames(100), time.Millisecond, 0, "liar"},
+				{frames(100), time.Millisecond, 0, "liar"}, {frames(100), time.Millisecond, 0, "liar"}}, paced[0]),
+			task: frames(100), want: 80 * time.Second, ok: true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var c chunkPaces
 			for _, s := range tt.samples {
-				c.record(s.task, s.took, s.encode)
+				c.record(cmp.Or(s.worker, "a"), s.task, s.took, s.encode)
 			}
 			got, ok := c.limit(tt.task, tt.straggles, cfg)
 			if got != tt.want || ok != tt.ok {
