@@ -84,8 +84,9 @@ type chunkChecker struct {
 	more    chan struct{} // holds a token while queue or closed is news
 	wg      sync.WaitGroup
 
-	errMu sync.Mutex
-	err   error // the first failure that is not a quality verdict
+	errMu  sync.Mutex
+	err    error           // the first failure that is not a quality verdict
+	failed map[string]bool // workers at fault for a download (workerAtFault), guarded by errMu
 }
 
 // checkParallel is how many chunks are measured at once: one, so the
@@ -172,8 +173,22 @@ func (c *chunkChecker) check(i int) error {
 	cs := c.state.Chunks[i]
 	c.mu.Unlock()
 	path := shardPath(c.dir, cs.Index)
+	c.errMu.Lock()
+	skip := c.failed[cs.Worker]
+	c.errMu.Unlock()
+	if skip {
+		return nil // as below: waiting on that worker again would only delay the others
+	}
 	if _, err := fetchShard(c.ctx, c.clients[cs.Worker], cs, path); err != nil {
 		_ = os.Remove(path)
+		if workerAtFault(err) && c.ctx.Err() == nil {
+			c.errMu.Lock()
+			if c.failed == nil {
+				c.failed = make(map[string]bool)
+			}
+			c.failed[cs.Worker] = true
+			c.errMu.Unlock()
+		}
 		return nil // the join fetches it again, and handles a lost shard
 	}
 	if cs.Checksum == "" {

@@ -1308,15 +1308,19 @@ func presentationWarnings(cfg JobConfig, src media.SourceInfo, side media.SideSt
 // fetchShards downloads every chunk's shard into dir, a few at a time,
 // each checked against the checksum in the chunk map. A chunk is read
 // from the least loaded of the workers holding a copy, and from the next
-// one when that copy is lost or out of reach (see lostBecause). It
-// returns the local paths in chunk order and the encoders that made them.
+// one when that copy is lost or out of reach (see lostBecause); a worker
+// that failed one download as a whole (workerAtFault) is not asked for
+// another, so a stalling worker costs one idle timeout, not one a chunk.
+// It returns the local paths in chunk order and the encoders that made
+// them.
 func fetchShards(ctx context.Context, state *JobState, clients map[string]*client.Client, dir string) ([]string, map[string]bool, error) {
 	paths := make([]string, len(state.Chunks))
 	encoders := make([]string, len(state.Chunks))
 	lost := make([]error, len(state.Chunks)) // why each lost chunk is lost; nil for the others
 	picker := newReadPicker(ctx, clients)
 	var mu sync.Mutex
-	shun := map[string]bool{} // the workers found unreliable, guarded by mu
+	shun := map[string]bool{}   // the workers found unreliable, guarded by mu
+	failed := map[string]bool{} // the workers at fault for a download (workerAtFault), guarded by mu
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(fetchParallel)
 	for i, c := range state.Chunks {
@@ -1332,16 +1336,22 @@ func fetchShards(ctx context.Context, state *JobState, clients map[string]*clien
 			for _, rep := range picker.order(c.Copies()) {
 				cs := c
 				cs.Worker, cs.Location = rep.Worker, rep.Location
+				mu.Lock()
+				skip := failed[rep.Worker]
+				mu.Unlock()
+				if skip {
+					whys = append(whys, fmt.Errorf("its worker %s failed another download of this job", rep.Worker))
+					continue
+				}
 				done := picker.start(rep.Worker)
 				enc, err := fetchShard(gctx, clients[rep.Worker], cs, path)
 				done()
 				if why := lostBecause(gctx, err); why != "" {
 					whys = append(whys, fmt.Errorf("%s %s (%w)", why, rep.Worker, err))
-					if unreliable(err) {
-						mu.Lock()
-						shun[rep.Worker] = true
-						mu.Unlock()
-					}
+					mu.Lock()
+					shun[rep.Worker] = shun[rep.Worker] || unreliable(err)
+					failed[rep.Worker] = failed[rep.Worker] || workerAtFault(err)
+					mu.Unlock()
 					continue // the next copy
 				}
 				if err != nil {
@@ -1401,6 +1411,20 @@ type LostShardsError struct {
 // trusted with chunks: it stalled, or sent other bytes than it said.
 func unreliable(err error) bool {
 	return errors.Is(err, client.ErrDownloadStalled) || otherBytes(err)
+}
+
+// workerAtFault reports whether a failed fetch says its worker cannot serve
+// this job's downloads, not just that one shard (lost or corrupt there):
+// it is not given, out of reach, stalled, or sent other bytes than it said.
+func workerAtFault(err error) bool {
+	if errors.Is(err, errNoClient) || unreliable(err) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return true
+	}
+	return false
 }
 
 // otherBytes reports whether a failed fetch brought other bytes than the

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -273,4 +275,43 @@ func shardFile(w *testWorker, location string) string {
 		return location
 	}
 	return filepath.Join(w.Store.Root(), location)
+}
+
+// TestEncodeStallingWorkerWaitedOnce: a worker whose downloads stall is
+// waited on for one idle timeout by the chunk checker and one by the join,
+// not one for each of its chunks; its chunks are encoded again elsewhere.
+func TestEncodeStallingWorkerWaitedOnce(t *testing.T) {
+	var stalled atomic.Int32
+	h := &hooks{Serve: func(_ bool, msg *pb.DownloadShardResponse) {
+		if len(msg.GetData()) > 0 {
+			stalled.Add(1)
+			time.Sleep(time.Second) // the client gives up after 200 ms
+		}
+	}}
+	slow, good := labelled(t, "a", h), labelled(t, "b", nil)
+	dir := t.TempDir()
+	cfg := replJob(t, dir, 1, slow, good)
+	cfg.SegmentSeconds = 0.5
+	cfg.Dispatch.Dial.DownloadIdleTimeout = 200 * time.Millisecond
+	sum, err := master.Encode(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for i := range sum.Chunks {
+		if _, err := slow.Store.Lookup("repl", i); err == nil {
+			held++
+		}
+	}
+	if held < 3 {
+		t.Fatalf("the stalling worker holds %d chunks; the test needs 3 or more", held)
+	}
+	// One by the checker; the join fetches 4 at a time (fetchParallel), so
+	// up to that many may stall at once before the first has failed.
+	if n, most := int(stalled.Load()), 1+min(held, 4); n > most {
+		t.Errorf("%d downloads stalled on a worker holding %d chunks, want at most %d", n, held, most)
+	}
+	if sum.Reencoded < held {
+		t.Errorf("%d chunks encoded again, want the stalling worker's %d", sum.Reencoded, held)
+	}
 }
