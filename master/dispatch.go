@@ -116,13 +116,14 @@ type DispatchConfig struct {
 	// StragglerMin and StragglerFactor catch a worker that took a chunk and
 	// never answers, well before ChunkTimeout: once stragglerSamples of the
 	// job's chunks are stored, an attempt still running after
-	// max(StragglerMin, StragglerFactor x the slowest worker's median time
-	// per frame of the job's stored chunks x the chunk's frames; bytes when
-	// frames are unknown), doubled for each earlier straggle of that chunk,
-	// is cancelled and the chunk sent to another worker, with no backoff and
+	// max(StragglerMin, StragglerFactor x a time per frame x the chunk's
+	// frames; bytes when frames are unknown), doubled for each earlier
+	// straggle of that chunk and each straggle in a row of that worker, is
+	// cancelled and the chunk sent to another worker, with no backoff and
 	// without counting against MaxAttempts (the doubling ends at
-	// ChunkTimeout, which does count). DefaultStragglerMin and
-	// DefaultStragglerFactor.
+	// ChunkTimeout, which does count). The time per frame is the greater of
+	// the worker's own median and the lower median of all workers' (see
+	// chunkPaces). DefaultStragglerMin and DefaultStragglerFactor.
 	StragglerMin    time.Duration
 	StragglerFactor float64
 
@@ -1173,9 +1174,10 @@ func (j *dispJob) handle(r attemptResult, done *int, total int) (*pendingChunk, 
 		return nil, &ChunkError{Index: idx, Attempts: p.attempts, Permanent: true, Workers: p.workers, Errs: p.errs}
 	case r.out == outcomeStraggler:
 		// Not the chunk's fault, and the worker may never answer: at once,
-		// elsewhere, uncounted (its limit doubles: see stragglerLimit).
+		// elsewhere, uncounted (its limit doubles: see chunkPaces.limit).
 		p.attempts--
 		p.straggles++
+		j.paces.straggled(r.w.addr)
 	case p.attempts >= j.d.cfg.MaxAttempts:
 		j.d.log.Error("chunk failed", "video_id", j.videoID, "chunk", idx, "attempts", p.attempts, "error", r.err)
 		return nil, &ChunkError{Index: idx, Attempts: p.attempts, Workers: p.workers, Errs: p.errs}

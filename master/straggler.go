@@ -32,7 +32,7 @@ func (j *dispJob) stopStragglers(flights map[*pendingChunk]*flight, now time.Tim
 		if f.stopped {
 			continue
 		}
-		limit, ok := j.paces.limit(p.task, p.straggles, j.d.cfg)
+		limit, ok := j.paces.limit(f.w.addr, p.task, p.straggles, j.d.cfg)
 		if !ok {
 			continue
 		}
@@ -44,41 +44,46 @@ func (j *dispJob) stopStragglers(flights map[*pendingChunk]*flight, now time.Tim
 			continue
 		}
 		f.stopped = true
-		f.stop(fmt.Errorf("chunk %d: %w: %s has not answered in %v; for this chunk's %s the job's slowest worker takes %v at the median",
-			p.task.Index, ErrStraggler, f.w.addr, now.Sub(f.start).Round(time.Second),
-			p.task.paceUnits(), j.paces.median(p.task).Round(time.Millisecond)))
+		f.stop(fmt.Errorf("chunk %d: %w: %s has not answered in %v (its limit for the chunk's %s)",
+			p.task.Index, ErrStraggler, f.w.addr, now.Sub(f.start).Round(time.Second), p.task.paceUnits()))
 	}
 	return next
 }
 
-// chunkPaces is what a job has learnt of how long its chunks take: the
-// seconds per unit (see ChunkTask.paceUnit) of each stored chunk, sorted,
-// one list per worker and kind of unit. A chunk is judged against the
-// slowest worker's median: a worker that answers at once with lies cannot
-// make honest workers' chunks look late (and draw their chunks to itself).
+// chunkPaces is what a job has learnt of how long its chunks take, worker
+// by worker: the seconds per unit (see ChunkTask.paceUnit) of each chunk a
+// worker encoded and stored, sorted, one list per kind of unit; and how
+// many times in a row each worker's chunks straggled.
+//
+// An attempt's limit is StragglerFactor times the greater of its worker's
+// own median and the job's typical pace: the lower median of the workers'
+// medians, so that a worker that claims or takes ages cannot lift every
+// limit past ChunkTimeout. A worker without samples of its own is judged
+// by the job's pace, which a worker that answers at once with lies can
+// pull down; each of its straggles in a row doubles its limit, so an
+// honest worker slower than the others still gets a chunk through, and
+// from then on is judged by its own pace.
 type chunkPaces struct {
 	byWorker map[string]*[3][]float64
-	stored   [3]int // chunks recorded, by kind of unit
+	stored   [3]int         // chunks recorded, by kind of unit
+	cut      map[string]int // straggles in a row, by worker
 }
 
 // stragglerSamples is how many of a job's chunks must be stored before any
 // attempt is judged a straggler.
 const stragglerSamples = 3
 
-// record adds a stored chunk that took took from sending to its answer,
-// and encodeSeconds by its worker's word: an answer from the store comes
-// at once, but says how long its encode took. A word that is no duration
-// is not taken.
+// record adds a chunk stored by worker, which took took from sending to
+// its answer. One whose encode took longer than that, by the worker's
+// word, was not encoded now (an answer from the store) or is a lie: it
+// says nothing of the pace.
 func (c *chunkPaces) record(worker string, t ChunkTask, took time.Duration, encodeSeconds float64) {
+	delete(c.cut, worker)
 	sec := took.Seconds()
-	if !math.IsNaN(encodeSeconds) && !math.IsInf(encodeSeconds, 0) {
-		sec = max(sec, encodeSeconds)
-	}
-	if sec <= 0 {
+	if sec <= 0 || encodeSeconds > sec {
 		return
 	}
 	kind, units := t.paceUnit()
-	v := sec / units
 	if c.byWorker == nil {
 		c.byWorker = make(map[string]*[3][]float64)
 	}
@@ -87,37 +92,55 @@ func (c *chunkPaces) record(worker string, t ChunkTask, took time.Duration, enco
 		lists = new([3][]float64)
 		c.byWorker[worker] = lists
 	}
+	v := sec / units
 	i, _ := slices.BinarySearch(lists[kind], v)
 	lists[kind] = slices.Insert(lists[kind], i, v)
 	c.stored[kind]++
 }
 
-// median is the slowest worker's median time for t's units; 0 before any.
-func (c *chunkPaces) median(t ChunkTask) time.Duration {
-	kind, units := t.paceUnit()
-	var slowest float64
-	for _, lists := range c.byWorker {
-		if list := lists[kind]; len(list) > 0 {
-			slowest = max(slowest, list[len(list)/2])
-		}
+// straggled counts a straggle of worker's.
+func (c *chunkPaces) straggled(worker string) {
+	if c.cut == nil {
+		c.cut = make(map[string]int)
 	}
-	return secondsDuration(slowest * units)
+	c.cut[worker]++
 }
 
-// limit is how long an attempt at t may run, t having straggled straggles
-// times before; ok is false while the job knows too little, or when the
-// limit reaches cfg.ChunkTimeout, which then governs alone.
-func (c *chunkPaces) limit(t ChunkTask, straggles int, cfg DispatchConfig) (time.Duration, bool) {
-	kind, _ := t.paceUnit()
+// pace is the seconds per unit of kind an attempt on worker is judged by:
+// the greater of worker's median and the lower median of all workers'.
+func (c *chunkPaces) pace(worker string, kind int) float64 {
+	var medians []float64
+	own := 0.0
+	for w, lists := range c.byWorker {
+		if list := lists[kind]; len(list) > 0 {
+			m := list[len(list)/2]
+			medians = append(medians, m)
+			if w == worker {
+				own = m
+			}
+		}
+	}
+	if len(medians) == 0 {
+		return 0
+	}
+	slices.Sort(medians)
+	return max(own, medians[(len(medians)-1)/2])
+}
+
+// limit is how long an attempt at t on worker may run, t having straggled
+// straggles times before; ok is false while the job knows too little, or
+// when the limit reaches cfg.ChunkTimeout, which then governs alone.
+func (c *chunkPaces) limit(worker string, t ChunkTask, straggles int, cfg DispatchConfig) (time.Duration, bool) {
+	kind, units := t.paceUnit()
 	if c.stored[kind] < stragglerSamples {
 		return 0, false
 	}
-	sec := cfg.StragglerFactor * c.median(t).Seconds()
+	sec := cfg.StragglerFactor * c.pace(worker, kind) * units
 	if sec >= cfg.ChunkTimeout.Seconds() {
 		return 0, false
 	}
 	limit := max(cfg.StragglerMin, secondsDuration(sec))
-	for range straggles {
+	for range straggles + c.cut[worker] {
 		if limit > cfg.ChunkTimeout/2 {
 			return 0, false
 		}

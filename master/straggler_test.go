@@ -121,3 +121,74 @@ func TestDispatch_NoStragglerBeforeSamples(t *testing.T) {
 		t.Errorf("retries %v: no chunk can straggle before %d are stored", retries, 3)
 	}
 }
+
+// TestDispatch_StragglerDespiteASlowWord: a worker that says one encode
+// took 1e9 s, then takes a chunk and never answers, loses it like any
+// other: its word lifts no limit past ChunkTimeout.
+func TestDispatch_StragglerDespiteASlowWord(t *testing.T) {
+	var cancelled atomic.Int32
+	hostile := startWorker(t, workerOpts{MaxTasks: 1, Delay: 10 * time.Millisecond,
+		Hooks: &hooks{Process: func(ctx context.Context, n int, req *pb.ProcessChunkRequest,
+			next func() (*pb.ProcessChunkResponse, error)) (*pb.ProcessChunkResponse, error) {
+			switch n {
+			case 1:
+				resp, err := next()
+				if err == nil && resp.GetMetadata() != nil {
+					resp.Metadata.EncodeTimeSeconds = 1e9
+				}
+				return resp, err
+			case 3:
+				return hangOn(3, &cancelled)(ctx, n, req, next)
+			}
+			return next()
+		}}})
+	good := startWorker(t, workerOpts{MaxTasks: 1, Delay: 10 * time.Millisecond})
+	d := newDispatcher(t, stragglerConfig(t, hostile.Addr, good.Addr))
+	chunks := writeChunks(t, 12, smallChunk)
+	rec := newRecorder(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second) // under ChunkTimeout
+	defer cancel()
+	if err := d.Run(ctx, "slowword", tasksOf(chunks), rec.onDone, rec.onEvent); err != nil {
+		t.Fatalf("%v (%d calls cancelled)", err, cancelled.Load())
+	}
+	checkResults(t, chunks, rec.Results(), addrsOf(hostile, good))
+	if n := cancelled.Load(); n != 1 {
+		t.Errorf("%d calls taken back, want 1", n)
+	}
+}
+
+// TestDispatch_SlowHonestWorkerGetsThrough: beside a worker 12 times
+// faster, an honest worker's chunks look late until it has stored one of
+// its own; each straggle in a row doubles its limit, so it stores one
+// after a straggle or two, and is judged by its own pace from then on.
+func TestDispatch_SlowHonestWorkerGetsThrough(t *testing.T) {
+	fast := startWorker(t, workerOpts{MaxTasks: 1, Delay: 100 * time.Millisecond})
+	slow := startWorker(t, workerOpts{MaxTasks: 1, Delay: 1200 * time.Millisecond})
+	d := newDispatcher(t, stragglerConfig(t, fast.Addr, slow.Addr)) // StragglerMin 300 ms
+	chunks := writeChunks(t, 60, smallChunk)
+	rec := newRecorder(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := d.Run(ctx, "slowhonest", tasksOf(chunks), rec.onDone, rec.onEvent); err != nil {
+		t.Fatal(err)
+	}
+	checkResults(t, chunks, rec.Results(), addrsOf(fast, slow))
+	var straggles []time.Time
+	for _, ev := range rec.Events(master.EventRetry, slow.Addr) {
+		if errors.Is(ev.Err, master.ErrStraggler) {
+			straggles = append(straggles, ev.Time)
+		}
+	}
+	var stored []time.Time
+	for _, ev := range rec.Events(master.EventDone, slow.Addr) {
+		stored = append(stored, ev.Time)
+	}
+	if len(stored) < 2 || len(straggles) > 2 {
+		t.Fatalf("the slow worker stored %d chunks, had %d taken back; want 2 or more, at most 2", len(stored), len(straggles))
+	}
+	for _, at := range straggles {
+		if at.After(stored[0]) {
+			t.Errorf("a chunk of the slow worker's was taken back after it had stored one")
+		}
+	}
+}

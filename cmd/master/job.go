@@ -364,7 +364,7 @@ func (a *app) jobFlags(cmd *cobra.Command, output *string, force *bool, encode b
 		f.Bool("send-ahead", true, "once every worker is busy, send each one chunk more, queued in the worker for its next free slot")
 		f.Int("max-attempts", 0, "tries per chunk before the job fails (default 5)")
 		f.Duration("chunk-timeout", 0, fmt.Sprintf("give up an attempt at a chunk after this long, upload and encode included (default %v)", master.DefaultChunkTimeout))
-		f.Duration("straggler-min", 0, fmt.Sprintf("take a chunk back from a worker that has not answered in %g times the slowest worker's median time for its frames, once a few are stored, and never in less than this (default %v); it goes to another worker, not counted as an attempt", float64(master.DefaultStragglerFactor), master.DefaultStragglerMin))
+		f.Duration("straggler-min", 0, fmt.Sprintf("take a chunk back from a worker that has not answered in %g times its pace for the chunk's frames (its own or the job's, whichever is slower) once a few chunks are stored, and never in less than this (default %v); it goes to another worker, not counted as an attempt", float64(master.DefaultStragglerFactor), master.DefaultStragglerMin))
 	}
 	mustRequire(cmd, "output")
 }
