@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,9 +38,17 @@ type gate struct {
 	max  int64
 	n    atomic.Int64
 
+	// suspectFor is how long a client one of whose calls lost its place
+	// for its pace stays suspect (see suspect): UploadIdleTimeout.
+	suspectFor time.Duration
+
 	mu        sync.Mutex
 	receiving map[*admission]paced // calls still receiving their data (track)
+	suspects  map[string]time.Time // client hosts suspect until then (suspect)
 }
+
+// maxSuspects bounds a gate's suspects: beyond it the oldest mark goes.
+const maxSuspects = 4096
 
 // paced is a call receiving its data at a pace it must keep: an upload's
 // receiver, or a unary call's unaryPace.
@@ -50,6 +59,57 @@ type paced interface {
 	// evict ends the call, admitted as a, its place taken by another;
 	// false if it was too late (the call has its data and goes on).
 	evict(a *admission) bool
+	// client is the calling host, for suspect.
+	client() string
+}
+
+// suspect marks host as a client one of whose calls lost its place for
+// its pace, for suspectFor. While it is suspect, its calls still waiting
+// for their data are the first whose place a newcomer takes, without the
+// grace of behindAfter: a client that opens a new call the moment its old
+// one is judged would otherwise keep the place for ever, its own new call
+// taking its old one's, every behindAfter.
+func (g *gate) suspect(host string, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.suspectLocked(host, now)
+}
+
+func (g *gate) suspectLocked(host string, now time.Time) {
+	if g.suspectFor <= 0 || host == "" {
+		return
+	}
+	if g.suspects == nil {
+		g.suspects = make(map[string]time.Time)
+	}
+	if _, ok := g.suspects[host]; !ok && len(g.suspects) >= maxSuspects {
+		oldest := ""
+		for h, until := range g.suspects {
+			if oldest == "" || until.Before(g.suspects[oldest]) {
+				oldest = h
+			}
+		}
+		delete(g.suspects, oldest)
+	}
+	g.suspects[host] = now.Add(g.suspectFor)
+}
+
+// suspectedLocked reports whether host is suspect at now.
+func (g *gate) suspectedLocked(host string, now time.Time) bool {
+	until, ok := g.suspects[host]
+	if ok && !now.Before(until) {
+		delete(g.suspects, host)
+		return false
+	}
+	return ok
+}
+
+// clientHost is the host of a client address (host:port).
+func clientHost(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 // track counts a's call, receiving at rx's pace, among those whose place
@@ -73,10 +133,10 @@ func (a *admission) untrack() {
 
 // takeFromSlow gives a call refused by a full gate the place of the call
 // furthest behind the pace it must keep, if one is behind (see
-// receiver.behind, unaryPace.behind): that call is ended, and its place
-// passes to the caller without being given back, so the trickling clients
-// that took every place as it freed cannot take it first. It reports
-// whether it did.
+// receiver.behind, unaryPace.behind), a suspect client's first: that call
+// is ended, its client made suspect, and its place passes to the caller
+// without being given back, so the trickling clients that took every place
+// as it freed cannot take it first. It reports whether it did.
 func (g *gate) takeFromSlow(now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -84,7 +144,11 @@ func (g *gate) takeFromSlow(now time.Time) bool {
 		var victim *admission
 		var worst float64
 		for a, rx := range g.receiving {
-			if pace, behind := rx.behind(now); behind && (victim == nil || pace < worst) {
+			pace, behind := rx.behind(now)
+			if g.suspectedLocked(rx.client(), now) {
+				pace, behind = -1, true
+			}
+			if behind && (victim == nil || pace < worst) {
 				victim, worst = a, pace
 			}
 		}
@@ -94,6 +158,7 @@ func (g *gate) takeFromSlow(now time.Time) bool {
 		rx := g.receiving[victim]
 		delete(g.receiving, victim)
 		if rx.evict(victim) {
+			g.suspectLocked(rx.client(), now)
 			return true
 		}
 	}
@@ -317,7 +382,8 @@ func (s *Server) watchUnary(a *admission, p *connProgress, cancel context.Cancel
 	var mu sync.Mutex // the timer is re-armed by its own function
 	var pace *unaryPace
 	if p != nil {
-		pace = &unaryPace{conn: p, start: time.Now(), startBytes: last, idle: s.cfg.UploadIdleTimeout, cancel: cancel, log: s.log}
+		pace = &unaryPace{conn: p, start: time.Now(), startBytes: last, idle: s.cfg.UploadIdleTimeout, cancel: cancel, log: s.log,
+			host: clientHost(p.addr)}
 	}
 	check := func() {
 		mu.Lock()
@@ -340,6 +406,7 @@ func (s *Server) watchUnary(a *admission, p *connProgress, cancel context.Cancel
 			}
 		case slow:
 			if a.drop() {
+				a.gate.suspect(clientHost(p.addr), time.Now())
 				s.log.Warn("unary ProcessChunk cancelled: its connection brought too little of its message",
 					"want_bytes", uploadProgressBytes, "within", s.cfg.UploadIdleTimeout, "key", "limits.upload_idle_timeout")
 				cancel()
@@ -366,7 +433,10 @@ type unaryPace struct {
 	idle       time.Duration
 	cancel     context.CancelFunc // ends the call's read
 	log        *slog.Logger
+	host       string
 }
+
+func (u *unaryPace) client() string { return u.host }
 
 func (u *unaryPace) behind(now time.Time) (pace float64, behind bool) {
 	elapsed := now.Sub(u.start)

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -309,5 +310,27 @@ func TestUnaryPaceBehind(t *testing.T) {
 		if _, behind := u.behind(start.Add(tt.elapsed)); behind != tt.behind {
 			t.Errorf("%d bytes in %v for %d calls: behind %v, want %v", tt.bytes, tt.elapsed, tt.waiting, behind, tt.behind)
 		}
+	}
+}
+
+// TestGateSuspects: a suspect stays one for suspectFor, and the marks are
+// bounded, the oldest going first.
+func TestGateSuspects(t *testing.T) {
+	g := &gate{suspectFor: time.Second}
+	t0 := time.Now()
+	g.suspect("10.0.0.1", t0)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.suspectedLocked("10.0.0.1", t0.Add(999*time.Millisecond)) || g.suspectedLocked("10.0.0.2", t0) {
+		t.Fatal("a suspect within suspectFor, or another host: wrong verdict")
+	}
+	if g.suspectedLocked("10.0.0.1", t0.Add(time.Second)) {
+		t.Error("still suspect after suspectFor")
+	}
+	for i := range maxSuspects + 10 {
+		g.suspectLocked(fmt.Sprintf("host-%d", i), t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	if len(g.suspects) != maxSuspects || g.suspectedLocked("host-0", t0) || !g.suspectedLocked(fmt.Sprintf("host-%d", maxSuspects+9), t0) {
+		t.Errorf("%d suspects kept, want the newest %d", len(g.suspects), maxSuspects)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/peer"
+
 	pb "github.com/videoshard/videoshard/proto"
 	"github.com/videoshard/videoshard/storage"
 )
@@ -37,7 +39,8 @@ func (s *Server) upload(stream pb.VideoProcessingService_UploadChunkServer) (*pb
 	defer finish()
 	rx := s.newReceiver(stream)
 	defer rx.stop()
-	if a := admissionFrom(ctx); a != nil {
+	a := admissionFrom(ctx)
+	if a != nil {
 		a.track(rx)
 		defer a.untrack()
 	}
@@ -69,8 +72,11 @@ func (s *Server) upload(stream pb.VideoProcessingService_UploadChunkServer) (*pb
 		return nil, s.busy(int(s.queued.Load()))
 	}
 	sp, sums, err := s.spoolUpload(rx, h)
-	if a := admissionFrom(ctx); a != nil {
+	if a != nil {
 		a.untrack() // its data is in: what follows is the encode's
+		if errors.Is(err, errUploadTimeout) {
+			a.gate.suspect(rx.host, time.Now())
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("upload %s chunk %d: %w", h.GetVideoId(), h.GetChunkIndex(), err)
@@ -179,6 +185,7 @@ type receiver struct {
 	exited   chan struct{} // closed when the goroutine has returned
 	evicted  chan struct{} // closed by evict
 	evictOne sync.Once
+	host     string        // the client's (suspect)
 	idle     time.Duration // 0: no limit
 	limit    time.Duration // the whole upload's; 0: no limit
 	deadline time.Time
@@ -212,6 +219,8 @@ func (r *receiver) behind(now time.Time) (pace float64, behind bool) {
 	return pace, pace < 0.5
 }
 
+func (r *receiver) client() string { return r.host }
+
 // evict ends the upload, admitted as a: a waiting one took its place
 // (gate.takeFromSlow), which a's handler must not give back.
 func (r *receiver) evict(a *admission) bool {
@@ -240,6 +249,9 @@ func (s *Server) newReceiver(stream pb.VideoProcessingService_UploadChunkServer)
 		evicted: make(chan struct{}),
 		idle:    s.cfg.UploadIdleTimeout,
 		limit:   s.cfg.UploadTimeout,
+	}
+	if p, ok := peer.FromContext(stream.Context()); ok && p.Addr != nil {
+		r.host = clientHost(p.Addr.String())
 	}
 	r.windowStart = time.Now()
 	if r.limit > 0 {

@@ -125,38 +125,8 @@ func windowUpdates(bytes int) filler {
 // channel is closed then. It keeps to the worker's flow-control windows.
 func trickleUnary(t *testing.T, addr string, fill filler) <-chan struct{} {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	var mu sync.Mutex // the framer's writes
-	fr := http2.NewFramer(c, c)
-	write := func(f func() error) error {
-		mu.Lock()
-		defer mu.Unlock()
-		return f()
-	}
-	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", addr},
-		{":path", pb.VideoProcessingService_ProcessChunk_FullMethodName}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
-		if err := enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := write(func() error {
-		if err := fr.WriteSettings(); err != nil {
-			return err
-		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
-			return err
-		}
-		return fr.WriteData(1, false, []byte{0, 0, 0x10, 0, 0}) // uncompressed, 1 MiB
-	}); err != nil {
+	fr, write := dialRawH2(t, addr)
+	if err := write(func() error { return openUnary(fr, 1) }); err != nil {
 		t.Fatal(err)
 	}
 	ended := make(chan struct{})
@@ -237,4 +207,105 @@ func trickleUnary(t *testing.T, addr string, fill filler) <-chan struct{} {
 		}
 	}()
 	return ended
+}
+
+// dialRawH2 opens a connection of its own to addr and sends the client
+// preface and SETTINGS; write serialises the framer's writes.
+func dialRawH2(t *testing.T, addr string) (fr *http2.Framer, write func(func() error) error) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var mu sync.Mutex
+	fr = http2.NewFramer(c, c)
+	write = func(f func() error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return f()
+	}
+	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(func() error { return fr.WriteSettings() }); err != nil {
+		t.Fatal(err)
+	}
+	return fr, write
+}
+
+// processChunkHeaders is the HPACK block of a ProcessChunk call's headers.
+var processChunkHeaders = func() []byte {
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "worker"},
+		{":path", pb.VideoProcessingService_ProcessChunk_FullMethodName}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+		if err := enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {
+			panic(err)
+		}
+	}
+	return hb.Bytes()
+}()
+
+// openUnary opens ProcessChunk call id and sends its message's prefix,
+// announcing 1 MiB, and nothing of the message.
+func openUnary(fr *http2.Framer, id uint32) error {
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: processChunkHeaders, EndHeaders: true}); err != nil {
+		return err
+	}
+	return fr.WriteData(id, false, []byte{0, 0, 0x10, 0, 0}) // uncompressed, 1 MiB
+}
+
+// TestE2EUnaryChurnGivesWay: a trickler that opens a new call every 2 ms
+// on one connection, each sending nothing but its message's prefix, does
+// not keep the only unary place by taking it from its own calls (each new
+// one the first to come once the last had been judged): once one of its
+// calls has lost the place for its pace, its client is suspect, and an
+// honest call takes the place of a suspect's call at once. (The honest
+// client shares the trickler's address here, 127.0.0.1, so its own call is
+// a suspect's too, and now and then loses the place while its message
+// comes.)
+func TestE2EUnaryChurnGivesWay(t *testing.T) {
+	w := startWorker(t, "", `encoder: simulated
+limits: {max_concurrent_tasks: 1, max_unary_chunks: 1, upload_timeout: 10m, upload_idle_timeout: 30s}
+`)
+	fr, write := dialRawH2(t, w.Addr)
+	go func() { // settings acknowledged, the rest dropped
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if s, ok := f.(*http2.SettingsFrame); ok && !s.IsAck() {
+				_ = write(fr.WriteSettingsAck)
+			}
+		}
+	}()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for id := uint32(1); ; id += 2 {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if write(func() error { return openUnary(fr, id) }) != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(2500 * time.Millisecond) // its first call judged: from here on, every place it holds can be taken
+	served, calls := 0, 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); calls++ {
+		if _, err := w.Client.ProcessChunk(ctxT(t), &pb.ProcessChunkRequest{VideoId: "v", ChunkData: []byte("chunk")}); err == nil {
+			served++
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if served*2 < calls {
+		t.Errorf("%d of %d honest calls served beside a churning trickler, want half or more", served, calls)
+	}
 }
