@@ -3,7 +3,6 @@ package grpcapi
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -282,7 +281,7 @@ func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, er
 		return s.awaitMessage(ctx), nil
 	}
 	if err := g.enter(); err != nil && !g.takeFromSlow(time.Now()) {
-		s.log.Warn("call refused before its message was read", "method", info.FullMethodName, "error", err)
+		s.warns.warn("call refused before its message was read", "method", info.FullMethodName, "error", err)
 		return nil, toStatus(err)
 	}
 	a := &admission{gate: g}
@@ -315,7 +314,7 @@ func (s *Server) awaitMessage(ctx context.Context) context.Context {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	t := time.AfterFunc(idle, func() {
-		s.log.Warn("call ended: its message did not come", "within", idle, "key", "limits.upload_idle_timeout")
+		s.warns.warn("call ended: its message did not come", "within", idle, "key", "limits.upload_idle_timeout")
 		cancel()
 	})
 	context.AfterFunc(ctx, func() { t.Stop() })
@@ -382,7 +381,7 @@ func (s *Server) watchUnary(a *admission, p *connProgress, cancel context.Cancel
 	var mu sync.Mutex // the timer is re-armed by its own function
 	var pace *unaryPace
 	if p != nil {
-		pace = &unaryPace{conn: p, start: time.Now(), startBytes: last, idle: s.cfg.UploadIdleTimeout, cancel: cancel, log: s.log,
+		pace = &unaryPace{conn: p, start: time.Now(), startBytes: last, idle: s.cfg.UploadIdleTimeout, cancel: cancel, warns: s.warns,
 			host: clientHost(p.addr)}
 	}
 	check := func() {
@@ -400,14 +399,14 @@ func (s *Server) watchUnary(a *admission, p *connProgress, cancel context.Cancel
 		switch {
 		case left <= 0:
 			if a.drop() {
-				s.log.Warn("unary ProcessChunk cancelled: its message did not arrive in time",
+				s.warns.warn("unary ProcessChunk cancelled: its message did not arrive in time",
 					"limit", s.cfg.UploadTimeout, "key", "limits.upload_timeout")
 				cancel()
 			}
 		case slow:
 			if a.drop() {
 				a.gate.suspect(clientHost(p.addr), time.Now())
-				s.log.Warn("unary ProcessChunk cancelled: its connection brought too little of its message",
+				s.warns.warn("unary ProcessChunk cancelled: its connection brought too little of its message",
 					"want_bytes", uploadProgressBytes, "within", s.cfg.UploadIdleTimeout, "key", "limits.upload_idle_timeout")
 				cancel()
 			}
@@ -432,7 +431,7 @@ type unaryPace struct {
 	startBytes int64
 	idle       time.Duration
 	cancel     context.CancelFunc // ends the call's read
-	log        *slog.Logger
+	warns      *warnLimiter
 	host       string
 }
 
@@ -454,7 +453,7 @@ func (u *unaryPace) evict(a *admission) bool {
 	}
 	a.leftAdmitted()
 	a.timer.Stop()
-	u.log.Warn("unary ProcessChunk cancelled: its connection brought its message at under half the pace while another call waited for its place",
+	u.warns.warn("unary ProcessChunk cancelled: its connection brought its message at under half the pace while another call waited for its place",
 		"want_bytes", uploadProgressBytes, "within", u.idle, "key", "limits.upload_idle_timeout", "client", u.conn.addr)
 	u.cancel()
 	return true

@@ -94,7 +94,7 @@ func (s *Server) watchPace(p *connProgress, n int64, release func()) (done func(
 		}
 		stopped = true
 		mu.Unlock()
-		s.log.Warn("closing a connection whose client stopped reading its answer", "peer", p.addr, "held_bytes", n,
+		s.warns.warn("closing a connection whose client stopped reading its answer", "peer", p.addr, "held_bytes", n,
 			"taken_bytes", now, "within", idle, "key", "limits.upload_idle_timeout")
 		_ = p.conn.Close()
 		release()

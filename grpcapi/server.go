@@ -125,6 +125,9 @@ type Server struct {
 	enc   encode.Encoder
 	cfg   Config
 	log   *slog.Logger
+	// warns logs what clients' calls make the worker warn of, a line a
+	// second of each kind at most.
+	warns *warnLimiter
 
 	slots  chan struct{} // one token per encode in flight
 	queued atomic.Int32  // requests waiting for a slot
@@ -193,6 +196,7 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 		enc:        enc,
 		cfg:        cfg,
 		log:        cfg.Logger,
+		warns:      newWarnLimiter(cfg.Logger, time.Second),
 		slots:      make(chan struct{}, cfg.MaxConcurrentTasks),
 		codec:      wirecodec.New(),
 		readBudget: semaphore.NewWeighted(cfg.MaxReadBytes),
