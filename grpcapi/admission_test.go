@@ -2,7 +2,9 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -332,5 +334,30 @@ func TestGateSuspects(t *testing.T) {
 	}
 	if len(g.suspects) != maxSuspects || g.suspectedLocked("host-0", t0) || !g.suspectedLocked(fmt.Sprintf("host-%d", maxSuspects+9), t0) {
 		t.Errorf("%d suspects kept, want the newest %d", len(g.suspects), maxSuspects)
+	}
+}
+
+// TestReceiverEvictAfterItsEnd: an upload whose stream's end is in cannot
+// be evicted (it goes on to encode, its place its own); one evicted fails
+// its next message, whichever comes first.
+func TestReceiverEvictAfterItsEnd(t *testing.T) {
+	newRx := func() *receiver {
+		return &receiver{ask: make(chan struct{}, 1), got: make(chan received, 1), evicted: make(chan struct{}), windowStart: time.Now()}
+	}
+	r, a := newRx(), &admission{}
+	r.got <- received{err: io.EOF}
+	if _, err := r.next("the end"); err != io.EOF {
+		t.Fatalf("next: %v, want EOF", err)
+	}
+	if r.evict(a) || a.handedOn.Load() {
+		t.Error("an upload whose end was in was evicted")
+	}
+	r, a = newRx(), &admission{}
+	if !r.evict(a) || !a.handedOn.Load() {
+		t.Fatal("an upload still receiving was not evicted")
+	}
+	r.got <- received{msg: &pb.UploadChunkRequest{Frame: &pb.UploadChunkRequest_Data{Data: []byte("x")}}}
+	if _, err := r.next("data"); !errors.Is(err, errUploadTimeout) {
+		t.Errorf("next after the eviction: %v, want errUploadTimeout", err)
 	}
 }

@@ -191,9 +191,11 @@ type receiver struct {
 	deadline time.Time
 	err      error // the stream's end (io.EOF) or failure, once seen
 
-	mu          sync.Mutex // guards the window, which behind reads from another goroutine
+	mu          sync.Mutex // guards the fields below, which behind and evict use from other goroutines
 	windowStart time.Time  // the idle window's start: the last progress
 	windowBytes int        // data bytes received in it
+	ended       bool       // next has seen the stream's end: too late to evict
+	evictedSet  bool       // evict took the upload's place: next fails
 }
 
 // behindAfter is how long an upload's idle window must have run before
@@ -222,11 +224,25 @@ func (r *receiver) behind(now time.Time) (pace float64, behind bool) {
 func (r *receiver) client() string { return r.host }
 
 // evict ends the upload, admitted as a: a waiting one took its place
-// (gate.takeFromSlow), which a's handler must not give back.
+// (gate.takeFromSlow), which a's handler must not give back. It is too
+// late once next has seen the stream's end: the upload goes on.
 func (r *receiver) evict(a *admission) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended {
+		return false
+	}
+	r.evictedSet = true
 	a.handedOn.Store(true)
 	r.evictOne.Do(func() { close(r.evicted) })
 	return true
+}
+
+// evictedErr is next's error once the upload's place was taken.
+func (r *receiver) evictedErr(what string) error {
+	r.err = fmt.Errorf("%w: less than half the pace of %d bytes in %v (limits.upload_idle_timeout) while another upload waited for a place, waiting for %s",
+		errUploadTimeout, uploadProgressBytes, r.idle, what)
+	return r.err
 }
 
 // uploadProgressBytes is the data an upload must bring within
@@ -302,19 +318,22 @@ func (r *receiver) next(what string) (*pb.UploadChunkRequest, error) {
 	}
 	select {
 	case m := <-r.got:
-		if m.err != nil {
-			r.err = m.err
-		}
 		r.mu.Lock()
+		evicted := r.evictedSet
+		r.ended = m.err != nil && !evicted
 		if r.windowBytes += len(m.msg.GetData()); r.windowBytes >= uploadProgressBytes {
 			r.windowStart, r.windowBytes = time.Now(), 0
 		}
 		r.mu.Unlock()
+		if evicted { // its place is another's already: the message comes too late
+			return nil, r.evictedErr(what)
+		}
+		if m.err != nil {
+			r.err = m.err
+		}
 		return m.msg, m.err
 	case <-r.evicted:
-		r.err = fmt.Errorf("%w: less than half the pace of %d bytes in %v (limits.upload_idle_timeout) while another upload waited for a place, waiting for %s",
-			errUploadTimeout, uploadProgressBytes, r.idle, what)
-		return nil, r.err
+		return nil, r.evictedErr(what)
 	case <-expired:
 		if total {
 			r.err = fmt.Errorf("%w: not complete within %v (limits.upload_timeout), still waiting for %s",
