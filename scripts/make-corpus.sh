@@ -184,6 +184,13 @@ cat part_a.ts part_d.ts >ts_restart_50fps.ts
 cat part_a.ts part_e.ts >ts_jump_ahead.ts
 rm -f part_a.ts part_b.ts part_c.ts part_d.ts part_e.ts
 
+# Matroska written with negative timestamps, which ffmpeg 5.1 reads as
+# none for the first second of pictures: the decoder numbers them from 0,
+# and the file's own start at 0 again. They come before it, in sync with
+# the audio (which starts at -1.021 s).
+ff -f lavfi -i "$src:d=4" -f lavfi -i "$tone:d=4" -c:v libx264 -preset veryfast -g 25 -c:a aac \
+  -output_ts_offset -1 -avoid_negative_ts disabled negative_start.mkv
+
 # The sources refused before any encode, and what the refusal says.
 cat >refused.txt <<'LIST'
 size_change.mkv the video's picture size changes midway (320x240, then 480x270)
@@ -221,4 +228,5 @@ ts_restart.ts 1 mkv - damaged source: 1 of the video's packets | the video's tim
 ts_restart_444.ts 1 mkv - video pixel format changes midway (yuv420p, then yuv444p) | damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point
 ts_restart_50fps.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point (first at picture 50,
 ts_jump_ahead.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point (first at picture 50, 2.000s)
+negative_start.mkv 1 mp4 - the video's first 25 pictures have no timestamps in the file
 LIST

@@ -220,12 +220,13 @@ func finish(path string, info SourceInfo, pics *pictureScan, err error) (SourceI
 	v.Packets = scan.packets
 	v.Keyframes = scan.keyframes
 	info.Warnings = pics.log.warnings()
-	if repair, ok := repairTimes(pics.pictures, jumpLimit(info.FormatName, pics.timeBase)); ok {
+	if repair, ok := info.repair(pics); ok {
 		// The first picture a decoder shows, not ffprobe's first packet
 		// (a capture cut mid-GOP starts with packets nothing can decode,
-		// an open GOP with leading pictures before its keyframe): what
-		// the video is placed by against the audio.
-		v.StartTime = pics.timeBase.seconds(pics.pictures[0].pts)
+		// an open GOP with leading pictures before its keyframe), where
+		// the repair placed it: what the video is placed by against the
+		// audio.
+		v.StartTime = pics.timeBase.seconds(repair.pictures[0].pts)
 		v.Duration = repair.seconds(pics.timeBase, v.FPS)
 		info.Warnings = append(info.Warnings, repair.warnings(pics.timeBase)...)
 		if v.FPS <= 0 && v.Duration > 0 {

@@ -369,7 +369,9 @@ func sourceTimeline(ctx context.Context, tools Tools, src SourceInfo) (timeline,
 	if len(pics.pictures) == 0 {
 		return timeline{}, fmt.Errorf("%w: the video has no picture ffmpeg can decode", ErrNoVideo)
 	}
-	repair, timed := repairTimes(pics.pictures, jumpLimit(src.FormatName, pics.timeBase))
+	withPackets := src
+	withPackets.packets = pkts
+	repair, timed := withPackets.repair(pics)
 	tl := timeline{pictures: pics.pictures, timeBase: pics.timeBase, fps: src.Video.FPS, timed: timed,
 		losslessCodec: losslessCodec(src.Video.PixFmt)}
 	if repair.repaired() {
@@ -379,7 +381,7 @@ func sourceTimeline(ctx context.Context, tools Tools, src SourceInfo) (timeline,
 	// back for good (a packet's no longer names one picture), none holding
 	// a picture whose time was mended (see planCuts).
 	if tl.timed && pkts.timeBase == pics.timeBase && len(repair.restarts) == 0 {
-		tl.packets = packetTimeline{pts: pkts.pts, keys: pkts.keys, pos: increasing(pkts.pos), mended: repair.nudged}
+		tl.packets = packetTimeline{pts: pkts.pts, keys: pkts.keys, pos: increasing(pkts.pos), mended: repair.mended()}
 	}
 	if !tl.timed {
 		tl.fps = untimedFPS(tl.fps)

@@ -51,6 +51,10 @@ type timeRepair struct {
 	// restarts the first pictures of runs whose timestamps went back for
 	// good, by index in order.
 	nudged, restarts []int
+	// placed is how many pictures at the start had no timestamp in the
+	// file (the decoder made theirs up, counting from 0) and were placed
+	// a frame apart before the first that had one.
+	placed int
 	// spans say how each picture's time is had from what a decode gives
 	// it, in order of their first picture; one, a shift of 0, when
 	// nothing was mended.
@@ -76,7 +80,43 @@ func (r timeRepair) seconds(tb rational, fps float64) float64 {
 }
 
 // repaired reports whether any picture's timestamp was mended.
-func (r timeRepair) repaired() bool { return len(r.nudged)+len(r.restarts) > 0 }
+func (r timeRepair) repaired() bool { return len(r.nudged)+len(r.restarts) > 0 || r.placed > 0 }
+
+// mended are the pictures whose timestamps are not the decoder's: those
+// placed and those nudged, in order.
+func (r timeRepair) mended() []int {
+	var m []int
+	for i := range r.placed {
+		m = append(m, i)
+	}
+	return append(m, r.nudged...)
+}
+
+// leadSlack is how far, in pictures, the first backward step may be from
+// the end of the leading packets without timestamps for the pictures
+// before it to be theirs: a decoder shows a few pictures in another order
+// than it reads their packets.
+const leadSlack = 3
+
+// leadingUntimed counts the packets at the start of pts (in file order)
+// that have no timestamp.
+func leadingUntimed(pts []int64) int {
+	n := 0
+	for n < len(pts) && pts[n] == noPTS {
+		n++
+	}
+	return n
+}
+
+// repair is repairTimes of the source's pictures pics, with the source's
+// jump limit and its leading packets without timestamps.
+func (s SourceInfo) repair(pics *pictureScan) (timeRepair, bool) {
+	lead := 0
+	if s.packets != nil {
+		lead = leadingUntimed(s.packets.pts)
+	}
+	return repairTimes(pics.pictures, jumpLimit(s.FormatName, pics.timeBase), lead)
+}
 
 // repairTimes gives pics (in presentation order) increasing timestamps,
 // the way a player shows them: a picture whose timestamp repeats or goes
@@ -87,12 +127,21 @@ func (r timeRepair) repaired() bool { return len(r.nudged)+len(r.restarts) > 0 }
 // has no timestamp, no two pictures are apart, or more than maxRepairs
 // need mending. Pictures that already increase come back as they are.
 //
+// lead is how many packets at the start of the stream have no timestamp
+// (a Matroska file written with negative timestamps, as ffmpeg 5.1 reads
+// it): a decoder numbers their pictures from 0 on, and where the file's
+// own timestamps begin they seem to go back. When the first step back
+// comes there (within leadSlack), the pictures before it are placed a
+// frame apart before the first with a timestamp of its own (placed),
+// which keeps the rest at the source's time against the audio; counting
+// them among the mended would make the rest follow on from them, late.
+//
 // The decodes the master hashes pictures with hold a timestamp that goes
 // back at the one before (ffmpeg's muxer does), so a restart arrives here
 // as a run of equal timestamps, whatever the decoder gave: its pictures
 // are timed by their place in the run (a linear span) until the
 // timestamps rise again.
-func repairTimes(pics []picture, jump int64) (r timeRepair, ok bool) {
+func repairTimes(pics []picture, jump int64, lead int) (r timeRepair, ok bool) {
 	n := len(pics)
 	if n == 0 || slices.ContainsFunc(pics, func(p picture) bool { return p.pts == noPTS }) {
 		return timeRepair{}, false
@@ -129,7 +178,17 @@ func repairTimes(pics []picture, jump int64) (r timeRepair, ok bool) {
 	}
 	var offset int64   // what the source's own timestamps are shifted by
 	restarted := false // picture i-1 followed on where the timestamps went back
-	for i := 1; i < n; {
+	start := 1
+	if k := firstStepBack(pics); lead > 0 && k > 0 && k >= lead-leadSlack && k <= lead+leadSlack {
+		r.placed = k
+		base := pics[k].pts - int64(k)*frame
+		for i := range k {
+			out[i].pts = base + int64(i)*frame
+		}
+		r.spans = []timeSpan{{first: 0, linear: true, base: base, step: frame}, {first: k}}
+		start = k + 1
+	}
+	for i := start; i < n; {
 		if t := pics[i].pts + offset; t > out[i-1].pts && !jumped(i) {
 			out[i].pts = t
 			extend(i, false, offset, 0)
@@ -173,11 +232,26 @@ func repairTimes(pics []picture, jump int64) (r timeRepair, ok bool) {
 	return r, true
 }
 
+// firstStepBack is the first picture whose timestamp is not after the one
+// before; 0 if there is none.
+func firstStepBack(pics []picture) int {
+	for i := 1; i < len(pics); i++ {
+		if pics[i].pts <= pics[i-1].pts {
+			return i
+		}
+	}
+	return 0
+}
+
 // warnings say what the repair changed, in the stream's time base tb.
 func (r timeRepair) warnings(tb rational) []string {
 	var w []string
 	at := func(i int) string {
 		return fmt.Sprintf("picture %d, %.3fs", i, tb.seconds(r.pictures[i].pts-r.pictures[0].pts))
+	}
+	if r.placed > 0 {
+		w = append(w, fmt.Sprintf("the video's first %d pictures have no timestamps in the file: they are shown one frame apart before the first that has one (%s)",
+			r.placed, at(r.placed)))
 	}
 	if n := len(r.restarts); n > 0 {
 		points := "1 point"

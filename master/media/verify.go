@@ -94,7 +94,7 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	}
 	v.SourceFrames = int64(len(pics.pictures))
 	srcTimes := make([]float64, len(pics.pictures)) // the source pictures' times from the first
-	repair, timed := repairTimes(pics.pictures, jumpLimit(src.FormatName, pics.timeBase))
+	repair, timed := src.repair(pics)
 	v.Untimed = !timed
 	if v.Untimed {
 		// The output must show them as the split made them: one frame
