@@ -191,6 +191,13 @@ rm -f part_a.ts part_b.ts part_c.ts part_d.ts part_e.ts
 ff -f lavfi -i "$src:d=4" -f lavfi -i "$tone:d=4" -c:v libx264 -preset veryfast -g 25 -c:a aac \
   -output_ts_offset -1 -avoid_negative_ts disabled negative_start.mkv
 
+# A recorder that opened an audio and a subtitle track and never wrote to
+# them: MP4 leaves an empty track out, so the output is checked without.
+printf '1\n00:00:00,500 --> 00:00:01,000\nx\n' >empty.srt
+ff -f lavfi -i "$src:d=3" -f lavfi -i "$tone:d=3" -i empty.srt -map 0:v -map 1:a -map 2:s -c:v libx264 -preset veryfast \
+  -g 25 -c:a libopus -bsf:a 'noise=drop=1' -bsf:s 'noise=drop=1' empty_tracks.mkv
+rm -f empty.srt
+
 # The sources refused before any encode, and what the refusal says.
 cat >refused.txt <<'LIST'
 size_change.mkv the video's picture size changes midway (320x240, then 480x270)
@@ -229,4 +236,6 @@ ts_restart_444.ts 1 mkv - video pixel format changes midway (yuv420p, then yuv44
 ts_restart_50fps.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point (first at picture 50,
 ts_jump_ahead.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point (first at picture 50, 2.000s)
 negative_start.mkv 1 mp4 - the video's first 25 pictures have no timestamps in the file
+empty_tracks.mkv 1 mp4 - left out: stream 1 (audio opus): it has no packets | left out: stream 2 (subtitle ass): it has no packets
+empty_tracks.mkv 1 mkv
 LIST

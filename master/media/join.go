@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,9 +56,18 @@ type SideStreams struct {
 	Streams []SideStream
 	// Dropped names each source stream left out, and why: subtitles the
 	// container cannot carry (bitmap subtitles in MP4 or WebM), data and
-	// attachment streams, further video streams and cover images.
+	// attachment streams, further video streams and cover images, tracks
+	// with no packets in a container that drops empty tracks.
 	Dropped []string
+	// Empty are the source streams (by index) left out for having no
+	// packets: MP4 and MOV leave such a track out, so the output is
+	// checked without them (SourceInfo.Without).
+	Empty []int
 }
+
+// dropsEmptyTracks are the containers whose muxer leaves out a track with
+// no packets.
+var dropsEmptyTracks = []string{"mp4", "mov"}
 
 // Audio codecs each container takes as they are; others are converted
 // (audioEncoder). Matroska takes all.
@@ -155,7 +165,7 @@ func audioEncoder(container string, channels int) (encoder, bitrate string) {
 // AAC track's priming and an edit list's start, or an Opus track's
 // pre-skip, survive one remux but not two. A source with nothing to carry
 // gives SideStreams with an empty Path.
-func PlanSideStreams(src SourceInfo, container string) (SideStreams, error) {
+func PlanSideStreams(ctx context.Context, tools Tools, src SourceInfo, container string) (SideStreams, error) {
 	plan, err := planSideStreams(src, container)
 	if err != nil {
 		return SideStreams{}, fmt.Errorf("plan side streams: %w", err)
@@ -166,8 +176,77 @@ func PlanSideStreams(src SourceInfo, container string) (SideStreams, error) {
 	if src.Path == "" {
 		return SideStreams{}, errors.New("plan side streams: the source has no path (use Probe)")
 	}
+	if slices.Contains(dropsEmptyTracks, container) {
+		if err := plan.leaveOutEmpty(ctx, tools, src.Path); err != nil {
+			return SideStreams{}, fmt.Errorf("plan side streams: %w", err)
+		}
+		if len(plan.Streams) == 0 {
+			return plan, nil
+		}
+	}
 	plan.Path = src.Path
 	return plan, nil
+}
+
+// leaveOutEmpty moves the streams of the file at abs that have no packets
+// from the plan's Streams to Empty (and Dropped, saying why).
+func (p *SideStreams) leaveOutEmpty(ctx context.Context, tools Tools, abs string) error {
+	var rep struct {
+		Streams []struct {
+			Index   int    `json:"index"`
+			Packets string `json:"nb_read_packets"`
+		} `json:"streams"`
+	}
+	if err := runProbe(ctx, tools, abs, &rep, ffmpeg.KwArgs{"count_packets": "", "show_entries": "stream=index,nb_read_packets"}); err != nil {
+		return fmt.Errorf("count packets: %w", err)
+	}
+	empty := map[int]bool{}
+	for _, s := range rep.Streams {
+		empty[s.Index] = s.Packets == "" || s.Packets == "0" // ffprobe leaves out a count of none
+	}
+	kept := p.Streams[:0]
+	for _, s := range p.Streams {
+		if !empty[s.SourceIndex] {
+			kept = append(kept, s)
+			continue
+		}
+		p.Empty = append(p.Empty, s.SourceIndex)
+		p.Dropped = append(p.Dropped, fmt.Sprintf("stream %d (%s %s): it has no packets, and %s leaves out an empty track",
+			s.SourceIndex, s.Type, s.Codec, strings.ToUpper(p.Container)))
+	}
+	p.Streams = kept
+	return nil
+}
+
+// Without is s less the audio and other streams whose indexes are listed:
+// the source as an output that leaves them out should carry it.
+func (s SourceInfo) Without(indexes []int) SourceInfo {
+	keep := func(st StreamInfo) bool { return !slices.Contains(indexes, st.Index) }
+	var audio, other []StreamInfo
+	for _, a := range s.Audio {
+		if keep(a) {
+			audio = append(audio, a)
+		}
+	}
+	for _, o := range s.Other {
+		if keep(o) {
+			other = append(other, o)
+		}
+	}
+	s.Audio, s.Other = audio, other
+	return s
+}
+
+// WithoutTracks is p less the tracks whose source indexes are listed.
+func (p Presentation) WithoutTracks(indexes []int) Presentation {
+	var tracks []TrackPresentation
+	for _, t := range p.Tracks {
+		if !slices.Contains(indexes, t.Index) {
+			tracks = append(tracks, t)
+		}
+	}
+	p.Tracks = tracks
+	return p
 }
 
 // Shard is an encoded chunk, fetched to a local file, for Join.

