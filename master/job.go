@@ -1417,14 +1417,7 @@ func unreliable(err error) bool {
 // this job's downloads, not just that one shard (lost or corrupt there):
 // it is not given, out of reach, stalled, or sent other bytes than it said.
 func workerAtFault(err error) bool {
-	if errors.Is(err, errNoClient) || unreliable(err) {
-		return true
-	}
-	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-		return true
-	}
-	return false
+	return errors.Is(err, errNoClient) || unreliable(err) || unreachable(err)
 }
 
 // otherBytes reports whether a failed fetch brought other bytes than the
@@ -1447,13 +1440,23 @@ func lostBecause(ctx context.Context, err error) string {
 	case otherBytes(err):
 		return "its worker serves another version of it:"
 	}
-	switch status.Code(err) {
-	case codes.NotFound, codes.DataLoss:
+	switch {
+	case status.Code(err) == codes.NotFound, status.Code(err) == codes.DataLoss:
 		return "its shard is lost on"
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+	case unreachable(err):
 		return "its worker cannot be reached:"
 	}
 	return ""
+}
+
+// unreachable reports whether a failed call says its worker is out of
+// reach: gone, not answering in time, or going away.
+func unreachable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return true
+	}
+	return false
 }
 
 func (e *LostShardsError) Error() string {

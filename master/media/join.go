@@ -163,8 +163,10 @@ func audioEncoder(container string, channels int) (encoder, bitrate string) {
 // WebM, mov_text in Matroska, ...). Reading them from the source itself,
 // rather than from an intermediate file, is what keeps their offsets: an
 // AAC track's priming and an edit list's start, or an Opus track's
-// pre-skip, survive one remux but not two. A source with nothing to carry
-// gives SideStreams with an empty Path.
+// pre-skip, survive one remux but not two. For MP4 and MOV, whose muxer
+// drops a track with no packets, it counts the side streams' packets (one
+// read of the source's packets) and leaves the empty ones out (Empty). A
+// source with nothing to carry gives SideStreams with an empty Path.
 func PlanSideStreams(ctx context.Context, tools Tools, src SourceInfo, container string) (SideStreams, error) {
 	plan, err := planSideStreams(src, container)
 	if err != nil {
