@@ -1229,7 +1229,7 @@ func joinVerified(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 	var srcP, outP media.Presentation
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		v, err = media.Verify(gctx, cfg.Tools, src.Without(side.Empty), vcfg.Output)
+		v, err = media.Verify(gctx, cfg.Tools, src.Without(side.Left), vcfg.Output)
 		return err
 	})
 	g.Go(func() error { return verifyPictures(gctx, vcfg, src, state, paths, &pv, sum) })
@@ -1241,7 +1241,7 @@ func joinVerified(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 	if err == nil {
 		v.Problems = append(v.Problems, pv.Problems...)
 		v.OK = len(v.Problems) == 0
-		sum.Warnings, err = presentationWarnings(vcfg, src, side, srcP.WithoutTracks(side.Empty), outP, v.OutputVideoStart)
+		sum.Warnings, err = presentationWarnings(vcfg, src, side, srcP.WithoutTracks(side.Left), outP, v.OutputVideoStart)
 	}
 	if err != nil {
 		_ = os.Remove(vcfg.Output)

@@ -198,6 +198,13 @@ ff -f lavfi -i "$src:d=3" -f lavfi -i "$tone:d=3" -i empty.srt -map 0:v -map 1:a
   -g 25 -c:a libopus -bsf:a 'noise=drop=1' -bsf:s 'noise=drop=1' empty_tracks.mkv
 rm -f empty.srt
 
+# A broadcast multiplex of two programmes: the video's own sound is
+# carried, not the other programme's.
+ff -f lavfi -i "$src:d=4" -f lavfi -i "$tone:d=4" -f lavfi -i "smptebars=s=320x240:r=25:d=4" -f lavfi -i "sine=f=880:r=48000:d=4" \
+  -map 0:v -map 1:a -map 2:v -map 3:a -c:v libx264 -preset veryfast -g 25 -c:a mp2 \
+  -metadata:s:a:0 language=eng -metadata:s:a:1 language=spa \
+  -program title=One:st=0:st=1 -program title=Two:st=2:st=3 -f mpegts two_programs.ts
+
 # The sources refused before any encode, and what the refusal says.
 cat >refused.txt <<'LIST'
 size_change.mkv the video's picture size changes midway (320x240, then 480x270)
@@ -238,4 +245,5 @@ ts_jump_ahead.ts 1 mkv - damaged source: 1 of the video's packets | the video's 
 negative_start.mkv 1 mp4 - the video's first 25 pictures have no timestamps in the file
 empty_tracks.mkv 1 mp4 - left out: stream 1 (audio opus): it has no packets | left out: stream 2 (subtitle ass): it has no packets
 empty_tracks.mkv 1 mkv
+two_programs.ts 1 mkv - left out: stream 3 (audio mp2): it belongs to programme 2, the video to programme 1 | left out: stream 2 (video h264): video streams are not carried
 LIST

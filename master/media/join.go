@@ -57,12 +57,14 @@ type SideStreams struct {
 	// Dropped names each source stream left out, and why: subtitles the
 	// container cannot carry (bitmap subtitles in MP4 or WebM), data and
 	// attachment streams, further video streams and cover images, tracks
-	// with no packets in a container that drops empty tracks.
+	// with no packets in a container that drops empty tracks, and the
+	// streams of other programmes than the video's.
 	Dropped []string
-	// Empty are the source streams (by index) left out for having no
-	// packets: MP4 and MOV leave such a track out, so the output is
-	// checked without them (SourceInfo.Without).
-	Empty []int
+	// Left are the audio and subtitle streams (by index) left out that
+	// the output is not to be faulted for: those with no packets (MP4 and
+	// MOV leave such a track out) and those of another programme. The
+	// output is checked without them (SourceInfo.Without).
+	Left []int
 }
 
 // dropsEmptyTracks are the containers whose muxer leaves out a track with
@@ -102,7 +104,20 @@ func planSideStreams(src SourceInfo, container string) (SideStreams, error) {
 	drop := func(s StreamInfo, why string) {
 		plan.Dropped = append(plan.Dropped, fmt.Sprintf("stream %d (%s %s): %s", s.Index, s.Type, s.Codec, why))
 	}
+	// Of a broadcast's programmes, the video's: another's sound or
+	// subtitles do not go with its pictures.
+	ours := func(s StreamInfo) bool {
+		if v := src.Video.Program; v != 0 && s.Program != 0 && s.Program != v {
+			drop(s, fmt.Sprintf("it belongs to programme %d, the video to programme %d", s.Program, v))
+			plan.Left = append(plan.Left, s.Index)
+			return false
+		}
+		return true
+	}
 	for _, a := range src.Audio {
+		if !ours(a) {
+			continue
+		}
 		if a.Codec == "" {
 			drop(a, "unknown codec")
 			continue
@@ -114,6 +129,9 @@ func planSideStreams(src SourceInfo, container string) (SideStreams, error) {
 		plan.Streams = append(plan.Streams, s)
 	}
 	for _, o := range src.Other {
+		if o.Type != "video" && !ours(o) {
+			continue
+		}
 		if o.Type != "subtitle" {
 			drop(o, o.Type+" streams are not carried")
 			continue
@@ -165,7 +183,7 @@ func audioEncoder(container string, channels int) (encoder, bitrate string) {
 // AAC track's priming and an edit list's start, or an Opus track's
 // pre-skip, survive one remux but not two. For MP4 and MOV, whose muxer
 // drops a track with no packets, it counts the side streams' packets (one
-// read of the source's packets) and leaves the empty ones out (Empty). A
+// read of the source's packets) and leaves the empty ones out (Left). A
 // source with nothing to carry gives SideStreams with an empty Path.
 func PlanSideStreams(ctx context.Context, tools Tools, src SourceInfo, container string) (SideStreams, error) {
 	plan, err := planSideStreams(src, container)
@@ -191,7 +209,7 @@ func PlanSideStreams(ctx context.Context, tools Tools, src SourceInfo, container
 }
 
 // leaveOutEmpty moves the streams of the file at abs that have no packets
-// from the plan's Streams to Empty (and Dropped, saying why).
+// from the plan's Streams to Left (and Dropped, saying why).
 func (p *SideStreams) leaveOutEmpty(ctx context.Context, tools Tools, abs string) error {
 	var rep struct {
 		Streams []struct {
@@ -212,7 +230,7 @@ func (p *SideStreams) leaveOutEmpty(ctx context.Context, tools Tools, abs string
 			kept = append(kept, s)
 			continue
 		}
-		p.Empty = append(p.Empty, s.SourceIndex)
+		p.Left = append(p.Left, s.SourceIndex)
 		p.Dropped = append(p.Dropped, fmt.Sprintf("stream %d (%s %s): it has no packets, and %s leaves out an empty track",
 			s.SourceIndex, s.Type, s.Codec, strings.ToUpper(p.Container)))
 	}

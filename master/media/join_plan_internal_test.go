@@ -76,3 +76,35 @@ func TestPlanSideStreams(t *testing.T) {
 		t.Errorf("avi: err = %v, want ErrIncompatible", err)
 	}
 }
+
+// TestPlanSideStreams_Programmes: of a broadcast's programmes, only the
+// video's sound and subtitles are carried; the others are left out, named,
+// and not held against the output.
+func TestPlanSideStreams_Programmes(t *testing.T) {
+	src := SourceInfo{
+		Video: VideoStream{StreamInfo: StreamInfo{Index: 0, Type: "video", Codec: "h264", Program: 1}},
+		Audio: []StreamInfo{
+			{Index: 1, Type: "audio", Codec: "mp2", Program: 1},
+			{Index: 3, Type: "audio", Codec: "mp2", Program: 2},
+			{Index: 5, Type: "audio", Codec: "aac"}, // in no programme
+		},
+		Other: []StreamInfo{
+			{Index: 2, Type: "video", Codec: "h264", Program: 2},
+			{Index: 4, Type: "subtitle", Codec: "dvb_teletext", Program: 2},
+		},
+	}
+	plan, err := planSideStreams(src, "matroska")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var carried []int
+	for _, s := range plan.Streams {
+		carried = append(carried, s.SourceIndex)
+	}
+	if fmt.Sprint(carried) != "[1 5]" || fmt.Sprint(plan.Left) != "[3 4]" {
+		t.Errorf("carried %v, left %v; want [1 5], [3 4]", carried, plan.Left)
+	}
+	if got := strings.Join(plan.Dropped, "; "); !strings.Contains(got, "stream 3 (audio mp2): it belongs to programme 2, the video to programme 1") {
+		t.Errorf("dropped: %s", got)
+	}
+}

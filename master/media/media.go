@@ -98,6 +98,9 @@ type StreamInfo struct {
 	SampleRate int
 	// Language is the stream's language tag, "" when none.
 	Language string
+	// Program is the id of the programme the stream belongs to (a
+	// broadcast transport stream's); 0 when the file has none.
+	Program int
 }
 
 // VideoStream describes the video stream Probe picked.
@@ -253,7 +256,13 @@ type ffprobeReport struct {
 		StartTime  string `json:"start_time"`
 		Duration   string `json:"duration"`
 	} `json:"format"`
-	Streams []ffprobeStream `json:"streams"`
+	Streams  []ffprobeStream `json:"streams"`
+	Programs []struct {
+		ProgramID int `json:"program_id"`
+		Streams   []struct {
+			Index int `json:"index"`
+		} `json:"streams"`
+	} `json:"programs"`
 }
 
 type ffprobeStream struct {
@@ -285,9 +294,10 @@ func probeReport(ctx context.Context, tools Tools, abs string) (ffprobeReport, e
 	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{
 		"v":            "error",
 		"hide_banner":  "",
-		"show_format":  "",
-		"show_streams": "",
-		"of":           "json",
+		"show_format":   "",
+		"show_streams":  "",
+		"show_programs": "",
+		"of":            "json",
 	}), "file:"+abs)
 	var rep ffprobeReport
 	if err := fftool.ProbeJSON(ctx, tools.FFprobeBin(), args, &rep); err != nil {
@@ -327,6 +337,14 @@ func (r ffprobeReport) sourceInfo(abs string) (SourceInfo, error) {
 		StartTime:  parseSeconds(r.Format.StartTime),
 		Duration:   parseSeconds(r.Format.Duration),
 	}
+	program := map[int]int{} // stream index → programme id, the first that lists it
+	for _, p := range r.Programs {
+		for _, s := range p.Streams {
+			if _, ok := program[s.Index]; !ok {
+				program[s.Index] = p.ProgramID
+			}
+		}
+	}
 	pick := shownVideo(len(r.Streams), func(i int) (bool, int, int) {
 		s := r.Streams[i]
 		return s.CodecType == "video" && s.Disposition.AttachedPic == 0, s.Disposition.Default, s.Width * s.Height
@@ -340,6 +358,7 @@ func (r ffprobeReport) sourceInfo(abs string) (SourceInfo, error) {
 			StartTime: parseSeconds(s.StartTime),
 			Channels:  s.Channels,
 			Language:  s.Tags.Language,
+			Program:   program[s.Index],
 		}
 		si.SampleRate, _ = strconv.Atoi(s.SampleRate)
 		switch {
