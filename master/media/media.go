@@ -292,8 +292,8 @@ type ffprobeStream struct {
 // or is cancelled) wraps ErrNotMedia.
 func probeReport(ctx context.Context, tools Tools, abs string) (ffprobeReport, error) {
 	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{
-		"v":            "error",
-		"hide_banner":  "",
+		"v":             "error",
+		"hide_banner":   "",
 		"show_format":   "",
 		"show_streams":  "",
 		"show_programs": "",
