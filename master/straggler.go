@@ -66,6 +66,7 @@ func (j *dispJob) stopStragglers(flights map[*pendingChunk]*flight, now time.Tim
 type chunkPaces struct {
 	byWorker map[string]*[3][]float64
 	stored   [3]int         // chunks recorded, by kind of unit
+	jobPace  [3]float64     // the lower median of the workers' medians, by kind; kept by record
 	cut      map[string]int // straggles in a row, by worker
 }
 
@@ -96,7 +97,20 @@ func (c *chunkPaces) record(worker string, t ChunkTask, took time.Duration, enco
 	i, _ := slices.BinarySearch(lists[kind], v)
 	lists[kind] = slices.Insert(lists[kind], i, v)
 	c.stored[kind]++
+	// Once a sample, not at every judgement: the run loop asks for each
+	// attempt in flight each time it wakes.
+	var medians []float64
+	for _, l := range c.byWorker {
+		if list := l[kind]; len(list) > 0 {
+			medians = append(medians, median(list))
+		}
+	}
+	slices.Sort(medians)
+	c.jobPace[kind] = medians[(len(medians)-1)/2]
 }
+
+// median is the middle of sorted, which is not empty.
+func median(sorted []float64) float64 { return sorted[len(sorted)/2] }
 
 // straggled counts a straggle of worker's.
 func (c *chunkPaces) straggled(worker string) {
@@ -109,22 +123,11 @@ func (c *chunkPaces) straggled(worker string) {
 // pace is the seconds per unit of kind an attempt on worker is judged by:
 // the greater of worker's median and the lower median of all workers'.
 func (c *chunkPaces) pace(worker string, kind int) float64 {
-	var medians []float64
 	own := 0.0
-	for w, lists := range c.byWorker {
-		if list := lists[kind]; len(list) > 0 {
-			m := list[len(list)/2]
-			medians = append(medians, m)
-			if w == worker {
-				own = m
-			}
-		}
+	if lists := c.byWorker[worker]; lists != nil && len(lists[kind]) > 0 {
+		own = median(lists[kind])
 	}
-	if len(medians) == 0 {
-		return 0
-	}
-	slices.Sort(medians)
-	return max(own, medians[(len(medians)-1)/2])
+	return max(own, c.jobPace[kind])
 }
 
 // limit is how long an attempt at t on worker may run, t having straggled
