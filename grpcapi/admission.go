@@ -405,7 +405,7 @@ func (s *Server) watchUnary(a *admission, p *connProgress, cancel context.Cancel
 			}
 		case slow:
 			if a.drop() {
-				a.gate.suspect(clientHost(p.addr), time.Now())
+				a.gate.suspect(pace.host, time.Now()) // slow is only judged with p, so with pace
 				s.warns.warn("unary ProcessChunk cancelled: its connection brought too little of its message",
 					"want_bytes", uploadProgressBytes, "within", s.cfg.UploadIdleTimeout, "key", "limits.upload_idle_timeout")
 				cancel()
