@@ -288,7 +288,10 @@ func TestEncodeStallingWorkerWaitedOnce(t *testing.T) {
 			time.Sleep(time.Second) // the client gives up after 200 ms
 		}
 	}}
-	slow, good := labelled(t, "a", h), labelled(t, "b", nil)
+	// Most chunks go to the stalling worker: four slots against one, and
+	// the other worker slower at each.
+	slow := startWorker(t, workerOpts{MaxTasks: 4, Hooks: h})
+	good := startWorker(t, workerOpts{MaxTasks: 1, Delay: 200 * time.Millisecond})
 	dir := t.TempDir()
 	cfg := replJob(t, dir, 1, slow, good)
 	cfg.SegmentSeconds = 0.5
