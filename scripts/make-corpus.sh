@@ -23,6 +23,11 @@ ff -f lavfi -i "$src:d=6" -f lavfi -i "$tone:d=6" -c:v libx264 -preset veryfast 
 ff -f lavfi -i "$src:d=5" -f lavfi -i "$tone:d=5" -c:v mpeg4 -vtag XVID -bf 2 -g 25 -q:v 4 \
   -c:a libmp3lame -shortest xvid_bframes.avi
 
+# H.264 with B-frames in AVI: no pts either, and no parser that orders
+# the pictures, so +genpts guesses their times in file order.
+ff -f lavfi -i "$src:d=5" -f lavfi -i "$tone:d=5" -c:v libx264 -preset veryfast -bf 3 -g 25 \
+  -c:a libmp3lame -shortest h264_bframes.avi
+
 # The same written to a pipe: no index, no duration in the header.
 ff -f lavfi -i "$src:d=5" -c:v mpeg4 -vtag XVID -bf 2 -g 25 -q:v 4 -f avi pipe:1 >nodur_piped.avi
 
@@ -218,6 +223,7 @@ LIST
 cat >corpus.txt <<'LIST'
 opengop_h264.mp4 1.5 mkv
 xvid_bframes.avi 1.5 mkv
+h264_bframes.avi 1.5 mkv
 nodur_piped.avi 1.5 mkv
 dvd_program.mpg 1.5 mkv
 long_gop.mp4 2 mp4

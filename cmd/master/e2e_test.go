@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -463,6 +464,13 @@ func TestE2ECorpus(t *testing.T) {
 			if got, want := decodedPictures(t, out), decodedPictures(t, src); got != want {
 				t.Errorf("the output decodes to %d pictures, the source %d", got, want)
 			}
+			// As ffmpeg itself shows them; where the master mends the
+			// source's timestamps, it says so and shows them otherwise.
+			if !strings.Contains(strings.Join(warns, " "), "timestamps") {
+				if i, got, want := firstMisplaced(pictureTimes(t, out), pictureTimes(t, src)); i >= 0 {
+					t.Errorf("the output's picture %d is shown %.4fs after its first, the source's %.4fs", i, got, want)
+				}
+			}
 			t.Log(strings.TrimSpace(grepLine(stdout, "split:")))
 			t.Log(strings.TrimSpace(grepLine(stdout, "pictures:")))
 		})
@@ -500,6 +508,58 @@ func decodedPictures(t *testing.T, path string) int {
 		}
 	}
 	return n
+}
+
+// pictureTimes is when ffmpeg shows each picture of path's first video
+// stream, in seconds from the first, in the order it decodes them.
+func pictureTimes(t *testing.T, path string) []float64 {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-copyts", "-i", path,
+		"-map", "0:v:0", "-fps_mode", "passthrough", "-enc_time_base", "-1", "-f", "framecrc", "-").Output()
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	var num, den float64
+	var times []float64
+	for line := range strings.Lines(string(out)) {
+		if tb, ok := strings.CutPrefix(line, "#tb 0: "); ok {
+			if _, err := fmt.Sscanf(tb, "%g/%g", &num, &den); err != nil {
+				t.Fatalf("%s: time base %q", path, tb)
+			}
+		}
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, ",")
+		if len(f) < 3 || den == 0 {
+			t.Fatalf("%s: framecrc line %q", path, line)
+		}
+		pts, err := strconv.ParseInt(strings.TrimSpace(f[2]), 10, 64)
+		if err != nil {
+			t.Fatalf("%s: framecrc line %q", path, line)
+		}
+		times = append(times, float64(pts)*num/den)
+	}
+	for i := len(times) - 1; i >= 0; i-- {
+		times[i] -= times[0]
+	}
+	return times
+}
+
+// firstMisplaced is the first picture of got shown more than half the
+// source's shortest frame away from its time in want, from their first
+// pictures (-1 when none is; got and want as pictureTimes gives them).
+func firstMisplaced(got, want []float64) (i int, g, w float64) {
+	half := math.Inf(1)
+	for i := 1; i < len(want); i++ {
+		half = min(half, (want[i]-want[i-1])/2)
+	}
+	for i := range min(len(got), len(want)) {
+		if math.Abs(got[i]-want[i]) > half {
+			return i, got[i], want[i]
+		}
+	}
+	return -1, 0, 0
 }
 
 func grepLine(s, prefix string) string {

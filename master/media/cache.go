@@ -19,7 +19,7 @@ import (
 // back while the source and the split's inputs are what they were.
 
 // cacheVersion is the format of the files SaveSource and SaveSplit write.
-const cacheVersion = 4 // 2: the key is written first, on its own; 3: SourceInfo.Warnings; 4: untimed lossless chunks numbered by the decoder
+const cacheVersion = 5 // 2: the key is written first, on its own; 3: SourceInfo.Warnings; 4: untimed lossless chunks numbered by the decoder; 5: pictures as the decoder times them, chunks' SourceTB
 
 // ErrStale: a cache file does not describe the current source or split,
 // or does not exist. The caller probes or splits again.
@@ -126,6 +126,7 @@ type SplitKey struct {
 type cachedChunk struct {
 	Chunk
 	Source    []cachedPicture
+	SourceTB  [2]int64
 	HeadLimit int
 	ModTime   time.Time // the chunk file's, when it was saved
 }
@@ -145,7 +146,7 @@ func SaveSplit(path string, key SplitKey, chunks []Chunk) error {
 		if err != nil {
 			return fmt.Errorf("save split: %w", err)
 		}
-		c.Chunks = append(c.Chunks, cachedChunk{Chunk: ch, Source: toCached(ch.source), HeadLimit: ch.headLimit, ModTime: fi.ModTime().UTC()})
+		c.Chunks = append(c.Chunks, cachedChunk{Chunk: ch, Source: toCached(ch.source), SourceTB: [2]int64{ch.sourceTB.num, ch.sourceTB.den}, HeadLimit: ch.headLimit, ModTime: fi.ModTime().UTC()})
 	}
 	return saveGob(path, &c)
 }
@@ -170,6 +171,7 @@ func LoadSplit(path string, key SplitKey) ([]Chunk, error) {
 		}
 		chunks[i] = cc.Chunk
 		chunks[i].source, chunks[i].headLimit = fromCached(cc.Source), cc.HeadLimit
+		chunks[i].sourceTB = rational{cc.SourceTB[0], cc.SourceTB[1]}
 	}
 	return chunks, nil
 }

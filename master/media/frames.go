@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 
@@ -34,11 +35,14 @@ type pictureScan struct {
 }
 
 // decodeInput are the input options of every decode whose pictures are
-// compared: timestamps generated where the container has none (AVI,
-// MPEG-PS, raw streams), kept as the demuxer gives them, and pictures as
-// coded (a display matrix is carried as metadata, not applied).
+// compared: timestamps kept as the demuxer gives them, and pictures as
+// coded (a display matrix is carried as metadata, not applied). Where the
+// container has none (AVI, MPEG-PS, raw streams), the pictures are shown
+// when the decoder places them, as ffmpeg and players do: +genpts would
+// guess them in file order before the decoder's reordering is known, one
+// or two frames off for H.264 with B-frames in AVI.
 func decodeInput() ffmpeg.KwArgs {
-	return ffmpeg.KwArgs{"fflags": "+genpts", "copyts": "", "autorotate": "0"}
+	return ffmpeg.KwArgs{"copyts": "", "autorotate": "0"}
 }
 
 // scanPictures decodes stream index of the local file at abs with ffmpeg
@@ -259,3 +263,37 @@ func (s *pictureScan) matchAt(want []picture) int {
 	}
 	return -1
 }
+
+// timedAs reports whether the pictures of s from skip on are shown as far
+// apart as want, whose times are in ticks of tb: each one as long after
+// the first as want's is, within a quarter of their shortest spacing (at
+// least timeSlack, for a chunk's container rounding them). A copy whose
+// packets carry timestamps the demuxer made up (H.264 in AVI has none, and
+// +genpts guesses them in file order) decodes to the right pictures at the
+// wrong times.
+func (s *pictureScan) timedAs(skip int, want []picture, tb rational) bool {
+	if skip+len(want) > len(s.pictures) {
+		return false
+	}
+	got := s.pictures[skip : skip+len(want)]
+	tol := math.Inf(1)
+	for i := 1; i < len(want); i++ {
+		tol = min(tol, tb.seconds(want[i].pts-want[i-1].pts)/4)
+	}
+	tol = max(tol, timeSlack)
+	for i := range want {
+		if got[i].pts == noPTS || want[i].pts == noPTS {
+			return false
+		}
+		d := s.timeBase.seconds(got[i].pts-got[0].pts) - tb.seconds(want[i].pts-want[0].pts)
+		if math.Abs(d) > tol {
+			return false
+		}
+	}
+	return true
+}
+
+// timeSlack is how far a chunk's picture times may stray from the
+// source's by rounding: Matroska keeps milliseconds, so the time between
+// two pictures may be up to one off.
+const timeSlack = 0.0015

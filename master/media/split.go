@@ -67,8 +67,11 @@ type Chunk struct {
 	// is used: with the pictures the worker decoded (ProvenBy), or by
 	// decoding the chunk whole (Reprove).
 	Proven int64
-	// source are the source's pictures the chunk must decode to.
-	source []picture
+	// source are the source's pictures the chunk must decode to, with
+	// their times in ticks of sourceTB: the chunk's pictures must be shown
+	// as far apart as they are.
+	source   []picture
+	sourceTB rational
 	// headLimit is how many pictures a head proof decodes.
 	headLimit int
 }
@@ -224,7 +227,7 @@ func newChunk(dir string, i int, c cut, tl timeline, opts SplitOptions) Chunk {
 	ch := Chunk{
 		Index: i, Path: filepath.Join(dir, fmt.Sprintf(chunkPattern, i)),
 		FirstFrame: int64(c.first), Frames: int64(c.end - c.first), Lossless: !c.copy,
-		source: tl.pictures[c.first:c.end],
+		source: tl.pictures[c.first:c.end], sourceTB: tl.timeBase,
 	}
 	if opts.HeadProof {
 		ch.headLimit = c.lead + headSlack + headPictures
@@ -755,7 +758,8 @@ func proveChunk(ctx context.Context, tools Tools, pixFmt string, c *Chunk) (bool
 }
 
 // judgeChunk looks for the source's pictures (c.source) in scan, c's file
-// decoded; it reports whether they are all there, in order. With
+// decoded; it reports whether they are all there, in order and as far
+// apart in time as the source shows them (timedAs). With
 // c.headLimit set, scan holds only that many pictures and the first
 // headPictures of the chunk's own are looked for (c.Proven says how many);
 // a head that does not match is decided on the whole chunk.
@@ -764,6 +768,9 @@ func judgeChunk(ctx context.Context, tools Tools, pixFmt string, c *Chunk, scan 
 	if c.headLimit > 0 && len(scan.pictures) >= c.headLimit {
 		head := own[:min(len(own), headPictures)]
 		skip := scan.matchAt(head)
+		if skip >= 0 && !scan.timedAs(skip, head, c.sourceTB) {
+			return false, nil
+		}
 		if skip < 0 {
 			whole := *c
 			whole.headLimit = 0
@@ -775,7 +782,7 @@ func judgeChunk(ctx context.Context, tools Tools, pixFmt string, c *Chunk, scan 
 		return true, nil
 	}
 	skip := scan.matchAt(own)
-	if skip < 0 {
+	if skip < 0 || !scan.timedAs(skip, own, c.sourceTB) {
 		return false, nil
 	}
 	c.Decoded, c.TrimStart, c.Proven = int64(len(scan.pictures)), int64(skip), c.Frames
