@@ -169,6 +169,21 @@ cat size_a.h264 size_b.h264 >size_ab.h264
 ff -framerate 25 -f h264 -i size_ab.h264 -c copy size_change.mkv
 rm -f size_a.h264 size_b.h264 size_ab.h264
 
+# Captures run together whose pixel aspect, or colour description, changes
+# midway (a broadcast switching from 4:3 to 16:9 material, an ad in another
+# colour space): nothing but the pictures themselves says so.
+ff -f lavfi -i "$src:d=2" -vf setsar=1 -c:v libx264 -preset veryfast -g 25 -bf 0 -f h264 sar_a.h264
+ff -f lavfi -i "$src:d=2" -vf setsar=16/11 -c:v libx264 -preset veryfast -g 25 -bf 0 -f h264 sar_b.h264
+cat sar_a.h264 sar_b.h264 >sar_ab.h264
+ff -fflags +genpts -r 25 -i sar_ab.h264 -c copy -f mpegts sar_change.ts
+ff -f lavfi -i "$src:d=2" -c:v libx264 -preset veryfast -g 25 -bf 0 \
+  -color_primaries bt709 -color_trc bt709 -colorspace bt709 -f h264 colour_a.h264
+ff -f lavfi -i "$src:d=2" -c:v libx264 -preset veryfast -g 25 -bf 0 \
+  -color_primaries bt470bg -color_trc gamma28 -colorspace bt470bg -f h264 colour_b.h264
+cat colour_a.h264 colour_b.h264 >colour_ab.h264
+ff -fflags +genpts -r 25 -i colour_ab.h264 -c copy -f mpegts colour_change.ts
+rm -f sar_a.h264 sar_b.h264 sar_ab.h264 colour_a.h264 colour_b.h264 colour_ab.h264
+
 # Transport streams run together (cat a.ts b.ts, as captures and HLS
 # segments are): the timestamps restart midway. In the second, the later
 # capture's pictures are 4:4:4, so ffmpeg rebuilds its filters midway.
@@ -244,6 +259,8 @@ editlist_cut.mp4 1.5 mkv
 editlist_cut.mp4 1.5 mp4
 damaged_capture.ts 1.5 mkv - damaged source: 
 garbled_capture.ts 2 mkv - damaged source: 
+sar_change.ts 1.5 mkv - video pixel aspect changes midway (1:1, then 16:11)
+colour_change.ts 1.5 mkv - video colour description changes midway
 ts_restart.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point (first at picture 50, 2.000s)
 ts_restart_444.ts 1 mkv - video pixel format changes midway (yuv420p, then yuv444p) | damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point
 ts_restart_50fps.ts 1 mkv - damaged source: 1 of the video's packets | the video's timestamps go back, or jump ahead more than 10s, at 1 point (first at picture 50,

@@ -44,18 +44,26 @@ type decodeLog struct {
 	// to change size and shape (sizeChange): the decode need not go on.
 	onSizeChange func()
 	// pts are the pictures' timestamps as the decoder gave them, in
-	// order, from the metadata filter's log (noPTS for none).
+	// order, from showinfo's log (noPTS for none).
 	pts []int64
+	// colours are the colour descriptions the pictures came with, each
+	// other than the one before, with the picture each begins at.
+	colours []pictureColour
 }
 
-// ptsLogKey is the metadata key a picture decode adds to every picture, so
-// that the metadata filter's print mode logs each picture's timestamp.
-const ptsLogKey = "videoshard_pts"
-
-// pictureFormat is what a decode's filter graph was set up for.
+// pictureFormat is what a decode's filter graph was set up for, or what a
+// picture came in.
 type pictureFormat struct {
 	width, height int
 	pixFmt, sar   string
+}
+
+// pictureColour is a picture's colour description, as showinfo logs it:
+// "color_range:tv color_space:bt709 color_primaries:bt709 color_trc:bt709",
+// from the picture at index on.
+type pictureColour struct {
+	desc  string
+	index int
 }
 
 func (f pictureFormat) size() string { return fmt.Sprintf("%dx%d", f.width, f.height) }
@@ -65,9 +73,19 @@ func (l *decodeLog) line(b []byte) []byte {
 	component, level, msg := fftool.SplitLogLine(b)
 	switch level {
 	case "info":
-		// "frame:12   pts:309600  pts_time:3.44", then "key=value".
-		if strings.HasPrefix(component, "Parsed_metadata_") && strings.HasPrefix(msg, "frame:") {
-			l.pts = append(l.pts, loggedPTS(msg))
+		if !strings.HasPrefix(component, "Parsed_showinfo_") {
+			return nil
+		}
+		switch {
+		case strings.HasPrefix(msg, "n:"):
+			pts, f := shownPicture(msg)
+			l.pts = append(l.pts, pts)
+			l.seen(f)
+		case strings.HasPrefix(msg, "color_range:"):
+			desc := strings.ReplaceAll(strings.Join(strings.Fields(msg), " "), "color_", "")
+			if n := len(l.colours); n == 0 || l.colours[n-1].desc != desc {
+				l.colours = append(l.colours, pictureColour{desc, len(l.pts) - 1})
+			}
 		}
 		return nil
 	case "verbose":
@@ -102,18 +120,34 @@ func (l *decodeLog) line(b []byte) []byte {
 	return nil
 }
 
-// loggedPTS reads the pts of a metadata filter's "frame:N pts:P ..."
-// line; noPTS for NOPTS or none.
-func loggedPTS(msg string) int64 {
-	for _, field := range strings.Fields(msg) {
-		if v, ok := strings.CutPrefix(field, "pts:"); ok {
-			if t, err := strconv.ParseInt(v, 10, 64); err == nil {
-				return t
+// shownPicture reads showinfo's line for a picture, "n:  12 pts: 309600
+// pts_time:3.44 pos: 9012 fmt:yuv420p sar:16/11 s:720x576 i:T iskey:0
+// type:B": its pts (noPTS for NOPTS or none) and format.
+func shownPicture(msg string) (pts int64, f pictureFormat) {
+	pts = noPTS
+	fields := strings.Fields(msg)
+	for i := 0; i < len(fields); i++ {
+		key, value, _ := strings.Cut(fields[i], ":")
+		if value == "" && i+1 < len(fields) && !strings.Contains(fields[i+1], ":") {
+			i++ // "pts:" and its right-aligned value
+			value = fields[i]
+		}
+		switch key {
+		case "pts":
+			if t, err := strconv.ParseInt(value, 10, 64); err == nil {
+				pts = t
 			}
-			return noPTS
+		case "fmt":
+			f.pixFmt = value
+		case "sar":
+			f.sar = value
+		case "s":
+			w, h, _ := strings.Cut(value, "x")
+			f.width, _ = strconv.Atoi(w)
+			f.height, _ = strconv.Atoi(h)
 		}
 	}
-	return noPTS
+	return pts, f
 }
 
 // configured reads a graph input's "w:320 h:240 pixfmt:yuv420p tb:1/90000
@@ -133,6 +167,11 @@ func (l *decodeLog) configured(msg string) {
 			f.sar = value
 		}
 	}
+	l.seen(f)
+}
+
+// seen takes the format of the pictures from here on.
+func (l *decodeLog) seen(f pictureFormat) {
 	if f.sar == "0/1" || f.sar == "" {
 		f.sar = "1/1" // unknown: shown square
 	}
@@ -216,6 +255,18 @@ func (l *decodeLog) warnings() []string {
 	if len(sars) > 1 && !l.sameShape() {
 		w = append(w, fmt.Sprintf("video pixel aspect changes midway (%s): the output keeps %s throughout, so the pictures after the change show out of shape",
 			strings.Join(sars, ", then "), sars[0]))
+	}
+	if len(l.colours) > 1 {
+		var descs []string
+		for _, c := range l.colours {
+			if !slices.Contains(descs, c.desc) {
+				descs = append(descs, c.desc)
+			}
+		}
+		if len(descs) > 1 {
+			w = append(w, fmt.Sprintf("video colour description changes midway (%s; first at picture %d): each chunk is encoded with its first picture's, so a chunk across a change tags the pictures after it with the colours before it",
+				strings.Join(descs, ", then "), l.colours[1].index))
+		}
 	}
 	switch {
 	case l.lostPackets > 0:

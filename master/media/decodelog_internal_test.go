@@ -2,6 +2,7 @@ package media
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -102,23 +103,66 @@ func TestDecodeLog(t *testing.T) {
 	}
 }
 
-// TestDecodeLog_PTS: the metadata filter's print lines give each picture's
+// TestDecodeLog_PTS: showinfo's picture lines give each picture's
 // timestamp as the decoder gave it, in order, across filter graphs rebuilt
-// midway (a new instance address); its key lines and other filters' info
-// lines are not pictures.
+// midway (a new instance address); its other lines, and other filters'
+// info lines, are not pictures.
 func TestDecodeLog_PTS(t *testing.T) {
 	var l decodeLog
 	for _, line := range []string{
-		"[Parsed_metadata_1 @ 0x55d0] [info] frame:0    pts:392400  pts_time:4.36",
-		"[Parsed_metadata_1 @ 0x55d0] [info] " + ptsLogKey + "=1",
-		"[Parsed_metadata_1 @ 0x77aa] [info] frame:0    pts:126000  pts_time:1.4",
-		"[Parsed_metadata_1 @ 0x77aa] [info] frame:1    pts:NOPTS   pts_time:NOPTS",
-		"[Parsed_showinfo_2 @ 0x1] [info] frame:1 pts:5",
+		"[Parsed_showinfo_0 @ 0x55d0] [info] config in time_base: 1/90000, frame_rate: 25/1",
+		"[Parsed_showinfo_0 @ 0x55d0] [info] n:   0 pts: 392400 pts_time:4.36    pos:      564 fmt:yuv420p sar:1/1 s:320x240 i:P iskey:1 type:I ",
+		"[Parsed_showinfo_0 @ 0x55d0] [info]   side data - User Data Unregistered:",
+		"[Parsed_showinfo_0 @ 0x55d0] [info] color_range:unknown color_space:unknown color_primaries:unknown color_trc:unknown",
+		"[Parsed_showinfo_0 @ 0x77aa] [info] n:   0 pts:126000 pts_time:1.4     pos:       -1 fmt:yuv420p sar:1/1 s:320x240 i:P iskey:1 type:I ",
+		"[Parsed_showinfo_0 @ 0x77aa] [info] n:   1 pts:  NOPTS pts_time:NOPTS   pos:     9012 fmt:yuv420p sar:1/1 s:320x240 i:P iskey:0 type:P ",
+		"[Parsed_metadata_2 @ 0x1] [info] frame:1 pts:5",
 		"[info] Stream mapping:",
 	} {
 		l.line([]byte(line))
 	}
 	if want := []int64{392400, 126000, noPTS}; !slices.Equal(l.pts, want) {
 		t.Errorf("pts = %v, want %v", l.pts, want)
+	}
+}
+
+// TestDecodeLog_ChangesOnlyPicturesTell: a change of pixel aspect or of
+// colour description sets up no filter graph anew; showinfo's lines for
+// the pictures tell of it, and each is warned of with where it is.
+func TestDecodeLog_ChangesOnlyPicturesTell(t *testing.T) {
+	var l decodeLog
+	picture := func(n int, sar string) string {
+		return fmt.Sprintf("[Parsed_showinfo_0 @ 0x1] [info] n:%4d pts:%7d pts_time:0 pos: 1 fmt:yuv420p sar:%s s:720x576 i:T iskey:1 type:I ", n, n*3600, sar)
+	}
+	colour := func(c string) string {
+		return "[Parsed_showinfo_0 @ 0x1] [info] color_range:tv color_space:" + c + " color_primaries:" + c + " color_trc:bt709"
+	}
+	l.line([]byte("[graph 0 input from stream 0:0 @ 0x2] [verbose] w:720 h:576 pixfmt:yuv420p tb:1/90000 fr:25/1 sar:16/11"))
+	for n := range 6 {
+		sar, c := "16/11", "bt709"
+		if n >= 3 {
+			sar = "12/11"
+		}
+		if n >= 4 {
+			c = "bt470bg"
+		}
+		l.line([]byte(picture(n, sar)))
+		l.line([]byte(colour(c)))
+	}
+	if err := l.sizeChange(); err != nil {
+		t.Errorf("sizeChange = %v, want none: the size stays", err)
+	}
+	want := []string{
+		"video pixel aspect changes midway (16:11, then 12:11): the output keeps 16:11 throughout",
+		"video colour description changes midway (range:tv space:bt709 primaries:bt709 trc:bt709, then range:tv space:bt470bg primaries:bt470bg trc:bt709; first at picture 4)",
+	}
+	got := l.warnings()
+	if len(got) != len(want) {
+		t.Fatalf("warnings = %q, want %d", got, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w) {
+			t.Errorf("warning %d = %q, want it to start %q", i, got[i], w)
+		}
 	}
 }

@@ -100,12 +100,13 @@ func decodePicturesTo(ctx context.Context, tools Tools, abs string, index int, p
 	if oneThread {
 		in["threads"] = "1"
 	}
-	// The metadata filters log every picture's timestamp as the decoder
-	// gave it (decodeLog.pts): framehash's are held at the last where
-	// they go back, and repairTimes needs the decoder's own.
+	// showinfo logs every picture as the decoder gave it (decodeLog.pts,
+	// decodeLog.formats): framehash's timestamps are held at the last
+	// where they go back, and repairTimes needs the decoder's own; the
+	// filter graph is not set up anew for a change of pixel aspect or
+	// colour alone, so only the pictures tell of one.
 	out := ffmpeg.Input("file:"+abs, in).Get(strconv.Itoa(index)).
-		Filter("metadata", nil, ffmpeg.KwArgs{"mode": "add", "key": ptsLogKey, "value": "1"}).
-		Filter("metadata", nil, ffmpeg.KwArgs{"mode": "print"}).
+		Filter("showinfo", nil, ffmpeg.KwArgs{"checksum": "0"}).
 		Output("pipe:1", pictureHashArgs(pixFmt, limit))
 	args := append(slices.Clone(decodeLogArgs), out.GetArgs()...)
 	err := fftool.RunLogged(ctx, tools.FFmpegBin(), args, w, log.line)
