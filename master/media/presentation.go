@@ -98,6 +98,12 @@ type VideoPresentation struct {
 	// "bff", from the decoded first frame, else from the stream; "" when
 	// unknown.
 	FieldOrder string
+	// StreamFieldOrder is the field order as the container states it, by
+	// ffprobe's names ("tt", "tb", "bt", "bb", "progressive"), which
+	// players that deinterlace by the container follow; "" when unknown.
+	// It may disagree with the pictures' flags (a decoder reads x264's
+	// interlaced frames as bottom field first).
+	StreamFieldOrder string
 	// SampleAspectRatio is the pixel shape, e.g. "4:3"; "1:1" when the
 	// file states none.
 	SampleAspectRatio string
@@ -327,6 +333,7 @@ func (s presentationStream) videoPresentation() VideoPresentation {
 		ColorSpace:        known(s.ColorSpace),
 		ColorRange:        known(s.ColorRange),
 		FieldOrder:        fieldOrder(s.FieldOrder),
+		StreamFieldOrder:  streamFieldOrder(s.FieldOrder),
 		SampleAspectRatio: aspect(s.SampleAspectRatio),
 		Language:          language(s.Tags),
 		Title:             tag(s.Tags, "title"),
@@ -445,6 +452,15 @@ func fieldOrder(s string) string {
 	return ""
 }
 
+// streamFieldOrder is a stream's field_order as ffprobe names it, "" for
+// none stated.
+func streamFieldOrder(s string) string {
+	if fieldOrder(s) == "" {
+		return ""
+	}
+	return s
+}
+
 // aspect normalises a sample aspect ratio: none stated ("0:1", "N/A",
 // absent) is "1:1".
 func aspect(s string) string {
@@ -527,6 +543,13 @@ func ComparePresentation(src, out Presentation, container string) []string {
 	c.diff("video HDR content light level", sv.ContentLight, ov.ContentLight, hdrWhy(ov.Codec))
 	if sv.FieldOrder != "" {
 		c.diff("video field order", sv.FieldOrder, ov.FieldOrder, fieldOrderWhy(sv.FieldOrder, ov.FieldOrder, ov.Codec))
+	}
+	if fieldOrder(sv.StreamFieldOrder) != "progressive" && ov.FieldOrder != "progressive" {
+		why := ""
+		if container == "mp4" || container == "mov" {
+			why = "ffmpeg 5.1 writes none to " + strings.ToUpper(container) + ": the file says what the codec's headers say"
+		}
+		c.diff("video field order the container states", sv.StreamFieldOrder, ov.StreamFieldOrder, why)
 	}
 	c.diff("video sample aspect ratio", sv.SampleAspectRatio, ov.SampleAspectRatio, "")
 	c.diff("video language", sv.Language, ov.Language, "")
@@ -826,6 +849,13 @@ func presentationOutput(src, shard Presentation, side SideStreams, container str
 			out["aspect:v:0"] = dar.Num().String() + ":" + dar.Denom().String()
 			bsf = append(bsf, "sample_aspect_ratio="+sar.RatString())
 		}
+	}
+	// The workers' ffmpeg tags an interlaced encode by its pictures' flags
+	// ("bt" for x264's, which decode as bottom field first), not as the
+	// source's container says: a player that deinterlaces by the
+	// container would show the fields in another order than the source.
+	if fieldOrder(sv.StreamFieldOrder) != "progressive" && sv.StreamFieldOrder != "" && cv.FieldOrder != "progressive" {
+		out["field_order:v:0"] = sv.StreamFieldOrder
 	}
 	if len(bsf) > 0 && (cv.Codec == "h264" || cv.Codec == "hevc") {
 		out["bsf:v:0"] = cv.Codec + "_metadata=" + strings.Join(bsf, ":")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,6 +84,22 @@ func TestPresentation_Pipeline(t *testing.T) {
 				"out.mkv": {"video rotation: source 90°, output none (ffmpeg 5.1 writes no display matrix to Matroska"},
 				"out.mp4": nil,
 				"out.mov": nil,
+			},
+		},
+		{
+			// The workers' ffmpeg tags its interlaced encode by the
+			// pictures' flags ("bt"): Join states the source's order.
+			name: "interlaced, top field first",
+			src:  append(append(tinyVideo, x264Source...), "-flags", "+ildct+ilme", "-field_order", "tb"),
+			ext:  ".mkv", codec: append(slices.Clone(x264Args), "-flags", "+ildct+ilme"),
+			want: map[string][]string{
+				"out.mkv": nil,
+				"out.mp4": {"video field order the container states: source tb, output tt (ffmpeg 5.1 writes none to MP4"},
+			},
+			check: func(t *testing.T, p media.Presentation) {
+				if p.Video.FieldOrder == "progressive" {
+					t.Errorf("the output's pictures are progressive")
+				}
 			},
 		},
 		{
@@ -167,7 +184,10 @@ func TestPresentation_Pipeline(t *testing.T) {
 			name: "interlaced, encoder told",
 			src:  append(append(tinyVideo, x264Source...), "-flags", "+ildct+ilme", "-top", "0"),
 			ext:  ".mkv", codec: append([]string{"-flags", "+ildct+ilme"}, x264Args...),
-			want: map[string][]string{"out.mkv": nil, "out.mp4": nil},
+			want: map[string][]string{
+				"out.mkv": nil,
+				"out.mp4": {"video field order the container states: source bb, output tt (ffmpeg 5.1 writes none to MP4"},
+			},
 		},
 		{
 			name: "HDR10",
@@ -293,7 +313,7 @@ func TestComparePresentation(t *testing.T) {
 			Codec: "h264", FPS: 25, Rotation: 90, DisplayMatrix: "m",
 			ColorPrimaries: "bt709", ColorTransfer: "bt709", ColorSpace: "bt709", ColorRange: "tv",
 			MasteringDisplay: "R(0.68,0.32)", ContentLight: "MaxCLL 1000, MaxFALL 400",
-			FieldOrder: "tff", SampleAspectRatio: "4:3", Language: "eng", Title: "Picture", Disposition: []string{"default"},
+			FieldOrder: "tff", StreamFieldOrder: "tt", SampleAspectRatio: "4:3", Language: "eng", Title: "Picture", Disposition: []string{"default"},
 		},
 		Tracks: []media.TrackPresentation{
 			{Index: 1, Type: "audio", Codec: "aac", Language: "eng", Disposition: []string{"default"}, Offset: -0.5},
@@ -348,6 +368,19 @@ func TestComparePresentation(t *testing.T) {
 			"stream 2 (subtitle hdmv_pgs_subtitle) language: source none, output deu",
 			"stream 2 (subtitle hdmv_pgs_subtitle) disposition: source none, output forced",
 			"stream 3 (subtitle subrip, deu): the output's track 3 is audio opus",
+		}},
+		{"field order the container states", func() media.Presentation {
+			p := src
+			p.Video.StreamFieldOrder = "bt" // the pictures' flags, as ffmpeg tags an encode
+			return p
+		}(), "matroska", []string{"video field order the container states: source tt, output bt"}},
+		{"field order the codec states, in mp4", func() media.Presentation {
+			p := same
+			p.Video.StreamFieldOrder = "bb"
+			return p
+		}(), "mp4", []string{
+			"video field order the container states: source tt, output bb (ffmpeg 5.1 writes none to MP4: the file says what the codec's headers say)",
+			"stream 2 (subtitle hdmv_pgs_subtitle): mp4 cannot carry bitmap subtitles: not in the output",
 		}},
 		{"titles and tags in mov", func() media.Presentation {
 			p := same
