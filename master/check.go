@@ -216,9 +216,9 @@ func (c *chunkChecker) check(i int) error {
 	problem := ""
 	measured, err := media.MeasureQuality(c.ctx, c.cfg.Tools,
 		media.QualityInput{Path: ch.Path, Skip: ch.TrimStart, Frames: frames},
-		media.QualityInput{Path: path, Frames: frames, Formats: media.ShardFormats()}, media.QualityOptions{})
+		media.QualityInput{Path: path, Frames: frames, Formats: media.ShardFormats()}, media.QualityOptions{SameSize: true})
 	switch {
-	case errors.Is(err, media.ErrFrameCountMismatch), errors.Is(err, media.ErrDamaged):
+	case media.IsQualityFinding(err):
 		problem = err.Error()
 	case err != nil:
 		return fmt.Errorf("verify chunk %d: %w", i, err)
@@ -344,12 +344,12 @@ func verifyPictures(ctx context.Context, cfg JobConfig, src media.SourceInfo, st
 // (every picture, or in sample mode sampleFrames per chunk spread over the
 // video) and records each chunk's measure in the chunk map.
 func measureOutput(ctx context.Context, cfg JobConfig, src media.SourceInfo, state *JobState) error {
-	opt := media.QualityOptions{}
+	opt := media.QualityOptions{SameSize: true}
 	if cfg.Verify == VerifySample {
 		opt.Sample = sampleFrames * len(state.Chunks)
 	}
 	frames, err := media.MeasureQuality(ctx, cfg.Tools, media.QualityInput{Path: src.Path}, media.QualityInput{Path: cfg.Output}, opt)
-	if errors.Is(err, media.ErrFrameCountMismatch) || errors.Is(err, media.ErrDamaged) {
+	if media.IsQualityFinding(err) {
 		for i := range state.Chunks {
 			state.Chunks[i].Quality, state.Chunks[i].QualityProblem = nil, err.Error()
 			state.markChanged(i)

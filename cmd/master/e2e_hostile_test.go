@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -33,6 +34,8 @@ type hostileWorker struct {
 	// claimSize, when > 0, is the encoded size its ProcessChunk answers
 	// claim, and downloadSize the size its DownloadShard metadata claims.
 	claimSize, downloadSize int64
+	// claimFrames is the picture count its metadata claim.
+	claimFrames int64
 	// trickle, when > 0, makes DownloadShard send one byte per interval.
 	trickle time.Duration
 	// unreachable makes the worker die at the first DownloadShard: a
@@ -41,6 +44,9 @@ type hostileWorker struct {
 	stop        func()
 	// message is its error for every ProcessChunk when set.
 	message string
+	// shard, when set, is what it stores for every chunk instead of the
+	// chunk's bytes.
+	shard []byte
 	// hangAfter, when > 0, makes it answer that many ProcessChunk calls
 	// and take every later one without ever answering.
 	hangAfter int
@@ -48,6 +54,7 @@ type hostileWorker struct {
 
 	mu     *sync.Mutex
 	shards map[string][]byte
+	sent   map[string]int64 // the size of the chunk each shard is of
 }
 
 func startHostile(t *testing.T, w *hostileWorker) *hostileWorker {
@@ -57,7 +64,7 @@ func startHostile(t *testing.T, w *hostileWorker) *hostileWorker {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	w.Addr, w.shards, w.mu = lis.Addr().String(), map[string][]byte{}, &sync.Mutex{}
+	w.Addr, w.shards, w.sent, w.mu = lis.Addr().String(), map[string][]byte{}, map[string]int64{}, &sync.Mutex{}
 	w.stop = sync.OnceFunc(func() { go srv.Stop() })
 	pb.RegisterVideoProcessingServiceServer(srv, w)
 	go srv.Serve(lis)
@@ -89,21 +96,27 @@ func (w *hostileWorker) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRe
 	}
 	loc := fmt.Sprintf("%s/chunk_%d.shard", req.GetVideoId(), req.GetChunkIndex())
 	data := req.GetChunkData()
+	if w.shard != nil {
+		data = w.shard
+	}
 	w.mu.Lock()
-	w.shards[loc] = data
+	w.shards[loc], w.sent[loc] = data, int64(len(req.GetChunkData()))
 	w.mu.Unlock()
 	meta := w.meta(req.GetVideoId(), req.GetChunkIndex(), loc, data)
 	if w.claimSize > 0 {
 		meta.EncodedSize = w.claimSize
 	}
-	return &pb.ProcessChunkResponse{Success: true, WorkerId: "hostile", ShardLocation: loc, OriginalSize: int64(len(data)),
+	return &pb.ProcessChunkResponse{Success: true, WorkerId: "hostile", ShardLocation: loc, OriginalSize: meta.OriginalSize,
 		EncodedSize: meta.EncodedSize, ChecksumSha256: meta.ChecksumSha256, Metadata: meta}, nil
 }
 
 func (w *hostileWorker) meta(video string, index int32, loc string, data []byte) *pb.ChunkMetadata {
 	sum := sha256.Sum256(data)
+	w.mu.Lock()
+	sent := w.sent[loc]
+	w.mu.Unlock()
 	return &pb.ChunkMetadata{ChunkIndex: index, VideoId: video, ShardLocation: loc, Encoder: w.result,
-		OriginalSize: int64(len(data)), EncodedSize: int64(len(data)), ChecksumSha256: hex.EncodeToString(sum[:])}
+		OriginalSize: sent, FrameCount: w.claimFrames, EncodedSize: int64(len(data)), ChecksumSha256: hex.EncodeToString(sum[:])}
 }
 
 func (w *hostileWorker) DownloadShard(req *pb.GetShardRequest, stream pb.VideoProcessingService_DownloadShardServer) error {
@@ -160,33 +173,39 @@ func TestE2EHostileWorkers(t *testing.T) {
 		name   string
 		worker hostileWorker
 		honest bool     // an honest (simulated) worker joins the job
+		bomb   bool     // the worker's shards are bigBlackPictures
 		want   []string // in stderr (failure) or stdout (success)
 	}{
 		{"claims simulated shards while its health says ffmpeg",
-			hostileWorker{health: "ffmpeg", result: "simulated"}, false,
+			hostileWorker{health: "ffmpeg", result: "simulated"}, false, false,
 			[]string{`the worker's health says encoder "ffmpeg", its chunk's metadata "simulated"`}},
 		{"claims a 1 TiB shard",
-			hostileWorker{health: "simulated", result: "simulated", claimSize: 1 << 40}, false,
+			hostileWorker{health: "simulated", result: "simulated", claimSize: 1 << 40}, false, false,
 			[]string{"has 1099511627776 bytes"}},
 		{"serves a 1 TiB shard",
-			hostileWorker{health: "simulated", result: "simulated", downloadSize: 1 << 40}, false,
+			hostileWorker{health: "simulated", result: "simulated", downloadSize: 1 << 40}, false, false,
 			[]string{"the worker offers 1099511627776 bytes, the chunk map says"}},
 		{"sends a byte now and then",
-			hostileWorker{health: "simulated", result: "simulated", trickle: 300 * time.Millisecond}, false,
+			hostileWorker{health: "simulated", result: "simulated", trickle: 300 * time.Millisecond}, false, false,
 			[]string{"the worker stopped sending", "not received within"}},
 		{"dies after storing its chunks",
-			hostileWorker{health: "simulated", result: "simulated", unreachable: true}, true,
+			hostileWorker{health: "simulated", result: "simulated", unreachable: true}, true, false,
 			[]string{"encoded again:", "its worker cannot be reached"}},
 		{"takes chunks and never answers",
-			hostileWorker{health: "simulated", result: "simulated", hangAfter: 1}, true,
+			hostileWorker{health: "simulated", result: "simulated", hangAfter: 1}, true, false,
 			[]string{"straggler: " + "127.0.0.1:", "has not answered in"}},
+		{"answers with pictures of 16 million pixels", hostileWorker{health: "ffmpeg", result: "ffmpeg", claimFrames: 30}, false, true,
+			[]string{"chunk fails picture verification", "pictures not of the reference's size: they have more than 230400 pixels"}},
 		{"answers with control characters",
-			hostileWorker{health: "simulated", result: "simulated", message: "boom\x1b]0;pwned\x07\x1b[2J\u202e"}, false,
+			hostileWorker{health: "simulated", result: "simulated", message: "boom\x1b]0;pwned\x07\x1b[2J\u202e"}, false, false,
 			[]string{"boom\uFFFD]0;pwned\uFFFD\uFFFD[2J\uFFFD"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			if tt.bomb {
+				tt.worker.shard = bigBlackPictures(t)
+			}
 			w := startHostile(t, &tt.worker)
 			workers := w.Addr
 			if tt.honest {
@@ -233,6 +252,23 @@ func TestE2EHostileWorkers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bigBlackPictures is a Matroska file of a few kilobytes whose five
+// pictures are 4096x4096: decoded, 25 MB each.
+func bigBlackPictures(t *testing.T) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "big.mkv")
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=black:size=4096x4096:rate=30",
+		"-frames:v", "5", "-c:v", "libx264", "-preset", "ultrafast", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // TestE2EReconstructWithAWorkerGone: reconstruct of a job one of whose

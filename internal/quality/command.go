@@ -35,7 +35,7 @@ func sampleExpr(count, n int64) string {
 // 0, 1, 2..., then psnr and ssim, in a chain, writing their per-picture
 // statistics to standard output; the pictures themselves go to the null
 // muxer.
-func command(refSrc source, ref Input, distSrc source, dist Input, count int64, picks []int64) *ffmpeg.Stream {
+func command(refSrc source, ref Input, distSrc source, dist Input, count int64, picks []int64, maxPixels int64) *ffmpeg.Stream {
 	end := count // pictures to decode in each range
 	if picks != nil {
 		end = picks[len(picks)-1] + 1
@@ -44,8 +44,8 @@ func command(refSrc source, ref Input, distSrc source, dist Input, count int64, 
 	// "no autorotation" differently on purpose: ffmpeg-go merges nodes
 	// with equal arguments, and comparing a file with itself would
 	// otherwise make one input feeding both sides, which it cannot build.
-	side := func(src source, in Input, inKw ffmpeg.KwArgs, convert func(*ffmpeg.Stream) *ffmpeg.Stream) *ffmpeg.Stream {
-		s := ffmpeg.Input("file:"+src.abs, inputOptions(in, inKw)).Get(strconv.Itoa(src.index)).
+	side := func(src source, in Input, maxPixels int64, inKw ffmpeg.KwArgs, convert func(*ffmpeg.Stream) *ffmpeg.Stream) *ffmpeg.Stream {
+		s := ffmpeg.Input("file:"+src.abs, inputOptions(in, maxPixels, inKw)).Get(strconv.Itoa(src.index)).
 			Trim(ffmpeg.KwArgs{
 				"start_frame": strconv.FormatInt(in.Skip, 10),
 				"end_frame":   strconv.FormatInt(in.Skip+end, 10),
@@ -71,8 +71,8 @@ func command(refSrc source, ref Input, distSrc source, dist Input, count int64, 
 		}
 		return s
 	}
-	r := side(refSrc, ref, ffmpeg.KwArgs{"autorotate": "0", "reinit_filter": "0"}, toRef).Split()
-	d := side(distSrc, dist, ffmpeg.KwArgs{"noautorotate": "", "reinit_filter": "0"}, toRef)
+	r := side(refSrc, ref, 0, ffmpeg.KwArgs{"autorotate": "0", "reinit_filter": "0"}, toRef).Split()
+	d := side(distSrc, dist, maxPixels, ffmpeg.KwArgs{"noautorotate": "", "reinit_filter": "0"}, toRef)
 	// shortest: a side that runs out ends the comparison, rather than its
 	// last picture being compared again (the count check then fails).
 	statsKw := ffmpeg.KwArgs{"stats_file": "-", "shortest": "1"}

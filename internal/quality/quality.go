@@ -29,6 +29,11 @@ var (
 	// has one and MeasureQuality does not run it yet.
 	ErrNoVMAF = errors.New("VMAF is not available")
 
+	// ErrPictureSize: with Options.SameSize, the distorted input's
+	// pictures are not the reference's size. Like ErrDamaged, a finding
+	// about the input.
+	ErrPictureSize = errors.New("pictures not of the reference's size")
+
 	// ErrNotMedia: ffprobe cannot read a file as media at all (or, with
 	// Input.Formats, not with those demuxers). The message carries
 	// ffprobe's reason.
@@ -113,6 +118,12 @@ type Options struct {
 	// VMAF asks for VMAF scores; MeasureQuality then fails with ErrNoVMAF
 	// (see there) before decoding anything.
 	VMAF bool
+	// SameSize holds dist to ref's picture size: a dist whose stream says
+	// otherwise is ErrPictureSize before any of it is decoded, and its
+	// decoders (ffprobe's too) refuse pictures of more pixels than ref's
+	// (-max_pixels), met midway, as damage (ErrDamaged). For a dist from
+	// elsewhere: a few kilobytes of H.264 can hold pictures of gigabytes.
+	SameSize bool
 }
 
 // MeasureQuality decodes the pictures of ref's and dist's ranges side by
@@ -170,13 +181,21 @@ func MeasureQuality(ctx context.Context, tools Tools, ref, dist Input, opt Optio
 		return nil, fmt.Errorf("measure quality: %w", vmafUnavailable(ctx, tools))
 	}
 
-	refSrc, err := probeSource(ctx, tools, ref)
+	refSrc, err := probeSource(ctx, tools, ref, 0)
 	if err != nil {
 		return nil, fmt.Errorf("measure quality: reference %s: %w", ref.Path, err)
 	}
-	distSrc, err := probeSource(ctx, tools, dist)
+	var maxPixels int64
+	if opt.SameSize {
+		maxPixels = refSrc.pixels()
+	}
+	distSrc, err := probeSource(ctx, tools, dist, maxPixels)
 	if err != nil {
 		return nil, fmt.Errorf("measure quality: distorted %s: %w", dist.Path, err)
+	}
+	if opt.SameSize && (distSrc.width != refSrc.width || distSrc.height != refSrc.height) {
+		return nil, fmt.Errorf("measure quality: %w: the distorted input's are %dx%d, the reference's %dx%d",
+			ErrPictureSize, distSrc.width, distSrc.height, refSrc.width, refSrc.height)
 	}
 	count, err := rangeCounts(refSrc, ref, distSrc, dist)
 	if err != nil {
@@ -192,7 +211,7 @@ func MeasureQuality(ctx context.Context, tools Tools, ref, dist Input, opt Optio
 	}
 
 	stats := newStatsParser(want)
-	cmd := command(refSrc, ref, distSrc, dist, count, picks)
+	cmd := command(refSrc, ref, distSrc, dist, count, picks, maxPixels)
 	damage := &damageLog{url: "file:" + distSrc.abs}
 	if distSrc.abs == refSrc.abs {
 		damage.url = "" // a file against itself: its damage is the reference's too
@@ -215,6 +234,13 @@ func MeasureQuality(ctx context.Context, tools Tools, ref, dist Input, opt Optio
 		}
 	}
 	return frames, nil
+}
+
+// IsFinding reports whether err, from MeasureQuality, is a finding about
+// the distorted input (its pictures do not pair with the reference's, do
+// not decode cleanly, or are too big) rather than a failure to measure.
+func IsFinding(err error) bool {
+	return errors.Is(err, ErrFrameCountMismatch) || errors.Is(err, ErrDamaged) || errors.Is(err, ErrPictureSize)
 }
 
 // Summarize returns the minimum and mean PSNR and SSIM of frames (see

@@ -545,3 +545,58 @@ func childCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestMeasureQuality_SameSize: a distorted input from elsewhere is held to
+// the reference's picture size, by what its stream says and by what its
+// pictures turn out to be midway (a few kilobytes of H.264 can hold
+// pictures of gigabytes), before its decoder allocates them.
+func TestMeasureQuality_SameSize(t *testing.T) {
+	t.Parallel()
+	c := makeQualityClips(t)
+	dir := t.TempDir()
+	big := "color=black:size=4096x4096:rate=25"
+	x264 := []string{"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "5", "-f", "h264"}
+	ffmpegT(t, append([]string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "30"}, append(x264, filepath.Join(dir, "a.h264"))...)...)
+	ffmpegT(t, append([]string{"-f", "lavfi", "-i", big, "-frames:v", "5"}, append(x264, filepath.Join(dir, "b.h264"))...)...)
+	a, err := os.ReadFile(filepath.Join(dir, "a.h264"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "b.h264"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ab.h264"), append(a, b...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	grows := filepath.Join(dir, "grows.mkv") // says 320x240; its pictures 31 to 35 are 4096x4096
+	ffmpegT(t, "-r", "25", "-i", filepath.Join(dir, "ab.h264"), "-c", "copy", grows)
+	huge := filepath.Join(dir, "huge.mkv")
+	ffmpegT(t, "-r", "25", "-i", filepath.Join(dir, "b.h264"), "-c", "copy", huge)
+
+	tests := []struct {
+		name   string
+		dist   quality.Input
+		frames int64
+		want   error
+	}{
+		{"another size", quality.Input{Path: c.small444}, 0, quality.ErrPictureSize},
+		{"huge pictures", quality.Input{Path: huge}, 5, quality.ErrPictureSize},
+		{"pictures that grow midway", quality.Input{Path: grows}, 35, quality.ErrDamaged},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ref := quality.Input{Path: c.ref, Frames: tt.frames}
+			tt.dist.Frames = tt.frames
+			_, err := quality.MeasureQuality(t.Context(), quality.Tools{}, ref, tt.dist, quality.Options{SameSize: true})
+			if !errors.Is(err, tt.want) || !quality.IsFinding(err) {
+				t.Fatalf("err = %v, want %v, a finding", err, tt.want)
+			}
+			// Without SameSize the pictures are scaled to the reference's.
+			if _, err := quality.MeasureQuality(t.Context(), quality.Tools{}, ref, tt.dist, quality.Options{}); err != nil {
+				t.Fatalf("without SameSize: %v", err)
+			}
+		})
+	}
+}

@@ -23,20 +23,28 @@ type source struct {
 	packets       int64
 }
 
+func (s source) pixels() int64 { return int64(s.width) * int64(s.height) }
+
 // inputOptions are the ffprobe and ffmpeg options that restrict how in is
-// read (see Input.Formats), merged over base.
-func inputOptions(in Input, base ffmpeg.KwArgs) ffmpeg.KwArgs {
+// read (see Input.Formats; maxPixels, when not 0, bounds the pictures its
+// decoder takes), merged over base.
+func inputOptions(in Input, maxPixels int64, base ffmpeg.KwArgs) ffmpeg.KwArgs {
 	kw := maps.Clone(base)
 	if len(in.Formats) > 0 {
 		kw["protocol_whitelist"] = "file"
 		kw["format_whitelist"] = strings.Join(in.Formats, ",")
 	}
+	if maxPixels > 0 {
+		kw["max_pixels"] = strconv.FormatInt(maxPixels, 10)
+	}
 	return kw
 }
 
 // probeSource finds the first video stream of in's file that is not a
-// cover image, and counts its packets (reading, not decoding, them).
-func probeSource(ctx context.Context, tools Tools, in Input) (source, error) {
+// cover image, and counts its packets (reading, not decoding, them; but
+// ffprobe decodes a picture or two to learn the stream's format, which
+// maxPixels, when not 0, bounds: bigger ones are ErrPictureSize).
+func probeSource(ctx context.Context, tools Tools, in Input, maxPixels int64) (source, error) {
 	abs, err := filepath.Abs(in.Path)
 	if err != nil {
 		return source{}, err
@@ -48,7 +56,7 @@ func probeSource(ctx context.Context, tools Tools, in Input) (source, error) {
 	if !fi.Mode().IsRegular() {
 		return source{}, fmt.Errorf("%w: not a regular file", ErrNotMedia)
 	}
-	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(inputOptions(in, ffmpeg.KwArgs{
+	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(inputOptions(in, maxPixels, ffmpeg.KwArgs{
 		"v":              "error",
 		"hide_banner":    "",
 		"select_streams": "v",
@@ -69,6 +77,9 @@ func probeSource(ctx context.Context, tools Tools, in Input) (source, error) {
 		} `json:"streams"`
 	}
 	if err := fftool.ProbeJSON(ctx, tools.FFprobeBin(), args, &rep); err != nil {
+		if maxPixels > 0 && fftool.IsFailure(ctx, err) && strings.Contains(err.Error(), "exceeds specified max pixel count") {
+			return source{}, fmt.Errorf("%w: they have more than %d pixels", ErrPictureSize, maxPixels)
+		}
 		if fftool.IsFailure(ctx, err) {
 			return source{}, fmt.Errorf("%w: %w", ErrNotMedia, err)
 		}

@@ -34,17 +34,24 @@ var (
 	// ErrDamaged is quality.ErrDamaged: the distorted input does not
 	// decode cleanly.
 	ErrDamaged = quality.ErrDamaged
+	// ErrPictureSize is quality.ErrPictureSize: with SameSize, the
+	// distorted input's pictures are not the reference's size.
+	ErrPictureSize = quality.ErrPictureSize
 	// ErrNoVMAF is quality.ErrNoVMAF: VMAF cannot be measured.
 	ErrNoVMAF = quality.ErrNoVMAF
 )
 
 // MeasureQuality is quality.MeasureQuality with the master's Tools: dist's
 // PSNR and SSIM against ref, picture by picture, paired by position. Its
-// errors wrap ErrNotMedia, ErrNoVideo, ErrFrameCountMismatch, ErrNoVMAF,
+// errors wrap ErrNotMedia, ErrNoVideo, ErrFrameCountMismatch, ErrPictureSize, ErrNoVMAF,
 // fs.ErrNotExist or ctx.Err() as quality.MeasureQuality documents.
 func MeasureQuality(ctx context.Context, tools Tools, ref, dist QualityInput, opt QualityOptions) ([]FrameQuality, error) {
 	return quality.MeasureQuality(ctx, tools, ref, dist, opt)
 }
+
+// IsQualityFinding reports whether a MeasureQuality error is a finding
+// about the distorted input rather than a failure (quality.IsFinding).
+func IsQualityFinding(err error) bool { return quality.IsFinding(err) }
 
 // Summarize returns the minimum and mean PSNR and SSIM of frames
 // (quality.Summarize).
