@@ -93,15 +93,13 @@ func (l PixelLimits) any() bool {
 }
 
 // decoderMaxPixels is the -max_pixels given to decoders for FramePixels, 0
-// for none. libavcodec checks the picture's width rounded up to its row
-// alignment (up to 64) times its height, so it gets 1/64 more: a picture
-// the probe found within FramePixels decodes, one beyond it by more than
-// the rounding does not.
+// for none: a picture the probe found within FramePixels decodes, one
+// beyond it by more than libavcodec's row rounding does not.
 func (l PixelLimits) decoderMaxPixels() int64 {
 	if l.FramePixels <= 0 {
 		return 0
 	}
-	return min(l.FramePixels+l.FramePixels/64, math.MaxInt32)
+	return fftool.MaxPixelsOf(l.FramePixels)
 }
 
 // maxPixelsMessage is what libavcodec logs when a picture exceeds

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/videoshard/videoshard/internal/proc"
@@ -117,4 +118,20 @@ func SplitLogLine(b []byte) (component, level, msg string) {
 		}
 	}
 	return component, "", s
+}
+
+// MaxPixels is the -max_pixels that lets a decoder take pictures of
+// width x height and none much bigger: libavcodec checks each picture's
+// width rounded up to its row alignment (up to 64 bytes' worth of pixels)
+// times its height, so a bound of exactly width*height refuses a
+// 160x120 picture.
+func MaxPixels(width, height int) int64 {
+	return min(int64(width+63)/64*64*int64(height), math.MaxInt32)
+}
+
+// MaxPixelsOf is MaxPixels for pictures of any shape holding at most
+// pixels: rounding each row up to 64 adds at most 1/64 for rows of 64 or
+// more pixels.
+func MaxPixelsOf(pixels int64) int64 {
+	return min(pixels+pixels/64, math.MaxInt32)
 }

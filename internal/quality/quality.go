@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/videoshard/videoshard/internal/fftool"
 )
 
 // Errors of MeasureQuality. They come wrapped with the file they are
@@ -187,7 +189,7 @@ func MeasureQuality(ctx context.Context, tools Tools, ref, dist Input, opt Optio
 	}
 	var maxPixels int64
 	if opt.SameSize {
-		maxPixels = refSrc.pixels()
+		maxPixels = fftool.MaxPixels(refSrc.width, refSrc.height)
 	}
 	distSrc, err := probeSource(ctx, tools, dist, maxPixels)
 	if err != nil {

@@ -1,6 +1,7 @@
 package quality_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -573,24 +574,35 @@ func TestMeasureQuality_SameSize(t *testing.T) {
 	ffmpegT(t, "-r", "25", "-i", filepath.Join(dir, "ab.h264"), "-c", "copy", grows)
 	huge := filepath.Join(dir, "huge.mkv")
 	ffmpegT(t, "-r", "25", "-i", filepath.Join(dir, "b.h264"), "-c", "copy", huge)
+	// libavcodec bounds a picture's width rounded up to 64 times its
+	// height: a bound of exactly 200x150 would refuse 200x150 pictures.
+	odd := filepath.Join(dir, "odd.mkv")
+	ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=size=200x150:rate=25", "-frames:v", "10", "-c:v", "ffv1", odd)
+	oddEncoded := filepath.Join(dir, "odd_x264.mkv")
+	ffmpegT(t, "-i", odd, "-c:v", "libx264", "-preset", "ultrafast", oddEncoded)
 
 	tests := []struct {
 		name   string
+		ref    string // c.ref when empty
 		dist   quality.Input
 		frames int64
-		want   error
+		want   error // nil: measured
 	}{
-		{"another size", quality.Input{Path: c.small444}, 0, quality.ErrPictureSize},
-		{"huge pictures", quality.Input{Path: huge}, 5, quality.ErrPictureSize},
-		{"pictures that grow midway", quality.Input{Path: grows}, 35, quality.ErrDamaged},
+		{"the same size, not a multiple of 64", odd, quality.Input{Path: oddEncoded}, 10, nil},
+		{"another size", "", quality.Input{Path: c.small444}, 0, quality.ErrPictureSize},
+		{"huge pictures", "", quality.Input{Path: huge}, 5, quality.ErrPictureSize},
+		{"pictures that grow midway", "", quality.Input{Path: grows}, 35, quality.ErrDamaged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ref := quality.Input{Path: c.ref, Frames: tt.frames}
+			ref := quality.Input{Path: cmp.Or(tt.ref, c.ref), Frames: tt.frames}
 			tt.dist.Frames = tt.frames
 			_, err := quality.MeasureQuality(t.Context(), quality.Tools{}, ref, tt.dist, quality.Options{SameSize: true})
-			if !errors.Is(err, tt.want) || !quality.IsFinding(err) {
+			switch {
+			case tt.want == nil && err != nil:
+				t.Fatalf("err = %v, want a measure", err)
+			case tt.want != nil && (!errors.Is(err, tt.want) || !quality.IsFinding(err)):
 				t.Fatalf("err = %v, want %v, a finding", err, tt.want)
 			}
 			// Without SameSize the pictures are scaled to the reference's.

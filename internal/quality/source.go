@@ -23,8 +23,6 @@ type source struct {
 	packets       int64
 }
 
-func (s source) pixels() int64 { return int64(s.width) * int64(s.height) }
-
 // inputOptions are the ffprobe and ffmpeg options that restrict how in is
 // read (see Input.Formats; maxPixels, when not 0, bounds the pictures its
 // decoder takes), merged over base.
