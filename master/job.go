@@ -1240,6 +1240,7 @@ func joinVerified(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 	err := g.Wait()
 	if err == nil {
 		v.Problems = append(v.Problems, pv.Problems...)
+		v.Problems = append(v.Problems, side.CheckCodecs(outP)...)
 		v.OK = len(v.Problems) == 0
 		sum.Warnings, err = presentationWarnings(vcfg, src, side, srcP.WithoutTracks(side.Left), outP, v.OutputVideoStart)
 	}

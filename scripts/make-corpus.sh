@@ -225,6 +225,12 @@ ff -f lavfi -i "$src:d=4" -f lavfi -i "$tone:d=4" -f lavfi -i "smptebars=s=320x2
   -metadata:s:a:0 language=eng -metadata:s:a:1 language=spa \
   -program title=One:st=0:st=1 -program title=Two:st=2:st=3 -f mpegts two_programs.ts
 
+# Blu-ray PCM in M2TS: lossless audio that neither Matroska nor MOV has a
+# tag for (ffmpeg refuses the one, writes the other unreadable); it stays
+# lossless, as FLAC or ALAC.
+ff -f lavfi -i "$src:d=4" -f lavfi -i "$tone:d=4" -c:v libx264 -preset veryfast -g 25 \
+  -c:a pcm_bluray -ac 2 -f mpegts -mpegts_m2ts_mode 1 bluray_pcm.m2ts
+
 # The sources refused before any encode, and what the refusal says.
 cat >refused.txt <<'LIST'
 size_change.mkv the video's picture size changes midway (320x240, then 480x270)
@@ -268,5 +274,7 @@ ts_jump_ahead.ts 1 mkv - damaged source: 1 of the video's packets | the video's 
 negative_start.mkv 1 mp4 - the video's first 25 pictures have no timestamps in the file
 empty_tracks.mkv 1 mp4 - left out: stream 1 (audio opus): it has no packets | left out: stream 2 (subtitle ass): it has no packets
 empty_tracks.mkv 1 mkv
+bluray_pcm.m2ts 1.5 mkv
+bluray_pcm.m2ts 1.5 mov
 two_programs.ts 1 mkv - left out: stream 3 (audio mp2): it belongs to programme 2, the video to programme 1 | left out: stream 2 (video h264): video streams are not carried
 LIST

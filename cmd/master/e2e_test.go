@@ -471,6 +471,12 @@ func TestE2ECorpus(t *testing.T) {
 					t.Errorf("the output's picture %d is shown %.4fs after its first, the source's %.4fs", i, got, want)
 				}
 			}
+			// Lossless audio stays lossless, sample for sample.
+			if codec, got := audioSamples(t, out); codec == "flac" || codec == "alac" || strings.HasPrefix(codec, "pcm_") {
+				if _, want := audioSamples(t, src); got != want {
+					t.Errorf("the output's first audio stream (%s) does not decode to the source's samples", codec)
+				}
+			}
 			t.Log(strings.TrimSpace(grepLine(stdout, "split:")))
 			t.Log(strings.TrimSpace(grepLine(stdout, "pictures:")))
 		})
@@ -490,6 +496,26 @@ func TestE2ECorpus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// audioSamples is the codec of path's first audio stream and the MD5 of
+// the samples it decodes to, as 32-bit PCM; "" and "" for no audio.
+func audioSamples(t *testing.T, path string) (codec, sum string) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name",
+		"-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	if codec = strings.TrimSpace(string(out)); codec == "" {
+		return "", ""
+	}
+	out, err = exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0",
+		"-c:a", "pcm_s32le", "-f", "md5", "-").Output()
+	if err != nil {
+		t.Fatalf("decode the audio of %s: %v", path, err)
+	}
+	return codec, strings.TrimSpace(string(out))
 }
 
 // decodedPictures counts the pictures ffmpeg decodes from path's first

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,8 +39,10 @@ type SideStream struct {
 	Codec string
 	// Encoder is "" when Join copies the stream into the output as it is,
 	// or the encoder Join converts it with because the output container
-	// cannot carry Codec: "aac" (MP4, MOV), "libopus" (WebM), "mov_text",
-	// "webvtt".
+	// cannot carry Codec (see audioEncoder): "flac" (Matroska), "alac"
+	// (MP4, MOV) for lossless audio, "aac" (Matroska, MP4, MOV) or
+	// "libopus" (WebM) for the rest; "srt", "mov_text", "webvtt" for text
+	// subtitles.
 	Encoder string
 	// Bitrate is the audio bitrate for Encoder, e.g. "160k"; "" otherwise.
 	Bitrate string
@@ -72,12 +75,24 @@ type SideStreams struct {
 var dropsEmptyTracks = []string{"mp4", "mov"}
 
 // Audio codecs each container takes as they are; others are converted
-// (audioEncoder). Matroska takes all.
+// (audioEncoder). Each was checked as ffmpeg 5.1 writes a stream copy and
+// reads it back: a muxer that knows no tag for a codec may still write it,
+// under a tag nothing decodes (ADPCM from Flash in Matroska, Blu-ray PCM
+// in MOV), or as another codec (pcm_s64le in MOV reads as pcm_s16le).
 var audioCodecsFor = map[string][]string{
-	"mp4":  {"aac", "mp3", "ac3", "eac3", "opus", "alac"},
-	"mov":  {"aac", "mp3", "ac3", "eac3", "alac", "pcm_*"},
+	"matroska": {"aac", "ac3", "eac3", "dts", "truehd", "mlp", "mp1", "mp2", "mp3", "opus", "vorbis",
+		"flac", "alac", "tta", "wavpack", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be",
+		"pcm_s32le", "pcm_s32be", "pcm_f32le", "pcm_f64le", "pcm_u8", "pcm_alaw", "pcm_mulaw"},
+	"mp4": {"aac", "mp3", "ac3", "eac3", "opus", "alac"},
+	"mov": {"aac", "mp2", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be",
+		"pcm_s32le", "pcm_s32be", "pcm_f32le", "pcm_f32be", "pcm_f64le", "pcm_f64be", "pcm_u8", "pcm_s8",
+		"pcm_alaw", "pcm_mulaw"},
 	"webm": {"opus", "vorbis"},
 }
+
+// losslessAudio are the codecs whose conversion keeps every sample
+// (audioEncoder): PCM of any layout, and the lossless compressors.
+var losslessAudio = []string{"pcm_*", "flac", "alac", "tta", "wavpack", "truehd", "mlp", "ape", "shorten", "tak"}
 
 // Subtitle codecs by kind.
 var (
@@ -123,8 +138,8 @@ func planSideStreams(src SourceInfo, container string) (SideStreams, error) {
 			continue
 		}
 		s := SideStream{SourceIndex: a.Index, Type: "audio", Codec: a.Codec}
-		if container != "matroska" && !codecIn(a.Codec, audioCodecsFor[container]) {
-			s.Encoder, s.Bitrate = audioEncoder(container, a.Channels)
+		if !codecIn(a.Codec, audioCodecsFor[container]) {
+			s.Encoder, s.Bitrate = audioEncoder(container, a.Codec, a.Channels)
 		}
 		plan.Streams = append(plan.Streams, s)
 	}
@@ -160,10 +175,21 @@ func planSideStreams(src SourceInfo, container string) (SideStreams, error) {
 	return plan, nil
 }
 
-// audioEncoder picks the encoder and bitrate for audio the container cannot
-// carry: AAC at 80 kb/s per channel for MP4 and MOV, Opus at 64 kb/s per
-// channel for WebM, at most 512 kb/s; an unknown channel count counts as 2.
-func audioEncoder(container string, channels int) (encoder, bitrate string) {
+// audioEncoder picks the encoder and bitrate for audio in codec that the
+// container cannot carry: lossless audio stays lossless where the
+// container allows (FLAC in Matroska, ALAC in MP4 and MOV; no bitrate);
+// the rest, and anything in WebM, becomes AAC at 80 kb/s per channel
+// (Matroska, MP4, MOV) or Opus at 64 kb/s per channel (WebM), at most
+// 512 kb/s; an unknown channel count counts as 2.
+func audioEncoder(container, codec string, channels int) (encoder, bitrate string) {
+	if codecIn(codec, losslessAudio) {
+		switch container {
+		case "matroska":
+			return "flac", ""
+		case "mp4", "mov":
+			return "alac", ""
+		}
+	}
 	if channels <= 0 {
 		channels = 2
 	}
@@ -172,6 +198,43 @@ func audioEncoder(container string, channels int) (encoder, bitrate string) {
 		encoder, per = "libopus", 64
 	}
 	return encoder, strconv.Itoa(min(per*channels, 512)) + "k"
+}
+
+// encodedCodecs are the codecs, by ffprobe's names, that SideStream
+// encoders write.
+var encodedCodecs = map[string]string{
+	"aac": "aac", "libopus": "opus", "flac": "flac", "alac": "alac",
+	"mov_text": "mov_text", "webvtt": "webvtt", "srt": "subrip",
+}
+
+// OutputCodec is the codec, by ffprobe's name, the stream has in the
+// output: its own when copied, its encoder's when converted.
+func (s SideStream) OutputCodec() string {
+	if s.Encoder == "" {
+		return s.Codec
+	}
+	return cmp.Or(encodedCodecs[s.Encoder], s.Encoder)
+}
+
+// CheckCodecs compares the output's audio and subtitle tracks (out, as
+// ProbePresentation read the output Join wrote) with the plan: each
+// stream must be there, in its place, in the codec the plan gives it. A
+// track ffprobe reads as another codec, or as none, is a problem: a muxer
+// wrote what it holds no tag for.
+func (p SideStreams) CheckCodecs(out Presentation) []string {
+	var problems []string
+	for i, s := range p.Streams {
+		at := slices.IndexFunc(out.Tracks, func(t TrackPresentation) bool { return t.Index == 1+i })
+		got := "nothing"
+		if at >= 0 {
+			got = cmp.Or(out.Tracks[at].Codec, "a codec ffmpeg does not know")
+		}
+		if want := s.OutputCodec(); at < 0 || out.Tracks[at].Codec != want {
+			problems = append(problems, fmt.Sprintf("the output's stream %d (the source's %s stream %d, %s) is %s, not %s",
+				1+i, s.Type, s.SourceIndex, s.Codec, got, want))
+		}
+	}
+	return problems
 }
 
 // PlanSideStreams plans how the output in container (as ContainerFor
