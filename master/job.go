@@ -1229,7 +1229,7 @@ func joinVerified(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 	var srcP, outP media.Presentation
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		v, err = media.Verify(gctx, cfg.Tools, src.Without(side.Left), vcfg.Output)
+		v, err = media.Verify(gctx, cfg.Tools, src.Without(side.Left), side, vcfg.Output)
 		return err
 	})
 	g.Go(func() error { return verifyPictures(gctx, vcfg, src, state, paths, &pv, sum) })
@@ -1242,7 +1242,7 @@ func joinVerified(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 		v.Problems = append(v.Problems, pv.Problems...)
 		v.Problems = append(v.Problems, side.CheckCodecs(outP)...)
 		v.OK = len(v.Problems) == 0
-		sum.Warnings, err = presentationWarnings(vcfg, src, side, srcP.WithoutTracks(side.Left), outP, v.OutputVideoStart)
+		sum.Warnings, err = presentationWarnings(vcfg, src, side, srcP.WithoutTracks(side.Left), outP, v)
 	}
 	if err != nil {
 		_ = os.Remove(vcfg.Output)
@@ -1290,14 +1290,17 @@ func probePresentations(ctx context.Context, tools media.Tools, source, output s
 // source's, after the streams the side-stream plan left out and what the
 // source's decode found; track offsets count from each file's first
 // picture (outVideoStart for the output, as Verify measured it).
-func presentationWarnings(cfg JobConfig, src media.SourceInfo, side media.SideStreams, srcP, outP media.Presentation, outVideoStart float64) ([]string, error) {
+func presentationWarnings(cfg JobConfig, src media.SourceInfo, side media.SideStreams, srcP, outP media.Presentation, v media.Verification) ([]string, error) {
 	container, err := media.ContainerFor(cfg.Output)
 	if err != nil {
 		return nil, err
 	}
-	// Offsets from the first picture shown, not the first packet.
+	// Offsets from the first picture shown, not the first packet, to the
+	// first sample of the source's sound, not the first packet's.
 	srcP.PlaceVideo(src.Video.StartTime)
-	outP.PlaceVideo(outVideoStart) // as Verify found it
+	outP.PlaceVideo(v.OutputVideoStart) // as Verify found it
+	srcP.PlaceAudio(v.AudioStartsSource)
+	outP.PlaceAudio(v.AudioStartsOutput)
 	warnings := slices.Clone(side.Dropped)
 	for i := range warnings {
 		warnings[i] = "left out: " + warnings[i]

@@ -225,6 +225,12 @@ ff -f lavfi -i "$src:d=4" -f lavfi -i "$tone:d=4" -f lavfi -i "smptebars=s=320x2
   -metadata:s:a:0 language=eng -metadata:s:a:1 language=spa \
   -program title=One:st=0:st=1 -program title=Two:st=2:st=3 -f mpegts two_programs.ts
 
+# A 60 fps phone video with 16 kHz AAC: the MP4 hides AAC's priming (64
+# ms here) by its edit list; Matroska plays it and starts the video as
+# much later, in sync, though the streams' start times move 4 frames.
+ff -f lavfi -i "$src:d=4" -f lavfi -i "sine=f=440:r=16000:d=4" -vf fps=60 -c:v libx264 -preset veryfast -g 60 \
+  -c:a aac -ac 1 phone_60fps_aac16k.mp4
+
 # Blu-ray PCM in M2TS: lossless audio that neither Matroska nor MOV has a
 # tag for (ffmpeg refuses the one, writes the other unreadable); it stays
 # lossless, as FLAC or ALAC.
@@ -274,6 +280,7 @@ ts_jump_ahead.ts 1 mkv - damaged source: 1 of the video's packets | the video's 
 negative_start.mkv 1 mp4 - the video's first 25 pictures have no timestamps in the file
 empty_tracks.mkv 1 mp4 - left out: stream 1 (audio opus): it has no packets | left out: stream 2 (subtitle ass): it has no packets
 empty_tracks.mkv 1 mkv
+phone_60fps_aac16k.mp4 1 mkv
 bluray_pcm.m2ts 1.5 mkv
 bluray_pcm.m2ts 1.5 mov
 two_programs.ts 1 mkv - left out: stream 3 (audio mp2): it belongs to programme 2, the video to programme 1 | left out: stream 2 (video h264): video streams are not carried

@@ -12,6 +12,17 @@ import (
 
 // audioTrack is how one audio stream plays.
 type audioTrack struct {
+	// Index is the stream's index in its file.
+	Index int
+	// FirstPacket is its earliest packet's timestamp, played or not;
+	// Start its earliest played packet's. Start - FirstPacket is the
+	// priming the file marks as not to be played (packets flagged
+	// discard: an MP4 edit list's). NaN when no packet has a timestamp.
+	FirstPacket, Start float64
+	// Packets counts its packets, played or not; lead is the first
+	// leadPackets of them, in file order (see copyStart).
+	Packets int
+	lead    []leadPacket
 	// Length is the sum of its packets' durations, which counts the
 	// samples whatever their timestamps say; -1 when a packet's duration
 	// is not known.
@@ -28,6 +39,17 @@ type audioTrack struct {
 	last, lastDur float64
 }
 
+// leadPackets bounds the packets an audioTrack keeps of its start: over a
+// minute of AAC at 48 kHz, more than any edit list's pre-roll.
+const leadPackets = 4096
+
+// leadPacket is one packet of an audio track's start.
+type leadPacket struct {
+	pts     float64 // NaN when it has none
+	size    int
+	discard bool
+}
+
 // roundingSlack is how far a packet's duration may be from the time to the
 // next packet and still be taken for that time: Matroska keeps both to
 // the millisecond, each rounded on its own, so an AAC packet of 21.333 ms
@@ -41,7 +63,7 @@ func audioTracks(ctx context.Context, tools Tools, abs string) ([]audioTrack, er
 	var w audioLengthWriter
 	if err := probeTo(ctx, tools, abs, ffmpeg.KwArgs{
 		"select_streams": "a",
-		"show_entries":   "packet=stream_index,pts_time,duration_time,flags",
+		"show_entries":   "packet=stream_index,pts_time,duration_time,size,flags",
 		"of":             "csv=p=0",
 	}, &w); err != nil {
 		return nil, err
@@ -60,7 +82,56 @@ func audioTracks(ctx context.Context, tools Tools, abs string) ([]audioTrack, er
 	return w.tracks, nil
 }
 
-// audioLengthWriter parses "1,0.021333,0.021333,K_" lines as they stream.
+// minKnown is the smaller of a and b, b when a is NaN.
+func minKnown(a, b float64) float64 {
+	if math.IsNaN(a) {
+		return b
+	}
+	return min(a, b)
+}
+
+// audioTrackOf is the track of tracks for stream index, false if none
+// (a stream without packets).
+func audioTrackOf(tracks []audioTrack, index int) (audioTrack, bool) {
+	for _, t := range tracks {
+		if t.Index == index {
+			return t, true
+		}
+	}
+	return audioTrack{}, false
+}
+
+// copyStart is when src's sound begins in out, a stream copy of src,
+// whatever out marks of its priming (Matroska cannot mark AAC's, and plays
+// it: the video starts as much later). out holds src's packets less some
+// at the start (Join drops an edit list's pre-roll), so out's first is
+// src's packet src.Packets-out.Packets, which the sizes of the first few
+// confirm; src's first played packet is as many places on in out. False
+// when the packets do not line up (out is not a copy, or lost packets
+// midway).
+func copyStart(src, out audioTrack) (float64, bool) {
+	first := -1 // src's first played packet
+	for i, p := range src.lead {
+		if !p.discard && p.pts == src.Start {
+			first = i
+			break
+		}
+	}
+	shift := src.Packets - out.Packets
+	if first < 0 || shift < 0 || shift > first || first-shift >= len(out.lead) {
+		return 0, false
+	}
+	const confirm = 8
+	for k := 0; k < confirm && k < len(out.lead) && shift+k < len(src.lead); k++ {
+		if out.lead[k].size != src.lead[shift+k].size {
+			return 0, false
+		}
+	}
+	start := out.lead[first-shift].pts
+	return start, !math.IsNaN(start)
+}
+
+// audioLengthWriter parses "1,0.021333,0.021333,371,K_" lines as they stream.
 // Packets flagged discard ("D": before an MP4 edit list's start) are not
 // played, and not counted.
 type audioLengthWriter struct {
@@ -82,7 +153,7 @@ func (w *audioLengthWriter) parse(b []byte) {
 	}
 	f := strings.Split(strings.TrimSuffix(line, ","), ",")
 	n, err := strconv.Atoi(f[0])
-	if len(f) != 4 || err != nil {
+	if len(f) != 5 || err != nil {
 		w.err = fmt.Errorf("ffprobe: unexpected packet line %q", line)
 		return
 	}
@@ -93,13 +164,30 @@ func (w *audioLengthWriter) parse(b []byte) {
 	if !seen {
 		i = len(w.tracks)
 		w.order[n] = i
-		w.tracks = append(w.tracks, audioTrack{first: math.Inf(1), end: math.Inf(-1), last: math.NaN()})
+		w.tracks = append(w.tracks, audioTrack{Index: n, FirstPacket: math.NaN(), Start: math.NaN(),
+			first: math.Inf(1), end: math.Inf(-1), last: math.NaN()})
 	}
 	t := &w.tracks[i]
-	if strings.Contains(f[3], "D") {
+	pts, perr := strconv.ParseFloat(f[1], 64)
+	discard := strings.Contains(f[4], "D")
+	t.Packets++
+	if len(t.lead) < leadPackets {
+		p := leadPacket{pts: math.NaN(), discard: discard}
+		if perr == nil {
+			p.pts = pts
+		}
+		p.size, _ = strconv.Atoi(f[3])
+		t.lead = append(t.lead, p)
+	}
+	if perr == nil {
+		t.FirstPacket = minKnown(t.FirstPacket, pts)
+	}
+	if discard {
 		return
 	}
-	pts, perr := strconv.ParseFloat(f[1], 64)
+	if perr == nil {
+		t.Start = minKnown(t.Start, pts)
+	}
 	d, derr := strconv.ParseFloat(f[2], 64)
 	if derr != nil || d < 0 {
 		t.Length = -1

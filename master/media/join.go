@@ -207,6 +207,12 @@ var encodedCodecs = map[string]string{
 	"mov_text": "mov_text", "webvtt": "webvtt", "srt": "subrip",
 }
 
+// encoderDelays are the samples an audio encoder gives before the first
+// it is given (its priming), by encoder: a container may mark them as not
+// to be played (MP4's edit list, Matroska's CodecDelay for Opus) or not
+// (Matroska for AAC), but they come before the source's sound either way.
+var encoderDelays = map[string]int{"aac": 1024, "libopus": 312}
+
 // OutputCodec is the codec, by ffprobe's name, the stream has in the
 // output: its own when copied, its encoder's when converted.
 func (s SideStream) OutputCodec() string {
@@ -214,6 +220,20 @@ func (s SideStream) OutputCodec() string {
 		return s.Codec
 	}
 	return cmp.Or(encodedCodecs[s.Encoder], s.Encoder)
+}
+
+// audioStart is when the source's sound begins in out, the track this
+// stream became in the output, played at sampleRate: see copyStart for a
+// copy (src is the source's track); a converted stream's first packet
+// comes its encoder's delay before it. False when it cannot be told.
+func (s SideStream) audioStart(src, out audioTrack, sampleRate int) (float64, bool) {
+	if s.Encoder == "" {
+		return copyStart(src, out)
+	}
+	if math.IsNaN(out.FirstPacket) || sampleRate <= 0 {
+		return 0, false
+	}
+	return out.FirstPacket + float64(encoderDelays[s.Encoder])/float64(sampleRate), true
 }
 
 // CheckCodecs compares the output's audio and subtitle tracks (out, as

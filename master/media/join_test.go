@@ -60,7 +60,7 @@ func joinTo(t testing.TB, src media.SourceInfo, shards []media.Shard, outPath st
 // mustVerify verifies out against src and fails on any problem.
 func mustVerify(t testing.TB, src media.SourceInfo, out string) media.Verification {
 	t.Helper()
-	v, err := media.Verify(context.Background(), mediaTools(t), src, out)
+	v, err := media.Verify(context.Background(), mediaTools(t), src, media.SideStreams{}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestPipeline_NTSCManyChunks(t *testing.T) {
 		}
 		out = filepath.Join(t.TempDir(), name)
 		joinTo(t, src, plain, out)
-		pv, err := media.Verify(context.Background(), mediaTools(t), src, out)
+		pv, err := media.Verify(context.Background(), mediaTools(t), src, media.SideStreams{}, out)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -320,6 +320,18 @@ func (p *Presentation) PlaceVideo(start float64) {
 	p.Video.StartTime = start
 }
 
+// PlaceAudio moves each audio track listed in starts (by stream index, as
+// Verification's AudioStarts give them: where its first sample of the
+// source's sound plays, which a stream's start time may not say) to
+// start there.
+func (p *Presentation) PlaceAudio(starts map[int]float64) {
+	for i, t := range p.Tracks {
+		if start, ok := starts[t.Index]; ok && t.Type == "audio" {
+			p.Tracks[i].Offset = start - p.Video.StartTime
+		}
+	}
+}
+
 func (s presentationStream) videoPresentation() VideoPresentation {
 	v := VideoPresentation{
 		Index:             s.Index,

@@ -36,6 +36,11 @@ type Verification struct {
 	// AudioSource and AudioOutput are how each audio stream plays: its
 	// samples' length and the time they are given.
 	AudioSource, AudioOutput []audioTrack
+	// AudioStartsSource and AudioStartsOutput are when each audio
+	// stream's first sample of the source's sound plays, by stream index,
+	// on its file's timeline (see audioStarts); what the audio/video
+	// offset is measured with.
+	AudioStartsSource, AudioStartsOutput map[int]float64
 	// Untimed: the source's pictures carry no usable timestamps (none, or
 	// too many that repeat or go back to mend, see repairTimes), so the
 	// output's were compared with the pictures shown one frame apart at
@@ -66,7 +71,7 @@ type Verification struct {
 // The error is for what prevents the comparison: a missing output (wraps
 // fs.ErrNotExist), an output ffprobe cannot read (ErrNotMedia), ffprobe not
 // starting, an ended ctx (wraps ctx.Err()).
-func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (Verification, error) {
+func Verify(ctx context.Context, tools Tools, src SourceInfo, plan SideStreams, outPath string) (Verification, error) {
 	if err := ctx.Err(); err != nil {
 		return Verification{}, err
 	}
@@ -82,9 +87,6 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 		FrameDuration:      src.Video.FrameDuration(),
 		MaxDrift:           -1,
 		AudioStreamsSource: len(src.Audio),
-	}
-	if len(src.Audio) > 0 {
-		v.AVOffsetSource = src.Video.StartTime - src.Audio[0].StartTime
 	}
 	pics := src.pictures
 	if pics == nil {
@@ -136,9 +138,6 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 		out.Video.StartTime = t // as Probe places the source's video
 	}
 	v.OutputVideoStart = out.Video.StartTime
-	if len(out.Audio) > 0 {
-		v.AVOffsetOutput = out.Video.StartTime - out.Audio[0].StartTime
-	}
 	// The audio's lengths, read side by side with the video's packets.
 	var outScan *packetScan
 	g, gctx := errgroup.WithContext(ctx)
@@ -164,6 +163,16 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	}
 	if err := g.Wait(); err != nil {
 		return Verification{}, err
+	}
+	pairs := pairAudio(src, out, v.AudioSource, v.AudioOutput, plan)
+	v.AudioStartsSource, v.AudioStartsOutput = audioStarts(pairs)
+	if len(src.Audio) > 0 {
+		a := src.Audio[0]
+		v.AVOffsetSource = src.Video.StartTime - startOr(v.AudioStartsSource, a)
+	}
+	if len(out.Audio) > 0 {
+		a := out.Audio[0]
+		v.AVOffsetOutput = out.Video.StartTime - startOr(v.AudioStartsOutput, a)
 	}
 	v.OutputFrames = outScan.packets
 	fps := out.Video.FPS
@@ -198,8 +207,11 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	if v.AudioStreamsOutput != v.AudioStreamsSource {
 		problem("the output has %d audio streams, the source %d", v.AudioStreamsOutput, v.AudioStreamsSource)
 	}
-	for i := range min(len(v.AudioSource), len(v.AudioOutput)) {
-		s, o := v.AudioSource[i], v.AudioOutput[i]
+	for i, p := range pairs {
+		s, o := p.src, p.out
+		if !p.paired {
+			continue
+		}
 		// A gap in the source's sound may come out filled: a container
 		// without timestamp gaps (MP4) lengthens the sample before it. So
 		// the output may have as much more sound as the source has gaps.
@@ -220,6 +232,73 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, outPath string) (V
 	}
 	v.OK = len(v.Problems) == 0
 	return v, nil
+}
+
+// audioPair is an output's audio stream and the source's it carries.
+type audioPair struct {
+	src, out audioTrack
+	side     SideStream // how Join carried it: a copy unless planned otherwise
+	rate     int        // the output's sample rate
+	paired   bool       // false when either has no packets
+}
+
+// pairAudio pairs the output's audio streams, in order, with the
+// source's each carries: the plan's audio streams, in order, or without a
+// plan src's own (a file not joined by Join); tracks are each file's
+// audioTracks.
+func pairAudio(src, out SourceInfo, srcTracks, outTracks []audioTrack, plan SideStreams) []audioPair {
+	var planned []SideStream
+	for _, s := range plan.Streams {
+		if s.Type == "audio" {
+			planned = append(planned, s)
+		}
+	}
+	if len(planned) == 0 {
+		for _, a := range src.Audio {
+			planned = append(planned, SideStream{SourceIndex: a.Index, Type: "audio", Codec: a.Codec})
+		}
+	}
+	var pairs []audioPair
+	for k, o := range out.Audio[:min(len(out.Audio), len(planned))] {
+		p := audioPair{side: planned[k], rate: o.SampleRate}
+		var srcOK, outOK bool
+		p.src, srcOK = audioTrackOf(srcTracks, p.side.SourceIndex)
+		p.out, outOK = audioTrackOf(outTracks, o.Index)
+		p.paired = srcOK && outOK
+		pairs = append(pairs, p)
+	}
+	return pairs
+}
+
+// audioStarts is when each paired stream's first sample of the source's
+// sound plays, by stream index, on its own file's timeline: in the source
+// its first played packet; in the output where SideStream.audioStart
+// finds that packet, else its own first played packet. A stream without
+// timestamps has none.
+func audioStarts(pairs []audioPair) (srcStarts, outStarts map[int]float64) {
+	srcStarts, outStarts = map[int]float64{}, map[int]float64{}
+	for _, p := range pairs {
+		if !p.paired {
+			continue
+		}
+		if !math.IsNaN(p.src.Start) {
+			srcStarts[p.src.Index] = p.src.Start
+		}
+		if t, ok := p.side.audioStart(p.src, p.out, p.rate); ok {
+			outStarts[p.out.Index] = t
+		} else if !math.IsNaN(p.out.Start) {
+			outStarts[p.out.Index] = p.out.Start
+		}
+	}
+	return srcStarts, outStarts
+}
+
+// startOr is a's start in starts, or the stream's own start time.
+func startOr(starts map[int]float64, a StreamInfo) float64 {
+	if t, ok := starts[a.Index]; ok {
+		return t
+	}
+	return a.StartTime
 }
 
 // audioSlack is how far an audio stream's length may move: an encoder's

@@ -28,7 +28,7 @@ func TestMisplacedPicture(t *testing.T) {
 
 func TestAudioTracks_Parse(t *testing.T) {
 	var w audioLengthWriter
-	in := "1,-0.5,0.021333,K_D\n1,0.000000,0.021333,K_\n1,0.021333,0.021333,K_\n2,0.5,0.1,K_\n2,0.5,0.1,K_\n1,N/A,0.021333,K_\n3,0.0,N/A,K_\n"
+	in := "1,-0.5,0.021333,6,K_D\n1,0.000000,0.021333,371,K_\n1,0.021333,0.021333,372,K_\n2,0.5,0.1,9,K_\n2,0.5,0.1,9,K_\n1,N/A,0.021333,373,K_\n3,0.0,N/A,1,K_\n"
 	_, _ = w.Write([]byte(in[:30])) // lines split across writes
 	_, _ = w.Write([]byte(in[30:]))
 	if w.err != nil {
@@ -39,6 +39,9 @@ func TestAudioTracks_Parse(t *testing.T) {
 	}
 	if a := w.tracks[0]; a.Length < 0.0639 || a.Length > 0.064 || a.Span != -1 {
 		t.Errorf("stream 1: %+v, want 0.064 s of sound, no span (a packet without timestamp)", a)
+	}
+	if a := w.tracks[0]; a.Index != 1 || a.FirstPacket != -0.5 || a.Start != 0 || a.Packets != 4 || len(a.lead) != 4 || a.lead[3].size != 373 {
+		t.Errorf("stream 1: %+v, want its first packet at -0.5 s (discarded), its first played at 0, 4 packets", a)
 	}
 	if b := w.tracks[1]; b.Length < 0.199 || b.Length > 0.201 {
 		t.Errorf("stream 2: %+v, want 0.2 s of sound", b)

@@ -30,7 +30,7 @@ func verifyBroken(t *testing.T, src media.SourceInfo, shards []media.Shard, side
 	if err := media.Join(ctx, tools, src, shards, ss, out); err != nil {
 		t.Fatal(err)
 	}
-	v, err := media.Verify(ctx, tools, src, out)
+	v, err := media.Verify(ctx, tools, src, ss, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestVerify_NoVideo(t *testing.T) {
 	src := mustProbe(t, clip(clipH264AAC))
 	out := filepath.Join(t.TempDir(), "audio.mka")
 	ffmpegT(t, "-i", src.Path, "-map", "0:a", "-c", "copy", out)
-	v, err := media.Verify(context.Background(), mediaTools(t), src, out)
+	v, err := media.Verify(context.Background(), mediaTools(t), src, media.SideStreams{}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestVerify_NoVideo(t *testing.T) {
 func TestVerify_Errors(t *testing.T) {
 	src := mustProbe(t, clip(clipH264AAC))
 	tools := mediaTools(t)
-	_, err := media.Verify(context.Background(), tools, src, filepath.Join(t.TempDir(), "missing.mkv"))
+	_, err := media.Verify(context.Background(), tools, src, media.SideStreams{}, filepath.Join(t.TempDir(), "missing.mkv"))
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing output: err = %v, want fs.ErrNotExist", err)
 	}
@@ -111,12 +111,12 @@ func TestVerify_Errors(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("junk"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := media.Verify(context.Background(), tools, src, junk); !errors.Is(err, media.ErrNotMedia) {
+	if _, err := media.Verify(context.Background(), tools, src, media.SideStreams{}, junk); !errors.Is(err, media.ErrNotMedia) {
 		t.Errorf("junk output: err = %v, want ErrNotMedia", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := media.Verify(ctx, tools, src, src.Path); !errors.Is(err, context.Canceled) {
+	if _, err := media.Verify(ctx, tools, src, media.SideStreams{}, src.Path); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: err = %v, want context.Canceled", err)
 	}
 }
@@ -190,7 +190,7 @@ func TestVerify_TimestampsRestart(t *testing.T) {
 	}
 	kept := filepath.Join(dir, "kept.ts")
 	ffmpegT(t, "-copyts", "-i", srcPath, "-c", "copy", "-f", "mpegts", "-muxdelay", "0", kept)
-	v, err := media.Verify(context.Background(), mediaTools(t), src, kept)
+	v, err := media.Verify(context.Background(), mediaTools(t), src, media.SideStreams{}, kept)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,5 +256,66 @@ func TestVerify_AudioGapIntoMP4(t *testing.T) {
 	shards := encodeShards(t, mustSplit(t, src, 2), x264Args)
 	if v := verifyBroken(t, src, shards, true, "out.mp4"); !v.OK {
 		t.Errorf("the gap filled in MP4: %q, want OK", v.Problems)
+	}
+}
+
+// TestVerify_AudioStart: the audio/video offset is measured to the first
+// sample of the source's sound, not to the audio's first packet. AAC's
+// priming (1024 samples) is hidden by an MP4's edit list; Matroska cannot
+// mark it, so a copy there plays it and starts the video as much later:
+// in sync, though the streams' start times differ by 21 ms at 48 kHz and
+// 64 ms at 16 kHz, more than a frame at 60 fps. Audio truly moved is
+// still found.
+func TestVerify_AudioStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tests := []struct {
+		name     string
+		rate     string // the source's audio sample rate
+		output   string
+		audioLag string // seconds the output's audio is moved after it is joined; "" for none
+		problem  string // "" for none
+	}{
+		{"AAC at 48 kHz copied into Matroska", "48000", "out.mkv", "", ""},
+		{"AAC at 16 kHz copied into Matroska", "16000", "out.mkv", "", ""},
+		{"AAC copied into MP4", "48000", "out.mp4", "", ""},
+		{"audio moved two frames late", "48000", "out.mkv", "0.034", "after its audio"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srcPath := filepath.Join(t.TempDir(), "phone.mp4")
+			ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=60:d=2", "-f", "lavfi", "-i", "sine=f=440:d=2:r="+tt.rate,
+				"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-c:a", "aac", srcPath)
+			src := mustProbe(t, srcPath)
+			shards := encodeShards(t, mustSplit(t, src, 1), x264Args)
+			ctx, tools := context.Background(), mediaTools(t)
+			out := filepath.Join(t.TempDir(), tt.output)
+			container, err := media.ContainerFor(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := media.PlanSideStreams(ctx, tools, src, container)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := media.Join(ctx, tools, src, shards, plan, out); err != nil {
+				t.Fatal(err)
+			}
+			if tt.audioLag != "" {
+				moved := filepath.Join(dir, tt.name+tt.output)
+				ffmpegT(t, "-i", out, "-itsoffset", tt.audioLag, "-i", out, "-map", "0:v", "-map", "1:a", "-c", "copy", moved)
+				out = moved
+			}
+			v, err := media.Verify(ctx, tools, src, plan, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.problem != "" {
+				wantProblem(t, v, tt.problem)
+			} else if !v.OK {
+				t.Errorf("problems %q (offsets: source %.4f, output %.4f)", v.Problems, v.AVOffsetSource, v.AVOffsetOutput)
+			}
+		})
 	}
 }
