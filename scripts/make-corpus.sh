@@ -225,6 +225,14 @@ ff -f lavfi -i "$src:d=4" -f lavfi -i "$tone:d=4" -f lavfi -i "smptebars=s=320x2
   -metadata:s:a:0 language=eng -metadata:s:a:1 language=spa \
   -program title=One:st=0:st=1 -program title=Two:st=2:st=3 -f mpegts two_programs.ts
 
+# Full-range H.264 (phones, webcams, MJPEG-derived files) with one
+# keyframe in 6 s: its chunks are made losslessly, in full range.
+ff -f lavfi -i "$src:d=6" -vf format=yuvj420p -c:v libx264 -preset veryfast -g 150 fullrange_long_gop.mp4
+
+# QuickTime Graphics (SMC): a palette of its own, one keyframe in 4 s.
+ff -f lavfi -i "$src:d=4" -vf "split[a][b];[a]palettegen=max_colors=64[p];[b][p]paletteuse" \
+  -c:v smc -g 100 palette_smc.mov
+
 # A 60 fps phone video with 16 kHz AAC: the MP4 hides AAC's priming (64
 # ms here) by its edit list; Matroska plays it and starts the video as
 # much later, in sync, though the streams' start times move 4 frames.
@@ -281,6 +289,8 @@ negative_start.mkv 1 mp4 - the video's first 25 pictures have no timestamps in t
 empty_tracks.mkv 1 mp4 - left out: stream 1 (audio opus): it has no packets | left out: stream 2 (subtitle ass): it has no packets
 empty_tracks.mkv 1 mkv
 phone_60fps_aac16k.mp4 1 mkv
+fullrange_long_gop.mp4 1.5 mkv
+palette_smc.mov 1 mkv - video pixel format: source pal8, output yuv444p (RGB to YUV)
 bluray_pcm.m2ts 1.5 mkv
 bluray_pcm.m2ts 1.5 mov
 two_programs.ts 1 mkv - left out: stream 3 (audio mp2): it belongs to programme 2, the video to programme 1 | left out: stream 2 (video h264): video streams are not carried

@@ -18,7 +18,7 @@ type pixFormat struct {
 // yuva444p12le, nv12, p010le, gbrap, rgb24, rgba64be, gray16le, ya8, ...
 func parsePixFormat(name string) pixFormat {
 	n := strings.TrimSuffix(strings.TrimSuffix(name, "le"), "be")
-	if n == "" || n == "pal8" {
+	if n == "" {
 		return pixFormat{}
 	}
 	// Formats whose name says little of their samples.
@@ -37,6 +37,7 @@ func parsePixFormat(name string) pixFormat {
 		"x2rgb10": {"rgb", false, 10, ""}, "x2bgr10": {"rgb", false, 10, ""},
 		"rgb565": {"rgb", false, 5, ""}, "bgr565": {"rgb", false, 5, ""}, "rgb555": {"rgb", false, 5, ""},
 		"bgr555": {"rgb", false, 5, ""}, "rgb444": {"rgb", false, 4, ""}, "bgr444": {"rgb", false, 4, ""},
+		"pal8": {"rgb", false, 8, ""}, // 256 colours of 8-bit RGB (its alpha not told)
 		"rgb8": {"rgb", false, 3, ""}, "bgr8": {"rgb", false, 3, ""}, "rgb4": {"rgb", false, 2, ""}, "bgr4": {"rgb", false, 2, ""},
 	}
 	if f, ok := special[n]; ok {

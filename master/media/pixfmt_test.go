@@ -22,7 +22,7 @@ func TestPixFormatLoss(t *testing.T) {
 		{"yuv420p", "gray", "YUV to GRAY"},
 		{"gray10le", "gray", "10 to 8 bits"},
 		{"rgba", "yuv420p", "alpha dropped, RGB to YUV"},
-		{"pal8", "yuv420p", ""},
+		{"pal8", "yuv444p", "RGB to YUV"},
 		{"unknown_fmt", "yuv420p", ""},
 		{"", "yuv420p", ""},
 	}

@@ -549,8 +549,11 @@ func ComparePresentation(src, out Presentation, container string) []string {
 	}
 	c.diff("video colour primaries", sv.ColorPrimaries, ov.ColorPrimaries, "")
 	c.diff("video transfer characteristics", sv.ColorTransfer, ov.ColorTransfer, "")
-	c.diff("video matrix coefficients", sv.ColorSpace, ov.ColorSpace, "")
-	c.diff("video colour range", sv.ColorRange, ov.ColorRange, "")
+	if sameColourModel(sv.PixFmt, ov.PixFmt) {
+		// RGB has neither; the YUV it was encoded to states its own.
+		c.diff("video matrix coefficients", sv.ColorSpace, ov.ColorSpace, "")
+		c.diff("video colour range", sv.ColorRange, ov.ColorRange, "")
+	}
 	c.diff("video HDR mastering display", sv.MasteringDisplay, ov.MasteringDisplay, hdrWhy(ov.Codec))
 	c.diff("video HDR content light level", sv.ContentLight, ov.ContentLight, hdrWhy(ov.Codec))
 	if sv.FieldOrder != "" {

@@ -510,13 +510,19 @@ func writeCopyChunks(ctx context.Context, tools Tools, src SourceInfo, tl timeli
 	return nil
 }
 
-// losslessCodec picks the encoder of lossless chunks for a pixel format:
-// libx264 at QP 0 (fast, and fast to decode) for the 8-bit YUV formats it
-// codes losslessly, FFV1 (any format) otherwise.
+// losslessCodec picks the encoder of lossless chunks for a pixel format,
+// one that stores it as it is: libx264 at QP 0 (fast, and fast to decode)
+// for the 8-bit YUV formats, full range too; PNG for a palette (FFV1 would
+// store the colours, and going back to a palette picks other indexes);
+// FFV1 for the rest, which it stores as they are or converts exactly
+// (packed to planar, RGB to BGR0). FFV1 has no full-range formats: it
+// would convert yuvj420p to limited range.
 func losslessCodec(pixFmt string) string {
 	switch pixFmt {
-	case "yuv420p", "yuv422p", "yuv444p":
+	case "yuv420p", "yuv422p", "yuv444p", "yuvj420p", "yuvj422p", "yuvj444p":
 		return "libx264"
+	case "pal8":
+		return "png"
 	}
 	return "ffv1"
 }
