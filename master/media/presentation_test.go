@@ -135,9 +135,8 @@ func TestPresentation_Pipeline(t *testing.T) {
 			src:  append(tinyVideo, "-c:v", "libx264rgb", "-preset", "ultrafast", "-g", "10"),
 			ext:  ".mkv", codec: x264Args,
 			want: map[string][]string{"out.mkv": {
+				// Not the matrix (gbr) or range (pc) of RGB: YUV has its own.
 				"video pixel format: source gbrp, output yuv444p (RGB to YUV)",
-				"video matrix coefficients: source gbr, output none",
-				"video colour range: source pc, output tv",
 			}},
 			check: func(t *testing.T, p media.Presentation) {
 				if v := p.Video; v.ColorSpace == "gbr" || v.PixFmt != "yuv444p" {
