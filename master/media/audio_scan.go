@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,15 +15,18 @@ import (
 type audioTrack struct {
 	// Index is the stream's index in its file.
 	Index int
-	// FirstPacket is its earliest packet's timestamp, played or not;
-	// Start its earliest played packet's. Start - FirstPacket is the
-	// priming the file marks as not to be played (packets flagged
-	// discard: an MP4 edit list's). NaN when no packet has a timestamp.
+	// FirstPacket is its first packet's timestamp, in file order, played
+	// or not; Start its first played packet's (not the earliest: where a
+	// capture's timestamps restart, the earliest may come later). Start -
+	// FirstPacket is the priming the file marks as not to be played
+	// (packets flagged discard: an MP4 edit list's). NaN when the packet
+	// has no timestamp.
 	FirstPacket, Start float64
 	// Packets counts its packets, played or not; lead is the first
 	// leadPackets of them, in file order (see copyStart).
 	Packets int
 	lead    []leadPacket
+	played  bool // a packet not flagged discard was seen
 	// Length is the sum of its packets' durations, which counts the
 	// samples whatever their timestamps say; -1 when a packet's duration
 	// is not known.
@@ -82,14 +86,6 @@ func audioTracks(ctx context.Context, tools Tools, abs string) ([]audioTrack, er
 	return w.tracks, nil
 }
 
-// minKnown is the smaller of a and b, b when a is NaN.
-func minKnown(a, b float64) float64 {
-	if math.IsNaN(a) {
-		return b
-	}
-	return min(a, b)
-}
-
 // audioTrackOf is the track of tracks for stream index, false if none
 // (a stream without packets).
 func audioTrackOf(tracks []audioTrack, index int) (audioTrack, bool) {
@@ -110,13 +106,7 @@ func audioTrackOf(tracks []audioTrack, index int) (audioTrack, bool) {
 // when the packets do not line up (out is not a copy, or lost packets
 // midway).
 func copyStart(src, out audioTrack) (float64, bool) {
-	first := -1 // src's first played packet
-	for i, p := range src.lead {
-		if !p.discard && p.pts == src.Start {
-			first = i
-			break
-		}
-	}
+	first := slices.IndexFunc(src.lead, func(p leadPacket) bool { return !p.discard }) // src's first played packet
 	shift := src.Packets - out.Packets
 	if first < 0 || shift < 0 || shift > first || first-shift >= len(out.lead) {
 		return 0, false
@@ -179,15 +169,16 @@ func (w *audioLengthWriter) parse(b []byte) {
 		p.size, _ = strconv.Atoi(f[3])
 		t.lead = append(t.lead, p)
 	}
-	if perr == nil {
-		t.FirstPacket = minKnown(t.FirstPacket, pts)
+	if t.Packets == 1 && perr == nil {
+		t.FirstPacket = pts
 	}
 	if discard {
 		return
 	}
-	if perr == nil {
-		t.Start = minKnown(t.Start, pts)
+	if !t.played && perr == nil {
+		t.Start = pts
 	}
+	t.played = true
 	d, derr := strconv.ParseFloat(f[2], 64)
 	if derr != nil || d < 0 {
 		t.Length = -1

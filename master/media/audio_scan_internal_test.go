@@ -67,6 +67,12 @@ func TestCopyStart(t *testing.T) {
 			t.Errorf("%s: start %v, want %v", tt.name, got, tt.want)
 		}
 	}
+	// Timestamps that restart (captures run together): the first played
+	// packet is the first in the file, not the earliest.
+	restart := track("1.400,10", "1.421,11", "1.000,12", "1.021,13")
+	if got, ok := copyStart(restart, track("0.000,10", "0.021,11", "2.000,12", "2.021,13")); restart.Start != 1.4 || !ok || got != 0 {
+		t.Errorf("restarting timestamps: Start %v, start in the copy %v, %v; want 1.4, 0", restart.Start, got, ok)
+	}
 	// A converted stream starts its encoder's delay after its first packet.
 	aac := SideStream{Type: "audio", Codec: "pcm_s16le", Encoder: "aac"}
 	if got, ok := aac.audioStart(src, track("0.000,30", "0.021,31"), 48000); !ok || math.Abs(got-1024.0/48000) > 1e-9 {
