@@ -27,6 +27,11 @@ type audioTrack struct {
 	Packets int
 	lead    []leadPacket
 	played  bool // a packet not flagged discard was seen
+	// Recut: a packet flagged discard comes after one played. An MP4 or
+	// MOV edit list with a cut in the middle gives the next edit's
+	// pre-roll so, its timestamps going back: a copy would keep them,
+	// a decode drops them.
+	Recut bool
 	// Length is the sum of its packets' durations, which counts the
 	// samples whatever their timestamps say; -1 when a packet's duration
 	// is not known.
@@ -173,6 +178,7 @@ func (w *audioLengthWriter) parse(b []byte) {
 		t.FirstPacket = pts
 	}
 	if discard {
+		t.Recut = t.Recut || t.played
 		return
 	}
 	if !t.played && perr == nil {

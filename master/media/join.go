@@ -266,8 +266,10 @@ func (p SideStreams) CheckCodecs(out Presentation) []string {
 // AAC track's priming and an edit list's start, or an Opus track's
 // pre-skip, survive one remux but not two. For MP4 and MOV, whose muxer
 // drops a track with no packets, it counts the side streams' packets (one
-// read of the source's packets) and leaves the empty ones out (Left). A
-// source with nothing to carry gives SideStreams with an empty Path.
+// read of the source's packets) and leaves the empty ones out (Left). From
+// an MP4 or MOV source it reads the audio's packets and converts the
+// tracks an edit list cuts midway (decodeRecut). A source with nothing to
+// carry gives SideStreams with an empty Path.
 func PlanSideStreams(ctx context.Context, tools Tools, src SourceInfo, container string) (SideStreams, error) {
 	plan, err := planSideStreams(src, container)
 	if err != nil {
@@ -287,8 +289,36 @@ func PlanSideStreams(ctx context.Context, tools Tools, src SourceInfo, container
 			return plan, nil
 		}
 	}
+	if strings.HasPrefix(src.FormatName, "mov,") {
+		if err := plan.decodeRecut(ctx, tools, src); err != nil {
+			return SideStreams{}, fmt.Errorf("plan side streams: %w", err)
+		}
+	}
 	plan.Path = src.Path
 	return plan, nil
+}
+
+// decodeRecut converts the copied audio streams of src that an edit list
+// cuts midway (audioTrack.Recut): Join would copy the next edit's
+// pre-roll, timestamps going back, and the muxer refuse it; decoded, it
+// is dropped and the edits play one after the other.
+func (p *SideStreams) decodeRecut(ctx context.Context, tools Tools, src SourceInfo) error {
+	tracks, err := audioTracks(ctx, tools, src.Path)
+	if err != nil {
+		return fmt.Errorf("read audio packets: %w", err)
+	}
+	for i, s := range p.Streams {
+		t, ok := audioTrackOf(tracks, s.SourceIndex)
+		if s.Type != "audio" || s.Encoder != "" || !ok || !t.Recut {
+			continue
+		}
+		channels := 0
+		if a := slices.IndexFunc(src.Audio, func(a StreamInfo) bool { return a.Index == s.SourceIndex }); a >= 0 {
+			channels = src.Audio[a].Channels
+		}
+		p.Streams[i].Encoder, p.Streams[i].Bitrate = audioEncoder(p.Container, s.Codec, channels)
+	}
+	return nil
 }
 
 // leaveOutEmpty moves the streams of the file at abs that have no packets
