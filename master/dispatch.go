@@ -42,6 +42,13 @@ const (
 	// smaller limit keeps a job's memory at a few chunks of 16 MiB however
 	// large the workers' limits are.
 	DefaultJobMessageBytes = 16 << 20
+
+	// MaxReportedSlots bounds the chunks in flight a worker is given on
+	// its own word (max_concurrent_tasks, when PerWorkerCap is 0): each
+	// unary upload holds its chunk in the master's memory until the worker
+	// answers, so a worker that said 100000 and answered none would have
+	// the master hold the whole source, and the honest workers idle.
+	MaxReportedSlots = 16
 )
 
 // Errors of the dispatcher. They come wrapped; test them with errors.Is.
@@ -79,8 +86,8 @@ type DispatchConfig struct {
 	Workers []string
 
 	// PerWorkerCap is the most chunks in flight on one worker. 0 means the
-	// worker's own max_concurrent_tasks (at least 1), learnt from each
-	// health probe. Either way a probe that finds the worker already running
+	// worker's own max_concurrent_tasks (at least 1, at most
+	// MaxReportedSlots), learnt from each health probe. Either way a probe that finds the worker already running
 	// tasks that are not ours lowers it by that many, to no less than 1.
 	PerWorkerCap int
 
@@ -623,7 +630,7 @@ func (d *Dispatcher) probe(ctx context.Context, w *dispWorker) (*pb.HealthCheckR
 func (d *Dispatcher) upLocked(w *dispWorker, h *pb.HealthCheckResponse) {
 	c := d.cfg.PerWorkerCap
 	if c <= 0 {
-		c = max(1, int(h.GetMaxConcurrentTasks()))
+		c = int(min(max(1, h.GetMaxConcurrentTasks()), MaxReportedSlots))
 	}
 	// Tasks running that are not ours: another master, or ours from before
 	// the worker left the rotation.

@@ -133,13 +133,15 @@ func TestDispatch(t *testing.T) {
 }
 
 // TestDispatch_CapFromHealth: with no PerWorkerCap each worker gets its
-// reported max_concurrent_tasks; PerWorkerCap overrides it.
+// reported max_concurrent_tasks, up to MaxReportedSlots (one that says
+// 1000 is not sent every chunk at once); PerWorkerCap overrides it.
 func TestDispatch_CapFromHealth(t *testing.T) {
 	for _, perWorker := range []int{0, 1} {
 		ws := []*testWorker{
 			startWorker(t, workerOpts{MaxTasks: 1, Delay: 40 * time.Millisecond}),
 			startWorker(t, workerOpts{MaxTasks: 2, Delay: 40 * time.Millisecond}),
 			startWorker(t, workerOpts{MaxTasks: 3, Delay: 40 * time.Millisecond}),
+			startWorker(t, workerOpts{MaxTasks: 1000, Delay: 40 * time.Millisecond}),
 		}
 		cfg := fastConfig(t, addrsOf(ws...)...)
 		cfg.PerWorkerCap = perWorker
@@ -152,6 +154,9 @@ func TestDispatch_CapFromHealth(t *testing.T) {
 		checkResults(t, chunks, rec.Results(), addrsOf(ws...))
 		for i, w := range ws {
 			want := i + 1
+			if i == 3 {
+				want = master.MaxReportedSlots // not 1000
+			}
 			if perWorker > 0 {
 				want = perWorker
 			}
