@@ -497,7 +497,7 @@ func (s *Server) GRPCOptions(opts ...Option) []grpc.ServerOption {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	o := append(ServerOptions(s.log, append([]Option{WithInterceptors(messageInterceptors())}, opts...)...),
+	o := append(ServerOptions(s.log, append([]Option{withCodec(s.codec), WithInterceptors(messageInterceptors())}, opts...)...),
 		grpc.Creds(countingCreds{creds}), // for watchUnary's message bytes
 		grpc.InTapHandle(s.admit),
 		grpc.StatsHandler(connTagger{&s.connBytes}), // for Listener's counts
@@ -506,7 +506,6 @@ func (s *Server) GRPCOptions(opts ...Option) []grpc.ServerOption {
 		// gRPC's default (16 MiB) lets a call that never sends its
 		// message hold that much in headers, a hundred per connection.
 		grpc.MaxHeaderListSize(maxHeaderListBytes),
-		grpc.ForceServerCodecV2(s.codec), // after ServerOptions' own: the one with the read budget's releases
 		grpc.WaitForHandlers(true),
 	)
 	if s.cfg.MaxConcurrentStreams > 0 {

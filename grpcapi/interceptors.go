@@ -26,8 +26,14 @@ func ServerOptions(log *slog.Logger, opts ...Option) []grpc.ServerOption {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	unary := []grpc.UnaryServerInterceptor{recoverUnary(log), observeUnary(log, o.chunks)}
-	stream := []grpc.StreamServerInterceptor{recoverStream(log), observeStream(log, o.chunks)}
+	codec := wirecodec.Codec{}.Lenient()
+	if o.codec != nil {
+		codec = *o.codec
+	}
+	// The malformed check must see every request the codec decodes: no
+	// interceptor before it ends a call without its handler.
+	unary := []grpc.UnaryServerInterceptor{recoverUnary(log), observeUnary(log, o.chunks), malformedUnary(codec)}
+	stream := []grpc.StreamServerInterceptor{recoverStream(log), observeStream(log, o.chunks), malformedStream(codec)}
 	unary = append(unary, o.unary...)
 	stream = append(stream, o.stream...)
 	if o.auth != nil {
@@ -35,7 +41,7 @@ func ServerOptions(log *slog.Logger, opts ...Option) []grpc.ServerOption {
 		stream = append(stream, o.auth.StreamServerInterceptor())
 	}
 	return []grpc.ServerOption{
-		grpc.ForceServerCodecV2(wirecodec.Codec{}),
+		grpc.ForceServerCodecV2(codec),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}
@@ -45,6 +51,7 @@ func ServerOptions(log *slog.Logger, opts ...Option) []grpc.ServerOption {
 type Option func(*options)
 
 type options struct {
+	codec  *wirecodec.Codec // nil: a Lenient one of ServerOptions' own
 	creds  credentials.TransportCredentials
 	auth   *TokenAuth
 	chunks ChunkObserver
@@ -92,6 +99,50 @@ func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 		}()
 		return handler(ctx, req)
 	}
+}
+
+// withCodec serves with codec, which must be Lenient: GRPCOptions' own,
+// which keeps the read budget's releases (OnWritten).
+func withCodec(codec wirecodec.Codec) Option {
+	return func(o *options) { o.codec = &codec }
+}
+
+// malformedUnary answers a request whose bytes did not decode (see
+// wirecodec.Codec.Lenient) with InvalidArgument: the client's fault, not
+// the Internal gRPC would give.
+func malformedUnary(codec wirecodec.Codec) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := codec.Malformed(req); err != nil {
+			return nil, malformedStatus(err)
+		}
+		return handler(ctx, req)
+	}
+}
+
+// malformedStream is malformedUnary for each message a stream receives.
+func malformedStream(codec wirecodec.Codec) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, checkedStream{ss, codec})
+	}
+}
+
+type checkedStream struct {
+	grpc.ServerStream
+	codec wirecodec.Codec
+}
+
+func (s checkedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if err := s.codec.Malformed(m); err != nil {
+		return malformedStatus(err)
+	}
+	return nil
+}
+
+func malformedStatus(err error) error {
+	return status.Errorf(codes.InvalidArgument, "the request message does not decode: %v", err)
 }
 
 func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {

@@ -198,7 +198,7 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 		log:        cfg.Logger,
 		warns:      newWarnLimiter(cfg.Logger, time.Second),
 		slots:      make(chan struct{}, cfg.MaxConcurrentTasks),
-		codec:      wirecodec.New(),
+		codec:      wirecodec.New().Lenient(),
 		readBudget: semaphore.NewWeighted(cfg.MaxReadBytes),
 		health:     newHealthState(),
 		unaryGate: &gate{what: "unary ProcessChunk calls", key: "limits.max_unary_chunks",

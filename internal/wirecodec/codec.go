@@ -39,8 +39,9 @@ const pieceBytes = 256 << 10
 // Codec is the codec. Its zero value is ready, without OnWritten and
 // Recycle; New returns one with them.
 type Codec struct {
-	written  *sync.Map  // message → *watch, see OnWritten
-	payloads *sync.Pool // *[]byte given back by Recycle, for Unmarshal's payloads
+	written   *sync.Map  // message → *watch, see OnWritten
+	payloads  *sync.Pool // *[]byte given back by Recycle, for Unmarshal's payloads
+	malformed *sync.Map  // request → why it did not decode, see Lenient
 }
 
 // watch is what OnWritten registered for a message.
@@ -64,6 +65,29 @@ var _ encoding.CodecV2 = Codec{}
 // New returns a codec that keeps OnWritten's promises and reuses what
 // Recycle gives back.
 func New() Codec { return Codec{written: new(sync.Map), payloads: new(sync.Pool)} }
+
+// Lenient returns c taking a message that does not decode (truncated,
+// garbage, a string field that is not UTF-8) as an empty one, and keeping
+// why for Malformed. gRPC answers a codec's error with Internal, a fault
+// of the server's, before any interceptor can say it is the client's. For
+// a server only, whose interceptors must ask Malformed of every request
+// it decodes (or the reasons pile up).
+func (c Codec) Lenient() Codec {
+	c.malformed = new(sync.Map)
+	return c
+}
+
+// Malformed reports, once, why the request msg did not decode (see
+// Lenient); nil if it did.
+func (c Codec) Malformed(msg any) error {
+	if c.malformed == nil {
+		return nil
+	}
+	if err, ok := c.malformed.LoadAndDelete(msg); ok {
+		return err.(error)
+	}
+	return nil
+}
 
 // Recycle gives back the payload of a received DownloadShardResponse (its
 // Data) once nothing refers to it any more, for a later message's payload:
@@ -223,7 +247,13 @@ func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 			return nil
 		}
 	}
-	return stock().Unmarshal(data, v)
+	err := stock().Unmarshal(data, v)
+	if m, ok := v.(interface{ Reset() }); ok && err != nil && c.malformed != nil {
+		m.Reset()
+		c.malformed.Store(v, err)
+		return nil
+	}
+	return err
 }
 
 // payloadOnly is the payload of an encoded message that holds field

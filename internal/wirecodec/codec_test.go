@@ -195,3 +195,34 @@ func TestCodec_RecycleReusesPayloads(t *testing.T) {
 		}
 	}
 }
+
+// TestLenient: a Lenient codec takes a request that does not decode as an
+// empty one and says why once; the others refuse it.
+func TestLenient(t *testing.T) {
+	bad := mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x02, 0xff, 0xfe})} // video_id not UTF-8
+	if err := (Codec{}).Unmarshal(bad, &pb.GetVideoMetadataRequest{}); err == nil {
+		t.Fatal("the stock behaviour took a malformed message")
+	}
+	c := New().Lenient()
+	req := &pb.GetVideoMetadataRequest{VideoId: "stale"}
+	if err := c.Unmarshal(bad, req); err != nil {
+		t.Fatalf("Unmarshal: %v", err)
+	}
+	if req.GetVideoId() != "" {
+		t.Errorf("video id %q, want the message empty", req.GetVideoId())
+	}
+	if err := c.Malformed(req); err == nil {
+		t.Error("Malformed: nil, want why")
+	}
+	if err := c.Malformed(req); err != nil {
+		t.Errorf("Malformed asked again: %v, want nil (said once)", err)
+	}
+	good, err := c.Marshal(&pb.GetVideoMetadataRequest{VideoId: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := &pb.GetVideoMetadataRequest{}
+	if err := c.Unmarshal(good, ok); err != nil || ok.GetVideoId() != "v" || c.Malformed(ok) != nil {
+		t.Errorf("a well-formed message: %v, %q", err, ok.GetVideoId())
+	}
+}
