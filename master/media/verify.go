@@ -65,7 +65,11 @@ type Verification struct {
 // must be equal, the video durations within one frame, every frame's
 // timestamp within half a frame of the source's, as many audio streams as
 // the source's, and the video's offset from the first audio stream within
-// one frame of the source's.
+// one frame of the source's. plan is how Join carried the audio (what
+// PlanSideStreams gave it): each output stream is paired with the source
+// stream it carries, and its start found as a copy's or a conversion's
+// (audioStarts); an empty plan takes the output's audio for copies of the
+// source's, in order.
 //
 // A mismatch is not an error: it is reported in Problems, with OK false.
 // The error is for what prevents the comparison: a missing output (wraps
