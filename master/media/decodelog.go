@@ -49,6 +49,17 @@ type decodeLog struct {
 	// colours are the colour descriptions the pictures came with, each
 	// other than the one before, with the picture each begins at.
 	colours []pictureColour
+	// fieldModes are where the pictures switch between progressive and
+	// interlaced (showinfo's "i:P" against "i:T" or "i:B"), each run's
+	// first picture: one entry when they never do.
+	fieldModes []fieldMode
+}
+
+// fieldMode is a run of progressive or interlaced pictures from the
+// picture at index on.
+type fieldMode struct {
+	interlaced bool
+	index      int
 }
 
 // pictureFormat is what a decode's filter graph was set up for, or what a
@@ -78,9 +89,12 @@ func (l *decodeLog) line(b []byte) []byte {
 		}
 		switch {
 		case strings.HasPrefix(msg, "n:"):
-			pts, f := shownPicture(msg)
+			pts, f, fields := shownPicture(msg)
 			l.pts = append(l.pts, pts)
 			l.seen(f)
+			if n := len(l.fieldModes); fields != "" && (n == 0 || l.fieldModes[n-1].interlaced != (fields != "P")) {
+				l.fieldModes = append(l.fieldModes, fieldMode{fields != "P", len(l.pts) - 1})
+			}
 		case strings.HasPrefix(msg, "color_range:"):
 			desc := strings.ReplaceAll(strings.Join(strings.Fields(msg), " "), "color_", "")
 			if n := len(l.colours); n == 0 || l.colours[n-1].desc != desc {
@@ -122,8 +136,10 @@ func (l *decodeLog) line(b []byte) []byte {
 
 // shownPicture reads showinfo's line for a picture, "n:  12 pts: 309600
 // pts_time:3.44 pos: 9012 fmt:yuv420p sar:16/11 s:720x576 i:T iskey:0
-// type:B": its pts (noPTS for NOPTS or none) and format.
-func shownPicture(msg string) (pts int64, f pictureFormat) {
+// type:B": its pts (noPTS for NOPTS or none), format, and interlace ("P"
+// progressive, "T" or "B" interlaced, top or bottom field first; "" when
+// not said).
+func shownPicture(msg string) (pts int64, f pictureFormat, interlace string) {
 	pts = noPTS
 	fields := strings.Fields(msg)
 	for i := 0; i < len(fields); i++ {
@@ -141,13 +157,15 @@ func shownPicture(msg string) (pts int64, f pictureFormat) {
 			f.pixFmt = value
 		case "sar":
 			f.sar = value
+		case "i":
+			interlace = value
 		case "s":
 			w, h, _ := strings.Cut(value, "x")
 			f.width, _ = strconv.Atoi(w)
 			f.height, _ = strconv.Atoi(h)
 		}
 	}
-	return pts, f
+	return pts, f, interlace
 }
 
 // configured reads a graph input's "w:320 h:240 pixfmt:yuv420p tb:1/90000
@@ -267,6 +285,24 @@ func (l *decodeLog) warnings() []string {
 			w = append(w, fmt.Sprintf("video colour description changes midway (%s; first at picture %d): each chunk is encoded with its first picture's, so a chunk across a change tags the pictures after it with the colours before it",
 				strings.Join(descs, ", then "), l.colours[1].index))
 		}
+	}
+	if n := len(l.fieldModes); n > 1 {
+		interlaced := 0 // pictures
+		for i, m := range l.fieldModes {
+			end := len(l.pts)
+			if i+1 < n {
+				end = l.fieldModes[i+1].index
+			}
+			if m.interlaced {
+				interlaced += end - m.index
+			}
+		}
+		points := "1 point"
+		if n > 2 {
+			points = strconv.Itoa(n-1) + " points"
+		}
+		w = append(w, fmt.Sprintf("the video switches between progressive and interlaced pictures midway (%d of its %d pictures interlaced; at %s, first at picture %d): each chunk is encoded as its first picture is, so a chunk across a switch codes the pictures after it as those before",
+			interlaced, len(l.pts), points, l.fieldModes[1].index))
 	}
 	switch {
 	case l.lostPackets > 0:

@@ -126,13 +126,18 @@ func TestDecodeLog_PTS(t *testing.T) {
 	}
 }
 
-// TestDecodeLog_ChangesOnlyPicturesTell: a change of pixel aspect or of
-// colour description sets up no filter graph anew; showinfo's lines for
-// the pictures tell of it, and each is warned of with where it is.
+// TestDecodeLog_ChangesOnlyPicturesTell: a change of pixel aspect, of
+// colour description or from progressive to interlaced pictures sets up
+// no filter graph anew; showinfo's lines for the pictures tell of it, and
+// each is warned of with where it is.
 func TestDecodeLog_ChangesOnlyPicturesTell(t *testing.T) {
 	var l decodeLog
 	picture := func(n int, sar string) string {
-		return fmt.Sprintf("[Parsed_showinfo_0 @ 0x1] [info] n:%4d pts:%7d pts_time:0 pos: 1 fmt:yuv420p sar:%s s:720x576 i:T iskey:1 type:I ", n, n*3600, sar)
+		fields := "T" // top field first
+		if n < 2 {
+			fields = "P"
+		}
+		return fmt.Sprintf("[Parsed_showinfo_0 @ 0x1] [info] n:%4d pts:%7d pts_time:0 pos: 1 fmt:yuv420p sar:%s s:720x576 i:%s iskey:1 type:I ", n, n*3600, sar, fields)
 	}
 	colour := func(c string) string {
 		return "[Parsed_showinfo_0 @ 0x1] [info] color_range:tv color_space:" + c + " color_primaries:" + c + " color_trc:bt709"
@@ -155,6 +160,7 @@ func TestDecodeLog_ChangesOnlyPicturesTell(t *testing.T) {
 	want := []string{
 		"video pixel aspect changes midway (16:11, then 12:11): the output keeps 16:11 throughout",
 		"video colour description changes midway (range:tv space:bt709 primaries:bt709 trc:bt709, then range:tv space:bt470bg primaries:bt470bg trc:bt709; first at picture 4)",
+		"the video switches between progressive and interlaced pictures midway (4 of its 6 pictures interlaced; at 1 point, first at picture 2)",
 	}
 	got := l.warnings()
 	if len(got) != len(want) {
