@@ -72,6 +72,7 @@ type chunkChecker struct {
 	ctx     context.Context
 	cfg     JobConfig
 	chunk   func(i int) media.Chunk // as split so far
+	fields  fieldChecker
 	clients map[string]*client.Client
 	dir     string
 	// mu guards state, which the dispatcher's onDone also writes.
@@ -93,8 +94,14 @@ type chunkChecker struct {
 // measures share the machine with the encodes rather than compete.
 const checkParallel = 1
 
-func newChunkChecker(ctx context.Context, cfg JobConfig, chunk func(i int) media.Chunk, clients map[string]*client.Client, dir string, mu *sync.Mutex, state *JobState) *chunkChecker {
-	c := &chunkChecker{ctx: ctx, cfg: cfg, chunk: chunk, clients: clients, dir: dir, mu: mu, state: state,
+// fieldChecker compares measured pictures' field modes with the
+// source's (*media.Probing, media.SourceInfo).
+type fieldChecker interface {
+	CheckFields(first int64, frames []media.FrameQuality) *media.FieldCheck
+}
+
+func newChunkChecker(ctx context.Context, cfg JobConfig, chunk func(i int) media.Chunk, fields fieldChecker, clients map[string]*client.Client, dir string, mu *sync.Mutex, state *JobState) *chunkChecker {
+	c := &chunkChecker{ctx: ctx, cfg: cfg, chunk: chunk, fields: fields, clients: clients, dir: dir, mu: mu, state: state,
 		more: make(chan struct{}, 1)}
 	for range checkParallel {
 		c.wg.Go(func() {
@@ -213,6 +220,7 @@ func (c *chunkChecker) check(i int) error {
 		frames = min(frames, sampleFrames)
 	}
 	var q media.QualityStats
+	var fields *media.FieldCheck
 	problem := ""
 	measured, err := media.MeasureQuality(c.ctx, c.cfg.Tools,
 		media.QualityInput{Path: ch.Path, Skip: ch.TrimStart, Frames: frames},
@@ -224,9 +232,10 @@ func (c *chunkChecker) check(i int) error {
 		return fmt.Errorf("verify chunk %d: %w", i, err)
 	default:
 		q = media.Summarize(measured)
+		fields = c.fields.CheckFields(ch.FirstFrame, measured)
 	}
 	c.mu.Lock()
-	c.state.Chunks[i].Quality, c.state.Chunks[i].QualityProblem = &q, problem
+	c.state.Chunks[i].Quality, c.state.Chunks[i].QualityProblem, c.state.Chunks[i].Fields = &q, problem, fields
 	c.state.Chunks[i].QualityMode = c.cfg.Verify
 	c.state.markChanged(i)
 	err = c.state.Save(c.cfg.StateDir)
@@ -351,7 +360,7 @@ func measureOutput(ctx context.Context, cfg JobConfig, src media.SourceInfo, sta
 	frames, err := media.MeasureQuality(ctx, cfg.Tools, media.QualityInput{Path: src.Path}, media.QualityInput{Path: cfg.Output}, opt)
 	if media.IsQualityFinding(err) {
 		for i := range state.Chunks {
-			state.Chunks[i].Quality, state.Chunks[i].QualityProblem = nil, err.Error()
+			state.Chunks[i].Quality, state.Chunks[i].QualityProblem, state.Chunks[i].Fields = nil, err.Error(), nil
 			state.markChanged(i)
 		}
 		return state.Save(cfg.StateDir)
@@ -377,7 +386,33 @@ func measureOutput(ctx context.Context, cfg JobConfig, src media.SourceInfo, sta
 	for i := range state.Chunks {
 		q := media.Summarize(per[i])
 		state.Chunks[i].Quality, state.Chunks[i].QualityMode, state.Chunks[i].QualityProblem = &q, cfg.Verify, ""
+		state.Chunks[i].Fields = src.CheckFields(0, per[i])
 		state.markChanged(i)
 	}
 	return state.Save(cfg.StateDir)
+}
+
+// fieldsWarning says how many of the pictures measured are coded in
+// another field mode than the source's, and how the first is: nil when
+// none is.
+func fieldsWarning(state *JobState) []string {
+	var first *media.FieldCheck
+	var differ, measured int64
+	for _, c := range state.Chunks {
+		if c.Quality != nil {
+			measured += int64(c.Quality.Frames)
+		}
+		if c.Fields == nil {
+			continue
+		}
+		differ += c.Fields.Differ
+		if first == nil {
+			first = c.Fields
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	return []string{fmt.Sprintf("video field mode: %d of the %d pictures compared are coded otherwise than the source's (the first, picture %d, is %s in the source, %s in the output)",
+		differ, measured, first.First, first.Source, first.Output)}
 }

@@ -649,7 +649,7 @@ func encodeChunks(ctx context.Context, cfg JobConfig, p *media.Probing, state *J
 	if err := adopt(ctx, cfg, src, state, d, chunks, splitKey); err != nil {
 		return err
 	}
-	r := newJobRun(ctx, cfg, state, d, chunks, src.Video.Duration)
+	r := newJobRun(ctx, cfg, state, d, chunks, p, src.Video.Duration)
 	if sum != nil {
 		stats.Reused = reused
 		sum.Split = &stats
@@ -694,7 +694,7 @@ func encodeLive(ctx context.Context, cfg JobConfig, p *media.Probing, state *Job
 		return err
 	}
 	info := p.Info()
-	r := newJobRun(ctx, cfg, state, d, nil, info.Video.Duration)
+	r := newJobRun(ctx, cfg, state, d, nil, p, info.Video.Duration)
 	r.progress.skip(state)
 	// The split and the dispatch stop together.
 	liveCtx, cancel := context.WithCancel(ctx)
@@ -831,14 +831,14 @@ type jobRun struct {
 	err      error         // why the checker could not start
 }
 
-func newJobRun(ctx context.Context, cfg JobConfig, state *JobState, d *Dispatcher, chunks []media.Chunk, media float64) *jobRun {
+func newJobRun(ctx context.Context, cfg JobConfig, state *JobState, d *Dispatcher, chunks []media.Chunk, fields fieldChecker, media float64) *jobRun {
 	r := &jobRun{cfg: cfg, state: state, d: d, chunks: chunks}
 	r.progress = newJobProgress(cfg, cfg.SegmentSeconds, media, len(chunks))
 	r.copies = newReplicator(ctx, cfg, d, &r.mu, state)
 	r.copies.addShort() // stored before this run, or adopted
 	if cfg.Verify != VerifyOff {
 		if r.err = os.MkdirAll(cfg.shardDir(), 0o755); r.err == nil {
-			r.checker = newChunkChecker(ctx, cfg, r.chunk, d.Clients(), cfg.shardDir(), &r.mu, state)
+			r.checker = newChunkChecker(ctx, cfg, r.chunk, fields, d.Clients(), cfg.shardDir(), &r.mu, state)
 			for _, c := range state.Chunks { // stored before this run, or adopted
 				if c.Done && (c.Quality == nil || c.QualityMode != cfg.Verify) {
 					r.checker.add(c.Index)
@@ -1243,6 +1243,7 @@ func joinVerified(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 		v.Problems = append(v.Problems, side.CheckCodecs(outP)...)
 		v.OK = len(v.Problems) == 0
 		sum.Warnings, err = presentationWarnings(vcfg, src, side, srcP.WithoutTracks(side.Left), outP, v)
+		sum.Warnings = append(sum.Warnings, fieldsWarning(state)...)
 	}
 	if err != nil {
 		_ = os.Remove(vcfg.Output)

@@ -111,6 +111,9 @@ type ChunkState struct {
 	Quality        *media.QualityStats `json:"quality,omitempty"`
 	QualityMode    VerifyMode          `json:"quality_mode,omitempty"`
 	QualityProblem string              `json:"quality_problem,omitempty"`
+	// Fields, when set, says which of the measured pictures are coded in
+	// another field mode than the source's.
+	Fields *media.FieldCheck `json:"fields_differ,omitempty"`
 }
 
 // StatePath returns where the state of videoID lives in dir (its snapshot;
@@ -728,7 +731,7 @@ func (s *JobState) Record(r ChunkResult) {
 	c.EncodedSize = r.EncodedSize
 	c.Attempts = r.Attempts
 	c.MediaChecked = r.MediaChecked
-	c.Quality, c.QualityMode, c.QualityProblem = nil, "", "" // a new encode, not measured yet
+	c.Quality, c.QualityMode, c.QualityProblem, c.Fields = nil, "", "", nil // a new encode, not measured yet
 	c.Replicas = []Replica{{Worker: r.Worker, Location: r.Location}}
 	s.mark(r.Index)
 }

@@ -240,14 +240,26 @@ ff -f lavfi -i "$src:d=4" -f lavfi -i "sine=f=440:r=16000:d=4" -vf fps=60 -c:v l
   -c:a aac -ac 1 phone_60fps_aac16k.mp4
 
 # Progressive, then interlaced (top field first, field-coded), then
-# progressive again, in one stream (broadcast switches): named in a warning.
+# progressive again, in one stream (broadcast switches): the split cuts
+# where they switch, so every picture keeps its mode. With a run too short
+# for chunks of its own (0.2 s), those pictures are coded as their
+# neighbours, and named in a warning.
 x264="-c:v libx264 -preset veryfast -g 25 -bf 2 -x264-params repeat-headers=1"
-ff -f lavfi -i "$src:d=2" $x264 mix_a.mkv
-ff -f lavfi -i "$src:d=3,setfield=tff" -flags +ildct+ilme -top 1 $x264 mix_b.mkv
-ff -f lavfi -i "$src:d=2" $x264 mix_c.mkv
-printf "file mix_a.mkv\nfile mix_b.mkv\nfile mix_c.mkv\n" >mix.txt
-ff -f concat -i mix.txt -c copy mixed_interlace.mkv
-rm mix_a.mkv mix_b.mkv mix_c.mkv mix.txt
+mixed() { # output, seconds of interlaced pictures
+  ff -f lavfi -i "$src:d=2" $x264 mix_a.mkv
+  ff -f lavfi -i "$src:d=$2,setfield=tff" -flags +ildct+ilme -top 1 $x264 mix_b.mkv
+  ff -f lavfi -i "$src:d=2" $x264 mix_c.mkv
+  printf "file mix_a.mkv\nfile mix_b.mkv\nfile mix_c.mkv\n" >mix.txt
+  ff -f concat -i mix.txt -c copy "$1"
+  rm mix_a.mkv mix_b.mkv mix_c.mkv mix.txt
+}
+mixed mixed_interlace.mkv 3
+mixed short_interlace.mkv 0.2
+
+# Interlaced MPEG-2 (bottom field first) in a program stream, one GOP for
+# the whole: every chunk but the first a lossless intermediate, which must
+# stay interlaced for its worker to code it so.
+ff -f lavfi -i "$src:d=6,setfield=bff" -c:v mpeg2video -flags +ildct+ilme -top 0 -g 300 -b:v 2M -f vob interlaced_long_gop.vob
 
 # Blu-ray PCM in M2TS: lossless audio that neither Matroska nor MOV has a
 # tag for (ffmpeg refuses the one, writes the other unreadable); it stays
@@ -301,7 +313,9 @@ empty_tracks.mkv 1 mkv
 phone_60fps_aac16k.mp4 1 mkv
 fullrange_long_gop.mp4 1.5 mkv
 palette_smc.mov 1 mkv - video pixel format: source pal8, output yuv444p (RGB to YUV)
-mixed_interlace.mkv 1.5 mkv - the video switches between progressive and interlaced pictures midway (75 of its 175 pictures interlaced; at 2 points, first at picture 50)
+mixed_interlace.mkv 1.5 mkv
+short_interlace.mkv 1.5 mkv - video field mode: 5 of the 105 pictures compared are coded otherwise than the source's (the first, picture 50, is interlaced (top field first) in the source, progressive in the output)
+interlaced_long_gop.vob 1.5 mkv
 bluray_pcm.m2ts 1.5 mkv
 bluray_pcm.m2ts 1.5 mov
 two_programs.ts 1 mkv - left out: stream 3 (audio mp2): it belongs to programme 2, the video to programme 1 | left out: stream 2 (video h264): video streams are not carried

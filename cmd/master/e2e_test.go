@@ -471,6 +471,13 @@ func TestE2ECorpus(t *testing.T) {
 					t.Errorf("the output's picture %d is shown %.4fs after its first, the source's %.4fs", i, got, want)
 				}
 			}
+			// Every picture coded as the source's is: progressive or
+			// interlaced, and which field first.
+			if !strings.Contains(strings.Join(warns, " "), "field mode") {
+				if got, want := fieldModes(t, out), fieldModes(t, src); got != want {
+					t.Errorf("the output's pictures are coded %s, the source's %s", got, want)
+				}
+			}
 			// Lossless audio stays lossless, sample for sample.
 			if codec, got := audioSamples(t, out); codec == "flac" || codec == "alac" || strings.HasPrefix(codec, "pcm_") {
 				if _, want := audioSamples(t, src); got != want {
@@ -516,6 +523,34 @@ func audioSamples(t *testing.T, path string) (codec, sum string) {
 		t.Fatalf("decode the audio of %s: %v", path, err)
 	}
 	return codec, strings.TrimSpace(string(out))
+}
+
+// fieldModes says how ffmpeg decodes the pictures of path's first video
+// stream, in runs of showinfo's "i:": "P×50 T×75 P×50".
+func fieldModes(t *testing.T, path string) string {
+	t.Helper()
+	cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", path, "-map", "0:v:0",
+		"-vf", "showinfo=checksum=0", "-f", "null", "-")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	var runs []string
+	last, n := "", 0
+	for line := range strings.Lines(string(out)) {
+		_, after, ok := strings.Cut(line, " i:")
+		if !ok || !strings.Contains(line, "Parsed_showinfo_") {
+			continue
+		}
+		mode, _, _ := strings.Cut(after, " ")
+		if mode != last && n > 0 {
+			runs = append(runs, fmt.Sprintf("%s×%d", last, n))
+			n = 0
+		}
+		last = mode
+		n++
+	}
+	return strings.Join(append(runs, fmt.Sprintf("%s×%d", last, n)), " ")
 }
 
 // decodedPictures counts the pictures ffmpeg decodes from path's first

@@ -78,5 +78,8 @@ func command(refSrc source, ref Input, distSrc source, dist Input, count int64, 
 	statsKw := ffmpeg.KwArgs{"stats_file": "-", "shortest": "1"}
 	psnr := ffmpeg.Filter([]*ffmpeg.Stream{d, r.Get("0")}, "psnr", nil, statsKw)
 	ssim := ffmpeg.Filter([]*ffmpeg.Stream{psnr, r.Get("1")}, "ssim", nil, statsKw)
-	return ssim.Output("-", ffmpeg.KwArgs{"f": "null", "fps_mode": "passthrough"})
+	// psnr and ssim pass the distorted pictures on: showinfo logs how
+	// each is coded (Frame.Fields).
+	shown := ssim.Filter("showinfo", nil, ffmpeg.KwArgs{"checksum": "0"})
+	return shown.Output("-", ffmpeg.KwArgs{"f": "null", "fps_mode": "passthrough"})
 }

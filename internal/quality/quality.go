@@ -93,6 +93,10 @@ type Frame struct {
 	// the window, so SSIM measures nothing. (SSIM of luma only would save
 	// under 1% of a run's CPU time, so all the planes count.)
 	SSIM float64
+	// Fields is how the distorted picture is coded, as ffmpeg decodes it:
+	// 'P' progressive, 'T' or 'B' interlaced with the top or bottom field
+	// first; 0 when not known. (Not in the JSON form.)
+	Fields byte
 }
 
 // Stats summarises a run of frames; the zero value for none.
@@ -229,6 +233,9 @@ func MeasureQuality(ctx context.Context, tools Tools, ref, dist Input, opt Optio
 		return nil, fmt.Errorf("measure quality of %s against %s: %w", dist.Path, ref.Path, err)
 	}
 	for i := range frames {
+		if len(damage.fields) == len(frames) {
+			frames[i].Fields = damage.fields[i]
+		}
 		if picks != nil {
 			frames[i].Frame = picks[i]
 		} else {

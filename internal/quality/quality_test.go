@@ -612,3 +612,39 @@ func TestMeasureQuality_SameSize(t *testing.T) {
 		})
 	}
 }
+
+// Each measured picture says how the distorted input codes it: here
+// progressive, then interlaced with the top field first, from a sample
+// too.
+func TestMeasureQuality_Fields(t *testing.T) {
+	tools := mediaTools(t)
+	dir := t.TempDir()
+	ref := filepath.Join(dir, "ref.mkv")
+	ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2", "-c:v", "ffv1", ref)
+	dist := filepath.Join(dir, "dist.mkv")
+	ffmpegT(t, "-i", ref, "-vf", "setfield=tff", "-c:v", "libx264", "-preset", "ultrafast",
+		"-flags", "+ildct+ilme", "-top", "1", dist)
+	for _, sample := range []int{0, 5} {
+		frames, err := quality.MeasureQuality(context.Background(), tools, quality.Input{Path: dist}, quality.Input{Path: ref}, quality.Options{Sample: sample})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range frames {
+			if f.Fields != 'P' {
+				t.Fatalf("sample %d: ffv1 picture %d is coded %q, want 'P'", sample, f.Frame, f.Fields)
+			}
+		}
+		frames, err = quality.MeasureQuality(context.Background(), tools, quality.Input{Path: ref}, quality.Input{Path: dist}, quality.Options{Sample: sample})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(frames) == 0 {
+			t.Fatal("no frames measured")
+		}
+		for _, f := range frames {
+			if f.Fields != 'T' {
+				t.Fatalf("sample %d: interlaced picture %d is coded %q, want 'T'", sample, f.Frame, f.Fields)
+			}
+		}
+	}
+}

@@ -17,14 +17,14 @@ import (
 type Tools = fftool.Tools
 
 // ffmpegGlobal are the options every ffmpeg run starts with: no stdin;
-// errors logged as -v error would, and warnings besides, each tagged with
-// its level, for damageLog. Not -xerror: a reference cut from a damaged
+// errors logged as -v error would, and warnings and information besides
+// (showinfo's, see command), each tagged with its level, for damageLog. Not -xerror: a reference cut from a damaged
 // source (a capture's dropped packets) decodes the way ffmpeg conceals it,
 // as the encode's own input did. The distorted input must decode cleanly,
 // though: damageLog fails the run when ffmpeg reports damage in it, and a
 // run that stops early or drops pictures is caught by the count of
 // measured pictures (ErrFrameCountMismatch).
-var ffmpegGlobal = []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+warning", "-y"}
+var ffmpegGlobal = []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-y"}
 
 // runFFmpegTo runs ffmpeg with the command line s builds, its standard
 // output going to stdout (nil discards it); log reads its log (nil keeps
@@ -46,6 +46,9 @@ type damageLog struct {
 	url    string // the input watched, as on the command line
 	index  string // "#N:" of that input, once inputs has seen the arguments
 	damage string // the first report, "" for none
+	// fields are the field modes of the pictures measured, in order, as
+	// showinfo logs them (see Frame.Fields).
+	fields []byte
 }
 
 // inputs finds the watched input's number in args.
@@ -74,6 +77,10 @@ func (l *damageLog) line(b []byte) []byte {
 		}
 	}
 	switch level {
+	case "info":
+		if strings.HasPrefix(component, "Parsed_showinfo_") && strings.HasPrefix(msg, "n:") {
+			l.fields = append(l.fields, fieldMode(msg))
+		}
 	case "error", "fatal", "panic":
 		if component != "" { // as -v error prints it
 			return []byte("[" + component + "] " + msg)
@@ -110,4 +117,15 @@ func hasFilter(ctx context.Context, tools Tools, name string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// fieldMode reads the "i:" of showinfo's line for a picture: 'P', 'T' or
+// 'B', 0 when it names none.
+func fieldMode(msg string) byte {
+	for f := range strings.FieldsSeq(msg) {
+		if v, ok := strings.CutPrefix(f, "i:"); ok && (v == "P" || v == "T" || v == "B") {
+			return v[0]
+		}
+	}
+	return 0
 }

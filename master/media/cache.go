@@ -19,7 +19,7 @@ import (
 // back while the source and the split's inputs are what they were.
 
 // cacheVersion is the format of the files SaveSource and SaveSplit write.
-const cacheVersion = 5 // 2: the key is written first, on its own; 3: SourceInfo.Warnings; 4: untimed lossless chunks numbered by the decoder; 5: pictures as the decoder times them, chunks' SourceTB
+const cacheVersion = 6 // 2: the key is written first, on its own; 3: SourceInfo.Warnings; 4: untimed lossless chunks numbered by the decoder; 5: pictures as the decoder times them, chunks' SourceTB; 6: the pictures' field modes
 
 // ErrStale: a cache file does not describe the current source or split,
 // or does not exist. The caller probes or splits again.
@@ -67,6 +67,8 @@ type cachedSource struct {
 	PTS, Pos                        []int64
 	Keys                            [][2]int64
 	Pictures                        []cachedPicture
+	// Fields are the pictures' field mode runs: mode, first picture.
+	Fields [][2]int
 }
 
 // SaveSource writes src, as Probe made it, to path (atomically), under key.
@@ -81,6 +83,9 @@ func SaveSource(path string, key SourceKey, src SourceInfo) error {
 	}
 	for _, k := range src.packets.keys {
 		c.Keys = append(c.Keys, [2]int64{k.packet, k.pts})
+	}
+	for _, r := range src.pictures.log.fields {
+		c.Fields = append(c.Fields, [2]int{int(r.fields), r.index})
 	}
 	return saveGob(path, sourceHeader{Version: cacheVersion, Key: key}, &c)
 }
@@ -113,6 +118,9 @@ func LoadSource(path string, key SourceKey) (SourceInfo, error) {
 		src.packets.keys = append(src.packets.keys, keyframe{packet: k[0], pts: k[1]})
 	}
 	src.pictures = &pictureScan{timeBase: rational{c.PictureTimeBase[0], c.PictureTimeBase[1]}, pictures: fromCached(c.Pictures)}
+	for _, r := range c.Fields {
+		src.pictures.log.fields = append(src.pictures.log.fields, fieldRun{byte(r[0]), r[1]})
+	}
 	return src, nil
 }
 

@@ -67,8 +67,11 @@ func increasing(pos []int64) []int64 {
 // seconds. A cut lands on a keyframe when one is within keyTolerance of a
 // segment's target time, and at the target's picture otherwise, so chunk
 // lengths do not depend on where the source's keyframes are. Without a
-// packet timeline (pkts.pts empty) every cut is lossless.
-func planCuts(pics []picture, tb rational, pkts packetTimeline, segment float64) []cut {
+// packet timeline (pkts.pts empty) every cut is lossless. The chunks hold
+// pictures of one field mode (fieldCuts), and a copy is only made where
+// the picture its decode starts at (a worker codes the chunk as that
+// one) is of its chunk's mode.
+func planCuts(pics []picture, tb rational, pkts packetTimeline, fields []fieldRun, segment float64) []cut {
 	n := len(pics)
 	if n == 0 {
 		return nil
@@ -91,7 +94,7 @@ func planCuts(pics []picture, tb rational, pkts packetTimeline, segment float64)
 	}
 	slices.Sort(keyPic)
 
-	bounds := cutBounds(pics, tb, keyPic, segment)
+	bounds := cutBounds(pics, tb, keyPic, segment, fieldCuts(fields, pics, tb, segment))
 	lastNeeded := lastPacketBefore(pics, pkts.pts)
 
 	cuts := make([]cut, len(bounds)-1)
@@ -112,7 +115,7 @@ func planCuts(pics []picture, tb rational, pkts packetTimeline, segment float64)
 			continue
 		}
 		start, stop := keyPacket[keyPic[k]], lastNeeded[end-1]
-		if stop < start || pkts.mendedIn(keyPic[k], end) {
+		if stop < start || pkts.mendedIn(keyPic[k], end) || fieldAt(fields, keyPic[k]) != fieldAt(fields, first) {
 			continue
 		}
 		cuts[c] = cut{first: first, end: end, copy: true, startPacket: start, endPacket: stop, lead: first - keyPic[k]}
@@ -121,20 +124,38 @@ func planCuts(pics []picture, tb rational, pkts packetTimeline, segment float64)
 }
 
 // cutBounds returns the chunk boundaries, picture indexes from 0 to
-// len(pics), strictly increasing. A last chunk shorter than a quarter
-// segment is merged into the one before.
-func cutBounds(pics []picture, tb rational, keyPic []int, segment float64) []int {
-	n := len(pics)
+// len(pics), strictly increasing, every one of forced among them: each
+// stretch between two forced boundaries (and the ends) is cut into
+// segments of its own, and a last chunk of a stretch shorter than a
+// quarter segment is merged into the one before.
+func cutBounds(pics []picture, tb rational, keyPic []int, segment float64, forced []int) []int {
+	bounds := []int{0}
+	for _, b := range append(slices.Clone(forced), len(pics)) {
+		if b <= bounds[len(bounds)-1] || b > len(pics) {
+			continue
+		}
+		bounds = appendStretchBounds(bounds, pics, bounds[len(bounds)-1], b, tb, keyPic, segment)
+		bounds = append(bounds, b)
+	}
+	return bounds
+}
+
+// appendStretchBounds appends to bounds those that cut pics[a:b] into
+// segments: targets a segment apart from pics[a], each moved to the
+// keyframe nearest it within keyTolerance, if any; no target within a
+// quarter segment of pics[b-1].
+func appendStretchBounds(bounds []int, pics []picture, a, b int, tb rational, keyPic []int, segment float64) []int {
 	seg := segment * float64(tb.den) / float64(tb.num) // ticks
 	tol := keyTolerance * seg
-	t0, end := float64(pics[0].pts), float64(pics[n-1].pts)
-	bounds := []int{0}
+	stretch := pics[a:b]
+	t0, end := float64(pics[a].pts), float64(pics[b-1].pts)
+	last := a
 	for k := 1; ; k++ {
 		target := t0 + float64(k)*seg
 		if target > end-seg/4 || math.IsInf(target, 0) {
 			break
 		}
-		f, _ := slices.BinarySearchFunc(pics, target, func(p picture, t float64) int {
+		f, _ := slices.BinarySearchFunc(stretch, target, func(p picture, t float64) int {
 			switch {
 			case float64(p.pts) < t:
 				return -1
@@ -143,7 +164,8 @@ func cutBounds(pics []picture, tb rational, keyPic []int, segment float64) []int
 			}
 			return 0
 		})
-		b := f
+		f += a
+		cut := f
 		// The keyframe nearest the target within tolerance, if any.
 		best, bestDist := -1, math.Inf(1)
 		j, _ := slices.BinarySearch(keyPic, f)
@@ -157,14 +179,15 @@ func cutBounds(pics []picture, tb rational, keyPic []int, segment float64) []int
 			}
 		}
 		if best >= 0 {
-			b = best
+			cut = best
 		}
-		if b <= bounds[len(bounds)-1] || b >= n {
+		if cut <= last || cut >= b {
 			continue
 		}
-		bounds = append(bounds, b)
+		bounds = append(bounds, cut)
+		last = cut
 	}
-	return append(bounds, n)
+	return bounds
 }
 
 // lastPacketBefore returns, for every picture index f, the last packet (in

@@ -42,16 +42,30 @@ func TestPlanCuts(t *testing.T) {
 		noPkts  bool
 		segment float64
 		want    string // first:end/form per cut
+		fields  []fieldRun
 	}{
 		{"keyframes on the grid", 150, every(30), false, 1.2,
-			"0:30/copy 30:60/copy 60:90/copy 90:120/copy 120:150/copy"},
+			"0:30/copy 30:60/copy 60:90/copy 90:120/copy 120:150/copy", nil},
 		{"keyframes between targets", 100, every(50), false, 1,
-			"0:25/copy 25:50/copy 50:75/copy 75:100/copy"},
+			"0:25/copy 25:50/copy 50:75/copy 75:100/copy", nil},
 		{"one keyframe", 100, every(1000), false, 1,
-			"0:25/copy 25:50/copy 50:75/lossless 75:100/lossless"},
-		{"no packet timeline", 50, every(10), true, 1, "0:25/lossless 25:50/lossless"},
-		{"short tail merged", 105, every(25), false, 1, "0:25/copy 25:50/copy 50:75/copy 75:105/copy"},
-		{"tail kept", 110, every(25), false, 1, "0:25/copy 25:50/copy 50:75/copy 75:100/copy 100:110/copy"},
+			"0:25/copy 25:50/copy 50:75/lossless 75:100/lossless", nil},
+		{"no packet timeline", 50, every(10), true, 1, "0:25/lossless 25:50/lossless", nil},
+		{"short tail merged", 105, every(25), false, 1, "0:25/copy 25:50/copy 50:75/copy 75:105/copy", nil},
+		{"tail kept", 110, every(25), false, 1, "0:25/copy 25:50/copy 50:75/copy 75:100/copy 100:110/copy", nil},
+		// Cut where interlaced pictures begin; the chunk after is no copy
+		// from a progressive keyframe: its worker would code it
+		// progressive.
+		{"field mode switch", 100, every(25), false, 1,
+			"0:25/copy 25:40/copy 40:65/lossless 65:90/copy 90:100/copy", []fieldRun{{'P', 0}, {'T', 40}}},
+		{"field mode switch at a keyframe", 100, every(25), false, 1,
+			"0:25/copy 25:50/copy 50:75/copy 75:100/copy", []fieldRun{{'P', 0}, {'T', 50}}},
+		{"field order switch", 100, every(25), false, 1,
+			"0:25/copy 25:50/copy 50:75/copy 75:100/copy", []fieldRun{{'T', 0}, {'B', 50}}},
+		{"short field run kept in its chunk", 100, every(25), false, 1,
+			"0:25/copy 25:50/copy 50:75/copy 75:100/copy", []fieldRun{{'P', 0}, {'T', 30}, {'P', 33}}},
+		{"short first run cut", 100, every(25), false, 1,
+			"0:2/copy 2:25/lossless 25:50/copy 50:75/copy 75:100/copy", []fieldRun{{'P', 0}, {'T', 2}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,7 +73,7 @@ func TestPlanCuts(t *testing.T) {
 			if tt.noPkts {
 				pkts = packetTimeline{}
 			}
-			cuts := planCuts(pics, tb, pkts, tt.segment)
+			cuts := planCuts(pics, tb, pkts, tt.fields, tt.segment)
 			got := ""
 			for i, c := range cuts {
 				form := "lossless"

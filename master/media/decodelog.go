@@ -49,17 +49,12 @@ type decodeLog struct {
 	// colours are the colour descriptions the pictures came with, each
 	// other than the one before, with the picture each begins at.
 	colours []pictureColour
-	// fieldModes are where the pictures switch between progressive and
-	// interlaced (showinfo's "i:P" against "i:T" or "i:B"), each run's
-	// first picture: one entry when they never do.
-	fieldModes []fieldMode
-}
-
-// fieldMode is a run of progressive or interlaced pictures from the
-// picture at index on.
-type fieldMode struct {
-	interlaced bool
-	index      int
+	// fields are the pictures' runs of one field mode (see fieldRun): one
+	// run when they never switch.
+	fields []fieldRun
+	// onPicture, when set, is called with each picture's field mode as it
+	// is logged: for a caller that reads the log while the decode runs.
+	onPicture func(fields byte)
 }
 
 // pictureFormat is what a decode's filter graph was set up for, or what a
@@ -92,8 +87,10 @@ func (l *decodeLog) line(b []byte) []byte {
 			pts, f, fields := shownPicture(msg)
 			l.pts = append(l.pts, pts)
 			l.seen(f)
-			if n := len(l.fieldModes); fields != "" && (n == 0 || l.fieldModes[n-1].interlaced != (fields != "P")) {
-				l.fieldModes = append(l.fieldModes, fieldMode{fields != "P", len(l.pts) - 1})
+			mode := fieldModeOf(fields)
+			l.fields = appendField(l.fields, mode, len(l.pts)-1)
+			if l.onPicture != nil {
+				l.onPicture(mode)
 			}
 		case strings.HasPrefix(msg, "color_range:"):
 			desc := strings.ReplaceAll(strings.Join(strings.Fields(msg), " "), "color_", "")
@@ -285,24 +282,6 @@ func (l *decodeLog) warnings() []string {
 			w = append(w, fmt.Sprintf("video colour description changes midway (%s; first at picture %d): each chunk is encoded with its first picture's, so a chunk across a change tags the pictures after it with the colours before it",
 				strings.Join(descs, ", then "), l.colours[1].index))
 		}
-	}
-	if n := len(l.fieldModes); n > 1 {
-		interlaced := 0 // pictures
-		for i, m := range l.fieldModes {
-			end := len(l.pts)
-			if i+1 < n {
-				end = l.fieldModes[i+1].index
-			}
-			if m.interlaced {
-				interlaced += end - m.index
-			}
-		}
-		points := "1 point"
-		if n > 2 {
-			points = strconv.Itoa(n-1) + " points"
-		}
-		w = append(w, fmt.Sprintf("the video switches between progressive and interlaced pictures midway (%d of its %d pictures interlaced; at %s, first at picture %d): each chunk is encoded as its first picture is, so a chunk across a switch codes the pictures after it as those before",
-			interlaced, len(l.pts), points, l.fieldModes[1].index))
 	}
 	switch {
 	case l.lostPackets > 0:

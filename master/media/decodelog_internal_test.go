@@ -128,8 +128,9 @@ func TestDecodeLog_PTS(t *testing.T) {
 
 // TestDecodeLog_ChangesOnlyPicturesTell: a change of pixel aspect, of
 // colour description or from progressive to interlaced pictures sets up
-// no filter graph anew; showinfo's lines for the pictures tell of it, and
-// each is warned of with where it is.
+// no filter graph anew; showinfo's lines for the pictures tell of it: the
+// first two are warned of with where they are, the field modes kept for
+// the split.
 func TestDecodeLog_ChangesOnlyPicturesTell(t *testing.T) {
 	var l decodeLog
 	picture := func(n int, sar string) string {
@@ -160,7 +161,11 @@ func TestDecodeLog_ChangesOnlyPicturesTell(t *testing.T) {
 	want := []string{
 		"video pixel aspect changes midway (16:11, then 12:11): the output keeps 16:11 throughout",
 		"video colour description changes midway (range:tv space:bt709 primaries:bt709 trc:bt709, then range:tv space:bt470bg primaries:bt470bg trc:bt709; first at picture 4)",
-		"the video switches between progressive and interlaced pictures midway (4 of its 6 pictures interlaced; at 1 point, first at picture 2)",
+	}
+	// The split cuts where the field mode switches, so there is nothing
+	// to warn of; the runs say where.
+	if want := []fieldRun{{'P', 0}, {'T', 2}}; !slices.Equal(l.fields, want) {
+		t.Errorf("fields = %v, want %v", l.fields, want)
 	}
 	got := l.warnings()
 	if len(got) != len(want) {

@@ -11,17 +11,25 @@ type Probing struct {
 	path string
 	info SourceInfo // the streams and packets; no pictures
 
-	mu     sync.Mutex
-	pics   pictureScan   // the pictures decoded so far
-	grew   chan struct{} // closed, and replaced, when pictures arrive or the decode ends
-	done   chan struct{} // closed when the decode has ended
-	result SourceInfo    // once done: what Probe gives
-	err    error         // once done: why Probe fails
+	mu   sync.Mutex
+	pics pictureScan // the pictures decoded so far
+	// fields are the field modes of the first fieldsKnown pictures, from
+	// the decode's log, which comes apart from its pictures: only the
+	// pictures of both are handed out (pictures).
+	fields      []fieldRun
+	fieldsKnown int
+	grew        chan struct{} // closed, and replaced, when pictures arrive or the decode ends
+	done        chan struct{} // closed when the decode has ended
+	result      SourceInfo    // once done: what Probe gives
+	err         error         // once done: why Probe fails
 }
 
 // Probed is a Probing that is done: src, as Probe made it.
 func Probed(src SourceInfo) *Probing {
 	p := &Probing{path: src.Path, info: src, grew: make(chan struct{}), done: make(chan struct{}), result: src}
+	if src.pictures != nil {
+		p.fields = src.pictures.log.fields // for CheckFields
+	}
 	close(p.grew)
 	close(p.done)
 	return p
@@ -41,7 +49,7 @@ func (p *Probing) Info() SourceInfo {
 // a picture to encode is refused that soon).
 func (p *Probing) Started(ctx context.Context) error {
 	for {
-		pics, _, done, grew := p.pictures()
+		pics, _, _, done, grew := p.pictures()
 		if done {
 			return p.err
 		}
@@ -79,6 +87,7 @@ func (p *Probing) Wait(ctx context.Context) (SourceInfo, error) {
 // decode runs the ground-truth decode, publishing pictures as they come.
 func (p *Probing) decode(ctx context.Context, tools Tools) {
 	var log decodeLog // written by the decode's stderr, read once it is over
+	log.onPicture = p.logged
 	err := decodePicturesTo(ctx, tools, p.info.Path, p.info.Video.Index, "", 0, false, p, &log)
 	// Damage a frame-threaded decoder concealed may be concealed otherwise
 	// by the next decode: the ground truth is decoded again on one thread,
@@ -110,19 +119,37 @@ func (p *Probing) decode(ctx context.Context, tools Tools) {
 func (p *Probing) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := len(p.pics.pictures)
+	n := p.known()
 	p.pics.Write(b)
-	if len(p.pics.pictures) > n {
-		close(p.grew)
-		p.grew = make(chan struct{})
-	}
+	p.grown(n)
 	return len(b), nil
 }
 
+// logged takes the field mode of the next picture the decode logged.
+func (p *Probing) logged(mode byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.known()
+	p.fields = appendField(p.fields, mode, p.fieldsKnown)
+	p.fieldsKnown++
+	p.grown(n)
+}
+
+// known is how many pictures are known whole: their hash and field mode.
+func (p *Probing) known() int { return min(len(p.pics.pictures), p.fieldsKnown) }
+
+// grown tells the waiters when more than n pictures are known.
+func (p *Probing) grown(n int) {
+	if p.known() > n {
+		close(p.grew)
+		p.grew = make(chan struct{})
+	}
+}
+
 // pictures returns the pictures decoded so far (a prefix of the
-// source's, never changed after), their time base, whether the decode has
-// ended, and a channel closed when there are more.
-func (p *Probing) pictures() (pics []picture, tb rational, done bool, grew <-chan struct{}) {
+// source's, never changed after) and their field modes, their time base,
+// whether the decode has ended, and a channel closed when there are more.
+func (p *Probing) pictures() (pics []picture, fields []fieldRun, tb rational, done bool, grew <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	select {
@@ -130,5 +157,11 @@ func (p *Probing) pictures() (pics []picture, tb rational, done bool, grew <-cha
 		done = true
 	default:
 	}
-	return p.pics.pictures[:len(p.pics.pictures):len(p.pics.pictures)], p.pics.timeBase, done, p.grew
+	n := p.known()
+	// Runs are only ever appended, as the pictures are.
+	f := len(p.fields)
+	for f > 0 && p.fields[f-1].index >= n {
+		f--
+	}
+	return p.pics.pictures[:n:n], p.fields[:f:f], p.pics.timeBase, done, p.grew
 }

@@ -168,7 +168,7 @@ func split(ctx context.Context, tools Tools, src SourceInfo, segmentSeconds floa
 		}
 	}()
 
-	cuts := planCuts(tl.pictures, tl.timeBase, tl.packets, segmentSeconds)
+	cuts := planCuts(tl.pictures, tl.timeBase, tl.packets, tl.fields, segmentSeconds)
 	chunks = make([]Chunk, len(cuts))
 	for i, c := range cuts {
 		chunks[i] = newChunk(dir, i, c, tl, opts)
@@ -275,7 +275,7 @@ func makeLossless(ctx context.Context, tools Tools, src SourceInfo, tl timeline,
 	} else if len(failed) > 0 {
 		c := chunks[failed[0]]
 		return fmt.Errorf("%w: chunk %d (pictures %d to %d) does not decode to the source's pictures even as a lossless encode (%s)",
-			ErrSplitMismatch, c.Index, c.FirstFrame, c.FirstFrame+c.Frames-1, tl.losslessCodec)
+			ErrSplitMismatch, c.Index, c.FirstFrame, c.FirstFrame+c.Frames-1, tl.losslessEncoder(src.Video.PixFmt, fieldAt(tl.fields, int(c.FirstFrame))))
 	}
 	return nil
 }
@@ -350,8 +350,12 @@ type timeline struct {
 	// spans say how the mended timestamps are had from a decode's; nil
 	// when none was mended.
 	spans []timeSpan
-	// losslessCodec is the encoder lossless chunks are made with.
+	// losslessCodec is the encoder progressive lossless chunks are made
+	// with (see losslessEncoder).
 	losslessCodec string
+	// fields are the pictures' field modes (as the decode gave them: of
+	// pictures, not their times, so mending leaves them).
+	fields []fieldRun
 }
 
 // sourceTimeline takes the packets and pictures from src, or scans the
@@ -376,7 +380,7 @@ func sourceTimeline(ctx context.Context, tools Tools, src SourceInfo) (timeline,
 	withPackets.packets = pkts
 	repair, timed := withPackets.repair(pics)
 	tl := timeline{pictures: pics.pictures, timeBase: pics.timeBase, fps: src.Video.FPS, timed: timed,
-		losslessCodec: losslessCodec(src.Video.PixFmt)}
+		losslessCodec: losslessCodec(src.Video.PixFmt), fields: pics.log.fields}
 	if repair.repaired() {
 		tl.pictures, tl.spans = repair.pictures, repair.spans
 	}
@@ -527,13 +531,49 @@ func losslessCodec(pixFmt string) string {
 	return "ffv1"
 }
 
+// interlacedLossless are the pixel formats libx264 stores losslessly (QP
+// 0) coded interlaced, as an interlaced chunk must be: a worker codes the
+// chunk as its first picture is, and FFV1 and PNG have no interlaced
+// pictures.
+var interlacedLossless = []string{"yuv420p", "yuv422p", "yuv444p", "yuvj420p", "yuvj422p", "yuvj444p",
+	"nv12", "yuv420p10le", "yuv422p10le", "yuv444p10le"}
+
+// losslessEncoder is the encoder of lossless chunks whose pictures are of
+// field mode fields: tl.losslessCodec for progressive ones and formats
+// libx264 cannot code interlaced losslessly, libx264 coding interlaced
+// otherwise.
+func (tl timeline) losslessEncoder(pixFmt string, fields byte) string {
+	if fields != progressive && slices.Contains(interlacedLossless, pixFmt) {
+		return "libx264"
+	}
+	return tl.losslessCodec
+}
+
 // writeLosslessChunks writes the chunks listed in which as lossless
-// encodes of exactly their pictures, in one decode of the source: the
-// pictures of every listed chunk are selected by their timestamps (not
-// their index: ffmpeg rebuilds the filter, and restarts its count, when the
-// stream's format changes), encoded
-// intra-only, and cut by the segment muxer where each chunk starts.
+// encodes of exactly their pictures, those of each field mode in one
+// decode of the source (writeLosslessRun).
 func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl timeline, chunks []Chunk, which []int, dir string) error {
+	byMode := map[byte][]int{}
+	for _, i := range which {
+		mode := fieldAt(tl.fields, int(chunks[i].FirstFrame))
+		byMode[mode] = append(byMode[mode], i)
+	}
+	for _, mode := range []byte{progressive, topFirst, bottomFirst} {
+		if err := writeLosslessRun(ctx, tools, src, tl, chunks, byMode[mode], dir, mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeLosslessRun writes the chunks listed in which, whose pictures are
+// of field mode fields, as lossless encodes of exactly their pictures, in
+// one decode of the source: the pictures of every listed chunk are
+// selected by their timestamps (not their index: ffmpeg rebuilds the
+// filter, and restarts its count, when the stream's format changes),
+// encoded intra-only, and cut by the segment muxer where each chunk
+// starts.
+func writeLosslessRun(ctx context.Context, tools Tools, src SourceInfo, tl timeline, chunks []Chunk, which []int, dir string, fields byte) error {
 	if len(which) == 0 {
 		return nil
 	}
@@ -558,10 +598,11 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 	var sel strings.Builder
 	writeSelect(&sel, tl, ranges)
 	pattern := filepath.Join(strings.ReplaceAll(dir, "%", "%%"), "lossless_%06d.mkv")
+	codec := tl.losslessEncoder(src.Video.PixFmt, fields)
 	out := ffmpeg.KwArgs{
 		"fps_mode":         "passthrough",
 		"enc_time_base":    "-1",
-		"c:v":              tl.losslessCodec,
+		"c:v":              codec,
 		"g":                "1",
 		"f":                "segment",
 		"segment_format":   "matroska",
@@ -572,9 +613,18 @@ func writeLosslessChunks(ctx context.Context, tools Tools, src SourceInfo, tl ti
 	} else {
 		out["segment_time"] = "1000000000" // one chunk: never cut
 	}
-	switch tl.losslessCodec {
+	switch codec {
 	case "libx264":
 		out["qp"], out["preset"] = "0", "ultrafast"
+		if fields != progressive {
+			// libx264 takes the field order from the encoder's, not the
+			// pictures', which ffmpeg sets from the decoder's first
+			// picture: that of the source, not of these chunks.
+			out["flags"], out["top"] = "+ildct+ilme", "0"
+			if fields == topFirst {
+				out["top"] = "1"
+			}
+		}
 	case "ffv1":
 		out["level"], out["slices"] = "3", "4"
 	}

@@ -58,19 +58,19 @@ func SplitLive(ctx context.Context, tools Tools, p *Probing, segmentSeconds floa
 	wait := 0    // pictures to have before planning again: a plan costs the pictures so far
 	timedTo := 0 // the pictures so far known to have increasing timestamps
 	for {
-		pics, tb, done, grew := p.pictures()
+		pics, fields, tb, done, grew := p.pictures()
 		if done {
 			break
 		}
 		tl, ok := timeline{}, false
 		if len(pics) >= wait {
-			tl, ok = s.prefixTimeline(pics, tb, &timedTo)
+			tl, ok = s.prefixTimeline(pics, fields, tb, &timedTo)
 			if !ok && len(pics) >= 2 {
 				wait = math.MaxInt // untimed: no later picture makes it timed
 			}
 		}
 		if ok {
-			cuts := planCuts(tl.pictures, tl.timeBase, tl.packets, segmentSeconds)
+			cuts := planCuts(tl.pictures, tl.timeBase, tl.packets, tl.fields, segmentSeconds)
 			stable := stableCuts(tl, cuts, segmentSeconds)
 			// Batches grow with the job: small ones keep the first workers
 			// fed, large ones spare ffmpeg runs on a long source.
@@ -113,7 +113,7 @@ func SplitLive(ctx context.Context, tools Tools, p *Probing, segmentSeconds floa
 	if err != nil {
 		return nil, SplitStats{}, fmt.Errorf("split %s: %w", full.Path, err)
 	}
-	cuts := planCuts(tl.pictures, tl.timeBase, tl.packets, segmentSeconds)
+	cuts := planCuts(tl.pictures, tl.timeBase, tl.packets, tl.fields, segmentSeconds)
 	if len(cuts) < len(planned) {
 		return nil, SplitStats{}, fmt.Errorf("split %s: %w: %d chunks handed out, the whole source has %d", full.Path, ErrReplan, len(planned), len(cuts))
 	}
@@ -199,12 +199,12 @@ type liveSplit struct {
 // false when they have no timestamps of their own to cut by (the whole
 // source is then awaited). *timedTo counts the pictures already checked
 // for that, so each is checked once.
-func (s liveSplit) prefixTimeline(pics []picture, tb rational, timedTo *int) (timeline, bool) {
+func (s liveSplit) prefixTimeline(pics []picture, fields []fieldRun, tb rational, timedTo *int) (timeline, bool) {
 	if len(pics) < 2 || !timedFrom(pics, *timedTo) {
 		return timeline{}, false
 	}
 	*timedTo = len(pics)
-	tl := timeline{pictures: pics, timeBase: tb, fps: s.src.Video.FPS, timed: true, losslessCodec: losslessCodec(s.src.Video.PixFmt)}
+	tl := timeline{pictures: pics, timeBase: tb, fps: s.src.Video.FPS, timed: true, losslessCodec: losslessCodec(s.src.Video.PixFmt), fields: fields}
 	if pkts := s.src.packets; pkts.timeBase == tb {
 		tl.packets = packetTimeline{pts: pkts.pts, keys: pkts.keys, pos: s.packetPos}
 	}
@@ -212,15 +212,17 @@ func (s liveSplit) prefixTimeline(pics []picture, tb rational, timedTo *int) (ti
 }
 
 // stableCuts is how many of cuts, planned over the pictures decoded so
-// far, the whole source cuts the same way: those whose next cut lands half
-// a segment before the last picture decoded. A cut lands within a quarter
-// segment of its target, and the last chunk is merged into the one before
-// when it is shorter than a quarter segment, so pictures up to half a
-// segment past a cut decide it; one more frame covers the rounding.
+// far, the whole source cuts the same way: those whose next cut lands
+// three quarters of a segment before the last picture decoded. A cut
+// lands within a quarter segment of its target, and the last chunk of a
+// stretch is merged into the one before when it is shorter than a quarter
+// segment, so pictures up to half a segment past a cut decide it, if a
+// stretch ends there: a switch of field mode ends one, and it is known a
+// run of minFieldRun later. One more frame covers the rounding.
 func stableCuts(tl timeline, cuts []cut, segment float64) int {
 	pics := tl.pictures
 	last := float64(pics[len(pics)-1].pts)
-	margin := segment/2*float64(tl.timeBase.den)/float64(tl.timeBase.num) + float64(pics[len(pics)-1].pts-pics[len(pics)-2].pts)
+	margin := (0.5+minFieldRun)*segment*float64(tl.timeBase.den)/float64(tl.timeBase.num) + float64(pics[len(pics)-1].pts-pics[len(pics)-2].pts)
 	n := 0
 	for _, c := range cuts {
 		if c.end >= len(pics) || float64(pics[c.end].pts)+margin >= last {
