@@ -32,7 +32,7 @@ func ServerOptions(log *slog.Logger, opts ...Option) []grpc.ServerOption {
 	}
 	// The malformed check must see every request the codec decodes: no
 	// interceptor before it ends a call without its handler.
-	unary := []grpc.UnaryServerInterceptor{recoverUnary(log), observeUnary(log, o.chunks), malformedUnary(codec)}
+	unary := []grpc.UnaryServerInterceptor{recoverUnary(log), observeUnary(log, o.chunks), malformedUnary(codec, o.auth)}
 	stream := []grpc.StreamServerInterceptor{recoverStream(log), observeStream(log, o.chunks), malformedStream(codec)}
 	unary = append(unary, o.unary...)
 	stream = append(stream, o.stream...)
@@ -109,10 +109,18 @@ func withCodec(codec wirecodec.Codec) Option {
 
 // malformedUnary answers a request whose bytes did not decode (see
 // wirecodec.Codec.Lenient) with InvalidArgument: the client's fault, not
-// the Internal gRPC would give.
-func malformedUnary(codec wirecodec.Codec) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+// the Internal gRPC would give. A caller auth (when set) refuses is told
+// Unauthenticated instead, as for a request that decodes: what the server
+// makes of a message is not for a caller without a token to learn. (A
+// stream's messages decode only once auth has let the stream in.)
+func malformedUnary(codec wirecodec.Codec, auth *TokenAuth) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if err := codec.Malformed(req); err != nil {
+			if auth != nil {
+				if err := auth.authorize(ctx, info.FullMethod); err != nil {
+					return nil, err
+				}
+			}
 			return nil, malformedStatus(err)
 		}
 		return handler(ctx, req)

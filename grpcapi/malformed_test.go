@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/videoshard/videoshard/proto"
@@ -82,5 +83,30 @@ func TestMalformedRequests(t *testing.T) {
 	})
 	if _, err := pb.NewVideoProcessingServiceClient(conn).CheckHealth(context.Background(), &pb.HealthCheckRequest{}); err != nil {
 		t.Errorf("a well-formed health check after them: %v", err)
+	}
+}
+
+// With auth, garbage from a caller without a token is refused as any call
+// of theirs is: Unauthenticated; with the token, it is InvalidArgument.
+func TestMalformedRequests_Auth(t *testing.T) {
+	store, err := storage.Open(storage.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(store, &fakeEncoder{}, Config{})
+	gs := grpc.NewServer(srv.GRPCOptions(WithAuth(newAuth(t, tokenA)))...)
+	srv.Register(gs)
+	conn := serveBufconn(t, gs)
+	garbage := []byte{0xff, 0xff, 0xff, 0xff, 0x0f}
+	call := func(ctx context.Context) error {
+		var reply []byte
+		return conn.Invoke(ctx, pb.VideoProcessingService_ListShards_FullMethodName, &garbage, &reply, grpc.ForceCodecV2(rawCodec{}))
+	}
+	if err := call(t.Context()); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("garbage without a token: %v, want Unauthenticated", err)
+	}
+	withToken := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tokenA)
+	if err := call(withToken); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("garbage with the token: %v, want InvalidArgument", err)
 	}
 }
