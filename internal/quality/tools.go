@@ -79,7 +79,7 @@ func (l *damageLog) line(b []byte) []byte {
 	switch level {
 	case "info":
 		if strings.HasPrefix(component, "Parsed_showinfo_") && strings.HasPrefix(msg, "n:") {
-			l.fields = append(l.fields, fieldMode(msg))
+			l.fields = append(l.fields, fftool.ShownFieldMode(msg))
 		}
 	case "error", "fatal", "panic":
 		if component != "" { // as -v error prints it
@@ -117,15 +117,4 @@ func hasFilter(ctx context.Context, tools Tools, name string) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// fieldMode reads the "i:" of showinfo's line for a picture: 'P', 'T' or
-// 'B', 0 when it names none.
-func fieldMode(msg string) byte {
-	for f := range strings.FieldsSeq(msg) {
-		if v, ok := strings.CutPrefix(f, "i:"); ok && (v == "P" || v == "T" || v == "B") {
-			return v[0]
-		}
-	}
-	return 0
 }

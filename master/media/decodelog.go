@@ -84,10 +84,13 @@ func (l *decodeLog) line(b []byte) []byte {
 		}
 		switch {
 		case strings.HasPrefix(msg, "n:"):
-			pts, f, fields := shownPicture(msg)
+			pts, f := shownPicture(msg)
 			l.pts = append(l.pts, pts)
 			l.seen(f)
-			mode := fieldModeOf(fields)
+			mode := fftool.ShownFieldMode(msg)
+			if mode == 0 {
+				mode = progressive
+			}
 			l.fields = appendField(l.fields, mode, len(l.pts)-1)
 			if l.onPicture != nil {
 				l.onPicture(mode)
@@ -133,10 +136,9 @@ func (l *decodeLog) line(b []byte) []byte {
 
 // shownPicture reads showinfo's line for a picture, "n:  12 pts: 309600
 // pts_time:3.44 pos: 9012 fmt:yuv420p sar:16/11 s:720x576 i:T iskey:0
-// type:B": its pts (noPTS for NOPTS or none), format, and interlace ("P"
-// progressive, "T" or "B" interlaced, top or bottom field first; "" when
-// not said).
-func shownPicture(msg string) (pts int64, f pictureFormat, interlace string) {
+// type:B": its pts (noPTS for NOPTS or none) and format (its field mode:
+// fftool.ShownFieldMode).
+func shownPicture(msg string) (pts int64, f pictureFormat) {
 	pts = noPTS
 	fields := strings.Fields(msg)
 	for i := 0; i < len(fields); i++ {
@@ -154,15 +156,13 @@ func shownPicture(msg string) (pts int64, f pictureFormat, interlace string) {
 			f.pixFmt = value
 		case "sar":
 			f.sar = value
-		case "i":
-			interlace = value
 		case "s":
 			w, h, _ := strings.Cut(value, "x")
 			f.width, _ = strconv.Atoi(w)
 			f.height, _ = strconv.Atoi(h)
 		}
 	}
-	return pts, f, interlace
+	return pts, f
 }
 
 // configured reads a graph input's "w:320 h:240 pixfmt:yuv420p tb:1/90000

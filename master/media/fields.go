@@ -29,16 +29,6 @@ type fieldRun struct {
 // than it keeps.
 const minFieldRun = 0.25
 
-// fieldModeOf reads showinfo's "i:" value; what it does not name counts
-// as progressive.
-func fieldModeOf(s string) byte {
-	switch s {
-	case "T", "B":
-		return s[0]
-	}
-	return progressive
-}
-
 // appendField adds picture index, of mode, to runs.
 func appendField(runs []fieldRun, mode byte, index int) []fieldRun {
 	if n := len(runs); n > 0 && runs[n-1].fields == mode {
