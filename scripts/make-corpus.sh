@@ -267,6 +267,13 @@ ff -f lavfi -i "$src:d=6,setfield=bff" -c:v mpeg2video -flags +ildct+ilme -top 0
 ff -f lavfi -i "$src:d=4" -f lavfi -i "$tone:d=4" -c:v libx264 -preset veryfast -g 25 \
   -c:a pcm_bluray -ac 2 -f mpegts -mpegts_m2ts_mode 1 bluray_pcm.m2ts
 
+# One picture shown over a song (a cover written as a video track, not an
+# attached picture): a video of one frame, with its audio.
+ff -f lavfi -i "$src" -frames:v 1 -c:v libx264 -preset veryfast -tune stillimage one_picture_v.mp4
+ff -f lavfi -i "$tone:d=4" -c:a aac one_picture_a.m4a
+ff -i one_picture_v.mp4 -i one_picture_a.m4a -map 0:v -map 1:a -c copy one_picture_song.mp4
+rm one_picture_v.mp4 one_picture_a.m4a
+
 # The sources refused before any encode, and what the refusal says.
 cat >refused.txt <<'LIST'
 size_change.mkv the video's picture size changes midway (320x240, then 480x270)
@@ -318,5 +325,6 @@ short_interlace.mkv 1.5 mkv - video field mode: 5 of the 105 pictures compared a
 interlaced_long_gop.vob 1.5 mkv
 bluray_pcm.m2ts 1.5 mkv
 bluray_pcm.m2ts 1.5 mov
+one_picture_song.mp4 1 mkv
 two_programs.ts 1 mkv - left out: stream 3 (audio mp2): it belongs to programme 2, the video to programme 1 | left out: stream 2 (video h264): video streams are not carried
 LIST

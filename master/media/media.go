@@ -28,7 +28,8 @@ var (
 
 	// ErrNoVideo: the file is media but not a video: no video stream (audio
 	// only, or only a cover image), a video stream without frames, or a
-	// still image (one frame). It is quality.ErrNoVideo.
+	// still image (one frame read by an image demuxer, such as a PNG). It
+	// is quality.ErrNoVideo.
 	ErrNoVideo = quality.ErrNoVideo
 
 	// ErrSplitMismatch: the chunks Split wrote do not add up to the source:
@@ -217,7 +218,9 @@ func finish(path string, info SourceInfo, pics *pictureScan, err error) (SourceI
 	case 0:
 		return SourceInfo{}, fmt.Errorf("probe %s: %w: the %s video stream has %d packets but no picture ffmpeg can decode", path, ErrNoVideo, v.Codec, scan.packets)
 	case 1:
-		return SourceInfo{}, fmt.Errorf("probe %s: %w: a still image (%s, one frame)", path, ErrNoVideo, v.Codec)
+		if stillImage(info.FormatName) {
+			return SourceInfo{}, fmt.Errorf("probe %s: %w: a still image (%s, one frame)", path, ErrNoVideo, v.Codec)
+		}
 	}
 	v.Frames = int64(len(pics.pictures))
 	v.Packets = scan.packets
@@ -527,4 +530,17 @@ func (r rational) micros(ticks int64) int64 {
 	}
 	n.Quo(n, d.Mul(d, big.NewInt(2)))
 	return n.Int64()
+}
+
+// stillImage reports whether formatName, a demuxer's name list, is one of
+// ffmpeg's image readers (image2, png_pipe, jpeg_pipe, ...): a picture, not
+// a video, when it holds one frame. A video container holding one picture
+// (a cover shown over an audio track, a one-frame clip) is a video.
+func stillImage(formatName string) bool {
+	for name := range strings.SplitSeq(formatName, ",") {
+		if name == "image2" || strings.HasSuffix(name, "_pipe") {
+			return true
+		}
+	}
+	return false
 }

@@ -203,6 +203,23 @@ func TestProbe_Errors(t *testing.T) {
 	}
 }
 
+// TestProbe_OnePicture: one picture in a video container is a video (a
+// cover shown over a song), not the still image a PNG is.
+func TestProbe_OnePicture(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"one.mp4", "one.mkv"} {
+		path := filepath.Join(dir, name)
+		ffmpegT(t, "-f", "lavfi", "-i", "color=c=red:s=64x48", "-frames:v", "1", "-c:v", "libx264", path)
+		src, err := media.Probe(context.Background(), mediaTools(t), path)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if src.Video.Frames != 1 {
+			t.Errorf("%s: Frames = %d, want 1", name, src.Video.Frames)
+		}
+	}
+}
+
 func TestProbe_MissingFFprobe(t *testing.T) {
 	tools := media.Tools{FFprobe: filepath.Join(t.TempDir(), "ffprobe")}
 	_, err := media.Probe(context.Background(), tools, clip(clipH264AAC))
