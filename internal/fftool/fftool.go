@@ -135,15 +135,3 @@ func MaxPixels(width, height int) int64 {
 func MaxPixelsOf(pixels int64) int64 {
 	return min(pixels+pixels/64, math.MaxInt32)
 }
-
-// ShownFieldMode reads the field mode off showinfo's line for a picture
-// ("n: 12 pts: 309600 ... i:T iskey:0 type:B"): 'P' progressive, 'T' or 'B'
-// interlaced with the top or bottom field first; 0 when it names none.
-func ShownFieldMode(msg string) byte {
-	for f := range strings.FieldsSeq(msg) {
-		if v, ok := strings.CutPrefix(f, "i:"); ok && (v == "P" || v == "T" || v == "B") {
-			return v[0]
-		}
-	}
-	return 0
-}

@@ -1,6 +1,9 @@
 package fftool
 
-import "testing"
+import (
+	"maps"
+	"testing"
+)
 
 func TestShownFieldMode(t *testing.T) {
 	tests := []struct {
@@ -16,6 +19,29 @@ func TestShownFieldMode(t *testing.T) {
 	for _, tt := range tests {
 		if got := ShownFieldMode(tt.msg); got != tt.want {
 			t.Errorf("ShownFieldMode(%q) = %q, want %q", tt.msg, got, tt.want)
+		}
+	}
+}
+
+func TestShownColours(t *testing.T) {
+	tests := []struct {
+		msg  string
+		want map[string]string
+	}{
+		{"color_range:tv color_space:bt709 color_primaries:bt709 color_trc:bt709",
+			map[string]string{"color_range": "tv", "color_space": "bt709", "color_primaries": "bt709", "color_trc": "bt709"}},
+		{"color_range:pc1280x720, 4:2:2 8 bits, MBAFF=0 ACT=0", map[string]string{"color_range": "pc"}},
+		{" color_space:bt2020nc color_primaries:bt2020Profile cid 1273.", map[string]string{"color_space": "bt2020nc", "color_primaries": "bt2020"}},
+		{" color_trc:bt2020-10x", map[string]string{"color_trc": "bt2020-10"}},
+		{" color_trc:smpte2084", map[string]string{"color_trc": "smpte2084"}},
+		{" color_space:somefuturename", map[string]string{"color_space": "somefuturename"}},
+		{"n:   0 pts:      0 fmt:yuv420p", map[string]string{}},
+	}
+	for _, tt := range tests {
+		got := map[string]string{}
+		ShownColours(tt.msg, func(p, v string) { got[p] = v })
+		if !maps.Equal(got, tt.want) {
+			t.Errorf("ShownColours(%q) = %v, want %v", tt.msg, got, tt.want)
 		}
 	}
 }

@@ -49,6 +49,10 @@ type decodeLog struct {
 	// colours are the colour descriptions the pictures came with, each
 	// other than the one before, with the picture each begins at.
 	colours []pictureColour
+	// colourOf holds the properties of the last picture's colour line
+	// read so far (fftool.ColourProperties' order): the line may come in
+	// pieces.
+	colourOf [len(fftool.ColourProperties)]string
 	// fields are the pictures' runs of one field mode (see fieldRun): one
 	// run when they never switch.
 	fields []fieldRun
@@ -84,6 +88,7 @@ func (l *decodeLog) line(b []byte) []byte {
 		}
 		switch {
 		case strings.HasPrefix(msg, "n:"):
+			l.colourOf = [len(fftool.ColourProperties)]string{}
 			pts, f := shownPicture(msg)
 			l.pts = append(l.pts, pts)
 			l.seen(f)
@@ -95,11 +100,8 @@ func (l *decodeLog) line(b []byte) []byte {
 			if l.onPicture != nil {
 				l.onPicture(mode)
 			}
-		case strings.HasPrefix(msg, "color_range:"):
-			desc := strings.ReplaceAll(strings.Join(strings.Fields(msg), " "), "color_", "")
-			if n := len(l.colours); n == 0 || l.colours[n-1].desc != desc {
-				l.colours = append(l.colours, pictureColour{desc, len(l.pts) - 1})
-			}
+		default:
+			fftool.ShownColours(msg, l.colour)
 		}
 		return nil
 	case "verbose":
@@ -163,6 +165,26 @@ func shownPicture(msg string) (pts int64, f pictureFormat) {
 		}
 	}
 	return pts, f
+}
+
+// colour takes one property of the last picture's colour description;
+// once all have come, the description is the pictures' from that one on
+// if it differs from the one before.
+func (l *decodeLog) colour(property, value string) {
+	i := slices.Index(fftool.ColourProperties[:], property)
+	l.colourOf[i] = value
+	if slices.Contains(l.colourOf[:], "") {
+		return
+	}
+	parts := make([]string, len(l.colourOf))
+	for i, p := range fftool.ColourProperties {
+		parts[i] = strings.TrimPrefix(p, "color_") + ":" + l.colourOf[i]
+	}
+	l.colourOf = [len(fftool.ColourProperties)]string{}
+	desc := strings.Join(parts, " ")
+	if n := len(l.colours); n == 0 || l.colours[n-1].desc != desc {
+		l.colours = append(l.colours, pictureColour{desc, len(l.pts) - 1})
+	}
 }
 
 // configured reads a graph input's "w:320 h:240 pixfmt:yuv420p tb:1/90000

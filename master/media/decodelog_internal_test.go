@@ -177,3 +177,65 @@ func TestDecodeLog_ChangesOnlyPicturesTell(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeLog_DecoderLinesInsideShowinfo: a frame-threaded decoder's
+// message that lands between showinfo's writes (as DNxHD's per-picture
+// "1280x720, 4:2:2 8 bits, MBAFF=0 ACT=0" does) is glued to the property
+// before it and ends the line; the properties after it come on a line of
+// their own. The pictures' colours read the same, and a real change is
+// still found where it is.
+func TestDecodeLog_DecoderLinesInsideShowinfo(t *testing.T) {
+	const (
+		info  = "[Parsed_showinfo_0 @ 0x1] [info] "
+		glued = "1280x720, 4:2:2 8 bits, MBAFF=0 ACT=0"
+	)
+	logs := map[string][]string{
+		"whole": {info + "color_range:tv color_space:bt709 color_primaries:unknown color_trc:unknown"},
+		"after range": {
+			info + "color_range:tv" + glued,
+			info + " color_space:bt709 color_primaries:unknown color_trc:unknown",
+		},
+		"after primaries": {
+			info + "color_range:tv color_space:bt709 color_primaries:unknown" + glued,
+			info + " color_trc:unknown",
+		},
+		"after trc":                {info + "color_range:tv color_space:bt709 color_primaries:unknown color_trc:unknown" + glued},
+		"after the picture's line": nil, // see below
+	}
+	for name, colourLines := range logs {
+		t.Run(name, func(t *testing.T) {
+			var l decodeLog
+			for n := range 6 {
+				line := fmt.Sprintf(info+"n:%4d pts:%7d pts_time:0 pos: 1 fmt:yuv422p sar:1/1 s:1280x720 i:P iskey:1 type:I ", n, n)
+				lines := logs["whole"]
+				if n == 2 || n == 3 {
+					if colourLines == nil {
+						line += glued
+					} else {
+						lines = colourLines
+					}
+				}
+				if n == 5 { // a real change, in pieces
+					lines = []string{info + "color_range:pc" + glued, info + " color_space:bt709 color_primaries:unknown color_trc:unknown"}
+				}
+				l.line([]byte(line))
+				for _, c := range lines {
+					l.line([]byte(c))
+				}
+			}
+			want := []pictureColour{
+				{"range:tv space:bt709 primaries:unknown trc:unknown", 0},
+				{"range:pc space:bt709 primaries:unknown trc:unknown", 5},
+			}
+			if !slices.Equal(l.colours, want) {
+				t.Errorf("colours = %+v, want %+v", l.colours, want)
+			}
+			if len(l.pts) != 6 || l.pts[3] != 3 {
+				t.Errorf("pts = %v, want 0 to 5", l.pts)
+			}
+			if len(l.formats) != 1 {
+				t.Errorf("formats = %v, want one", l.formats)
+			}
+		})
+	}
+}

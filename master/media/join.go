@@ -147,6 +147,9 @@ func planSideStreams(src SourceInfo, container string) (SideStreams, error) {
 		if o.Type != "video" && !ours(o) {
 			continue
 		}
+		if o.Type == "data" && o.Timecode != "" {
+			continue // a timecode track: the output has the video's timecode (Presentation.Video.Timecode)
+		}
 		if o.Type != "subtitle" {
 			drop(o, o.Type+" streams are not carried")
 			continue

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -102,6 +103,9 @@ type StreamInfo struct {
 	// Program is the id of the programme the stream belongs to (a
 	// broadcast transport stream's); 0 when the file has none.
 	Program int
+	// Timecode is the stream's timecode tag: a timecode track's start
+	// (MOV tmcd); "" when none.
+	Timecode string
 }
 
 // VideoStream describes the video stream Probe picked.
@@ -285,8 +289,10 @@ type ffprobeStream struct {
 		AttachedPic int `json:"attached_pic"`
 		Default     int `json:"default"`
 	} `json:"disposition"`
-	Tags struct {
+	CodecTag string `json:"codec_tag_string"`
+	Tags     struct {
 		Language string `json:"language"`
+		Timecode string `json:"timecode"`
 	} `json:"tags"`
 }
 
@@ -333,6 +339,18 @@ func shownVideo(n int, at func(i int) (video bool, isDefault, pixels int)) int {
 	return pick
 }
 
+// fourCC is a stream's codec tag (ffprobe's codec_tag_string) when it is
+// four letters or digits, as "tmcd" is: the name of a stream no decoder
+// knows; "" otherwise.
+func fourCC(tag string) string {
+	if len(tag) != 4 || strings.IndexFunc(tag, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	}) >= 0 {
+		return ""
+	}
+	return tag
+}
+
 func (r ffprobeReport) sourceInfo(abs string) (SourceInfo, error) {
 	info := SourceInfo{
 		Path:       abs,
@@ -357,11 +375,12 @@ func (r ffprobeReport) sourceInfo(abs string) (SourceInfo, error) {
 		si := StreamInfo{
 			Index:     s.Index,
 			Type:      s.CodecType,
-			Codec:     s.CodecName,
+			Codec:     cmp.Or(s.CodecName, fourCC(s.CodecTag)),
 			StartTime: parseSeconds(s.StartTime),
 			Channels:  s.Channels,
 			Language:  s.Tags.Language,
 			Program:   program[s.Index],
+			Timecode:  s.Tags.Timecode,
 		}
 		si.SampleRate, _ = strconv.Atoi(s.SampleRate)
 		switch {

@@ -35,6 +35,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,6 +114,10 @@ type VideoPresentation struct {
 	Disposition     []string
 	// StartTime is the stream's first timestamp.
 	StartTime float64
+	// Timecode is the video's start timecode, e.g. "01:00:00:00": the
+	// video stream's timecode tag, else a timecode track's (MOV tmcd),
+	// else the container's (MXF, MPEG-2 GOP headers); "" when none.
+	Timecode string
 }
 
 // TrackPresentation is an audio or subtitle stream.
@@ -267,8 +272,12 @@ type probedFrame struct {
 
 func (r presentationReport) presentation() (Presentation, error) {
 	p := Presentation{StartTime: parseSeconds(r.Format.StartTime), Tags: map[string]string{}}
+	timecode := ""
 	for k, v := range r.Format.Tags {
-		if k = strings.ToLower(k); !slices.Contains(muxerTags, k) {
+		switch k = strings.ToLower(k); {
+		case k == "timecode":
+			timecode = v // the video's, below
+		case !slices.Contains(muxerTags, k):
 			p.Tags[k] = v
 		}
 	}
@@ -287,6 +296,7 @@ func (r presentationReport) presentation() (Presentation, error) {
 	found := video >= 0
 	if found {
 		p.Video = r.Streams[video].videoPresentation()
+		p.Video.Timecode = cmp.Or(tag(r.Streams[video].Tags, "timecode"), timecodeTrack(r.Streams), timecode)
 	}
 	for _, s := range r.Streams {
 		switch {
@@ -310,6 +320,22 @@ func (r presentationReport) presentation() (Presentation, error) {
 	}
 	return p, nil
 }
+
+// timecodeTrack is the timecode of the first data stream with one (a MOV
+// timecode track); "".
+func timecodeTrack(streams []presentationStream) string {
+	for _, s := range streams {
+		if tc := tag(s.Tags, "timecode"); s.CodecType == "data" && tc != "" {
+			return tc
+		}
+	}
+	return ""
+}
+
+// validTimecode matches a timecode as ffmpeg writes and reads one,
+// "HH:MM:SS:FF" (";" or "." before the frames when drop-frame): what Join
+// may pass on to ffmpeg's muxers.
+var validTimecode = regexp.MustCompile(`^[0-9]{2}:[0-9]{2}:[0-9]{2}[:;.][0-9]{2,3}$`)
 
 // PlaceVideo moves the video's start to start (a first picture's time,
 // where ffprobe saw only packets), and the tracks' offsets with it.
@@ -567,6 +593,7 @@ func ComparePresentation(src, out Presentation, container string) []string {
 		c.diff("video field order the container states", sv.StreamFieldOrder, ov.StreamFieldOrder, why)
 	}
 	c.diff("video sample aspect ratio", sv.SampleAspectRatio, ov.SampleAspectRatio, "")
+	c.diff("video timecode", sv.Timecode, ov.Timecode, "")
 	c.diff("video language", sv.Language, ov.Language, "")
 	c.diff("video title", sv.Title, ov.Title, c.titleWhy())
 	c.diff("video disposition", strings.Join(sv.Disposition, "+"), c.outDisposition(ov.Disposition, slices.Contains(sv.Disposition, "default"), true), c.dispositionWhy())
@@ -809,6 +836,10 @@ func presentationOutput(src, shard Presentation, side SideStreams, container str
 		if mov {
 			videoTags = append(videoTags, "handler_name="+sv.Title)
 		}
+	}
+	if validTimecode.MatchString(sv.Timecode) {
+		// MP4 and MOV write it as a timecode track, Matroska as a tag.
+		videoTags = append(videoTags, "timecode="+sv.Timecode)
 	}
 	if mov && sv.Rotation != 0 && !mirrored(sv.DisplayMatrix) {
 		// A mirroring matrix is no rotation: the rotate tag would show the

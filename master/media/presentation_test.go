@@ -87,6 +87,33 @@ func TestPresentation_Pipeline(t *testing.T) {
 			},
 		},
 		{
+			// MOV keeps a timecode track beside the video (and the video
+			// a timecode tag): MOV and MP4 write it as one, Matroska as
+			// the video's tag; the track is no stream to leave out.
+			name: "timecode track",
+			src:  []string{"-i", plainMP4, "-c", "copy", "-timecode", "01:00:00:00"},
+			ext:  ".mov", codec: x264Args,
+			want: map[string][]string{"out.mkv": nil, "out.mp4": nil, "out.mov": nil},
+			check: func(t *testing.T, p media.Presentation) {
+				if p.Video.Timecode != "01:00:00:00" {
+					t.Errorf("timecode %q, want 01:00:00:00", p.Video.Timecode)
+				}
+			},
+		},
+		{
+			// Matroska's timecode is the container's tag (as MXF's is):
+			// the output's video carries it.
+			name: "container timecode",
+			src:  []string{"-i", plainMP4, "-c", "copy", "-metadata", "timecode=10:00:00:12"},
+			ext:  ".mkv", codec: x264Args,
+			want: map[string][]string{"out.mkv": nil, "out.mov": nil},
+			check: func(t *testing.T, p media.Presentation) {
+				if p.Video.Timecode != "10:00:00:12" {
+					t.Errorf("timecode %q, want 10:00:00:12", p.Video.Timecode)
+				}
+			},
+		},
+		{
 			// The workers' ffmpeg tags its interlaced encode by the
 			// pictures' flags ("bt"): Join states the source's order.
 			name: "interlaced, top field first",
