@@ -319,6 +319,13 @@ type Dispatcher struct {
 	changed chan struct{}     // closed and replaced when a slot frees or a worker returns
 	jobs    map[*dispJob]bool // running jobs, for worker events
 	closed  bool
+
+	// encoder is the encoder chunks go to (set once, before any job): ffmpeg
+	// when any worker reported it at the start, else the one the healthy
+	// workers reported. A worker of another takes none: a shard that
+	// claims to be simulated is not media, and joining it would put its
+	// bytes into the output unverified.
+	encoder string
 }
 
 // dispWorker is one worker. Fields below client are guarded by Dispatcher.mu.
@@ -351,14 +358,31 @@ func (w *dispWorker) trims() (yes, known bool) {
 	return slices.Contains(w.features, pb.FeatureFrameTrim), w.probed
 }
 
-// takes reports whether w may be given t: a trimmed chunk only goes to a
-// worker known to trim.
+// takesLocked reports whether w may be given t: only a worker of the
+// job's encoder, and a trimmed chunk only one known to trim.
+func (d *Dispatcher) takesLocked(w *dispWorker, t ChunkTask) bool {
+	return w.encoder == d.encoder && w.takes(t)
+}
+
+// takes reports whether w may be given t as far as its features go: a
+// trimmed chunk only goes to a worker known to trim.
 func (w *dispWorker) takes(t ChunkTask) bool {
 	if t.TrimFrames <= 0 {
 		return true
 	}
 	yes, _ := w.trims()
 	return yes
+}
+
+// jobEncoder is the encoder a job's chunks go to, of those its healthy
+// workers reported: ffmpeg when one did (a worker that says otherwise
+// cannot make a job of media chunks skip their checks), else the first
+// by name.
+func jobEncoder(reported map[string]bool) string {
+	if reported[pb.EncoderFFmpeg] {
+		return pb.EncoderFFmpeg
+	}
+	return slices.Min(slices.Collect(maps.Keys(reported)))
 }
 
 // NewDispatcher dials every worker and probes each with a health check
@@ -417,8 +441,9 @@ func NewDispatcher(ctx context.Context, cfg DispatchConfig) (*Dispatcher, error)
 		d.Close()
 		return nil, fmt.Errorf("new dispatcher: %w: %s", ErrNoHealthyWorker, strings.Join(problems, "; "))
 	}
+	d.encoder = jobEncoder(encoders)
 	if len(encoders) > 1 {
-		d.log.Warn("workers use different encoders; a video's chunks may mix them", "encoders", slices.Sorted(maps.Keys(encoders)))
+		d.log.Warn("workers use different encoders: chunks go only to those of one", "encoders", slices.Sorted(maps.Keys(encoders)), "encoder", d.encoder)
 	}
 	for i, w := range d.workers {
 		if errs[i] != nil {
@@ -765,14 +790,14 @@ func (d *Dispatcher) pickUnderLocked(p *pendingChunk, extra int) *dispWorker {
 	avoid := func(w *dispWorker) bool { return p.failed[w] || w.shunned || now.Before(w.slowUntil) }
 	others := false
 	for _, w := range d.workers {
-		if w.up && w.takes(p.task) && !avoid(w) {
+		if w.up && d.takesLocked(w, p.task) && !avoid(w) {
 			others = true
 			break
 		}
 	}
 	var best *dispWorker
 	for _, w := range d.workers {
-		if !w.up || w.inflight >= w.cap+extra || !w.takes(p.task) || (others && avoid(w)) || extra > 0 && !w.streams {
+		if !w.up || w.inflight >= w.cap+extra || !d.takesLocked(w, p.task) || (others && avoid(w)) || extra > 0 && !w.streams {
 			continue
 		}
 		if best == nil || lessLoadedWorker(w, best) {
@@ -1312,6 +1337,9 @@ func (j *dispJob) check(w *dispWorker, p *pendingChunk, resp *pb.ProcessChunkRes
 	case t.Size > 0 && res.OriginalSize > 0 && res.OriginalSize != t.Size:
 		return res, fmt.Errorf("chunk %d: %w: the worker received %d bytes, the chunk has %d",
 			t.Index, client.ErrFileChanged, res.OriginalSize, t.Size)
+	case res.Encoder != j.d.encoder:
+		return res, fmt.Errorf("chunk %d: %w: its metadata says encoder %q, the job's is %q",
+			t.Index, client.ErrProtocol, res.Encoder, j.d.encoder)
 	case res.Encoder != healthEncoder:
 		// Its health said one encoder, its chunk another: a shard that
 		// claims to be simulated would be joined as bytes, unverified.

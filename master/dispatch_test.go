@@ -947,3 +947,30 @@ func TestDispatch_Shun(t *testing.T) {
 		t.Errorf("%d chunks done with every worker shunned, want 6", n)
 	}
 }
+
+// TestDispatch_SimulatedWorkerInAnFFmpegJob: a worker whose health and
+// chunks say "simulated" (consistently, so no answer contradicts
+// another) beside an ffmpeg worker is given no chunk: its shards would be
+// joined as bytes, unchecked.
+func TestDispatch_SimulatedWorkerInAnFFmpegJob(t *testing.T) {
+	liar := startWorker(t, workerOpts{MaxTasks: 4, Delay: time.Millisecond})
+	honest := startWorker(t, workerOpts{MaxTasks: 1, Delay: 10 * time.Millisecond, Hooks: &hooks{Health: ffmpegHealth, Process: asFFmpeg(100)}})
+	d := newDispatcher(t, fastConfig(t, liar.Addr, honest.Addr))
+	chunks := writeChunks(t, 6, smallChunk)
+	tasks := tasksOf(chunks)
+	for i := range tasks {
+		tasks[i].Frames = 100
+	}
+	rec := newRecorder(t)
+	if err := d.Run(context.Background(), "mixed", tasks, rec.onDone, rec.onEvent); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rec.Results() {
+		if r.Worker != honest.Addr || r.Encoder != pb.EncoderFFmpeg || !r.MediaChecked {
+			t.Errorf("chunk %d: %+v; want it encoded by the ffmpeg worker, media checked", r.Index, r)
+		}
+	}
+	if calls, streams := liar.Calls(); calls+streams != 0 {
+		t.Errorf("the simulated worker got %d chunks, want none", calls+streams)
+	}
+}

@@ -1187,6 +1187,12 @@ func summarizeChunks(cfg JobConfig, state *JobState, src *media.SourceInfo, enco
 // beside cfg.Output, see unverifiedPath); err what stopped the output.
 func assemble(ctx context.Context, cfg JobConfig, state *JobState, src *media.SourceInfo, paths []string, encoders map[string]bool, sum *Summary) (failed, err error) {
 	if encoders[pb.EncoderSimulated] {
+		if len(encoders) > 1 {
+			// The dispatcher sends a job's chunks to one encoder's workers;
+			// a chunk map that mixes them was not made by this master.
+			return nil, fmt.Errorf("assemble: the shards mix a simulated encoder's, which are not media, with %s's: encode the video again",
+				strings.Join(slices.Sorted(maps.Keys(encoders)), " and "))
+		}
 		sum.VerificationSkipReason = "shards made by a simulated encoder are not media: the output is their bytes, concatenated; media checks skipped"
 		return nil, concatFiles(paths, cfg.Output)
 	}
