@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/tap"
 
@@ -268,8 +269,24 @@ func startAdmission(ctx context.Context) (finish func(), err error) {
 	return a.finish, nil
 }
 
-// admit is the server's grpc.InTapHandle: it runs when a call's headers
-// arrive, before gRPC reads its message.
+// tapHandle is the server's grpc.InTapHandle: it runs when a call's
+// headers arrive, before gRPC reads its message. A caller auth (when
+// set) refuses is answered then, Unauthenticated, before it takes a
+// chunk slot it could hold for an upload's length; then admit.
+func (s *Server) tapHandle(auth *TokenAuth) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		if auth != nil {
+			if err := auth.authorizeHeader(info.Header, info.FullMethodName); err != nil {
+				s.warns.warn("call refused before its message was read", "method", info.FullMethodName, "code", codes.Unauthenticated)
+				return nil, err
+			}
+		}
+		return s.admit(ctx, info)
+	}
+}
+
+// admit gives a chunk call a place (see gate) or refuses it, and gives
+// other calls a deadline for their message (awaitMessage).
 func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
 	var g *gate
 	switch info.FullMethodName {
@@ -499,7 +516,7 @@ func (s *Server) GRPCOptions(opts ...Option) []grpc.ServerOption {
 	}
 	o := append(ServerOptions(s.log, append([]Option{withCodec(s.codec), WithInterceptors(messageInterceptors())}, opts...)...),
 		grpc.Creds(countingCreds{creds}), // for watchUnary's message bytes
-		grpc.InTapHandle(s.admit),
+		grpc.InTapHandle(s.tapHandle(given.auth)),
 		grpc.StatsHandler(connTagger{&s.connBytes}), // for Listener's counts
 		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(s.cfg.MaxMessageBytes),

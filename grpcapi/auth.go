@@ -113,10 +113,15 @@ func (a *TokenAuth) StreamServerInterceptor() grpc.StreamServerInterceptor {
 // authorize returns nil when the call may proceed, or an Unauthenticated
 // status saying what is wrong (never quoting what the client sent).
 func (a *TokenAuth) authorize(ctx context.Context, fullMethod string) error {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return a.authorizeHeader(md, fullMethod)
+}
+
+// authorizeHeader is authorize of a call whose header metadata is md.
+func (a *TokenAuth) authorizeHeader(md metadata.MD, fullMethod string) error {
 	if a.exempt != nil && a.exempt(fullMethod) {
 		return nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	switch {
 	case len(vals) == 0:

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -17,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/videoshard/videoshard/proto"
+	"github.com/videoshard/videoshard/storage"
 )
 
 const (
@@ -238,5 +242,55 @@ func TestServerOptions_WithAuth(t *testing.T) {
 	}
 	if strings.Contains(out, tokenA) || strings.Contains(out, wrong) {
 		t.Errorf("the log holds a token:\n%s", out)
+	}
+}
+
+// TestAuth_BeforeAChunkSlot: a caller without a token is refused when its
+// headers arrive, before its ProcessChunk takes one of the worker's unary
+// slots: one that never sends its message (or trickles it for an upload's
+// length) holds none, and a caller with the token is served beside it.
+func TestAuth_BeforeAChunkSlot(t *testing.T) {
+	store, err := storage.Open(storage.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	srv := NewServer(store, &fakeEncoder{}, Config{MaxConcurrentTasks: 1, MaxUnaryChunks: 1, UploadIdleTimeout: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go srv.Run(ctx)
+	gs := grpc.NewServer(srv.GRPCOptions(WithAuth(newAuth(t, tokenA)))...)
+	srv.Register(gs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gs.Serve(srv.Listener(lis))
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	// Headers only, the message never sent.
+	held, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, pb.VideoProcessingService_ProcessChunk_FullMethodName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() { got <- held.RecvMsg(new(pb.ProcessChunkResponse)) }()
+	select {
+	case err := <-got:
+		if status.Code(err) != codes.Unauthenticated {
+			t.Errorf("a chunk call without a token, its message not sent: %v, want Unauthenticated", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a chunk call without a token was not refused before its message came")
+	}
+	client := pb.NewVideoProcessingServiceClient(conn)
+	withToken := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tokenA)
+	if _, err := client.ProcessChunk(withToken, &pb.ProcessChunkRequest{VideoId: "v", ChunkIndex: 0, ChunkData: []byte("data")}); err != nil {
+		t.Errorf("a chunk call with the token: %v", err)
 	}
 }
