@@ -1240,7 +1240,7 @@ func joinVerified(ctx context.Context, cfg JobConfig, src media.SourceInfo, stat
 	})
 	g.Go(func() error { return verifyPictures(gctx, vcfg, src, state, paths, &pv, sum) })
 	g.Go(func() (err error) {
-		srcP, outP, err = probePresentations(gctx, cfg.Tools, src.Path, vcfg.Output)
+		srcP, outP, err = probePresentations(gctx, cfg.Tools, src, vcfg.Output)
 		return err
 	})
 	err := g.Wait()
@@ -1274,17 +1274,18 @@ func unverifiedPath(output string) string {
 }
 
 // probePresentations reads the source's and the output's presentations,
-// side by side.
-func probePresentations(ctx context.Context, tools media.Tools, source, output string) (srcP, outP media.Presentation, err error) {
+// side by side: the output, made of workers' shards, as one
+// (media.ProbeEncodedPresentation).
+func probePresentations(ctx context.Context, tools media.Tools, src media.SourceInfo, output string) (srcP, outP media.Presentation, err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		if srcP, err = media.ProbePresentation(gctx, tools, source); err != nil {
+		if srcP, err = media.ProbePresentation(gctx, tools, src.Path); err != nil {
 			return fmt.Errorf("read the source's presentation: %w", err)
 		}
 		return nil
 	})
 	g.Go(func() (err error) {
-		if outP, err = media.ProbePresentation(gctx, tools, output); err != nil {
+		if outP, err = media.ProbeEncodedPresentation(gctx, tools, output, src.Video.Width, src.Video.Height); err != nil {
 			return fmt.Errorf("read the output's presentation: %w", err)
 		}
 		return nil

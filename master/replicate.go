@@ -268,9 +268,12 @@ func (r *replicator) copyTo(c ChunkState, source, target string) (Replica, error
 }
 
 // replicateChunk asks the worker behind cl (at target) to copy chunk c of
-// videoID from source, and checks that the copy it reports is c's: its
-// checksum (and size, when the map knows it) must be the chunk map's.
+// videoID from source, within cl.TransferTimeout of its size, and checks
+// that the copy it reports is c's: its checksum (and size, when the map
+// knows it) must be the chunk map's.
 func replicateChunk(ctx context.Context, cl *client.Client, source, target, videoID string, c ChunkState) (Replica, error) {
+	ctx, cancel := context.WithTimeout(ctx, cl.TransferTimeout(c.EncodedSize))
+	defer cancel()
 	meta, _, err := cl.ReplicateShard(ctx, source, videoID, int32(c.Index))
 	if err != nil {
 		return Replica{}, err

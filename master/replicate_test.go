@@ -177,6 +177,28 @@ func TestEncodeReplicasShort(t *testing.T) {
 			t.Fatalf("output %v, report %+v", serr, sum.Replication)
 		}
 	})
+	t.Run("copies never answered", func(t *testing.T) {
+		// A target that takes the copy and never answers holds it for
+		// its transfer's time, not the chunk timeout.
+		release := make(chan struct{})
+		hang := &hooks{Replicate: func(*pb.ReplicateShardRequest) (*pb.ReplicateShardResponse, error) {
+			<-release
+			return nil, status.Error(codes.Unavailable, "too late")
+		}}
+		w1, w2 := startWorker(t, workerOpts{MaxTasks: 2, Hooks: hang}), startWorker(t, workerOpts{MaxTasks: 2, Hooks: hang})
+		t.Cleanup(func() { close(release) }) // before the workers stop
+		dir := t.TempDir()
+		cfg := replJob(t, dir, 2, w1, w2)
+		cfg.Dispatch.Dial.DownloadIdleTimeout = 300 * time.Millisecond
+		cfg.Dispatch.ChunkTimeout = 2 * time.Minute
+		start := time.Now()
+		if _, err := master.Encode(context.Background(), cfg); !errors.Is(err, master.ErrUnderReplicated) {
+			t.Fatalf("err %v, want ErrUnderReplicated", err)
+		}
+		if took := time.Since(start); took >= cfg.Dispatch.ChunkTimeout/2 {
+			t.Errorf("the job took %v with copies that never answer: held for the chunk timeout (%v), not the copy's", took, cfg.Dispatch.ChunkTimeout)
+		}
+	})
 	t.Run("a copy of other bytes", func(t *testing.T) {
 		// A target that answers with another checksum holds no copy.
 		liar := &hooks{Replicate: func(req *pb.ReplicateShardRequest) (*pb.ReplicateShardResponse, error) {

@@ -361,6 +361,14 @@ func (c *Client) pin(ctx context.Context, call func(context.Context, *pb.PinVide
 // whether the target held it already. The metadata is checked to be the
 // chunk asked for (ErrProtocol otherwise); whether its checksum is the
 // right one is the caller's to check.
+// TransferTimeout is how long a copy of size bytes the worker makes (a
+// ReplicateShard) may take, as a download of it may: DownloadIdleTimeout
+// plus its size at MinDownloadRate. A worker that takes the call and never
+// answers holds it no longer.
+func (c *Client) TransferTimeout(size int64) time.Duration {
+	return c.idle + time.Duration(max(size, 0)/MinDownloadRate)*time.Second
+}
+
 func (c *Client) ReplicateShard(ctx context.Context, source, videoID string, chunkIndex int32) (meta *pb.ChunkMetadata, already bool, err error) {
 	resp, err := c.rpc.ReplicateShard(ctx, &pb.ReplicateShardRequest{SourceWorker: source, VideoId: videoID, ChunkIndex: chunkIndex})
 	if err != nil {

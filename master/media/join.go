@@ -450,7 +450,7 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 	var shardP, srcP Presentation
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		if shardP, err = ProbePresentation(gctx, tools, paths[0]); err != nil {
+		if shardP, err = ProbeEncodedPresentation(gctx, tools, paths[0], src.Video.Width, src.Video.Height); err != nil {
 			return fmt.Errorf("join: shard %s: %w", paths[0], err)
 		}
 		return nil

@@ -164,6 +164,27 @@ var muxerTags = []string{"major_brand", "minor_version", "compatible_brands", "e
 // ffprobe cannot read ErrNotMedia, a file without video ErrNoVideo; an
 // ended ctx wraps ctx.Err().
 func ProbePresentation(ctx context.Context, tools Tools, path string) (Presentation, error) {
+	return probePresentation(ctx, tools, path, nil, 0)
+}
+
+// ProbeEncodedPresentation is ProbePresentation of a file made of a
+// worker's shards (a shard, or an output Join wrote): read only with the
+// demuxers Join lets a shard have, and only if its pictures are at most
+// width x height (the source's; 0 for no bound): a bigger one wraps
+// ErrNotMedia, saying so, before it is decoded.
+func ProbeEncodedPresentation(ctx context.Context, tools Tools, path string, width, height int) (Presentation, error) {
+	bound := ffmpeg.KwArgs{"format_whitelist": shardFormats, "protocol_whitelist": "file"}
+	var maxPixels int64
+	if width > 0 && height > 0 {
+		maxPixels = fftool.MaxPixels(width, height)
+		bound["max_pixels"] = strconv.FormatInt(maxPixels, 10)
+	}
+	return probePresentation(ctx, tools, path, bound, maxPixels)
+}
+
+// probePresentation is ProbePresentation with bound's input options, of
+// a file whose pictures may have at most maxPixels (0: any).
+func probePresentation(ctx context.Context, tools Tools, path string, bound ffmpeg.KwArgs, maxPixels int64) (Presentation, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return Presentation{}, fmt.Errorf("probe presentation %s: %w", path, err)
@@ -172,19 +193,23 @@ func ProbePresentation(ctx context.Context, tools Tools, path string) (Presentat
 		return Presentation{}, fmt.Errorf("probe presentation %s: %w", path, err)
 	}
 	var rep presentationReport
-	if err := runProbe(ctx, tools, abs, &rep, ffmpeg.KwArgs{"show_format": "", "show_streams": "", "show_chapters": ""}); err != nil {
+	if err := runProbe(ctx, tools, abs, &rep, ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{bound, {"show_format": "", "show_streams": "", "show_chapters": ""}})); err != nil {
 		return Presentation{}, fmt.Errorf("probe presentation %s: %w", path, err)
 	}
 	p, err := rep.presentation()
 	if err != nil {
 		return Presentation{}, fmt.Errorf("probe presentation %s: %w", path, err)
 	}
+	if maxPixels > 0 && int64(p.Video.Width)*int64(p.Video.Height) > maxPixels {
+		return Presentation{}, fmt.Errorf("probe presentation %s: %w: its pictures are %dx%d, more than the %d pixels of the source's",
+			path, ErrNotMedia, p.Video.Width, p.Video.Height, maxPixels)
+	}
 	var frames frameReport
-	if err := runProbe(ctx, tools, abs, &frames, ffmpeg.KwArgs{
+	if err := runProbe(ctx, tools, abs, &frames, ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{bound, {
 		"select_streams": strconv.Itoa(p.Video.Index),
 		"read_intervals": "%+#1", // the first packet
 		"show_frames":    "",
-	}); err != nil {
+	}})); err != nil {
 		return Presentation{}, fmt.Errorf("probe presentation %s: first frame: %w", path, err)
 	}
 	if len(frames.Frames) > 0 {
