@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/tap"
 
@@ -524,6 +525,7 @@ func (s *Server) GRPCOptions(opts ...Option) []grpc.ServerOption {
 		// message hold that much in headers, a hundred per connection.
 		grpc.MaxHeaderListSize(maxHeaderListBytes),
 		grpc.WaitForHandlers(true),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: IdleConnTimeout}),
 	)
 	if s.cfg.MaxConcurrentStreams > 0 {
 		o = append(o, grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams))

@@ -79,36 +79,80 @@ func (c *connBytes) lookup(key string) *connProgress {
 // Listener returns l counting what each accepted connection brings, for
 // the admission of unary calls (see GRPCOptions): serve s through it.
 func (s *Server) Listener(l net.Listener) net.Listener {
-	return &bytesListener{Listener: l, conns: &s.connBytes}
+	return &bytesListener{Listener: l, conns: &s.connBytes, perHost: s.cfg.MaxConnsPerHost, hosts: map[string]int{}, warns: s.warns}
 }
 
 type bytesListener struct {
 	net.Listener
-	conns *connBytes
+	conns   *connBytes
+	perHost int
+	warns   *warnLimiter
+
+	mu    sync.Mutex
+	hosts map[string]int // open connections by connHost, guarded by mu
 }
 
 func (l *bytesListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		host := connHost(c.RemoteAddr())
+		l.mu.Lock()
+		full := host != "" && l.hosts[host] >= l.perHost
+		if !full && host != "" {
+			l.hosts[host]++
+		}
+		l.mu.Unlock()
+		if full {
+			l.warns.warn("connection refused: too many from its host", "host", host, "key", "limits.max_connections_per_host", "limit", l.perHost)
+			_ = c.Close()
+			continue
+		}
+		setUserTimeout(c) // as gRPC would on c unwrapped
+		bc := &bytesConn{Conn: c, l: l, host: host}
+		if key := connKey(c.LocalAddr(), c.RemoteAddr()); key != "" {
+			bc.p = l.conns.add(key, c)
+		}
+		return bc, nil
 	}
-	setUserTimeout(c) // as gRPC would on c unwrapped
-	key := connKey(c.LocalAddr(), c.RemoteAddr())
-	if key == "" {
-		return c, nil
+}
+
+// connHost is the host a connection counts against: its IPv4 address, or
+// its IPv6 address's /64 (what one client is given); "" when not IP.
+func connHost(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return ""
 	}
-	return &bytesConn{Conn: c, p: l.conns.add(key, c), conns: l.conns}, nil
+	if ip4 := tcp.IP.To4(); ip4 != nil {
+		return ip4.String()
+	}
+	return (&net.IPNet{IP: tcp.IP.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
 }
 
 type bytesConn struct {
 	net.Conn
-	p     *connProgress
-	conns *connBytes
-	once  sync.Once
+	p    *connProgress // nil when not counted (see connKey)
+	l    *bytesListener
+	host string
+	once sync.Once
 }
 
 func (c *bytesConn) Close() error {
-	c.once.Do(func() { c.conns.remove(c.p) })
+	c.once.Do(func() {
+		if c.p != nil {
+			c.l.conns.remove(c.p)
+		}
+		if c.host != "" {
+			c.l.mu.Lock()
+			if c.l.hosts[c.host]--; c.l.hosts[c.host] <= 0 {
+				delete(c.l.hosts, c.host)
+			}
+			c.l.mu.Unlock()
+		}
+	})
 	return c.Conn.Close()
 }
 

@@ -2,7 +2,11 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,5 +124,45 @@ func TestMessageAwaited(t *testing.T) {
 	}
 	if _, err := w.client.CheckHealth(context.Background(), &pb.HealthCheckRequest{}); err != nil {
 		t.Errorf("a call with its message: %v", err)
+	}
+}
+
+// TestConnectionsPerHost: beyond MaxConnsPerHost open connections from one
+// host (idle ones that never speak HTTP/2 here), a new one is closed as it
+// is accepted; once one closes, the host is served again.
+func TestConnectionsPerHost(t *testing.T) {
+	w := newTCPWorker(t, Config{MaxConnsPerHost: 2})
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", w.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	extra, err := net.Dial("tcp", w.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a third connection from the host: read %v, want it closed by the worker", err)
+	}
+	held[0].Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		// The worker counts the closed connection out once its read of
+		// it fails: until then the call's connection may be refused.
+		_, err := w.client.CheckHealth(ctx, &pb.HealthCheckRequest{})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("a call after a connection closed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

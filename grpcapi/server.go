@@ -47,6 +47,12 @@ type Config struct {
 	// before its message is read (default MaxConcurrentTasks: one for each
 	// encode slot, as many as a master sends at once).
 	MaxUnaryChunks int
+	// MaxConnsPerHost bounds the connections Listener keeps open from one
+	// host (one IPv4 address, one IPv6 /64): beyond it a new one is closed
+	// as it is accepted, so one client cannot hold the worker's file
+	// descriptors and memory with idle connections (default
+	// DefaultMaxConnsPerHost). A master needs one.
+	MaxConnsPerHost int
 	// MaxUploads bounds the UploadChunk streams in flight (receiving,
 	// waiting for a slot or encoding), each spooling up to MaxChunkBytes in
 	// the store's TempDir and holding one message of up to MaxMessageBytes
@@ -152,6 +158,16 @@ type Server struct {
 }
 
 // NewServer returns a server over store and enc.
+// DefaultMaxConnsPerHost is Config.MaxConnsPerHost's default: room for a
+// few masters, peers and tools on one host, far below a process's file
+// descriptors.
+const DefaultMaxConnsPerHost = 256
+
+// IdleConnTimeout is how long a connection with no call in flight is kept
+// before the worker closes it (gRPC's MaxConnectionIdle: a GOAWAY, after
+// which a client dials again when it next calls).
+const IdleConnTimeout = 5 * time.Minute
+
 func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 	if cfg.MaxConcurrentTasks <= 0 {
 		cfg.MaxConcurrentTasks = 1
@@ -164,6 +180,9 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 	}
 	if cfg.MaxUploads <= 0 {
 		cfg.MaxUploads = 2 * cfg.MaxConcurrentTasks
+	}
+	if cfg.MaxConnsPerHost <= 0 {
+		cfg.MaxConnsPerHost = DefaultMaxConnsPerHost
 	}
 	if cfg.MaxChunkBytes <= 0 {
 		cfg.MaxChunkBytes = defaultMaxChunkBytes
