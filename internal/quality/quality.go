@@ -67,6 +67,10 @@ func (e *FrameCountError) Unwrap() error { return ErrFrameCountMismatch }
 type Input struct {
 	Path         string
 	Skip, Frames int64
+	// Pictures, when positive, is how many pictures the file must hold in
+	// all, whatever range is compared: a shard of a chunk holds exactly
+	// the chunk's, none more at its end (ErrFrameCountMismatch).
+	Pictures int64
 	// Formats, when not empty, are the only demuxers ffprobe and ffmpeg may
 	// read the file with (their -format_whitelist), and only local files
 	// may be opened (-protocol_whitelist file): for a file that came from

@@ -249,6 +249,14 @@ func TestMeasureQuality_Errors(t *testing.T) {
 			text: "the reference has 50 pictures, 30 after skipping 20, fewer than the 40 asked for",
 		},
 		{
+			// The first 40 pictures match, but the file has more than its
+			// chunk (a shard with a picture added at its end).
+			name: "more pictures than the file must hold",
+			ref:  quality.Input{Path: c.ref, Frames: 40}, dist: quality.Input{Path: c.ref, Frames: 40, Pictures: 49},
+			is:   quality.ErrFrameCountMismatch,
+			text: "the distorted input has 50 pictures, not 49",
+		},
+		{
 			name: "empty ranges",
 			ref:  quality.Input{Path: c.ref, Skip: 50}, dist: quality.Input{Path: c.cut10, Skip: 60},
 			text: "nothing to compare",

@@ -106,6 +106,9 @@ func probeSource(ctx context.Context, tools Tools, in Input, maxPixels int64) (s
 // not zero.
 func rangeCounts(refSrc source, ref Input, distSrc source, dist Input) (int64, error) {
 	inRange := func(what string, src source, in Input) (int64, error) {
+		if in.Pictures > 0 && src.packets != in.Pictures {
+			return 0, fmt.Errorf("%w: the %s has %d pictures, not %d", ErrFrameCountMismatch, what, src.packets, in.Pictures)
+		}
 		n := max(src.packets-in.Skip, 0)
 		if in.Frames == 0 {
 			return n, nil
