@@ -596,7 +596,7 @@ func ComparePresentation(src, out Presentation, container string) []string {
 	}
 	if sv.Alpha && !ov.Alpha && !pixFormatHasAlpha(ov.PixFmt) {
 		c.diff("video alpha channel", "carried beside the pictures (alpha_mode 1)", "none",
-			"ffmpeg's native VP9 decoder does not read it: the output is opaque")
+			"ffmpeg's native "+strings.ToUpper(cmp.Or(sv.Codec, "vp9"))+" decoder does not read it: the output is opaque")
 	}
 	c.diff("video colour primaries", sv.ColorPrimaries, ov.ColorPrimaries, "")
 	c.diff("video transfer characteristics", sv.ColorTransfer, ov.ColorTransfer, "")
