@@ -955,10 +955,13 @@ func newJobProgress(cfg JobConfig, segment, mediaSeconds float64, chunks int) *j
 	if cfg.Progress == nil {
 		return &jobProgress{}
 	}
-	if chunks == 0 && segment > 0 {
-		chunks = max(1, int(math.Round(mediaSeconds/segment)))
+	estimated := chunks == 0
+	if estimated && segment > 0 {
+		chunks = int(math.Round(mediaSeconds / segment))
 	}
-	return &jobProgress{p: NewProgress(cfg.Progress, chunks, mediaSeconds)}
+	p := NewProgress(cfg.Progress, chunks, mediaSeconds)
+	p.estimated = estimated
+	return &jobProgress{p: p}
 }
 
 // skip counts the chunks state holds done.

@@ -19,6 +19,7 @@ type Progress struct {
 
 	mu        sync.Mutex // guards the fields below
 	total     int        // chunks in the job, as far as the split knows
+	estimated bool       // total is a guess from the video's length, until SetTotal
 	start     time.Time
 	done      int
 	doneMedia float64
@@ -44,7 +45,7 @@ func isTerminal(w io.Writer) bool {
 func (p *Progress) SetTotal(chunks int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.total = chunks
+	p.total, p.estimated = chunks, false
 }
 
 // Skip counts chunks that were already done (a resumed job) without
@@ -106,7 +107,7 @@ func (p *Progress) bar() {
 	const width = 30
 	filled := 0
 	if p.total > 0 {
-		filled = width * p.done / p.total
+		filled = width * min(p.done, p.total) / p.total
 	}
 	fmt.Fprintf(p.w, "\r\033[K[%s%s] %s", strings.Repeat("#", filled), strings.Repeat("-", width-filled), p.status())
 	p.drawn = true
@@ -115,6 +116,12 @@ func (p *Progress) bar() {
 // status is "12/40 chunks, 3.2x realtime, ETA 0:42".
 func (p *Progress) status() string {
 	s := fmt.Sprintf("%d/%d chunks", p.done, p.total)
+	switch {
+	case p.estimated && p.done >= p.total: // the guess was short: the split goes on
+		s = fmt.Sprintf("%d chunks", p.done)
+	case p.estimated:
+		s = fmt.Sprintf("%d/~%d chunks", p.done, p.total)
+	}
 	elapsed := p.now().Sub(p.start).Seconds()
 	if p.doneMedia <= 0 || elapsed <= 0 {
 		return s

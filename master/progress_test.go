@@ -58,3 +58,23 @@ func TestFormatClock(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressEstimatedTotal: while the split still cuts, the total is a
+// guess from the video's length, shown as one; past it, only the count;
+// once the split knows the total, it is shown as it is.
+func TestProgressEstimatedTotal(t *testing.T) {
+	var out strings.Builder
+	p := NewProgress(&out, 2, 0)
+	p.estimated = true
+	p.ChunkDone(0, 0, "w1")
+	p.ChunkDone(1, 0, "w1")
+	p.ChunkDone(2, 0, "w1")
+	p.SetTotal(4)
+	p.ChunkDone(3, 0, "w1")
+	got := out.String()
+	for _, want := range []string{"chunk 0 done on w1: 1/~2 chunks\n", "chunk 2 done on w1: 3 chunks\n", "chunk 3 done on w1: 4/4 chunks\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
