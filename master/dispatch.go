@@ -1337,14 +1337,14 @@ func (j *dispJob) check(w *dispWorker, p *pendingChunk, resp *pb.ProcessChunkRes
 	case t.Size > 0 && res.OriginalSize > 0 && res.OriginalSize != t.Size:
 		return res, fmt.Errorf("chunk %d: %w: the worker received %d bytes, the chunk has %d",
 			t.Index, client.ErrFileChanged, res.OriginalSize, t.Size)
-	case res.Encoder != j.d.encoder:
-		return res, fmt.Errorf("chunk %d: %w: its metadata says encoder %q, the job's is %q",
-			t.Index, client.ErrProtocol, res.Encoder, j.d.encoder)
 	case res.Encoder != healthEncoder:
 		// Its health said one encoder, its chunk another: a shard that
 		// claims to be simulated would be joined as bytes, unverified.
 		return res, fmt.Errorf("chunk %d: %w: the worker's health says encoder %q, its chunk's metadata %q",
 			t.Index, client.ErrProtocol, healthEncoder, res.Encoder)
+	case res.Encoder != j.d.encoder:
+		return res, fmt.Errorf("chunk %d: %w: its metadata says encoder %q, the job's is %q",
+			t.Index, client.ErrProtocol, res.Encoder, j.d.encoder)
 	case res.EncodedSize <= 0 || t.Size > 0 && res.EncodedSize > maxShardBytes(t.Size):
 		return res, fmt.Errorf("chunk %d: %w: the worker says its shard of a %d-byte chunk has %d bytes",
 			t.Index, client.ErrProtocol, t.Size, res.EncodedSize)
