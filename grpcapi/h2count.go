@@ -26,7 +26,7 @@ func (c countingCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.Auth
 	if err != nil {
 		return nil, nil, err
 	}
-	if bc, ok := raw.(*bytesConn); ok {
+	if bc, ok := raw.(*bytesConn); ok && bc.p != nil {
 		conn = newH2Conn(conn, bc.p)
 	}
 	return conn, info, nil
