@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/videoshard/videoshard/proto"
-	"github.com/videoshard/videoshard/storage"
 )
 
 const (
@@ -250,24 +248,9 @@ func TestServerOptions_WithAuth(t *testing.T) {
 // slots: one that never sends its message (or trickles it for an upload's
 // length) holds none, and a caller with the token is served beside it.
 func TestAuth_BeforeAChunkSlot(t *testing.T) {
-	store, err := storage.Open(storage.Options{Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	srv := NewServer(store, &fakeEncoder{}, Config{MaxConcurrentTasks: 1, MaxUnaryChunks: 1, UploadIdleTimeout: time.Minute})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go srv.Run(ctx)
-	gs := grpc.NewServer(srv.GRPCOptions(WithAuth(newAuth(t, tokenA)))...)
-	srv.Register(gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go gs.Serve(srv.Listener(lis))
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	w := newTCPWorker(t, Config{MaxConcurrentTasks: 1, MaxUnaryChunks: 1, UploadIdleTimeout: time.Minute}, WithAuth(newAuth(t, tokenA)))
+	ctx := t.Context()
+	conn, err := grpc.NewClient(w.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ type tcpWorker struct {
 	addr string
 }
 
-func newTCPWorker(t *testing.T, cfg Config) *tcpWorker {
+func newTCPWorker(t *testing.T, cfg Config, opts ...Option) *tcpWorker {
 	t.Helper()
 	store, err := storage.Open(storage.Options{Root: t.TempDir()})
 	if err != nil {
@@ -46,7 +46,7 @@ func newTCPWorker(t *testing.T, cfg Config) *tcpWorker {
 	ctx, cancel := context.WithCancel(context.Background())
 	go srv.Run(ctx)
 	t.Cleanup(cancel)
-	gs := grpc.NewServer(srv.GRPCOptions()...)
+	gs := grpc.NewServer(srv.GRPCOptions(opts...)...)
 	srv.Register(gs)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

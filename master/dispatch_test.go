@@ -476,6 +476,14 @@ func TestDispatch_MissingFile(t *testing.T) {
 	}
 }
 
+// withFrames gives every task frames pictures, as a media chunk has.
+func withFrames(tasks []master.ChunkTask, frames int64) []master.ChunkTask {
+	for i := range tasks {
+		tasks[i].Frames = frames
+	}
+	return tasks
+}
+
 // ffmpegHealth makes a worker's health say it encodes with ffmpeg, as the
 // chunks asFFmpeg answers say.
 func ffmpegHealth(resp *pb.HealthCheckResponse) *pb.HealthCheckResponse {
@@ -507,10 +515,7 @@ func TestDispatch_FrameMismatch(t *testing.T) {
 	honest := startWorker(t, workerOpts{MaxTasks: 2, Delay: 10 * time.Millisecond, Hooks: &hooks{Health: ffmpegHealth, Process: asFFmpeg(100)}})
 	d := newDispatcher(t, fastConfig(t, liar.Addr, honest.Addr))
 	chunks := writeChunks(t, 10, smallChunk)
-	tasks := tasksOf(chunks)
-	for i := range tasks {
-		tasks[i].Frames = 100
-	}
+	tasks := withFrames(tasksOf(chunks), 100)
 	rec := newRecorder(t)
 	if err := d.Run(context.Background(), "frames", tasks, rec.onDone, rec.onEvent); err != nil {
 		t.Fatal(err)
@@ -957,10 +962,7 @@ func TestDispatch_SimulatedWorkerInAnFFmpegJob(t *testing.T) {
 	honest := startWorker(t, workerOpts{MaxTasks: 1, Delay: 10 * time.Millisecond, Hooks: &hooks{Health: ffmpegHealth, Process: asFFmpeg(100)}})
 	d := newDispatcher(t, fastConfig(t, liar.Addr, honest.Addr))
 	chunks := writeChunks(t, 6, smallChunk)
-	tasks := tasksOf(chunks)
-	for i := range tasks {
-		tasks[i].Frames = 100
-	}
+	tasks := withFrames(tasksOf(chunks), 100)
 	rec := newRecorder(t)
 	if err := d.Run(context.Background(), "mixed", tasks, rec.onDone, rec.onEvent); err != nil {
 		t.Fatal(err)
