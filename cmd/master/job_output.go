@@ -86,6 +86,7 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 			field{"verification", verdict},
 			field{"frames", fmt.Sprintf("%d output, %d source", v.OutputFrames, v.SourceFrames)},
 			field{"duration", duration},
+			field{"frame times", frameTimes(v.MaxDrift)},
 			field{"audio streams", fmt.Sprintf("%d output, %d source", v.AudioStreamsOutput, v.AudioStreamsSource)},
 		)
 		if q := s.Quality; q != nil {
@@ -115,6 +116,19 @@ func (a *app) printSummary(s master.Summary, jobErr error) error {
 		fs = append(fs, field{"cleanup", text})
 	}
 	return p.fields(fs)
+}
+
+// frameTimes says how far the output's frame times are from the source's
+// (Verification.MaxDrift): Matroska keeps milliseconds, MP4 and MOV the
+// source's ticks when its pictures lie on a grid.
+func frameTimes(drift float64) string {
+	switch {
+	case drift < 0:
+		return "not compared (the frame counts differ or timestamps are missing)"
+	case drift < 1e-6:
+		return "the source's, exactly"
+	}
+	return fmt.Sprintf("within %.3f ms of the source's", 1000*drift)
 }
 
 // dB formats a PSNR; identical pictures measure +Inf.

@@ -484,19 +484,35 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 	}
 	defer os.Remove(meta)
 
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	video := joinVideo{path: list}
+	if grid, ok := pictureGrid(src); ok && (container == "mp4" || container == "mov") {
+		// MP4 and MOV keep the source's ticks, which the shards' Matroska
+		// rounded to the millisecond: their video is first written on the
+		// source's time scale, then snapped back to the grid (setts cannot
+		// change a stream's time base itself, and the concatenation's is
+		// the shards').
+		onScale, err := createTemp(dir, base)
+		if err != nil {
+			return fmt.Errorf("join: %w", err)
+		}
+		defer os.Remove(onScale)
+		if err := runFFmpeg(ctx, tools, concatCommand(list, container, grid, onScale)); err != nil {
+			return fmt.Errorf("join %s: %w", outPath, err)
+		}
+		video = joinVideo{path: onScale, grid: grid}
+	}
+
+	tmp, err := createTemp(dir, base)
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	tmp := f.Name()
-	_ = f.Close()
 	defer func() {
 		if err != nil {
 			_ = os.Remove(tmp)
 		}
 	}()
 
-	if err := runFFmpeg(ctx, tools, joinCommand(src, list, meta, side, container, tmp, srcP, shardP)); err != nil {
+	if err := runFFmpeg(ctx, tools, joinCommand(src, video, meta, side, container, tmp, srcP, shardP)); err != nil {
 		return fmt.Errorf("join %s: %w", outPath, err)
 	}
 	if err := fsutil.SyncFile(tmp); err != nil {
@@ -512,6 +528,41 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 		return fmt.Errorf("join: %w", err)
 	}
 	return nil
+}
+
+// createTemp creates an empty temporary file beside the output (dir, base)
+// and returns its name.
+func createTemp(dir, base string) (string, error) {
+	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return "", err
+	}
+	return f.Name(), f.Close()
+}
+
+// concatInput is the input options of the shards' concat list: the list
+// names absolute paths, checked by checkShard, and the shards get their
+// own whitelist in the list.
+func concatInput() ffmpeg.KwArgs {
+	return ffmpeg.KwArgs{"f": "concat", "safe": "0", "protocol_whitelist": "file", "format_whitelist": "concat"}
+}
+
+// joinVideo is the video Join muxes: the shards' concat list, or, with a
+// grid, the file concatCommand wrote on the grid's time scale, whose
+// timestamps the join snaps to it.
+type joinVideo struct {
+	path string
+	grid timeGrid
+}
+
+// concatCommand builds the command line that writes the shards' video on
+// grid's time scale, in the output's container:
+//
+//	-f concat ... -i LIST -map 0:v:0 -c copy -video_track_timescale SCALE -f CONTAINER TMP
+func concatCommand(list, container string, grid timeGrid, tmp string) *ffmpeg.Stream {
+	return ffmpeg.Input("file:"+list, concatInput()).Get("v:0").Output("file:"+tmp, ffmpeg.KwArgs{
+		"c": "copy", "video_track_timescale": strconv.FormatInt(grid.scale, 10), "f": container,
+	})
 }
 
 // joinCommand builds the ffmpeg command line of Join:
@@ -530,17 +581,19 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 // chapters (writeFFMetadata); "-map M:s?" maps nothing, it only makes the
 // input part of the command. The presentation options are
 // presentationOutput's.
-func joinCommand(src SourceInfo, list, meta string, side SideStreams, container, tmp string, srcP, shardP Presentation) *ffmpeg.Stream {
-	concatIn := ffmpeg.KwArgs{
-		"f":                  "concat",
-		"safe":               "0", // the list names absolute paths, checked by checkShard
-		"protocol_whitelist": "file",
-		"format_whitelist":   "concat", // the shards get their own, in the list
+//
+// A video on a grid (see joinVideo) is read from its file instead of LIST,
+// kept on the grid's time scale (-video_track_timescale), and its
+// timestamps snapped to the grid by a setts filter ahead of any other.
+func joinCommand(src SourceInfo, video joinVideo, meta string, side SideStreams, container, tmp string, srcP, shardP Presentation) *ffmpeg.Stream {
+	videoIn := concatInput()
+	if video.grid.scale > 0 {
+		videoIn = ffmpeg.KwArgs{"protocol_whitelist": "file", "format_whitelist": "mov"}
 	}
 	if off := startOffset(src, src.Video.StartTime); off > 0 {
-		concatIn["itsoffset"] = formatSeconds(off)
+		videoIn["itsoffset"] = formatSeconds(off)
 	}
-	streams := []*ffmpeg.Stream{ffmpeg.Input("file:"+list, concatIn).Get("v:0")}
+	streams := []*ffmpeg.Stream{ffmpeg.Input("file:"+video.path, videoIn).Get("v:0")}
 	out := ffmpeg.KwArgs{"c": "copy", "f": container}
 	metaIndex := 1
 	if side.Path != "" {
@@ -573,6 +626,17 @@ func joinCommand(src SourceInfo, list, meta string, side SideStreams, container,
 	out["map_metadata"] = strconv.Itoa(metaIndex)
 	out["map_chapters"] = strconv.Itoa(metaIndex)
 	presentationOutput(srcP, shardP, side, container, out)
+	if g := video.grid; g.scale > 0 {
+		// The movie's scale too: an edit list that starts the video late
+		// (after the audio) counts in it.
+		out["video_track_timescale"] = strconv.FormatInt(g.scale, 10)
+		out["movie_timescale"] = strconv.FormatInt(g.scale, 10)
+		bsf := g.setts()
+		if more, ok := out["bsf:v:0"].(string); ok {
+			bsf += "," + more
+		}
+		out["bsf:v:0"] = bsf
+	}
 	if container == "mp4" || container == "mov" {
 		out["movflags"] = "+faststart"
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -215,10 +216,14 @@ func TestPipeline_ConvertsSideStreams(t *testing.T) {
 // Placing each shard by its chunk's Duration keeps every frame within
 // Matroska's millisecond of the source; the shards' own (rounded) durations
 // would drift a little more with every chunk.
+// TestPipeline_NTSCManyChunks: a 29.97 fps source, its video starting
+// 21.7 ms after its audio, cut into many chunks. Matroska keeps the frame
+// times to the millisecond; MP4 and MOV keep the source's, and its offset,
+// exactly.
 func TestPipeline_NTSCManyChunks(t *testing.T) {
 	t.Parallel()
 	srcPath := filepath.Join(t.TempDir(), "ntsc.mp4")
-	ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=30000/1001:d=6", "-f", "lavfi", "-i", "sine=r=48000:d=6",
+	ffmpegT(t, "-itsoffset", "0.0217", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=30000/1001:d=6", "-f", "lavfi", "-i", "sine=r=48000:d=6",
 		"-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "7", "-keyint_min", "7", "-sc_threshold", "0",
 		"-c:a", "aac", "-shortest", srcPath)
 	src := mustProbe(t, srcPath)
@@ -227,12 +232,24 @@ func TestPipeline_NTSCManyChunks(t *testing.T) {
 		t.Fatalf("%d chunks, want many", len(chunks))
 	}
 	shards := encodeShards(t, chunks, x264Args)
-	for _, name := range []string{"out.mp4", "out.mkv"} {
+	for _, name := range []string{"out.mp4", "out.mov", "out.mkv"} {
 		out := filepath.Join(t.TempDir(), name)
 		joinTo(t, src, shards, out)
 		v := mustVerify(t, src, out)
-		if v.MaxDrift > 0.0015 {
-			t.Errorf("%s: MaxDrift = %v, want within a millisecond or so", name, v.MaxDrift)
+		if name == "out.mkv" {
+			if v.MaxDrift > 0.0015 {
+				t.Errorf("%s: MaxDrift = %v, want within a millisecond or so", name, v.MaxDrift)
+			}
+		} else {
+			if v.MaxDrift > 1e-6 {
+				t.Errorf("%s: MaxDrift = %v, want the source's times exactly", name, v.MaxDrift)
+			}
+			if d := math.Abs(v.AVOffsetOutput - v.AVOffsetSource); d > 1.0/30000 {
+				t.Errorf("%s: the video starts %.6fs after the audio, the source's %.6fs", name, v.AVOffsetOutput, v.AVOffsetSource)
+			}
+			if tb := ffprobeT(t, "-select_streams", "v:0", "-show_entries", "stream=time_base", "-of", "csv=p=0", out); tb != "1/30000" {
+				t.Errorf("%s: video time base %s, want the source's 1/30000", name, tb)
+			}
 		}
 
 		// The same without durations: ffmpeg takes each shard's own.
