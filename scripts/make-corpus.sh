@@ -31,6 +31,10 @@ ff -f lavfi -i "$src:d=5" -f lavfi -i "$tone:d=5" -c:v libx264 -preset veryfast 
 # The same written to a pipe: no index, no duration in the header.
 ff -f lavfi -i "$src:d=5" -c:v mpeg4 -vtag XVID -bf 2 -g 25 -q:v 4 -f avi pipe:1 >nodur_piped.avi
 
+# Windows Media (WMV2, WMA2 in ASF): the WMA decoder's first sound comes two
+# packets after its first packet's time; Matroska copies it, MP4 converts.
+ff -f lavfi -i "$src:d=5" -f lavfi -i "$tone:d=5" -c:v wmv2 -b:v 1M -c:a wmav2 -shortest legacy_wmv.wmv
+
 # MPEG-2 program stream (DVD .vob/.mpg), B-frames, MP2 audio.
 ff -f lavfi -i "testsrc2=s=352x288:r=25:d=5" -f lavfi -i "$tone:d=5" -c:v mpeg2video -bf 2 -g 12 -b:v 2M \
   -c:a mp2 -f vob dvd_program.mpg
@@ -290,6 +294,8 @@ xvid_bframes.avi 1.5 mkv
 h264_bframes.avi 1.5 mkv
 nodur_piped.avi 1.5 mkv
 dvd_program.mpg 1.5 mkv
+legacy_wmv.wmv 1.5 mkv
+legacy_wmv.wmv 1.5 mp4
 long_gop.mp4 2 mp4
 vfr_gaps.mkv 1.5 mkv
 hevc_10bit_hdr.mkv 1.5 mkv libx265

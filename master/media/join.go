@@ -46,6 +46,11 @@ type SideStream struct {
 	Encoder string
 	// Bitrate is the audio bitrate for Encoder, e.g. "160k"; "" otherwise.
 	Bitrate string
+	// DecodeDelay is how much later, in seconds, the decoder's first sound
+	// comes than the first packet played (WMA's first two packets decode
+	// to nothing): a conversion starts that much later, as the sound
+	// does. Set by PlanSideStreams for converted audio; 0 otherwise.
+	DecodeDelay float64
 }
 
 // SideStreams is what ExtractSideStreams planned and wrote.
@@ -82,7 +87,7 @@ var dropsEmptyTracks = []string{"mp4", "mov"}
 var audioCodecsFor = map[string][]string{
 	"matroska": {"aac", "ac3", "eac3", "dts", "truehd", "mlp", "mp1", "mp2", "mp3", "opus", "vorbis",
 		"flac", "alac", "tta", "wavpack", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be",
-		"pcm_s32le", "pcm_s32be", "pcm_f32le", "pcm_f64le", "pcm_u8", "pcm_alaw", "pcm_mulaw"},
+		"pcm_s32le", "pcm_s32be", "pcm_f32le", "pcm_f64le", "pcm_u8", "pcm_alaw", "pcm_mulaw", "wmav1", "wmav2"},
 	"mp4": {"aac", "mp3", "ac3", "eac3", "opus", "alac"},
 	"mov": {"aac", "mp2", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be",
 		"pcm_s32le", "pcm_s32be", "pcm_f32le", "pcm_f32be", "pcm_f64le", "pcm_f64be", "pcm_u8", "pcm_s8",
@@ -228,7 +233,8 @@ func (s SideStream) OutputCodec() string {
 // audioStart is when the source's sound begins in out, the track this
 // stream became in the output, played at sampleRate: see copyStart for a
 // copy (src is the source's track); a converted stream's first packet
-// comes its encoder's delay before it. False when it cannot be told.
+// comes its encoder's delay before it, and its sound the source decoder's
+// delay after the source's first packet. False when it cannot be told.
 func (s SideStream) audioStart(src, out audioTrack, sampleRate int) (float64, bool) {
 	if s.Encoder == "" {
 		return copyStart(src, out)
@@ -236,7 +242,7 @@ func (s SideStream) audioStart(src, out audioTrack, sampleRate int) (float64, bo
 	if math.IsNaN(out.FirstPacket) || sampleRate <= 0 {
 		return 0, false
 	}
-	return out.FirstPacket + float64(encoderDelays[s.Encoder])/float64(sampleRate), true
+	return out.FirstPacket + float64(encoderDelays[s.Encoder])/float64(sampleRate) - s.DecodeDelay, true
 }
 
 // CheckCodecs compares the output's audio and subtitle tracks (out, as
@@ -297,8 +303,57 @@ func PlanSideStreams(ctx context.Context, tools Tools, src SourceInfo, container
 			return SideStreams{}, fmt.Errorf("plan side streams: %w", err)
 		}
 	}
+	for i, s := range plan.Streams {
+		if s.Type != "audio" || s.Encoder == "" {
+			continue
+		}
+		if plan.Streams[i].DecodeDelay, err = decodeDelay(ctx, tools, src.Path, s.SourceIndex); err != nil {
+			return SideStreams{}, fmt.Errorf("plan side streams: stream %d: %w", s.SourceIndex, err)
+		}
+	}
 	plan.Path = src.Path
 	return plan, nil
+}
+
+// decodeDelayPackets bounds the packets decodeDelay reads: more than any
+// decoder holds back before its first sound.
+const decodeDelayPackets = 64
+
+// decodeDelay is how much later the first sound of stream index of the
+// file at abs comes out of its decoder than its first played packet's
+// timestamp says (SideStream.DecodeDelay); 0 when either is not known.
+func decodeDelay(ctx context.Context, tools Tools, abs string, index int) (float64, error) {
+	var rep struct {
+		Items []struct {
+			Type  string `json:"type"`
+			PTS   string `json:"pts_time"`
+			Flags string `json:"flags"`
+		} `json:"packets_and_frames"`
+	}
+	if err := runProbe(ctx, tools, abs, &rep, ffmpeg.KwArgs{
+		"select_streams": strconv.Itoa(index),
+		"read_intervals": "%+#" + strconv.Itoa(decodeDelayPackets),
+		"show_entries":   "packet=pts_time,flags:frame=pts_time",
+	}); err != nil {
+		return 0, fmt.Errorf("decode the first sound: %w", err)
+	}
+	packet, frame := math.NaN(), math.NaN()
+	for _, it := range rep.Items {
+		t, err := strconv.ParseFloat(it.PTS, 64)
+		if err != nil {
+			continue // N/A
+		}
+		switch {
+		case it.Type == "packet" && math.IsNaN(packet) && !strings.Contains(it.Flags, "D"):
+			packet = t
+		case it.Type == "frame" && math.IsNaN(frame):
+			frame = t
+		}
+	}
+	if d := frame - packet; d > 0 {
+		return d, nil
+	}
+	return 0, nil // NaN or none: the decoder keeps the packets' times
 }
 
 // decodeRecut converts the copied audio streams of src that an edit list

@@ -412,6 +412,35 @@ func TestPlanSideStreams_None(t *testing.T) {
 	}
 }
 
+// TestPlanSideStreams_DecodeDelay: WMA's decoder gives its first sound two
+// packets after the first packet's time. A conversion (MP4) is told so,
+// for Verify to place its start; a copy (Matroska) plays as the source.
+func TestPlanSideStreams_DecodeDelay(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "wma.wmv")
+	ffmpegT(t, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2", "-f", "lavfi", "-i", "sine=r=44100:d=2",
+		"-c:v", "wmv2", "-c:a", "wmav2", "-shortest", path)
+	src := mustProbe(t, path)
+	for _, tt := range []struct {
+		container, encoder string
+		delay              float64
+	}{
+		{"mp4", "aac", 2 * 2048.0 / 44100},
+		{"matroska", "", 0},
+	} {
+		side, err := media.PlanSideStreams(context.Background(), mediaTools(t), src, tt.container)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(side.Streams) != 1 {
+			t.Fatalf("%s: side = %+v, want the WMA stream", tt.container, side)
+		}
+		if s := side.Streams[0]; s.Encoder != tt.encoder || !near(s.DecodeDelay, tt.delay, 0.002) {
+			t.Errorf("%s: encoder %q, decode delay %.4fs; want %q, %.4fs", tt.container, s.Encoder, s.DecodeDelay, tt.encoder, tt.delay)
+		}
+	}
+}
+
 // TestPlanSideStreams_FromSource: the side streams are read from the
 // source itself, and a container the plan does not know is refused.
 func TestPlanSideStreams_FromSource(t *testing.T) {
