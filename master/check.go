@@ -224,7 +224,8 @@ func (c *chunkChecker) check(i int) error {
 	problem := ""
 	measured, err := media.MeasureQuality(c.ctx, c.cfg.Tools,
 		media.QualityInput{Path: ch.Path, Skip: ch.TrimStart, Frames: frames},
-		media.QualityInput{Path: path, Frames: frames, Pictures: ch.Frames, Formats: media.ShardFormats()}, media.QualityOptions{SameSize: true})
+		media.QualityInput{Path: path, Frames: frames, Pictures: ch.Frames, Formats: media.ShardFormats()},
+		media.QualityOptions{SameSize: true, SameTimes: true})
 	switch {
 	case media.IsQualityFinding(err):
 		problem = err.Error()

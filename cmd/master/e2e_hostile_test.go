@@ -47,6 +47,9 @@ type hostileWorker struct {
 	// shard, when set, is what it stores for every chunk instead of the
 	// chunk's bytes.
 	shard []byte
+	// retime makes it encode each chunk for real (its trim of it), but
+	// give the pictures twice their times.
+	retime bool
 	// hangAfter, when > 0, makes it answer that many ProcessChunk calls
 	// and take every later one without ever answering.
 	hangAfter int
@@ -98,6 +101,12 @@ func (w *hostileWorker) ProcessChunk(ctx context.Context, req *pb.ProcessChunkRe
 	data := req.GetChunkData()
 	if w.shard != nil {
 		data = w.shard
+	}
+	if w.retime {
+		var err error
+		if data, err = slowEncode(ctx, data, req.GetTrim()); err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
 	}
 	w.mu.Lock()
 	w.shards[loc], w.sent[loc] = data, int64(len(req.GetChunkData()))
@@ -196,6 +205,8 @@ func TestE2EHostileWorkers(t *testing.T) {
 			[]string{"straggler: " + "127.0.0.1:", "has not answered in"}},
 		{"answers with pictures of 16 million pixels", hostileWorker{health: "ffmpeg", result: "ffmpeg", claimFrames: 30}, false, true,
 			[]string{"chunk fails picture verification", "pictures not of the reference's size: they have more than 230400 pixels"}},
+		{"answers with the right pictures at twice their times", hostileWorker{health: "ffmpeg", result: "ffmpeg", claimFrames: 30, retime: true}, false, false,
+			[]string{"chunk fails picture verification", "pictures shown at other times: picture 1 is shown 0.066000s after the first compared, the reference's 0.033000s"}},
 		{"answers with control characters",
 			hostileWorker{health: "simulated", result: "simulated", message: "boom\x1b]0;pwned\x07\x1b[2J\u202e"}, false, false,
 			[]string{"boom\uFFFD]0;pwned\uFFFD\uFFFD[2J\uFFFD"}},
@@ -252,6 +263,30 @@ func TestE2EHostileWorkers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slowEncode encodes chunk's pictures (trim's of them, if set) as the
+// ffmpeg worker does, but shows each twice as long.
+func slowEncode(ctx context.Context, chunk []byte, trim *pb.FrameTrim) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "slow-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	in, out := filepath.Join(dir, "chunk"), filepath.Join(dir, "shard.mkv")
+	if err := os.WriteFile(in, chunk, 0o600); err != nil {
+		return nil, err
+	}
+	vf := "setpts=2*(PTS-STARTPTS)"
+	if trim != nil {
+		vf = fmt.Sprintf("trim=start_frame=%d:end_frame=%d,", trim.GetStartFrame(), trim.GetStartFrame()+trim.GetFrameCount()) + vf
+	}
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-v", "error", "-i", in, "-map", "0:v:0", "-vf", vf,
+		"-fps_mode", "passthrough", "-enc_time_base", "-1", "-c:v", "libx264", "-preset", "ultrafast", "-f", "matroska", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ffmpeg: %v: %s", err, b)
+	}
+	return os.ReadFile(out)
 }
 
 // bigBlackPictures is a Matroska file of a few kilobytes whose five

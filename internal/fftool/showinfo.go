@@ -1,6 +1,10 @@
 package fftool
 
-import "strings"
+import (
+	"math"
+	"strconv"
+	"strings"
+)
 
 // showinfo's log, as ffmpeg 5.1 writes it: a picture's line, "n:  12 pts:
 // 309600 pts_time:3.44 pos: 9012 fmt:yuv420p sar:16/11 s:720x576 i:T
@@ -21,6 +25,19 @@ func ShownFieldMode(msg string) byte {
 		}
 	}
 	return 0
+}
+
+// ShownTime reads the presentation time, in seconds, off showinfo's line
+// for a picture ("n: 12 pts: 309600 pts_time:3.44 ..."); false for a
+// picture without one (pts_time:NOPTS) or a line that names none.
+func ShownTime(msg string) (float64, bool) {
+	for f := range strings.FieldsSeq(msg) {
+		if v, ok := strings.CutPrefix(f, "pts_time:"); ok {
+			t, err := strconv.ParseFloat(v, 64)
+			return t, err == nil && !math.IsNaN(t) && !math.IsInf(t, 0)
+		}
+	}
+	return 0, false
 }
 
 // ColourProperties are the properties of showinfo's colour line, in the

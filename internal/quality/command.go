@@ -44,7 +44,7 @@ func command(refSrc source, ref Input, distSrc source, dist Input, count int64, 
 	// "no autorotation" differently on purpose: ffmpeg-go merges nodes
 	// with equal arguments, and comparing a file with itself would
 	// otherwise make one input feeding both sides, which it cannot build.
-	side := func(src source, in Input, maxPixels int64, inKw ffmpeg.KwArgs, convert func(*ffmpeg.Stream) *ffmpeg.Stream) *ffmpeg.Stream {
+	side := func(name string, src source, in Input, maxPixels int64, inKw ffmpeg.KwArgs, convert func(*ffmpeg.Stream) *ffmpeg.Stream) *ffmpeg.Stream {
 		s := ffmpeg.Input("file:"+src.abs, inputOptions(in, maxPixels, inKw)).Get(strconv.Itoa(src.index)).
 			Trim(ffmpeg.KwArgs{
 				"start_frame": strconv.FormatInt(in.Skip, 10),
@@ -53,7 +53,10 @@ func command(refSrc source, ref Input, distSrc source, dist Input, count int64, 
 		if picks != nil {
 			s = s.Filter("select", nil, ffmpeg.KwArgs{"expr": sampleExpr(count, int64(len(picks)))})
 		}
-		s = convert(s)
+		// showinfo logs each picture compared, its time before the
+		// renumbering (Frame.PTS) and how it is coded (Frame.Fields),
+		// under the side's name (see damageLog).
+		s = convert(s).Filter("showinfo@"+name, nil, ffmpeg.KwArgs{"checksum": "0"})
 		return s.Filter("setpts", ffmpeg.Args{"N/TB"}).Filter("settb", nil, ffmpeg.KwArgs{"expr": "1"})
 	}
 	// Both sides are converted to the reference's size and pixel format,
@@ -71,15 +74,19 @@ func command(refSrc source, ref Input, distSrc source, dist Input, count int64, 
 		}
 		return s
 	}
-	r := side(refSrc, ref, 0, ffmpeg.KwArgs{"autorotate": "0", "reinit_filter": "0"}, toRef).Split()
-	d := side(distSrc, dist, maxPixels, ffmpeg.KwArgs{"noautorotate": "", "reinit_filter": "0"}, toRef)
+	r := side(refSide, refSrc, ref, 0, ffmpeg.KwArgs{"autorotate": "0", "reinit_filter": "0"}, toRef).Split()
+	d := side(distSide, distSrc, dist, maxPixels, ffmpeg.KwArgs{"noautorotate": "", "reinit_filter": "0"}, toRef)
 	// shortest: a side that runs out ends the comparison, rather than its
 	// last picture being compared again (the count check then fails).
 	statsKw := ffmpeg.KwArgs{"stats_file": "-", "shortest": "1"}
 	psnr := ffmpeg.Filter([]*ffmpeg.Stream{d, r.Get("0")}, "psnr", nil, statsKw)
 	ssim := ffmpeg.Filter([]*ffmpeg.Stream{psnr, r.Get("1")}, "ssim", nil, statsKw)
-	// psnr and ssim pass the distorted pictures on: showinfo logs how
-	// each is coded (Frame.Fields).
-	shown := ssim.Filter("showinfo", nil, ffmpeg.KwArgs{"checksum": "0"})
-	return shown.Output("-", ffmpeg.KwArgs{"f": "null", "fps_mode": "passthrough"})
+	return ssim.Output("-", ffmpeg.KwArgs{"f": "null", "fps_mode": "passthrough"})
 }
+
+// The names of command's two showinfo instances: their log lines come as
+// "[showinfo@dist @ 0x...]".
+const (
+	refSide  = "ref"
+	distSide = "dist"
+)

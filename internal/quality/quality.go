@@ -36,6 +36,12 @@ var (
 	// about the input.
 	ErrPictureSize = errors.New("pictures not of the reference's size")
 
+	// ErrTimesDiffer: with Options.SameTimes, the distorted pictures are
+	// not shown at the reference's times: a player, and a join that
+	// copies them, would show them elsewhere, or refuse them. Like
+	// ErrDamaged, a finding about the input.
+	ErrTimesDiffer = errors.New("pictures shown at other times")
+
 	// ErrNotMedia: ffprobe cannot read a file as media at all (or, with
 	// Input.Formats, not with those demuxers). The message carries
 	// ffprobe's reason.
@@ -101,6 +107,11 @@ type Frame struct {
 	// 'P' progressive, 'T' or 'B' interlaced with the top or bottom field
 	// first; 0 when not known. (Not in the JSON form.)
 	Fields byte
+	// PTS and RefPTS are the distorted and the reference picture's
+	// presentation times, in seconds on their files' timelines, as
+	// decoded; NaN when a picture has none or they are not known. (Not
+	// in the JSON form.)
+	PTS, RefPTS float64
 }
 
 // Stats summarises a run of frames; the zero value for none.
@@ -134,7 +145,18 @@ type Options struct {
 	// (-max_pixels), met midway, as damage (ErrDamaged). For a dist from
 	// elsewhere: a few kilobytes of H.264 can hold pictures of gigabytes.
 	SameSize bool
+	// SameTimes holds dist to ref's timing: each distorted picture
+	// compared must be shown as long after the first one compared as its
+	// reference picture is after the reference's first, to within
+	// timeSlack, else ErrTimesDiffer. Where each range starts on its
+	// timeline does not matter.
+	SameTimes bool
 }
+
+// timeSlack is how far apart SameTimes lets two pictures' times be:
+// Matroska keeps milliseconds, and each file's times are rounded on their
+// own.
+const timeSlack = 0.001 + 1e-6
 
 // MeasureQuality decodes the pictures of ref's and dist's ranges side by
 // side and returns, for each pair (or each sampled pair), dist's PSNR and
@@ -236,9 +258,14 @@ func MeasureQuality(ctx context.Context, tools Tools, ref, dist Input, opt Optio
 	if err != nil {
 		return nil, fmt.Errorf("measure quality of %s against %s: %w", dist.Path, ref.Path, err)
 	}
+	timed := len(damage.distTimes) == len(frames) && len(damage.refTimes) == len(frames)
 	for i := range frames {
 		if len(damage.fields) == len(frames) {
 			frames[i].Fields = damage.fields[i]
+		}
+		frames[i].PTS, frames[i].RefPTS = math.NaN(), math.NaN()
+		if timed {
+			frames[i].PTS, frames[i].RefPTS = damage.distTimes[i], damage.refTimes[i]
 		}
 		if picks != nil {
 			frames[i].Frame = picks[i]
@@ -246,14 +273,40 @@ func MeasureQuality(ctx context.Context, tools Tools, ref, dist Input, opt Optio
 			frames[i].Frame = int64(i)
 		}
 	}
+	if opt.SameTimes {
+		if err := sameTimes(frames, timed); err != nil {
+			return nil, fmt.Errorf("measure quality of %s against %s: %w", dist.Path, ref.Path, err)
+		}
+	}
 	return frames, nil
+}
+
+// sameTimes checks Options.SameTimes of the frames measured; timed is
+// false when showinfo's log did not give every picture's time.
+func sameTimes(frames []Frame, timed bool) error {
+	if !timed {
+		return fmt.Errorf("%w: the pictures' times are not known", ErrTimesDiffer)
+	}
+	for _, f := range frames {
+		d, r := f.PTS-frames[0].PTS, f.RefPTS-frames[0].RefPTS
+		if math.IsNaN(r) {
+			continue // the reference's own has no time: nothing to hold dist to
+		}
+		if math.IsNaN(d) || math.Abs(d-r) > timeSlack {
+			return fmt.Errorf("%w: picture %d is shown %.6fs after the first compared, the reference's %.6fs",
+				ErrTimesDiffer, f.Frame, d, r)
+		}
+	}
+	return nil
 }
 
 // IsFinding reports whether err, from MeasureQuality, is a finding about
 // the distorted input (its pictures do not pair with the reference's, do
-// not decode cleanly, or are too big) rather than a failure to measure.
+// not decode cleanly, are too big, or are shown at other times) rather
+// than a failure to measure.
 func IsFinding(err error) bool {
-	return errors.Is(err, ErrFrameCountMismatch) || errors.Is(err, ErrDamaged) || errors.Is(err, ErrPictureSize)
+	return errors.Is(err, ErrFrameCountMismatch) || errors.Is(err, ErrDamaged) || errors.Is(err, ErrPictureSize) ||
+		errors.Is(err, ErrTimesDiffer)
 }
 
 // Summarize returns the minimum and mean PSNR and SSIM of frames (see

@@ -30,6 +30,7 @@ type qualityClips struct {
 	other    string // a different video (mandelbrot), as many pictures
 	rotated  string // ref, stream-copied into MP4 with a 90° rotation
 	small444 string // ref at 160x120, yuv444p, lossless
+	slow     string // ref's pictures, each shown twice as long, lossless
 }
 
 // makeQualityClips writes the fixtures to a fresh directory.
@@ -45,6 +46,7 @@ func makeQualityClips(t *testing.T) qualityClips {
 		other:    filepath.Join(dir, "other.mkv"),
 		rotated:  filepath.Join(dir, "rotated.mp4"),
 		small444: filepath.Join(dir, "small444.mkv"),
+		slow:     filepath.Join(dir, "slow.mkv"),
 	}
 	lossless := []string{"-c:v", "libx264", "-preset", "ultrafast", "-qp", "0"}
 	ffmpegT(t, append([]string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2",
@@ -56,6 +58,7 @@ func makeQualityClips(t *testing.T) qualityClips {
 		"-vf", "format=yuv420p"}, append(lossless, c.other)...)...)
 	ffmpegT(t, "-i", c.ref, "-c", "copy", "-metadata:s:v:0", "rotate=90", c.rotated)
 	ffmpegT(t, append([]string{"-i", c.ref, "-vf", "scale=160:120,format=yuv444p"}, append(lossless, c.small444)...)...)
+	ffmpegT(t, append([]string{"-i", c.ref, "-vf", "setpts=2*PTS", "-fps_mode", "passthrough"}, append(lossless, c.slow)...)...)
 	if got := ffprobeT(t, "-select_streams", "v", "-show_entries", "stream_side_data=rotation", "-of", "csv=p=0", c.rotated); got != "90" {
 		t.Fatalf("rotated fixture: rotation %q, want 90", got)
 	}
@@ -155,7 +158,9 @@ func TestMeasureQuality(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			frames, err := quality.MeasureQuality(t.Context(), quality.Tools{}, tt.ref, tt.dist, quality.Options{})
+			// Every one of these shows its pictures at the reference's
+			// times, from wherever its range starts.
+			frames, err := quality.MeasureQuality(t.Context(), quality.Tools{}, tt.ref, tt.dist, quality.Options{SameTimes: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,6 +170,9 @@ func TestMeasureQuality(t *testing.T) {
 			for i, f := range frames {
 				if f.Frame != int64(i) {
 					t.Fatalf("frames[%d].Frame = %d", i, f.Frame)
+				}
+				if math.IsNaN(f.PTS) || math.IsNaN(f.RefPTS) {
+					t.Fatalf("frames[%d] = %+v: no times", i, f)
 				}
 			}
 			t.Logf("%+v", quality.Summarize(frames))
@@ -281,6 +289,21 @@ func TestMeasureQuality_Errors(t *testing.T) {
 			ref:  quality.Input{Path: c.ref}, dist: quality.Input{Path: c.ref},
 			opt:  quality.Options{Sample: -1},
 			text: "negative",
+		},
+		{
+			// The right pictures at twice their times: a join would
+			// place them over the next shard's.
+			name: "pictures at other times",
+			ref:  quality.Input{Path: c.ref}, dist: quality.Input{Path: c.slow},
+			opt: quality.Options{SameTimes: true},
+			is:  quality.ErrTimesDiffer,
+			text: "picture 1 is shown 0.080000s after the first compared, the reference's 0.040000s",
+		},
+		{
+			name: "pictures at other times, sampled",
+			ref:  quality.Input{Path: c.ref, Skip: 10}, dist: quality.Input{Path: c.slow, Skip: 10},
+			opt: quality.Options{SameTimes: true, Sample: 4},
+			is:  quality.ErrTimesDiffer,
 		},
 		{
 			name: "VMAF",

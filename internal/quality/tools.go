@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
@@ -46,9 +47,11 @@ type damageLog struct {
 	url    string // the input watched, as on the command line
 	index  string // "#N:" of that input, once inputs has seen the arguments
 	damage string // the first report, "" for none
-	// fields are the field modes of the pictures measured, in order, as
-	// showinfo logs them (see Frame.Fields).
-	fields []byte
+	// fields are the field modes of the distorted pictures measured, in
+	// order, as showinfo logs them (see Frame.Fields); times their and the
+	// reference pictures' times, NaN for none (Frame.PTS, RefPTS).
+	fields              []byte
+	distTimes, refTimes []float64
 }
 
 // inputs finds the watched input's number in args.
@@ -78,8 +81,19 @@ func (l *damageLog) line(b []byte) []byte {
 	}
 	switch level {
 	case "info":
-		if strings.HasPrefix(component, "Parsed_showinfo_") && strings.HasPrefix(msg, "n:") {
+		if !strings.HasPrefix(msg, "n:") {
+			break
+		}
+		t, ok := fftool.ShownTime(msg)
+		if !ok {
+			t = math.NaN()
+		}
+		switch component {
+		case "showinfo@" + distSide:
 			l.fields = append(l.fields, fftool.ShownFieldMode(msg))
+			l.distTimes = append(l.distTimes, t)
+		case "showinfo@" + refSide:
+			l.refTimes = append(l.refTimes, t)
 		}
 	case "error", "fatal", "panic":
 		if component != "" { // as -v error prints it

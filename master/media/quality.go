@@ -37,13 +37,16 @@ var (
 	// ErrPictureSize is quality.ErrPictureSize: with SameSize, the
 	// distorted input's pictures are not the reference's size.
 	ErrPictureSize = quality.ErrPictureSize
+	// ErrTimesDiffer is quality.ErrTimesDiffer: with SameTimes, the
+	// distorted input's pictures are shown at other times.
+	ErrTimesDiffer = quality.ErrTimesDiffer
 	// ErrNoVMAF is quality.ErrNoVMAF: VMAF cannot be measured.
 	ErrNoVMAF = quality.ErrNoVMAF
 )
 
 // MeasureQuality is quality.MeasureQuality with the master's Tools: dist's
 // PSNR and SSIM against ref, picture by picture, paired by position. Its
-// errors wrap ErrNotMedia, ErrNoVideo, ErrFrameCountMismatch, ErrPictureSize, ErrNoVMAF,
+// errors wrap ErrNotMedia, ErrNoVideo, ErrFrameCountMismatch, ErrPictureSize, ErrTimesDiffer, ErrNoVMAF,
 // fs.ErrNotExist or ctx.Err() as quality.MeasureQuality documents.
 func MeasureQuality(ctx context.Context, tools Tools, ref, dist QualityInput, opt QualityOptions) ([]FrameQuality, error) {
 	return quality.MeasureQuality(ctx, tools, ref, dist, opt)
