@@ -71,13 +71,17 @@ type replicator struct {
 	slotFree *sync.Cond
 	busy     map[string]int   // copies in flight by target
 	placed   map[string]int64 // bytes copied onto each target, as load
+	// shunned are the targets given no more copies in this job: one that
+	// cannot take copies at all (isPermanentCopyError), or let a copy run
+	// out of its transfer time, would only cost each chunk as much again.
+	shunned map[string]bool
 	err      error            // the first failure to save the chunk map
 }
 
 func newReplicator(ctx context.Context, cfg JobConfig, d *Dispatcher, mu *sync.Mutex, state *JobState) *replicator {
 	r := &replicator{ctx: ctx, d: d, videoID: cfg.VideoID, want: max(cfg.Replicas, 1), stateDir: cfg.StateDir,
 		log: cfg.Logger, mu: mu, state: state, more: make(chan struct{}, 1),
-		busy: map[string]int{}, placed: map[string]int64{}}
+		busy: map[string]int{}, placed: map[string]int64{}, shunned: map[string]bool{}}
 	r.slotFree = sync.NewCond(&r.slotMu)
 	if r.want <= 1 {
 		return r
@@ -192,9 +196,15 @@ func (r *replicator) replicate(idx int) {
 				continue
 			}
 			failed[target] = true
+			if errors.Is(err, errShunned) {
+				continue
+			}
 			if isPermanentCopyError(err) {
-				r.log.Warn("worker cannot take copies", "target", target, "source", source, "err", err)
+				r.shun(target, "worker cannot take copies", source, err)
 				continue // no retry on it, and no attempt spent
+			}
+			if (errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded) && r.ctx.Err() == nil {
+				r.shun(target, "worker did not finish a copy in its transfer time", source, err)
 			}
 			r.log.Warn("copy of a chunk failed", "video_id", r.videoID, "chunk", idx, "target", target, "source", source,
 				"attempt", attempt, "err", err)
@@ -210,8 +220,22 @@ func (r *replicator) replicate(idx int) {
 	}
 }
 
+// errShunned: the target was shunned while the copy waited for its slot.
+var errShunned = errors.New("shunned for copies in this job")
+
+// shun gives target no more copies in this job, saying why once.
+func (r *replicator) shun(target, why, source string, err error) {
+	r.slotMu.Lock()
+	first := !r.shunned[target]
+	r.shunned[target] = true
+	r.slotMu.Unlock()
+	if first {
+		r.log.Warn(why+": no more copies sent to it in this job", "target", target, "source", source, "err", err)
+	}
+}
+
 // place chooses the workers for chunk c's missing copies: in rotation,
-// holding none, not failed for it.
+// holding none, not failed for it, not shunned.
 func (r *replicator) place(c ChunkState, failed map[string]bool) []string {
 	stats := r.d.Stats()
 	var held []Domain
@@ -221,7 +245,7 @@ func (r *replicator) place(c ChunkState, failed map[string]bool) []string {
 	r.slotMu.Lock()
 	var cands []Candidate
 	for addr, w := range stats {
-		if w.Up && !failed[addr] && !c.holds(addr) {
+		if w.Up && !failed[addr] && !r.shunned[addr] && !c.holds(addr) {
 			cands = append(cands, Candidate{Addr: addr, Domain: w.Domain, Load: w.StoreBytes + r.placed[addr]})
 		}
 	}
@@ -247,6 +271,10 @@ func (r *replicator) copyTo(c ChunkState, source, target string) (Replica, error
 	r.slotMu.Lock()
 	for r.busy[target] >= replicatePerTarget {
 		r.slotFree.Wait()
+	}
+	if r.shunned[target] { // while waiting for its slot
+		r.slotMu.Unlock()
+		return Replica{}, errShunned
 	}
 	r.busy[target]++
 	r.slotMu.Unlock()

@@ -179,9 +179,12 @@ func TestEncodeReplicasShort(t *testing.T) {
 	})
 	t.Run("copies never answered", func(t *testing.T) {
 		// A target that takes the copy and never answers holds it for
-		// its transfer's time, not the chunk timeout.
+		// its transfer's time, not the chunk timeout, and is given no
+		// more copies once one has run out of that time.
 		release := make(chan struct{})
+		var calls atomic.Int32
 		hang := &hooks{Replicate: func(*pb.ReplicateShardRequest) (*pb.ReplicateShardResponse, error) {
+			calls.Add(1)
 			<-release
 			return nil, status.Error(codes.Unavailable, "too late")
 		}}
@@ -191,12 +194,19 @@ func TestEncodeReplicasShort(t *testing.T) {
 		cfg := replJob(t, dir, 2, w1, w2)
 		cfg.Dispatch.Dial.DownloadIdleTimeout = 300 * time.Millisecond
 		cfg.Dispatch.ChunkTimeout = 2 * time.Minute
+		cfg.SegmentSeconds = 0.25 // chunks enough to see the targets given no more
 		start := time.Now()
-		if _, err := master.Encode(context.Background(), cfg); !errors.Is(err, master.ErrUnderReplicated) {
+		sum, err := master.Encode(context.Background(), cfg)
+		if !errors.Is(err, master.ErrUnderReplicated) {
 			t.Fatalf("err %v, want ErrUnderReplicated", err)
 		}
 		if took := time.Since(start); took >= cfg.Dispatch.ChunkTimeout/2 {
 			t.Errorf("the job took %v with copies that never answer: held for the chunk timeout (%v), not the copy's", took, cfg.Dispatch.ChunkTimeout)
+		}
+		// At most the copies each target takes at once (2) were sent
+		// before the first ran out.
+		if n := calls.Load(); n > 4 || sum.Chunks < 8 {
+			t.Errorf("%d copies of %d chunks sent to two targets that never answer, want at most 4", n, sum.Chunks)
 		}
 	})
 	t.Run("a copy of other bytes", func(t *testing.T) {
