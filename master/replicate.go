@@ -75,7 +75,7 @@ type replicator struct {
 	// cannot take copies at all (isPermanentCopyError), or let a copy run
 	// out of its transfer time, would only cost each chunk as much again.
 	shunned map[string]bool
-	err      error            // the first failure to save the chunk map
+	err     error // the first failure to save the chunk map
 }
 
 func newReplicator(ctx context.Context, cfg JobConfig, d *Dispatcher, mu *sync.Mutex, state *JobState) *replicator {

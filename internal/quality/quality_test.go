@@ -295,8 +295,8 @@ func TestMeasureQuality_Errors(t *testing.T) {
 			// place them over the next shard's.
 			name: "pictures at other times",
 			ref:  quality.Input{Path: c.ref}, dist: quality.Input{Path: c.slow},
-			opt: quality.Options{SameTimes: true},
-			is:  quality.ErrTimesDiffer,
+			opt:  quality.Options{SameTimes: true},
+			is:   quality.ErrTimesDiffer,
 			text: "picture 1 is shown 0.080000s after the first compared, the reference's 0.040000s",
 		},
 		{
