@@ -55,8 +55,14 @@ func (s *Server) SetDraining() {
 	s.health.mu.Unlock()
 }
 
+// failedHealthTTL bounds how long a failed dependency check is reused: a
+// worker that ran out of file descriptors, or whose disk was full for a
+// moment, says so again as soon as it has recovered, not HealthTTL later.
+const failedHealthTTL = 2 * time.Second
+
 // Healthy checks the worker's dependencies: the encoder can run and the
-// store is writable. Results are reused for HealthTTL. One check runs at a
+// store is writable. Results are reused for HealthTTL (a failure for at
+// most failedHealthTTL). One check runs at a
 // time, under the server's context and HealthTimeout: callers that ask
 // meanwhile wait for it, or return ctx's error when ctx ends first, which
 // leaves the check running for the others.
@@ -67,7 +73,11 @@ func (s *Server) Healthy(ctx context.Context) error {
 		h.mu.Unlock()
 		return errDraining
 	}
-	if !h.checkedAt.IsZero() && time.Since(h.checkedAt) < s.cfg.HealthTTL {
+	ttl := s.cfg.HealthTTL
+	if h.err != nil {
+		ttl = min(ttl, failedHealthTTL)
+	}
+	if !h.checkedAt.IsZero() && time.Since(h.checkedAt) < ttl {
 		err := h.err
 		h.mu.Unlock()
 		return err

@@ -251,3 +251,33 @@ func TestCheckHealthCallerGivesUp(t *testing.T) {
 		t.Fatalf("CheckHealth with a kept result and a cancelled ctx = %v, %v; want healthy", resp, err)
 	}
 }
+
+// A failed check is kept for failedHealthTTL only: the worker that
+// recovers says so again then, not HealthTTL later; a healthy result is
+// kept for HealthTTL.
+func TestHealthyRecoversSoon(t *testing.T) {
+	enc := newCheckEncoder(t, encode.ErrUnavailable)
+	h := newHarness(t, enc, Config{HealthTTL: time.Hour})
+	enc.unblock()
+	if err := h.srv.Healthy(context.Background()); err == nil || !strings.Contains(err.Error(), "encoder unavailable") {
+		t.Fatalf("Healthy = %v, want the encoder unavailable", err)
+	}
+	age := func(d time.Duration) { // as if the last check ran d ago
+		h.srv.health.mu.Lock()
+		h.srv.health.checkedAt = time.Now().Add(-d)
+		h.srv.health.mu.Unlock()
+	}
+	enc.err = nil // the encoder is back
+	age(failedHealthTTL / 2)
+	if err := h.srv.Healthy(context.Background()); err == nil || enc.checks.Load() != 1 {
+		t.Fatalf("Healthy = %v after %d checks, want the kept failure after 1", err, enc.checks.Load())
+	}
+	age(failedHealthTTL)
+	if err := h.srv.Healthy(context.Background()); err != nil || enc.checks.Load() != 2 {
+		t.Fatalf("Healthy = %v after %d checks, want healthy, checked again", err, enc.checks.Load())
+	}
+	age(10 * failedHealthTTL)
+	if err := h.srv.Healthy(context.Background()); err != nil || enc.checks.Load() != 2 {
+		t.Fatalf("Healthy = %v after %d checks, want the kept healthy result", err, enc.checks.Load())
+	}
+}
