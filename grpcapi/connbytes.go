@@ -79,17 +79,20 @@ func (c *connBytes) lookup(key string) *connProgress {
 // Listener returns l counting what each accepted connection brings, for
 // the admission of unary calls (see GRPCOptions): serve s through it.
 func (s *Server) Listener(l net.Listener) net.Listener {
-	return &bytesListener{Listener: l, conns: &s.connBytes, perHost: s.cfg.MaxConnsPerHost, hosts: map[string]int{}, warns: s.warns}
+	return &bytesListener{Listener: l, conns: &s.connBytes, perHost: s.cfg.MaxConnsPerHost, max: s.cfg.MaxConns,
+		hosts: map[string]int{}, warns: s.warns}
 }
 
 type bytesListener struct {
 	net.Listener
 	conns   *connBytes
 	perHost int
+	max     int
 	warns   *warnLimiter
 
 	mu    sync.Mutex
 	hosts map[string]int // open connections by connHost, guarded by mu
+	open  int            // open connections in all, guarded by mu
 }
 
 func (l *bytesListener) Accept() (net.Conn, error) {
@@ -100,13 +103,22 @@ func (l *bytesListener) Accept() (net.Conn, error) {
 		}
 		host := connHost(c.RemoteAddr())
 		l.mu.Lock()
-		full := host != "" && l.hosts[host] >= l.perHost
-		if !full && host != "" {
-			l.hosts[host]++
+		hostFull := host != "" && l.hosts[host] >= l.perHost
+		full := l.open >= l.max
+		if !hostFull && !full {
+			l.open++
+			if host != "" {
+				l.hosts[host]++
+			}
 		}
 		l.mu.Unlock()
-		if full {
+		switch {
+		case hostFull:
 			l.warns.warn("connection refused: too many from its host", "host", host, "key", "limits.max_connections_per_host", "limit", l.perHost)
+		case full:
+			l.warns.warn("connection refused: too many open", "host", host, "key", "limits.max_connections", "limit", l.max)
+		}
+		if hostFull || full {
 			_ = c.Close()
 			continue
 		}
@@ -145,13 +157,14 @@ func (c *bytesConn) Close() error {
 		if c.p != nil {
 			c.l.conns.remove(c.p)
 		}
+		c.l.mu.Lock()
+		c.l.open--
 		if c.host != "" {
-			c.l.mu.Lock()
 			if c.l.hosts[c.host]--; c.l.hosts[c.host] <= 0 {
 				delete(c.l.hosts, c.host)
 			}
-			c.l.mu.Unlock()
 		}
+		c.l.mu.Unlock()
 	})
 	return c.Conn.Close()
 }

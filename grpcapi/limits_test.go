@@ -127,30 +127,60 @@ func TestMessageAwaited(t *testing.T) {
 	}
 }
 
+// TestConnections: beyond MaxConns in all, a connection is closed as it is
+// accepted, from whichever host; one closed makes room again.
+func TestConnections(t *testing.T) {
+	w := newTCPWorker(t, Config{MaxConns: 2, MaxConnsPerHost: 100})
+	held := holdConns(t, w.addr, 2)
+	refusedConn(t, w.addr, "a third connection")
+	held[0].Close()
+	callAgain(t, w)
+}
+
 // TestConnectionsPerHost: beyond MaxConnsPerHost open connections from one
 // host (idle ones that never speak HTTP/2 here), a new one is closed as it
 // is accepted; once one closes, the host is served again.
 func TestConnectionsPerHost(t *testing.T) {
 	w := newTCPWorker(t, Config{MaxConnsPerHost: 2})
+	held := holdConns(t, w.addr, 2)
+	refusedConn(t, w.addr, "a third connection from the host")
+	held[0].Close()
+	callAgain(t, w)
+}
+
+// holdConns opens n TCP connections to addr, closed when the test ends.
+func holdConns(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
 	var held []net.Conn
-	for range 2 {
-		c, err := net.Dial("tcp", w.addr)
+	for range n {
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		t.Cleanup(func() { c.Close() })
 		held = append(held, c)
 	}
-	extra, err := net.Dial("tcp", w.addr)
+	return held
+}
+
+// refusedConn opens one more connection to addr and wants the worker to
+// close it.
+func refusedConn(t *testing.T, addr, what string) {
+	t.Helper()
+	extra, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer extra.Close()
 	_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("a third connection from the host: read %v, want it closed by the worker", err)
+		t.Fatalf("%s: read %v, want it closed by the worker", what, err)
 	}
-	held[0].Close()
+}
+
+// callAgain wants a call to w to succeed once a held connection is closed.
+func callAgain(t *testing.T, w *tcpWorker) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
@@ -158,7 +188,7 @@ func TestConnectionsPerHost(t *testing.T) {
 		// it fails: until then the call's connection may be refused.
 		_, err := w.client.CheckHealth(ctx, &pb.HealthCheckRequest{})
 		if err == nil {
-			break
+			return
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("a call after a connection closed: %v", err)

@@ -53,6 +53,11 @@ type Config struct {
 	// descriptors and memory with idle connections (default
 	// DefaultMaxConnsPerHost). A master needs one.
 	MaxConnsPerHost int
+	// MaxConns bounds the connections Listener keeps open in all (default
+	// DefaultMaxConns): clients from many hosts cannot use up the
+	// worker's file descriptors either, which its encodes and its store
+	// need.
+	MaxConns int
 	// MaxUploads bounds the UploadChunk streams in flight (receiving,
 	// waiting for a slot or encoding), each spooling up to MaxChunkBytes in
 	// the store's TempDir and holding one message of up to MaxMessageBytes
@@ -163,6 +168,11 @@ type Server struct {
 // descriptors.
 const DefaultMaxConnsPerHost = 256
 
+// DefaultMaxConns is Config.MaxConns's default: a farm's masters and peers
+// many times over, a small share of the file descriptors Go lets a
+// process open (its soft limit raised to the hard one, 2^20 on Debian).
+const DefaultMaxConns = 4096
+
 // IdleConnTimeout is how long a connection with no call in flight is kept
 // before the worker closes it (gRPC's MaxConnectionIdle: a GOAWAY, after
 // which a client dials again when it next calls).
@@ -183,6 +193,9 @@ func NewServer(store *storage.Store, enc encode.Encoder, cfg Config) *Server {
 	}
 	if cfg.MaxConnsPerHost <= 0 {
 		cfg.MaxConnsPerHost = DefaultMaxConnsPerHost
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	if cfg.MaxChunkBytes <= 0 {
 		cfg.MaxChunkBytes = defaultMaxChunkBytes

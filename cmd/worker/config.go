@@ -125,6 +125,7 @@ func keys(cfg *Config) []key {
 		intKey("limits.max_unary_chunks", &srv.MaxUnaryChunks),
 		intKey("limits.max_uploads", &srv.MaxUploads),
 		intKey("limits.max_connections_per_host", &srv.MaxConnsPerHost),
+		intKey("limits.max_connections", &srv.MaxConns),
 		sizeKey("limits.max_read_bytes", &srv.MaxReadBytes),
 		durationKey("limits.upload_idle_timeout", &srv.UploadIdleTimeout),
 		durationKey("limits.upload_timeout", &srv.UploadTimeout),
@@ -237,6 +238,7 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	r.check("limits.max_unary_chunks", srv.MaxUnaryChunks >= 0, "must not be negative (0 means max_concurrent_tasks)")
 	r.check("limits.max_uploads", srv.MaxUploads >= 0, "must not be negative (0 means 2 x max_concurrent_tasks)")
 	r.check("limits.max_connections_per_host", srv.MaxConnsPerHost >= 0, "must not be negative (0 means the default)")
+	r.check("limits.max_connections", srv.MaxConns >= 0, "must not be negative (0 means the default)")
 	r.check("limits.upload_idle_timeout", srv.UploadIdleTimeout > 0,
 		"must be positive: an upload that sends nothing would hold its place for ever")
 	r.check("limits.upload_timeout", srv.UploadTimeout > 0,
