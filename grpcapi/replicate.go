@@ -89,7 +89,7 @@ func (s *Server) replicate(ctx context.Context, req *pb.ReplicateShardRequest) (
 	defer cancel()
 	ap, err := s.resolvePeer(ctx, src)
 	if err != nil {
-		return storage.Metadata{}, false, fromSource(ctx, src, err)
+		return storage.Metadata{}, false, s.fromSource(ctx, src, err)
 	}
 	c, err := s.dialPeer(ctx, src, ap)
 	if err != nil {
@@ -248,13 +248,16 @@ func (r *replication) fail(meta *pb.ChunkMetadata, want client.ShardWant, err er
 		}
 		return fmt.Errorf("%w: the source's shard is %d bytes, %d are free", storage.ErrNoSpace, meta.GetEncodedSize(), want.MaxSize)
 	}
-	return fromSource(r.ctx, r.src, err)
+	return r.s.fromSource(r.ctx, r.src, err)
 }
 
 // fromSource translates an error of a call to the source (or of the
 // replication's context) into this worker's errors; local errors (the
-// store's) pass unchanged.
-func fromSource(ctx context.Context, src peerAddr, err error) error {
+// store's) pass unchanged. A source that cannot be reached, or does not
+// speak the wire, is answered as unavailable without the reason, which
+// goes to the log: the caller would otherwise learn what listens on each
+// port peer.allow lets this worker dial (a closed port, another service).
+func (s *Server) fromSource(ctx context.Context, src peerAddr, err error) error {
 	if ctx.Err() != nil {
 		if cause := context.Cause(ctx); cause != ctx.Err() {
 			return fmt.Errorf("replicate from %s: %w", src, cause)
@@ -285,7 +288,8 @@ func fromSource(ctx context.Context, src peerAddr, err error) error {
 	case codes.DeadlineExceeded:
 		kind = errSourceTimeout
 	default:
-		kind = errSourceUnavailable
+		s.warns.warn("replication source unavailable", "source", src.String(), "error", err)
+		return fmt.Errorf("%w: %s (the reason is in this worker's log)", errSourceUnavailable, src)
 	}
 	return fmt.Errorf("%w: %s: %v", kind, src, err)
 }

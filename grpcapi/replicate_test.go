@@ -264,6 +264,45 @@ func TestReplicateShard_Refused(t *testing.T) {
 	assertNoTemp(t, dst.store)
 }
 
+// TestReplicateShard_NoPortScan: a port where nothing listens and one
+// where another service does (it answers the gRPC preface with text and
+// hangs up) are answered alike, so ReplicateShard tells its caller nothing
+// of what listens on the ports peer.allow lets the worker dial.
+func TestReplicateShard_NoPortScan(t *testing.T) {
+	dst := newTCPWorker(t, Config{})
+	closedLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := closedLis.Addr().String()
+	closedLis.Close()
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	go func() {
+		for {
+			c, err := other.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("-ERR unknown command 'PRI'\r\n"))
+			c.Close()
+		}
+	}()
+	answer := func(addr string) (codes.Code, string) {
+		_, err := dst.client.ReplicateShard(context.Background(), replicateReq(addr, "v", 1))
+		st := status.Convert(err)
+		return st.Code(), strings.ReplaceAll(st.Message(), addr, "ADDR")
+	}
+	c1, m1 := answer(closed)
+	c2, m2 := answer(other.Addr().String())
+	if c1 != codes.Unavailable || c1 != c2 || m1 != m2 {
+		t.Fatalf("a closed port answers %v %q, another service's %v %q: want both Unavailable, alike", c1, m1, c2, m2)
+	}
+}
+
 // countingListener serves gs and counts the connections it accepts.
 func countingListener(t *testing.T, gs *grpc.Server) (string, *atomic.Int32) {
 	t.Helper()
