@@ -138,11 +138,18 @@ func TestDispatch(t *testing.T) {
 func TestDispatch_CapFromHealth(t *testing.T) {
 	for _, perWorker := range []int{0, 1} {
 		ws := []*testWorker{
-			startWorker(t, workerOpts{MaxTasks: 1, Delay: 40 * time.Millisecond}),
-			startWorker(t, workerOpts{MaxTasks: 2, Delay: 40 * time.Millisecond}),
-			startWorker(t, workerOpts{MaxTasks: 3, Delay: 40 * time.Millisecond}),
-			startWorker(t, workerOpts{MaxTasks: 1000, Delay: 40 * time.Millisecond}),
+			startWorker(t, workerOpts{MaxTasks: 1}),
+			startWorker(t, workerOpts{MaxTasks: 2}),
+			startWorker(t, workerOpts{MaxTasks: 3}),
+			startWorker(t, workerOpts{MaxTasks: 1000}),
 		}
+		// Every chunk waits until all the slots are taken: the first
+		// pass fills them at once, however slowly this machine runs it.
+		slots := 1 + 2 + 3 + master.MaxReportedSlots
+		if perWorker > 0 {
+			slots = 4 * perWorker
+		}
+		fillSlots(t, slots, ws...)
 		cfg := fastConfig(t, addrsOf(ws...)...)
 		cfg.PerWorkerCap = perWorker
 		d := newDispatcher(t, cfg)
@@ -166,6 +173,25 @@ func TestDispatch_CapFromHealth(t *testing.T) {
 			}
 			if got := d.Stats()[w.Addr].Cap; got != want {
 				t.Errorf("PerWorkerCap %d: worker %d cap %d, want %d", perWorker, i, got, want)
+			}
+		}
+	}
+}
+
+// fillSlots makes each chunk RPC to ws wait, once it is in flight, until n
+// are (or 10 s have passed, when the test then fails on its peaks); those
+// after them do not wait.
+func fillSlots(t *testing.T, n int, ws ...*testWorker) {
+	var arrived atomic.Int32
+	full := make(chan struct{})
+	for _, w := range ws {
+		w.OnChunk = func(int) {
+			if arrived.Add(1) == int32(n) {
+				close(full)
+			}
+			select {
+			case <-full:
+			case <-time.After(10 * time.Second):
 			}
 		}
 	}
