@@ -219,6 +219,8 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 			return Summary{}, err
 		}
 	}
+	_, statErr := os.Stat(cfg.StateDir)
+	newStateDir := errors.Is(statErr, fs.ErrNotExist)
 	state, resumed, err := openState(cfg, src)
 	if err != nil {
 		return Summary{}, err
@@ -255,6 +257,10 @@ func Encode(ctx context.Context, cfg JobConfig) (Summary, error) {
 	if pending := state.Pending(); len(pending) > 0 || len(state.Chunks) == 0 {
 		sum.Resumed = len(state.Chunks) - len(pending)
 		if err := encodeChunks(ctx, cfg, probing, state, d, &sum); err != nil {
+			if errors.Is(err, media.ErrSizeChange) {
+				// The source can never be encoded: nothing is kept.
+				abandonJob(ctx, cfg, d, newStateDir)
+			}
 			return Summary{}, resumable(err, cfg.StateDir)
 		}
 	} else {
@@ -403,6 +409,30 @@ func rebuild(ctx context.Context, cfg JobConfig, state *JobState, src *media.Sou
 		}
 		sum.Reencoded += len(lost.Chunks)
 		sum.EncodedAgain = append(sum.EncodedAgain, lost.Reasons...)
+	}
+}
+
+// abandonJob undoes a job that can never finish: the chunks its workers
+// took are deleted and unpinned, and its chunk map and work directory
+// removed, with the state directory when the job made it and nothing else
+// is in it. What cannot be deleted is logged.
+func abandonJob(ctx context.Context, cfg JobConfig, d *Dispatcher, newStateDir bool) {
+	if c := cleanupJob(ctx, d.Clients(), cfg.VideoID); len(c.Failed) > 0 {
+		cfg.Logger.Warn("chunks of the abandoned job left on workers", "video_id", cfg.VideoID, "failed", c.Failed)
+	}
+	unpinJob(ctx, cfg.Logger, d.Clients(), cfg.VideoID)
+	path, _ := StatePath(cfg.StateDir, cfg.VideoID) // the id was checked
+	for _, remove := range []func() error{
+		func() error { return os.RemoveAll(cfg.workDir()) },
+		func() error { return os.Remove(journalPath(path)) },
+		func() error { return os.Remove(path) },
+	} {
+		if err := remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			cfg.Logger.Warn("a file of the abandoned job is left", "err", err)
+		}
+	}
+	if newStateDir {
+		_ = os.Remove(cfg.StateDir) // only if empty
 	}
 }
 

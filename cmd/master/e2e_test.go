@@ -501,6 +501,10 @@ func TestE2ECorpus(t *testing.T) {
 			if code != 1 || !strings.Contains(stderr, reason) || strings.Contains(stderr, "resume") {
 				t.Fatalf("exit %d, want 1 saying %q and not to resume\n%s\n%s", code, reason, stdout, stderr)
 			}
+			// Nothing of a job that can never finish is kept.
+			if _, err := os.Stat(state); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the state directory is left: %v", err)
+			}
 		})
 	}
 }
