@@ -461,7 +461,11 @@ type Shard struct {
 // Each shard is placed Shard.Duration after the previous one, so the joined
 // video keeps the source's timestamps (to the millisecond of Matroska) and
 // its length; the video and the side streams keep the source's offset from
-// each other. Audio and subtitles marked with an Encoder are converted;
+// each other. An MP4 or MOV output whose source's pictures lie on a grid
+// the shards' milliseconds lost (pictureGrid: 29.97 fps, 1/90000 ticks)
+// gets the source's times and offset exactly, on the source's time scale:
+// its video is first written whole to a temporary file beside outPath,
+// as large as the video. Audio and subtitles marked with an Encoder are converted;
 // everything else is stream-copied. The first shard's video codec is
 // checked with CheckCompatible first (an error wraps ErrIncompatible).
 //
