@@ -61,45 +61,48 @@ func decodeInput() ffmpeg.KwArgs {
 // what ffmpeg would show. A file ffmpeg cannot decode at all wraps
 // ErrNotMedia with ffmpeg's reason.
 func scanPictures(ctx context.Context, tools Tools, abs string, index int, pixFmt string) (*pictureScan, error) {
-	return decodePictures(ctx, tools, abs, index, pixFmt, 0)
+	return decodePictures(ctx, tools, abs, index, pixFmt, 0, nil)
 }
 
 // firstPictureTime is when the first picture ffmpeg can decode from stream
 // index of abs is shown, in seconds on the file's own timeline: where a
 // player starts the video (ffprobe's start_time is the first packet's, or
 // 0 when the video's first packet lies beyond what it probes). ok is false
-// when the picture has no timestamp.
-func firstPictureTime(ctx context.Context, tools Tools, abs string, index int) (t float64, ok bool, err error) {
-	s, err := decodePictures(ctx, tools, abs, index, "", 1)
+// when the picture has no timestamp. bound are input options that restrict
+// how abs is read (encodedBound), nil for none.
+func firstPictureTime(ctx context.Context, tools Tools, abs string, index int, bound ffmpeg.KwArgs) (t float64, ok bool, err error) {
+	s, err := decodePictures(ctx, tools, abs, index, "", 1, bound)
 	if err != nil || len(s.pictures) == 0 || s.pictures[0].pts == noPTS {
 		return 0, false, err
 	}
 	return s.timeBase.seconds(s.pictures[0].pts), true, nil
 }
 
+// oneThread are the input options of a decode on one thread (see
+// SourceInfo.OneThread).
+var oneThread = ffmpeg.KwArgs{"threads": "1"}
+
 // decodePictures is scanPictures, stopping after limit pictures when
-// limit is positive.
-func decodePictures(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int) (*pictureScan, error) {
+// limit is positive, with the input options in besides decodeInput's.
+func decodePictures(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int, in ffmpeg.KwArgs) (*pictureScan, error) {
 	s := &pictureScan{}
-	if err := decodePicturesTo(ctx, tools, abs, index, pixFmt, limit, false, s, &s.log); err != nil {
+	if err := decodePicturesTo(ctx, tools, abs, index, pixFmt, limit, in, s, &s.log); err != nil {
 		return nil, err
 	}
 	return s, s.finish()
 }
 
 // decodePicturesTo runs decodePictures' ffmpeg with its framehash output
-// going to w as it comes, and its log read into log; its decoder on one
-// thread if oneThread (see SourceInfo.OneThread). Pictures that change
-// size midway end the decode as soon as it sees them: ErrSizeChange.
-func decodePicturesTo(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int, oneThread bool,
+// going to w as it comes, and its log read into log; with the input
+// options extra besides decodeInput's (oneThread's, encodedBound's).
+// Pictures that change size midway end the decode as soon as it sees them:
+// ErrSizeChange.
+func decodePicturesTo(ctx context.Context, tools Tools, abs string, index int, pixFmt string, limit int, extra ffmpeg.KwArgs,
 	w io.Writer, log *decodeLog) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	log.onSizeChange = stop
-	in := decodeInput()
-	if oneThread {
-		in["threads"] = "1"
-	}
+	in := ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{decodeInput(), extra})
 	// showinfo logs every picture as the decoder gave it (decodeLog.pts,
 	// decodeLog.formats): framehash's timestamps are held at the last
 	// where they go back, and repairTimes needs the decoder's own; the

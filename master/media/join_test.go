@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -186,7 +187,16 @@ func TestPipeline_ConvertsSideStreams(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), tt.name)
 			side := joinTo(t, src, shards, out)
-			if fmt.Sprint(side.Streams) != fmt.Sprint(tt.plan) || len(side.Dropped) != 0 {
+			planned := slices.Clone(side.Streams)
+			for i, s := range planned {
+				// Vorbis's first sound comes a few milliseconds late:
+				// the conversion is told so (TestPlanSideStreams_DecodeDelay).
+				if s.DecodeDelay < 0 || s.DecodeDelay > 0.05 || s.DecodeDelay > 0 && s.Encoder == "" {
+					t.Errorf("stream %d: decode delay %v", s.SourceIndex, s.DecodeDelay)
+				}
+				planned[i].DecodeDelay = 0
+			}
+			if fmt.Sprint(planned) != fmt.Sprint(tt.plan) || len(side.Dropped) != 0 {
 				t.Errorf("plan %+v dropped %q, want %+v", side.Streams, side.Dropped, tt.plan)
 			}
 			mustVerify(t, src, out)

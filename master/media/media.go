@@ -180,7 +180,7 @@ func StartProbe(ctx context.Context, tools Tools, path string) (*Probing, error)
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("probe %s: %w: not a regular file", path, ErrNotMedia)
 	}
-	rep, err := probeReport(ctx, tools, abs)
+	rep, err := probeReport(ctx, tools, abs, nil)
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", path, err)
 	}
@@ -297,17 +297,18 @@ type ffprobeStream struct {
 }
 
 // probeReport runs ffprobe for the container and stream headers of the
-// local file at abs. A run that fails (as opposed to one that cannot start
-// or is cancelled) wraps ErrNotMedia.
-func probeReport(ctx context.Context, tools Tools, abs string) (ffprobeReport, error) {
-	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.KwArgs{
+// local file at abs, read with the input options bound (encodedBound for
+// a file made of shards; nil for none). A run that fails (as opposed to one
+// that cannot start or is cancelled) wraps ErrNotMedia.
+func probeReport(ctx context.Context, tools Tools, abs string, bound ffmpeg.KwArgs) (ffprobeReport, error) {
+	args := append(ffmpeg.ConvertKwargsToCmdLineArgs(ffmpeg.MergeKwArgs([]ffmpeg.KwArgs{bound, {
 		"v":             "error",
 		"hide_banner":   "",
 		"show_format":   "",
 		"show_streams":  "",
 		"show_programs": "",
 		"of":            "json",
-	}), "file:"+abs)
+	}})), "file:"+abs)
 	var rep ffprobeReport
 	if err := fftool.ProbeJSON(ctx, tools.FFprobeBin(), args, &rep); err != nil {
 		if fftool.IsFailure(ctx, err) {

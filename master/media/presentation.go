@@ -173,13 +173,20 @@ func ProbePresentation(ctx context.Context, tools Tools, path string) (Presentat
 // width x height (the source's; 0 for no bound): a bigger one wraps
 // ErrNotMedia, saying so, before it is decoded.
 func ProbeEncodedPresentation(ctx context.Context, tools Tools, path string, width, height int) (Presentation, error) {
-	bound := ffmpeg.KwArgs{"format_whitelist": shardFormats, "protocol_whitelist": "file"}
-	var maxPixels int64
+	bound, maxPixels := encodedBound(width, height)
+	return probePresentation(ctx, tools, path, bound, maxPixels)
+}
+
+// encodedBound are the input options that read a file made of a worker's
+// shards: only with the shards' demuxers, only from a local file, and only
+// pictures of at most maxPixels, width x height's (no bound for 0).
+func encodedBound(width, height int) (bound ffmpeg.KwArgs, maxPixels int64) {
+	bound = ffmpeg.KwArgs{"format_whitelist": shardFormats, "protocol_whitelist": "file"}
 	if width > 0 && height > 0 {
 		maxPixels = fftool.MaxPixels(width, height)
 		bound["max_pixels"] = strconv.FormatInt(maxPixels, 10)
 	}
-	return probePresentation(ctx, tools, path, bound, maxPixels)
+	return bound, maxPixels
 }
 
 // probePresentation is ProbePresentation with bound's input options, of

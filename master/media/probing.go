@@ -88,14 +88,14 @@ func (p *Probing) Wait(ctx context.Context) (SourceInfo, error) {
 func (p *Probing) decode(ctx context.Context, tools Tools) {
 	var log decodeLog // written by the decode's stderr, read once it is over
 	log.onPicture = p.logged
-	err := decodePicturesTo(ctx, tools, p.info.Path, p.info.Video.Index, "", 0, false, p, &log)
+	err := decodePicturesTo(ctx, tools, p.info.Path, p.info.Video.Index, "", 0, nil, p, &log)
 	// Damage a frame-threaded decoder concealed may be concealed otherwise
 	// by the next decode: the ground truth is decoded again on one thread,
 	// as every decode compared with it then is (SourceInfo.OneThread).
 	var again *pictureScan
 	if err == nil && log.damaged() {
 		again = &pictureScan{}
-		if err = decodePicturesTo(ctx, tools, p.info.Path, p.info.Video.Index, "", 0, true, again, &again.log); err == nil {
+		if err = decodePicturesTo(ctx, tools, p.info.Path, p.info.Video.Index, "", 0, oneThread, again, &again.log); err == nil {
 			err = again.finish()
 		}
 	}

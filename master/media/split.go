@@ -803,7 +803,7 @@ func decodeChunks(ctx context.Context, tools Tools, pixFmt string, chunks []Chun
 
 // proveChunk decodes c's file alone and judges it (judgeChunk).
 func proveChunk(ctx context.Context, tools Tools, pixFmt string, c *Chunk) (bool, error) {
-	scan, err := decodePictures(ctx, tools, c.Path, 0, pixFmt, c.headLimit)
+	scan, err := decodePictures(ctx, tools, c.Path, 0, pixFmt, c.headLimit, nil)
 	if errors.Is(err, ErrNotMedia) {
 		return false, nil // undecodable: made again losslessly
 	}

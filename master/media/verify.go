@@ -123,7 +123,9 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, plan SideStreams, 
 		v.FrameDuration = v.SourceDuration / float64(v.SourceFrames)
 	}
 
-	rep, err := probeReport(ctx, tools, abs)
+	// The output is made of the workers' shards: read as one.
+	bound, _ := encodedBound(src.Video.Width, src.Video.Height)
+	rep, err := probeReport(ctx, tools, abs, bound)
 	if err != nil {
 		return Verification{}, fmt.Errorf("verify %s: %w", outPath, err)
 	}
@@ -136,7 +138,7 @@ func Verify(ctx context.Context, tools Tools, src SourceInfo, plan SideStreams, 
 		return Verification{}, fmt.Errorf("verify %s: %w", outPath, err)
 	}
 	v.AudioStreamsOutput = len(out.Audio)
-	if t, ok, err := firstPictureTime(ctx, tools, abs, out.Video.Index); err != nil {
+	if t, ok, err := firstPictureTime(ctx, tools, abs, out.Video.Index, bound); err != nil {
 		return Verification{}, fmt.Errorf("verify %s: decode its first picture: %w", outPath, err)
 	} else if ok {
 		out.Video.StartTime = t // as Probe places the source's video
