@@ -199,6 +199,13 @@ func (w *testWorker) EncodePeak() int {
 	return w.encodes.peak
 }
 
+// InFlight is how many chunk RPCs the worker is serving now.
+func (w *testWorker) InFlight() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur
+}
+
 // Peak is the most chunk RPCs the worker ever had in flight at once.
 func (w *testWorker) Peak() int {
 	w.mu.Lock()
