@@ -415,9 +415,10 @@ func rebuild(ctx context.Context, cfg JobConfig, state *JobState, src *media.Sou
 // abandonJob undoes a job that can never finish: the chunks its workers
 // stored are deleted and the video unpinned, and its chunk map and work
 // directory removed, with the state directory when the job made it and
-// nothing else is in it. What cannot be deleted is logged. A chunk whose
-// call the job cancelled may still land on its worker afterwards (a worker
-// keeps what it encoded, for a retry): unpinned, eviction reclaims it.
+// nothing else is in it. What cannot be deleted is logged. The delete
+// waits out chunks a worker is still writing (cleanupJob); a cancelled call
+// whose write had not even begun may still land afterwards (a worker keeps
+// what it encoded, for a retry): unpinned, eviction reclaims it.
 func abandonJob(ctx context.Context, cfg JobConfig, d *Dispatcher, newStateDir bool) {
 	if c := cleanupJob(ctx, d.Clients(), cfg.VideoID); len(c.Failed) > 0 {
 		cfg.Logger.Warn("chunks of the abandoned job left on workers", "video_id", cfg.VideoID, "failed", c.Failed)

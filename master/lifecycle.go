@@ -87,6 +87,10 @@ func logPinFailure(log *slog.Logger, verb, addr, videoID string, err error) {
 	log.Warn("cannot "+verb+" the video on a worker", "worker", addr, "video", videoID, "err", err)
 }
 
+// busyRetry is how long cleanupJob waits before asking a worker again to
+// delete a video one of whose chunks it is writing.
+const busyRetry = 100 * time.Millisecond
+
 // cleanupJob deletes videoID's chunks from every worker.
 func cleanupJob(ctx context.Context, clients map[string]*client.Client, videoID string) Cleanup {
 	var (
@@ -95,6 +99,17 @@ func cleanupJob(ctx context.Context, clients map[string]*client.Client, videoID 
 	)
 	errs := forEachWorker(ctx, clients, workerCallTimeout, func(ctx context.Context, c *client.Client) error {
 		resp, err := c.DeleteVideo(ctx, videoID)
+		for status.Code(err) == codes.FailedPrecondition {
+			// A chunk of the video is being written (a call the job
+			// cancelled, a straggler's twin): the same call succeeds once
+			// that is over, within the call's time.
+			select {
+			case <-time.After(busyRetry):
+			case <-ctx.Done():
+				return err
+			}
+			resp, err = c.DeleteVideo(ctx, videoID)
+		}
 		if err != nil {
 			return err
 		}
