@@ -20,34 +20,31 @@ import (
 // to resume.
 func TestEncode_RefusedSourceLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
-	src := filepath.Join(dir, "size_change.mkv")
-	var parts []string
-	// Long enough before the change for chunks to be sent while the
-	// source is still being decoded.
-	for i, part := range []struct{ size, seconds string }{{"320x240", "30"}, {"480x270", "2"}} {
-		path := filepath.Join(dir, string(rune('a'+i))+".h264")
-		if out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s="+part.size+":r=25:d="+part.seconds,
-			"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-bf", "0", "-f", "h264", path).CombinedOutput(); err != nil {
+	ffmpeg := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ffmpeg", append([]string{"-nostdin", "-v", "error"}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("ffmpeg: %v\n%s", err, out)
 		}
-		parts = append(parts, path)
 	}
+	// Two raw H.264 captures of other sizes run together, the first long
+	// enough for chunks to be sent while the source is still being decoded.
+	raw := filepath.Join(dir, "ab.h264")
 	var joined []byte
-	for _, p := range parts {
-		b, err := os.ReadFile(p)
+	for i, part := range []struct{ size, seconds string }{{"320x240", "30"}, {"480x270", "2"}} {
+		path := filepath.Join(dir, string(rune('a'+i))+".h264")
+		ffmpeg("-f", "lavfi", "-i", "testsrc2=s="+part.size+":r=25:d="+part.seconds,
+			"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-bf", "0", "-f", "h264", path)
+		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		joined = append(joined, b...)
 	}
-	raw := filepath.Join(dir, "ab.h264")
 	if err := os.WriteFile(raw, joined, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-framerate", "25", "-f", "h264", "-i", raw,
-		"-c", "copy", src).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
-	}
+	src := filepath.Join(dir, "size_change.mkv")
+	ffmpeg("-framerate", "25", "-f", "h264", "-i", raw, "-c", "copy", src)
 
 	w := startWorker(t, workerOpts{MaxTasks: 2})
 	cfg := master.JobConfig{

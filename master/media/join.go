@@ -550,7 +550,7 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 		// source's time scale, then snapped back to the grid (setts cannot
 		// change a stream's time base itself, and the concatenation's is
 		// the shards').
-		onScale, err := createTemp(dir, base)
+		onScale, err := writeTemp(dir, "."+base+".*.video", "")
 		if err != nil {
 			return fmt.Errorf("join: %w", err)
 		}
@@ -561,7 +561,7 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 		video = joinVideo{path: onScale, grid: grid}
 	}
 
-	tmp, err := createTemp(dir, base)
+	tmp, err := writeTemp(dir, "."+base+".*.tmp", "")
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
@@ -587,16 +587,6 @@ func Join(ctx context.Context, tools Tools, src SourceInfo, shards []Shard, side
 		return fmt.Errorf("join: %w", err)
 	}
 	return nil
-}
-
-// createTemp creates an empty temporary file beside the output (dir, base)
-// and returns its name.
-func createTemp(dir, base string) (string, error) {
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
-	if err != nil {
-		return "", err
-	}
-	return f.Name(), f.Close()
 }
 
 // concatInput is the input options of the shards' concat list: the list
